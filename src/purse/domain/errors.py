@@ -1,0 +1,102 @@
+"""Typed domain exceptions: bad input and business refusals.
+
+Every refusal the product can give is one of these classes. The API layer maps each
+class to a transport status in exactly one table (`purse.api.grpc.errors`); the domain
+never knows about status codes. `reason` is a stable, machine-readable UPPER_SNAKE word
+that clients may branch on; `message` is for people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One wrong field: `field` is a dotted path into the request (`check.lines[2].price`)."""
+
+    field: str
+    description: str
+
+
+@dataclass(slots=True)
+class DomainError(Exception):
+    """Base of every refusal; never raised itself."""
+
+    message: str
+    reason: str = "DOMAIN_ERROR"
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        Exception.__init__(self, self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(slots=True)
+class InvalidArgument(DomainError):
+    """The request itself is malformed; `violations` name each wrong field."""
+
+    reason: str = "INVALID_ARGUMENT"
+    violations: tuple[FieldViolation, ...] = ()
+
+
+@dataclass(slots=True)
+class NotFound(DomainError):
+    """A thing the request names does not exist (in the caller's business)."""
+
+    reason: str = "NOT_FOUND"
+
+
+@dataclass(slots=True)
+class AlreadyExists(DomainError):
+    """The request would create something that exists already."""
+
+    reason: str = "ALREADY_EXISTS"
+
+
+@dataclass(slots=True)
+class FailedPrecondition(DomainError):
+    """The request is well-formed but the state of things refuses it."""
+
+    reason: str = "FAILED_PRECONDITION"
+    violations: tuple[FieldViolation, ...] = ()
+
+
+@dataclass(slots=True)
+class Unauthenticated(DomainError):
+    """Missing, wrong or expired credentials."""
+
+    reason: str = "UNAUTHENTICATED"
+
+
+@dataclass(slots=True)
+class PermissionDenied(DomainError):
+    """The caller is known but may not do this."""
+
+    reason: str = "PERMISSION_DENIED"
+
+
+@dataclass(slots=True)
+class RateLimited(DomainError):
+    """Too many attempts; `retry_after_seconds` says when trying again makes sense."""
+
+    reason: str = "RATE_LIMITED"
+    retry_after_seconds: int = 60
+
+
+@dataclass(slots=True)
+class Unavailable(DomainError):
+    """A dependency is down; the same request may succeed later."""
+
+    reason: str = "UNAVAILABLE"
+
+
+def invalid(field_path: str, description: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
+    """Shorthand for the common single-field InvalidArgument."""
+    return InvalidArgument(
+        message=f"{field_path}: {description}",
+        reason=reason,
+        violations=(FieldViolation(field_path, description),),
+    )
