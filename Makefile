@@ -1,0 +1,60 @@
+# Purse: one command to run the server, one to run every test.
+#   make serve   install into .venv and serve on the embedded PostgreSQL and Redis
+#   make test    install into .venv and run the whole test suite
+#   make check   formatting, lint and strict typing
+#   make protos  regenerate src/purse/v1 from protos/
+#   make bench   the benchmarks (figures go into the README)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTO_FILES := $(wildcard protos/purse/v1/*.proto)
+PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos \
+	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
+	--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc
+
+.PHONY: serve test check protos protos-check lint-protos bench clean install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/purse serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+check: $(STAMP) protos-check lint-protos
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+protos: $(STAMP)
+	rm -f src/purse/v1/*_pb2*.py src/purse/v1/*_pb2*.pyi
+	$(PROTOC) \
+		--python_out=src --grpc_python_out=src \
+		--mypy_out=src --mypy_grpc_out=src $(PROTO_FILES)
+
+# Fails when the checked-in generated code does not match protos/.
+protos-check: $(STAMP)
+	rm -rf build/protos-check && mkdir -p build/protos-check
+	$(PROTOC) \
+		--python_out=build/protos-check --grpc_python_out=build/protos-check \
+		--mypy_out=build/protos-check --mypy_grpc_out=build/protos-check $(PROTO_FILES)
+	diff -r -x __init__.py -x __pycache__ build/protos-check/purse/v1 src/purse/v1 \
+		|| (echo "src/purse/v1 is stale: run 'make protos' and commit" && exit 1)
+
+lint-protos: $(STAMP)
+	$(BIN)/buf lint
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest benchmarks --benchmark-only -p no:randomly -o addopts=""
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

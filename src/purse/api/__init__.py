@@ -1,0 +1,1 @@
+"""Transports. Protobuf messages never travel past this package."""

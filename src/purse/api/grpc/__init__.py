@@ -1,0 +1,1 @@
+"""gRPC servicers, mapping, the error table and interceptors."""

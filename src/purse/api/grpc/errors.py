@@ -1,0 +1,138 @@
+"""The one table from refusals to gRPC status codes, and the rich error details.
+
+Every DomainError class maps to exactly one status code. The status carries a
+google.rpc.Status in the `grpc-status-details-bin` trailer with an ErrorInfo (domain
+"purse", the error's stable reason, its metadata), a BadRequest listing field
+violations for bad input, and a RetryInfo when trying again later makes sense.
+Failures of PostgreSQL or Redis become UNAVAILABLE: the same call may succeed later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+import grpc
+import redis.exceptions
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from purse.domain.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+    Unavailable,
+)
+
+error_domain = "purse"
+_logger = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[DomainError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+# Exceptions that mean "a dependency is down or slow", not "the request is wrong".
+DEPENDENCY_FAILURES: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.QueryCanceledError,
+    asyncpg.exceptions.AdminShutdownError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+def status_code_for(error: DomainError) -> grpc.StatusCode:
+    """The status code of a refusal (the class itself or its nearest mapped base)."""
+    for kind in type(error).__mro__:
+        code = STATUS_BY_ERROR.get(kind)
+        if code is not None:
+            return code
+    raise AssertionError(f"{type(error).__name__} has no status code in STATUS_BY_ERROR")
+
+
+def _packed(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed
+
+
+def rich_status(error: DomainError) -> grpc.Status:
+    """A grpc.Status with google.rpc details for `error`."""
+    code = status_code_for(error)
+    details = [
+        _packed(
+            error_details_pb2.ErrorInfo(
+                reason=error.reason, domain=error_domain, metadata=error.metadata
+            )
+        )
+    ]
+    violations = getattr(error, "violations", ())
+    if violations:
+        details.append(
+            _packed(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=violation.field, description=violation.description
+                        )
+                        for violation in violations
+                    ]
+                )
+            )
+        )
+    if isinstance(error, RateLimited):
+        details.append(
+            _packed(
+                error_details_pb2.RetryInfo(
+                    retry_delay=duration_pb2.Duration(seconds=error.retry_after_seconds)
+                )
+            )
+        )
+    status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
+    result: grpc.Status = rpc_status.to_status(status)
+    return result
+
+
+def unavailable_status(failure: BaseException) -> grpc.Status:
+    """UNAVAILABLE for a dependency failure; the detail names no internals."""
+    _logger.warning("dependency failure: %s: %s", type(failure).__name__, failure)
+    status = status_pb2.Status(
+        code=code_pb2.UNAVAILABLE,
+        message="a storage dependency is unavailable; retry later",
+        details=[
+            _packed(
+                error_details_pb2.ErrorInfo(reason="DEPENDENCY_UNAVAILABLE", domain=error_domain)
+            )
+        ],
+    )
+    result: grpc.Status = rpc_status.to_status(status)
+    return result
+
+
+def internal_status() -> grpc.Status:
+    """INTERNAL for a bug; the details stay in the server log."""
+    status = status_pb2.Status(
+        code=code_pb2.INTERNAL,
+        message="internal error; the server log has the details",
+        details=[_packed(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=error_domain))],
+    )
+    result: grpc.Status = rpc_status.to_status(status)
+    return result

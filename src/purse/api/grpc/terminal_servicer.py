@@ -1,0 +1,284 @@
+"""TerminalService: authenticates each call, maps the request, calls the use case.
+
+Each method is wrapped by `terminal_call`, which resolves the terminal from the
+`authorization` metadata, runs the method, and turns refusals into rich statuses through
+the one table in `errors.py`. Methods whose use cases arrive with later releases answer
+UNIMPLEMENTED after authentication.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from purse.api.grpc import mapping
+from purse.api.grpc.errors import (
+    DEPENDENCY_FAILURES,
+    internal_status,
+    rich_status,
+    unavailable_status,
+)
+from purse.domain.catalogue import Catalogue
+from purse.domain.customers import Questionnaire
+from purse.domain.errors import DomainError
+from purse.domain.identifiers import Identifier, IdentifierKind
+from purse.domain.terminals import TerminalContext
+from purse.service.authentication import Authenticator
+from purse.service.identification import IdentificationService
+from purse.store.postgres.catalogue import CatalogueStore
+from purse.v1 import common_pb2, terminal_service_pb2_grpc
+from purse.v1 import terminal_service_pb2 as pb
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+Context = grpc.aio.ServicerContext[Any, Any]
+_bearer_scheme = "bearer "
+_logger = logging.getLogger(__name__)
+
+
+def bearer_credential(context: Context) -> str:
+    """The credential after 'Bearer ' in the authorization metadata, or ''."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            if value[: len(_bearer_scheme)].lower() == _bearer_scheme:
+                return value[len(_bearer_scheme) :].strip()
+            return ""
+    return ""
+
+
+async def abort_for(context: Context, failure: BaseException) -> None:
+    """Abort the call with the status a refusal or a failure deserves.
+
+    Refusals get their rich status, dependency failures UNAVAILABLE; anything else is a
+    bug: it is logged with its traceback and the caller gets INTERNAL, no internals.
+    """
+    if isinstance(failure, DomainError):
+        status = rich_status(failure)
+    elif isinstance(failure, DEPENDENCY_FAILURES):
+        status = unavailable_status(failure)
+    else:
+        _logger.error("unexpected failure", exc_info=failure)
+        status = internal_status()
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def public_call(
+    method: Callable[[Any, Request, Context], Awaitable[Response]],
+) -> Callable[[Any, Request, Context], Awaitable[Response]]:
+    """Error mapping for calls that need no credentials (sign-in)."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Request, context: Context) -> Response:
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as failure:
+            await abort_for(context, failure)
+            raise AssertionError("abort returned") from failure
+
+    return wrapper
+
+
+def terminal_call(
+    method: Callable[[Any, Request, Context, TerminalContext], Awaitable[Response]],
+) -> Callable[[Any, Request, Context], Awaitable[Response]]:
+    """Authentication and error mapping around a terminal method."""
+
+    @functools.wraps(method)
+    async def wrapper(self: TerminalServicer, request: Request, context: Context) -> Response:
+        try:
+            terminal = await self.authenticator.authenticate(bearer_credential(context))
+            return await method(self, request, context, terminal)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as failure:
+            await abort_for(context, failure)
+            raise AssertionError("abort returned") from failure
+
+    return wrapper
+
+
+def not_yet(method_name: str) -> Callable[..., Awaitable[Any]]:
+    """An authenticated method that answers UNIMPLEMENTED until its release."""
+
+    async def method(self: Any, request: Any, context: Context, terminal: TerminalContext) -> Any:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, f"{method_name} is not implemented in this release"
+        )
+
+    method.__name__ = method_name
+    return terminal_call(method)
+
+
+class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
+    """The terminal contract over gRPC."""
+
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        identification: IdentificationService,
+        catalogue: CatalogueStore,
+    ) -> None:
+        self.authenticator = authenticator
+        self._identification = identification
+        self._catalogue = catalogue
+
+    @public_call
+    async def SignIn(self, request: pb.SignInRequest, context: Context) -> pb.SignInResponse:
+        token, expires_at, terminal = await self.authenticator.sign_in(
+            request.login, request.password
+        )
+        return pb.SignInResponse(
+            token=token,
+            expire_time=mapping.timestamp(float(expires_at)),
+            terminal=mapping.terminal_to_proto(terminal),
+        )
+
+    @terminal_call
+    async def GetTerminalSettings(
+        self, request: pb.GetTerminalSettingsRequest, context: Context, terminal: TerminalContext
+    ) -> pb.GetTerminalSettingsResponse:
+        catalogue = await self._catalogue.catalogue(terminal.business_id)
+        return _settings_to_proto(terminal, catalogue)
+
+    @terminal_call
+    async def IdentifyCustomer(
+        self, request: pb.IdentifyCustomerRequest, context: Context, terminal: TerminalContext
+    ) -> pb.IdentifyCustomerResponse:
+        identifier = mapping.identifier_from_proto(request.identifier)
+        membership = await self._identification.identify(terminal, identifier)
+        return pb.IdentifyCustomerResponse(membership=mapping.membership_to_proto(membership))
+
+    @terminal_call
+    async def IssueStewardCode(
+        self, request: pb.IssueStewardCodeRequest, context: Context, terminal: TerminalContext
+    ) -> pb.IssueStewardCodeResponse:
+        identifier = mapping.identifier_from_proto(request.identifier)
+        code, expires_at = await self._identification.issue_steward_code(terminal, identifier)
+        return pb.IssueStewardCodeResponse(code=code, expire_time=mapping.timestamp(expires_at))
+
+    @terminal_call
+    async def SearchCustomers(
+        self, request: pb.SearchCustomersRequest, context: Context, terminal: TerminalContext
+    ) -> pb.SearchCustomersResponse:
+        which = request.WhichOneof("query")
+        if which is None:
+            identifier = mapping.identifier_from_proto(common_pb2.CustomerIdentifier(), "query")
+        else:
+            kind = IdentifierKind.PHONE if which == "phone_prefix" else IdentifierKind(which)
+            identifier = Identifier(kind, getattr(request, which))
+        matches = await self._identification.search(terminal, identifier, request.page_size)
+        return pb.SearchCustomersResponse(
+            customers=[mapping.match_to_proto(match) for match in matches]
+        )
+
+    @terminal_call
+    async def RegisterCustomer(
+        self, request: pb.RegisterCustomerRequest, context: Context, terminal: TerminalContext
+    ) -> pb.RegisterCustomerResponse:
+        questionnaire = Questionnaire(
+            given_name=request.given_name.strip(),
+            family_name=request.family_name.strip(),
+            language=request.language.strip(),
+            personal_data_consent=request.personal_data_consent,
+        )
+        match = await self._identification.register(
+            terminal, request.phone, questionnaire, request.card_number
+        )
+        return pb.RegisterCustomerResponse(
+            membership=mapping.membership_to_proto(match.membership),
+            identifiers=[mapping.stored_identifier_to_proto(item) for item in match.identifiers],
+        )
+
+    @terminal_call
+    async def AddCustomerIdentifier(
+        self, request: pb.AddCustomerIdentifierRequest, context: Context, terminal: TerminalContext
+    ) -> pb.AddCustomerIdentifierResponse:
+        match = await self._identification.add_identifier(
+            terminal,
+            request.customer_id,
+            mapping.stored_kind_from_proto(request.kind),
+            request.value,
+        )
+        return pb.AddCustomerIdentifierResponse(
+            identifiers=[mapping.stored_identifier_to_proto(item) for item in match.identifiers]
+        )
+
+    @terminal_call
+    async def RemoveCustomerIdentifier(
+        self,
+        request: pb.RemoveCustomerIdentifierRequest,
+        context: Context,
+        terminal: TerminalContext,
+    ) -> pb.RemoveCustomerIdentifierResponse:
+        match = await self._identification.remove_identifier(
+            terminal,
+            request.customer_id,
+            mapping.stored_kind_from_proto(request.kind),
+            request.value,
+        )
+        return pb.RemoveCustomerIdentifierResponse(
+            identifiers=[mapping.stored_identifier_to_proto(item) for item in match.identifiers]
+        )
+
+    CalculateCheck = not_yet("CalculateCheck")
+    ProcessCheck = not_yet("ProcessCheck")
+    ConfirmTransaction = not_yet("ConfirmTransaction")
+    ResendCode = not_yet("ResendCode")
+    CancelTransaction = not_yet("CancelTransaction")
+    RefundTransaction = not_yet("RefundTransaction")
+    GetTransaction = not_yet("GetTransaction")
+    ListTransactions = not_yet("ListTransactions")
+
+    async def ProcessChecks(self, request_iterator: Any, context: Context) -> Any:  # type: ignore[override]
+        try:
+            await self.authenticator.authenticate(bearer_credential(context))
+        except grpc.aio.AbortError:
+            raise
+        except Exception as failure:
+            await abort_for(context, failure)
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, "ProcessChecks is not implemented in this release"
+        )
+
+
+def _settings_to_proto(
+    terminal: TerminalContext, catalogue: Catalogue
+) -> pb.GetTerminalSettingsResponse:
+    return pb.GetTerminalSettingsResponse(
+        terminal=mapping.terminal_to_proto(terminal),
+        program_id=terminal.program_id,
+        program_name=terminal.program_name,
+        currency=terminal.currency,
+        currency_exponent=terminal.currency_exponent,
+        phone_prefix=terminal.phone_prefix,
+        time_zone=terminal.time_zone,
+        enrols_unknown_phones=terminal.enrols_unknown_phones,
+        customer_categories=[
+            pb.CustomerCategory(
+                category_id=category.category_id,
+                name=category.name,
+                title=common_pb2.LocalizedText(texts=category.title),
+                is_default=category.is_default,
+            )
+            for category in catalogue.customer_categories
+        ],
+        account_types=[
+            pb.AccountType(
+                account_type_id=account.account_type_id,
+                name=account.name,
+                kind=mapping.POCKET_KINDS[account.kind],
+                unit=mapping.POCKET_UNITS[account.kind],
+                title=common_pb2.LocalizedText(texts=account.title),
+                product_codes=account.product_codes,
+                redemption_limit_without_pin=account.redemption_limit_without_pin,
+            )
+            for account in catalogue.account_types
+        ],
+    )
+

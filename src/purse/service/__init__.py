@@ -1,0 +1,1 @@
+"""Use cases: gather inputs, call the pure core, hand writes to the stores."""

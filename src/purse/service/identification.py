@@ -1,0 +1,235 @@
+"""Identifying customers at a terminal, issuing steward codes, registering customers.
+
+The terminal's business scopes everything: a card of business A is unknown at a terminal
+of business B, and the membership returned is always the one in the terminal's business.
+An unknown phone enrols the customer ("New customers", the program's default access
+type) when the program allows it. A blacklisted customer is identified, and the
+membership says so; refusing transactions is the transaction's business.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from purse.domain import credentials, identifiers
+from purse.domain.customers import AccessType, CustomerMatch, Membership, Questionnaire
+from purse.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    invalid,
+)
+from purse.domain.identifiers import Identifier, IdentifierKind
+from purse.domain.terminals import TerminalContext, TerminalKind
+from purse.store.postgres.customers import CustomerStore
+from purse.store.redis.steward_codes import StewardCodes
+
+search_page_size_default = 20
+search_page_size_max = 100
+
+_steward_refusals = {
+    "used": ("this steward code was used already", "STEWARD_CODE_USED"),
+    "expired": ("this steward code has expired; issue a new one", "STEWARD_CODE_EXPIRED"),
+}
+
+
+def _customer_not_found(what: str) -> NotFound:
+    return NotFound(f"no customer of this business has this {what}", reason="CUSTOMER_NOT_FOUND")
+
+
+class IdentificationService:
+    """Who is this customer, in this terminal's business."""
+
+    def __init__(
+        self,
+        customers: CustomerStore,
+        steward_codes: StewardCodes,
+        app_token_key: bytes,
+        app_token_window_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._customers = customers
+        self._steward_codes = steward_codes
+        self._app_token_key = app_token_key
+        self._app_token_window_seconds = app_token_window_seconds
+        self._clock = clock
+
+    async def identify(
+        self, terminal: TerminalContext, identifier: Identifier, field: str = "identifier"
+    ) -> Membership:
+        kind, raw = identifier.kind, identifier.value
+        path = f"{field}.{kind.value}"
+        if kind is IdentifierKind.PHONE:
+            phone = identifiers.normalize_phone(raw, terminal.phone_prefix, path)
+            return await self._by_phone(terminal, phone)
+        if kind is IdentifierKind.CARD_NUMBER or kind is IdentifierKind.CARD_QR:
+            value = identifiers.normalize_stored(kind, raw, path)
+            found = await self._customers.membership_by_identifier(
+                terminal.business_id, kind, value
+            )
+            if found is None:
+                raise _customer_not_found(kind.value.replace("_", " "))
+            return found
+        if kind is IdentifierKind.APP_TOKEN:
+            customer_id = credentials.verify_app_token(
+                self._app_token_key,
+                raw.strip(),
+                self._clock(),
+                self._app_token_window_seconds,
+                path,
+            )
+            return await self._by_customer(terminal, customer_id)
+        assert kind is IdentifierKind.STEWARD_CODE
+        return await self._by_steward_code(terminal, identifiers.normalize_steward_code(raw, path))
+
+    async def _by_phone(self, terminal: TerminalContext, phone: str) -> Membership:
+        found = await self._customers.membership_by_phone(terminal.business_id, phone)
+        if found is not None:
+            return found
+        if not terminal.enrols_unknown_phones:
+            raise _customer_not_found("phone")
+        customer_id, enrolled = await self._customers.enrol(
+            terminal.business_id, phone, AccessType(terminal.default_access_type)
+        )
+        return await self._membership(terminal, customer_id, enrolled)
+
+    async def _by_customer(self, terminal: TerminalContext, customer_id: int) -> Membership:
+        found = await self._customers.membership(terminal.business_id, customer_id)
+        if found is not None:
+            return found
+        phone = await self._customers.customer_phone(customer_id)
+        if phone is None:
+            raise _customer_not_found("app token")
+        return await self._by_phone(terminal, phone)
+
+    async def _by_steward_code(self, terminal: TerminalContext, code: str) -> Membership:
+        state, customer_id = await self._steward_codes.redeem(terminal.business_id, code)
+        if state == "unknown":
+            raise NotFound("no such steward code in this business", reason="STEWARD_CODE_NOT_FOUND")
+        if state != "ok":
+            message, reason = _steward_refusals[state]
+            raise FailedPrecondition(message, reason=reason)
+        found = await self._customers.membership(terminal.business_id, customer_id)
+        if found is None:
+            raise _customer_not_found("steward code")
+        return found
+
+    async def _membership(
+        self, terminal: TerminalContext, customer_id: int, enrolled: bool
+    ) -> Membership:
+        found = await self._customers.membership(terminal.business_id, customer_id)
+        assert found is not None, "a membership just enrolled must be readable"
+        if enrolled:
+            found = _replace_enrolled(found)
+        return found
+
+    async def issue_steward_code(
+        self, terminal: TerminalContext, identifier: Identifier
+    ) -> tuple[str, float]:
+        """(code, expiry in Unix seconds) for the customer `identifier` names."""
+        if terminal.kind is not TerminalKind.STEWARD:
+            raise PermissionDenied(
+                "only steward terminals issue steward codes", reason="TERMINAL_NOT_STEWARD"
+            )
+        if identifier.kind is IdentifierKind.STEWARD_CODE:
+            raise invalid(
+                "identifier.steward_code", "a steward code cannot be issued for a steward code"
+            )
+        membership = await self.identify(terminal, identifier)
+        return await self._steward_codes.issue(terminal.business_id, membership.customer_id)
+
+    def app_token(self, customer_id: int) -> str:
+        """The customer app's current QR token (the customer service hands it out)."""
+        return credentials.issue_app_token(
+            self._app_token_key, customer_id, self._clock(), self._app_token_window_seconds
+        )
+
+    async def search(
+        self, terminal: TerminalContext, identifier: Identifier, page_size: int
+    ) -> list[CustomerMatch]:
+        if not 0 <= page_size <= search_page_size_max:
+            raise invalid("page_size", f"from 1 to {search_page_size_max} (0 = default)")
+        limit = page_size or search_page_size_default
+        if identifier.kind is IdentifierKind.PHONE:
+            prefix = identifiers.phone_search_prefix(
+                identifier.value, terminal.phone_prefix, "phone_prefix"
+            )
+            return await self._customers.search_by_phone_prefix(terminal.business_id, prefix, limit)
+        value = identifiers.normalize_stored(
+            identifier.kind, identifier.value, identifier.kind.value
+        )
+        found = await self._customers.membership_by_identifier(
+            terminal.business_id, identifier.kind, value
+        )
+        return [] if found is None else [await self._customers.match(terminal.business_id, found)]
+
+    async def register(
+        self, terminal: TerminalContext, phone: str, questionnaire: Questionnaire, card: str
+    ) -> CustomerMatch:
+        """Enrol with a questionnaire (existing members get missing names filled in)."""
+        normalized = identifiers.normalize_phone(phone, terminal.phone_prefix, "phone")
+        card_number = identifiers.normalize_card_number(card, "card_number") if card else ""
+        if card_number:
+            holder = await self._customers.membership_by_identifier(
+                terminal.business_id, IdentifierKind.CARD_NUMBER, card_number
+            )
+            if holder is not None and holder.phone != normalized:
+                raise _identifier_taken("card_number")
+        customer_id, enrolled = await self._customers.enrol(
+            terminal.business_id,
+            normalized,
+            AccessType(terminal.default_access_type),
+            questionnaire,
+        )
+        if card_number:
+            await self._attach(terminal, customer_id, IdentifierKind.CARD_NUMBER, card_number)
+        membership = await self._membership(terminal, customer_id, enrolled)
+        return await self._customers.match(terminal.business_id, membership)
+
+    async def add_identifier(
+        self, terminal: TerminalContext, customer_id: int, kind: IdentifierKind, raw: str
+    ) -> CustomerMatch:
+        value = identifiers.normalize_stored(kind, raw, "value")
+        await self._attach(terminal, customer_id, kind, value)
+        return await self._match(terminal, customer_id)
+
+    async def remove_identifier(
+        self, terminal: TerminalContext, customer_id: int, kind: IdentifierKind, raw: str
+    ) -> CustomerMatch:
+        value = identifiers.normalize_stored(kind, raw, "value")
+        removed = await self._customers.remove_identifier(
+            terminal.business_id, customer_id, kind, value
+        )
+        if not removed:
+            raise NotFound("this customer has no such identifier", reason="IDENTIFIER_NOT_FOUND")
+        return await self._match(terminal, customer_id)
+
+    async def _attach(
+        self, terminal: TerminalContext, customer_id: int, kind: IdentifierKind, value: str
+    ) -> None:
+        holder = await self._customers.add_identifier(
+            terminal.business_id, customer_id, kind, value
+        )
+        if holder is None:
+            raise _customer_not_found("id")
+        if holder != customer_id:
+            raise _identifier_taken(kind.value)
+
+    async def _match(self, terminal: TerminalContext, customer_id: int) -> CustomerMatch:
+        membership = await self._customers.membership(terminal.business_id, customer_id)
+        if membership is None:
+            raise _customer_not_found("id")
+        return await self._customers.match(terminal.business_id, membership)
+
+
+def _identifier_taken(field: str) -> AlreadyExists:
+    return AlreadyExists(
+        f"this {field.replace('_', ' ')} belongs to another customer", reason="IDENTIFIER_TAKEN"
+    )
+
+
+def _replace_enrolled(membership: Membership) -> Membership:
+    return replace(membership, newly_enrolled=True)

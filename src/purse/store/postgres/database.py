@@ -1,0 +1,101 @@
+"""Connection pool and migrations.
+
+`migrate()` applies the numbered SQL files in `migrations/` in order, each once, under an
+advisory lock so that several processes starting together do not race, and creates the
+instance signing secret on first run (shared by every process and host through the
+database, so tokens signed by one verify on another).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import secrets
+from typing import Any
+
+import asyncpg
+
+_migration_lock_key = 0x70757273  # "purs"
+instance_secret_bytes = 32
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+    )
+
+
+async def create_pool(
+    url: str,
+    connections_min: int,
+    connections_max: int,
+    statement_timeout_ms: int,
+    connect_timeout_seconds: float,
+) -> asyncpg.Pool:
+    """A pool with every option set explicitly (no library defaults)."""
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=connections_min,
+        max_size=connections_max,
+        timeout=connect_timeout_seconds,
+        command_timeout=statement_timeout_ms / 1000 + 1,
+        max_inactive_connection_lifetime=300.0,
+        max_queries=1_000_000,
+        statement_cache_size=256,
+        init=_init_connection,
+        server_settings={
+            "application_name": "purse",
+            "statement_timeout": str(statement_timeout_ms),
+            "idle_in_transaction_session_timeout": str(statement_timeout_ms * 4),
+        },
+    )
+    assert pool is not None
+    return pool
+
+
+def migration_files() -> list[tuple[str, str]]:
+    """(version, sql) for every migration, in order."""
+    folder = importlib.resources.files("purse.store.postgres") / "migrations"
+    entries = sorted(
+        (entry.name, entry) for entry in folder.iterdir() if entry.name.endswith(".sql")
+    )
+    return [(name.removesuffix(".sql"), entry.read_text("utf-8")) for name, entry in entries]
+
+
+async def migrate(url: str) -> list[str]:
+    """Apply what is missing; returns the versions applied now."""
+    connection: asyncpg.Connection = await asyncpg.connect(url)
+    try:
+        async with connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", _migration_lock_key)
+            await connection.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {
+                row["version"]
+                for row in await connection.fetch("SELECT version FROM schema_migrations")
+            }
+            applied = []
+            for version, sql in migration_files():
+                if version in done:
+                    continue
+                await connection.execute(sql)
+                await connection.execute(
+                    "INSERT INTO schema_migrations (version) VALUES ($1)", version
+                )
+                applied.append(version)
+            await connection.execute(
+                "INSERT INTO instance_secrets (name, value) VALUES ('signing', $1)"
+                " ON CONFLICT (name) DO NOTHING",
+                secrets.token_bytes(instance_secret_bytes),
+            )
+        return applied
+    finally:
+        await connection.close()
+
+
+async def load_instance_secret(pool: asyncpg.Pool) -> bytes:
+    value: Any = await pool.fetchval("SELECT value FROM instance_secrets WHERE name = 'signing'")
+    assert isinstance(value, bytes), "the database is not migrated"
+    return value

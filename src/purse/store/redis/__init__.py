@@ -1,0 +1,1 @@
+"""Redis: short-lived and disposable state only (I6). Losing it loses no money."""

@@ -1,0 +1,63 @@
+"""Shared fixtures: a real PostgreSQL and a real Redis for the whole session.
+
+With PURSE_DATABASE_URL and PURSE_REDIS_URL set, the suite uses those servers; otherwise
+it starts the embedded ones under a temporary directory and stops them at the end.
+Tests isolate themselves by creating their own business (tenant) rather than by
+truncating tables, which is also how production isolates businesses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+import redis.asyncio as redis
+from support import Tenant, make_business
+
+from purse.bootstrap import Infrastructure
+from purse.config import Settings, load_settings
+from purse.store.postgres import database
+from purse.store.redis.client import create_client
+
+
+@pytest.fixture(scope="session")
+def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings whose URLs point at running servers, migrated."""
+    settings = load_settings(
+        environment={
+            key: value
+            for key, value in os.environ.items()
+            if key in ("PURSE_DATABASE_URL", "PURSE_REDIS_URL")
+        },
+        data_dir=tmp_path_factory.mktemp("purse-data"),
+    )
+    servers = Infrastructure(settings)
+    resolved = servers.start()
+    try:
+        asyncio.run(database.migrate(resolved.database_url))
+        yield resolved
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(scope="session")
+async def pool(infrastructure: Settings) -> AsyncIterator[asyncpg.Pool]:
+    created = await database.create_pool(infrastructure.database_url, 1, 10, 10_000, 10.0)
+    yield created
+    await created.close()
+
+
+@pytest.fixture(scope="session")
+async def redis_client(infrastructure: Settings) -> AsyncIterator[redis.Redis]:
+    client = create_client(infrastructure.redis_url, 32, 5.0)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def business(pool: asyncpg.Pool) -> Tenant:
+    """A business of this test's own, with a cash desk and a steward terminal."""
+    return await make_business(pool)

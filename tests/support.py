@@ -1,0 +1,209 @@
+"""Helpers for tests: businesses, terminals and phone numbers of their own."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import grpc
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from purse.domain import credentials
+from purse.domain.customers import PocketKind
+from purse.domain.terminals import TerminalKind
+from purse.store.embedded import free_port
+from purse.store.postgres.provisioning import Provisioning
+
+server_start_seconds_max = 30.0
+server_stop_seconds_max = 20.0
+
+
+@dataclass(frozen=True)
+class TerminalAccess:
+    """A terminal created for a test, with its plain credentials."""
+
+    terminal_id: int
+    login: str
+    password: str
+    api_key: str
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A business of its own for one test."""
+
+    business_id: int
+    program_id: int
+    point_of_sale_id: int
+    cash_desk: TerminalAccess
+    steward: TerminalAccess
+    products_account_type_id: int
+    money_account_type_id: int
+
+
+_business_numbers = itertools.count(1)
+# A known password hashed once: scrypt is deliberately slow, tests make many terminals.
+test_password = "correct horse battery staple"
+_test_password_hash = credentials.hash_password(test_password)
+
+
+async def make_terminal(
+    provisioning: Provisioning,
+    business_id: int,
+    point_of_sale_id: int,
+    kind: TerminalKind,
+) -> TerminalAccess:
+    login = f"t-{secrets.token_hex(6)}"
+    terminal_id = await provisioning.terminal(
+        business_id, point_of_sale_id, f"{kind.value} terminal", kind, login, _test_password_hash
+    )
+    api_key = credentials.new_api_key()
+    await provisioning.api_key(business_id, terminal_id, credentials.api_key_digest(api_key), "t")
+    return TerminalAccess(terminal_id, login, test_password, api_key)
+
+
+async def make_business(
+    pool: asyncpg.Pool, enrols_unknown_phones: bool = True, phone_prefix: str = "+380"
+) -> Tenant:
+    provisioning = Provisioning(pool)
+    number = next(_business_numbers)
+    business_id = await provisioning.business(
+        f"Test business {number}", "UAH", 2, phone_prefix=phone_prefix
+    )
+    program_id = await provisioning.program(
+        business_id, "Test program", enrols_unknown_phones=enrols_unknown_phones
+    )
+    shop = await provisioning.point_of_sale(business_id, program_id, "Shop")
+    products = await provisioning.account_type(
+        business_id, PocketKind.PRODUCTS, "Fuel", {"en": "Fuel A-95", "uk": "Пальне А-95"},
+        product_codes=("A95",), redemption_limit_without_pin=20_000,
+    )
+    money = await provisioning.account_type(
+        business_id, PocketKind.MONEY, "Wallet", {"en": "Wallet"}
+    )
+    return Tenant(
+        business_id=business_id,
+        program_id=program_id,
+        point_of_sale_id=shop,
+        cash_desk=await make_terminal(provisioning, business_id, shop, TerminalKind.CASH_DESK),
+        steward=await make_terminal(provisioning, business_id, shop, TerminalKind.STEWARD),
+        products_account_type_id=products,
+        money_account_type_id=money,
+    )
+
+
+_phone_numbers = itertools.count(1)
+
+
+def new_phone() -> str:
+    """A phone number no other test uses (+38099 followed by 7 digits)."""
+    return f"+38099{os.getpid() % 100:02d}{next(_phone_numbers):05d}"
+
+
+class ServerProcess:
+    """`purse serve` in a child process, on free loopback ports, stopped by SIGTERM."""
+
+    def __init__(self, environment: dict[str, str], data_dir: Path) -> None:
+        self.grpc_port = free_port()
+        self.http_port = free_port()
+        self.target = f"127.0.0.1:{self.grpc_port}"
+        self.log_path = data_dir / f"server-{self.grpc_port}.log"
+        self._environment = {
+            **os.environ,
+            "PURSE_DATA_DIR": str(data_dir),
+            "PURSE_GRPC_PORT": str(self.grpc_port),
+            "PURSE_HTTP_PORT": str(self.http_port),
+            "PURSE_LOG_FORMAT": "text",
+            **environment,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait_seconds: float = server_start_seconds_max) -> ServerProcess:
+        data_dir = Path(self._environment["PURSE_DATA_DIR"])
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "purse.cli", "serve"],
+                env=self._environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait_until_serving(wait_seconds)
+        return self
+
+    def _wait_until_serving(self, wait_seconds: float) -> None:
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            with grpc.insecure_channel(self.target) as channel:
+                try:
+                    answer = health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=0.5
+                    )
+                    if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start in {wait_seconds}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, wait_seconds: float = server_stop_seconds_max) -> int:
+        """SIGTERM, then wait; SIGKILL if it will not go. Returns the exit code."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(wait_seconds)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(wait_seconds)
+            raise
+        finally:
+            self.process = None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(server_stop_seconds_max)
+            self.process = None
+
+
+def bearer(credential: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {credential}"),)
+
+
+def error_reason(error: grpc.RpcError) -> str:
+    """The ErrorInfo reason in a failed call's status details."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, "the error carries no google.rpc.Status"
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return str(info.reason)
+    raise AssertionError("no ErrorInfo in the status details")
+
+
+def field_violations(error: grpc.RpcError) -> dict[str, str]:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    for detail in status.details:
+        bad_request = error_details_pb2.BadRequest()
+        if detail.Unpack(bad_request):
+            return {item.field: item.description for item in bad_request.field_violations}
+    return {}

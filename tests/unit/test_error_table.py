@@ -1,0 +1,65 @@
+"""The one table from refusals to gRPC status codes, and the details it attaches."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+
+from purse.api.grpc.errors import STATUS_BY_ERROR, rich_status, status_code_for
+from purse.domain import errors
+
+
+def _details(status: grpc.Status) -> status_pb2.Status:
+    trailer = dict(status.trailing_metadata)["grpc-status-details-bin"]
+    return status_pb2.Status.FromString(trailer)
+
+
+def test_every_refusal_class_has_a_status_code() -> None:
+    refusal_classes = {
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type)
+        and issubclass(value, errors.DomainError)
+        and value is not errors.DomainError
+    }
+    assert refusal_classes == set(STATUS_BY_ERROR)
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (errors.invalid("a.b", "bad"), grpc.StatusCode.INVALID_ARGUMENT),
+        (errors.NotFound("x"), grpc.StatusCode.NOT_FOUND),
+        (errors.AlreadyExists("x"), grpc.StatusCode.ALREADY_EXISTS),
+        (errors.FailedPrecondition("x"), grpc.StatusCode.FAILED_PRECONDITION),
+        (errors.Unauthenticated("x"), grpc.StatusCode.UNAUTHENTICATED),
+        (errors.PermissionDenied("x"), grpc.StatusCode.PERMISSION_DENIED),
+        (errors.RateLimited("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (errors.Unavailable("x"), grpc.StatusCode.UNAVAILABLE),
+    ],
+)
+def test_each_refusal_maps_to_its_status_code(
+    error: errors.DomainError, code: grpc.StatusCode
+) -> None:
+    assert status_code_for(error) == code
+    assert rich_status(error).code == code
+
+
+def test_bad_input_carries_error_info_and_field_violations() -> None:
+    status = rich_status(errors.invalid("identifier.phone", "too short", "PHONE_INVALID"))
+    details = _details(status)
+    info, bad_request = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+    assert details.details[0].Unpack(info)
+    assert (info.reason, info.domain) == ("PHONE_INVALID", "purse")
+    assert details.details[1].Unpack(bad_request)
+    assert [(v.field, v.description) for v in bad_request.field_violations] == [
+        ("identifier.phone", "too short")
+    ]
+
+
+def test_rate_limits_say_when_to_retry() -> None:
+    details = _details(rich_status(errors.RateLimited("slow down", retry_after_seconds=42)))
+    retry = error_details_pb2.RetryInfo()
+    assert details.details[-1].Unpack(retry)
+    assert retry.retry_delay.seconds == 42

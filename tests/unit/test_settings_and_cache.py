@@ -1,0 +1,54 @@
+"""Settings from the environment, and the expiring cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from purse.config import load_settings
+from purse.domain.localize import localized
+from purse.service.cache import ExpiringCache
+
+
+def test_settings_come_from_purse_variables_and_flags_override_them() -> None:
+    settings = load_settings(
+        {"PURSE_GRPC_PORT": "6000", "PURSE_DATA_DIR": "/srv/purse", "PURSE_MIGRATE_ON_START": "no"},
+        grpc_port=None,
+        http_port=9000,
+    )
+    assert settings.grpc_port == 6000
+    assert settings.http_port == 9000
+    assert settings.data_dir == Path("/srv/purse")
+    assert settings.migrate_on_start is False
+    assert settings.embedded
+
+
+def test_a_malformed_setting_names_its_variable() -> None:
+    with pytest.raises(ValueError, match="PURSE_GRPC_PORT"):
+        load_settings({"PURSE_GRPC_PORT": "fifty"})
+
+
+def test_cache_entries_expire_after_their_lifetime() -> None:
+    now = [100.0]
+    cache: ExpiringCache[str] = ExpiringCache(5.0, 10, clock=lambda: now[0])
+    cache.put("a", "alpha")
+    now[0] = 104.9
+    assert cache.get("a") == "alpha"
+    now[0] = 105.0
+    assert cache.get("a") is None
+
+
+def test_cache_holds_at_most_its_bound_dropping_the_oldest() -> None:
+    cache: ExpiringCache[int] = ExpiringCache(60.0, 3)
+    for number in range(5):
+        cache.put(number, number)
+    assert [cache.get(number) for number in range(5)] == [None, None, 2, 3, 4]
+
+
+def test_titles_follow_the_customer_language_then_english_then_the_name() -> None:
+    texts = {"en": "Gift coffee", "uk": "Подарункова кава"}
+    assert localized(texts, "uk-UA", "Cups") == "Подарункова кава"
+    assert localized(texts, "de", "Cups") == "Gift coffee"
+    assert localized({}, "de", "Cups") == "Cups"
+    assert localized({"pl": "Kawa"}, "de", "Cups") == "Kawa"
