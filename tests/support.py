@@ -85,8 +85,12 @@ async def make_business(
     )
     shop = await provisioning.point_of_sale(business_id, program_id, "Shop")
     products = await provisioning.account_type(
-        business_id, PocketKind.PRODUCTS, "Fuel", {"en": "Fuel A-95", "uk": "Пальне А-95"},
-        product_codes=("A95",), redemption_limit_without_pin=20_000,
+        business_id,
+        PocketKind.PRODUCTS,
+        "Fuel",
+        {"en": "Fuel A-95", "uk": "Пальне А-95"},
+        product_codes=("A95",),
+        redemption_limit_without_pin=20_000,
     )
     money = await provisioning.account_type(
         business_id, PocketKind.MONEY, "Wallet", {"en": "Wallet"}

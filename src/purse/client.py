@@ -42,7 +42,7 @@ class PurseError(Exception):
         self.reason = ""
         self.field_violations: dict[str, str] = {}
         self.retry_after_seconds = 0
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        status = rpc_status.from_call(error)
         for detail in status.details if status is not None else ():
             if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                 info = error_details_pb2.ErrorInfo()

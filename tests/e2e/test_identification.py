@@ -16,7 +16,8 @@ from purse.domain.identifiers import IdentifierKind
 from purse.store.postgres import database
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.provisioning import Provisioning
-from purse.v1 import common_pb2, terminal_service_pb2 as pb
+from purse.v1 import common_pb2
+from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
 
 
@@ -124,9 +125,7 @@ async def test_a_steward_code_identifies_the_customer_at_a_cash_desk_once(
         metadata=bearer(business.steward.api_key),
     )
     assert len(issued.code) == 6
-    membership = await identify(
-        terminal_stub, business.cash_desk.api_key, steward_code=issued.code
-    )
+    membership = await identify(terminal_stub, business.cash_desk.api_key, steward_code=issued.code)
     assert membership.phone == phone
     reused = await refusal(terminal_stub, business.cash_desk.api_key, steward_code=issued.code)
     assert reused.code() == grpc.StatusCode.FAILED_PRECONDITION

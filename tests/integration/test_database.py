@@ -9,10 +9,10 @@ import pytest
 from support import Tenant
 
 from purse.config import Settings
+from purse.domain.customers import AccessType
 from purse.store.postgres import database
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.provisioning import Provisioning
-from purse.domain.customers import AccessType
 
 
 async def test_migrating_again_applies_nothing(infrastructure: Settings) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import asyncpg
 import grpc
@@ -68,9 +69,9 @@ def status_code_for(error: DomainError) -> grpc.StatusCode:
     raise AssertionError(f"{type(error).__name__} has no status code in STATUS_BY_ERROR")
 
 
-def _packed(message: object) -> any_pb2.Any:
+def _packed(message: Any) -> any_pb2.Any:
     packed = any_pb2.Any()
-    packed.Pack(message)  # type: ignore[arg-type]
+    packed.Pack(message)
     return packed
 
 

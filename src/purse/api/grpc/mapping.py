@@ -49,7 +49,7 @@ IDENTIFIER_KINDS = {
     IdentifierKind.CARD_NUMBER: common_pb2.IDENTIFIER_KIND_CARD_NUMBER,
     IdentifierKind.CARD_QR: common_pb2.IDENTIFIER_KIND_CARD_QR,
 }
-STORED_KINDS_FROM_PROTO = {
+STORED_KINDS_FROM_PROTO: dict[int, IdentifierKind] = {
     common_pb2.IDENTIFIER_KIND_CARD_NUMBER: IdentifierKind.CARD_NUMBER,
     common_pb2.IDENTIFIER_KIND_CARD_QR: IdentifierKind.CARD_QR,
 }
@@ -81,7 +81,7 @@ def identifier_from_proto(
 
 
 def stored_kind_from_proto(kind: int) -> IdentifierKind:
-    found = STORED_KINDS_FROM_PROTO.get(kind)  # type: ignore[call-overload]
+    found = STORED_KINDS_FROM_PROTO.get(kind)
     if found is None:
         raise invalid("kind", "CARD_NUMBER or CARD_QR", "KIND_INVALID")
     return found

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -30,6 +30,13 @@ latency_buckets_seconds = (
     1.0,
     2.5,
 )
+
+
+if TYPE_CHECKING:
+    # Generic only in the type stubs; at run time the class takes no parameters.
+    Handler = grpc.RpcMethodHandler[Any, Any]
+else:
+    Handler = grpc.RpcMethodHandler
 
 
 class _MethodMetrics:
@@ -65,13 +72,13 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             buckets=latency_buckets_seconds,
             registry=registry,
         )
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self._handlers: dict[str, Handler] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         method = handler_call_details.method
         wrapped = self._handlers.get(method)
         if wrapped is not None:
@@ -84,10 +91,9 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
     @staticmethod
-    def _wrap_unary(
-        handler: grpc.RpcMethodHandler, metrics: _MethodMetrics
-    ) -> grpc.RpcMethodHandler:
-        behavior = handler.unary_unary
+    def _wrap_unary(handler: Handler, metrics: _MethodMetrics) -> Handler:
+        # grpc.aio hands async behaviors over; the stubs type them as the sync API's.
+        behavior: Any = handler.unary_unary
 
         async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()

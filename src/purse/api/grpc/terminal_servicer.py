@@ -281,4 +281,3 @@ def _settings_to_proto(
             for account in catalogue.account_types
         ],
     )
-

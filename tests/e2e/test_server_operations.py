@@ -1,0 +1,207 @@
+"""The server as operators and new users meet it: health, reflection, metrics, SIGTERM,
+restarts on the embedded default, and the README's demo commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from support import ServerProcess, Tenant, bearer, new_phone
+
+from purse.config import Settings
+from purse.v1 import common_pb2
+from purse.v1 import terminal_service_pb2 as pb
+from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+command_seconds_max = 60
+
+
+async def test_health_reports_serving_for_the_server_and_the_terminal_service(
+    channel: grpc.aio.Channel,
+) -> None:
+    stub = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "purse.v1.TerminalService"):
+        answer = await stub.Check(health_pb2.HealthCheckRequest(service=service))
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_reflection_lists_the_terminal_service(channel: grpc.aio.Channel) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+    async def one_request() -> object:
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+    async for answer in stub.ServerReflectionInfo(one_request()):
+        names = {service.name for service in answer.list_services_response.service}
+        assert "purse.v1.TerminalService" in names
+        break
+
+
+async def test_metrics_count_calls_by_method_and_status_code(
+    server: ServerProcess, terminal_stub: TerminalServiceStub, business: Tenant
+) -> None:
+    await terminal_stub.GetTerminalSettings(
+        pb.GetTerminalSettingsRequest(), metadata=bearer(business.cash_desk.api_key)
+    )
+    with pytest.raises(grpc.aio.AioRpcError):
+        await terminal_stub.GetTerminalSettings(pb.GetTerminalSettingsRequest())
+    url = f"http://127.0.0.1:{server.http_port}/metrics"
+    text = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
+    method = "/purse.v1.TerminalService/GetTerminalSettings"
+    assert f'purse_grpc_calls_total{{code="OK",method="{method}"}}' in text
+    assert f'purse_grpc_calls_total{{code="UNAUTHENTICATED",method="{method}"}}' in text
+    assert f'purse_grpc_call_seconds_count{{method="{method}"}}' in text
+
+
+async def test_methods_of_later_releases_answer_unimplemented_after_authentication(
+    terminal_stub: TerminalServiceStub, business: Tenant
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+        await terminal_stub.ProcessCheck(pb.ProcessCheckRequest())
+    assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.aio.AioRpcError) as later:
+        await terminal_stub.ProcessCheck(
+            pb.ProcessCheckRequest(), metadata=bearer(business.cash_desk.api_key)
+        )
+    assert later.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_the_server_refuses_the_slow_pure_python_protobuf(tmp_path: Path) -> None:
+    environment = {
+        **os.environ,
+        "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python",
+        "PURSE_DATA_DIR": str(tmp_path),
+    }
+    finished = subprocess.run(
+        [sys.executable, "-m", "purse.cli", "serve"],
+        env=environment,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=command_seconds_max,
+    )
+    assert finished.returncode != 0
+    assert "slow 'python' backend" in finished.stderr
+    assert not (tmp_path / "postgres").exists()
+
+
+async def _wait_for_lock_waiter(pool: asyncpg.Pool) -> None:
+    for _ in range(200):
+        waiting = await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = 'purse' AND wait_event_type = 'Lock'"
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the server's call never reached the database lock")
+
+
+async def test_sigterm_lets_the_call_in_flight_finish(
+    infrastructure: Settings, pool: asyncpg.Pool, business: Tenant, tmp_path: Path
+) -> None:
+    server = ServerProcess(
+        {
+            "PURSE_DATABASE_URL": infrastructure.database_url,
+            "PURSE_REDIS_URL": infrastructure.redis_url,
+        },
+        tmp_path,
+    ).start()
+    phone = new_phone()
+    blocker: asyncpg.Connection = await asyncpg.connect(infrastructure.database_url)
+    try:
+        # An uncommitted customer row with the same phone makes the server's enrolment wait.
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("INSERT INTO customers (phone) VALUES ($1)", phone)
+        async with grpc.aio.insecure_channel(server.target) as channel:
+            call = asyncio.ensure_future(
+                TerminalServiceStub(channel).IdentifyCustomer(
+                    pb.IdentifyCustomerRequest(
+                        identifier=common_pb2.CustomerIdentifier(phone=phone)
+                    ),
+                    metadata=bearer(business.cash_desk.api_key),
+                    timeout=20,
+                )
+            )
+            await _wait_for_lock_waiter(pool)
+            assert server.process is not None
+            server.process.terminate()
+            await asyncio.sleep(0.5)
+            assert server.process.poll() is None, "the server quit with a call in flight"
+            await transaction.commit()
+            answer = await call
+        assert answer.membership.phone == phone
+        assert answer.membership.newly_enrolled
+        assert await asyncio.to_thread(server.stop) == 0, server.log()
+    finally:
+        await blocker.close()
+        server.kill()
+
+
+def _purse(data_dir: Path, grpc_port: int, *arguments: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PURSE_DATABASE_URL", "PURSE_REDIS_URL")
+    }
+    environment.update(PURSE_DATA_DIR=str(data_dir), PURSE_GRPC_PORT=str(grpc_port))
+    finished = subprocess.run(
+        [sys.executable, "-m", "purse.cli", *arguments],
+        env=environment,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=command_seconds_max,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    return finished
+
+
+def test_the_embedded_default_keeps_data_across_restarts_and_crashes(tmp_path: Path) -> None:
+    embedded = {"PURSE_DATABASE_URL": "", "PURSE_REDIS_URL": ""}
+    server = ServerProcess(embedded, tmp_path).start()
+    try:
+        demo = _purse(tmp_path, server.grpc_port, "demo")
+        assert "Created demo business" in demo.stdout
+        first = json.loads(
+            _purse(
+                tmp_path, server.grpc_port, "terminal", "identify", "--phone", "0501234567"
+            ).stdout
+        )
+        assert first["pockets"][0]["balance"] == "25000"
+        assert server.stop() == 0, server.log()
+        assert not (tmp_path / "postgres" / "postmaster.pid").exists(), "postgres left running"
+
+        server = ServerProcess(embedded, tmp_path).start()
+        server.kill()  # a crash leaves PostgreSQL and Redis running; the next start finds them
+        server = ServerProcess(embedded, tmp_path).start()
+        again = json.loads(
+            _purse(tmp_path, server.grpc_port, "terminal", "identify", "--card", "DEMO0001").stdout
+        )
+        assert again["customerId"] == first["customerId"]
+        assert again["pockets"] == first["pockets"]
+        assert server.stop() == 0, server.log()
+    finally:
+        server.kill()
+        subprocess.run(  # whatever happened above, leave no server behind
+            [
+                sys.executable,
+                "-c",
+                "from pathlib import Path; from purse.store.embedded import *;"
+                f"EmbeddedPostgres(Path({str(tmp_path)!r})).stop();"
+                f"EmbeddedRedis(Path({str(tmp_path)!r})).stop()",
+            ],
+            check=False,
+            timeout=command_seconds_max,
+        )
