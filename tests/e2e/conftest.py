@@ -13,6 +13,8 @@ from purse.v1 import terminal_service_pb2_grpc
 
 # Short enough that the expiry test waits little, long enough for any other use.
 steward_code_lifetime_seconds = 3
+# Tokens expire fast here so that the client's re-sign-in is exercised for real.
+terminal_token_lifetime_seconds = 2
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +27,7 @@ def server(
             "PURSE_REDIS_URL": infrastructure.redis_url,
             "PURSE_STEWARD_CODE_LIFETIME_SECONDS": str(steward_code_lifetime_seconds),
             "PURSE_TERMINAL_CACHE_SECONDS": "0.2",
+            "PURSE_TERMINAL_TOKEN_LIFETIME_SECONDS": str(terminal_token_lifetime_seconds),
         },
         tmp_path_factory.mktemp("server"),
     ).start()

@@ -205,3 +205,21 @@ def test_the_embedded_default_keeps_data_across_restarts_and_crashes(tmp_path: P
             check=False,
             timeout=command_seconds_max,
         )
+
+
+def test_purse_migrate_reports_a_current_schema(infrastructure: Settings, tmp_path: Path) -> None:
+    environment = {
+        **os.environ,
+        "PURSE_DATABASE_URL": infrastructure.database_url,
+        "PURSE_REDIS_URL": infrastructure.redis_url,
+        "PURSE_DATA_DIR": str(tmp_path),
+    }
+    finished = subprocess.run(
+        [sys.executable, "-m", "purse.cli", "migrate"],
+        env=environment,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=command_seconds_max,
+    )
+    assert "the schema is current" in finished.stdout
