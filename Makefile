@@ -18,7 +18,11 @@ PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos \
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The engine's modules are compiled with mypyc (setup.py): a change to them reinstalls.
+COMPILED := src/purse/domain/amounts.py src/purse/domain/checks.py \
+	src/purse/domain/program.py src/purse/domain/engine.py
+
+$(STAMP): pyproject.toml setup.py $(COMPILED)
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

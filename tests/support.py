@@ -49,6 +49,7 @@ class Tenant:
     steward: TerminalAccess
     products_account_type_id: int
     money_account_type_id: int
+    administrator_api_key: str
 
 
 _business_numbers = itertools.count(1)
@@ -95,6 +96,10 @@ async def make_business(
     money = await provisioning.account_type(
         business_id, PocketKind.MONEY, "Wallet", {"en": "Wallet"}
     )
+    administrator_api_key = credentials.new_api_key()
+    await provisioning.admin_api_key(
+        business_id, credentials.api_key_digest(administrator_api_key), "tests"
+    )
     return Tenant(
         business_id=business_id,
         program_id=program_id,
@@ -103,6 +108,7 @@ async def make_business(
         steward=await make_terminal(provisioning, business_id, shop, TerminalKind.STEWARD),
         products_account_type_id=products,
         money_account_type_id=money,
+        administrator_api_key=administrator_api_key,
     )
 
 

@@ -19,22 +19,33 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
+from purse.api.grpc.admin_servicer import AdminServicer
 from purse.api.grpc.metrics import MetricsInterceptor
 from purse.api.grpc.terminal_servicer import TerminalServicer
 from purse.api.http.metrics_server import MetricsEndpoint
 from purse.config import Settings
 from purse.domain import credentials
-from purse.service.authentication import Authenticator
+from purse.service.authentication import AdministratorAuthenticator, Authenticator
+from purse.service.calculation import CheckCalculation
 from purse.service.identification import IdentificationService
+from purse.service.programs import Programs
 from purse.store.embedded import EmbeddedPostgres, EmbeddedRedis
 from purse.store.postgres import database
+from purse.store.postgres.administrators import AdministratorStore
+from purse.store.postgres.calculation_inputs import CalculationInputStore
 from purse.store.postgres.catalogue import CatalogueStore
 from purse.store.postgres.customers import CustomerStore
+from purse.store.postgres.programs import ProgramStore
 from purse.store.postgres.terminals import TerminalStore
 from purse.store.redis.client import create_client
 from purse.store.redis.rate_limits import FailureCounter
 from purse.store.redis.steward_codes import StewardCodes
-from purse.v1 import terminal_service_pb2, terminal_service_pb2_grpc
+from purse.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    terminal_service_pb2,
+    terminal_service_pb2_grpc,
+)
 
 _logger = logging.getLogger(__name__)
 fast_protobuf_backends = ("upb", "cpp")
@@ -119,20 +130,39 @@ class Application:
             settings.redis_url, settings.redis_connections_max, settings.redis_timeout_seconds
         )
         secret = await database.load_instance_secret(self.pool)
-        servicer = self._terminal_servicer(self.pool, self.redis, secret)
+        programs = Programs(ProgramStore(self.pool))
         self.server = self._grpc_server()
-        terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server(servicer, self.server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        service_names = (
-            terminal_service_pb2.DESCRIPTOR.services_by_name["TerminalService"].full_name,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
+        terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server(
+            self._terminal_servicer(self.pool, self.redis, secret, programs), self.server
         )
-        reflection.enable_server_reflection(service_names, self.server)
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
+            AdminServicer(
+                AdministratorAuthenticator(
+                    AdministratorStore(self.pool),
+                    settings.terminal_cache_seconds,
+                    settings.terminal_cache_entries_max,
+                ),
+                programs,
+            ),
+            self.server,
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        served = (
+            terminal_service_pb2.DESCRIPTOR.services_by_name["TerminalService"].full_name,
+            admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+        )
+        reflection.enable_server_reflection(
+            (
+                *served,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self.server,
+        )
         address = f"{settings.grpc_host}:{settings.grpc_port}"
         self.grpc_port = self.server.add_insecure_port(address)
         await self.server.start()
-        for name in ("", service_names[0]):
+        for name in ("", *served):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.metrics.start()
         _logger.info(
@@ -145,7 +175,7 @@ class Application:
         return self.grpc_port
 
     def _terminal_servicer(
-        self, pool: asyncpg.Pool, client: redis.Redis, secret: bytes
+        self, pool: asyncpg.Pool, client: redis.Redis, secret: bytes, programs: Programs
     ) -> TerminalServicer:
         settings = self.settings
         authenticator = Authenticator(
@@ -164,7 +194,8 @@ class Application:
             app_token_key=credentials.derive_key(secret, "app-token"),
             app_token_window_seconds=settings.app_token_window_seconds,
         )
-        return TerminalServicer(authenticator, identification, CatalogueStore(pool))
+        calculation = CheckCalculation(identification, CalculationInputStore(pool), programs)
+        return TerminalServicer(authenticator, identification, CatalogueStore(pool), calculation)
 
     def _grpc_server(self) -> grpc.aio.Server:
         settings = self.settings

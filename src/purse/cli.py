@@ -4,7 +4,9 @@
     purse migrate                    apply database migrations
     purse demo                       create a demo business and print its credentials
     purse terminal identify --phone +380501234567
+    purse terminal calculate --phone +380501234567 --line ESPRESSO:45.00:2 --explain
     purse terminal settings | steward-code | search | register
+    purse admin-key --business-id 1   an API key for the control panel (AdminService)
     purse app-token --phone ...      the customer app's current QR token (for trying it)
 
 Settings come from `PURSE_*` environment variables; flags override them.
@@ -113,7 +115,9 @@ def _migrate(arguments: argparse.Namespace) -> int:
 
 def _demo(arguments: argparse.Namespace) -> int:
     from purse.service.demo import create_demo, demo_customer_card, demo_customer_phone
+    from purse.service.programs import Programs
     from purse.store.postgres.customers import CustomerStore
+    from purse.store.postgres.programs import ProgramStore
     from purse.store.postgres.provisioning import Provisioning
 
     async def create(url: str) -> Any:
@@ -123,7 +127,9 @@ def _demo(arguments: argparse.Namespace) -> int:
 
         pool: asyncpg.Pool = await create_pool(url, 1, 2, 10_000, 10.0)
         try:
-            return await create_demo(Provisioning(pool), CustomerStore(pool))
+            return await create_demo(
+                Provisioning(pool), CustomerStore(pool), Programs(ProgramStore(pool))
+            )
         finally:
             await pool.close()
 
@@ -149,10 +155,19 @@ def _demo(arguments: argparse.Namespace) -> int:
     print(f"  cash desk   login {demo.cash_desk_login}  password {demo.cash_desk_password}")
     print(f"  cash desk   API key {demo.cash_desk_api_key}")
     print(f"  waiter app  login {demo.steward_login}  password {demo.steward_password}")
-    print(f"  customer    {demo_customer_phone}, card {demo_customer_card}, 250 points")
+    print(f"  control panel API key {demo.administrator_api_key} (program {demo.program_id})")
+    print(f"  customer    {demo_customer_phone}, card {demo_customer_card}, 250 points,")
+    print(
+        f"              coupon {demo.coupon_code} (free espresso); certificate "
+        f"{demo.certificate_code} (500.00)"
+    )
     print(f"Credentials saved to {saved} for `purse terminal`. Try:")
     print(f"  purse terminal identify --phone {demo_customer_phone}")
     print(f"  purse terminal identify --card {demo_customer_card}")
+    print(
+        f"  purse terminal calculate --phone {demo_customer_phone} --line CAPPUCCINO:65.00:2 "
+        f"--line CROISSANT:55.00:1 --points 50 --coupon {demo.coupon_code} --explain"
+    )
     return 0
 
 
@@ -202,6 +217,13 @@ async def _terminal_command(arguments: argparse.Namespace) -> Any:
             return await terminal.identify(**identity)
         if arguments.action == "settings":
             return await terminal.settings()
+        if arguments.action == "calculate":
+            settings = await terminal.settings()
+            return await terminal.calculate_check(
+                _calculate_request(
+                    arguments, identity, settings.currency, settings.currency_exponent
+                )
+            )
         if arguments.action == "steward-code":
             return await terminal.issue_steward_code(**identity)
         if arguments.action == "search":
@@ -216,6 +238,77 @@ async def _terminal_command(arguments: argparse.Namespace) -> Any:
             card_number=arguments.card or "",
             personal_data_consent=arguments.consent,
         )
+
+
+def _minor_units(text: str, exponent: int, what: str) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        scaled = Decimal(text) * (10**exponent)
+    except InvalidOperation as error:
+        raise SystemExit(f"{what}: {text!r} is not a number") from error
+    if scaled != scaled.to_integral_value():
+        raise SystemExit(f"{what}: {text!r} has more than {exponent} decimals")
+    return int(scaled)
+
+
+def _calculate_request(
+    arguments: argparse.Namespace, identity: dict[str, str], currency: str, exponent: int
+) -> Any:
+    """A CalculateCheckRequest from `--line CODE:PRICE:QUANTITY` and the redemption flags."""
+    from purse.domain.amounts import amount_of
+    from purse.v1 import common_pb2
+    from purse.v1 import terminal_service_pb2 as pb
+
+    request = pb.CalculateCheckRequest(check=pb.Check(currency=currency), explain=arguments.explain)
+    if identity:
+        request.identifier.CopyFrom(common_pb2.CustomerIdentifier(**identity))
+    for position, line in enumerate(arguments.line, start=1):
+        code, price_text, *rest = line.split(":")
+        price = _minor_units(price_text, exponent, f"--line {line}")
+        quantity = _minor_units(rest[0] if rest else "1", 3, f"--line {line}")
+        request.check.lines.add(
+            position=position,
+            product_code=code,
+            price_minor_units=price,
+            quantity_thousandths=quantity,
+            amount_minor_units=amount_of(price, quantity),
+        )
+    request.redemption.points_hundredths = _minor_units(arguments.points or "0", 2, "--points")
+    request.redemption.points_maximum = arguments.points_maximum
+    request.redemption.coupon_codes.extend(arguments.coupon or ())
+    request.redemption.certificate_codes.extend(arguments.certificate or ())
+    for account in arguments.account or ():
+        type_id, _, amount = account.partition(":")
+        request.redemption.account_payments.add(
+            account_type_id=int(type_id),
+            maximum=amount in ("", "max"),
+            amount=0 if amount in ("", "max") else int(amount),
+        )
+    return request
+
+
+def _admin_key(arguments: argparse.Namespace) -> int:
+    from purse.domain import credentials
+
+    async def create(url: str) -> None:
+        import asyncpg
+
+        from purse.store.postgres.provisioning import Provisioning
+
+        pool: asyncpg.Pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
+        try:
+            await Provisioning(pool).admin_api_key(
+                arguments.business_id, credentials.api_key_digest(key), arguments.name
+            )
+        finally:
+            await pool.close()
+
+    key = credentials.new_api_key()
+    with _LocalDatabase(_settings(arguments)) as settings:
+        asyncio.run(create(settings.database_url))
+    print(key)
+    return 0
 
 
 def _print_message(result: Any) -> None:
@@ -290,6 +383,11 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--phone", required=True)
     token.add_argument("--data-dir", type=Path)
     token.set_defaults(handler=_app_token)
+    admin_key = commands.add_parser("admin-key", help="create a control panel API key")
+    admin_key.add_argument("--business-id", type=int, required=True)
+    admin_key.add_argument("--name", default="")
+    admin_key.add_argument("--data-dir", type=Path)
+    admin_key.set_defaults(handler=_admin_key)
     _terminal_parser(commands)
     return parser
 
@@ -302,15 +400,28 @@ def _terminal_parser(commands: Any) -> None:
     terminal.add_argument("--password")
     terminal.set_defaults(handler=_terminal)
     actions = terminal.add_subparsers(dest="action", required=True)
-    for name in ("identify", "steward-code"):
+    for name in ("identify", "steward-code", "calculate"):
         action = actions.add_parser(name)
-        group = action.add_mutually_exclusive_group(required=True)
+        group = action.add_mutually_exclusive_group(required=name != "calculate")
         group.add_argument("--phone")
         group.add_argument("--card", help="plastic card number")
         group.add_argument("--card-qr")
         group.add_argument("--app-token")
-        if name == "identify":
+        if name != "steward-code":
             group.add_argument("--steward-code")
+    calculate = actions.choices["calculate"]
+    calculate.add_argument(
+        "--line",
+        action="append",
+        required=True,
+        help="PRODUCT_CODE:PRICE[:QUANTITY], e.g. LATTE:70.00:2",
+    )
+    calculate.add_argument("--points", help="points to redeem, e.g. 12.5")
+    calculate.add_argument("--points-maximum", action="store_true", help="redeem all allowed")
+    calculate.add_argument("--coupon", action="append", help="a coupon code to apply")
+    calculate.add_argument("--certificate", action="append", help="a certificate code")
+    calculate.add_argument("--account", action="append", help="ACCOUNT_TYPE_ID:AMOUNT or :max")
+    calculate.add_argument("--explain", action="store_true", help="list rules that did not apply")
     actions.add_parser("settings")
     search = actions.add_parser("search")
     group = search.add_mutually_exclusive_group(required=True)

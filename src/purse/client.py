@@ -193,6 +193,10 @@ class TerminalClient:
         )
         return response.membership
 
+    async def calculate_check(self, request: pb.CalculateCheckRequest) -> pb.CalculateCheckResponse:
+        """The receipt a check would get; changes nothing, so it is retried."""
+        return await self._call(self._stub.CalculateCheck, request, retry=True)
+
     async def issue_steward_code(self, **kwargs: str) -> pb.IssueStewardCodeResponse:
         return await self._call(
             self._stub.IssueStewardCode,

@@ -26,7 +26,8 @@ class AccountType:
     name: str
     title: dict[str, str]
     product_codes: tuple[str, ...]
-    redemption_limit_without_pin: int
+    redemption_limit_without_pin: int | None
+    purchases_per_reward: int = 0
 
 
 @dataclass(frozen=True, slots=True)

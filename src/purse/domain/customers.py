@@ -1,5 +1,7 @@
 """Customers as a business sees them: membership, access type, pockets.
 
+`AccessType` is the engine's own (`purse.domain.checks`), re-exported here.
+
 Plain values built by the store and mapped by the API; `available` is derived here, in
 one place, from balance and held.
 """
@@ -10,24 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
+from purse.domain.checks import AccessType
 from purse.domain.identifiers import IdentifierKind
-
-
-class AccessType(Enum):
-    """What a customer may do in a business's program (stored as the enum value)."""
-
-    FULL = "full"
-    LIMITED = "limited"
-    NONE = "none"
-    BLACKLISTED = "blacklisted"
-
-    @property
-    def may_accrue(self) -> bool:
-        return self in (AccessType.FULL, AccessType.LIMITED)
-
-    @property
-    def may_redeem(self) -> bool:
-        return self is AccessType.FULL
 
 
 class PocketKind(Enum):
@@ -52,7 +38,7 @@ class Pocket:
     title: str
     balance: int
     held: int
-    redemption_limit_without_pin: int = 0
+    redemption_limit_without_pin: int | None = None
     expiring: int = 0
     next_expiry: datetime | None = None
 
@@ -105,3 +91,14 @@ class Questionnaire:
     family_name: str = ""
     language: str = ""
     personal_data_consent: bool = False
+
+
+__all__ = [
+    "AccessType",
+    "CustomerMatch",
+    "Membership",
+    "Pocket",
+    "PocketKind",
+    "Questionnaire",
+    "StoredIdentifier",
+]

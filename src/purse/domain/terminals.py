@@ -35,3 +35,11 @@ class TerminalContext:
     time_zone: str
     enrols_unknown_phones: bool
     default_access_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdministratorContext:
+    """Who an administrator's API key speaks for."""
+
+    business_id: int
+    currency: str

@@ -15,8 +15,9 @@ from collections.abc import Callable
 
 from purse.domain import credentials
 from purse.domain.errors import PermissionDenied, RateLimited, Unauthenticated, invalid
-from purse.domain.terminals import TerminalContext
+from purse.domain.terminals import AdministratorContext, TerminalContext
 from purse.service.cache import ExpiringCache
+from purse.store.postgres.administrators import AdministratorStore
 from purse.store.postgres.terminals import TerminalStore
 from purse.store.redis import keys
 from purse.store.redis.rate_limits import FailureCounter
@@ -106,3 +107,30 @@ def _enabled(terminal: TerminalContext) -> TerminalContext:
     if not terminal.enabled:
         raise PermissionDenied("this terminal is disabled", reason="TERMINAL_DISABLED")
     return terminal
+
+
+class AdministratorAuthenticator:
+    """Turns an administrator's API key into the business it speaks for."""
+
+    def __init__(
+        self, administrators: AdministratorStore, cache_seconds: float, cache_entries_max: int
+    ) -> None:
+        self._administrators = administrators
+        self._cache: ExpiringCache[AdministratorContext] = ExpiringCache(
+            cache_seconds, cache_entries_max
+        )
+
+    async def authenticate(self, credential: str) -> AdministratorContext:
+        if not credential.startswith(credentials.api_key_prefix):
+            raise Unauthenticated(
+                "send 'authorization: Bearer <administrator API key>'",
+                reason="CREDENTIALS_MISSING",
+            )
+        digest = credentials.api_key_digest(credential)
+        administrator = self._cache.get(digest)
+        if administrator is None:
+            administrator = await self._administrators.by_api_key(digest)
+            if administrator is None:
+                raise Unauthenticated("unknown or revoked API key", reason="API_KEY_INVALID")
+            self._cache.put(digest, administrator)
+        return administrator

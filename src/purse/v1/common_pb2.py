@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15purse/v1/common.proto\x12\x08purse.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x01\n\x12\x43ustomerIdentifier\x12\x0f\n\x05phone\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x63\x61rd_number\x18\x02 \x01(\tH\x00\x12\x11\n\x07\x63\x61rd_qr\x18\x03 \x01(\tH\x00\x12\x13\n\tapp_token\x18\x04 \x01(\tH\x00\x12\x16\n\x0csteward_code\x18\x05 \x01(\tH\x00\x42\x07\n\x05value\"\xab\x02\n\x06Pocket\x12\x11\n\tpocket_id\x18\x01 \x01(\x03\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.purse.v1.PocketKind\x12\"\n\x04unit\x18\x03 \x01(\x0e\x32\x14.purse.v1.PocketUnit\x12\x17\n\x0f\x61\x63\x63ount_type_id\x18\x04 \x01(\x03\x12\r\n\x05title\x18\x05 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x06 \x01(\x03\x12\x0c\n\x04held\x18\x07 \x01(\x03\x12\x11\n\tavailable\x18\x08 \x01(\x03\x12\x10\n\x08\x65xpiring\x18\t \x01(\x03\x12\x34\n\x10next_expiry_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x1credemption_limit_without_pin\x18\x0b \x01(\x03\"\x88\x03\n\nMembership\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\x03\x12\r\n\x05phone\x18\x02 \x01(\t\x12\x13\n\x0b\x63\x61tegory_id\x18\x03 \x01(\x03\x12\x16\n\x0e\x63\x61tegory_title\x18\x04 \x01(\t\x12)\n\x0b\x61\x63\x63\x65ss_type\x18\x05 \x01(\x0e\x32\x14.purse.v1.AccessType\x12\x1f\n\x17participation_confirmed\x18\x06 \x01(\x08\x12\x16\n\x0enewly_enrolled\x18\x07 \x01(\x08\x12!\n\x07pockets\x18\x08 \x03(\x0b\x32\x10.purse.v1.Pocket\x12\x13\n\x0bsales_count\x18\t \x01(\x03\x12\x1d\n\x15sales_sum_minor_units\x18\n \x01(\x03\x12\x33\n\x0flast_visit_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ngiven_name\x18\x0c \x01(\t\x12\x13\n\x0b\x66\x61mily_name\x18\r \x01(\t\x12\x10\n\x08language\x18\x0e \x01(\t\"p\n\rLocalizedText\x12\x31\n\x05texts\x18\x01 \x03(\x0b\x32\".purse.v1.LocalizedText.TextsEntry\x1a,\n\nTextsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x8a\x01\n\x0eIdentifierKind\x12\x1f\n\x1bIDENTIFIER_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15IDENTIFIER_KIND_PHONE\x10\x01\x12\x1f\n\x1bIDENTIFIER_KIND_CARD_NUMBER\x10\x02\x12\x1b\n\x17IDENTIFIER_KIND_CARD_QR\x10\x03*\x8b\x01\n\nAccessType\x12\x1b\n\x17\x41\x43\x43\x45SS_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41\x43\x43\x45SS_TYPE_FULL\x10\x01\x12\x17\n\x13\x41\x43\x43\x45SS_TYPE_LIMITED\x10\x02\x12\x14\n\x10\x41\x43\x43\x45SS_TYPE_NONE\x10\x03\x12\x1b\n\x17\x41\x43\x43\x45SS_TYPE_BLACKLISTED\x10\x04*\x9c\x01\n\nPocketUnit\x12\x1b\n\x17POCKET_UNIT_UNSPECIFIED\x10\x00\x12 \n\x1cPOCKET_UNIT_POINT_HUNDREDTHS\x10\x01\x12\x1b\n\x17POCKET_UNIT_MINOR_UNITS\x10\x02\x12\x1b\n\x17POCKET_UNIT_THOUSANDTHS\x10\x03\x12\x15\n\x11POCKET_UNIT_COUNT\x10\x04*\xa8\x01\n\nPocketKind\x12\x1b\n\x17POCKET_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12POCKET_KIND_POINTS\x10\x01\x12\x1d\n\x19POCKET_KIND_MONEY_ACCOUNT\x10\x02\x12 \n\x1cPOCKET_KIND_PRODUCTS_ACCOUNT\x10\x03\x12$\n POCKET_KIND_ACHIEVEMENTS_ACCOUNT\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15purse/v1/common.proto\x12\x08purse.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x01\n\x12\x43ustomerIdentifier\x12\x0f\n\x05phone\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x63\x61rd_number\x18\x02 \x01(\tH\x00\x12\x11\n\x07\x63\x61rd_qr\x18\x03 \x01(\tH\x00\x12\x13\n\tapp_token\x18\x04 \x01(\tH\x00\x12\x16\n\x0csteward_code\x18\x05 \x01(\tH\x00\x42\x07\n\x05value\"\xd1\x02\n\x06Pocket\x12\x11\n\tpocket_id\x18\x01 \x01(\x03\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.purse.v1.PocketKind\x12\"\n\x04unit\x18\x03 \x01(\x0e\x32\x14.purse.v1.PocketUnit\x12\x17\n\x0f\x61\x63\x63ount_type_id\x18\x04 \x01(\x03\x12\r\n\x05title\x18\x05 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x06 \x01(\x03\x12\x0c\n\x04held\x18\x07 \x01(\x03\x12\x11\n\tavailable\x18\x08 \x01(\x03\x12\x10\n\x08\x65xpiring\x18\t \x01(\x03\x12\x34\n\x10next_expiry_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x1credemption_limit_without_pin\x18\x0b \x01(\x03H\x00\x88\x01\x01\x42\x1f\n\x1d_redemption_limit_without_pin\"\x88\x03\n\nMembership\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\x03\x12\r\n\x05phone\x18\x02 \x01(\t\x12\x13\n\x0b\x63\x61tegory_id\x18\x03 \x01(\x03\x12\x16\n\x0e\x63\x61tegory_title\x18\x04 \x01(\t\x12)\n\x0b\x61\x63\x63\x65ss_type\x18\x05 \x01(\x0e\x32\x14.purse.v1.AccessType\x12\x1f\n\x17participation_confirmed\x18\x06 \x01(\x08\x12\x16\n\x0enewly_enrolled\x18\x07 \x01(\x08\x12!\n\x07pockets\x18\x08 \x03(\x0b\x32\x10.purse.v1.Pocket\x12\x13\n\x0bsales_count\x18\t \x01(\x03\x12\x1d\n\x15sales_sum_minor_units\x18\n \x01(\x03\x12\x33\n\x0flast_visit_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ngiven_name\x18\x0c \x01(\t\x12\x13\n\x0b\x66\x61mily_name\x18\r \x01(\t\x12\x10\n\x08language\x18\x0e \x01(\t\"p\n\rLocalizedText\x12\x31\n\x05texts\x18\x01 \x03(\x0b\x32\".purse.v1.LocalizedText.TextsEntry\x1a,\n\nTextsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x8a\x01\n\x0eIdentifierKind\x12\x1f\n\x1bIDENTIFIER_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15IDENTIFIER_KIND_PHONE\x10\x01\x12\x1f\n\x1bIDENTIFIER_KIND_CARD_NUMBER\x10\x02\x12\x1b\n\x17IDENTIFIER_KIND_CARD_QR\x10\x03*\x8b\x01\n\nAccessType\x12\x1b\n\x17\x41\x43\x43\x45SS_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41\x43\x43\x45SS_TYPE_FULL\x10\x01\x12\x17\n\x13\x41\x43\x43\x45SS_TYPE_LIMITED\x10\x02\x12\x14\n\x10\x41\x43\x43\x45SS_TYPE_NONE\x10\x03\x12\x1b\n\x17\x41\x43\x43\x45SS_TYPE_BLACKLISTED\x10\x04*\x9c\x01\n\nPocketUnit\x12\x1b\n\x17POCKET_UNIT_UNSPECIFIED\x10\x00\x12 \n\x1cPOCKET_UNIT_POINT_HUNDREDTHS\x10\x01\x12\x1b\n\x17POCKET_UNIT_MINOR_UNITS\x10\x02\x12\x1b\n\x17POCKET_UNIT_THOUSANDTHS\x10\x03\x12\x15\n\x11POCKET_UNIT_COUNT\x10\x04*\xa8\x01\n\nPocketKind\x12\x1b\n\x17POCKET_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12POCKET_KIND_POINTS\x10\x01\x12\x1d\n\x19POCKET_KIND_MONEY_ACCOUNT\x10\x02\x12 \n\x1cPOCKET_KIND_PRODUCTS_ACCOUNT\x10\x03\x12$\n POCKET_KIND_ACHIEVEMENTS_ACCOUNT\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,22 +34,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LOCALIZEDTEXT_TEXTSENTRY']._loaded_options = None
   _globals['_LOCALIZEDTEXT_TEXTSENTRY']._serialized_options = b'8\001'
-  _globals['_IDENTIFIERKIND']._serialized_start=1016
-  _globals['_IDENTIFIERKIND']._serialized_end=1154
-  _globals['_ACCESSTYPE']._serialized_start=1157
-  _globals['_ACCESSTYPE']._serialized_end=1296
-  _globals['_POCKETUNIT']._serialized_start=1299
-  _globals['_POCKETUNIT']._serialized_end=1455
-  _globals['_POCKETKIND']._serialized_start=1458
-  _globals['_POCKETKIND']._serialized_end=1626
+  _globals['_IDENTIFIERKIND']._serialized_start=1054
+  _globals['_IDENTIFIERKIND']._serialized_end=1192
+  _globals['_ACCESSTYPE']._serialized_start=1195
+  _globals['_ACCESSTYPE']._serialized_end=1334
+  _globals['_POCKETUNIT']._serialized_start=1337
+  _globals['_POCKETUNIT']._serialized_end=1493
+  _globals['_POCKETKIND']._serialized_start=1496
+  _globals['_POCKETKIND']._serialized_end=1664
   _globals['_CUSTOMERIDENTIFIER']._serialized_start=69
   _globals['_CUSTOMERIDENTIFIER']._serialized_end=202
   _globals['_POCKET']._serialized_start=205
-  _globals['_POCKET']._serialized_end=504
-  _globals['_MEMBERSHIP']._serialized_start=507
-  _globals['_MEMBERSHIP']._serialized_end=899
-  _globals['_LOCALIZEDTEXT']._serialized_start=901
-  _globals['_LOCALIZEDTEXT']._serialized_end=1013
-  _globals['_LOCALIZEDTEXT_TEXTSENTRY']._serialized_start=969
-  _globals['_LOCALIZEDTEXT_TEXTSENTRY']._serialized_end=1013
+  _globals['_POCKET']._serialized_end=542
+  _globals['_MEMBERSHIP']._serialized_start=545
+  _globals['_MEMBERSHIP']._serialized_end=937
+  _globals['_LOCALIZEDTEXT']._serialized_start=939
+  _globals['_LOCALIZEDTEXT']._serialized_end=1051
+  _globals['_LOCALIZEDTEXT_TEXTSENTRY']._serialized_start=1007
+  _globals['_LOCALIZEDTEXT_TEXTSENTRY']._serialized_end=1051
 # @@protoc_insertion_point(module_scope)

@@ -233,7 +233,7 @@ class Pocket(_message.Message):
     """Part of `available` that expires (special bonus points), in `unit`."""
     redemption_limit_without_pin: _builtins.int
     """Above this redemption amount (in `unit`) the customer must confirm with a PIN;
-    0 means no PIN is ever required.
+    unset means no PIN is ever required (0: every redemption needs one).
     """
     @_builtins.property
     def next_expiry_time(self) -> _timestamp_pb2.Timestamp:
@@ -252,13 +252,15 @@ class Pocket(_message.Message):
         available: _builtins.int = ...,
         expiring: _builtins.int = ...,
         next_expiry_time: _timestamp_pb2.Timestamp | None = ...,
-        redemption_limit_without_pin: _builtins.int = ...,
+        redemption_limit_without_pin: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["next_expiry_time", b"next_expiry_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_redemption_limit_without_pin", b"_redemption_limit_without_pin", "next_expiry_time", b"next_expiry_time", "redemption_limit_without_pin", b"redemption_limit_without_pin"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_type_id", b"account_type_id", "available", b"available", "balance", b"balance", "expiring", b"expiring", "held", b"held", "kind", b"kind", "next_expiry_time", b"next_expiry_time", "pocket_id", b"pocket_id", "redemption_limit_without_pin", b"redemption_limit_without_pin", "title", b"title", "unit", b"unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_redemption_limit_without_pin", b"_redemption_limit_without_pin", "account_type_id", b"account_type_id", "available", b"available", "balance", b"balance", "expiring", b"expiring", "held", b"held", "kind", b"kind", "next_expiry_time", b"next_expiry_time", "pocket_id", b"pocket_id", "redemption_limit_without_pin", b"redemption_limit_without_pin", "title", b"title", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__redemption_limit_without_pin: _TypeAlias = _typing.Literal["redemption_limit_without_pin"]  # noqa: Y015
+    _WhichOneofArgType__redemption_limit_without_pin: _TypeAlias = _typing.Literal["_redemption_limit_without_pin", b"_redemption_limit_without_pin"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__redemption_limit_without_pin) -> _WhichOneofReturnType__redemption_limit_without_pin | None: ...
 
 Global___Pocket: _TypeAlias = Pocket  # noqa: Y015
 

@@ -75,45 +75,73 @@ class _AdjustmentKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Adjust
     DESCRIPTOR: _descriptor.EnumDescriptor
     ADJUSTMENT_KIND_UNSPECIFIED: _AdjustmentKind.ValueType  # 0
     """Not set."""
-    ADJUSTMENT_KIND_LINE_DISCOUNT: _AdjustmentKind.ValueType  # 1
-    """A discount rule applied to lines."""
-    ADJUSTMENT_KIND_CHECK_DISCOUNT: _AdjustmentKind.ValueType  # 2
-    """A discount rule applied to the whole check, spread over lines."""
-    ADJUSTMENT_KIND_COUPON: _AdjustmentKind.ValueType  # 3
+    ADJUSTMENT_KIND_RULE_DISCOUNT: _AdjustmentKind.ValueType  # 1
+    """A discount rule."""
+    ADJUSTMENT_KIND_COUPON: _AdjustmentKind.ValueType  # 2
     """A coupon."""
-    ADJUSTMENT_KIND_POINTS_REDEMPTION: _AdjustmentKind.ValueType  # 4
+    ADJUSTMENT_KIND_POINTS_PAYMENT: _AdjustmentKind.ValueType  # 3
     """Payment with bonus points."""
-    ADJUSTMENT_KIND_ACCOUNT_PAYMENT: _AdjustmentKind.ValueType  # 5
-    """Payment from a customer account."""
-    ADJUSTMENT_KIND_CERTIFICATE_PAYMENT: _AdjustmentKind.ValueType  # 6
+    ADJUSTMENT_KIND_ACCOUNT_PAYMENT: _AdjustmentKind.ValueType  # 4
+    """Payment from a customer account (money, products, or an achievement's free unit)."""
+    ADJUSTMENT_KIND_CERTIFICATE_PAYMENT: _AdjustmentKind.ValueType  # 5
     """Payment with a certificate."""
-    ADJUSTMENT_KIND_POINTS_ACCRUAL: _AdjustmentKind.ValueType  # 7
-    """Bonus points accrued."""
-    ADJUSTMENT_KIND_ACCOUNT_ACCRUAL: _AdjustmentKind.ValueType  # 8
-    """An achievement counted or a customer account credited by a rule."""
+    ADJUSTMENT_KIND_POINTS_ACCRUAL: _AdjustmentKind.ValueType  # 6
+    """Bonus points accrued by a rule."""
 
 class AdjustmentKind(_AdjustmentKind, metaclass=_AdjustmentKindEnumTypeWrapper):
     """What produced an adjustment of the check."""
 
 ADJUSTMENT_KIND_UNSPECIFIED: AdjustmentKind.ValueType  # 0
 """Not set."""
-ADJUSTMENT_KIND_LINE_DISCOUNT: AdjustmentKind.ValueType  # 1
-"""A discount rule applied to lines."""
-ADJUSTMENT_KIND_CHECK_DISCOUNT: AdjustmentKind.ValueType  # 2
-"""A discount rule applied to the whole check, spread over lines."""
-ADJUSTMENT_KIND_COUPON: AdjustmentKind.ValueType  # 3
+ADJUSTMENT_KIND_RULE_DISCOUNT: AdjustmentKind.ValueType  # 1
+"""A discount rule."""
+ADJUSTMENT_KIND_COUPON: AdjustmentKind.ValueType  # 2
 """A coupon."""
-ADJUSTMENT_KIND_POINTS_REDEMPTION: AdjustmentKind.ValueType  # 4
+ADJUSTMENT_KIND_POINTS_PAYMENT: AdjustmentKind.ValueType  # 3
 """Payment with bonus points."""
-ADJUSTMENT_KIND_ACCOUNT_PAYMENT: AdjustmentKind.ValueType  # 5
-"""Payment from a customer account."""
-ADJUSTMENT_KIND_CERTIFICATE_PAYMENT: AdjustmentKind.ValueType  # 6
+ADJUSTMENT_KIND_ACCOUNT_PAYMENT: AdjustmentKind.ValueType  # 4
+"""Payment from a customer account (money, products, or an achievement's free unit)."""
+ADJUSTMENT_KIND_CERTIFICATE_PAYMENT: AdjustmentKind.ValueType  # 5
 """Payment with a certificate."""
-ADJUSTMENT_KIND_POINTS_ACCRUAL: AdjustmentKind.ValueType  # 7
-"""Bonus points accrued."""
-ADJUSTMENT_KIND_ACCOUNT_ACCRUAL: AdjustmentKind.ValueType  # 8
-"""An achievement counted or a customer account credited by a rule."""
+ADJUSTMENT_KIND_POINTS_ACCRUAL: AdjustmentKind.ValueType  # 6
+"""Bonus points accrued by a rule."""
 Global___AdjustmentKind: _TypeAlias = AdjustmentKind  # noqa: Y015
+
+class _SourceKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SourceKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SourceKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SOURCE_KIND_UNSPECIFIED: _SourceKind.ValueType  # 0
+    """Not set."""
+    SOURCE_KIND_RULE: _SourceKind.ValueType  # 1
+    """A program rule."""
+    SOURCE_KIND_COUPON: _SourceKind.ValueType  # 2
+    """A coupon."""
+    SOURCE_KIND_POINTS: _SourceKind.ValueType  # 3
+    """The points pocket."""
+    SOURCE_KIND_ACCOUNT: _SourceKind.ValueType  # 4
+    """A customer account."""
+    SOURCE_KIND_CERTIFICATE: _SourceKind.ValueType  # 5
+    """A certificate."""
+
+class SourceKind(_SourceKind, metaclass=_SourceKindEnumTypeWrapper):
+    """What an explanation names."""
+
+SOURCE_KIND_UNSPECIFIED: SourceKind.ValueType  # 0
+"""Not set."""
+SOURCE_KIND_RULE: SourceKind.ValueType  # 1
+"""A program rule."""
+SOURCE_KIND_COUPON: SourceKind.ValueType  # 2
+"""A coupon."""
+SOURCE_KIND_POINTS: SourceKind.ValueType  # 3
+"""The points pocket."""
+SOURCE_KIND_ACCOUNT: SourceKind.ValueType  # 4
+"""A customer account."""
+SOURCE_KIND_CERTIFICATE: SourceKind.ValueType  # 5
+"""A certificate."""
+Global___SourceKind: _TypeAlias = SourceKind  # noqa: Y015
 
 class _TransactionStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -323,6 +351,7 @@ class AccountType(_message.Message):
     TITLE_FIELD_NUMBER: _builtins.int
     PRODUCT_CODES_FIELD_NUMBER: _builtins.int
     REDEMPTION_LIMIT_WITHOUT_PIN_FIELD_NUMBER: _builtins.int
+    PURCHASES_PER_REWARD_FIELD_NUMBER: _builtins.int
     account_type_id: _builtins.int
     """Server-assigned account type id."""
     name: _builtins.str
@@ -332,7 +361,11 @@ class AccountType(_message.Message):
     unit: _common_pb2.PocketUnit.ValueType
     """The unit of amounts in the account."""
     redemption_limit_without_pin: _builtins.int
-    """Above this redemption amount (in `unit`) the customer confirms with a PIN; 0 = never."""
+    """Above this redemption amount (in `unit`) the customer confirms with a PIN; unset =
+    never (0: every redemption needs one).
+    """
+    purchases_per_reward: _builtins.int
+    """For achievements accounts: every Nth purchase of its products is free (N); 0 otherwise."""
     @_builtins.property
     def title(self) -> _common_pb2.LocalizedText:
         """Title customers see, per language."""
@@ -350,13 +383,16 @@ class AccountType(_message.Message):
         unit: _common_pb2.PocketUnit.ValueType = ...,
         title: _common_pb2.LocalizedText | None = ...,
         product_codes: _abc.Iterable[_builtins.str] | None = ...,
-        redemption_limit_without_pin: _builtins.int = ...,
+        redemption_limit_without_pin: _builtins.int | None = ...,
+        purchases_per_reward: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["title", b"title"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_redemption_limit_without_pin", b"_redemption_limit_without_pin", "redemption_limit_without_pin", b"redemption_limit_without_pin", "title", b"title"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_type_id", b"account_type_id", "kind", b"kind", "name", b"name", "product_codes", b"product_codes", "redemption_limit_without_pin", b"redemption_limit_without_pin", "title", b"title", "unit", b"unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_redemption_limit_without_pin", b"_redemption_limit_without_pin", "account_type_id", b"account_type_id", "kind", b"kind", "name", b"name", "product_codes", b"product_codes", "purchases_per_reward", b"purchases_per_reward", "redemption_limit_without_pin", b"redemption_limit_without_pin", "title", b"title", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__redemption_limit_without_pin: _TypeAlias = _typing.Literal["redemption_limit_without_pin"]  # noqa: Y015
+    _WhichOneofArgType__redemption_limit_without_pin: _TypeAlias = _typing.Literal["_redemption_limit_without_pin", b"_redemption_limit_without_pin"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__redemption_limit_without_pin) -> _WhichOneofReturnType__redemption_limit_without_pin | None: ...
 
 Global___AccountType: _TypeAlias = AccountType  # noqa: Y015
 
@@ -633,20 +669,24 @@ class LineShare(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     POSITION_FIELD_NUMBER: _builtins.int
-    AMOUNT_FIELD_NUMBER: _builtins.int
+    AMOUNT_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    POCKET_AMOUNT_FIELD_NUMBER: _builtins.int
     position: _builtins.int
     """The line's position."""
-    amount: _builtins.int
-    """The share, minor units (for accruals: hundredths of a point)."""
+    amount_minor_units: _builtins.int
+    """Share of `Adjustment.amount_minor_units`, minor units (0 for accruals)."""
+    pocket_amount: _builtins.int
+    """Share of `Adjustment.pocket_amount`, in that pocket's unit."""
     def __init__(
         self,
         *,
         position: _builtins.int = ...,
-        amount: _builtins.int = ...,
+        amount_minor_units: _builtins.int = ...,
+        pocket_amount: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "position", b"position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor_units", b"amount_minor_units", "pocket_amount", b"pocket_amount", "position", b"position"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -673,20 +713,19 @@ class Adjustment(_message.Message):
     code: _builtins.str
     """The coupon or certificate code; empty if none."""
     account_type_id: _builtins.int
-    """The account type paid from or credited; 0 if none."""
+    """The account type paid from; 0 if none."""
     title: _builtins.str
-    """Human-readable title of the source, in the customer's language when known."""
+    """Human-readable title of the source."""
     amount_minor_units: _builtins.int
     """Effect on the money to pay, minor units (0 for accruals)."""
     pocket_amount: _builtins.int
-    """Effect on the pocket involved, in that pocket's unit (points redeemed or accrued,
-    litres taken from a products account…); 0 if no pocket.
+    """Effect on the pocket involved, in that pocket's unit: points redeemed or accrued
+    (hundredths), litres taken from a products account (thousandths), purchases taken
+    from an achievements account; 0 for discounts.
     """
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineShare]:
-        """How `amount_minor_units` (or, for accruals, `pocket_amount`) is spread over lines;
-        the shares sum exactly to the whole.
-        """
+        """The lines it touches; shares sum exactly to the totals above."""
 
     def __init__(
         self,
@@ -718,8 +757,10 @@ class ReceiptLine(_message.Message):
     PRODUCT_CODE_FIELD_NUMBER: _builtins.int
     AMOUNT_MINOR_UNITS_FIELD_NUMBER: _builtins.int
     DISCOUNT_MINOR_UNITS_FIELD_NUMBER: _builtins.int
-    PAID_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    PAID_WITH_POINTS_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    PAID_WITH_ACCOUNTS_MINOR_UNITS_FIELD_NUMBER: _builtins.int
     TO_PAY_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    POINTS_REDEEMED_HUNDREDTHS_FIELD_NUMBER: _builtins.int
     POINTS_ACCRUED_HUNDREDTHS_FIELD_NUMBER: _builtins.int
     position: _builtins.int
     """The line's position."""
@@ -729,10 +770,14 @@ class ReceiptLine(_message.Message):
     """The line amount sent, minor units."""
     discount_minor_units: _builtins.int
     """Discounts and coupons on this line, minor units."""
-    paid_minor_units: _builtins.int
-    """Paid with points, certificates and customer accounts, minor units."""
+    paid_with_points_minor_units: _builtins.int
+    """Paid with points, minor units."""
+    paid_with_accounts_minor_units: _builtins.int
+    """Paid from customer accounts and certificates, minor units."""
     to_pay_minor_units: _builtins.int
     """Left to pay in money, minor units: amount − discount − paid."""
+    points_redeemed_hundredths: _builtins.int
+    """Points redeemed on this line, hundredths of a point."""
     points_accrued_hundredths: _builtins.int
     """Points accrued for this line, hundredths of a point."""
     def __init__(
@@ -742,77 +787,147 @@ class ReceiptLine(_message.Message):
         product_code: _builtins.str = ...,
         amount_minor_units: _builtins.int = ...,
         discount_minor_units: _builtins.int = ...,
-        paid_minor_units: _builtins.int = ...,
+        paid_with_points_minor_units: _builtins.int = ...,
+        paid_with_accounts_minor_units: _builtins.int = ...,
         to_pay_minor_units: _builtins.int = ...,
+        points_redeemed_hundredths: _builtins.int = ...,
         points_accrued_hundredths: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor_units", b"amount_minor_units", "discount_minor_units", b"discount_minor_units", "paid_minor_units", b"paid_minor_units", "points_accrued_hundredths", b"points_accrued_hundredths", "position", b"position", "product_code", b"product_code", "to_pay_minor_units", b"to_pay_minor_units"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor_units", b"amount_minor_units", "discount_minor_units", b"discount_minor_units", "paid_with_accounts_minor_units", b"paid_with_accounts_minor_units", "paid_with_points_minor_units", b"paid_with_points_minor_units", "points_accrued_hundredths", b"points_accrued_hundredths", "points_redeemed_hundredths", b"points_redeemed_hundredths", "position", b"position", "product_code", b"product_code", "to_pay_minor_units", b"to_pay_minor_units"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReceiptLine: _TypeAlias = ReceiptLine  # noqa: Y015
 
 @_typing.final
-class SkippedRule(_message.Message):
-    """A rule that did not apply, with why (only when asked for)."""
+class LotTaken(_message.Message):
+    """Points taken from one lot (soonest-expiring first)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    RULE_ID_FIELD_NUMBER: _builtins.int
-    TITLE_FIELD_NUMBER: _builtins.int
-    REASON_FIELD_NUMBER: _builtins.int
-    rule_id: _builtins.int
-    """The rule."""
-    title: _builtins.str
-    """The rule's title."""
-    reason: _builtins.str
-    """Why it did not apply ("check sum below 100.00")."""
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    POINTS_HUNDREDTHS_FIELD_NUMBER: _builtins.int
+    lot_id: _builtins.int
+    """The lot; 0 for points that never expire."""
+    points_hundredths: _builtins.int
+    """Points taken, hundredths."""
     def __init__(
         self,
         *,
-        rule_id: _builtins.int = ...,
-        title: _builtins.str = ...,
-        reason: _builtins.str = ...,
+        lot_id: _builtins.int = ...,
+        points_hundredths: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "rule_id", b"rule_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "points_hundredths", b"points_hundredths"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___SkippedRule: _TypeAlias = SkippedRule  # noqa: Y015
+Global___LotTaken: _TypeAlias = LotTaken  # noqa: Y015
 
 @_typing.final
-class ConfirmationReason(_message.Message):
-    """Why a PIN confirmation is needed."""
+class AchievementProgress(_message.Message):
+    """What an achievements account counted on this check."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    POCKET_KIND_FIELD_NUMBER: _builtins.int
+    ACCOUNT_TYPE_ID_FIELD_NUMBER: _builtins.int
+    PURCHASES_FIELD_NUMBER: _builtins.int
+    REWARDS_FIELD_NUMBER: _builtins.int
+    BALANCE_AFTER_FIELD_NUMBER: _builtins.int
+    account_type_id: _builtins.int
+    """The achievements account type."""
+    purchases: _builtins.int
+    """Purchases counted on this check."""
+    rewards: _builtins.int
+    """Free units given."""
+    balance_after: _builtins.int
+    """The account's balance after the check, purchases."""
+    def __init__(
+        self,
+        *,
+        account_type_id: _builtins.int = ...,
+        purchases: _builtins.int = ...,
+        rewards: _builtins.int = ...,
+        balance_after: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_type_id", b"account_type_id", "balance_after", b"balance_after", "purchases", b"purchases", "rewards", b"rewards"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AchievementProgress: _TypeAlias = AchievementProgress  # noqa: Y015
+
+@_typing.final
+class NotApplied(_message.Message):
+    """A rule or coupon that did not apply, with why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_KIND_FIELD_NUMBER: _builtins.int
+    RULE_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    source_kind: Global___SourceKind.ValueType
+    """What did not apply."""
+    rule_id: _builtins.int
+    """The rule id (rules); 0 otherwise."""
+    code: _builtins.str
+    """The coupon code (coupons); empty otherwise."""
+    reason: _builtins.str
+    """Stable machine-readable reason (CHECK_SUM_BELOW_MINIMUM, OUTSIDE_TIME_WINDOWS…)."""
+    description: _builtins.str
+    """For people: "check sum 80.00 is below 100.00"."""
+    def __init__(
+        self,
+        *,
+        source_kind: Global___SourceKind.ValueType = ...,
+        rule_id: _builtins.int = ...,
+        code: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "description", b"description", "reason", b"reason", "rule_id", b"rule_id", "source_kind", b"source_kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotApplied: _TypeAlias = NotApplied  # noqa: Y015
+
+@_typing.final
+class ConfirmationReason(_message.Message):
+    """A debit above its pocket's no-PIN limit: the customer must confirm with a PIN."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_KIND_FIELD_NUMBER: _builtins.int
     ACCOUNT_TYPE_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
-    pocket_kind: _common_pb2.PocketKind.ValueType
-    """The pocket whose no-PIN limit is exceeded."""
+    source_kind: Global___SourceKind.ValueType
+    """The pocket: POINTS, ACCOUNT or CERTIFICATE."""
     account_type_id: _builtins.int
     """Its account type; 0 for points."""
     amount: _builtins.int
-    """The amount asked for, in the pocket's unit."""
+    """The debit asked for, in the pocket's unit."""
     limit: _builtins.int
     """The no-PIN limit, in the pocket's unit."""
     def __init__(
         self,
         *,
-        pocket_kind: _common_pb2.PocketKind.ValueType = ...,
+        source_kind: Global___SourceKind.ValueType = ...,
         account_type_id: _builtins.int = ...,
         amount: _builtins.int = ...,
         limit: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_type_id", b"account_type_id", "amount", b"amount", "limit", b"limit", "pocket_kind", b"pocket_kind"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_type_id", b"account_type_id", "amount", b"amount", "limit", b"limit", "source_kind", b"source_kind"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -827,13 +942,17 @@ class Receipt(_message.Message):
     CURRENCY_FIELD_NUMBER: _builtins.int
     SUM_MINOR_UNITS_FIELD_NUMBER: _builtins.int
     DISCOUNT_MINOR_UNITS_FIELD_NUMBER: _builtins.int
-    PAID_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    PAID_WITH_POINTS_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    PAID_WITH_ACCOUNTS_MINOR_UNITS_FIELD_NUMBER: _builtins.int
     TO_PAY_MINOR_UNITS_FIELD_NUMBER: _builtins.int
     POINTS_REDEEMED_HUNDREDTHS_FIELD_NUMBER: _builtins.int
     POINTS_ACCRUED_HUNDREDTHS_FIELD_NUMBER: _builtins.int
+    POINTS_REDEEMABLE_MAX_HUNDREDTHS_FIELD_NUMBER: _builtins.int
     LINES_FIELD_NUMBER: _builtins.int
     ADJUSTMENTS_FIELD_NUMBER: _builtins.int
-    SKIPPED_RULES_FIELD_NUMBER: _builtins.int
+    LOTS_TAKEN_FIELD_NUMBER: _builtins.int
+    ACHIEVEMENTS_FIELD_NUMBER: _builtins.int
+    NOT_APPLIED_FIELD_NUMBER: _builtins.int
     CONFIRMATION_REQUIRED_FIELD_NUMBER: _builtins.int
     CONFIRMATION_REASONS_FIELD_NUMBER: _builtins.int
     currency: _builtins.str
@@ -842,27 +961,39 @@ class Receipt(_message.Message):
     """Sum of line amounts before anything, minor units."""
     discount_minor_units: _builtins.int
     """Discounts and coupons, minor units."""
-    paid_minor_units: _builtins.int
-    """Paid with points, certificates and accounts, minor units."""
+    paid_with_points_minor_units: _builtins.int
+    """Paid with points, minor units."""
+    paid_with_accounts_minor_units: _builtins.int
+    """Paid from customer accounts and certificates, minor units."""
     to_pay_minor_units: _builtins.int
-    """Left to pay in money, minor units: sum − discount − paid."""
+    """Left to pay in money: sum − discount − paid with points − paid with accounts."""
     points_redeemed_hundredths: _builtins.int
     """Points redeemed, hundredths of a point."""
     points_accrued_hundredths: _builtins.int
     """Points accrued, hundredths of a point."""
+    points_redeemable_max_hundredths: _builtins.int
+    """The most points the cashier could redeem on this check, hundredths."""
     confirmation_required: _builtins.bool
     """True when the redemption needs the customer's PIN."""
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReceiptLine]:
-        """The lines, in the order sent."""
+        """The lines, by position."""
 
     @_builtins.property
     def adjustments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Adjustment]:
-        """Every adjustment in calculation order."""
+        """Every discount, payment and accrual, in calculation order."""
 
     @_builtins.property
-    def skipped_rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___SkippedRule]:
-        """Rules that did not apply (only when `explain` was asked)."""
+    def lots_taken(self) -> _containers.RepeatedCompositeFieldContainer[Global___LotTaken]:
+        """Points lots the redemption takes from."""
+
+    @_builtins.property
+    def achievements(self) -> _containers.RepeatedCompositeFieldContainer[Global___AchievementProgress]:
+        """Achievements counted."""
+
+    @_builtins.property
+    def not_applied(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotApplied]:
+        """Coupons asked for that did not apply, and (with `explain`) rules that did not."""
 
     @_builtins.property
     def confirmation_reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConfirmationReason]:
@@ -874,19 +1005,23 @@ class Receipt(_message.Message):
         currency: _builtins.str = ...,
         sum_minor_units: _builtins.int = ...,
         discount_minor_units: _builtins.int = ...,
-        paid_minor_units: _builtins.int = ...,
+        paid_with_points_minor_units: _builtins.int = ...,
+        paid_with_accounts_minor_units: _builtins.int = ...,
         to_pay_minor_units: _builtins.int = ...,
         points_redeemed_hundredths: _builtins.int = ...,
         points_accrued_hundredths: _builtins.int = ...,
+        points_redeemable_max_hundredths: _builtins.int = ...,
         lines: _abc.Iterable[Global___ReceiptLine] | None = ...,
         adjustments: _abc.Iterable[Global___Adjustment] | None = ...,
-        skipped_rules: _abc.Iterable[Global___SkippedRule] | None = ...,
+        lots_taken: _abc.Iterable[Global___LotTaken] | None = ...,
+        achievements: _abc.Iterable[Global___AchievementProgress] | None = ...,
+        not_applied: _abc.Iterable[Global___NotApplied] | None = ...,
         confirmation_required: _builtins.bool = ...,
         confirmation_reasons: _abc.Iterable[Global___ConfirmationReason] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjustments", b"adjustments", "confirmation_reasons", b"confirmation_reasons", "confirmation_required", b"confirmation_required", "currency", b"currency", "discount_minor_units", b"discount_minor_units", "lines", b"lines", "paid_minor_units", b"paid_minor_units", "points_accrued_hundredths", b"points_accrued_hundredths", "points_redeemed_hundredths", b"points_redeemed_hundredths", "skipped_rules", b"skipped_rules", "sum_minor_units", b"sum_minor_units", "to_pay_minor_units", b"to_pay_minor_units"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["achievements", b"achievements", "adjustments", b"adjustments", "confirmation_reasons", b"confirmation_reasons", "confirmation_required", b"confirmation_required", "currency", b"currency", "discount_minor_units", b"discount_minor_units", "lines", b"lines", "lots_taken", b"lots_taken", "not_applied", b"not_applied", "paid_with_accounts_minor_units", b"paid_with_accounts_minor_units", "paid_with_points_minor_units", b"paid_with_points_minor_units", "points_accrued_hundredths", b"points_accrued_hundredths", "points_redeemable_max_hundredths", b"points_redeemable_max_hundredths", "points_redeemed_hundredths", b"points_redeemed_hundredths", "sum_minor_units", b"sum_minor_units", "to_pay_minor_units", b"to_pay_minor_units"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -902,6 +1037,7 @@ class CalculateCheckRequest(_message.Message):
     CHECK_FIELD_NUMBER: _builtins.int
     REDEMPTION_FIELD_NUMBER: _builtins.int
     EXPLAIN_FIELD_NUMBER: _builtins.int
+    SALE_TIME_FIELD_NUMBER: _builtins.int
     explain: _builtins.bool
     """Also list the rules that did not apply, with reasons."""
     @_builtins.property
@@ -916,6 +1052,10 @@ class CalculateCheckRequest(_message.Message):
     def redemption(self) -> Global___Redemption:
         """What the customer wants to spend."""
 
+    @_builtins.property
+    def sale_time(self) -> _timestamp_pb2.Timestamp:
+        """When the sale happens, for time-window rules; unset = now (point of sale's time zone)."""
+
     def __init__(
         self,
         *,
@@ -923,10 +1063,11 @@ class CalculateCheckRequest(_message.Message):
         check: Global___Check | None = ...,
         redemption: Global___Redemption | None = ...,
         explain: _builtins.bool = ...,
+        sale_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["check", b"check", "identifier", b"identifier", "redemption", b"redemption"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["check", b"check", "identifier", b"identifier", "redemption", b"redemption", "sale_time", b"sale_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["check", b"check", "explain", b"explain", "identifier", b"identifier", "redemption", b"redemption"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check", b"check", "explain", b"explain", "identifier", b"identifier", "redemption", b"redemption", "sale_time", b"sale_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -22,12 +22,14 @@ from purse.api.grpc.errors import (
     rich_status,
     unavailable_status,
 )
+from purse.api.grpc.receipts import calculation_request_from_proto, receipt_to_proto
 from purse.domain.catalogue import Catalogue
 from purse.domain.customers import Questionnaire
 from purse.domain.errors import DomainError
 from purse.domain.identifiers import Identifier, IdentifierKind
 from purse.domain.terminals import TerminalContext
 from purse.service.authentication import Authenticator
+from purse.service.calculation import CheckCalculation
 from purse.service.identification import IdentificationService
 from purse.store.postgres.catalogue import CatalogueStore
 from purse.v1 import common_pb2, terminal_service_pb2_grpc
@@ -123,10 +125,12 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         authenticator: Authenticator,
         identification: IdentificationService,
         catalogue: CatalogueStore,
+        calculation: CheckCalculation,
     ) -> None:
         self.authenticator = authenticator
         self._identification = identification
         self._catalogue = catalogue
+        self._calculation = calculation
 
     @public_call
     async def SignIn(self, request: pb.SignInRequest, context: Context) -> pb.SignInResponse:
@@ -153,6 +157,18 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         identifier = mapping.identifier_from_proto(request.identifier)
         membership = await self._identification.identify(terminal, identifier)
         return pb.IdentifyCustomerResponse(membership=mapping.membership_to_proto(membership))
+
+    @terminal_call
+    async def CalculateCheck(
+        self, request: pb.CalculateCheckRequest, context: Context, terminal: TerminalContext
+    ) -> pb.CalculateCheckResponse:
+        calculation = await self._calculation.calculate(
+            terminal, calculation_request_from_proto(request)
+        )
+        response = pb.CalculateCheckResponse(receipt=receipt_to_proto(calculation))
+        if calculation.membership is not None:
+            response.membership.CopyFrom(mapping.membership_to_proto(calculation.membership))
+        return response
 
     @terminal_call
     async def IssueStewardCode(
@@ -226,7 +242,6 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             identifiers=[mapping.stored_identifier_to_proto(item) for item in match.identifiers]
         )
 
-    CalculateCheck = not_yet("CalculateCheck")
     ProcessCheck = not_yet("ProcessCheck")
     ConfirmTransaction = not_yet("ConfirmTransaction")
     ResendCode = not_yet("ResendCode")
@@ -277,6 +292,7 @@ def _settings_to_proto(
                 title=common_pb2.LocalizedText(texts=account.title),
                 product_codes=account.product_codes,
                 redemption_limit_without_pin=account.redemption_limit_without_pin,
+                purchases_per_reward=account.purchases_per_reward,
             )
             for account in catalogue.account_types
         ],

@@ -22,7 +22,8 @@ class CatalogueStore:
             " ARRAY(SELECT ROW(category_id, name, title::text, is_default) FROM customer_categories"
             "        WHERE business_id = $1 ORDER BY category_id) AS categories,"
             " ARRAY(SELECT ROW(account_type_id, kind, name, title::text, product_codes,"
-            "                  redemption_limit_without_pin) FROM account_types"
+            "                  redemption_limit_without_pin, purchases_per_reward)"
+            "        FROM account_types"
             "        WHERE business_id = $1 ORDER BY account_type_id) AS account_types",
             business_id,
         )
@@ -33,7 +34,15 @@ class CatalogueStore:
                 for category_id, name, title, is_default in row["categories"]
             ),
             account_types=tuple(
-                AccountType(type_id, PocketKind(kind), name, json.loads(title), tuple(codes), limit)
-                for type_id, kind, name, title, codes, limit in row["account_types"]
+                AccountType(
+                    type_id,
+                    PocketKind(kind),
+                    name,
+                    json.loads(title),
+                    tuple(codes),
+                    limit,
+                    per_reward,
+                )
+                for type_id, kind, name, title, codes, limit, per_reward in row["account_types"]
             ),
         )

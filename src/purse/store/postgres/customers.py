@@ -36,7 +36,7 @@ SELECT m.customer_id, c.phone, c.given_name, c.family_name, c.language,
        ARRAY(
          SELECT ROW(p.pocket_id, p.account_type_id, coalesce(a.kind, 'points'),
                     coalesce(a.name, ''), a.title::text, p.balance, p.held,
-                    coalesce(a.redemption_limit_without_pin, 0))
+                    a.redemption_limit_without_pin)
            FROM pockets p
            LEFT JOIN account_types a
              ON a.business_id = p.business_id AND a.account_type_id = p.account_type_id

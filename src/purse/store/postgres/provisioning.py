@@ -6,6 +6,7 @@ panel. Secrets arrive already hashed; this module never sees a plain password or
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import asyncpg
 
@@ -131,6 +132,15 @@ class Provisioning:
             name,
         )
 
+    async def admin_api_key(self, business_id: int, key_digest: bytes, name: str) -> int:
+        return await self._id(
+            "INSERT INTO admin_api_keys (business_id, key_hash, name)"
+            " VALUES ($1, $2, $3) RETURNING api_key_id",
+            business_id,
+            key_digest,
+            name,
+        )
+
     async def account_type(
         self,
         business_id: int,
@@ -138,19 +148,90 @@ class Provisioning:
         name: str,
         title: dict[str, str],
         product_codes: Sequence[str] = (),
-        redemption_limit_without_pin: int = 0,
+        redemption_limit_without_pin: int | None = None,
+        purchases_per_reward: int = 0,
     ) -> int:
         assert kind is not PocketKind.POINTS
         return await self._id(
-            "INSERT INTO account_types"
-            " (business_id, kind, name, title, product_codes, redemption_limit_without_pin)"
-            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING account_type_id",
+            "INSERT INTO account_types (business_id, kind, name, title, product_codes,"
+            "                           redemption_limit_without_pin, purchases_per_reward)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING account_type_id",
             business_id,
             kind.value,
             name,
             title,
             list(product_codes),
             redemption_limit_without_pin,
+            purchases_per_reward,
+        )
+
+    async def coupon_series(
+        self,
+        business_id: int,
+        name: str,
+        kind: str,
+        value: int,
+        product_codes: Sequence[str] = (),
+        check_sum_min_minor_units: int = 0,
+        coupons_max: int | None = None,
+    ) -> int:
+        return await self._id(
+            "INSERT INTO coupon_series (business_id, name, title, kind, value, product_codes,"
+            "                           check_sum_min_minor_units, coupons_max)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING series_id",
+            business_id,
+            name,
+            {"en": name},
+            kind,
+            value,
+            list(product_codes),
+            check_sum_min_minor_units,
+            coupons_max,
+        )
+
+    async def coupon(
+        self, business_id: int, series_id: int, code: str, customer_id: int | None
+    ) -> int:
+        """Issue one coupon of a series; the series' cap refuses one too many."""
+        return await self._id(
+            "WITH counted AS ("
+            "  UPDATE coupon_series SET coupons_issued = coupons_issued + 1"
+            "   WHERE business_id = $1 AND series_id = $2 RETURNING series_id"
+            ") INSERT INTO coupons (business_id, series_id, code, customer_id)"
+            "  SELECT $1, series_id, $3, $4 FROM counted RETURNING coupon_id",
+            business_id,
+            series_id,
+            code,
+            customer_id,
+        )
+
+    async def certificate(self, business_id: int, code: str, balance_minor_units: int) -> int:
+        return await self._id(
+            "INSERT INTO certificates (business_id, code, balance_minor_units)"
+            " VALUES ($1, $2, $3) RETURNING certificate_id",
+            business_id,
+            code,
+            balance_minor_units,
+        )
+
+    async def points_lot(
+        self, business_id: int, customer_id: int, points: int, expires_at: datetime
+    ) -> int:
+        """Credit special (expiring) points: the balance and a lot, with a ledger entry."""
+        return await self._id(
+            "WITH pocket AS ("
+            "  UPDATE pockets SET balance = balance + $3, updated_at = now()"
+            "   WHERE business_id = $1 AND customer_id = $2 AND account_type_id = 0"
+            "  RETURNING pocket_id"
+            "), entry AS ("
+            "  INSERT INTO ledger_entries (business_id, pocket_id, kind, amount, expires_at)"
+            "  SELECT $1, pocket_id, 'adjust', $3, $4 FROM pocket"
+            ") INSERT INTO points_lots (business_id, pocket_id, remaining, expires_at)"
+            "  SELECT $1, pocket_id, $3, $4 FROM pocket RETURNING lot_id",
+            business_id,
+            customer_id,
+            points,
+            expires_at,
         )
 
     async def goods_category(self, business_id: int, code: str, name: str) -> int:

@@ -1,0 +1,212 @@
+"""Checks and receipts: CalculateCheck's request into plain values, the engine's receipt
+into protobuf. The only place the two meet."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from purse.api.grpc.mapping import identifier_from_proto
+from purse.domain import checks
+from purse.domain.errors import FieldViolation, InvalidArgument
+from purse.service.calculation import Calculation, CalculationRequest
+from purse.v1 import terminal_service_pb2 as pb
+
+_source_kinds = {
+    checks.SourceKind.RULE: pb.SOURCE_KIND_RULE,
+    checks.SourceKind.COUPON: pb.SOURCE_KIND_COUPON,
+    checks.SourceKind.POINTS: pb.SOURCE_KIND_POINTS,
+    checks.SourceKind.ACCOUNT: pb.SOURCE_KIND_ACCOUNT,
+    checks.SourceKind.CERTIFICATE: pb.SOURCE_KIND_CERTIFICATE,
+}
+_payment_kinds = {
+    checks.SourceKind.POINTS: pb.ADJUSTMENT_KIND_POINTS_PAYMENT,
+    checks.SourceKind.ACCOUNT: pb.ADJUSTMENT_KIND_ACCOUNT_PAYMENT,
+    checks.SourceKind.CERTIFICATE: pb.ADJUSTMENT_KIND_CERTIFICATE_PAYMENT,
+}
+
+
+def check_from_proto(message: pb.Check, field: str = "check") -> checks.Check:
+    lines = tuple(
+        checks.CheckLine(
+            position=line.position,
+            product_code=line.product_code,
+            price=line.price_minor_units,
+            quantity=line.quantity_thousandths,
+            amount=line.amount_minor_units,
+            goods_category_code=line.goods_category_code or None,
+        )
+        for line in message.lines
+    )
+    stated = message.sum_minor_units
+    actual = sum(line.amount for line in lines)
+    if stated and stated != actual:
+        raise InvalidArgument(
+            message=f"{field}.sum_minor_units: {stated} is not the sum of the lines ({actual})",
+            reason="CHECK_SUM_MISMATCH",
+            violations=(FieldViolation(f"{field}.sum_minor_units", f"the lines sum to {actual}"),),
+        )
+    return checks.Check(currency=message.currency.strip().upper(), lines=lines)
+
+
+def calculation_request_from_proto(request: pb.CalculateCheckRequest) -> CalculationRequest:
+    redemption = request.redemption
+    violations = []
+    if redemption.points_hundredths < 0:
+        violations.append(FieldViolation("redemption.points_hundredths", "must not be negative"))
+    accounts: list[tuple[int, int | None]] = []
+    for index, payment in enumerate(redemption.account_payments):
+        if payment.maximum:
+            accounts.append((payment.account_type_id, None))
+        elif payment.amount > 0:
+            accounts.append((payment.account_type_id, payment.amount))
+        else:
+            violations.append(
+                FieldViolation(
+                    f"redemption.account_payments[{index}].amount",
+                    "give a positive amount or set maximum",
+                )
+            )
+    if violations:
+        raise InvalidArgument(
+            message=f"{violations[0].field}: {violations[0].description}",
+            violations=tuple(violations),
+        )
+    return CalculationRequest(
+        check=check_from_proto(request.check),
+        identifier=identifier_from_proto(request.identifier)
+        if request.HasField("identifier")
+        else None,
+        points=redemption.points_hundredths,
+        points_maximum=redemption.points_maximum,
+        accounts=tuple(accounts),
+        coupon_codes=tuple(code.strip() for code in redemption.coupon_codes),
+        certificate_codes=tuple(code.strip() for code in redemption.certificate_codes),
+        explain=request.explain,
+        sale_time=request.sale_time.ToDatetime(tzinfo=UTC)
+        if request.HasField("sale_time")
+        else None,
+    )
+
+
+def _shares(
+    positions: list[int], amounts: tuple[int, ...], pocket_amounts: tuple[int, ...]
+) -> list[pb.LineShare]:
+    return [
+        pb.LineShare(position=position, amount_minor_units=amount, pocket_amount=pocket)
+        for position, amount, pocket in zip(positions, amounts, pocket_amounts, strict=True)
+        if amount or pocket
+    ]
+
+
+def receipt_to_proto(calculation: Calculation) -> pb.Receipt:
+    receipt = calculation.receipt
+    positions = [line.position for line in receipt.lines]
+    zeros = (0,) * len(positions)
+    adjustments = [
+        pb.Adjustment(
+            kind=pb.ADJUSTMENT_KIND_COUPON
+            if discount.source_kind is checks.SourceKind.COUPON
+            else pb.ADJUSTMENT_KIND_RULE_DISCOUNT,
+            rule_id=discount.source_id if discount.source_kind is checks.SourceKind.RULE else 0,
+            code=calculation.coupon_codes.get(discount.source_id, "")
+            if discount.source_kind is checks.SourceKind.COUPON
+            else "",
+            title=discount.title,
+            amount_minor_units=discount.amount,
+            lines=_shares(positions, discount.line_amounts, zeros),
+        )
+        for discount in receipt.discounts
+    ]
+    adjustments += [_payment(payment, calculation, positions) for payment in receipt.payments]
+    adjustments += [
+        pb.Adjustment(
+            kind=pb.ADJUSTMENT_KIND_POINTS_ACCRUAL,
+            rule_id=accrual.rule_id,
+            title=accrual.title,
+            pocket_amount=accrual.points,
+            lines=_shares(positions, zeros, accrual.line_points),
+        )
+        for accrual in receipt.accruals
+    ]
+    return pb.Receipt(
+        currency=receipt.currency,
+        sum_minor_units=receipt.check_sum,
+        discount_minor_units=receipt.discount_total,
+        paid_with_points_minor_units=receipt.paid_with_points,
+        paid_with_accounts_minor_units=receipt.paid_with_accounts,
+        to_pay_minor_units=receipt.to_pay,
+        points_redeemed_hundredths=receipt.points_redeemed,
+        points_accrued_hundredths=receipt.points_accrued,
+        points_redeemable_max_hundredths=receipt.points_redeemable_max,
+        lines=[_line(line) for line in receipt.lines],
+        adjustments=adjustments,
+        lots_taken=[
+            pb.LotTaken(lot_id=lot.lot_id, points_hundredths=lot.points)
+            for lot in receipt.lots_taken
+        ],
+        achievements=[
+            pb.AchievementProgress(
+                account_type_id=item.account_id,
+                purchases=item.purchases,
+                rewards=item.rewards,
+                balance_after=item.balance_after,
+            )
+            for item in receipt.achievements
+        ],
+        not_applied=[_not_applied(item, calculation) for item in receipt.not_applied],
+        confirmation_required=receipt.confirmation_required,
+        confirmation_reasons=[
+            pb.ConfirmationReason(
+                source_kind=_source_kinds[item.source_kind],
+                account_type_id=item.source_id
+                if item.source_kind is checks.SourceKind.ACCOUNT
+                else 0,
+                amount=item.debit,
+                limit=item.limit,
+            )
+            for item in receipt.confirmations
+        ],
+    )
+
+
+def _line(line: checks.ReceiptLine) -> pb.ReceiptLine:
+    return pb.ReceiptLine(
+        position=line.position,
+        product_code=line.product_code,
+        amount_minor_units=line.amount,
+        discount_minor_units=line.discount,
+        paid_with_points_minor_units=line.paid_with_points,
+        paid_with_accounts_minor_units=line.paid_with_accounts,
+        to_pay_minor_units=line.to_pay,
+        points_redeemed_hundredths=line.points_redeemed,
+        points_accrued_hundredths=line.points_accrued,
+    )
+
+
+def _payment(
+    payment: checks.Payment, calculation: Calculation, positions: list[int]
+) -> pb.Adjustment:
+    kind = payment.source_kind
+    return pb.Adjustment(
+        kind=_payment_kinds[kind],
+        code=calculation.certificate_codes.get(payment.source_id, "")
+        if kind is checks.SourceKind.CERTIFICATE
+        else "",
+        account_type_id=payment.source_id if kind is checks.SourceKind.ACCOUNT else 0,
+        title=payment.title,
+        amount_minor_units=payment.amount,
+        pocket_amount=payment.debit,
+        lines=_shares(positions, payment.line_amounts, payment.line_debits),
+    )
+
+
+def _not_applied(item: checks.NotApplied, calculation: Calculation) -> pb.NotApplied:
+    return pb.NotApplied(
+        source_kind=_source_kinds[item.source_kind],
+        rule_id=item.source_id if item.source_kind is checks.SourceKind.RULE else 0,
+        code=calculation.coupon_codes.get(item.source_id, "")
+        if item.source_kind is checks.SourceKind.COUPON
+        else "",
+        reason=item.reason,
+        description=item.description,
+    )

@@ -1,0 +1,274 @@
+"""Calculating a check: a preview of the receipt, with no side effects.
+
+Gathers the inputs — the customer's membership (identification), their spendable lots,
+accounts, the coupons and certificates the cashier named, the catalogue's goods
+categories, the program compiled at its current version — in two round trips, turns
+them into the engine's plain values, and calls the pure engine.
+
+Coupons in a customer's wallet are theirs alone; a coupon with no owner is a bearer
+coupon anyone may present. Certificates are bearer instruments of the business.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from purse.domain import checks
+from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID, Membership, PocketKind
+from purse.domain.engine import calculate
+from purse.domain.errors import FailedPrecondition, FieldViolation
+from purse.domain.identifiers import Identifier
+from purse.domain.localize import localized
+from purse.domain.pockets import spendable_lots
+from purse.domain.terminals import TerminalContext
+from purse.service.identification import IdentificationService
+from purse.service.programs import Programs
+from purse.store.postgres.calculation_inputs import CalculationInputs, CalculationInputStore
+
+_account_kinds = {
+    PocketKind.MONEY: checks.AccountKind.MONEY,
+    PocketKind.PRODUCTS: checks.AccountKind.PRODUCTS,
+    PocketKind.ACHIEVEMENTS: checks.AccountKind.ACHIEVEMENTS,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CalculationRequest:
+    """A check and what the cashier wants to spend on it, in plain values."""
+
+    check: checks.Check
+    identifier: Identifier | None = None
+    points: int = 0
+    points_maximum: bool = False
+    # (account type id, amount in the account's unit or None for "as much as allowed")
+    accounts: tuple[tuple[int, int | None], ...] = ()
+    coupon_codes: tuple[str, ...] = ()
+    certificate_codes: tuple[str, ...] = ()
+    explain: bool = False
+    sale_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Calculation:
+    """The receipt, the membership it was calculated for, and the ids behind the codes."""
+
+    receipt: checks.Receipt
+    membership: Membership | None
+    coupon_codes: dict[int, str] = field(default_factory=dict)
+    certificate_codes: dict[int, str] = field(default_factory=dict)
+
+
+class CheckCalculation:
+    """CalculateCheck's use case."""
+
+    def __init__(
+        self,
+        identification: IdentificationService,
+        inputs: CalculationInputStore,
+        programs: Programs,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._identification = identification
+        self._inputs = inputs
+        self._programs = programs
+        self._clock = clock
+
+    async def calculate(
+        self, terminal: TerminalContext, request: CalculationRequest
+    ) -> Calculation:
+        membership = None
+        if request.identifier is not None:
+            membership = await self._identification.identify(terminal, request.identifier)
+        uncategorised = sorted(
+            {line.product_code for line in request.check.lines if not line.goods_category_code}
+        )
+        inputs = await self._inputs.inputs(
+            terminal.business_id,
+            terminal.program_id,
+            None if membership is None else membership.customer_id,
+            request.coupon_codes,
+            request.certificate_codes,
+            uncategorised,
+        )
+        program = await self._programs.compiled(
+            terminal.business_id, terminal.program_id, terminal.currency, inputs.rules_version
+        )
+        moment = _local_moment(terminal.time_zone, request.sale_time, self._clock())
+        customer, coupon_ids, certificate_ids = _customer(request, membership, inputs, moment)
+        check = _categorised(request.check, inputs.goods_categories)
+        redemption = checks.Redemption(
+            points=request.points,
+            coupon_ids=tuple(coupon_ids.values()),
+            accounts=tuple(
+                checks.AccountSpending(account_type_id, amount)
+                for account_type_id, amount in request.accounts
+            ),
+            certificates=tuple(
+                checks.CertificateSpending(certificate_id)
+                for certificate_id in certificate_ids.values()
+            ),
+        )
+
+        def run(points: int) -> checks.Receipt:
+            return calculate(
+                check,
+                program,
+                customer,
+                replace(redemption, points=points),
+                moment=moment,
+                point_of_sale_id=terminal.point_of_sale_id,
+                explain=request.explain,
+            )
+
+        receipt = run(request.points)
+        if request.points_maximum and receipt.points_redeemable_max != request.points:
+            receipt = run(receipt.points_redeemable_max)
+        return Calculation(
+            receipt,
+            membership,
+            {coupon_id: code for code, coupon_id in coupon_ids.items()},
+            {certificate_id: code for code, certificate_id in certificate_ids.items()},
+        )
+
+
+def _local_moment(time_zone: str, sale_time: datetime | None, now: float) -> datetime:
+    moment = sale_time or datetime.fromtimestamp(now, UTC)
+    return moment.astimezone(ZoneInfo(time_zone))
+
+
+def _categorised(check: checks.Check, categories: dict[str, str]) -> checks.Check:
+    if not categories:
+        return check
+    return replace(
+        check,
+        lines=tuple(
+            line
+            if line.goods_category_code or line.product_code not in categories
+            else replace(line, goods_category_code=categories[line.product_code])
+            for line in check.lines
+        ),
+    )
+
+
+def _customer(
+    request: CalculationRequest,
+    membership: Membership | None,
+    inputs: CalculationInputs,
+    moment: datetime,
+) -> tuple[checks.Customer | None, dict[str, int], dict[str, int]]:
+    """The engine's view of the customer, and the ids of the named coupons and certificates."""
+    customer_id = None if membership is None else membership.customer_id
+    coupons, coupon_ids = _coupons(request.coupon_codes, inputs, customer_id)
+    certificate_ids = _certificate_ids(request.certificate_codes, inputs)
+    certificates = tuple(
+        checks.Certificate(row.certificate_id, row.available, row.expires_at)
+        for row in inputs.certificates.values()
+        if row.certificate_id in certificate_ids.values()
+    )
+    if membership is None:
+        if not coupons and not certificates:
+            return None, {}, {}
+        # An unidentified buyer may still present bearer coupons and certificates.
+        anonymous = checks.Customer(
+            category_id=0,
+            access_type=checks.AccessType.NONE,
+            coupons=coupons,
+            certificates=certificates,
+        )
+        return anonymous, coupon_ids, certificate_ids
+    points = next(p for p in membership.pockets if p.account_type_id == POINTS_ACCOUNT_TYPE_ID)
+    customer = checks.Customer(
+        category_id=membership.category_id,
+        access_type=membership.access_type,
+        points_lots=spendable_lots(
+            points.balance,
+            points.held,
+            ((lot.lot_id, lot.remaining, lot.expires_at) for lot in inputs.lots),
+            moment,
+        ),
+        accounts=_accounts(membership, inputs),
+        coupons=coupons,
+        certificates=certificates,
+    )
+    return customer, coupon_ids, certificate_ids
+
+
+def _accounts(
+    membership: Membership, inputs: CalculationInputs
+) -> tuple[checks.CustomerAccount, ...]:
+    accounts = []
+    for pocket in membership.pockets:
+        settings = inputs.account_types.get(pocket.account_type_id)
+        if settings is None:
+            continue
+        accounts.append(
+            checks.CustomerAccount(
+                account_id=pocket.account_type_id,
+                kind=_account_kinds[pocket.kind],
+                balance=pocket.available,
+                product_codes=settings.product_codes,
+                redemption_limit_without_pin=settings.redemption_limit_without_pin,
+                purchases_per_reward=settings.purchases_per_reward,
+                title=pocket.title,
+            )
+        )
+    return tuple(accounts)
+
+
+def _coupons(
+    codes: tuple[str, ...], inputs: CalculationInputs, customer_id: int | None
+) -> tuple[tuple[checks.Coupon, ...], dict[str, int]]:
+    """The named coupons the customer may use, and their ids by code; refuses the others."""
+    coupons: list[checks.Coupon] = []
+    violations: list[FieldViolation] = []
+    for index, code in enumerate(codes):
+        path = f"redemption.coupon_codes[{index}]"
+        row = inputs.coupons.get(code)
+        if row is None:
+            violations.append(FieldViolation(path, f"no coupon {code!r} in this business"))
+        elif row.customer_id is not None and row.customer_id != customer_id:
+            violations.append(FieldViolation(path, f"coupon {code!r} is not this customer's"))
+        elif row.status != "issued":
+            violations.append(FieldViolation(path, f"coupon {code!r} is {row.status}"))
+        else:
+            coupons.append(
+                checks.Coupon(
+                    coupon_id=row.coupon_id,
+                    kind=checks.CouponKind(row.kind),
+                    value=row.value,
+                    product_codes=row.product_codes,
+                    check_sum_min=row.check_sum_min,
+                    expires_at=row.expires_at,
+                    title=localized(row.title, "", row.name),
+                )
+            )
+    if violations:
+        raise FailedPrecondition(
+            violations[0].description, reason="COUPON_NOT_USABLE", violations=tuple(violations)
+        )
+    return tuple(coupons), {code: inputs.coupons[code].coupon_id for code in codes}
+
+
+def _certificate_ids(codes: tuple[str, ...], inputs: CalculationInputs) -> dict[str, int]:
+    found: dict[str, int] = {}
+    violations: list[FieldViolation] = []
+    for index, code in enumerate(codes):
+        row = inputs.certificates.get(code)
+        if row is None:
+            violations.append(
+                FieldViolation(
+                    f"redemption.certificate_codes[{index}]",
+                    f"no certificate {code!r} in this business",
+                )
+            )
+        else:
+            found[code] = row.certificate_id
+    if violations:
+        raise FailedPrecondition(
+            violations[0].description, reason="CERTIFICATE_NOT_FOUND", violations=tuple(violations)
+        )
+    return found

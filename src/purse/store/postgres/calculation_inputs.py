@@ -1,0 +1,155 @@
+"""Everything a check calculation reads besides the membership, in one round trip:
+the program's rules version, the customer's live points lots, the business's account
+types, the coupons and certificates the cashier named, and the catalogue's goods
+categories of the check's products.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+_inputs_query = """
+SELECT
+  (SELECT rules_version FROM loyalty_programs
+    WHERE business_id = $1 AND program_id = $2) AS rules_version,
+  ARRAY(SELECT ROW(l.lot_id, l.remaining, l.expires_at)
+          FROM points_lots l
+          JOIN pockets p ON p.business_id = l.business_id AND p.pocket_id = l.pocket_id
+         WHERE l.business_id = $1 AND p.customer_id = $3 AND p.account_type_id = 0
+           AND l.remaining > 0
+         ORDER BY l.expires_at, l.lot_id) AS lots,
+  ARRAY(SELECT ROW(t.account_type_id, t.kind, t.product_codes,
+                   t.redemption_limit_without_pin, t.purchases_per_reward)
+          FROM account_types t WHERE t.business_id = $1
+         ORDER BY t.account_type_id) AS account_types,
+  ARRAY(SELECT ROW(c.coupon_id, c.code, c.customer_id, c.status, c.expires_at, s.kind,
+                   s.value, s.product_codes, s.check_sum_min_minor_units, s.name,
+                   s.title::text)
+          FROM coupons c
+          JOIN coupon_series s ON s.business_id = c.business_id AND s.series_id = c.series_id
+         WHERE c.business_id = $1 AND c.code = ANY($4::text[])) AS coupons,
+  ARRAY(SELECT ROW(certificate_id, code, balance_minor_units - held_minor_units, expires_at)
+          FROM certificates
+         WHERE business_id = $1 AND code = ANY($5::text[])) AS certificates,
+  ARRAY(SELECT ROW(g.product_code, k.code)
+          FROM goods g
+          JOIN goods_categories k
+            ON k.business_id = g.business_id AND k.goods_category_id = g.goods_category_id
+         WHERE g.business_id = $1 AND g.product_code = ANY($6::text[])) AS goods_categories
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LotRow:
+    lot_id: int
+    remaining: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccountTypeRow:
+    account_type_id: int
+    kind: str
+    product_codes: tuple[str, ...]
+    redemption_limit_without_pin: int | None
+    purchases_per_reward: int
+
+
+@dataclass(frozen=True, slots=True)
+class CouponRow:
+    coupon_id: int
+    code: str
+    customer_id: int | None
+    status: str
+    expires_at: datetime | None
+    kind: str
+    value: int
+    product_codes: tuple[str, ...]
+    check_sum_min: int
+    name: str
+    title: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRow:
+    certificate_id: int
+    code: str
+    available: int
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CalculationInputs:
+    """Rows as stored; the service turns them into the engine's types."""
+
+    rules_version: int | None
+    lots: tuple[LotRow, ...]
+    account_types: dict[int, AccountTypeRow]
+    coupons: dict[str, CouponRow]
+    certificates: dict[str, CertificateRow]
+    goods_categories: dict[str, str]
+
+
+class CalculationInputStore:
+    """One query per check, scoped by business."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def inputs(
+        self,
+        business_id: int,
+        program_id: int,
+        customer_id: int | None,
+        coupon_codes: Sequence[str],
+        certificate_codes: Sequence[str],
+        uncategorised_product_codes: Sequence[str],
+    ) -> CalculationInputs:
+        row = await self._pool.fetchrow(
+            _inputs_query,
+            business_id,
+            program_id,
+            customer_id,
+            list(coupon_codes),
+            list(certificate_codes),
+            list(uncategorised_product_codes),
+        )
+        assert row is not None
+        return CalculationInputs(
+            rules_version=row["rules_version"],
+            lots=tuple(LotRow(*values) for values in row["lots"]),
+            account_types={
+                values[0]: AccountTypeRow(
+                    values[0], values[1], tuple(values[2]), values[3], values[4]
+                )
+                for values in row["account_types"]
+            },
+            coupons={values[1]: _coupon(values) for values in row["coupons"]},
+            certificates={values[1]: CertificateRow(*values) for values in row["certificates"]},
+            goods_categories=dict(row["goods_categories"]),
+        )
+
+
+def _coupon(values: Sequence[Any]) -> CouponRow:
+    # The title comes as text: jsonb inside an anonymous record skips the jsonb codec.
+    coupon_id, code, customer_id, status, expires_at, kind, value = values[:7]
+    codes, minimum, name, title = values[7:]
+    return CouponRow(
+        coupon_id,
+        code,
+        customer_id,
+        status,
+        expires_at,
+        kind,
+        value,
+        tuple(codes),
+        minimum,
+        name,
+        json.loads(title),
+    )
