@@ -7,6 +7,8 @@ everything that runs on the event loop and serves gRPC and `/metrics`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import warnings
 from dataclasses import dataclass, field, replace
@@ -25,19 +27,28 @@ from purse.api.grpc.terminal_servicer import TerminalServicer
 from purse.api.http.metrics_server import MetricsEndpoint
 from purse.config import Settings
 from purse.domain import credentials
+from purse.notify import texts
+from purse.notify.dispatcher import OutboxDispatcher, pin_key_purpose
+from purse.notify.providers import ConsoleProvider, WebhookProvider
 from purse.service.authentication import AdministratorAuthenticator, Authenticator
+from purse.service.batch_writer import BatchWriter
 from purse.service.calculation import CheckCalculation
 from purse.service.identification import IdentificationService
 from purse.service.programs import Programs
+from purse.service.transactions import TransactionService
 from purse.store.embedded import EmbeddedPostgres, EmbeddedRedis
 from purse.store.postgres import database
 from purse.store.postgres.administrators import AdministratorStore
+from purse.store.postgres.batches import BatchStore
 from purse.store.postgres.calculation_inputs import CalculationInputStore
 from purse.store.postgres.catalogue import CatalogueStore
 from purse.store.postgres.customers import CustomerStore
+from purse.store.postgres.outbox import OutboxStore
 from purse.store.postgres.programs import ProgramStore
 from purse.store.postgres.terminals import TerminalStore
+from purse.store.postgres.transactions import TransactionStore
 from purse.store.redis.client import create_client
+from purse.store.redis.pins import PinStore
 from purse.store.redis.rate_limits import FailureCounter
 from purse.store.redis.steward_codes import StewardCodes
 from purse.v1 import (
@@ -115,6 +126,10 @@ class Application:
         self.health = health.aio.HealthServicer()
         self.metrics = MetricsEndpoint(self.registry, settings.http_host, settings.http_port)
         self.grpc_port = 0
+        self.writer: BatchWriter | None = None
+        self.transactions: TransactionService | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
 
     async def start(self) -> int:
         """Connect, build, serve; returns the bound gRPC port."""
@@ -161,7 +176,14 @@ class Application:
         )
         address = f"{settings.grpc_host}:{settings.grpc_port}"
         self.grpc_port = self.server.add_insecure_port(address)
+        assert self.writer is not None
+        self.writer.start()
         await self.server.start()
+        self._background.append(asyncio.get_running_loop().create_task(self._sweep_holds()))
+        if settings.notify_enabled:
+            self._background.append(
+                asyncio.get_running_loop().create_task(self._dispatch(self.pool, secret))
+            )
         for name in ("", *served):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.metrics.start()
@@ -195,7 +217,28 @@ class Application:
             app_token_window_seconds=settings.app_token_window_seconds,
         )
         calculation = CheckCalculation(identification, CalculationInputStore(pool), programs)
-        return TerminalServicer(authenticator, identification, CatalogueStore(pool), calculation)
+        self.writer = BatchWriter(
+            BatchStore(pool, texts.transaction_text),
+            settings.batch_operations_max,
+            settings.batch_queue_operations_max,
+            settings.batch_concurrent_max,
+        )
+        self.transactions = TransactionService(
+            calculation=calculation,
+            writer=self.writer,
+            transactions=TransactionStore(pool),
+            customers=CustomerStore(pool),
+            pins=PinStore(client, credentials.derive_key(secret, "pin")),
+            pin_sends=FailureCounter(
+                client, settings.pin_sends_max, settings.pin_send_window_seconds
+            ),
+            pin_seal_key=credentials.derive_key(secret, pin_key_purpose),
+            pin_text=texts.pin_text,
+            hold_seconds=settings.hold_seconds,
+        )
+        return TerminalServicer(
+            authenticator, identification, CatalogueStore(pool), calculation, self.transactions
+        )
 
     def _grpc_server(self) -> grpc.aio.Server:
         settings = self.settings
@@ -219,11 +262,61 @@ class Application:
             maximum_concurrent_rpcs=settings.grpc_concurrent_calls_max,
         )
 
+    async def _dispatch(self, pool: asyncpg.Pool, secret: bytes) -> None:
+        """Send outbox messages until the server stops."""
+        settings = self.settings
+        provider: ConsoleProvider | WebhookProvider
+        if settings.notify_provider == "webhook":
+            provider = WebhookProvider(
+                settings.notify_webhook_url,
+                settings.notify_webhook_timeout_seconds,
+                settings.notify_webhook_connections_max,
+                secret=settings.notify_webhook_secret,
+            )
+        else:
+            provider = ConsoleProvider()
+        dispatcher = OutboxDispatcher(
+            OutboxStore(pool),
+            provider,
+            credentials.derive_key(secret, pin_key_purpose),
+            batch_messages_max=settings.notify_batch_messages_max,
+            poll_interval_ms=settings.notify_poll_interval_ms,
+            attempts_max=settings.notify_attempts_max,
+            backoff_ms_first=settings.notify_backoff_ms_first,
+            backoff_ms_max=settings.notify_backoff_ms_max,
+            sends_in_flight_max=settings.notify_sends_in_flight_max,
+            claim_lease_ms=settings.notify_claim_lease_ms,
+        )
+        try:
+            await dispatcher.run(self._stopping)
+        finally:
+            if isinstance(provider, WebhookProvider):
+                await provider.aclose()
+
+    async def _sweep_holds(self) -> None:
+        """Void the holds of pending transactions whose PIN did not come in time."""
+        assert self.transactions is not None
+        while not self._stopping.is_set():
+            try:
+                await self.transactions.expire_overdue()
+            except Exception:
+                _logger.exception("sweeping overdue holds failed; trying again later")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(), self.settings.hold_sweep_interval_seconds
+                )
+
     async def stop(self) -> None:
-        """Stop taking calls, let in-flight ones finish (up to the grace), then close."""
+        """Stop taking calls, let in-flight ones finish (up to the grace), write every
+        accepted operation, then close."""
+        self._stopping.set()
         await self.health.enter_graceful_shutdown()
         if self.server is not None:
             await self.server.stop(self.settings.shutdown_grace_seconds)
+        if self.writer is not None:
+            await self.writer.close()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         self.metrics.stop()
         if self.redis is not None:
             await self.redis.aclose()

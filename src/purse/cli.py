@@ -7,6 +7,7 @@
     purse terminal calculate --phone +380501234567 --line ESPRESSO:45.00:2 --explain
     purse terminal settings | steward-code | search | register
     purse admin-key --business-id 1   an API key for the control panel (AdminService)
+    purse audit                      every pocket recomputed from the ledger
     purse app-token --phone ...      the customer app's current QR token (for trying it)
 
 Settings come from `PURSE_*` environment variables; flags override them.
@@ -288,6 +289,28 @@ def _calculate_request(
     return request
 
 
+def _audit(arguments: argparse.Namespace) -> int:
+    """Exit 0 when every pocket matches its ledger, 1 (listing each one) when not."""
+
+    async def run(url: str) -> tuple[int, list[Any]]:
+        import asyncpg
+
+        from purse.store.postgres.audit import audit
+
+        connection = await asyncpg.connect(url)
+        try:
+            return await audit(connection)
+        finally:
+            await connection.close()
+
+    with _LocalDatabase(_settings(arguments)) as settings:
+        checked, discrepancies = asyncio.run(run(settings.database_url))
+    for discrepancy in discrepancies:
+        print(discrepancy.describe())
+    print(f"{checked} pockets checked, {len(discrepancies)} discrepancies")
+    return 1 if discrepancies else 0
+
+
 def _admin_key(arguments: argparse.Namespace) -> int:
     from purse.domain import credentials
 
@@ -375,6 +398,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, handler, text in (
         ("migrate", _migrate, "apply database migrations"),
         ("demo", _demo, "create a demo business and print its credentials"),
+        ("audit", _audit, "recompute every pocket from the ledger; non-zero exit on a difference"),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("--data-dir", type=Path, help="embedded data directory")

@@ -56,6 +56,29 @@ class Settings:
     # Identification.
     steward_code_lifetime_seconds: int = 300
     app_token_window_seconds: int = 30
+    # Group commit: operations per batch, the bounded queue, flushes in flight at once.
+    batch_operations_max: int = 500
+    batch_queue_operations_max: int = 20_000
+    batch_concurrent_max: int = 2
+    # Pending transactions: how long a hold waits for its PIN, and the sweeper's period.
+    hold_seconds: int = 600
+    hold_sweep_interval_seconds: float = 5.0
+    pin_sends_max: int = 3
+    pin_send_window_seconds: int = 600
+    # Notifications: the outbox dispatcher and where it delivers (console or webhook).
+    notify_enabled: bool = True
+    notify_provider: str = "console"
+    notify_webhook_url: str = ""
+    notify_webhook_secret: str = ""
+    notify_webhook_timeout_seconds: float = 5.0
+    notify_webhook_connections_max: int = 32
+    notify_batch_messages_max: int = 100
+    notify_poll_interval_ms: int = 500
+    notify_attempts_max: int = 8
+    notify_backoff_ms_first: int = 1_000
+    notify_backoff_ms_max: int = 300_000
+    notify_sends_in_flight_max: int = 32
+    notify_claim_lease_ms: int = 60_000
     log_level: str = "INFO"
     log_format: str = "json"
 

@@ -27,6 +27,8 @@ def server(
             "PURSE_REDIS_URL": infrastructure.redis_url,
             "PURSE_STEWARD_CODE_LIFETIME_SECONDS": str(steward_code_lifetime_seconds),
             "PURSE_TERMINAL_CACHE_SECONDS": "0.2",
+            # Tests read sealed PINs from the outbox; test_notifications runs a dispatcher.
+            "PURSE_NOTIFY_ENABLED": "false",
             "PURSE_TERMINAL_TOKEN_LIFETIME_SECONDS": str(terminal_token_lifetime_seconds),
         },
         tmp_path_factory.mktemp("server"),

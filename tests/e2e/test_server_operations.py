@@ -67,11 +67,11 @@ async def test_methods_of_later_releases_answer_unimplemented_after_authenticati
     terminal_stub: TerminalServiceStub, business: Tenant
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as anonymous:
-        await terminal_stub.ProcessCheck(pb.ProcessCheckRequest())
+        await terminal_stub.RefundTransaction(pb.RefundTransactionRequest())
     assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(grpc.aio.AioRpcError) as later:
-        await terminal_stub.ProcessCheck(
-            pb.ProcessCheckRequest(), metadata=bearer(business.cash_desk.api_key)
+        await terminal_stub.RefundTransaction(
+            pb.RefundTransactionRequest(), metadata=bearer(business.cash_desk.api_key)
         )
     assert later.value.code() == grpc.StatusCode.UNIMPLEMENTED
 

@@ -36,6 +36,7 @@ def test_every_refusal_class_has_a_status_code() -> None:
         (errors.Unauthenticated("x"), grpc.StatusCode.UNAUTHENTICATED),
         (errors.PermissionDenied("x"), grpc.StatusCode.PERMISSION_DENIED),
         (errors.RateLimited("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (errors.Overloaded("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
         (errors.Unavailable("x"), grpc.StatusCode.UNAVAILABLE),
     ],
 )

@@ -87,6 +87,13 @@ class RateLimited(DomainError):
 
 
 @dataclass(slots=True)
+class Overloaded(DomainError):
+    """The server cannot take more work before the caller's deadline."""
+
+    reason: str = "OVERLOADED"
+
+
+@dataclass(slots=True)
 class Unavailable(DomainError):
     """A dependency is down; the same request may succeed later."""
 

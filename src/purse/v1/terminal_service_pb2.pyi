@@ -161,6 +161,10 @@ class _TransactionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Tra
     """The PIN was not given in time; holds were released."""
     TRANSACTION_STATUS_LOCKED: _TransactionStatus.ValueType  # 5
     """Too many wrong PINs; holds were released."""
+    TRANSACTION_STATUS_REJECTED: _TransactionStatus.ValueType  # 6
+    """Refused (a balance changed before it applied, or a business refusal); kept so that a
+    retry with the same check number gets the same answer. Changed nothing.
+    """
 
 class TransactionStatus(_TransactionStatus, metaclass=_TransactionStatusEnumTypeWrapper):
     """The life of a transaction."""
@@ -177,6 +181,10 @@ TRANSACTION_STATUS_EXPIRED: TransactionStatus.ValueType  # 4
 """The PIN was not given in time; holds were released."""
 TRANSACTION_STATUS_LOCKED: TransactionStatus.ValueType  # 5
 """Too many wrong PINs; holds were released."""
+TRANSACTION_STATUS_REJECTED: TransactionStatus.ValueType  # 6
+"""Refused (a balance changed before it applied, or a business refusal); kept so that a
+retry with the same check number gets the same answer. Changed nothing.
+"""
 Global___TransactionStatus: _TypeAlias = TransactionStatus  # noqa: Y015
 
 @_typing.final

@@ -8,9 +8,11 @@ UNIMPLEMENTED after authentication.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC
 from typing import Any, TypeVar
 
 import grpc
@@ -20,17 +22,24 @@ from purse.api.grpc.errors import (
     DEPENDENCY_FAILURES,
     internal_status,
     rich_status,
+    status_code_for,
     unavailable_status,
 )
 from purse.api.grpc.receipts import calculation_request_from_proto, receipt_to_proto
+from purse.api.grpc.transactions import (
+    STATUSES_FROM_PROTO,
+    process_request_from_proto,
+    transaction_to_proto,
+)
 from purse.domain.catalogue import Catalogue
 from purse.domain.customers import Questionnaire
-from purse.domain.errors import DomainError
+from purse.domain.errors import DomainError, invalid
 from purse.domain.identifiers import Identifier, IdentifierKind
 from purse.domain.terminals import TerminalContext
 from purse.service.authentication import Authenticator
 from purse.service.calculation import CheckCalculation
 from purse.service.identification import IdentificationService
+from purse.service.transactions import Answer, ListFilter, TransactionService
 from purse.store.postgres.catalogue import CatalogueStore
 from purse.v1 import common_pb2, terminal_service_pb2_grpc
 from purse.v1 import terminal_service_pb2 as pb
@@ -39,6 +48,7 @@ Request = TypeVar("Request")
 Response = TypeVar("Response")
 Context = grpc.aio.ServicerContext[Any, Any]
 _bearer_scheme = "bearer "
+checks_per_stream_message_max = 1_000
 _logger = logging.getLogger(__name__)
 
 
@@ -126,11 +136,13 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         identification: IdentificationService,
         catalogue: CatalogueStore,
         calculation: CheckCalculation,
+        transactions: TransactionService,
     ) -> None:
         self.authenticator = authenticator
         self._identification = identification
         self._catalogue = catalogue
         self._calculation = calculation
+        self._transactions = transactions
 
     @public_call
     async def SignIn(self, request: pb.SignInRequest, context: Context) -> pb.SignInResponse:
@@ -242,24 +254,141 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             identifiers=[mapping.stored_identifier_to_proto(item) for item in match.identifiers]
         )
 
-    ProcessCheck = not_yet("ProcessCheck")
-    ConfirmTransaction = not_yet("ConfirmTransaction")
-    ResendCode = not_yet("ResendCode")
-    CancelTransaction = not_yet("CancelTransaction")
     RefundTransaction = not_yet("RefundTransaction")
-    GetTransaction = not_yet("GetTransaction")
-    ListTransactions = not_yet("ListTransactions")
 
-    async def ProcessChecks(self, request_iterator: Any, context: Context) -> Any:  # type: ignore[override]
+    @terminal_call
+    async def ProcessCheck(
+        self, request: pb.ProcessCheckRequest, context: Context, terminal: TerminalContext
+    ) -> pb.ProcessCheckResponse:
+        answer = await self._transactions.process(
+            terminal, process_request_from_proto(request), context.time_remaining()
+        )
+        return _process_response(answer)
+
+    async def ProcessChecks(
+        self, request_iterator: AsyncIterator[pb.ProcessChecksRequest], context: Context
+    ) -> AsyncIterator[pb.ProcessChecksResponse]:
         try:
-            await self.authenticator.authenticate(bearer_credential(context))
-        except grpc.aio.AbortError:
-            raise
+            terminal = await self.authenticator.authenticate(bearer_credential(context))
         except Exception as failure:
             await abort_for(context, failure)
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "ProcessChecks is not implemented in this release"
+            return
+        async for message in request_iterator:
+            if len(message.checks) > checks_per_stream_message_max:
+                await abort_for(
+                    context,
+                    invalid("checks", f"at most {checks_per_stream_message_max} checks a message"),
+                )
+            results = await asyncio.gather(
+                *(self._one_of_many(terminal, check) for check in message.checks)
+            )
+            yield pb.ProcessChecksResponse(results=results)
+
+    async def _one_of_many(
+        self, terminal: TerminalContext, request: pb.ProcessCheckRequest
+    ) -> pb.CheckResult:
+        """One check of a stream: its answer, or its refusal as the unary call would give."""
+        try:
+            answer = await self._transactions.process(
+                terminal, process_request_from_proto(request), None
+            )
+            return pb.CheckResult(
+                check_number=request.check_number, processed=_process_response(answer)
+            )
+        except DomainError as refusal:
+            return pb.CheckResult(check_number=request.check_number, error=_check_error(refusal))
+        except DEPENDENCY_FAILURES as failure:
+            status = unavailable_status(failure)
+        except Exception:
+            _logger.exception("unexpected failure processing a check of a stream")
+            status = internal_status()
+        return pb.CheckResult(
+            check_number=request.check_number,
+            error=pb.CheckError(code=status.code.value[0], message=status.details or ""),
         )
+
+    @terminal_call
+    async def ConfirmTransaction(
+        self, request: pb.ConfirmTransactionRequest, context: Context, terminal: TerminalContext
+    ) -> pb.ConfirmTransactionResponse:
+        answer = await self._transactions.confirm(
+            terminal, request.transaction_id, request.pin.strip(), context.time_remaining()
+        )
+        response = pb.ConfirmTransactionResponse(transaction=transaction_to_proto(answer.record))
+        if answer.membership is not None:
+            response.membership.CopyFrom(mapping.membership_to_proto(answer.membership))
+        return response
+
+    @terminal_call
+    async def ResendCode(
+        self, request: pb.ResendCodeRequest, context: Context, terminal: TerminalContext
+    ) -> pb.ResendCodeResponse:
+        next_time = await self._transactions.resend(terminal, request.transaction_id)
+        return pb.ResendCodeResponse(next_resend_time=mapping.timestamp(next_time))
+
+    @terminal_call
+    async def CancelTransaction(
+        self, request: pb.CancelTransactionRequest, context: Context, terminal: TerminalContext
+    ) -> pb.CancelTransactionResponse:
+        answer = await self._transactions.cancel(
+            terminal, request.transaction_id, context.time_remaining()
+        )
+        return pb.CancelTransactionResponse(transaction=transaction_to_proto(answer.record))
+
+    @terminal_call
+    async def GetTransaction(
+        self, request: pb.GetTransactionRequest, context: Context, terminal: TerminalContext
+    ) -> pb.GetTransactionResponse:
+        which = request.WhichOneof("key")
+        if which == "check_number":
+            record = await self._transactions.get_by_check_number(terminal, request.check_number)
+        elif which == "transaction_id":
+            record = await self._transactions.get(terminal, request.transaction_id)
+        else:
+            raise invalid("key", "give a transaction_id or a check_number")
+        return pb.GetTransactionResponse(transaction=transaction_to_proto(record))
+
+    @terminal_call
+    async def ListTransactions(
+        self, request: pb.ListTransactionsRequest, context: Context, terminal: TerminalContext
+    ) -> pb.ListTransactionsResponse:
+        filters = ListFilter(
+            customer_id=request.customer_id or None,
+            terminal_id=request.terminal_id or None,
+            status=STATUSES_FROM_PROTO.get(request.status),
+            created_from=request.start_time.ToDatetime(tzinfo=UTC)
+            if request.HasField("start_time")
+            else None,
+            created_before=request.end_time.ToDatetime(tzinfo=UTC)
+            if request.HasField("end_time")
+            else None,
+        )
+        records, token = await self._transactions.page(
+            terminal, request.page_size, request.page_token, filters
+        )
+        return pb.ListTransactionsResponse(
+            transactions=[transaction_to_proto(record) for record in records],
+            next_page_token=token,
+        )
+
+
+def _process_response(answer: Answer) -> pb.ProcessCheckResponse:
+    response = pb.ProcessCheckResponse(transaction=transaction_to_proto(answer.record))
+    if answer.membership is not None:
+        response.membership.CopyFrom(mapping.membership_to_proto(answer.membership))
+    return response
+
+
+def _check_error(refusal: DomainError) -> pb.CheckError:
+    return pb.CheckError(
+        code=status_code_for(refusal).value[0],
+        reason=refusal.reason,
+        message=refusal.message,
+        field_violations={
+            violation.field: violation.description
+            for violation in getattr(refusal, "violations", ())
+        },
+    )
 
 
 def _settings_to_proto(

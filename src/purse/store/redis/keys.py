@@ -22,3 +22,11 @@ def sign_in_failures(login: str) -> str:
     # The login is hashed: keys may show up in monitoring, logins should not.
     digest = hashlib.sha256(login.encode()).hexdigest()[:32]
     return f"{{login{digest}}}:sign-in-failures"
+
+
+def pin(business_id: int, transaction_id: int) -> str:
+    return f"{business_tag(business_id)}:pin:{transaction_id}"
+
+
+def pin_sends(business_id: int, phone: str) -> str:
+    return f"{business_tag(business_id)}:pin-sends:{phone}"

@@ -1,0 +1,316 @@
+"""What a transaction does to pockets, and settling a batch of them — pure.
+
+A processed check becomes a list of *changes*: to pockets (balance and held), to points
+lots, to certificates and to coupons. `effects_of_sale` derives them from a receipt:
+
+* completed at once: debits are posted (balance falls), accruals credited;
+* pending (a PIN is needed): debits are *held* (held rises, balance does not), nothing
+  is accrued; coupons are reserved;
+* `effects_of_confirmation` posts the holds and applies the accruals;
+* `effects_of_release` voids the holds (cancel, expiry, too many wrong PINs).
+
+`settle` applies the operations of one batch in order to the balances locked for it and
+refuses any operation that would take a pocket's available amount (balance − held) or a
+certificate's below zero, or use a coupon that is not in the state it expects. A refused
+operation changes nothing; its neighbours are unaffected. Decisions about money are made
+here, against rows locked in PostgreSQL, never in Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from purse.domain.checks import Receipt, SourceKind
+from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID
+
+
+class LedgerKind(Enum):
+    """The kinds of ledger entries (the `ledger_entries.kind` column)."""
+
+    ACCRUE = "accrue"
+    REDEEM = "redeem"
+    HOLD = "hold"
+    POST = "post"
+    VOID = "void"
+    EXPIRE = "expire"
+    ADJUST = "adjust"
+    REFUND = "refund"
+
+
+class TransactionStatus(Enum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    LOCKED = "locked"
+    REJECTED = "rejected"
+
+
+# A pocket is named by (customer id, account type id); account type 0 is the points pocket.
+PocketKey = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class PocketChange:
+    """One ledger entry: `amount` changes the balance, `held_amount` the held part."""
+
+    pocket: PocketKey
+    kind: LedgerKind
+    amount: int = 0
+    held_amount: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateChange:
+    certificate_id: int
+    amount: int = 0
+    held_amount: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CouponChange:
+    """Move a coupon from `expected` status to `status`."""
+
+    coupon_id: int
+    expected: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """Everything one operation changes, besides its own transaction or refund row."""
+
+    pockets: tuple[PocketChange, ...] = ()
+    certificates: tuple[CertificateChange, ...] = ()
+    coupons: tuple[CouponChange, ...] = ()
+    # Points posted as spent, taken from the customer's lots soonest-to-expire first.
+    points_spent: int = 0
+
+
+@dataclass(slots=True)
+class Balance:
+    balance: int
+    held: int
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+
+@dataclass(slots=True)
+class LockedState:
+    """What a batch locked: pockets, certificates and coupon statuses, by key."""
+
+    pockets: dict[PocketKey, Balance] = field(default_factory=dict)
+    certificates: dict[int, Balance] = field(default_factory=dict)
+    coupons: dict[int, str] = field(default_factory=dict)
+
+
+class Refusal(Enum):
+    """Why settlement refused an operation (stable reasons for the API)."""
+
+    INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
+    INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
+    INSUFFICIENT_CERTIFICATE_BALANCE = "INSUFFICIENT_CERTIFICATE_BALANCE"
+    COUPON_ALREADY_USED = "COUPON_ALREADY_USED"
+
+
+def _achievement_accounts(receipt: Receipt) -> set[int]:
+    return {progress.account_id for progress in receipt.achievements}
+
+
+def _account_debits(receipt: Receipt) -> list[tuple[SourceKind, int, int]]:
+    """(kind, source id, debit) of every payment that can be held: achievements rewards are
+    not, since the purchases that earn them are credited only when the sale completes."""
+    rewards = _achievement_accounts(receipt)
+    return [
+        (payment.source_kind, payment.source_id, payment.debit)
+        for payment in receipt.payments
+        if not (payment.source_kind is SourceKind.ACCOUNT and payment.source_id in rewards)
+    ]
+
+
+def effects_of_sale(
+    receipt: Receipt, customer_id: int | None, coupon_ids: Sequence[int], pending: bool
+) -> Effects:
+    """What processing `receipt` changes: posted at once, or held while `pending`."""
+    pockets: list[PocketChange] = []
+    certificates: list[CertificateChange] = []
+    for kind, source_id, debit in _account_debits(receipt):
+        if debit == 0:
+            continue
+        if kind is SourceKind.CERTIFICATE:
+            certificates.append(
+                CertificateChange(source_id, held_amount=debit)
+                if pending
+                else CertificateChange(source_id, amount=-debit)
+            )
+            continue
+        assert customer_id is not None, "only a customer's pockets pay"
+        account = POINTS_ACCOUNT_TYPE_ID if kind is SourceKind.POINTS else source_id
+        pockets.append(
+            PocketChange((customer_id, account), LedgerKind.HOLD, held_amount=debit)
+            if pending
+            else PocketChange((customer_id, account), LedgerKind.REDEEM, amount=-debit)
+        )
+    coupons = tuple(
+        CouponChange(coupon_id, "issued", "reserved" if pending else "used")
+        for coupon_id in coupon_ids
+    )
+    if pending:
+        return Effects(tuple(pockets), tuple(certificates), coupons)
+    pockets += _accruals(receipt, customer_id)
+    return Effects(tuple(pockets), tuple(certificates), coupons, receipt.points_redeemed)
+
+
+def _accruals(receipt: Receipt, customer_id: int | None) -> list[PocketChange]:
+    if customer_id is None:
+        return []
+    changes = []
+    if receipt.points_accrued:
+        changes.append(
+            PocketChange(
+                (customer_id, POINTS_ACCOUNT_TYPE_ID),
+                LedgerKind.ACCRUE,
+                amount=receipt.points_accrued,
+            )
+        )
+    for progress in receipt.achievements:
+        pocket = (customer_id, progress.account_id)
+        # Purchases are credited first, so that the reward they earn can be taken.
+        if progress.purchases:
+            changes.append(PocketChange(pocket, LedgerKind.ACCRUE, amount=progress.purchases))
+        reward = sum(
+            payment.debit
+            for payment in receipt.payments
+            if payment.source_kind is SourceKind.ACCOUNT
+            and payment.source_id == progress.account_id
+        )
+        if reward:
+            changes.append(PocketChange(pocket, LedgerKind.REDEEM, amount=-reward))
+    return changes
+
+
+def effects_of_confirmation(
+    receipt: Receipt, customer_id: int | None, coupon_ids: Sequence[int]
+) -> Effects:
+    """Post what a pending sale held, and apply its accruals."""
+    held = effects_of_sale(receipt, customer_id, coupon_ids, pending=True)
+    pockets = [
+        PocketChange(change.pocket, LedgerKind.POST, -change.held_amount, -change.held_amount)
+        for change in held.pockets
+    ]
+    pockets += _accruals(receipt, customer_id)
+    return Effects(
+        tuple(pockets),
+        tuple(
+            CertificateChange(change.certificate_id, -change.held_amount, -change.held_amount)
+            for change in held.certificates
+        ),
+        tuple(CouponChange(change.coupon_id, "reserved", "used") for change in held.coupons),
+        receipt.points_redeemed,
+    )
+
+
+def effects_of_release(
+    receipt: Receipt, customer_id: int | None, coupon_ids: Sequence[int]
+) -> Effects:
+    """Void what a pending sale held."""
+    held = effects_of_sale(receipt, customer_id, coupon_ids, pending=True)
+    return Effects(
+        tuple(
+            PocketChange(change.pocket, LedgerKind.VOID, held_amount=-change.held_amount)
+            for change in held.pockets
+        ),
+        tuple(
+            CertificateChange(change.certificate_id, held_amount=-change.held_amount)
+            for change in held.certificates
+        ),
+        tuple(CouponChange(change.coupon_id, "reserved", "issued") for change in held.coupons),
+    )
+
+
+def settle(state: LockedState, effects: Effects) -> Refusal | None:
+    """Apply `effects` to `state` if every pocket, certificate and coupon allows it.
+
+    Returns None when applied; otherwise the refusal, with `state` unchanged.
+    """
+    pockets: dict[PocketKey, Balance] = {}
+    for change in effects.pockets:
+        current = pockets.get(change.pocket) or state.pockets.get(change.pocket) or Balance(0, 0)
+        after = Balance(current.balance + change.amount, current.held + change.held_amount)
+        if after.held < 0 or after.available < 0:
+            return (
+                Refusal.INSUFFICIENT_POINTS
+                if change.pocket[1] == POINTS_ACCOUNT_TYPE_ID
+                else Refusal.INSUFFICIENT_BALANCE
+            )
+        pockets[change.pocket] = after
+    certificates: dict[int, Balance] = {}
+    for certificate in effects.certificates:
+        now = certificates.get(certificate.certificate_id) or state.certificates.get(
+            certificate.certificate_id, Balance(0, 0)
+        )
+        after = Balance(now.balance + certificate.amount, now.held + certificate.held_amount)
+        if after.held < 0 or after.available < 0:
+            return Refusal.INSUFFICIENT_CERTIFICATE_BALANCE
+        certificates[certificate.certificate_id] = after
+    for coupon in effects.coupons:
+        if state.coupons.get(coupon.coupon_id) != coupon.expected:
+            return Refusal.COUPON_ALREADY_USED
+    state.pockets.update(pockets)
+    state.certificates.update(certificates)
+    state.coupons.update({coupon.coupon_id: coupon.status for coupon in effects.coupons})
+    return None
+
+
+def take_from_lots(lots: list[tuple[int, int]], points: int) -> list[tuple[int, int]]:
+    """(lot id, points taken) from `lots` — live (id, remaining), soonest-expiring first.
+
+    What the lots do not cover comes from the never-expiring part, which has no row.
+    """
+    taken = []
+    for lot_id, remaining in lots:
+        if points <= 0:
+            break
+        amount = min(remaining, points)
+        if amount > 0:
+            taken.append((lot_id, amount))
+            points -= amount
+    return taken
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRecord:
+    """A stored transaction as the API shows it."""
+
+    transaction_id: int
+    check_number: str
+    terminal_id: int
+    status: TransactionStatus
+    customer_id: int | None
+    receipt: Receipt | None
+    coupon_codes: dict[int, str]
+    certificate_codes: dict[int, str]
+    request_digest: bytes
+    created_at: datetime
+    finished_at: datetime | None = None
+    confirmation_deadline: datetime | None = None
+    refusal: dict[str, str] | None = None
+    refunds: tuple[RefundRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRecord:
+    """A refund of (part of) a transaction and what it did."""
+
+    refund_id: int
+    refund_number: str
+    refunded_minor_units: int
+    points_returned: int
+    points_recovered: int
+    points_not_recovered: int
+    created_at: datetime

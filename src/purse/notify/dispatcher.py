@@ -1,0 +1,236 @@
+"""The outbox dispatcher: sends due outbox messages and records what happened.
+
+One round (`run_once`): claim a batch of due messages (one statement), decide each one,
+send those that may go concurrently with at most `sends_in_flight_max` in flight, record
+every result (one statement). `run` repeats rounds until stopped, sleeping
+`poll_interval_ms` when a round found nothing.
+
+Rules, decided by the pure functions `prepare` and `settle`:
+
+- A 'pin' message is transactional and always sent. Its body holds `{pin}`; the PIN is
+  `credentials.unseal(pin_key, sealed_secret)`, filled in just before sending. A PIN that
+  cannot be unsealed fails the message at once (PIN_UNREADABLE), as does a body with a
+  placeholder other than `{pin}` (TEMPLATE_INVALID).
+- A 'transaction' or 'bulk' message whose customer has not confirmed participation is
+  rejected (PARTICIPATION_NOT_CONFIRMED) without reaching the provider: it costs nothing.
+- SENT -> 'sent'; REJECTED -> 'rejected'; RETRY (or a provider exception, or a send still
+  running at the batch deadline) -> attempts + 1 and `next_attempt_at` pushed back by an
+  exponential backoff with jitter, bounded by `backoff_ms_max`; the attempt numbered
+  `attempts_max` that fails makes the message 'failed'.
+
+Neither a PIN nor the text of a message is ever logged: logs name messages by ids only.
+Sends of one batch must end well before the claim's lease does (see
+`store.postgres.outbox`), so each batch has a deadline at `_lease_share_for_sending` of
+the lease; whatever is still sending then counts as RETRY (SEND_DEADLINE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+
+from purse.domain import credentials
+from purse.notify import texts
+from purse.notify.providers import Channel, Delivery, DeliveryOutcome, OutgoingMessage, Provider
+from purse.store.postgres.outbox import (
+    DueMessage,
+    MessagePurpose,
+    MessageResult,
+    MessageStatus,
+    OutboxStore,
+)
+
+_logger = logging.getLogger(__name__)
+
+# The purpose given to `credentials.derive_key` for the key that seals outbox PINs; the
+# writer of PIN messages must seal with the same key.
+pin_key_purpose = "outbox-pin"
+participation_not_confirmed = "PARTICIPATION_NOT_CONFIRMED"
+pin_unreadable = "PIN_UNREADABLE"
+template_invalid = "TEMPLATE_INVALID"
+send_deadline_exceeded = "SEND_DEADLINE"
+# Sending gets this share of the claim lease; the rest is left for recording the results.
+_lease_share_for_sending = 0.75
+_purposes_needing_participation = frozenset({MessagePurpose.TRANSACTION, MessagePurpose.BULK})
+
+
+def retry_delay_ms(
+    attempts_made: int, backoff_ms_first: int, backoff_ms_max: int, random_fraction: float
+) -> int:
+    """Delay before the next attempt after `attempts_made` failed ones (pure).
+
+    Doubles from `backoff_ms_first` per attempt, capped at `backoff_ms_max`; "equal
+    jitter": the upper half of the delay is randomized (`random_fraction` in [0, 1)),
+    so retries of many messages spread out but never come sooner than half the delay.
+    """
+    exponent = max(attempts_made - 1, 0)
+    # Cap the shift too: the doubling must not grow without bound before the min().
+    ceiling = min(backoff_ms_max, backoff_ms_first << min(exponent, 62))
+    half = ceiling // 2
+    return half + int((ceiling - half) * random_fraction)
+
+
+def prepare(message: DueMessage, pin_key: bytes) -> OutgoingMessage | MessageResult:
+    """What to send for a claimed message, or its final result when it must not be sent."""
+
+    def final(status: MessageStatus, reason: str) -> MessageResult:
+        return MessageResult(
+            message.business_id,
+            message.message_id,
+            message.claimed_until,
+            status,
+            reason,
+            message.attempts,
+        )
+
+    if message.purpose in _purposes_needing_participation and not message.participation_confirmed:
+        return final(MessageStatus.REJECTED, participation_not_confirmed)
+    text = message.body
+    if message.purpose is MessagePurpose.PIN:
+        if message.sealed_secret is None:
+            return final(MessageStatus.FAILED, pin_unreadable)
+        try:
+            pin = credentials.unseal(pin_key, message.sealed_secret)
+        except ValueError:  # altered, or sealed with another key (UnicodeDecodeError too)
+            return final(MessageStatus.FAILED, pin_unreadable)
+        try:
+            text = texts.render(message.body, {"pin": pin})
+        except ValueError:
+            return final(MessageStatus.FAILED, template_invalid)
+    return OutgoingMessage(
+        message_id=message.message_id,
+        business_id=message.business_id,
+        customer_id=message.customer_id,
+        channel=Channel(message.channel),
+        phone=message.phone,
+        text=text,
+    )
+
+
+def settle(
+    message: DueMessage,
+    delivery: Delivery,
+    attempts_max: int,
+    delay_ms: Callable[[int], int],
+) -> MessageResult:
+    """The result of one delivery attempt; `delay_ms(attempts_made)` gives the backoff."""
+    attempts = message.attempts + 1
+    if delivery.outcome is DeliveryOutcome.SENT:
+        status, reason, delay = MessageStatus.SENT, "", 0
+    elif delivery.outcome is DeliveryOutcome.REJECTED:
+        status, reason, delay = MessageStatus.REJECTED, delivery.reason, 0
+    elif attempts >= attempts_max:
+        status, reason, delay = MessageStatus.FAILED, delivery.reason, 0
+    else:
+        status, reason, delay = MessageStatus.PENDING, delivery.reason, delay_ms(attempts)
+    return MessageResult(
+        message.business_id,
+        message.message_id,
+        message.claimed_until,
+        status,
+        reason,
+        attempts,
+        delay,
+    )
+
+
+class OutboxDispatcher:
+    """Sends due outbox messages through one provider; safe to run in many processes."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        provider: Provider,
+        pin_key: bytes,
+        batch_messages_max: int,
+        poll_interval_ms: int,
+        attempts_max: int,
+        backoff_ms_first: int,
+        backoff_ms_max: int,
+        sends_in_flight_max: int = 32,
+        claim_lease_ms: int = 60_000,
+    ) -> None:
+        if min(batch_messages_max, attempts_max, sends_in_flight_max) < 1:
+            raise ValueError("batch, attempts and in-flight limits must be at least 1")
+        if not 0 < backoff_ms_first <= backoff_ms_max:
+            raise ValueError("backoff must satisfy 0 < backoff_ms_first <= backoff_ms_max")
+        if poll_interval_ms < 0 or claim_lease_ms < 1:
+            raise ValueError(
+                "the poll interval must not be negative, the claim lease must be positive"
+            )
+        self._store = store
+        self._provider = provider
+        self._pin_key = pin_key
+        self._batch_messages_max = batch_messages_max
+        self._poll_interval_seconds = poll_interval_ms / 1000
+        self._attempts_max = attempts_max
+        self._backoff_ms_first = backoff_ms_first
+        self._backoff_ms_max = backoff_ms_max
+        self._sends_in_flight = asyncio.Semaphore(sends_in_flight_max)
+        self._claim_lease_ms = claim_lease_ms
+        self._random = random.SystemRandom()
+
+    def _delay_ms(self, attempts_made: int) -> int:
+        return retry_delay_ms(
+            attempts_made, self._backoff_ms_first, self._backoff_ms_max, self._random.random()
+        )
+
+    async def run_once(self) -> int:
+        """One round: claim, send, record. Returns how many messages it handled."""
+        claimed = await self._store.claim_due(self._batch_messages_max, self._claim_lease_ms)
+        if not claimed:
+            return 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._claim_lease_ms / 1000 * _lease_share_for_sending
+        results = await asyncio.gather(*(self._handle(message, deadline) for message in claimed))
+        recorded = await self._store.record(results)
+        if recorded != len(results):
+            _logger.warning(
+                "outbox leases ran out before results were recorded",
+                extra={"claimed": len(results), "recorded": recorded},
+            )
+        return len(claimed)
+
+    async def _handle(self, message: DueMessage, deadline: float) -> MessageResult:
+        prepared = prepare(message, self._pin_key)
+        if isinstance(prepared, MessageResult):
+            return prepared
+        delivery = await self._send(prepared, deadline)
+        result = settle(message, delivery, self._attempts_max, self._delay_ms)
+        if result.status is not MessageStatus.SENT:
+            _logger.info(
+                "outbox message not sent",
+                extra={
+                    "business_id": message.business_id,
+                    "message_id": message.message_id,
+                    "status": result.status.value,
+                    "reason": result.reason,
+                    "attempts": result.attempts,
+                },
+            )
+        return result
+
+    async def _send(self, message: OutgoingMessage, deadline: float) -> Delivery:
+        try:
+            async with asyncio.timeout_at(deadline), self._sends_in_flight:
+                return await self._provider.send(message)
+        except TimeoutError:
+            return Delivery.retry(send_deadline_exceeded)
+        except Exception as error:
+            # Only the class name: an exception's text may quote the message (and a PIN).
+            return Delivery.retry(f"PROVIDER_ERROR {type(error).__name__}")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Rounds until `stop` is set; a failed round is logged and retried after a pause."""
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:
+                _logger.exception("an outbox round failed")
+                handled = 0
+            if handled == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._poll_interval_seconds)

@@ -1,0 +1,205 @@
+"""Group commit: operations from all concurrent calls, written a batch at a time.
+
+Callers hand an operation over and await its own outcome; the outcome arrives only after
+the batch that carried it has committed. Batching adapts to load instead of waiting a
+fixed time: when a flush slot is free the writer flushes whatever has queued at once
+(no added latency when idle), and while `concurrent_batches_max` flushes are in
+flight, new operations queue and leave together in the next batch (up to
+`batch_operations_max`). The queue is bounded; a caller who cannot enqueue before its
+deadline is refused with Overloaded (RESOURCE_EXHAUSTED). `close()` stops taking new
+operations and writes every one already accepted.
+
+Within a batch, operations of one business go in one database transaction; two sales
+with the same idempotency key share the first one's outcome. A batch that fails on a
+deadlock is retried; one that hits an unexpected integrity error is split so that a bad
+operation never fails its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import asyncpg
+
+from purse.domain.errors import Overloaded
+from purse.store.postgres.batches import BatchStore, Outcome, Sale, Transition
+
+_logger = logging.getLogger(__name__)
+batch_retries_on_deadlock_max = 3
+
+
+@dataclass(slots=True)
+class _Pending:
+    business_id: int
+    operation: Sale | Transition
+    future: asyncio.Future[Outcome] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class BatchWriter:
+    """Collects operations and writes them through a BatchStore."""
+
+    def __init__(
+        self,
+        store: BatchStore,
+        batch_operations_max: int,
+        queue_operations_max: int,
+        concurrent_batches_max: int,
+    ) -> None:
+        self._store = store
+        self._batch_operations_max = batch_operations_max
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(queue_operations_max)
+        self._slots = asyncio.Semaphore(concurrent_batches_max)
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._closing = False
+        self.batches_written = 0
+        self.operations_written = 0
+
+    def start(self) -> None:
+        self._runner = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self) -> None:
+        """Take nothing new; write everything accepted; return when it is committed."""
+        if self._runner is None or self._closing:
+            return
+        self._closing = True
+        await self._queue.put(None)
+        await self._runner
+        if self._flushes:
+            await asyncio.gather(*self._flushes, return_exceptions=True)
+
+    async def submit(
+        self, business_id: int, operation: Sale | Transition, timeout_seconds: float | None
+    ) -> Outcome:
+        """The operation's outcome once its batch has committed."""
+        if self._closing or self._runner is None:
+            raise Overloaded(
+                "the server is shutting down; retry on another", reason="SHUTTING_DOWN"
+            )
+        pending = _Pending(business_id, operation)
+        try:
+            await asyncio.wait_for(self._queue.put(pending), timeout_seconds)
+        except TimeoutError as error:
+            raise Overloaded(
+                "the write queue stayed full until the deadline", reason="WRITE_QUEUE_FULL"
+            ) from error
+        # The outcome is awaited without a deadline of ours: once accepted, the operation
+        # is written; a caller that gives up can retry and get the stored answer.
+        return await asyncio.shield(pending.future)
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first, *self._drain(self._batch_operations_max - 1)]
+            await self._slots.acquire()
+            batch += self._drain(self._batch_operations_max - len(batch))
+            stop = any(item is None for item in batch)
+            task = asyncio.get_running_loop().create_task(
+                self._flush([item for item in batch if item is not None])
+            )
+            self._flushes.add(task)
+            task.add_done_callback(self._flushed)
+            if stop:
+                return
+
+    def _drain(self, limit: int) -> list[_Pending | None]:
+        items: list[_Pending | None] = []
+        while len(items) < limit and not self._queue.empty():
+            item = self._queue.get_nowait()
+            items.append(item)
+            if item is None:
+                break
+        return items
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushes.discard(task)
+        self._slots.release()
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        by_business: dict[int, list[_Pending]] = defaultdict(list)
+        for item in batch:
+            by_business[item.business_id].append(item)
+        await asyncio.gather(*(self._write(items) for items in by_business.values()))
+        self.batches_written += 1
+        self.operations_written += len(batch)
+
+    async def _write(self, items: list[_Pending]) -> None:
+        leaders, followers = _leaders(items)
+        try:
+            await self._apply_with_retries(leaders)
+        except asyncpg.IntegrityConstraintViolationError as error:
+            if len(leaders) == 1:
+                _resolve_failure(leaders, error)
+            else:
+                _logger.warning("batch hit %s; writing its operations one by one", error)
+                for leader in leaders:
+                    await self._write([leader])
+        except Exception as error:
+            _resolve_failure(leaders, error)
+        for follower, leader in followers:
+            _follow(follower, leader)
+
+    async def _apply_with_retries(self, items: Sequence[_Pending]) -> None:
+        sales = [item for item in items if isinstance(item.operation, Sale)]
+        transitions = [item for item in items if isinstance(item.operation, Transition)]
+        for attempt in range(batch_retries_on_deadlock_max):
+            try:
+                sale_outcomes, transition_outcomes = await self._store.apply(
+                    items[0].business_id,
+                    [item.operation for item in sales],  # type: ignore[misc]
+                    [item.operation for item in transitions],  # type: ignore[misc]
+                )
+                break
+            except asyncpg.DeadlockDetectedError:
+                if attempt + 1 == batch_retries_on_deadlock_max:
+                    raise
+        for item, outcome in zip(
+            [*sales, *transitions], [*sale_outcomes, *transition_outcomes], strict=True
+        ):
+            if not item.future.done():
+                item.future.set_result(outcome)
+
+
+def _leaders(items: list[_Pending]) -> tuple[list[_Pending], list[tuple[_Pending, _Pending]]]:
+    """Sales with a key already in the batch follow the first one with that key."""
+    leaders: list[_Pending] = []
+    followers: list[tuple[_Pending, _Pending]] = []
+    first_by_key: dict[tuple[int, str], _Pending] = {}
+    for item in items:
+        operation = item.operation
+        if isinstance(operation, Sale):
+            key = (operation.terminal_id, operation.check_number)
+            leader = first_by_key.get(key)
+            if leader is not None:
+                followers.append((item, leader))
+                continue
+            first_by_key[key] = item
+        leaders.append(item)
+    return leaders, followers
+
+
+def _follow(follower: _Pending, leader: _Pending) -> None:
+    """A follower gets the leader's outcome and digest (the service compares digests: the
+    same request gets the same answer, another request under the key is refused)."""
+    if follower.future.done():
+        return
+    if leader.future.exception() is not None:
+        follower.future.set_exception(leader.future.exception())  # type: ignore[arg-type]
+        return
+    outcome = leader.future.result()
+    assert isinstance(leader.operation, Sale)
+    follower.future.set_result(replace(outcome, leader_digest=leader.operation.request_digest))
+
+
+def _resolve_failure(items: Sequence[_Pending], error: BaseException) -> None:
+    for item in items:
+        if not item.future.done():
+            item.future.set_exception(error)

@@ -1,0 +1,505 @@
+"""Processing checks and what follows: PIN confirmation, resending, cancelling, expiry.
+
+ProcessCheck is idempotent per terminal and check number. The stored transaction for the
+key is looked up first: the same request gets the stored answer (a refusal included),
+another request under the same key is refused. Otherwise the check is calculated as
+CalculateCheck does and handed to the batch writer; the call is answered after its batch
+commits. A redemption above a no-PIN limit makes the transaction pending: its debits are
+held and a PIN goes to the customer through the outbox; ConfirmTransaction posts the
+holds and applies the accruals, and cancelling, the deadline or too many wrong PINs void
+them.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from purse.domain import credentials
+from purse.domain.checks import Receipt
+from purse.domain.customers import Membership, Pocket
+from purse.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    NotFound,
+    RateLimited,
+    invalid,
+)
+from purse.domain.terminals import TerminalContext
+from purse.domain.transactions import (
+    Balance,
+    Effects,
+    PocketKey,
+    TransactionRecord,
+    TransactionStatus,
+    effects_of_confirmation,
+    effects_of_release,
+    effects_of_sale,
+)
+from purse.service.batch_writer import BatchWriter
+from purse.service.calculation import Calculation, CalculationRequest, CheckCalculation
+from purse.store.postgres.batches import Message, Notice, Outcome, Sale, Statistics, Transition
+from purse.store.postgres.customers import CustomerStore
+from purse.store.postgres.receipts import receipt_document
+from purse.store.postgres.transactions import TransactionStore, list_page_size_max, record_from_row
+from purse.store.redis import keys
+from purse.store.redis.pins import PinStore, new_pin, pin_digits
+from purse.store.redis.rate_limits import FailureCounter
+
+_logger = logging.getLogger(__name__)
+check_number_characters_max = 64
+list_page_size_default = 50
+overdue_holds_per_sweep_max = 500
+
+# (language) -> the PIN message template, with the placeholder {pin}
+PinText = Callable[[str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRequest:
+    """A check to apply: the POS's check number, the request's digest, the calculation."""
+
+    check_number: str
+    request_digest: bytes
+    calculation: CalculationRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A transaction and the customer's membership as it stands after it."""
+
+    record: TransactionRecord
+    membership: Membership | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    customer_id: int | None = None
+    terminal_id: int | None = None
+    status: TransactionStatus | None = None
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+
+
+def validate_key(value: str, field: str) -> None:
+    """Check numbers and refund numbers: 1 to 64 printable characters."""
+    if not 1 <= len(value) <= check_number_characters_max or not value.isprintable():
+        raise invalid(field, f"1 to {check_number_characters_max} printable characters")
+
+
+class TransactionService:
+    """The transaction use cases of the terminal contract."""
+
+    def __init__(
+        self,
+        calculation: CheckCalculation,
+        writer: BatchWriter,
+        transactions: TransactionStore,
+        customers: CustomerStore,
+        pins: PinStore,
+        pin_sends: FailureCounter,
+        pin_seal_key: bytes,
+        pin_text: PinText,
+        hold_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._calculation = calculation
+        self._writer = writer
+        self._transactions = transactions
+        self._customers = customers
+        self._pins = pins
+        self._pin_sends = pin_sends
+        self._pin_seal_key = pin_seal_key
+        self._pin_text = pin_text
+        self._hold_seconds = hold_seconds
+        self._clock = clock
+
+    async def process(
+        self, terminal: TerminalContext, request: ProcessRequest, queue_seconds: float | None
+    ) -> Answer:
+        validate_key(request.check_number, "check_number")
+        existing = await self._transactions.by_check_number(
+            terminal.business_id, terminal.terminal_id, request.check_number
+        )
+        if existing is not None:
+            return await self._stored(terminal, existing, request.request_digest)
+        try:
+            calculation = await self._calculation.calculate(terminal, request.calculation)
+        except FailedPrecondition as refusal:
+            await self._store_refusal(terminal, request, refusal, queue_seconds)
+            raise
+        sale, pin = self._sale(terminal, request, calculation)
+        outcome = await self._writer.submit(terminal.business_id, sale, queue_seconds)
+        if outcome.existing:
+            assert outcome.stored is not None
+            return await self._stored(
+                terminal, record_from_row(outcome.stored), request.request_digest
+            )
+        if outcome.leader_digest not in (None, request.request_digest):
+            raise _key_reused()
+        if outcome.refusal is not None:
+            raise _settlement_refusal(str(getattr(outcome.refusal, "value", outcome.refusal)))
+        if pin is not None and outcome.leader_digest is None:
+            await self._remember_pin(terminal.business_id, outcome.transaction_id, pin)
+        record = _record(sale, outcome, calculation)
+        return Answer(
+            record, await self._membership_after(terminal, calculation.membership, outcome)
+        )
+
+    def _sale(
+        self, terminal: TerminalContext, request: ProcessRequest, calculation: Calculation
+    ) -> tuple[Sale, str | None]:
+        receipt, membership = calculation.receipt, calculation.membership
+        customer_id = None if membership is None else membership.customer_id
+        pending = membership is not None and receipt.confirmation_required
+        effects = effects_of_sale(receipt, customer_id, list(calculation.coupon_codes), pending)
+        pin = new_pin() if pending else None
+        messages: tuple[Message, ...] = ()
+        if pin is not None and membership is not None:
+            messages = (self._pin_message(membership, pin),)
+        deadline = (
+            datetime.fromtimestamp(self._clock() + self._hold_seconds, UTC) if pending else None
+        )
+        completed = membership is not None and not pending
+        sale = Sale(
+            terminal_id=terminal.terminal_id,
+            point_of_sale_id=terminal.point_of_sale_id,
+            check_number=request.check_number,
+            request_digest=request.request_digest,
+            customer_id=customer_id,
+            status=TransactionStatus.PENDING if pending else TransactionStatus.COMPLETED,
+            receipt_document=_document(calculation, request.calculation),
+            sum_minor_units=receipt.check_sum,
+            effects=effects,
+            confirmation_deadline=deadline,
+            sale_time=request.calculation.sale_time,
+            statistics=Statistics(customer_id, 1, receipt.check_sum)
+            if completed and customer_id is not None
+            else None,
+            messages=messages,
+            notice=_notice(membership, receipt) if completed else None,
+        )
+        return sale, pin
+
+    def _pin_message(self, membership: Membership, pin: str) -> Message:
+        return Message(
+            customer_id=membership.customer_id,
+            channel="sms",
+            purpose="pin",
+            phone=membership.phone,
+            language=membership.language,
+            body=self._pin_text(membership.language),
+            sealed_secret=credentials.seal(self._pin_seal_key, pin),
+        )
+
+    async def _remember_pin(self, business_id: int, transaction_id: int, pin: str) -> None:
+        try:
+            await self._pins.remember(business_id, transaction_id, pin, self._hold_seconds)
+        except Exception:
+            # Redis holds no money: the transaction stays pending and the PIN can be resent.
+            _logger.warning("could not store a PIN; the customer can ask for a new one")
+
+    async def _store_refusal(
+        self,
+        terminal: TerminalContext,
+        request: ProcessRequest,
+        refusal: FailedPrecondition,
+        queue_seconds: float | None,
+    ) -> None:
+        """Keep a business refusal as the first answer for its check number."""
+        sale = Sale(
+            terminal_id=terminal.terminal_id,
+            point_of_sale_id=terminal.point_of_sale_id,
+            check_number=request.check_number,
+            request_digest=request.request_digest,
+            customer_id=None,
+            status=TransactionStatus.REJECTED,
+            receipt_document={},
+            sum_minor_units=sum(line.amount for line in request.calculation.check.lines),
+            effects=Effects(),
+            refusal={
+                "reason": refusal.reason,
+                "message": refusal.message,
+                "violations": [[v.field, v.description] for v in refusal.violations],
+            },
+        )
+        outcome = await self._writer.submit(terminal.business_id, sale, queue_seconds)
+        if outcome.existing and outcome.stored is not None:
+            await self._stored(terminal, record_from_row(outcome.stored), request.request_digest)
+
+    async def _stored(
+        self, terminal: TerminalContext, record: TransactionRecord, digest: bytes
+    ) -> Answer:
+        if record.request_digest != digest:
+            raise _key_reused()
+        if record.status is TransactionStatus.REJECTED:
+            raise _stored_refusal(record.refusal or {})
+        membership = None
+        if record.customer_id is not None:
+            membership = await self._customers.membership(terminal.business_id, record.customer_id)
+        return Answer(record, membership)
+
+    async def _membership_after(
+        self, terminal: TerminalContext, membership: Membership | None, outcome: Outcome
+    ) -> Membership | None:
+        if membership is None:
+            return None
+        known = {pocket.account_type_id for pocket in membership.pockets}
+        if any(key[1] not in known for key in outcome.balances):
+            return await self._customers.membership(terminal.business_id, membership.customer_id)
+        return _with_balances(membership, outcome.balances)
+
+    async def confirm(
+        self, terminal: TerminalContext, transaction_id: int, pin: str, queue_seconds: float | None
+    ) -> Answer:
+        if len(pin) != pin_digits or not pin.isdigit():
+            raise invalid("pin", f"a PIN has {pin_digits} digits")
+        record = await self._pending(terminal, transaction_id)
+        state, attempts_left = await self._pins.check(terminal.business_id, transaction_id, pin)
+        if state == "missing":
+            raise FailedPrecondition(
+                "no PIN is waiting for this transaction; ask for a new one (ResendCode)",
+                reason="PIN_EXPIRED",
+            )
+        if state == "wrong":
+            if attempts_left == 0:
+                await self._finish(terminal, record, TransactionStatus.LOCKED, queue_seconds)
+                raise FailedPrecondition(
+                    "too many wrong PINs: the transaction is locked and its holds released",
+                    reason="TRANSACTION_LOCKED",
+                )
+            raise FailedPrecondition(
+                f"wrong PIN; {attempts_left} attempts left",
+                reason="PIN_WRONG",
+                metadata={"attempts_left": str(attempts_left)},
+            )
+        return await self._finish(terminal, record, TransactionStatus.COMPLETED, queue_seconds)
+
+    async def _pending(self, terminal: TerminalContext, transaction_id: int) -> TransactionRecord:
+        record = await self.get(terminal, transaction_id)
+        if record.status is not TransactionStatus.PENDING:
+            raise FailedPrecondition(
+                f"the transaction is {record.status.value}, not pending",
+                reason="TRANSACTION_NOT_PENDING",
+            )
+        return record
+
+    async def _finish(
+        self,
+        terminal: TerminalContext,
+        record: TransactionRecord,
+        status: TransactionStatus,
+        queue_seconds: float | None,
+    ) -> Answer:
+        """Move a pending transaction on: COMPLETED posts its holds, anything else voids them."""
+        assert record.receipt is not None
+        coupon_ids = list(record.coupon_codes)
+        confirmed = status is TransactionStatus.COMPLETED
+        membership = (
+            await self._customers.membership(terminal.business_id, record.customer_id)
+            if record.customer_id is not None
+            else None
+        )
+        transition = Transition(
+            transaction_id=record.transaction_id,
+            expected=TransactionStatus.PENDING,
+            status=status,
+            effects=effects_of_confirmation(record.receipt, record.customer_id, coupon_ids)
+            if confirmed
+            else effects_of_release(record.receipt, record.customer_id, coupon_ids),
+            customer_id=record.customer_id,
+            statistics=Statistics(record.customer_id, 1, record.receipt.check_sum, confirmed=True)
+            if confirmed and record.customer_id is not None
+            else None,
+            notice=_notice(membership, record.receipt) if confirmed else None,
+        )
+        outcome = await self._writer.submit(terminal.business_id, transition, queue_seconds)
+        if outcome.refusal is not None:
+            raise FailedPrecondition(
+                "the transaction changed meanwhile",
+                reason=str(getattr(outcome.refusal, "value", outcome.refusal)),
+            )
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        finished = replace(record, status=status, finished_at=now)
+        membership_after = (
+            None if membership is None else _with_balances(membership, outcome.balances)
+        )
+        return Answer(finished, membership_after)
+
+    async def resend(self, terminal: TerminalContext, transaction_id: int) -> datetime:
+        """Send a new PIN; returns when the next resend will be accepted."""
+        record = await self._pending(terminal, transaction_id)
+        assert record.customer_id is not None
+        membership = await self._customers.membership(terminal.business_id, record.customer_id)
+        assert membership is not None
+        limit_key = keys.pin_sends(terminal.business_id, membership.phone)
+        retry_after = await self._pin_sends.retry_after_seconds(limit_key)
+        if retry_after:
+            raise RateLimited(
+                "too many codes sent to this phone; try again later",
+                reason="PIN_RESEND_RATE_LIMITED",
+                retry_after_seconds=retry_after,
+            )
+        await self._pin_sends.record_failure(limit_key)
+        pin = new_pin()
+        deadline = record.confirmation_deadline or datetime.now(UTC)
+        lifetime = int((deadline - datetime.now(UTC)).total_seconds())
+        await self._pins.remember(terminal.business_id, transaction_id, pin, lifetime)
+        await self._transactions.add_message(
+            terminal.business_id, transaction_id, self._pin_message(membership, pin)
+        )
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    async def cancel(
+        self, terminal: TerminalContext, transaction_id: int, queue_seconds: float | None
+    ) -> Answer:
+        record = await self.get(terminal, transaction_id)
+        if record.status is not TransactionStatus.PENDING:
+            raise FailedPrecondition(
+                f"only a pending transaction can be cancelled; this one is {record.status.value}"
+                " (refund a completed one)",
+                reason="TRANSACTION_NOT_PENDING",
+            )
+        answer = await self._finish(terminal, record, TransactionStatus.CANCELLED, queue_seconds)
+        await self._pins.forget(terminal.business_id, transaction_id)
+        return answer
+
+    async def expire_overdue(self) -> int:
+        """Void the holds of pending transactions past their deadline; returns how many."""
+        overdue = await self._transactions.overdue_holds(overdue_holds_per_sweep_max)
+        expired = 0
+        for business_id, transaction_id in overdue:
+            record = await self._transactions.by_id(business_id, transaction_id)
+            if record is None or record.receipt is None:
+                continue
+            transition = Transition(
+                transaction_id=transaction_id,
+                expected=TransactionStatus.PENDING,
+                status=TransactionStatus.EXPIRED,
+                effects=effects_of_release(
+                    record.receipt, record.customer_id, list(record.coupon_codes)
+                ),
+                customer_id=record.customer_id,
+            )
+            outcome = await self._writer.submit(business_id, transition, None)
+            expired += outcome.refusal is None
+        return expired
+
+    async def get(self, terminal: TerminalContext, transaction_id: int) -> TransactionRecord:
+        record = await self._transactions.by_id(terminal.business_id, transaction_id)
+        if record is None:
+            raise NotFound("no such transaction in this business", reason="TRANSACTION_NOT_FOUND")
+        return record
+
+    async def get_by_check_number(
+        self, terminal: TerminalContext, check_number: str
+    ) -> TransactionRecord:
+        validate_key(check_number, "check_number")
+        record = await self._transactions.by_check_number(
+            terminal.business_id, terminal.terminal_id, check_number
+        )
+        if record is None:
+            raise NotFound("no transaction with this check number", reason="TRANSACTION_NOT_FOUND")
+        return record
+
+    async def page(
+        self, terminal: TerminalContext, page_size: int, page_token: str, filters: ListFilter
+    ) -> tuple[list[TransactionRecord], str]:
+        if not 0 <= page_size <= list_page_size_max:
+            raise invalid(
+                "page_size", f"from 1 to {list_page_size_max} (0 = {list_page_size_default})"
+            )
+        limit = page_size or list_page_size_default
+        records = await self._transactions.page(
+            terminal.business_id, limit, _after(page_token), filters.customer_id,
+            filters.terminal_id, filters.status, filters.created_from, filters.created_before,
+        )  # fmt: skip
+        next_token = _token(records[-1]) if len(records) == limit else ""
+        return records, next_token
+
+
+def _token(record: TransactionRecord) -> str:
+    text = f"{record.created_at.isoformat()}|{record.transaction_id}"
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def _after(token: str) -> tuple[datetime, int] | None:
+    if not token:
+        return None
+    try:
+        moment, transaction_id = base64.urlsafe_b64decode(token).decode().split("|")
+        return datetime.fromisoformat(moment), int(transaction_id)
+    except ValueError as error:
+        raise invalid("page_token", "not a token this server gave") from error
+
+
+def _key_reused() -> AlreadyExists:
+    return AlreadyExists(
+        "this check number was already used for a different check",
+        reason="IDEMPOTENCY_KEY_REUSED",
+    )
+
+
+def _settlement_refusal(reason: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        "a balance changed before the check was applied; calculate it again", reason=reason
+    )
+
+
+def _stored_refusal(refusal: dict[str, Any]) -> FailedPrecondition:
+    violations = tuple(FieldViolation(field, text) for field, text in refusal.get("violations", ()))
+    if "message" not in refusal:
+        return _settlement_refusal(refusal.get("reason", "REFUSED"))
+    return FailedPrecondition(refusal["message"], reason=refusal["reason"], violations=violations)
+
+
+def _document(calculation: Calculation, request: CalculationRequest) -> dict[str, Any]:
+    return {
+        "receipt": receipt_document(calculation.receipt),
+        "coupons": {str(key): code for key, code in calculation.coupon_codes.items()},
+        "certificates": {str(key): code for key, code in calculation.certificate_codes.items()},
+        "quantities": {str(line.position): line.quantity for line in request.check.lines},
+    }
+
+
+def _notice(membership: Membership | None, receipt: Receipt) -> Notice | None:
+    if membership is None or not (receipt.points_accrued or receipt.points_redeemed):
+        return None
+    return Notice(
+        membership.customer_id, membership.phone, membership.language,
+        receipt.points_accrued, receipt.points_redeemed,
+    )  # fmt: skip
+
+
+def _record(sale: Sale, outcome: Outcome, calculation: Calculation) -> TransactionRecord:
+    assert outcome.created_at is not None
+    return TransactionRecord(
+        transaction_id=outcome.transaction_id,
+        check_number=sale.check_number,
+        terminal_id=sale.terminal_id,
+        status=sale.status,
+        customer_id=sale.customer_id,
+        receipt=calculation.receipt,
+        coupon_codes=calculation.coupon_codes,
+        certificate_codes=calculation.certificate_codes,
+        request_digest=sale.request_digest,
+        created_at=outcome.created_at,
+        finished_at=None if sale.status is TransactionStatus.PENDING else outcome.created_at,
+        confirmation_deadline=sale.confirmation_deadline,
+    )
+
+
+def _with_balances(membership: Membership, balances: dict[PocketKey, Balance]) -> Membership:
+    pockets: list[Pocket] = []
+    for pocket in membership.pockets:
+        after = balances.get((membership.customer_id, pocket.account_type_id))
+        pockets.append(
+            pocket if after is None else replace(pocket, balance=after.balance, held=after.held)
+        )
+    return replace(membership, pockets=tuple(pockets))

@@ -1,0 +1,545 @@
+"""Writing a batch of operations in one PostgreSQL transaction with set-based statements.
+
+Round trips per batch, whatever its size: BEGIN; create missing pockets (only when some
+are new); one statement that claims the sales' idempotency keys (`INSERT … ON CONFLICT
+DO NOTHING`) and locks, in one global order (sorted ids), every pocket, points lot,
+certificate, coupon and transaction the batch touches; the stored answers of keys
+claimed earlier (only when there are some); one statement that writes everything
+(`unnest` into every table); COMMIT. Between the two, `purse.domain.transactions.settle`
+decides operation by operation against the locked rows, so a refused operation never
+fails its neighbours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from purse.domain.transactions import (
+    Balance,
+    Effects,
+    LockedState,
+    PocketKey,
+    Refusal,
+    TransactionStatus,
+    settle,
+    take_from_lots,
+)
+
+if TYPE_CHECKING:
+    Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+else:  # generic only in the type stubs
+    Connection = asyncpg.pool.PoolConnectionProxy
+
+_claim_and_lock = """
+WITH claimed AS (
+  INSERT INTO transactions (business_id, terminal_id, point_of_sale_id, check_number,
+                            request_digest, customer_id, status, receipt, sum_minor_units,
+                            confirmation_deadline, sale_time, refusal, finished_at)
+  SELECT *, CASE WHEN status = 'pending' THEN NULL ELSE now() END
+    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bytea[],
+                $6::bigint[], $7::text[], $8::jsonb[], $9::bigint[],
+                $10::timestamptz[], $11::timestamptz[], $19::jsonb[])
+         AS claim(business_id, terminal_id, point_of_sale_id, check_number, request_digest,
+                  customer_id, status, receipt, sum_minor_units, confirmation_deadline,
+                  sale_time, refusal)
+  ON CONFLICT (business_id, terminal_id, check_number) DO NOTHING
+  RETURNING business_id, terminal_id, check_number, transaction_id, created_at
+)
+SELECT
+  ARRAY(SELECT ROW(terminal_id, check_number, transaction_id, created_at) FROM claimed)
+    AS claimed,
+  ARRAY(SELECT ROW(p.customer_id, p.account_type_id, p.pocket_id, p.balance, p.held)
+          FROM pockets p
+         WHERE p.business_id = $12 AND (p.customer_id, p.account_type_id) IN
+               (SELECT * FROM unnest($13::bigint[], $14::bigint[]))
+         ORDER BY p.pocket_id FOR UPDATE) AS pockets,
+  ARRAY(SELECT ROW(p.customer_id, l.lot_id, l.remaining, l.expires_at)
+          FROM points_lots l
+          JOIN pockets p ON p.business_id = l.business_id AND p.pocket_id = l.pocket_id
+         WHERE l.business_id = $12 AND p.account_type_id = 0 AND l.remaining > 0
+           AND l.expires_at > now() AND p.customer_id = ANY($15::bigint[])
+         ORDER BY l.lot_id FOR UPDATE OF l) AS lots,
+  ARRAY(SELECT ROW(certificate_id, balance_minor_units, held_minor_units)
+          FROM certificates WHERE business_id = $12 AND certificate_id = ANY($16::bigint[])
+         ORDER BY certificate_id FOR UPDATE) AS certificates,
+  ARRAY(SELECT ROW(coupon_id, status)
+          FROM coupons WHERE business_id = $12 AND coupon_id = ANY($17::bigint[])
+         ORDER BY coupon_id FOR UPDATE) AS coupons,
+  ARRAY(SELECT ROW(transaction_id, status)
+          FROM transactions WHERE business_id = $12 AND transaction_id = ANY($18::bigint[])
+         ORDER BY transaction_id FOR UPDATE) AS transitions
+"""
+
+_write = """
+WITH pocket_rows AS (
+  UPDATE pockets p SET balance = p.balance + d.amount, held = p.held + d.held,
+                       updated_at = now()
+    FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS d(pocket_id, amount, held)
+   WHERE p.business_id = $1 AND p.pocket_id = d.pocket_id
+), ledger AS (
+  INSERT INTO ledger_entries (business_id, pocket_id, transaction_id, kind, amount, held_amount)
+  SELECT $1, * FROM unnest($5::bigint[], $6::bigint[], $7::text[], $8::bigint[], $9::bigint[])
+), lot_rows AS (
+  UPDATE points_lots l SET remaining = l.remaining - d.taken
+    FROM unnest($10::bigint[], $11::bigint[]) AS d(lot_id, taken)
+   WHERE l.business_id = $1 AND l.lot_id = d.lot_id
+), certificate_rows AS (
+  UPDATE certificates c SET balance_minor_units = c.balance_minor_units + d.amount,
+                            held_minor_units = c.held_minor_units + d.held
+    FROM unnest($12::bigint[], $13::bigint[], $14::bigint[]) AS d(certificate_id, amount, held)
+   WHERE c.business_id = $1 AND c.certificate_id = d.certificate_id
+), coupon_rows AS (
+  UPDATE coupons c SET status = d.status, transaction_id = d.transaction_id,
+                       used_at = CASE WHEN d.status = 'used' THEN now() ELSE c.used_at END
+    FROM unnest($15::bigint[], $16::text[], $17::bigint[]) AS d(coupon_id, status, transaction_id)
+   WHERE c.business_id = $1 AND c.coupon_id = d.coupon_id
+), transaction_rows AS (
+  UPDATE transactions t SET status = d.status, refusal = d.refusal,
+         finished_at = CASE WHEN d.status = 'pending' THEN NULL ELSE now() END
+    FROM unnest($18::bigint[], $19::text[], $20::jsonb[]) AS d(transaction_id, status, refusal)
+   WHERE t.business_id = $1 AND t.transaction_id = d.transaction_id
+), membership_rows AS (
+  UPDATE memberships m SET sales_count = m.sales_count + d.sales,
+         sales_sum_minor_units = m.sales_sum_minor_units + d.sales_sum,
+         last_visit_at = CASE WHEN d.sales <> 0 THEN now() ELSE m.last_visit_at END,
+         participation_confirmed = m.participation_confirmed OR d.confirmed
+    FROM unnest($21::bigint[], $22::bigint[], $23::bigint[], $24::boolean[])
+         AS d(customer_id, sales, sales_sum, confirmed)
+   WHERE m.business_id = $1 AND m.customer_id = d.customer_id
+)
+INSERT INTO outbox_messages (business_id, customer_id, transaction_id, channel, purpose, phone,
+                             language, body, sealed_secret)
+SELECT $1, * FROM unnest($25::bigint[], $26::bigint[], $27::text[], $28::text[], $29::text[],
+                         $30::text[], $31::text[], $32::bytea[])
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message to write to the outbox with the operation."""
+
+    customer_id: int
+    channel: str
+    purpose: str
+    phone: str
+    language: str
+    body: str
+    sealed_secret: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """Membership statistics deltas, applied when the operation is."""
+
+    customer_id: int
+    sales: int = 0
+    sales_sum: int = 0
+    confirmed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A transaction notification to write once the points balance after is known."""
+
+    customer_id: int
+    phone: str
+    language: str
+    points_accrued: int
+    points_redeemed: int
+
+
+# (language, points accrued, points redeemed, balance after) -> text; all points in hundredths
+NoticeText = Callable[[str, int, int, int], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Sale:
+    """A new transaction. `effects` are applied unless settlement refuses them."""
+
+    terminal_id: int
+    point_of_sale_id: int
+    check_number: str
+    request_digest: bytes
+    customer_id: int | None
+    status: TransactionStatus
+    receipt_document: dict[str, Any]
+    sum_minor_units: int
+    effects: Effects
+    confirmation_deadline: datetime | None = None
+    sale_time: datetime | None = None
+    statistics: Statistics | None = None
+    messages: tuple[Message, ...] = ()
+    # When the sale applies, tell the customer what it did (text from the balance after).
+    notice: Notice | None = None
+    # For a sale stored as rejected: the refusal a retry gets back.
+    refusal: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A pending transaction moving on: confirmed, cancelled, expired or locked."""
+
+    transaction_id: int
+    expected: TransactionStatus
+    status: TransactionStatus
+    effects: Effects
+    customer_id: int | None = None
+    statistics: Statistics | None = None
+    messages: tuple[Message, ...] = ()
+    notice: Notice | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one operation.
+
+    Applied: `transaction_id` and `created_at` are set, `refusal` is None. Refused by
+    settlement: `refusal` is set (a sale is then stored as rejected). A sale whose key
+    was claimed before: `existing` is True and `stored` holds the stored row.
+    """
+
+    transaction_id: int = 0
+    created_at: datetime | None = None
+    refusal: Refusal | str | None = None
+    existing: bool = False
+    stored: asyncpg.Record | None = None
+    balances: dict[PocketKey, Balance] = field(default_factory=dict)
+    # Set for a sale that shared its key with an earlier one in the same batch.
+    leader_digest: bytes | None = None
+
+
+class BatchStore:
+    """Applies the operations of one business in one database transaction."""
+
+    def __init__(self, pool: asyncpg.Pool, notice_text: NoticeText) -> None:
+        self._pool = pool
+        self._notice_text = notice_text
+
+    async def apply(
+        self, business_id: int, sales: Sequence[Sale], transitions: Sequence[Transition]
+    ) -> tuple[list[Outcome], list[Outcome]]:
+        """Outcomes aligned with `sales` and with `transitions`.
+
+        Sales must have distinct (terminal, check number) keys (the writer sees to it).
+        """
+        async with self._pool.acquire() as connection, connection.transaction():
+            await _create_missing_pockets(connection, business_id, sales, transitions)
+            locked = await connection.fetchrow(
+                _claim_and_lock, *_claim_arguments(business_id, sales, transitions)
+            )
+            assert locked is not None
+            state, lots = _locked_state(locked)
+            claimed = {(row[0], row[1]): (row[2], row[3]) for row in locked["claimed"]}
+            statuses = {row[0]: row[1] for row in locked["transitions"]}
+            sale_outcomes = await _settle_sales(connection, business_id, sales, claimed, state)
+            transition_outcomes = _settle_transitions(transitions, statuses, state)
+            writes = _Writes(business_id, locked, lots, self._notice_text)
+            writes.add_sales(sales, sale_outcomes, state)
+            writes.add_transitions(transitions, transition_outcomes, state)
+            await connection.execute(_write, *writes.arguments())
+        return sale_outcomes, transition_outcomes
+
+
+def _pocket_keys(effects: Effects) -> list[PocketKey]:
+    return [change.pocket for change in effects.pockets]
+
+
+async def _create_missing_pockets(
+    connection: Connection,
+    business_id: int,
+    sales: Sequence[Sale],
+    transitions: Sequence[Transition],
+) -> None:
+    keys = sorted(
+        {key for sale in sales for key in _pocket_keys(sale.effects)}
+        | {key for transition in transitions for key in _pocket_keys(transition.effects)}
+    )
+    if not keys:
+        return
+    # Accruals may reach an account the customer never had; creating it is idempotent.
+    await connection.execute(
+        "INSERT INTO pockets (business_id, customer_id, account_type_id)"
+        " SELECT $1, * FROM unnest($2::bigint[], $3::bigint[])"
+        " ON CONFLICT (business_id, customer_id, account_type_id) DO NOTHING",
+        business_id,
+        [key[0] for key in keys],
+        [key[1] for key in keys],
+    )
+
+
+def _claim_arguments(
+    business_id: int, sales: Sequence[Sale], transitions: Sequence[Transition]
+) -> list[Any]:
+    ordered = sorted(sales, key=lambda sale: (sale.terminal_id, sale.check_number))
+    all_effects = [sale.effects for sale in sales] + [t.effects for t in transitions]
+    keys = sorted({key for effects in all_effects for key in _pocket_keys(effects)})
+    return [
+        [business_id] * len(ordered),
+        [sale.terminal_id for sale in ordered],
+        [sale.point_of_sale_id for sale in ordered],
+        [sale.check_number for sale in ordered],
+        [sale.request_digest for sale in ordered],
+        [sale.customer_id for sale in ordered],
+        [sale.status.value for sale in ordered],
+        [sale.receipt_document for sale in ordered],
+        [sale.sum_minor_units for sale in ordered],
+        [sale.confirmation_deadline for sale in ordered],
+        [sale.sale_time for sale in ordered],
+        business_id,
+        [key[0] for key in keys],
+        [key[1] for key in keys],
+        sorted(
+            {
+                key[0]
+                for effects in all_effects
+                if effects.points_spent
+                for key in _pocket_keys(effects)
+            }
+        ),
+        sorted({c.certificate_id for effects in all_effects for c in effects.certificates}),
+        sorted({c.coupon_id for effects in all_effects for c in effects.coupons}),
+        sorted({transition.transaction_id for transition in transitions}),
+        [sale.refusal for sale in ordered],
+    ]
+
+
+def _locked_state(locked: asyncpg.Record) -> tuple[LockedState, dict[int, list[tuple[int, int]]]]:
+    state = LockedState(
+        pockets={(row[0], row[1]): Balance(row[3], row[4]) for row in locked["pockets"]},
+        certificates={row[0]: Balance(row[1], row[2]) for row in locked["certificates"]},
+        coupons={row[0]: row[1] for row in locked["coupons"]},
+    )
+    lots: dict[int, list[tuple[int, int]]] = {}
+    for customer_id, lot_id, remaining, _ in sorted(
+        locked["lots"], key=lambda row: (row[3], row[1])
+    ):
+        lots.setdefault(customer_id, []).append((lot_id, remaining))
+    return state, lots
+
+
+async def _settle_sales(
+    connection: Connection,
+    business_id: int,
+    sales: Sequence[Sale],
+    claimed: dict[tuple[int, str], tuple[int, datetime]],
+    state: LockedState,
+) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    earlier = [sale for sale in sales if (sale.terminal_id, sale.check_number) not in claimed]
+    stored = await _stored_sales(connection, business_id, earlier) if earlier else {}
+    for sale in sales:
+        key = (sale.terminal_id, sale.check_number)
+        if key not in claimed:
+            outcomes.append(Outcome(existing=True, stored=stored.get(key)))
+            continue
+        transaction_id, created_at = claimed[key]
+        refusal = None
+        if sale.status is not TransactionStatus.REJECTED:
+            refusal = settle(state, sale.effects)
+        outcomes.append(
+            Outcome(
+                transaction_id, created_at, refusal, balances=_balances(state, sale.customer_id)
+            )
+        )
+    return outcomes
+
+
+async def _stored_sales(
+    connection: Connection, business_id: int, sales: Sequence[Sale]
+) -> dict[tuple[int, str], asyncpg.Record]:
+    # Keys claimed by an earlier (committed) batch; ON CONFLICT waited for it to commit.
+    rows = await connection.fetch(
+        "SELECT t.* FROM transactions t"
+        " JOIN unnest($2::bigint[], $3::text[]) AS k(terminal_id, check_number)"
+        "   ON t.terminal_id = k.terminal_id AND t.check_number = k.check_number"
+        " WHERE t.business_id = $1",
+        business_id,
+        [sale.terminal_id for sale in sales],
+        [sale.check_number for sale in sales],
+    )
+    return {(row["terminal_id"], row["check_number"]): row for row in rows}
+
+
+def _balances(state: LockedState, customer_id: int | None) -> dict[PocketKey, Balance]:
+    if customer_id is None:
+        return {}
+    return {
+        key: Balance(value.balance, value.held)
+        for key, value in state.pockets.items()
+        if key[0] == customer_id
+    }
+
+
+def _settle_transitions(
+    transitions: Sequence[Transition], statuses: dict[int, str], state: LockedState
+) -> list[Outcome]:
+    outcomes = []
+    for transition in transitions:
+        current = statuses.get(transition.transaction_id)
+        if current != transition.expected.value:
+            outcomes.append(Outcome(transition.transaction_id, refusal=f"TRANSACTION_{current}"))
+            continue
+        refusal = settle(state, transition.effects)
+        if refusal is None:
+            statuses[transition.transaction_id] = transition.status.value
+        outcomes.append(
+            Outcome(
+                transition.transaction_id,
+                refusal=refusal,
+                balances=_balances(state, transition.customer_id),
+            )
+        )
+    return outcomes
+
+
+class _Writes:
+    """The arrays of the write statement, gathered from the settled operations."""
+
+    def __init__(
+        self,
+        business_id: int,
+        locked: asyncpg.Record,
+        lots: dict[int, list[tuple[int, int]]],
+        notice_text: NoticeText,
+    ) -> None:
+        self.business_id = business_id
+        self.pocket_ids = {(row[0], row[1]): row[2] for row in locked["pockets"]}
+        self.lots = lots
+        self.notice_text = notice_text
+        self.pocket_deltas: dict[int, list[int]] = {}
+        self.ledger: list[tuple[int, int | None, str, int, int]] = []
+        self.lot_takes: dict[int, int] = {}
+        self.certificates: dict[int, list[int]] = {}
+        self.coupons: list[tuple[int, str, int]] = []
+        self.transactions: list[tuple[int, str, dict[str, str] | None]] = []
+        self.statistics: list[Statistics] = []
+        self.messages: list[tuple[Message, int | None]] = []
+
+    def add_effects(self, effects: Effects, transaction_id: int, customer_id: int | None) -> None:
+        for change in effects.pockets:
+            pocket_id = self.pocket_ids[change.pocket]
+            delta = self.pocket_deltas.setdefault(pocket_id, [0, 0])
+            delta[0] += change.amount
+            delta[1] += change.held_amount
+            self.ledger.append(
+                (pocket_id, transaction_id, change.kind.value, change.amount, change.held_amount)
+            )
+        for certificate in effects.certificates:
+            delta = self.certificates.setdefault(certificate.certificate_id, [0, 0])
+            delta[0] += certificate.amount
+            delta[1] += certificate.held_amount
+        self.coupons += [(c.coupon_id, c.status, transaction_id) for c in effects.coupons]
+        if effects.points_spent and customer_id is not None:
+            self._take_lots(customer_id, effects.points_spent)
+
+    def _take_lots(self, customer_id: int, points: int) -> None:
+        lots = self.lots.get(customer_id, [])
+        taken = take_from_lots(lots, points)
+        for lot_id, amount in taken:
+            self.lot_takes[lot_id] = self.lot_takes.get(lot_id, 0) + amount
+        remaining = dict(taken)
+        self.lots[customer_id] = [
+            (lot_id, left - remaining.get(lot_id, 0))
+            for lot_id, left in lots
+            if left - remaining.get(lot_id, 0) > 0
+        ]
+
+    def add_sales(
+        self, sales: Sequence[Sale], outcomes: Sequence[Outcome], state: LockedState
+    ) -> None:
+        for sale, outcome in zip(sales, outcomes, strict=True):
+            if outcome.existing:
+                continue
+            if outcome.refusal is not None:
+                refusal = {"reason": str(getattr(outcome.refusal, "value", outcome.refusal))}
+                self.transactions.append((outcome.transaction_id, "rejected", refusal))
+                continue
+            self.add_effects(sale.effects, outcome.transaction_id, sale.customer_id)
+            if sale.statistics is not None:
+                self.statistics.append(sale.statistics)
+            self.messages += [(message, outcome.transaction_id) for message in sale.messages]
+            if sale.notice is not None:
+                self._notice(sale.notice, outcome.transaction_id, state)
+
+    def _notice(self, notice: Notice, transaction_id: int, state: LockedState) -> None:
+        points = state.pockets.get((notice.customer_id, 0), Balance(0, 0))
+        text = self.notice_text(
+            notice.language, notice.points_accrued, notice.points_redeemed, points.balance
+        )
+        message = Message(
+            notice.customer_id, "sms", "transaction", notice.phone, notice.language, text
+        )
+        self.messages.append((message, transaction_id))
+
+    def add_transitions(
+        self, transitions: Sequence[Transition], outcomes: Sequence[Outcome], state: LockedState
+    ) -> None:
+        for transition, outcome in zip(transitions, outcomes, strict=True):
+            if outcome.refusal is not None:
+                continue
+            self.add_effects(transition.effects, transition.transaction_id, transition.customer_id)
+            self.transactions.append((transition.transaction_id, transition.status.value, None))
+            if transition.statistics is not None:
+                self.statistics.append(transition.statistics)
+            self.messages += [(m, transition.transaction_id) for m in transition.messages]
+            if transition.notice is not None:
+                self._notice(transition.notice, transition.transaction_id, state)
+
+    def _statistics_by_customer(self) -> list[Statistics]:
+        # One UPDATE … FROM unnest changes a row once: deltas of a customer are summed first.
+        merged: dict[int, Statistics] = {}
+        for item in self.statistics:
+            seen = merged.get(item.customer_id)
+            merged[item.customer_id] = (
+                item
+                if seen is None
+                else Statistics(
+                    item.customer_id,
+                    seen.sales + item.sales,
+                    seen.sales_sum + item.sales_sum,
+                    seen.confirmed or item.confirmed,
+                )
+            )
+        return [merged[customer_id] for customer_id in sorted(merged)]
+
+    def arguments(self) -> list[Any]:
+        statistics = self._statistics_by_customer()
+        pockets = sorted(self.pocket_deltas.items())
+        certificates = sorted(self.certificates.items())
+        coupons = sorted(self.coupons)
+        lots = sorted(self.lot_takes.items())
+        return [
+            self.business_id,
+            [pocket_id for pocket_id, _ in pockets],
+            [delta[0] for _, delta in pockets],
+            [delta[1] for _, delta in pockets],
+            *_columns(self.ledger, 5),
+            [lot_id for lot_id, _ in lots],
+            [taken for _, taken in lots],
+            [certificate_id for certificate_id, _ in certificates],
+            [delta[0] for _, delta in certificates],
+            [delta[1] for _, delta in certificates],
+            *_columns(coupons, 3),
+            *_columns(self.transactions, 3),
+            [item.customer_id for item in statistics],
+            [item.sales for item in statistics],
+            [item.sales_sum for item in statistics],
+            [item.confirmed for item in statistics],
+            [message.customer_id for message, _ in self.messages],
+            [transaction_id for _, transaction_id in self.messages],
+            [message.channel for message, _ in self.messages],
+            [message.purpose for message, _ in self.messages],
+            [message.phone for message, _ in self.messages],
+            [message.language for message, _ in self.messages],
+            [message.body for message, _ in self.messages],
+            [message.sealed_secret for message, _ in self.messages],
+        ]
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [[row[index] for row in rows] for index in range(width)]

@@ -1,0 +1,78 @@
+"""A receipt's storage form: the JSON kept in `transactions.receipt`, the first answer a
+retried check gets back. `receipt_document` and `receipt_from_document` are inverses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from purse.domain import checks
+
+_line_fields = (
+    "position", "product_code", "amount", "discount", "paid_with_points", "paid_with_accounts",
+    "to_pay", "points_redeemed", "points_accrued",
+)  # fmt: skip
+_total_fields = (
+    "currency", "check_sum", "discount_total", "paid_with_points", "paid_with_accounts",
+    "to_pay", "points_redeemed", "points_accrued", "points_redeemable_max",
+)  # fmt: skip
+# (receipt attribute, record type, its fields, fields that hold enums, fields that are tuples)
+_record_lists: tuple[tuple[str, type[Any], tuple[str, ...]], ...] = (
+    ("discounts", checks.Discount, ("source_kind", "source_id", "title", "amount", "line_amounts")),
+    (
+        "payments",
+        checks.Payment,
+        ("source_kind", "source_id", "title", "amount", "debit", "line_amounts", "line_debits"),
+    ),
+    ("accruals", checks.Accrual, ("rule_id", "title", "points", "line_points")),
+    ("lots_taken", checks.LotTake, ("lot_id", "points")),
+    (
+        "achievements",
+        checks.AchievementProgress,
+        ("account_id", "purchases", "rewards", "balance_after", "line_purchases"),
+    ),
+    ("confirmations", checks.Confirmation, ("source_kind", "source_id", "debit", "limit")),
+    ("not_applied", checks.NotApplied, ("source_kind", "source_id", "reason", "description")),
+)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, checks.SourceKind):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _restored(name: str, value: Any) -> Any:
+    if name == "source_kind":
+        return checks.SourceKind(value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def receipt_document(receipt: checks.Receipt) -> dict[str, Any]:
+    document: dict[str, Any] = {name: getattr(receipt, name) for name in _total_fields}
+    document["lines"] = [[getattr(line, name) for name in _line_fields] for line in receipt.lines]
+    for attribute, _, names in _record_lists:
+        document[attribute] = [
+            [_plain(getattr(record, name)) for name in names]
+            for record in getattr(receipt, attribute)
+        ]
+    return document
+
+
+def receipt_from_document(document: dict[str, Any]) -> checks.Receipt:
+    values: dict[str, Any] = {name: document[name] for name in _total_fields}
+    values["lines"] = tuple(
+        checks.ReceiptLine(**dict(zip(_line_fields, line, strict=True)))
+        for line in document["lines"]
+    )
+    for attribute, record_type, names in _record_lists:
+        values[attribute] = tuple(
+            record_type(
+                **{name: _restored(name, value) for name, value in zip(names, record, strict=True)}
+            )
+            for record in document[attribute]
+        )
+    return checks.Receipt(**values)

@@ -1,0 +1,149 @@
+"""Reading transactions: by id, by a terminal's check number, newest first with keyset
+pagination, and the pending ones whose hold has run out. Always scoped by business."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from purse.domain.transactions import RefundRecord, TransactionRecord, TransactionStatus
+from purse.store.postgres.batches import Message
+from purse.store.postgres.receipts import receipt_from_document
+
+list_page_size_max = 500
+
+_select = """
+SELECT t.*,
+       ARRAY(SELECT ROW(r.refund_id, r.refund_number, r.result::text, r.created_at)
+               FROM refunds r
+              WHERE r.business_id = t.business_id AND r.transaction_id = t.transaction_id
+              ORDER BY r.refund_id) AS refund_rows
+  FROM transactions t
+"""
+
+
+def record_from_row(row: asyncpg.Record) -> TransactionRecord:
+    document: dict[str, Any] = row["receipt"]
+    stored = document.get("receipt")
+    return TransactionRecord(
+        transaction_id=row["transaction_id"],
+        check_number=row["check_number"],
+        terminal_id=row["terminal_id"],
+        status=TransactionStatus(row["status"]),
+        customer_id=row["customer_id"],
+        receipt=None if stored is None else receipt_from_document(stored),
+        coupon_codes={int(key): value for key, value in document.get("coupons", {}).items()},
+        certificate_codes={
+            int(key): value for key, value in document.get("certificates", {}).items()
+        },
+        request_digest=bytes(row["request_digest"]),
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+        confirmation_deadline=row["confirmation_deadline"],
+        refusal=row["refusal"],
+        refunds=tuple(_refund(values) for values in row.get("refund_rows") or ()),
+    )
+
+
+def _refund(values: Any) -> RefundRecord:
+    refund_id, refund_number, result, created_at = values
+    effects = json.loads(result)
+    return RefundRecord(
+        refund_id=refund_id,
+        refund_number=refund_number,
+        refunded_minor_units=effects["refunded_minor_units"],
+        points_returned=effects["points_returned"],
+        points_recovered=effects["points_recovered"],
+        points_not_recovered=effects["points_not_recovered"],
+        created_at=created_at,
+    )
+
+
+class TransactionStore:
+    """Business-scoped reads of transactions."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def by_id(self, business_id: int, transaction_id: int) -> TransactionRecord | None:
+        row = await self._pool.fetchrow(
+            _select + " WHERE t.business_id = $1 AND t.transaction_id = $2",
+            business_id,
+            transaction_id,
+        )
+        return None if row is None else record_from_row(row)
+
+    async def by_check_number(
+        self, business_id: int, terminal_id: int, check_number: str
+    ) -> TransactionRecord | None:
+        row = await self._pool.fetchrow(
+            _select + " WHERE t.business_id = $1 AND t.terminal_id = $2 AND t.check_number = $3",
+            business_id,
+            terminal_id,
+            check_number,
+        )
+        return None if row is None else record_from_row(row)
+
+    async def page(
+        self,
+        business_id: int,
+        limit: int,
+        after: tuple[datetime, int] | None,
+        customer_id: int | None,
+        terminal_id: int | None,
+        status: TransactionStatus | None,
+        created_from: datetime | None,
+        created_before: datetime | None,
+    ) -> list[TransactionRecord]:
+        """Newest first; `after` is the (created_at, id) of the last row of the page before."""
+        assert 0 < limit <= list_page_size_max
+        rows = await self._pool.fetch(
+            _select + " WHERE t.business_id = $1"
+            "   AND ($2::timestamptz IS NULL OR (t.created_at, t.transaction_id) < ($2, $3))"
+            "   AND ($4::bigint IS NULL OR t.customer_id = $4)"
+            "   AND ($5::bigint IS NULL OR t.terminal_id = $5)"
+            "   AND ($6::text IS NULL OR t.status = $6)"
+            "   AND ($7::timestamptz IS NULL OR t.created_at >= $7)"
+            "   AND ($8::timestamptz IS NULL OR t.created_at < $8)"
+            " ORDER BY t.created_at DESC, t.transaction_id DESC LIMIT $9",
+            business_id,
+            None if after is None else after[0],
+            None if after is None else after[1],
+            customer_id,
+            terminal_id,
+            None if status is None else status.value,
+            created_from,
+            created_before,
+            limit,
+        )
+        return [record_from_row(row) for row in rows]
+
+    async def overdue_holds(self, limit: int) -> list[tuple[int, int]]:
+        """(business id, transaction id) of pending transactions past their deadline."""
+        rows = await self._pool.fetch(
+            "SELECT business_id, transaction_id FROM transactions"
+            " WHERE status = 'pending' AND confirmation_deadline < now()"
+            " ORDER BY confirmation_deadline LIMIT $1",
+            limit,
+        )
+        return [(row["business_id"], row["transaction_id"]) for row in rows]
+
+    async def add_message(self, business_id: int, transaction_id: int, message: Message) -> None:
+        """One outbox message outside a batch (a resent PIN)."""
+        await self._pool.execute(
+            "INSERT INTO outbox_messages (business_id, customer_id, transaction_id, channel,"
+            "                             purpose, phone, language, body, sealed_secret)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            business_id,
+            message.customer_id,
+            transaction_id,
+            message.channel,
+            message.purpose,
+            message.phone,
+            message.language,
+            message.body,
+            message.sealed_secret,
+        )

@@ -1,0 +1,350 @@
+"""ProcessCheck and what follows it, over gRPC on a real server: idempotency, holds and
+PINs, cancelling, coupons used once, the stream, reads and statistics."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import grpc
+import pytest
+from support import Tenant, bearer, error_reason, new_phone
+
+from purse.domain import credentials
+from purse.domain.customers import AccessType
+from purse.domain.program import Program, Rule, RuleKind, RuleScope, ValueKind
+from purse.notify.dispatcher import pin_key_purpose
+from purse.service.programs import Programs
+from purse.store.postgres import database
+from purse.store.postgres.customers import CustomerStore
+from purse.store.postgres.programs import ProgramStore
+from purse.store.postgres.provisioning import Provisioning
+from purse.v1 import common_pb2
+from purse.v1 import terminal_service_pb2 as pb
+from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+five_percent_back = Rule(1, "5% back", RuleKind.ACCRUAL, RuleScope.LINE, ValueKind.PERCENT, 500)
+
+
+async def set_program(pool: asyncpg.Pool, business: Tenant, **settings: object) -> None:
+    program = Program(currency="UAH", **settings)  # type: ignore[arg-type]
+    await Programs(ProgramStore(pool)).replace(business.business_id, business.program_id, program)
+
+
+async def customer_with_points(pool: asyncpg.Pool, business: Tenant, points: int) -> str:
+    phone = new_phone()
+    customer_id, _ = await CustomerStore(pool).enrol(business.business_id, phone, AccessType.FULL)
+    await Provisioning(pool).adjust_pocket(business.business_id, customer_id, 0, points)
+    return phone
+
+
+def sale(
+    number: str, phone: str = "", redeem: int = 0, amount: int = 10_000, **redemption: object
+) -> pb.ProcessCheckRequest:
+    request = pb.ProcessCheckRequest(
+        check_number=number,
+        check=pb.Check(
+            currency="UAH",
+            lines=[
+                pb.CheckLine(
+                    position=1,
+                    product_code="GOODS",
+                    price_minor_units=amount,
+                    quantity_thousandths=1000,
+                    amount_minor_units=amount,
+                )
+            ],
+        ),
+        redemption=pb.Redemption(points_hundredths=redeem, **redemption),  # type: ignore[arg-type]
+    )
+    if phone:
+        request.identifier.CopyFrom(common_pb2.CustomerIdentifier(phone=phone))
+    return request
+
+
+async def points_of(pool: asyncpg.Pool, business: Tenant, phone: str) -> tuple[int, int]:
+    row = await pool.fetchrow(
+        "SELECT p.balance, p.held FROM pockets p JOIN customers c USING (customer_id)"
+        " WHERE p.business_id = $1 AND c.phone = $2 AND p.account_type_id = 0",
+        business.business_id,
+        phone,
+    )
+    assert row is not None
+    return row["balance"], row["held"]
+
+
+async def sent_pin(pool: asyncpg.Pool, business: Tenant, transaction_id: int) -> str:
+    """The last PIN sent for a transaction, unsealed as the dispatcher would."""
+    sealed = await pool.fetchval(
+        "SELECT sealed_secret FROM outbox_messages WHERE business_id = $1"
+        " AND transaction_id = $2 AND purpose = 'pin' ORDER BY message_id DESC LIMIT 1",
+        business.business_id,
+        transaction_id,
+    )
+    secret = await database.load_instance_secret(pool)
+    return credentials.unseal(credentials.derive_key(secret, pin_key_purpose), sealed)
+
+
+async def test_a_check_is_applied_once_and_a_retry_gets_the_identical_answer(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(
+        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
+    )
+    phone = await customer_with_points(pool, business, 10_000)
+    auth = bearer(business.cash_desk.api_key)
+    first = await terminal_stub.ProcessCheck(sale("P-1", phone, redeem=2_000), metadata=auth)
+    assert first.transaction.status == pb.TRANSACTION_STATUS_COMPLETED
+    assert first.transaction.receipt.points_redeemed_hundredths == 2_000
+    accrued = first.transaction.receipt.points_accrued_hundredths
+    assert accrued == 400  # 5 % of the 80.00 paid
+    assert first.membership.pockets[0].balance == 10_000 - 2_000 + accrued
+    again = await terminal_stub.ProcessCheck(sale("P-1", phone, redeem=2_000), metadata=auth)
+    assert again.transaction == first.transaction
+    assert await points_of(pool, business, phone) == (10_000 - 2_000 + accrued, 0)
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await terminal_stub.ProcessCheck(sale("P-1", phone, redeem=1_000), metadata=auth)
+    assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert error_reason(reused.value) == "IDEMPOTENCY_KEY_REUSED"
+
+
+async def test_the_same_check_sent_twenty_times_at_once_applies_once(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(
+        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
+    )
+    phone = await customer_with_points(pool, business, 10_000)
+    auth = bearer(business.cash_desk.api_key)
+    answers = await asyncio.gather(
+        *(
+            terminal_stub.ProcessCheck(sale("P-20", phone, redeem=3_000), metadata=auth)
+            for _ in range(20)
+        )
+    )
+    assert (
+        len({answer.transaction.SerializeToString(deterministic=True) for answer in answers}) == 1
+    )
+    count = await pool.fetchval(
+        "SELECT count(*) FROM transactions WHERE business_id = $1 AND check_number = 'P-20'",
+        business.business_id,
+    )
+    assert count == 1
+    assert await points_of(pool, business, phone) == (10_000 - 3_000 + 350, 0)
+
+
+async def test_a_business_refusal_is_the_stored_answer_for_its_check_number(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(pool, business, points_redemption_limit_without_pin=None)
+    phone = await customer_with_points(pool, business, 1_000)
+    auth = bearer(business.cash_desk.api_key)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await terminal_stub.ProcessCheck(sale("P-R", phone, redeem=5_000), metadata=auth)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    await Provisioning(pool).adjust_pocket(
+        business.business_id,
+        (await CustomerStore(pool).membership_by_phone(business.business_id, phone)).customer_id,  # type: ignore[union-attr]
+        0,
+        10_000,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as again:
+        await terminal_stub.ProcessCheck(sale("P-R", phone, redeem=5_000), metadata=auth)
+    assert error_reason(again.value) == error_reason(refused.value)
+
+
+async def test_a_redemption_above_the_limit_is_held_until_the_pin_confirms_it(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(
+        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=1_000
+    )
+    phone = await customer_with_points(pool, business, 10_000)
+    auth = bearer(business.cash_desk.api_key)
+    pending = await terminal_stub.ProcessCheck(sale("P-PIN", phone, redeem=2_000), metadata=auth)
+    transaction = pending.transaction
+    assert transaction.status == pb.TRANSACTION_STATUS_PENDING
+    assert transaction.HasField("confirmation_deadline")
+    assert pending.membership.pockets[0].available == 8_000
+    assert await points_of(pool, business, phone) == (10_000, 2_000)
+    body = await pool.fetchval(
+        "SELECT body FROM outbox_messages WHERE transaction_id = $1 AND purpose = 'pin'",
+        transaction.transaction_id,
+    )
+    assert "{pin}" in body
+    pin = await sent_pin(pool, business, transaction.transaction_id)
+    wrong = "000000" if pin != "000000" else "111111"
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await terminal_stub.ConfirmTransaction(
+            pb.ConfirmTransactionRequest(transaction_id=transaction.transaction_id, pin=wrong),
+            metadata=auth,
+        )
+    assert error_reason(refused.value) == "PIN_WRONG"
+    assert "4 attempts left" in (refused.value.details() or "")
+    confirmed = await terminal_stub.ConfirmTransaction(
+        pb.ConfirmTransactionRequest(transaction_id=transaction.transaction_id, pin=pin),
+        metadata=auth,
+    )
+    assert confirmed.transaction.status == pb.TRANSACTION_STATUS_COMPLETED
+    assert await points_of(pool, business, phone) == (10_000 - 2_000 + 400, 0)
+    confirmed_participation = await pool.fetchval(
+        "SELECT participation_confirmed FROM memberships"
+        " WHERE business_id = $1 AND customer_id = $2",
+        business.business_id,
+        transaction.customer_id,
+    )
+    assert confirmed_participation
+
+
+async def test_five_wrong_pins_lock_the_transaction_and_release_its_holds(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(pool, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(pool, business, 10_000)
+    auth = bearer(business.cash_desk.api_key)
+    pending = await terminal_stub.ProcessCheck(sale("P-LOCK", phone, redeem=500), metadata=auth)
+    pin = await sent_pin(pool, business, pending.transaction.transaction_id)
+    wrong = "000000" if pin != "000000" else "111111"
+    reasons = []
+    for _ in range(5):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await terminal_stub.ConfirmTransaction(
+                pb.ConfirmTransactionRequest(
+                    transaction_id=pending.transaction.transaction_id, pin=wrong
+                ),
+                metadata=auth,
+            )
+        reasons.append(error_reason(refused.value))
+    assert reasons == ["PIN_WRONG"] * 4 + ["TRANSACTION_LOCKED"]
+    assert await points_of(pool, business, phone) == (10_000, 0)
+    locked = await terminal_stub.GetTransaction(
+        pb.GetTransactionRequest(transaction_id=pending.transaction.transaction_id), metadata=auth
+    )
+    assert locked.transaction.status == pb.TRANSACTION_STATUS_LOCKED
+
+
+async def test_cancelling_a_pending_transaction_releases_holds_and_reserved_coupons(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(pool, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(pool, business, 10_000)
+    provisioning = Provisioning(pool)
+    series = await provisioning.coupon_series(business.business_id, "-10%", "percent", 1000)
+    code = f"CANCEL-{business.business_id}"
+    await provisioning.coupon(business.business_id, series, code, None)
+    auth = bearer(business.cash_desk.api_key)
+    pending = await terminal_stub.ProcessCheck(
+        sale("P-CANCEL", phone, redeem=1_000, coupon_codes=[code]), metadata=auth
+    )
+    assert pending.transaction.status == pb.TRANSACTION_STATUS_PENDING
+    status = await pool.fetchval("SELECT status FROM coupons WHERE code = $1", code)
+    assert status == "reserved"
+    cancelled = await terminal_stub.CancelTransaction(
+        pb.CancelTransactionRequest(transaction_id=pending.transaction.transaction_id),
+        metadata=auth,
+    )
+    assert cancelled.transaction.status == pb.TRANSACTION_STATUS_CANCELLED
+    assert await points_of(pool, business, phone) == (10_000, 0)
+    assert await pool.fetchval("SELECT status FROM coupons WHERE code = $1", code) == "issued"
+
+
+async def test_two_checks_racing_for_one_coupon_let_one_win(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(pool, business)
+    provisioning = Provisioning(pool)
+    series = await provisioning.coupon_series(business.business_id, "-50.00", "fixed", 5000)
+    code = f"RACE-{business.business_id}"
+    await provisioning.coupon(business.business_id, series, code, None)
+    auth = bearer(business.cash_desk.api_key)
+    results = await asyncio.gather(
+        *(
+            terminal_stub.ProcessCheck(sale(f"P-RACE-{n}", coupon_codes=[code]), metadata=auth)
+            for n in range(10)
+        ),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if isinstance(r, pb.ProcessCheckResponse)]
+    assert len(winners) == 1
+    assert winners[0].transaction.receipt.discount_minor_units == 5000
+    assert all(
+        isinstance(r, grpc.aio.AioRpcError) and r.code() == grpc.StatusCode.FAILED_PRECONDITION
+        for r in results
+        if r not in winners
+    )
+    assert await pool.fetchval("SELECT status FROM coupons WHERE code = $1", code) == "used"
+
+
+async def test_the_stream_answers_every_check_in_order_and_refuses_only_bad_ones(
+    channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(pool, business, rules=(five_percent_back,))
+    phone = await customer_with_points(pool, business, 0)
+    stub = TerminalServiceStub(channel)
+
+    async def messages() -> object:
+        for batch in range(3):
+            checks = [sale(f"S-{batch}-{n}", phone) for n in range(10)]
+            checks[5].check.lines[0].quantity_thousandths = 0  # bad input
+            yield pb.ProcessChecksRequest(checks=checks)
+
+    answers = [
+        answer
+        async for answer in stub.ProcessChecks(
+            messages(), metadata=bearer(business.cash_desk.api_key)
+        )
+    ]
+    assert len(answers) == 3
+    for batch, answer in enumerate(answers):
+        assert [r.check_number for r in answer.results] == [f"S-{batch}-{n}" for n in range(10)]
+        outcomes = [r.WhichOneof("outcome") for r in answer.results]
+        assert outcomes == ["processed"] * 5 + ["error"] + ["processed"] * 4
+        assert answer.results[5].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        assert "check.lines[0].quantity" in answer.results[5].error.field_violations
+    assert await points_of(pool, business, phone) == (27 * 500, 0)
+    statistics = await pool.fetchrow(
+        "SELECT sales_count, sales_sum_minor_units, last_visit_at FROM memberships m"
+        " JOIN customers c USING (customer_id) WHERE m.business_id = $1 AND c.phone = $2",
+        business.business_id,
+        phone,
+    )
+    assert (statistics["sales_count"], statistics["sales_sum_minor_units"]) == (27, 27 * 10_000)
+    assert statistics["last_visit_at"] is not None
+
+
+async def test_transactions_are_read_by_id_and_number_and_listed_newest_first(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(pool, business)
+    auth = bearer(business.cash_desk.api_key)
+    made = [
+        (await terminal_stub.ProcessCheck(sale(f"L-{n}"), metadata=auth)).transaction
+        for n in range(5)
+    ]
+    by_number = await terminal_stub.GetTransaction(
+        pb.GetTransactionRequest(check_number="L-3"), metadata=auth
+    )
+    assert by_number.transaction == made[3]
+    seen, token = [], ""
+    while True:
+        page = await terminal_stub.ListTransactions(
+            pb.ListTransactionsRequest(page_size=2, page_token=token), metadata=auth
+        )
+        seen += [t.transaction_id for t in page.transactions]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [t.transaction_id for t in reversed(made)]
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await terminal_stub.GetTransaction(
+            pb.GetTransactionRequest(transaction_id=10**12), metadata=auth
+        )
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_check_number_must_be_given(
+    terminal_stub: TerminalServiceStub, business: Tenant
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await terminal_stub.ProcessCheck(sale(""), metadata=bearer(business.cash_desk.api_key))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
