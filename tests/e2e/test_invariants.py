@@ -1,0 +1,361 @@
+"""The invariants, tried hard against real processes (DESIGN.md, "Invariants"):
+
+I1 an acknowledged transaction survives SIGKILL; I2 no balance goes below zero whatever
+the interleaving across server processes; I3 a check number applies once, across
+restarts; I6 Redis can be lost; and PostgreSQL restarting is an outage, not a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import asyncpg
+import grpc
+import pytest
+import redis.asyncio as redis
+from support import ServerProcess, Tenant, bearer, error_reason, make_business
+from test_transactions import customer_with_points, points_of, sale, sent_pin, set_program
+
+from purse.config import Settings
+from purse.domain.program import Rule, RuleKind, RuleScope, ValueKind
+from purse.store.embedded import EmbeddedPostgres, EmbeddedRedis
+from purse.store.postgres import database
+from purse.store.postgres.audit import audit
+from purse.v1 import terminal_service_pb2 as pb
+from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+call_seconds_max = 20.0
+
+
+def external(infrastructure: Settings, **extra: str) -> dict[str, str]:
+    return {
+        "PURSE_DATABASE_URL": infrastructure.database_url,
+        "PURSE_REDIS_URL": infrastructure.redis_url,
+        "PURSE_NOTIFY_ENABLED": "false",
+        **extra,
+    }
+
+
+async def assert_audit_is_clean(infrastructure: Settings) -> None:
+    connection = await asyncpg.connect(infrastructure.database_url)
+    try:
+        _, discrepancies = await audit(connection)
+    finally:
+        await connection.close()
+    assert [d.describe() for d in discrepancies] == []
+
+
+async def test_two_processes_let_exactly_the_covered_redemptions_through(
+    infrastructure: Settings,
+    server: ServerProcess,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    tmp_path: Path,
+) -> None:
+    await set_program(pool, business, points_redemption_limit_without_pin=None)
+    phone = await customer_with_points(pool, business, 50 * 1_000)
+    second = ServerProcess(external(infrastructure), tmp_path).start()
+    try:
+        channels = [grpc.aio.insecure_channel(target) for target in (server.target, second.target)]
+        stubs = [TerminalServiceStub(channel) for channel in channels]
+        auth = bearer(business.cash_desk.api_key)
+        results = await asyncio.gather(
+            *(
+                stubs[n % 2].ProcessCheck(
+                    sale(f"I2-{n}", phone, redeem=1_000, amount=2_000),
+                    metadata=auth,
+                    timeout=call_seconds_max,
+                )
+                for n in range(200)
+            ),
+            return_exceptions=True,
+        )
+        for channel in channels:
+            await channel.close()
+    finally:
+        second.stop()
+    succeeded = [r for r in results if isinstance(r, pb.ProcessCheckResponse)]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(succeeded) == 50
+    assert len(refused) == 150
+    assert {error_reason(r) for r in refused} == {"INSUFFICIENT_POINTS"}
+    assert await points_of(pool, business, phone) == (0, 0)
+    await assert_audit_is_clean(infrastructure)
+
+
+async def test_acknowledged_checks_survive_sigkill_and_apply_once_after_restart(
+    infrastructure: Settings, pool: asyncpg.Pool, business: Tenant, tmp_path: Path
+) -> None:
+    accrual = Rule(1, "5%", RuleKind.ACCRUAL, RuleScope.LINE, ValueKind.PERCENT, 500)
+    await set_program(pool, business, rules=(accrual,), points_redemption_limit_without_pin=None)
+    phone = await customer_with_points(pool, business, 0)
+    server = ServerProcess(external(infrastructure), tmp_path).start()
+    acknowledged: dict[str, int] = {}
+    numbers = [f"I1-{n}" for n in range(300)]
+    auth = bearer(business.cash_desk.api_key)
+    try:
+        async with grpc.aio.insecure_channel(server.target) as channel:
+            stub = TerminalServiceStub(channel)
+            gate = asyncio.Semaphore(20)
+
+            async def send(number: str) -> None:
+                async with gate:
+                    if len(acknowledged) >= 100 and server.process is not None:
+                        server.kill()
+                    try:
+                        answer = await stub.ProcessCheck(
+                            sale(number, phone), metadata=auth, timeout=call_seconds_max
+                        )
+                    except grpc.aio.AioRpcError:
+                        return
+                    acknowledged[number] = answer.transaction.transaction_id
+
+            await asyncio.gather(*(send(number) for number in numbers))
+    finally:
+        server.kill()
+    assert 100 <= len(acknowledged) < len(numbers)
+    stored = dict(
+        await pool.fetch(
+            "SELECT check_number, transaction_id FROM transactions"
+            " WHERE business_id = $1 AND check_number LIKE 'I1-%'",
+            business.business_id,
+        )
+    )
+    assert all(stored.get(number) == tid for number, tid in acknowledged.items())
+    restarted = ServerProcess(external(infrastructure), tmp_path).start()
+    try:
+        async with grpc.aio.insecure_channel(restarted.target) as channel:
+            stub = TerminalServiceStub(channel)
+            answers = [
+                await stub.ProcessCheck(
+                    sale(number, phone), metadata=auth, timeout=call_seconds_max
+                )
+                for number in numbers
+            ]
+    finally:
+        restarted.stop()
+    assert all(
+        answer.transaction.transaction_id == acknowledged[number]
+        for number, answer in zip(numbers, answers, strict=True)
+        if number in acknowledged
+    )
+    counts = await pool.fetch(
+        "SELECT check_number, count(*) FROM transactions"
+        " WHERE business_id = $1 AND check_number LIKE 'I1-%' GROUP BY check_number",
+        business.business_id,
+    )
+    assert len(counts) == len(numbers) and {row[1] for row in counts} == {1}
+    assert await points_of(pool, business, phone) == (len(numbers) * 500, 0)
+    await assert_audit_is_clean(infrastructure)
+
+
+async def test_losing_redis_loses_no_money_and_a_pending_pin_can_be_resent(
+    terminal_stub: TerminalServiceStub,
+    redis_client: redis.Redis,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    infrastructure: Settings,
+) -> None:
+    await set_program(pool, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(pool, business, 10_000)
+    auth = bearer(business.cash_desk.api_key)
+    pending = await terminal_stub.ProcessCheck(sale("I6-1", phone, redeem=2_000), metadata=auth)
+    transaction_id = pending.transaction.transaction_id
+    first_pin = await sent_pin(pool, business, transaction_id)
+    await redis_client.flushall()
+    with pytest.raises(grpc.aio.AioRpcError) as forgotten:
+        await terminal_stub.ConfirmTransaction(
+            pb.ConfirmTransactionRequest(transaction_id=transaction_id, pin=first_pin),
+            metadata=auth,
+        )
+    assert error_reason(forgotten.value) == "PIN_EXPIRED"
+    assert await points_of(pool, business, phone) == (10_000, 2_000)
+    await terminal_stub.ResendCode(
+        pb.ResendCodeRequest(transaction_id=transaction_id), metadata=auth
+    )
+    second_pin = await sent_pin(pool, business, transaction_id)
+    confirmed = await terminal_stub.ConfirmTransaction(
+        pb.ConfirmTransactionRequest(transaction_id=transaction_id, pin=second_pin),
+        metadata=auth,
+    )
+    assert confirmed.transaction.status == pb.TRANSACTION_STATUS_COMPLETED
+    assert await points_of(pool, business, phone) == (8_000, 0)
+    again = await terminal_stub.ProcessCheck(sale("I6-2", phone, redeem=1_000), metadata=auth)
+    assert again.transaction.status == pb.TRANSACTION_STATUS_PENDING
+    await assert_audit_is_clean(infrastructure)
+
+
+async def test_resending_a_pin_is_rate_limited_per_phone(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(pool, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(pool, business, 10_000)
+    auth = bearer(business.cash_desk.api_key)
+    pending = await terminal_stub.ProcessCheck(sale("RS-1", phone, redeem=100), metadata=auth)
+    request = pb.ResendCodeRequest(transaction_id=pending.transaction.transaction_id)
+    for _ in range(3):
+        await terminal_stub.ResendCode(request, metadata=auth)
+    with pytest.raises(grpc.aio.AioRpcError) as limited:
+        await terminal_stub.ResendCode(request, metadata=auth)
+    assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error_reason(limited.value) == "PIN_RESEND_RATE_LIMITED"
+
+
+async def test_holds_past_their_deadline_are_released_by_the_sweeper(
+    infrastructure: Settings, pool: asyncpg.Pool, business: Tenant, tmp_path: Path
+) -> None:
+    await set_program(pool, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(pool, business, 10_000)
+    server = ServerProcess(
+        external(infrastructure, PURSE_HOLD_SECONDS="1", PURSE_HOLD_SWEEP_INTERVAL_SECONDS="0.2"),
+        tmp_path,
+    ).start()
+    try:
+        async with grpc.aio.insecure_channel(server.target) as channel:
+            stub = TerminalServiceStub(channel)
+            auth = bearer(business.cash_desk.api_key)
+            pending = await stub.ProcessCheck(sale("EXP-1", phone, redeem=3_000), metadata=auth)
+            assert await points_of(pool, business, phone) == (10_000, 3_000)
+            request = pb.GetTransactionRequest(transaction_id=pending.transaction.transaction_id)
+            for _ in range(50):
+                status = (await stub.GetTransaction(request, metadata=auth)).transaction.status
+                if status == pb.TRANSACTION_STATUS_EXPIRED:
+                    break
+                await asyncio.sleep(0.1)
+            assert status == pb.TRANSACTION_STATUS_EXPIRED
+    finally:
+        server.stop()
+    assert await points_of(pool, business, phone) == (10_000, 0)
+
+
+async def test_a_postgresql_restart_is_an_outage_purse_recovers_from(tmp_path: Path) -> None:
+    postgres, redis_server = EmbeddedPostgres(tmp_path), EmbeddedRedis(tmp_path)
+    database_url, redis_url = postgres.start(), redis_server.start()
+    await database.migrate(database_url)
+    pool = await database.create_pool(database_url, 1, 2, 10_000, 10.0)
+    try:
+        business = await make_business(pool)
+        await set_program(pool, business, points_redemption_limit_without_pin=None)
+        phone = await customer_with_points(pool, business, 0)
+    finally:
+        await pool.close()
+    server = ServerProcess(
+        {"PURSE_DATABASE_URL": database_url, "PURSE_REDIS_URL": redis_url,
+         "PURSE_NOTIFY_ENABLED": "false"},
+        tmp_path,
+    ).start()  # fmt: skip
+    auth = bearer(business.cash_desk.api_key)
+    try:
+        async with grpc.aio.insecure_channel(server.target) as channel:
+            stub = TerminalServiceStub(channel)
+            await stub.ProcessCheck(sale("PG-1", phone), metadata=auth, timeout=call_seconds_max)
+            await asyncio.to_thread(postgres.stop)
+            with pytest.raises(grpc.aio.AioRpcError) as down:
+                await stub.ProcessCheck(
+                    sale("PG-2", phone), metadata=auth, timeout=call_seconds_max
+                )
+            assert down.value.code() == grpc.StatusCode.UNAVAILABLE
+            await asyncio.to_thread(postgres.start)
+            answer = await _until_it_works(stub, sale("PG-2", phone), auth)
+            assert answer.transaction.status == pb.TRANSACTION_STATUS_COMPLETED
+    finally:
+        server.stop()
+        postgres.stop()
+        redis_server.stop()
+
+
+async def _until_it_works(
+    stub: TerminalServiceStub, request: pb.ProcessCheckRequest, auth: tuple[tuple[str, str]]
+) -> pb.ProcessCheckResponse:
+    deadline = time.monotonic() + call_seconds_max
+    while True:
+        try:
+            return await stub.ProcessCheck(request, metadata=auth, timeout=call_seconds_max)
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+class _Gateway(BaseHTTPRequestHandler):
+    """A real HTTP SMS gateway on 127.0.0.1 that keeps what it is sent."""
+
+    received: ClassVar[list[dict[str, object]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        type(self).received.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *arguments: object) -> None:
+        pass
+
+
+@pytest.fixture
+def gateway() -> Iterator[tuple[str, list[dict[str, object]]]]:
+    _Gateway.received = []
+    http = ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{http.server_port}/sms", _Gateway.received
+    http.shutdown()
+    http.server_close()
+
+
+async def test_the_pin_reaches_the_customer_through_the_webhook_and_confirms(
+    infrastructure: Settings,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    tmp_path: Path,
+    gateway: tuple[str, list[dict[str, object]]],
+) -> None:
+    url, received = gateway
+    await set_program(pool, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(pool, business, 10_000)
+    server = ServerProcess(
+        external(
+            infrastructure, PURSE_NOTIFY_ENABLED="true", PURSE_NOTIFY_PROVIDER="webhook",
+            PURSE_NOTIFY_WEBHOOK_URL=url, PURSE_NOTIFY_POLL_INTERVAL_MS="50",
+        ),
+        tmp_path,
+    ).start()  # fmt: skip
+    try:
+        async with grpc.aio.insecure_channel(server.target) as channel:
+            stub = TerminalServiceStub(channel)
+            auth = bearer(business.cash_desk.api_key)
+            pending = await stub.ProcessCheck(sale("WH-1", phone, redeem=1_000), metadata=auth)
+            sms = await _first(received, phone)
+            pin = "".join(character for character in str(sms["text"]) if character.isdigit())[-6:]
+            confirmed = await stub.ConfirmTransaction(
+                pb.ConfirmTransactionRequest(
+                    transaction_id=pending.transaction.transaction_id, pin=pin
+                ),
+                metadata=auth,
+            )
+            assert confirmed.transaction.status == pb.TRANSACTION_STATUS_COMPLETED
+            notice = await _first(received, phone, skip=1)
+            assert "90.00" in str(notice["text"])  # the balance after: 100.00 - 10.00
+    finally:
+        server.stop()
+    sealed = await pool.fetchval(
+        "SELECT count(*) FROM outbox_messages WHERE business_id = $1 AND sealed_secret IS NOT NULL",
+        business.business_id,
+    )
+    assert sealed == 0
+
+
+async def _first(received: list[dict[str, object]], phone: str, skip: int = 0) -> dict[str, object]:
+    for _ in range(100):
+        mine = [message for message in received if message["phone"] == phone]
+        if len(mine) > skip:
+            return mine[skip]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the gateway received nothing more for {phone}")
