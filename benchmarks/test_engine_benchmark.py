@@ -2,8 +2,8 @@
 
 Targets (median, one core): a 10-line check against 8 rules for a customer with 3 accounts
 and 2 coupons <= 25 us; the same with 1,000 extra rules for other products barely slower;
-a 1,000-line check <= 2 ms. The figures measured are in ENGINE_NOTES.md. Run with
-`PYTHONPATH=src python -m pytest benchmarks/test_engine_benchmark.py -o addopts=""`.
+a 1,000-line check <= 2 ms. The figures measured are in README.md ("Performance"). Run
+them with `make bench`.
 """
 
 from __future__ import annotations

@@ -52,10 +52,7 @@ listed in `Receipt.confirmations`: the customer must confirm it with a PIN.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import partial
-from operator import attrgetter
 from typing import Final, TypeVar
 
 from purse.domain.amounts import (
@@ -66,7 +63,7 @@ from purse.domain.amounts import (
     format_money,
     point_hundredths_per_point,
     quantity_thousandths_per_unit,
-    split_proportionally,
+    split_list_proportionally,
 )
 from purse.domain.checks import (
     AccessType,
@@ -103,7 +100,6 @@ from purse.domain.program import (
     AccrualBase,
     CompiledProgram,
     CompiledRule,
-    LineCandidates,
     RuleIndex,
     RuleKind,
     RuleScope,
@@ -121,13 +117,12 @@ _weekday_names: Final = (
     "Saturday",
     "Sunday",
 )
-# ReceiptLine._make without its length check (the zip below always yields nine values):
-# it is called for every line of every check.
-_new_receipt_line: Final = partial(tuple.__new__, ReceiptLine)
-_pick_line_discounts: Final = attrgetter("line_discounts")
-_pick_check_discounts: Final = attrgetter("check_discounts")
-_pick_line_accruals: Final = attrgetter("line_accruals")
-_pick_check_accruals: Final = attrgetter("check_accruals")
+# The four groups of rules, as `_Work.rules_per_line` selects them: an int rather than a
+# getter function, because compiled code calls a Python-level callable slowly.
+_line_discounts: Final = 0
+_check_discounts: Final = 1
+_line_accruals: Final = 2
+_check_accruals: Final = 3
 
 
 def calculate(
@@ -182,10 +177,10 @@ class _Work:
 
     __slots__ = (
         "accruals", "achievements", "amounts", "candidates", "category_id", "check_sum",
-        "confirmations", "context_refusals", "customer", "discounts", "exponent", "lines",
-        "lots_taken", "minute_of_day", "moment", "not_applied", "payments", "point_of_sale_id",
-        "points_payment", "points_redeemable_max", "program", "quantity_left", "remaining",
-        "weekday",
+        "confirmations", "context_refusals", "customer", "discounts", "every_index", "exponent",
+        "lines", "lots_taken", "minute_of_day", "moment", "not_applied", "payments",
+        "point_of_sale_id", "points_payment", "points_redeemable_max", "program",
+        "quantity_left", "remaining", "weekday",
     )  # fmt: skip
 
     def __init__(
@@ -206,6 +201,8 @@ class _Work:
         self.minute_of_day = moment.hour * 60 + moment.minute
         self.exponent = program.currency_exponent
         self.amounts = [line.amount for line in lines]
+        # Shared by every "all lines" selection: no caller changes it.
+        self.every_index = list(range(len(lines)))
         self.check_sum = sum(self.amounts)
         self.remaining = list(self.amounts)
         self.quantity_left = [line.quantity for line in lines]
@@ -247,14 +244,26 @@ class _Work:
         """The rules among `rules` whose context holds for this check."""
         if not rules:
             return []
-        refusal = self.refusal
-        return [compiled for compiled in rules if refusal(compiled) is None]
+        return [compiled for compiled in rules if self.refusal(compiled) is None]
 
-    def take(self, line_amounts: Sequence[int]) -> None:
+    def rules_per_line(self, group: int) -> list[tuple[CompiledRule, ...]]:
+        """For each line, the rules of `group` (`_line_discounts`...) found for its goods."""
+        candidates = self.candidates
+        if group == _line_discounts:
+            return [line.line_discounts for line in candidates]
+        if group == _check_discounts:
+            return [line.check_discounts for line in candidates]
+        if group == _line_accruals:
+            return [line.line_accruals for line in candidates]
+        return [line.check_accruals for line in candidates]
+
+    def take(self, line_amounts: list[int]) -> None:
         """Take per-line money off what each line still costs."""
-        # Slice assignment keeps the list's identity: other names may refer to it.
+        # In place: other names refer to the list.
         remaining = self.remaining
-        remaining[:] = [left - amount for left, amount in zip(remaining, line_amounts, strict=True)]
+        assert len(line_amounts) == len(remaining), "per-line lists are aligned"
+        # A plain zip (lengths asserted): compiled, only a zip without keywords is a native loop.
+        remaining[:] = [left - amount for left, amount in zip(remaining, line_amounts)]  # noqa: B905
 
     def confirm_above(
         self, kind: SourceKind, source_id: int, debit: int, limit: int | None
@@ -426,18 +435,29 @@ def _owned(
 # --- 1. and 2. rule discounts ----------------------------------------------------------------
 
 
+class _Chosen:
+    """A rule with what it gives on each line (the engine's own record: compiled, a native
+    class is built and read much faster than a tuple of objects)."""
+
+    __slots__ = ("line_values", "rule")
+
+    def __init__(self, rule: CompiledRule, line_values: list[int]) -> None:
+        self.rule = rule
+        self.line_values = line_values
+
+
 def _best_per_line(
     work: _Work,
     index: RuleIndex,
-    pick: Callable[[LineCandidates], tuple[CompiledRule, ...]],
+    group: int,
     *,
     bases: list[int],
     quantities: list[int],
     scale: int,
     divisor: int,
     capped: bool,
-) -> dict[int, tuple[CompiledRule, list[int]]]:
-    """For each line, the LINE rule giving the most (ties: lowest rule id), by rule id.
+) -> list[_Chosen]:
+    """For each line, the LINE rule giving the most (ties: lowest rule id); by rule id.
 
     A percent rule gives base x value x `scale` / `divisor`; a fixed rule gives its value per
     unit x the line's entry in `quantities`, no more than the base when `capped`. Rules
@@ -445,26 +465,24 @@ def _best_per_line(
     percent can win on a line without other candidates, so it is worked out for all lines
     at once and only the other lines are looked at one by one.
     """
-    chosen: dict[int, tuple[CompiledRule, list[int]]] = {}
+    chosen: dict[int, _Chosen] = {}
     top, fixed_everywhere = _partition_everywhere(work.usable(index.everywhere))
     if top is None:
         top_values = [0] * len(bases)
     else:
         factor = top.rule.value * scale
         top_values = divide_each_rounded([base * factor for base in bases], divisor)
-        chosen[top.rule.rule_id] = (top, top_values)
+        chosen[top.rule.rule_id] = _Chosen(top, top_values)
     if not fixed_everywhere and not index.has_line_specific_rules:
-        return chosen if any(top_values) else {}
-    refusal = work.refusal
-    for line_index, candidates in enumerate(work.candidates):
-        specific = pick(candidates)
+        return list(chosen.values()) if any(top_values) else []
+    for line_index, specific in enumerate(work.rules_per_line(group)):
         if not specific and not fixed_everywhere:
             continue
         best = top
         best_value = top_values[line_index]
         base = bases[line_index]
         for compiled in fixed_everywhere + specific:
-            if refusal(compiled) is not None:
+            if work.refusal(compiled) is not None:
                 continue
             if compiled.is_percent:
                 given = divide_rounded(base * compiled.rule.value * scale, divisor)
@@ -480,9 +498,9 @@ def _best_per_line(
         top_values[line_index] = 0
         entry = chosen.get(best.rule.rule_id)
         if entry is None:
-            entry = chosen[best.rule.rule_id] = (best, [0] * len(bases))
-        entry[1][line_index] = best_value
-    return {rule_id: entry for rule_id, entry in sorted(chosen.items()) if any(entry[1])}
+            entry = chosen[best.rule.rule_id] = _Chosen(best, [0] * len(bases))
+        entry.line_values[line_index] = best_value
+    return [chosen[rule_id] for rule_id in sorted(chosen) if any(chosen[rule_id].line_values)]
 
 
 def _partition_everywhere(
@@ -499,33 +517,44 @@ def _partition_everywhere(
     return top, fixed
 
 
-def _lines_by_check_rule(
-    work: _Work, index: RuleIndex, pick: Callable[[LineCandidates], tuple[CompiledRule, ...]]
-) -> dict[int, tuple[CompiledRule, Sequence[int]]]:
-    """CHECK rules whose context holds, each with the indexes of the lines it matches."""
-    every_line = range(len(work.lines))
-    found: dict[int, tuple[CompiledRule, Sequence[int]]] = {
-        compiled.rule.rule_id: (compiled, every_line) for compiled in work.usable(index.everywhere)
+class _Matched:
+    """A CHECK rule whose context holds, with the indexes of the lines it matches."""
+
+    __slots__ = ("indexes", "rule")
+
+    def __init__(self, rule: CompiledRule, indexes: list[int]) -> None:
+        self.rule = rule
+        self.indexes = indexes
+
+
+def _lines_by_check_rule(work: _Work, index: RuleIndex, group: int) -> list[_Matched]:
+    """CHECK rules whose context holds, each with the indexes of the lines it matches; by id."""
+    every_line = work.every_index
+    found: dict[int, _Matched] = {
+        compiled.rule.rule_id: _Matched(compiled, every_line)
+        for compiled in work.usable(index.everywhere)
     }
+    lines = work.lines
     for compiled in work.usable(index.excluding):
         excluded = compiled.product_codes_excluded
-        indexes = [i for i, line in enumerate(work.lines) if line.product_code not in excluded]
+        indexes = [i for i in every_line if lines[i].product_code not in excluded]
         if indexes:
-            found[compiled.rule.rule_id] = (compiled, indexes)
-    if not index.has_listed_rules:
-        return dict(sorted(found.items())) if index.excluding else found
-    refusal = work.refusal
-    gathered: dict[int, tuple[CompiledRule, list[int]]] = {}
-    for line_index, candidates in enumerate(work.candidates):
-        for compiled in pick(candidates):
-            entry = gathered.get(compiled.rule.rule_id)
-            if entry is None:
-                if refusal(compiled) is not None:
-                    continue
-                entry = gathered[compiled.rule.rule_id] = (compiled, [])
-            entry[1].append(line_index)
-    found.update(gathered)
-    return dict(sorted(found.items()))
+            found[compiled.rule.rule_id] = _Matched(compiled, indexes)
+    if index.has_listed_rules:
+        gathered: dict[int, _Matched] = {}
+        for line_index, specific in enumerate(work.rules_per_line(group)):
+            for compiled in specific:
+                rule_id = compiled.rule.rule_id
+                entry = gathered.get(rule_id)
+                if entry is None:
+                    if work.refusal(compiled) is not None:
+                        continue
+                    entry = gathered[rule_id] = _Matched(compiled, [])
+                entry.indexes.append(line_index)
+        found.update(gathered)
+    if len(found) < 2:
+        return list(found.values())
+    return [found[rule_id] for rule_id in sorted(found)]
 
 
 def _apply_line_discounts(work: _Work) -> None:
@@ -533,22 +562,20 @@ def _apply_line_discounts(work: _Work) -> None:
     chosen = _best_per_line(
         work,
         work.program.line_discounts,
-        _pick_line_discounts,
+        _line_discounts,
         bases=work.amounts,
         quantities=work.quantity_left,  # nothing is covered yet: the quantities as sent
         scale=1,
         divisor=basis_points_per_whole,
         capped=True,
     )
-    for rule_id, (compiled, line_amounts) in chosen.items():
+    for entry in chosen:
+        line_amounts = entry.line_values
+        rule = entry.rule.rule
         work.take(line_amounts)
         work.discounts.append(
             Discount(
-                SourceKind.RULE,
-                rule_id,
-                compiled.rule.title,
-                sum(line_amounts),
-                tuple(line_amounts),
+                SourceKind.RULE, rule.rule_id, rule.title, sum(line_amounts), tuple(line_amounts)
             )
         )
 
@@ -558,10 +585,10 @@ def _apply_check_discounts(work: _Work) -> None:
     remaining = work.remaining
     best: CompiledRule | None = None
     best_amount = 0
-    best_indexes: Sequence[int] = ()
-    rule_lines = _lines_by_check_rule(work, work.program.check_discounts, _pick_check_discounts)
-    for compiled, indexes in rule_lines.values():
-        base = _sum_at(remaining, indexes)
+    best_indexes: list[int] = []
+    for matched in _lines_by_check_rule(work, work.program.check_discounts, _check_discounts):
+        compiled = matched.rule
+        base = _sum_at(remaining, matched.indexes)
         value = compiled.rule.value
         off = (
             divide_rounded(base * value, basis_points_per_whole)
@@ -569,7 +596,7 @@ def _apply_check_discounts(work: _Work) -> None:
             else min(value, base)
         )
         if off > best_amount:
-            best, best_amount, best_indexes = compiled, off, indexes
+            best, best_amount, best_indexes = compiled, off, matched.indexes
     if best is None:
         return
     line_amounts = _spread(best_amount, best_indexes, remaining)
@@ -581,20 +608,23 @@ def _apply_check_discounts(work: _Work) -> None:
     )
 
 
-def _sum_at(values: list[int], indexes: Sequence[int]) -> int:
+def _sum_at(values: list[int], indexes: list[int]) -> int:
     if len(indexes) == len(values):
         return sum(values)
-    return sum([values[index] for index in indexes])
+    total = 0
+    for index in indexes:
+        total += values[index]
+    return total
 
 
-def _spread(total: int, indexes: Sequence[int], weights: list[int]) -> list[int]:
+def _spread(total: int, indexes: list[int], weights: list[int]) -> list[int]:
     """`total` split over the lines at `indexes` by their `weights`, as a full-length list."""
     if len(indexes) == len(weights):
-        return split_proportionally(total, weights)
+        return split_list_proportionally(total, weights)
     line_amounts = [0] * len(weights)
-    parts = split_proportionally(total, [weights[index] for index in indexes])
-    for index, part in zip(indexes, parts, strict=True):
-        line_amounts[index] = part
+    parts = split_list_proportionally(total, [weights[index] for index in indexes])
+    for position, index in enumerate(indexes):
+        line_amounts[index] = parts[position]
     return line_amounts
 
 
@@ -617,9 +647,8 @@ def _apply_coupon(work: _Work, coupon: Coupon) -> None:
         if base <= 0:
             refusal = ("NO_MATCHING_LINES", "no line is left to pay for the coupon's products")
         elif coupon.kind is CouponKind.FREE_PRODUCT:
-            cheapest_first = sorted(indexes, key=lambda index: (work.lines[index].price, index))
             line_amounts, _ = _cover_quantities(
-                work, cheapest_first, coupon.value, whole_units=False
+                work, _cheapest_first(work, indexes), coupon.value, whole_units=False
             )
         else:
             if coupon.kind is CouponKind.PERCENT:
@@ -644,16 +673,23 @@ def _apply_coupon(work: _Work, coupon: Coupon) -> None:
     )
 
 
-def _allowed_lines(work: _Work, product_codes: tuple[str, ...]) -> Sequence[int]:
+def _allowed_lines(work: _Work, product_codes: tuple[str, ...]) -> list[int]:
     """Indexes of lines whose product is allowed (no codes: every line), by position."""
     if not product_codes:
-        return range(len(work.lines))
+        return work.every_index
     allowed = frozenset(product_codes)
     return [index for index, line in enumerate(work.lines) if line.product_code in allowed]
 
 
+def _cheapest_first(work: _Work, indexes: list[int]) -> list[int]:
+    """`indexes` by the price of their lines, cheapest first (ties: lowest position)."""
+    lines = work.lines
+    by_price = sorted([(lines[index].price, index) for index in indexes])
+    return [index for _, index in by_price]
+
+
 def _cover_quantities(
-    work: _Work, ordered_indexes: Sequence[int], quantity: int, *, whole_units: bool
+    work: _Work, ordered_indexes: list[int], quantity: int, *, whole_units: bool
 ) -> tuple[list[int], list[int]]:
     """Pay for up to `quantity` thousandths of the lines, in the order given.
 
@@ -690,12 +726,16 @@ def _apply_achievements(work: _Work) -> None:
     """Step 3, after coupons: every achievements account, by account id."""
     if work.customer is None or not work.customer.accounts:
         return
-    accounts = sorted(
-        (account.account_id, index, account)
-        for index, account in enumerate(work.customer.accounts)
-        if account.kind is AccountKind.ACHIEVEMENTS
+    accounts = work.customer.accounts
+    by_id = sorted(
+        [
+            (account.account_id, index)
+            for index, account in enumerate(accounts)
+            if account.kind is AccountKind.ACHIEVEMENTS
+        ]
     )
-    for _, index, account in accounts:
+    for _, index in by_id:
+        account = accounts[index]
         if account.purchases_per_reward < 1:
             raise invalid(
                 f"customer.accounts[{index}].purchases_per_reward",
@@ -720,9 +760,8 @@ def _apply_achievement(work: _Work, account: CustomerAccount) -> None:
     line_quantities: list[int] = []
     rewards = 0
     if rewards_due:
-        cheapest_first = sorted(indexes, key=lambda index: (lines[index].price, index))
         line_money, line_quantities = _cover_quantities(
-            work, cheapest_first, rewards_due * _unit, whole_units=True
+            work, _cheapest_first(work, indexes), rewards_due * _unit, whole_units=True
         )
         rewards = sum(line_quantities) // _unit
     balance_after = account.balance + purchases - per_reward * rewards
@@ -735,7 +774,7 @@ def _apply_achievement(work: _Work, account: CustomerAccount) -> None:
         return
     debit = per_reward * rewards
     work.take(line_money)
-    line_debits = tuple(covered // _unit * per_reward for covered in line_quantities)
+    line_debits = tuple([covered // _unit * per_reward for covered in line_quantities])
     work.payments.append(
         Payment(
             SourceKind.ACCOUNT, account.account_id, account.title, sum(line_money), debit,
@@ -789,8 +828,8 @@ def _redeem_points(work: _Work, requested: int) -> None:
             violations=(FieldViolation("redemption.points", refusal[1]),),
         )
     money = divide_rounded(requested * value, point_hundredths_per_point)
-    line_money = split_proportionally(money, remaining)
-    line_points = split_proportionally(requested, line_money if money else remaining)
+    line_money = split_list_proportionally(money, remaining)
+    line_points = split_list_proportionally(requested, line_money if money else remaining)
     work.take(line_money)
     work.lots_taken = _take_from_lots(spendable, requested)
     payment = Payment(
@@ -805,11 +844,17 @@ def _redeem_points(work: _Work, requested: int) -> None:
 def _take_from_lots(lots: list[PointsLot], points: int) -> list[LotTake]:
     """Soonest-to-expire first (ties: lowest lot id), lots that never expire last."""
     if len(lots) > 1:
-        lasting = [lot for lot in lots if lot.expires_at is None]
-        expiring = [lot for lot in lots if lot.expires_at is not None]
-        expiring.sort(key=lambda lot: (lot.expires_at, lot.lot_id))
-        lasting.sort(key=lambda lot: lot.lot_id)
-        lots = expiring + lasting
+        # Sort keys end with the lot's place, so that no two keys are equal.
+        expiring: list[tuple[datetime, int, int]] = []
+        lasting: list[tuple[int, int]] = []
+        for place, lot in enumerate(lots):
+            if lot.expires_at is None:
+                lasting.append((lot.lot_id, place))
+            else:
+                expiring.append((lot.expires_at, lot.lot_id, place))
+        expiring.sort()
+        lasting.sort()
+        lots = [lots[key[2]] for key in expiring] + [lots[key[1]] for key in lasting]
     taken: list[LotTake] = []
     left = points
     for lot in lots:
@@ -829,7 +874,6 @@ def _pay_from_account(
     work: _Work, account: CustomerAccount, spending: AccountSpending, request_index: int
 ) -> None:
     """Step 5: a products account pays quantities, a money account pays money."""
-    path = f"redemption.accounts[{request_index}].amount"
     indexes = _allowed_lines(work, account.product_codes)
     remaining = work.remaining
     products = account.kind is AccountKind.PRODUCTS
@@ -845,7 +889,8 @@ def _pay_from_account(
         requested=spending.amount,
         balance=account.balance,
         room=room,
-        path=path,
+        path="redemption.accounts[{}].amount",
+        request_index=request_index,
     )
     if amount == 0:
         return
@@ -870,8 +915,8 @@ def _pay_with_certificate(
     work: _Work, certificate: Certificate, spending: CertificateSpending, request_index: int
 ) -> None:
     """Step 5, last: a certificate pays money for any line."""
-    path = f"redemption.certificates[{request_index}]"
     if certificate.expires_at is not None and not work.moment < certificate.expires_at:
+        path = f"redemption.certificates[{request_index}]"
         raise FailedPrecondition(
             message=f"{path}: the certificate has expired",
             reason="CERTIFICATE_EXPIRED",
@@ -885,11 +930,12 @@ def _pay_with_certificate(
         requested=spending.amount,
         balance=certificate.balance,
         room=sum(remaining),
-        path=f"{path}.amount",
+        path="redemption.certificates[{}].amount",
+        request_index=request_index,
     )
     if amount == 0:
         return
-    line_money = split_proportionally(amount, remaining)
+    line_money = split_list_proportionally(amount, remaining)
     work.take(line_money)
     work.payments.append(
         Payment(
@@ -908,8 +954,13 @@ def _amount_to_pay(
     balance: int,
     room: int,
     path: str,
+    request_index: int,
 ) -> int:
-    """The amount a pocket pays: as requested, or as much as allowed when unset (maybe 0)."""
+    """The amount a pocket pays: as requested, or as much as allowed when unset (maybe 0).
+
+    `path` is the requested amount's field path with `{}` for `request_index`: it is
+    formatted only for an error, as most calculations have none.
+    """
     allowed = max(0, min(balance, room))
     if requested is None:
         if allowed == 0:
@@ -923,10 +974,11 @@ def _amount_to_pay(
     elif requested > room:
         reason, description = "REDEMPTION_ABOVE_CAP", f"the check allows at most {room}"
     if reason:
+        field_path = path.format(request_index)
         raise FailedPrecondition(
-            message=f"{path}: {description}",
+            message=f"{field_path}: {description}",
             reason=reason,
-            violations=(FieldViolation(path, description),),
+            violations=(FieldViolation(field_path, description),),
         )
     return requested
 
@@ -940,7 +992,8 @@ def _accrual_bases(work: _Work) -> list[int]:
         return work.remaining
     if base is AccrualBase.AFTER_DISCOUNTS:
         discount = _column_sums([d.line_amounts for d in work.discounts], len(work.lines))
-        return [amount - off for amount, off in zip(work.amounts, discount, strict=True)]
+        amounts = work.amounts
+        return [amount - discount[index] for index, amount in enumerate(amounts)]
     return work.amounts
 
 
@@ -962,18 +1015,18 @@ def _accrue(work: _Work) -> None:
     chosen = _best_per_line(
         work,
         work.program.line_accruals,
-        _pick_line_accruals,
+        _line_accruals,
         bases=bases,
         quantities=_accrual_quantities(work),
         scale=point_hundredths_per_point,
         divisor=divisor,
         capped=False,
     )
-    for compiled, line_points in chosen.values():
+    for entry in chosen:
+        line_points = entry.line_values
+        rule = entry.rule.rule
         work.accruals.append(
-            Accrual(
-                compiled.rule.rule_id, compiled.rule.title, sum(line_points), tuple(line_points)
-            )
+            Accrual(rule.rule_id, rule.title, sum(line_points), tuple(line_points))
         )
     _accrue_on_check(work, bases, divisor)
 
@@ -981,9 +1034,10 @@ def _accrue(work: _Work) -> None:
 def _accrue_on_check(work: _Work, bases: list[int], divisor: int) -> None:
     best: CompiledRule | None = None
     best_points = 0
-    best_indexes: Sequence[int] = ()
-    rule_lines = _lines_by_check_rule(work, work.program.check_accruals, _pick_check_accruals)
-    for compiled, indexes in rule_lines.values():
+    best_indexes: list[int] = []
+    for matched in _lines_by_check_rule(work, work.program.check_accruals, _check_accruals):
+        compiled = matched.rule
+        indexes = matched.indexes
         if compiled.is_percent:
             base = _sum_at(bases, indexes)
             points = divide_rounded(
@@ -1037,16 +1091,13 @@ def _matches_some_line(work: _Work, compiled: CompiledRule) -> bool:
     line_scope = rule.scope is RuleScope.LINE
     if accrual:
         index = work.program.line_accruals if line_scope else work.program.check_accruals
+        group = _line_accruals if line_scope else _check_accruals
     else:
         index = work.program.line_discounts if line_scope else work.program.check_discounts
+        group = _line_discounts if line_scope else _check_discounts
     if compiled in index.everywhere:
         return True
-    pick = (
-        (_pick_line_accruals if line_scope else _pick_check_accruals)
-        if accrual
-        else (_pick_line_discounts if line_scope else _pick_check_discounts)
-    )
-    return any(compiled in pick(candidates) for candidates in work.candidates)
+    return any(compiled in rules for rules in work.rules_per_line(group))
 
 
 def _describe(work: _Work, compiled: CompiledRule, reason: str) -> str:
@@ -1075,9 +1126,11 @@ def _column_sums(rows: list[tuple[int, ...]], count: int) -> list[int]:
     """Per-line sums of several aligned per-line tuples."""
     if not rows:
         return [0] * count
-    if len(rows) == 1:
-        return list(rows[0])
-    return list(map(sum, zip(*rows, strict=True)))
+    sums = list(rows[0])
+    for row in rows[1:]:
+        assert len(row) == count, "per-line tuples are aligned with the lines"
+        sums = [total + value for total, value in zip(sums, row)]  # noqa: B905
+    return sums
 
 
 def _receipt(work: _Work, currency: str) -> Receipt:
@@ -1091,31 +1144,27 @@ def _receipt(work: _Work, currency: str) -> Receipt:
     paid_with_points = zeros if points_payment is None else points_payment.line_amounts
     points_redeemed = zeros if points_payment is None else points_payment.line_debits
     points_accrued = _column_sums([accrual.line_points for accrual in work.accruals], count)
-    lines = tuple(
-        map(
-            _new_receipt_line,
-            zip(
-                [line.position for line in work.lines],
-                [line.product_code for line in work.lines],
-                work.amounts,
-                discount,
-                paid_with_points,
-                paid_with_accounts,
-                work.remaining,
-                points_redeemed,
-                points_accrued,
-                strict=True,
-            ),
+    remaining = work.remaining
+    lines = work.lines
+    amounts = work.amounts
+    # By index rather than a zip of eight: typeshed types a zip of more than five as Any,
+    # which compiled code reads generically.
+    receipt_lines = [
+        ReceiptLine(
+            line.position, line.product_code, amounts[index], discount[index],
+            paid_with_points[index], paid_with_accounts[index], remaining[index],
+            points_redeemed[index], points_accrued[index],
         )
-    )
+        for index, line in enumerate(lines)
+    ]  # fmt: skip
     return Receipt(
         currency,
-        lines,
+        tuple(receipt_lines),
         work.check_sum,
         sum(discount),
         sum(paid_with_points),
         sum(paid_with_accounts),
-        sum(work.remaining),
+        sum(remaining),
         0 if points_payment is None else points_payment.debit,
         sum(points_accrued),
         work.points_redeemable_max,

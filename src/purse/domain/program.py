@@ -385,10 +385,12 @@ class CompiledProgram:
 
     def candidates_of_lines(self, lines: Iterable[CheckLine]) -> list[LineCandidates]:
         """`candidates` for each line, in order."""
-        known = self._candidate_cache.get
+        # The cache's own get, not a bound method kept in a local: compiled, that is a
+        # Python-level call per line.
+        cache = self._candidate_cache
         found: list[LineCandidates] = []
         for line in lines:
-            line_candidates = known((line.product_code, line.goods_category_code))
+            line_candidates = cache.get((line.product_code, line.goods_category_code))
             if line_candidates is None:
                 line_candidates = self.candidates(line.product_code, line.goods_category_code)
             found.append(line_candidates)
