@@ -22,6 +22,7 @@ from purse.domain import credentials
 from purse.domain.customers import PocketKind
 from purse.domain.terminals import TerminalKind
 from purse.store.embedded import free_port
+from purse.store.postgres.audit import audit
 from purse.store.postgres.provisioning import Provisioning
 
 server_start_seconds_max = 30.0
@@ -217,3 +218,13 @@ def field_violations(error: grpc.RpcError) -> dict[str, str]:
         if detail.Unpack(bad_request):
             return {item.field: item.description for item in bad_request.field_violations}
     return {}
+
+
+async def assert_audit_is_clean(database_url: str, business_id: int) -> None:
+    """`purse audit`'s check on one business: every pocket equals the sum of its ledger."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        _, discrepancies = await audit(connection, business_id)
+    finally:
+        await connection.close()
+    assert [discrepancy.describe() for discrepancy in discrepancies] == []

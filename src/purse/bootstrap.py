@@ -45,6 +45,7 @@ from purse.store.postgres.catalogue import CatalogueStore
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.outbox import OutboxStore
 from purse.store.postgres.programs import ProgramStore
+from purse.store.postgres.refunds import RefundStore
 from purse.store.postgres.terminals import TerminalStore
 from purse.store.postgres.transactions import TransactionStore
 from purse.store.redis.client import create_client
@@ -235,6 +236,7 @@ class Application:
             pin_seal_key=credentials.derive_key(secret, pin_key_purpose),
             pin_text=texts.pin_text,
             hold_seconds=settings.hold_seconds,
+            refunds=RefundStore(pool),
         )
         return TerminalServicer(
             authenticator, identification, CatalogueStore(pool), calculation, self.transactions

@@ -299,7 +299,7 @@ def _audit(arguments: argparse.Namespace) -> int:
 
         connection = await asyncpg.connect(url)
         try:
-            return await audit(connection)
+            return await audit(connection, getattr(arguments, "business_id", None))
         finally:
             await connection.close()
 
@@ -403,6 +403,8 @@ def _parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=text)
         command.add_argument("--data-dir", type=Path, help="embedded data directory")
         command.set_defaults(handler=handler)
+        if name == "audit":
+            command.add_argument("--business-id", type=int, help="only this business")
     token = commands.add_parser("app-token", help="the customer app's current QR token")
     token.add_argument("--phone", required=True)
     token.add_argument("--data-dir", type=Path)

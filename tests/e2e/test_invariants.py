@@ -20,14 +20,20 @@ import asyncpg
 import grpc
 import pytest
 import redis.asyncio as redis
-from support import ServerProcess, Tenant, bearer, error_reason, make_business
+from support import (
+    ServerProcess,
+    Tenant,
+    assert_audit_is_clean,
+    bearer,
+    error_reason,
+    make_business,
+)
 from test_transactions import customer_with_points, points_of, sale, sent_pin, set_program
 
 from purse.config import Settings
 from purse.domain.program import Rule, RuleKind, RuleScope, ValueKind
 from purse.store.embedded import EmbeddedPostgres, EmbeddedRedis
 from purse.store.postgres import database
-from purse.store.postgres.audit import audit
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
 
@@ -41,15 +47,6 @@ def external(infrastructure: Settings, **extra: str) -> dict[str, str]:
         "PURSE_NOTIFY_ENABLED": "false",
         **extra,
     }
-
-
-async def assert_audit_is_clean(infrastructure: Settings) -> None:
-    connection = await asyncpg.connect(infrastructure.database_url)
-    try:
-        _, discrepancies = await audit(connection)
-    finally:
-        await connection.close()
-    assert [d.describe() for d in discrepancies] == []
 
 
 async def test_two_processes_let_exactly_the_covered_redemptions_through(
@@ -87,7 +84,7 @@ async def test_two_processes_let_exactly_the_covered_redemptions_through(
     assert len(refused) == 150
     assert {error_reason(r) for r in refused} == {"INSUFFICIENT_POINTS"}
     assert await points_of(pool, business, phone) == (0, 0)
-    await assert_audit_is_clean(infrastructure)
+    await assert_audit_is_clean(infrastructure.database_url, business.business_id)
 
 
 async def test_acknowledged_checks_survive_sigkill_and_apply_once_after_restart(
@@ -153,7 +150,7 @@ async def test_acknowledged_checks_survive_sigkill_and_apply_once_after_restart(
     )
     assert len(counts) == len(numbers) and {row[1] for row in counts} == {1}
     assert await points_of(pool, business, phone) == (len(numbers) * 500, 0)
-    await assert_audit_is_clean(infrastructure)
+    await assert_audit_is_clean(infrastructure.database_url, business.business_id)
 
 
 async def test_losing_redis_loses_no_money_and_a_pending_pin_can_be_resent(
@@ -189,7 +186,7 @@ async def test_losing_redis_loses_no_money_and_a_pending_pin_can_be_resent(
     assert await points_of(pool, business, phone) == (8_000, 0)
     again = await terminal_stub.ProcessCheck(sale("I6-2", phone, redeem=1_000), metadata=auth)
     assert again.transaction.status == pb.TRANSACTION_STATUS_PENDING
-    await assert_audit_is_clean(infrastructure)
+    await assert_audit_is_clean(infrastructure.database_url, business.business_id)
 
 
 async def test_resending_a_pin_is_rate_limited_per_phone(

@@ -8,7 +8,7 @@ import asyncio
 import asyncpg
 import grpc
 import pytest
-from support import Tenant, bearer, error_reason, new_phone
+from support import Tenant, assert_audit_is_clean, bearer, error_reason, new_phone
 
 from purse.domain import credentials
 from purse.domain.customers import AccessType
@@ -348,3 +348,108 @@ async def test_a_check_number_must_be_given(
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await terminal_stub.ProcessCheck(sale(""), metadata=bearer(business.cash_desk.api_key))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def two_lines(number: str, phone: str, redeem: int = 0) -> pb.ProcessCheckRequest:
+    request = sale(number, phone, redeem=redeem)
+    del request.check.lines[:]
+    request.check.lines.add(
+        position=1, product_code="A", price_minor_units=3_000, quantity_thousandths=3_000,
+        amount_minor_units=9_000,
+    )  # fmt: skip
+    request.check.lines.add(
+        position=2, product_code="B", price_minor_units=1_000, quantity_thousandths=1_000,
+        amount_minor_units=1_000,
+    )  # fmt: skip
+    return request
+
+
+async def test_partial_refunds_reverse_both_sides_and_never_exceed_the_sale(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant, infrastructure: object
+) -> None:
+    await set_program(
+        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
+    )
+    phone = await customer_with_points(pool, business, 5_000)
+    auth = bearer(business.cash_desk.api_key)
+    done = (
+        await terminal_stub.ProcessCheck(two_lines("R-1", phone, redeem=2_000), metadata=auth)
+    ).transaction
+    accrued = done.receipt.points_accrued_hundredths
+    after_sale = 5_000 - 2_000 + accrued
+    assert await points_of(pool, business, phone) == (after_sale, 0)
+
+    def refund(number: str, *lines: tuple[int, int]) -> pb.RefundTransactionRequest:
+        return pb.RefundTransactionRequest(
+            transaction_id=done.transaction_id, refund_number=number,
+            lines=[pb.RefundLine(position=p, quantity_thousandths=q) for p, q in lines],
+        )  # fmt: skip
+
+    first = await terminal_stub.RefundTransaction(refund("RF-1", (1, 1_000)), metadata=auth)
+    again = await terminal_stub.RefundTransaction(refund("RF-1", (1, 1_000)), metadata=auth)
+    assert again.refund == first.refund
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await terminal_stub.RefundTransaction(refund("RF-1", (1, 2_000)), metadata=auth)
+    assert error_reason(reused.value) == "IDEMPOTENCY_KEY_REUSED"
+    with pytest.raises(grpc.aio.AioRpcError) as too_much:
+        await terminal_stub.RefundTransaction(refund("RF-2", (1, 2_500)), metadata=auth)
+    assert too_much.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    rest = await terminal_stub.RefundTransaction(refund("RF-3"), metadata=auth)
+    refunds = rest.transaction.refunds
+    assert len(refunds) == 2
+    lines = {line.position: line for line in done.receipt.lines}
+    assert sum(r.refunded_minor_units for r in refunds) == sum(
+        line.to_pay_minor_units for line in lines.values()
+    )
+    assert sum(r.points_returned_hundredths for r in refunds) == 2_000
+    assert sum(r.points_recovered_hundredths for r in refunds) == accrued
+    assert await points_of(pool, business, phone) == (5_000, 0)
+    with pytest.raises(grpc.aio.AioRpcError) as nothing_left:
+        await terminal_stub.RefundTransaction(refund("RF-4"), metadata=auth)
+    assert error_reason(nothing_left.value) == "ALREADY_REFUNDED"
+    await assert_audit_is_clean(infrastructure.database_url, business.business_id)  # type: ignore[attr-defined]
+
+
+async def test_points_already_spent_are_reported_as_not_recovered(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(
+        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
+    )
+    phone = await customer_with_points(pool, business, 0)
+    auth = bearer(business.cash_desk.api_key)
+    done = (
+        await terminal_stub.ProcessCheck(sale("NR-1", phone, amount=100_000), metadata=auth)
+    ).transaction
+    assert done.receipt.points_accrued_hundredths == 5_000
+    await terminal_stub.ProcessCheck(sale("NR-2", phone, redeem=4_000, amount=4_000), metadata=auth)
+    refunded = await terminal_stub.RefundTransaction(
+        pb.RefundTransactionRequest(transaction_id=done.transaction_id, refund_number="NR-R"),
+        metadata=auth,
+    )
+    assert refunded.refund.points_recovered_hundredths == 1_000
+    assert refunded.refund.points_not_recovered_hundredths == 4_000
+    assert await points_of(pool, business, phone) == (0, 0)
+
+
+async def test_cancelling_a_completed_sale_of_today_reverses_it(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(
+        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
+    )
+    phone = await customer_with_points(pool, business, 3_000)
+    auth = bearer(business.cash_desk.api_key)
+    done = (
+        await terminal_stub.ProcessCheck(sale("CC-1", phone, redeem=1_000), metadata=auth)
+    ).transaction
+    cancelled = await terminal_stub.CancelTransaction(
+        pb.CancelTransactionRequest(transaction_id=done.transaction_id), metadata=auth
+    )
+    assert cancelled.transaction.status == pb.TRANSACTION_STATUS_CANCELLED
+    assert await points_of(pool, business, phone) == (3_000, 0)
+    with pytest.raises(grpc.aio.AioRpcError) as twice:
+        await terminal_stub.CancelTransaction(
+            pb.CancelTransactionRequest(transaction_id=done.transaction_id), metadata=auth
+        )
+    assert error_reason(twice.value) == "TRANSACTION_NOT_CANCELLABLE"

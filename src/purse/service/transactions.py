@@ -13,12 +13,14 @@ them.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from purse.domain import credentials
 from purse.domain.checks import Receipt
@@ -31,11 +33,13 @@ from purse.domain.errors import (
     RateLimited,
     invalid,
 )
+from purse.domain.refunds import RefundPlan, plan_refund
 from purse.domain.terminals import TerminalContext
 from purse.domain.transactions import (
     Balance,
     Effects,
     PocketKey,
+    RefundRecord,
     TransactionRecord,
     TransactionStatus,
     effects_of_confirmation,
@@ -46,7 +50,8 @@ from purse.service.batch_writer import BatchWriter
 from purse.service.calculation import Calculation, CalculationRequest, CheckCalculation
 from purse.store.postgres.batches import Message, Notice, Outcome, Sale, Statistics, Transition
 from purse.store.postgres.customers import CustomerStore
-from purse.store.postgres.receipts import receipt_document
+from purse.store.postgres.receipts import receipt_document, receipt_from_document
+from purse.store.postgres.refunds import RefundRaced, RefundStore, StoredRefund
 from purse.store.postgres.transactions import TransactionStore, list_page_size_max, record_from_row
 from purse.store.redis import keys
 from purse.store.redis.pins import PinStore, new_pin, pin_digits
@@ -107,6 +112,7 @@ class TransactionService:
         pin_seal_key: bytes,
         pin_text: PinText,
         hold_seconds: int,
+        refunds: RefundStore,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._calculation = calculation
@@ -118,6 +124,7 @@ class TransactionService:
         self._pin_seal_key = pin_seal_key
         self._pin_text = pin_text
         self._hold_seconds = hold_seconds
+        self._refunds = refunds
         self._clock = clock
 
     async def process(
@@ -360,11 +367,12 @@ class TransactionService:
         self, terminal: TerminalContext, transaction_id: int, queue_seconds: float | None
     ) -> Answer:
         record = await self.get(terminal, transaction_id)
+        if record.status is TransactionStatus.COMPLETED:
+            return await self._cancel_completed(terminal, record)
         if record.status is not TransactionStatus.PENDING:
             raise FailedPrecondition(
-                f"only a pending transaction can be cancelled; this one is {record.status.value}"
-                " (refund a completed one)",
-                reason="TRANSACTION_NOT_PENDING",
+                f"a {record.status.value} transaction cannot be cancelled",
+                reason="TRANSACTION_NOT_CANCELLABLE",
             )
         answer = await self._finish(terminal, record, TransactionStatus.CANCELLED, queue_seconds)
         await self._pins.forget(terminal.business_id, transaction_id)
@@ -390,6 +398,71 @@ class TransactionService:
             outcome = await self._writer.submit(business_id, transition, None)
             expired += outcome.refusal is None
         return expired
+
+    async def refund(
+        self,
+        terminal: TerminalContext,
+        transaction_id: int,
+        refund_number: str,
+        lines: Sequence[tuple[int, int]],
+        request_digest: bytes,
+    ) -> tuple[RefundRecord, TransactionRecord]:
+        """Refund lines of a completed sale (all of what is left when none is named)."""
+        validate_key(refund_number, "refund_number")
+        stored = await self._stored_refund(terminal, refund_number, request_digest)
+        if stored is None:
+            await self.get(terminal, transaction_id)
+            try:
+                stored = await self._refunds.refund(
+                    terminal.business_id, transaction_id, terminal.terminal_id, refund_number,
+                    request_digest, lambda document, refunded: _plan(document, refunded, lines),
+                    cancel=False,
+                )  # fmt: skip
+            except RefundRaced:
+                stored = await self._stored_refund(terminal, refund_number, request_digest)
+                assert stored is not None
+        record = await self.get(terminal, transaction_id)
+        refund = next(r for r in record.refunds if r.refund_id == stored.refund_id)
+        return refund, record
+
+    async def _stored_refund(
+        self, terminal: TerminalContext, refund_number: str, request_digest: bytes
+    ) -> StoredRefund | None:
+        stored = await self._refunds.stored(
+            terminal.business_id, terminal.terminal_id, refund_number
+        )
+        if stored is not None and stored.request_digest != request_digest:
+            raise AlreadyExists(
+                "this refund number was already used for a different refund",
+                reason="IDEMPOTENCY_KEY_REUSED",
+            )
+        return stored
+
+    async def _cancel_completed(
+        self, terminal: TerminalContext, record: TransactionRecord
+    ) -> Answer:
+        """Reverse a sale of today (the point of sale's day) as a whole refund."""
+        zone = ZoneInfo(terminal.time_zone)
+        today = datetime.fromtimestamp(self._clock(), zone).date()
+        if record.created_at.astimezone(zone).date() != today:
+            raise FailedPrecondition(
+                "only a sale of today can be cancelled; refund it instead",
+                reason="CANCEL_TOO_LATE",
+            )
+        number = f"~cancel-{record.transaction_id}"
+        # A concurrent cancel that stored first has done the same.
+        with contextlib.suppress(RefundRaced):
+            await self._refunds.refund(
+                terminal.business_id, record.transaction_id, terminal.terminal_id, number,
+                b"cancel", lambda document, refunded: _plan(document, refunded, ()), cancel=True,
+            )  # fmt: skip
+        cancelled = await self.get(terminal, record.transaction_id)
+        membership = None
+        if cancelled.customer_id is not None:
+            membership = await self._customers.membership(
+                terminal.business_id, cancelled.customer_id
+            )
+        return Answer(cancelled, membership)
 
     async def get(self, terminal: TerminalContext, transaction_id: int) -> TransactionRecord:
         record = await self._transactions.by_id(terminal.business_id, transaction_id)
@@ -422,6 +495,13 @@ class TransactionService:
         )  # fmt: skip
         next_token = _token(records[-1]) if len(records) == limit else ""
         return records, next_token
+
+
+def _plan(
+    document: dict[str, Any], refunded: dict[int, int], lines: Sequence[tuple[int, int]]
+) -> RefundPlan:
+    quantities = {int(position): quantity for position, quantity in document["quantities"].items()}
+    return plan_refund(receipt_from_document(document["receipt"]), quantities, refunded, lines)
 
 
 def _token(record: TransactionRecord) -> str:

@@ -2,14 +2,14 @@
 
 Each method is wrapped by `terminal_call`, which resolves the terminal from the
 `authorization` metadata, runs the method, and turns refusals into rich statuses through
-the one table in `errors.py`. Methods whose use cases arrive with later releases answer
-UNIMPLEMENTED after authentication.
+the one table in `errors.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC
@@ -29,6 +29,7 @@ from purse.api.grpc.receipts import calculation_request_from_proto, receipt_to_p
 from purse.api.grpc.transactions import (
     STATUSES_FROM_PROTO,
     process_request_from_proto,
+    refund_to_proto,
     transaction_to_proto,
 )
 from purse.domain.catalogue import Catalogue
@@ -113,18 +114,6 @@ def terminal_call(
             raise AssertionError("abort returned") from failure
 
     return wrapper
-
-
-def not_yet(method_name: str) -> Callable[..., Awaitable[Any]]:
-    """An authenticated method that answers UNIMPLEMENTED until its release."""
-
-    async def method(self: Any, request: Any, context: Context, terminal: TerminalContext) -> Any:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, f"{method_name} is not implemented in this release"
-        )
-
-    method.__name__ = method_name
-    return terminal_call(method)
 
 
 class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
@@ -254,8 +243,6 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             identifiers=[mapping.stored_identifier_to_proto(item) for item in match.identifiers]
         )
 
-    RefundTransaction = not_yet("RefundTransaction")
-
     @terminal_call
     async def ProcessCheck(
         self, request: pb.ProcessCheckRequest, context: Context, terminal: TerminalContext
@@ -334,6 +321,21 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             terminal, request.transaction_id, context.time_remaining()
         )
         return pb.CancelTransactionResponse(transaction=transaction_to_proto(answer.record))
+
+    @terminal_call
+    async def RefundTransaction(
+        self, request: pb.RefundTransactionRequest, context: Context, terminal: TerminalContext
+    ) -> pb.RefundTransactionResponse:
+        refund, record = await self._transactions.refund(
+            terminal,
+            request.transaction_id,
+            request.refund_number,
+            [(line.position, line.quantity_thousandths) for line in request.lines],
+            hashlib.sha256(request.SerializeToString(deterministic=True)).digest(),
+        )
+        return pb.RefundTransactionResponse(
+            refund=refund_to_proto(refund), transaction=transaction_to_proto(record)
+        )
 
     @terminal_call
     async def GetTransaction(

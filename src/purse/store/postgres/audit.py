@@ -25,8 +25,9 @@ SELECT p.business_id, p.pocket_id, p.customer_id, p.account_type_id, p.balance, 
   FROM pockets p
   LEFT JOIN sums s ON s.business_id = p.business_id AND s.pocket_id = p.pocket_id
   LEFT JOIN lots l ON l.business_id = p.business_id AND l.pocket_id = p.pocket_id
- WHERE p.balance <> coalesce(s.amount, 0) OR p.held <> coalesce(s.held, 0)
-    OR p.balance - p.held < 0 OR coalesce(l.remaining, 0) > p.balance
+ WHERE ($1::bigint IS NULL OR p.business_id = $1)
+   AND (p.balance <> coalesce(s.amount, 0) OR p.held <> coalesce(s.held, 0)
+        OR p.balance - p.held < 0 OR coalesce(l.remaining, 0) > p.balance)
  ORDER BY p.business_id, p.pocket_id
 """
 
@@ -52,9 +53,14 @@ class Discrepancy:
         )
 
 
-async def audit(connection: asyncpg.Connection) -> tuple[int, list[Discrepancy]]:
-    """(pockets checked, discrepancies), read in one consistent snapshot."""
+async def audit(
+    connection: asyncpg.Connection, business_id: int | None = None
+) -> tuple[int, list[Discrepancy]]:
+    """(pockets checked, discrepancies) of one business or all, in one consistent snapshot."""
     async with connection.transaction(isolation="repeatable_read", readonly=True):
-        checked = await connection.fetchval("SELECT count(*) FROM pockets")
-        rows = await connection.fetch(_audit)
+        checked = await connection.fetchval(
+            "SELECT count(*) FROM pockets WHERE $1::bigint IS NULL OR business_id = $1",
+            business_id,
+        )
+        rows = await connection.fetch(_audit, business_id)
     return int(checked), [Discrepancy(*row) for row in rows]

@@ -1,0 +1,190 @@
+"""Refunds in PostgreSQL: one database transaction per refund.
+
+Refunds are rare next to sales, so they do not go through the batch writer; each locks
+its sale's row first, which serialises refunds of one sale (several partial refunds can
+never add up to more than the sale) and orders them after any batch touching it. The
+refund number is the idempotency key: a retry finds the stored refund. Returned points
+and account units are credited before the points the sale earned are taken back, and
+the take-back stops at what is available: the rest is reported as not recovered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID
+from purse.domain.errors import FailedPrecondition, NotFound
+from purse.domain.refunds import RefundPlan
+from purse.domain.transactions import LedgerKind, TransactionStatus
+
+# (stored receipt document, position -> quantity refunded before) -> the plan
+Planner = Callable[[dict[str, Any], dict[int, int]], RefundPlan]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRefund:
+    refund_id: int
+    request_digest: bytes
+    result: dict[str, Any]
+
+
+class RefundStore:
+    """Applies refunds of one business's sales."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def stored(
+        self, business_id: int, terminal_id: int, refund_number: str
+    ) -> StoredRefund | None:
+        row = await self._pool.fetchrow(
+            "SELECT refund_id, request_digest, result FROM refunds"
+            " WHERE business_id = $1 AND terminal_id = $2 AND refund_number = $3",
+            business_id,
+            terminal_id,
+            refund_number,
+        )
+        return None if row is None else StoredRefund(row[0], bytes(row[1]), row[2])
+
+    async def refund(
+        self,
+        business_id: int,
+        transaction_id: int,
+        terminal_id: int,
+        refund_number: str,
+        request_digest: bytes,
+        planner: Planner,
+        cancel: bool,
+    ) -> StoredRefund:
+        """Plan against the locked sale and its earlier refunds, apply, store; with `cancel`
+        the sale becomes CANCELLED too."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            sale = await connection.fetchrow(
+                "SELECT status, customer_id, receipt FROM transactions"
+                " WHERE business_id = $1 AND transaction_id = $2 FOR UPDATE",
+                business_id,
+                transaction_id,
+            )
+            if sale is None:
+                raise NotFound(
+                    "no such transaction in this business", reason="TRANSACTION_NOT_FOUND"
+                )
+            if sale["status"] != TransactionStatus.COMPLETED.value:
+                raise FailedPrecondition(
+                    f"only a completed sale can be refunded; this one is {sale['status']}",
+                    reason="TRANSACTION_NOT_COMPLETED",
+                )
+            plan = planner(
+                sale["receipt"], await _refunded(connection, business_id, transaction_id)
+            )
+            result = await _apply(
+                connection, business_id, transaction_id, sale["customer_id"], plan
+            )
+            refund_id = await connection.fetchval(
+                "INSERT INTO refunds (business_id, transaction_id, terminal_id, refund_number,"
+                "                     request_digest, result)"
+                " VALUES ($1, $2, $3, $4, $5, $6)"
+                " ON CONFLICT (business_id, terminal_id, refund_number) DO NOTHING"
+                " RETURNING refund_id",
+                business_id, transaction_id, terminal_id, refund_number, request_digest, result,
+            )  # fmt: skip
+            if refund_id is None:
+                # A concurrent retry stored it first: undo ours and answer with that one.
+                raise RefundRaced
+            if cancel:
+                await connection.execute(
+                    "UPDATE transactions SET status = 'cancelled', finished_at = now()"
+                    " WHERE business_id = $1 AND transaction_id = $2",
+                    business_id,
+                    transaction_id,
+                )
+            return StoredRefund(refund_id, request_digest, result)
+
+
+class RefundRaced(Exception):
+    """The refund number was stored by a concurrent call; read that one."""
+
+
+async def _refunded(connection: Any, business_id: int, transaction_id: int) -> dict[int, int]:
+    rows = await connection.fetch(
+        "SELECT result FROM refunds WHERE business_id = $1 AND transaction_id = $2",
+        business_id,
+        transaction_id,
+    )
+    refunded: dict[int, int] = {}
+    for row in rows:
+        for position, quantity in row["result"]["lines"].items():
+            refunded[int(position)] = refunded.get(int(position), 0) + quantity
+    return refunded
+
+
+async def _apply(
+    connection: Any,
+    business_id: int,
+    transaction_id: int,
+    customer_id: int | None,
+    plan: RefundPlan,
+) -> dict[str, Any]:
+    recovered = 0
+    if customer_id is not None:
+        credits = {POINTS_ACCOUNT_TYPE_ID: plan.points_returned, **plan.accounts_returned}
+        keys = sorted(credits)
+        rows = await connection.fetch(
+            "SELECT account_type_id, pocket_id, balance, held FROM pockets"
+            " WHERE business_id = $1 AND customer_id = $2 AND account_type_id = ANY($3::bigint[])"
+            " ORDER BY pocket_id FOR UPDATE",
+            business_id,
+            customer_id,
+            keys,
+        )
+        pockets = {row["account_type_id"]: row for row in rows}
+        points = pockets[POINTS_ACCOUNT_TYPE_ID]
+        available = points["balance"] - points["held"] + plan.points_returned
+        recovered = min(plan.points_to_recover, max(available, 0))
+        changes = [(pockets[key]["pocket_id"], amount) for key, amount in credits.items() if amount]
+        if recovered:
+            changes.append((points["pocket_id"], -recovered))
+        await _post(connection, business_id, transaction_id, changes)
+    for certificate_id, amount in sorted(plan.certificates_returned.items()):
+        await connection.execute(
+            "UPDATE certificates SET balance_minor_units = balance_minor_units + $3"
+            " WHERE business_id = $1 AND certificate_id = $2",
+            business_id,
+            certificate_id,
+            amount,
+        )
+    return {
+        "lines": {str(position): quantity for position, quantity in plan.quantities.items()},
+        "refunded_minor_units": plan.refunded_minor_units,
+        "points_returned": plan.points_returned,
+        "points_recovered": recovered,
+        "points_not_recovered": plan.points_to_recover - recovered,
+        "accounts_returned": {str(key): value for key, value in plan.accounts_returned.items()},
+    }
+
+
+async def _post(
+    connection: Any, business_id: int, transaction_id: int, changes: list[tuple[int, int]]
+) -> None:
+    if not changes:
+        return
+    await connection.execute(
+        "WITH moved AS ("
+        "  UPDATE pockets p SET balance = p.balance + d.amount, updated_at = now()"
+        "    FROM (SELECT pocket_id, sum(amount) AS amount"
+        "            FROM unnest($3::bigint[], $4::bigint[]) AS c(pocket_id, amount)"
+        "           GROUP BY pocket_id) d"
+        "   WHERE p.business_id = $1 AND p.pocket_id = d.pocket_id"
+        ") INSERT INTO ledger_entries (business_id, pocket_id, transaction_id, kind, amount)"
+        "  SELECT $1, pocket_id, $2, $5, amount FROM unnest($3::bigint[], $4::bigint[])"
+        "    AS c(pocket_id, amount)",
+        business_id,
+        transaction_id,
+        [pocket_id for pocket_id, _ in changes],
+        [amount for _, amount in changes],
+        LedgerKind.REFUND.value,
+    )
