@@ -187,14 +187,12 @@ class Application:
             )
         for name in ("", *served):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self.metrics.start()
-        _logger.info(
-            "serving",
-            extra={
-                "grpc": f"{settings.grpc_host}:{self.grpc_port}",
-                "metrics": f"http://{settings.http_host}:{self.metrics.port}/metrics",
-            },
-        )
+        where = {"grpc": f"{settings.grpc_host}:{self.grpc_port}", "worker": settings.worker_index}
+        if settings.workers == 1:
+            # With several workers the supervisor serves the metrics of all of them.
+            self.metrics.start()
+            where["metrics"] = f"http://{settings.http_host}:{self.metrics.port}/metrics"
+        _logger.info("serving", extra=where)
         return self.grpc_port
 
     def _terminal_servicer(
@@ -319,7 +317,8 @@ class Application:
             await self.writer.close()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        self.metrics.stop()
+        if self.settings.workers == 1:
+            self.metrics.stop()
         if self.redis is not None:
             await self.redis.aclose()
         if self.pool is not None:

@@ -42,17 +42,23 @@ def _settings(arguments: argparse.Namespace) -> Settings:
         http_host=getattr(arguments, "http_host", None),
         http_port=getattr(arguments, "http_port", None),
         log_format=getattr(arguments, "log_format", None),
+        workers=getattr(arguments, "workers", None),
     )
 
 
 def _serve(arguments: argparse.Namespace) -> int:
-    import uvloop
+    settings = _settings(arguments)
+    if not 1 <= settings.workers <= settings.workers_max:
+        raise SystemExit(f"--workers: from 1 to {settings.workers_max}")
+    if settings.workers > 1:
+        from purse.workers import prepare_shared_metrics
 
+        # Before anything imports prometheus_client: it reads the variable on import.
+        prepare_shared_metrics(settings)
     from purse.bootstrap import Infrastructure, require_fast_protobuf
     from purse.logs import configure_logging
     from purse.store.postgres import database
 
-    settings = _settings(arguments)
     configure_logging(settings.log_level, settings.log_format == "json")
     require_fast_protobuf()
     infrastructure = Infrastructure(settings)
@@ -62,10 +68,20 @@ def _serve(arguments: argparse.Namespace) -> int:
             applied = asyncio.run(database.migrate(resolved.database_url))
             if applied:
                 _logger.info("migrated", extra={"applied": applied})
-        uvloop.run(_run_until_signalled(resolved))
+        if settings.workers > 1:
+            from purse.workers import run_workers
+
+            return run_workers(resolved, _serve_one)
+        _serve_one(resolved)
     finally:
         infrastructure.stop()
     return 0
+
+
+def _serve_one(settings: Settings) -> None:
+    import uvloop
+
+    uvloop.run(_run_until_signalled(settings))
 
 
 async def _run_until_signalled(settings: Settings) -> None:
@@ -394,6 +410,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-host", help="metrics listen address (PURSE_HTTP_HOST)")
     serve.add_argument("--http-port", type=int, help="metrics port (PURSE_HTTP_PORT)")
     serve.add_argument("--log-format", choices=("json", "text"), help="(PURSE_LOG_FORMAT)")
+    serve.add_argument(
+        "--workers", type=int, help="server processes sharing the port (PURSE_WORKERS)"
+    )
     serve.set_defaults(handler=_serve)
     for name, handler, text in (
         ("migrate", _migrate, "apply database migrations"),

@@ -30,6 +30,9 @@ class Settings:
     http_port: int = 8080
     # Server processes sharing the gRPC port (SO_REUSEPORT when more than one).
     workers: int = 1
+    workers_max: int = 64
+    # Which worker this process is (0 when there is one); set by the supervisor.
+    worker_index: int = 0
     # gRPC server options, always passed explicitly.
     grpc_concurrent_calls_max: int = 10_000
     grpc_concurrent_streams_max: int = 1_000

@@ -254,3 +254,47 @@ async def test_purse_audit_finds_a_pocket_that_disagrees_with_its_ledger(
     assert broken.returncode == 1
     assert f"customer {customer_id}" in broken.stdout
     assert "1 discrepancies" in broken.stdout
+
+
+async def test_several_workers_share_the_port_and_stop_together(
+    infrastructure: Settings, business: Tenant, tmp_path: Path
+) -> None:
+    server = ServerProcess(
+        {
+            "PURSE_DATABASE_URL": infrastructure.database_url,
+            "PURSE_REDIS_URL": infrastructure.redis_url,
+            "PURSE_NOTIFY_ENABLED": "false",
+            "PURSE_WORKERS": "2",
+        },
+        tmp_path,
+    ).start()
+    try:
+        assert server.process is not None
+        children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+        workers = (await asyncio.to_thread(children.read_text)).split()
+        assert len(workers) == 2
+        answered = 0
+        for _ in range(8):  # a channel per connection: the kernel spreads them
+            async with grpc.aio.insecure_channel(server.target) as channel:
+                stub = TerminalServiceStub(channel)
+                for _ in range(5):
+                    await stub.IdentifyCustomer(
+                        pb.IdentifyCustomerRequest(
+                            identifier=common_pb2.CustomerIdentifier(phone=new_phone())
+                        ),
+                        metadata=bearer(business.cash_desk.api_key),
+                    )
+                    answered += 1
+        url = f"http://127.0.0.1:{server.http_port}/metrics"
+        text = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(url, timeout=5).read().decode()
+        )
+        method = "/purse.v1.TerminalService/IdentifyCustomer"
+        line = next(
+            row for row in text.splitlines()
+            if row.startswith("purse_grpc_calls_total") and method in row and 'code="OK"' in row
+        )  # fmt: skip
+        assert float(line.split()[-1]) == answered
+    finally:
+        assert await asyncio.to_thread(server.stop) == 0, server.log()
+    assert not any([await asyncio.to_thread(Path(f"/proc/{pid}").exists) for pid in workers])
