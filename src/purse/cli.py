@@ -5,6 +5,8 @@
     purse demo                       create a demo business and print its credentials
     purse terminal identify --phone +380501234567
     purse terminal calculate --phone +380501234567 --line ESPRESSO:45.00:2 --explain
+    purse terminal process --check-number 1001 --phone ... --line ... --points 150
+    purse terminal confirm --transaction-id 7 --pin 123456
     purse terminal settings | steward-code | search | register
     purse admin-key --business-id 1   an API key for the control panel (AdminService)
     purse audit                      every pocket recomputed from the ledger
@@ -214,47 +216,61 @@ async def _terminal_command(arguments: argparse.Namespace) -> Any:
             "PURSE_TERMINAL_API_KEY, or run `purse demo` first"
         )
     async with TerminalClient(
-        found["target"],
-        api_key=found["api_key"],
-        login=found["login"],
+        found["target"], api_key=found["api_key"], login=found["login"],
         password=found["password"],
-    ) as terminal:
-        identity = {
-            key: value
-            for key, value in (
-                ("phone", getattr(arguments, "phone", "")),
-                ("card_number", getattr(arguments, "card", "")),
-                ("card_qr", getattr(arguments, "card_qr", "")),
-                ("app_token", getattr(arguments, "app_token", "")),
-                ("steward_code", getattr(arguments, "steward_code", "")),
-            )
-            if value
-        }
-        if arguments.action == "identify":
-            return await terminal.identify(**identity)
-        if arguments.action == "settings":
-            return await terminal.settings()
-        if arguments.action == "calculate":
-            settings = await terminal.settings()
-            return await terminal.calculate_check(
-                _calculate_request(
-                    arguments, identity, settings.currency, settings.currency_exponent
-                )
-            )
-        if arguments.action == "steward-code":
-            return await terminal.issue_steward_code(**identity)
-        if arguments.action == "search":
-            return await terminal.search_customers(
-                phone_prefix=arguments.phone_prefix or "", card_number=arguments.card or ""
-            )
-        assert arguments.action == "register"
-        return await terminal.register_customer(
-            phone=arguments.phone,
-            given_name=arguments.given_name or "",
-            family_name=arguments.family_name or "",
-            card_number=arguments.card or "",
-            personal_data_consent=arguments.consent,
+    ) as terminal:  # fmt: skip
+        return await _act(terminal, arguments, _identity(arguments))
+
+
+def _identity(arguments: argparse.Namespace) -> dict[str, str]:
+    return {
+        key: value
+        for key, value in (
+            ("phone", getattr(arguments, "phone", "")),
+            ("card_number", getattr(arguments, "card", "")),
+            ("card_qr", getattr(arguments, "card_qr", "")),
+            ("app_token", getattr(arguments, "app_token", "")),
+            ("steward_code", getattr(arguments, "steward_code", "")),
         )
+        if value
+    }
+
+
+async def _act(terminal: Any, arguments: argparse.Namespace, identity: dict[str, str]) -> Any:
+    from purse.v1 import terminal_service_pb2 as pb
+
+    action = arguments.action
+    if action in ("calculate", "process"):
+        settings = await terminal.settings()
+        request = _calculate_request(
+            arguments, identity, settings.currency, settings.currency_exponent
+        )
+        if action == "calculate":
+            return await terminal.calculate_check(request)
+        return await terminal.process_check(_process_request(request, arguments.check_number))
+    simple = {
+        "identify": lambda: terminal.identify(**identity),
+        "settings": terminal.settings,
+        "steward-code": lambda: terminal.issue_steward_code(**identity),
+        "confirm": lambda: terminal.confirm(arguments.transaction_id, arguments.pin),
+        "cancel": lambda: terminal.cancel(arguments.transaction_id),
+        "refund": lambda: terminal.refund(
+            pb.RefundTransactionRequest(
+                transaction_id=arguments.transaction_id, refund_number=arguments.refund_number
+            )
+        ),
+        "search": lambda: terminal.search_customers(
+            phone_prefix=arguments.phone_prefix or "", card_number=arguments.card or ""
+        ),
+    }
+    if action in simple:
+        return await simple[action]()
+    assert action == "register"
+    return await terminal.register_customer(
+        phone=arguments.phone, given_name=arguments.given_name or "",
+        family_name=arguments.family_name or "", card_number=arguments.card or "",
+        personal_data_consent=arguments.consent,
+    )  # fmt: skip
 
 
 def _minor_units(text: str, exponent: int, what: str) -> int:
@@ -325,6 +341,17 @@ def _audit(arguments: argparse.Namespace) -> int:
         print(discrepancy.describe())
     print(f"{checked} pockets checked, {len(discrepancies)} discrepancies")
     return 1 if discrepancies else 0
+
+
+def _process_request(calculate: Any, check_number: str) -> Any:
+    from purse.v1 import terminal_service_pb2 as pb
+
+    request = pb.ProcessCheckRequest(
+        check_number=check_number, check=calculate.check, redemption=calculate.redemption
+    )
+    if calculate.HasField("identifier"):
+        request.identifier.CopyFrom(calculate.identifier)
+    return request
 
 
 def _admin_key(arguments: argparse.Namespace) -> int:
@@ -445,28 +472,38 @@ def _terminal_parser(commands: Any) -> None:
     terminal.add_argument("--password")
     terminal.set_defaults(handler=_terminal)
     actions = terminal.add_subparsers(dest="action", required=True)
-    for name in ("identify", "steward-code", "calculate"):
+    for name in ("identify", "steward-code", "calculate", "process"):
         action = actions.add_parser(name)
-        group = action.add_mutually_exclusive_group(required=name != "calculate")
+        group = action.add_mutually_exclusive_group(required=name in ("identify", "steward-code"))
         group.add_argument("--phone")
         group.add_argument("--card", help="plastic card number")
         group.add_argument("--card-qr")
         group.add_argument("--app-token")
         if name != "steward-code":
             group.add_argument("--steward-code")
-    calculate = actions.choices["calculate"]
-    calculate.add_argument(
-        "--line",
-        action="append",
-        required=True,
-        help="PRODUCT_CODE:PRICE[:QUANTITY], e.g. LATTE:70.00:2",
+    for name in ("calculate", "process"):
+        check = actions.choices[name]
+        check.add_argument(
+            "--line", action="append", required=True,
+            help="PRODUCT_CODE:PRICE[:QUANTITY], e.g. LATTE:70.00:2",
+        )  # fmt: skip
+        check.add_argument("--points", help="points to redeem, e.g. 12.5")
+        check.add_argument("--points-maximum", action="store_true", help="redeem all allowed")
+        check.add_argument("--coupon", action="append", help="a coupon code to apply")
+        check.add_argument("--certificate", action="append", help="a certificate code")
+        check.add_argument("--account", action="append", help="ACCOUNT_TYPE_ID:AMOUNT or :max")
+        check.add_argument("--explain", action="store_true", help="list rules that did not apply")
+    actions.choices["process"].add_argument(
+        "--check-number", required=True, help="the POS's unique number (idempotency key)"
     )
-    calculate.add_argument("--points", help="points to redeem, e.g. 12.5")
-    calculate.add_argument("--points-maximum", action="store_true", help="redeem all allowed")
-    calculate.add_argument("--coupon", action="append", help="a coupon code to apply")
-    calculate.add_argument("--certificate", action="append", help="a certificate code")
-    calculate.add_argument("--account", action="append", help="ACCOUNT_TYPE_ID:AMOUNT or :max")
-    calculate.add_argument("--explain", action="store_true", help="list rules that did not apply")
+    confirm = actions.add_parser("confirm")
+    confirm.add_argument("--transaction-id", type=int, required=True)
+    confirm.add_argument("--pin", required=True)
+    cancel = actions.add_parser("cancel")
+    cancel.add_argument("--transaction-id", type=int, required=True)
+    refund = actions.add_parser("refund", help="refund everything not refunded yet")
+    refund.add_argument("--transaction-id", type=int, required=True)
+    refund.add_argument("--refund-number", required=True, help="idempotency key")
     actions.add_parser("settings")
     search = actions.add_parser("search")
     group = search.add_mutually_exclusive_group(required=True)

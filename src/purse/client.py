@@ -197,6 +197,28 @@ class TerminalClient:
         """The receipt a check would get; changes nothing, so it is retried."""
         return await self._call(self._stub.CalculateCheck, request, retry=True)
 
+    async def process_check(self, request: pb.ProcessCheckRequest) -> pb.ProcessCheckResponse:
+        """Apply a check. Retried: the check number makes a retry return the first answer."""
+        return await self._call(self._stub.ProcessCheck, request, retry=True)
+
+    async def confirm(self, transaction_id: int, pin: str) -> pb.ConfirmTransactionResponse:
+        return await self._call(
+            self._stub.ConfirmTransaction,
+            pb.ConfirmTransactionRequest(transaction_id=transaction_id, pin=pin),
+            retry=False,
+        )
+
+    async def cancel(self, transaction_id: int) -> pb.CancelTransactionResponse:
+        return await self._call(
+            self._stub.CancelTransaction,
+            pb.CancelTransactionRequest(transaction_id=transaction_id),
+            retry=False,
+        )
+
+    async def refund(self, request: pb.RefundTransactionRequest) -> pb.RefundTransactionResponse:
+        """Refund (part of) a sale. Retried: the refund number makes it idempotent."""
+        return await self._call(self._stub.RefundTransaction, request, retry=True)
+
     async def issue_steward_code(self, **kwargs: str) -> pb.IssueStewardCodeResponse:
         return await self._call(
             self._stub.IssueStewardCode,
