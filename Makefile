@@ -3,7 +3,8 @@
 #   make test    install into .venv and run the whole test suite
 #   make check   formatting, lint and strict typing
 #   make protos  regenerate src/purse/v1 from protos/
-#   make bench   the benchmarks (figures go into the README)
+#   make bench   the engine benchmarks (figures go into the README)
+#   make bench-load  the load benchmark against a real server
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,7 +15,7 @@ PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos \
 	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
 	--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc
 
-.PHONY: serve test check protos protos-check lint-protos bench clean install
+.PHONY: serve test check protos protos-check lint-protos bench bench-load load-tools clean install
 
 install: $(STAMP)
 
@@ -60,6 +61,15 @@ lint-protos: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-only -p no:randomly -o addopts=""
+
+# h2load (Debian's nghttp2-client) drives the throughput ceilings of the load benchmark.
+load-tools:
+	command -v h2load >/dev/null || (apt-get update -qq && apt-get install -y -qq nghttp2-client)
+
+# The load benchmark: the empty-call ceiling, pgbench, and Purse under load (about 4 min).
+bench-load: $(STAMP) load-tools
+	mkdir -p build
+	$(BIN)/python -m benchmarks.load.run --markdown build/bench-load.md
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
