@@ -221,6 +221,7 @@ class Application:
             settings.batch_operations_max,
             settings.batch_queue_operations_max,
             settings.batch_concurrent_max,
+            self.registry,
         )
         self.transactions = TransactionService(
             calculation=calculation,

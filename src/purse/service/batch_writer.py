@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import asyncpg
+from prometheus_client import CollectorRegistry, Histogram
 
 from purse.domain.errors import Overloaded
 from purse.store.postgres.batches import BatchStore, Outcome, Sale, Transition
@@ -50,8 +51,21 @@ class BatchWriter:
         batch_operations_max: int,
         queue_operations_max: int,
         concurrent_batches_max: int,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._store = store
+        self._sizes = Histogram(
+            "purse_batch_operations",
+            "Operations written per database transaction by the batch writer",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=registry,
+        )
+        self._seconds = Histogram(
+            "purse_batch_write_seconds",
+            "Time to write one batch, from BEGIN to COMMIT",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+            registry=registry,
+        )
         self._batch_operations_max = batch_operations_max
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(queue_operations_max)
         self._slots = asyncio.Semaphore(concurrent_batches_max)
@@ -133,8 +147,10 @@ class BatchWriter:
 
     async def _write(self, items: list[_Pending]) -> None:
         leaders, followers = _leaders(items)
+        self._sizes.observe(len(leaders))
         try:
-            await self._apply_with_retries(leaders)
+            with self._seconds.time():
+                await self._apply_with_retries(leaders)
         except asyncpg.IntegrityConstraintViolationError as error:
             if len(leaders) == 1:
                 _resolve_failure(leaders, error)

@@ -12,7 +12,7 @@ coupon anyone may present. Certificates are bearer instruments of the business.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -20,10 +20,11 @@ from zoneinfo import ZoneInfo
 from purse.domain import checks
 from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID, Membership, PocketKind
 from purse.domain.engine import calculate
-from purse.domain.errors import FailedPrecondition, FieldViolation
+from purse.domain.errors import DomainError, FailedPrecondition, FieldViolation
 from purse.domain.identifiers import Identifier
 from purse.domain.localize import localized
 from purse.domain.pockets import spendable_lots
+from purse.domain.program import CompiledProgram
 from purse.domain.terminals import TerminalContext
 from purse.service.identification import IdentificationService
 from purse.service.programs import Programs
@@ -83,20 +84,67 @@ class CheckCalculation:
         membership = None
         if request.identifier is not None:
             membership = await self._identification.identify(terminal, request.identifier)
-        uncategorised = sorted(
-            {line.product_code for line in request.check.lines if not line.goods_category_code}
-        )
-        inputs = await self._inputs.inputs(
-            terminal.business_id,
-            terminal.program_id,
-            None if membership is None else membership.customer_id,
-            request.coupon_codes,
-            request.certificate_codes,
-            uncategorised,
-        )
+        inputs = await self._inputs_of(terminal, [request], [membership])
         program = await self._programs.compiled(
             terminal.business_id, terminal.program_id, terminal.currency, inputs.rules_version
         )
+        return self.prepared(terminal, request, membership, inputs, program)
+
+    async def calculate_many(
+        self, terminal: TerminalContext, requests: Sequence[CalculationRequest]
+    ) -> list[Calculation | DomainError]:
+        """Many checks with their reads done together: one query for the members known by
+        phone, one for every other input; each check fails or succeeds on its own."""
+        memberships = await self._identification.identify_many(
+            terminal, [request.identifier for request in requests]
+        )
+        known = [None if isinstance(m, DomainError) else m for m in memberships]
+        inputs = await self._inputs_of(terminal, requests, known)
+        program = await self._programs.compiled(
+            terminal.business_id, terminal.program_id, terminal.currency, inputs.rules_version
+        )
+        results: list[Calculation | DomainError] = []
+        for request, membership in zip(requests, memberships, strict=True):
+            if isinstance(membership, DomainError):
+                results.append(membership)
+                continue
+            try:
+                results.append(self.prepared(terminal, request, membership, inputs, program))
+            except DomainError as refusal:
+                results.append(refusal)
+        return results
+
+    async def _inputs_of(
+        self,
+        terminal: TerminalContext,
+        requests: Sequence[CalculationRequest],
+        memberships: Sequence[Membership | None],
+    ) -> CalculationInputs:
+        return await self._inputs.inputs(
+            terminal.business_id,
+            terminal.program_id,
+            sorted({m.customer_id for m in memberships if m is not None}),
+            sorted({code for request in requests for code in request.coupon_codes}),
+            sorted({code for request in requests for code in request.certificate_codes}),
+            sorted(
+                {
+                    line.product_code
+                    for request in requests
+                    for line in request.check.lines
+                    if not line.goods_category_code
+                }
+            ),
+        )
+
+    def prepared(
+        self,
+        terminal: TerminalContext,
+        request: CalculationRequest,
+        membership: Membership | None,
+        inputs: CalculationInputs,
+        program: CompiledProgram,
+    ) -> Calculation:
+        """The receipt from inputs already read (synchronous: the pure engine)."""
         moment = _local_moment(terminal.time_zone, request.sale_time, self._clock())
         customer, coupon_ids, certificate_ids = _customer(request, membership, inputs, moment)
         check = _categorised(request.check, inputs.goods_categories)
@@ -187,7 +235,10 @@ def _customer(
         points_lots=spendable_lots(
             points.balance,
             points.held,
-            ((lot.lot_id, lot.remaining, lot.expires_at) for lot in inputs.lots),
+            (
+                (lot.lot_id, lot.remaining, lot.expires_at)
+                for lot in inputs.lots(membership.customer_id)
+            ),
             moment,
         ),
         accounts=_accounts(membership, inputs),

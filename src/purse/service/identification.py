@@ -9,14 +9,16 @@ membership says so; refusing transactions is the transaction's business.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from purse.domain import credentials, identifiers
 from purse.domain.customers import AccessType, CustomerMatch, Membership, Questionnaire
 from purse.domain.errors import (
     AlreadyExists,
+    DomainError,
     FailedPrecondition,
     NotFound,
     PermissionDenied,
@@ -84,6 +86,48 @@ class IdentificationService:
             return await self._by_customer(terminal, customer_id)
         assert kind is IdentifierKind.STEWARD_CODE
         return await self._by_steward_code(terminal, identifiers.normalize_steward_code(raw, path))
+
+    async def identify_many(
+        self, terminal: TerminalContext, wanted: Sequence[Identifier | None]
+    ) -> list[Membership | DomainError | None]:
+        """Each identifier's membership (None for none) or refusal; members known by phone
+        are read in one query, everyone else as `identify` does."""
+        phones: dict[int, str] = {}
+        results: list[Membership | DomainError | None] = [None] * len(wanted)
+        for index, identifier in enumerate(wanted):
+            if identifier is None or identifier.kind is not IdentifierKind.PHONE:
+                continue
+            try:
+                phones[index] = identifiers.normalize_phone(
+                    identifier.value, terminal.phone_prefix, "identifier.phone"
+                )
+            except DomainError as refusal:
+                results[index] = refusal
+        known = await self._customers.memberships_by_phones(
+            terminal.business_id, sorted(set(phones.values()))
+        )
+        for index, phone in phones.items():
+            results[index] = known.get(phone)
+        rest = [
+            index
+            for index, identifier in enumerate(wanted)
+            if identifier is not None and results[index] is None
+        ]
+        found = await asyncio.gather(
+            *(self._identify_or_refusal(terminal, wanted[i]) for i in rest)
+        )
+        for index, membership in zip(rest, found, strict=True):
+            results[index] = membership
+        return results
+
+    async def _identify_or_refusal(
+        self, terminal: TerminalContext, identifier: Identifier | None
+    ) -> Membership | DomainError:
+        assert identifier is not None
+        try:
+            return await self.identify(terminal, identifier)
+        except DomainError as refusal:
+            return refusal
 
     async def _by_phone(self, terminal: TerminalContext, phone: str) -> Membership:
         found = await self._customers.membership_by_phone(terminal.business_id, phone)

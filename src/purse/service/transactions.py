@@ -12,11 +12,12 @@ them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from purse.domain.checks import Receipt
 from purse.domain.customers import Membership, Pocket
 from purse.domain.errors import (
     AlreadyExists,
+    DomainError,
     FailedPrecondition,
     FieldViolation,
     NotFound,
@@ -141,6 +143,64 @@ class TransactionService:
         except FailedPrecondition as refusal:
             await self._store_refusal(terminal, request, refusal, queue_seconds)
             raise
+        return await self._apply(terminal, request, calculation, queue_seconds)
+
+    async def process_many(
+        self, terminal: TerminalContext, requests: Sequence[ProcessRequest]
+    ) -> list[Answer | DomainError]:
+        """Each request's answer or refusal, as `process` gives it; stored answers and the
+        inputs of every check are read together, and the writes share batches."""
+        results: list[Answer | DomainError | None] = [None] * len(requests)
+        valid: list[int] = []
+        for index, request in enumerate(requests):
+            try:
+                validate_key(request.check_number, f"checks[{index}].check_number")
+                valid.append(index)
+            except DomainError as refusal:
+                results[index] = refusal
+        existing = await self._transactions.by_check_numbers(
+            terminal.business_id, terminal.terminal_id, [requests[i].check_number for i in valid]
+        )
+        fresh = [i for i in valid if requests[i].check_number not in existing]
+        for index in valid:
+            record = existing.get(requests[index].check_number)
+            if record is not None:
+                results[index] = await _answer_or_refusal(
+                    self._stored(terminal, record, requests[index].request_digest)
+                )
+        calculations = await self._calculation.calculate_many(
+            terminal, [requests[i].calculation for i in fresh]
+        )
+        answers = await asyncio.gather(
+            *(
+                _answer_or_refusal(self._after_calculation(terminal, requests[i], calculation))
+                for i, calculation in zip(fresh, calculations, strict=True)
+            )
+        )
+        for index, answer in zip(fresh, answers, strict=True):
+            results[index] = answer
+        return [result for result in results if result is not None]
+
+    async def _after_calculation(
+        self,
+        terminal: TerminalContext,
+        request: ProcessRequest,
+        calculation: Calculation | DomainError,
+    ) -> Answer:
+        if isinstance(calculation, FailedPrecondition):
+            await self._store_refusal(terminal, request, calculation, None)
+        if isinstance(calculation, DomainError):
+            raise calculation
+        return await self._apply(terminal, request, calculation, None)
+
+    async def _apply(
+        self,
+        terminal: TerminalContext,
+        request: ProcessRequest,
+        calculation: Calculation,
+        queue_seconds: float | None,
+    ) -> Answer:
+        """Hand the sale to the writer and answer once its batch has committed."""
         sale, pin = self._sale(terminal, request, calculation)
         outcome = await self._writer.submit(terminal.business_id, sale, queue_seconds)
         if outcome.existing:
@@ -502,6 +562,13 @@ def _plan(
 ) -> RefundPlan:
     quantities = {int(position): quantity for position, quantity in document["quantities"].items()}
     return plan_refund(receipt_from_document(document["receipt"]), quantities, refunded, lines)
+
+
+async def _answer_or_refusal(answer: Awaitable[Answer]) -> Answer | DomainError:
+    try:
+        return await answer
+    except DomainError as refusal:
+        return refusal
 
 
 def _token(record: TransactionRecord) -> str:

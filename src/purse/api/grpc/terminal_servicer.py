@@ -7,11 +7,10 @@ the one table in `errors.py`.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC
 from typing import Any, TypeVar
 
@@ -40,7 +39,7 @@ from purse.domain.terminals import TerminalContext
 from purse.service.authentication import Authenticator
 from purse.service.calculation import CheckCalculation
 from purse.service.identification import IdentificationService
-from purse.service.transactions import Answer, ListFilter, TransactionService
+from purse.service.transactions import Answer, ListFilter, ProcessRequest, TransactionService
 from purse.store.postgres.catalogue import CatalogueStore
 from purse.v1 import common_pb2, terminal_service_pb2_grpc
 from purse.v1 import terminal_service_pb2 as pb
@@ -266,33 +265,39 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
                     context,
                     invalid("checks", f"at most {checks_per_stream_message_max} checks a message"),
                 )
-            results = await asyncio.gather(
-                *(self._one_of_many(terminal, check) for check in message.checks)
-            )
-            yield pb.ProcessChecksResponse(results=results)
+            yield pb.ProcessChecksResponse(results=await self._many(terminal, message.checks))
 
-    async def _one_of_many(
-        self, terminal: TerminalContext, request: pb.ProcessCheckRequest
-    ) -> pb.CheckResult:
-        """One check of a stream: its answer, or its refusal as the unary call would give."""
+    async def _many(
+        self, terminal: TerminalContext, checks: Sequence[pb.ProcessCheckRequest]
+    ) -> list[pb.CheckResult]:
+        """A stream message's checks, each answered as the unary call would answer it."""
+        requests: list[ProcessRequest | DomainError] = []
+        for check in checks:
+            try:
+                requests.append(process_request_from_proto(check))
+            except DomainError as refusal:
+                requests.append(refusal)
+        valid = [request for request in requests if not isinstance(request, DomainError)]
         try:
-            answer = await self._transactions.process(
-                terminal, process_request_from_proto(request), None
-            )
-            return pb.CheckResult(
-                check_number=request.check_number, processed=_process_response(answer)
-            )
-        except DomainError as refusal:
-            return pb.CheckResult(check_number=request.check_number, error=_check_error(refusal))
+            answers = iter(await self._transactions.process_many(terminal, valid))
         except DEPENDENCY_FAILURES as failure:
             status = unavailable_status(failure)
-        except Exception:
-            _logger.exception("unexpected failure processing a check of a stream")
-            status = internal_status()
-        return pb.CheckResult(
-            check_number=request.check_number,
-            error=pb.CheckError(code=status.code.value[0], message=status.details or ""),
-        )
+            error = pb.CheckError(code=status.code.value[0], message=status.details or "")
+            return [pb.CheckResult(check_number=c.check_number, error=error) for c in checks]
+        results = []
+        for check, request in zip(checks, requests, strict=True):
+            outcome = request if isinstance(request, DomainError) else next(answers)
+            if isinstance(outcome, DomainError):
+                results.append(
+                    pb.CheckResult(check_number=check.check_number, error=_check_error(outcome))
+                )
+            else:
+                results.append(
+                    pb.CheckResult(
+                        check_number=check.check_number, processed=_process_response(outcome)
+                    )
+                )
+        return results
 
     @terminal_call
     async def ConfirmTransaction(

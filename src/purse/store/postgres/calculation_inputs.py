@@ -18,11 +18,11 @@ _inputs_query = """
 SELECT
   (SELECT rules_version FROM loyalty_programs
     WHERE business_id = $1 AND program_id = $2) AS rules_version,
-  ARRAY(SELECT ROW(l.lot_id, l.remaining, l.expires_at)
+  ARRAY(SELECT ROW(p.customer_id, l.lot_id, l.remaining, l.expires_at)
           FROM points_lots l
           JOIN pockets p ON p.business_id = l.business_id AND p.pocket_id = l.pocket_id
-         WHERE l.business_id = $1 AND p.customer_id = $3 AND p.account_type_id = 0
-           AND l.remaining > 0
+         WHERE l.business_id = $1 AND p.customer_id = ANY($3::bigint[])
+           AND p.account_type_id = 0 AND l.remaining > 0
          ORDER BY l.expires_at, l.lot_id) AS lots,
   ARRAY(SELECT ROW(t.account_type_id, t.kind, t.product_codes,
                    t.redemption_limit_without_pin, t.purchases_per_reward)
@@ -89,11 +89,14 @@ class CalculationInputs:
     """Rows as stored; the service turns them into the engine's types."""
 
     rules_version: int | None
-    lots: tuple[LotRow, ...]
+    lots_by_customer: dict[int, tuple[LotRow, ...]]
     account_types: dict[int, AccountTypeRow]
     coupons: dict[str, CouponRow]
     certificates: dict[str, CertificateRow]
     goods_categories: dict[str, str]
+
+    def lots(self, customer_id: int) -> tuple[LotRow, ...]:
+        return self.lots_by_customer.get(customer_id, ())
 
 
 class CalculationInputStore:
@@ -106,16 +109,17 @@ class CalculationInputStore:
         self,
         business_id: int,
         program_id: int,
-        customer_id: int | None,
+        customer_ids: Sequence[int],
         coupon_codes: Sequence[str],
         certificate_codes: Sequence[str],
         uncategorised_product_codes: Sequence[str],
     ) -> CalculationInputs:
+        """The inputs of one check, or of many at once (a stream message)."""
         row = await self._pool.fetchrow(
             _inputs_query,
             business_id,
             program_id,
-            customer_id,
+            list(customer_ids),
             list(coupon_codes),
             list(certificate_codes),
             list(uncategorised_product_codes),
@@ -123,7 +127,7 @@ class CalculationInputStore:
         assert row is not None
         return CalculationInputs(
             rules_version=row["rules_version"],
-            lots=tuple(LotRow(*values) for values in row["lots"]),
+            lots_by_customer=_lots_by_customer(row["lots"]),
             account_types={
                 values[0]: AccountTypeRow(
                     values[0], values[1], tuple(values[2]), values[3], values[4]
@@ -134,6 +138,13 @@ class CalculationInputStore:
             certificates={values[1]: CertificateRow(*values) for values in row["certificates"]},
             goods_categories=dict(row["goods_categories"]),
         )
+
+
+def _lots_by_customer(rows: Sequence[Any]) -> dict[int, tuple[LotRow, ...]]:
+    lots: dict[int, list[LotRow]] = {}
+    for customer_id, *values in rows:
+        lots.setdefault(customer_id, []).append(LotRow(*values))
+    return {customer_id: tuple(found) for customer_id, found in lots.items()}
 
 
 def _coupon(values: Sequence[Any]) -> CouponRow:

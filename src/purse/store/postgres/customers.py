@@ -136,6 +136,17 @@ class CustomerStore:
         )
         return None if row is None else _membership(row)
 
+    async def memberships_by_phones(
+        self, business_id: int, phones: Sequence[str]
+    ) -> dict[str, Membership]:
+        """The members among `phones`, by phone, in one query."""
+        rows = await self._pool.fetch(
+            _membership_select + " WHERE m.business_id = $1 AND c.phone = ANY($2::text[])",
+            business_id,
+            list(phones),
+        )
+        return {row["phone"]: _membership(row) for row in rows}
+
     async def membership_by_identifier(
         self, business_id: int, kind: IdentifierKind, value: str
     ) -> Membership | None:

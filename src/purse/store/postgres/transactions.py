@@ -4,6 +4,7 @@ pagination, and the pending ones whose hold has run out. Always scoped by busine
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -86,6 +87,19 @@ class TransactionStore:
             check_number,
         )
         return None if row is None else record_from_row(row)
+
+    async def by_check_numbers(
+        self, business_id: int, terminal_id: int, check_numbers: Sequence[str]
+    ) -> dict[str, TransactionRecord]:
+        """The transactions of a terminal among `check_numbers`, by check number."""
+        rows = await self._pool.fetch(
+            _select + " WHERE t.business_id = $1 AND t.terminal_id = $2"
+            "   AND t.check_number = ANY($3::text[])",
+            business_id,
+            terminal_id,
+            list(check_numbers),
+        )
+        return {row["check_number"]: record_from_row(row) for row in rows}
 
     async def page(
         self,
