@@ -36,6 +36,7 @@ from purse.service.calculation import CheckCalculation
 from purse.service.identification import IdentificationService
 from purse.service.programs import Programs
 from purse.service.transactions import TransactionService
+from purse.service.unary_processing import UnaryProcessing
 from purse.store.embedded import EmbeddedPostgres, EmbeddedRedis
 from purse.store.postgres import database
 from purse.store.postgres.administrators import AdministratorStore
@@ -129,6 +130,7 @@ class Application:
         self.grpc_port = 0
         self.writer: BatchWriter | None = None
         self.transactions: TransactionService | None = None
+        self.unary: UnaryProcessing | None = None
         self._background: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 
@@ -177,8 +179,9 @@ class Application:
         )
         address = f"{settings.grpc_host}:{settings.grpc_port}"
         self.grpc_port = self.server.add_insecure_port(address)
-        assert self.writer is not None
+        assert self.writer is not None and self.unary is not None
         self.writer.start()
+        self.unary.start()
         await self.server.start()
         self._background.append(asyncio.get_running_loop().create_task(self._sweep_holds()))
         if settings.notify_enabled:
@@ -237,9 +240,16 @@ class Application:
             hold_seconds=settings.hold_seconds,
             refunds=RefundStore(pool),
         )
-        return TerminalServicer(
-            authenticator, identification, CatalogueStore(pool), calculation, self.transactions
+        self.unary = UnaryProcessing(
+            self.transactions,
+            settings.process_group_checks_max,
+            settings.batch_queue_operations_max,
+            settings.process_groups_concurrent_max,
         )
+        return TerminalServicer(
+            authenticator, identification, CatalogueStore(pool), calculation, self.transactions,
+            self.unary,
+        )  # fmt: skip
 
     def _grpc_server(self) -> grpc.aio.Server:
         settings = self.settings
@@ -314,6 +324,8 @@ class Application:
         await self.health.enter_graceful_shutdown()
         if self.server is not None:
             await self.server.stop(self.settings.shutdown_grace_seconds)
+        if self.unary is not None:
+            await self.unary.close()
         if self.writer is not None:
             await self.writer.close()
         if self._background:

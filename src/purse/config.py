@@ -63,6 +63,9 @@ class Settings:
     batch_operations_max: int = 500
     batch_queue_operations_max: int = 20_000
     batch_concurrent_max: int = 2
+    # Unary ProcessCheck calls arriving together share their reads, up to this many.
+    process_group_checks_max: int = 200
+    process_groups_concurrent_max: int = 4
     # Pending transactions: how long a hold waits for its PIN, and the sweeper's period.
     hold_seconds: int = 600
     hold_sweep_interval_seconds: float = 5.0

@@ -1,13 +1,11 @@
 """Group commit: operations from all concurrent calls, written a batch at a time.
 
 Callers hand an operation over and await its own outcome; the outcome arrives only after
-the batch that carried it has committed. Batching adapts to load instead of waiting a
-fixed time: when a flush slot is free the writer flushes whatever has queued at once
-(no added latency when idle), and while `concurrent_batches_max` flushes are in
-flight, new operations queue and leave together in the next batch (up to
-`batch_operations_max`). The queue is bounded; a caller who cannot enqueue before its
-deadline is refused with Overloaded (RESOURCE_EXHAUSTED). `close()` stops taking new
-operations and writes every one already accepted.
+the batch that carried it has committed. Batching adapts to load (`coalescing.Coalescer`)
+instead of waiting a fixed time: no added latency when idle, larger batches while
+`concurrent_batches_max` flushes are in flight. The queue is bounded; a caller who cannot
+enqueue before its deadline is refused with Overloaded (RESOURCE_EXHAUSTED). `close()`
+stops taking new operations and writes every one already accepted.
 
 Within a batch, operations of one business go in one database transaction; two sales
 with the same idempotency key share the first one's outcome. A batch that fails on a
@@ -26,7 +24,7 @@ from dataclasses import dataclass, field, replace
 import asyncpg
 from prometheus_client import CollectorRegistry, Histogram
 
-from purse.domain.errors import Overloaded
+from purse.service.coalescing import Coalescer
 from purse.store.postgres.batches import BatchStore, Outcome, Sale, Transition
 
 _logger = logging.getLogger(__name__)
@@ -54,6 +52,9 @@ class BatchWriter:
         registry: CollectorRegistry | None = None,
     ) -> None:
         self._store = store
+        self._coalescer: Coalescer[_Pending] = Coalescer(
+            self._flush, batch_operations_max, queue_operations_max, concurrent_batches_max
+        )
         self._sizes = Histogram(
             "purse_batch_operations",
             "Operations written per database transaction by the batch writer",
@@ -66,84 +67,29 @@ class BatchWriter:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
             registry=registry,
         )
-        self._batch_operations_max = batch_operations_max
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(queue_operations_max)
-        self._slots = asyncio.Semaphore(concurrent_batches_max)
-        self._flushes: set[asyncio.Task[None]] = set()
-        self._runner: asyncio.Task[None] | None = None
-        self._closing = False
-        self.batches_written = 0
-        self.operations_written = 0
 
     def start(self) -> None:
-        self._runner = asyncio.get_running_loop().create_task(self._run())
+        self._coalescer.start()
 
     async def close(self) -> None:
         """Take nothing new; write everything accepted; return when it is committed."""
-        if self._runner is None or self._closing:
-            return
-        self._closing = True
-        await self._queue.put(None)
-        await self._runner
-        if self._flushes:
-            await asyncio.gather(*self._flushes, return_exceptions=True)
+        await self._coalescer.close()
 
     async def submit(
         self, business_id: int, operation: Sale | Transition, timeout_seconds: float | None
     ) -> Outcome:
         """The operation's outcome once its batch has committed."""
-        if self._closing or self._runner is None:
-            raise Overloaded(
-                "the server is shutting down; retry on another", reason="SHUTTING_DOWN"
-            )
         pending = _Pending(business_id, operation)
-        try:
-            await asyncio.wait_for(self._queue.put(pending), timeout_seconds)
-        except TimeoutError as error:
-            raise Overloaded(
-                "the write queue stayed full until the deadline", reason="WRITE_QUEUE_FULL"
-            ) from error
+        await self._coalescer.put(pending, timeout_seconds)
         # The outcome is awaited without a deadline of ours: once accepted, the operation
         # is written; a caller that gives up can retry and get the stored answer.
         return await asyncio.shield(pending.future)
-
-    async def _run(self) -> None:
-        while True:
-            first = await self._queue.get()
-            if first is None:
-                return
-            batch = [first, *self._drain(self._batch_operations_max - 1)]
-            await self._slots.acquire()
-            batch += self._drain(self._batch_operations_max - len(batch))
-            stop = any(item is None for item in batch)
-            task = asyncio.get_running_loop().create_task(
-                self._flush([item for item in batch if item is not None])
-            )
-            self._flushes.add(task)
-            task.add_done_callback(self._flushed)
-            if stop:
-                return
-
-    def _drain(self, limit: int) -> list[_Pending | None]:
-        items: list[_Pending | None] = []
-        while len(items) < limit and not self._queue.empty():
-            item = self._queue.get_nowait()
-            items.append(item)
-            if item is None:
-                break
-        return items
-
-    def _flushed(self, task: asyncio.Task[None]) -> None:
-        self._flushes.discard(task)
-        self._slots.release()
 
     async def _flush(self, batch: list[_Pending]) -> None:
         by_business: dict[int, list[_Pending]] = defaultdict(list)
         for item in batch:
             by_business[item.business_id].append(item)
         await asyncio.gather(*(self._write(items) for items in by_business.values()))
-        self.batches_written += 1
-        self.operations_written += len(batch)
 
     async def _write(self, items: list[_Pending]) -> None:
         leaders, followers = _leaders(items)

@@ -40,6 +40,7 @@ from purse.service.authentication import Authenticator
 from purse.service.calculation import CheckCalculation
 from purse.service.identification import IdentificationService
 from purse.service.transactions import Answer, ListFilter, ProcessRequest, TransactionService
+from purse.service.unary_processing import UnaryProcessing
 from purse.store.postgres.catalogue import CatalogueStore
 from purse.v1 import common_pb2, terminal_service_pb2_grpc
 from purse.v1 import terminal_service_pb2 as pb
@@ -125,12 +126,14 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         catalogue: CatalogueStore,
         calculation: CheckCalculation,
         transactions: TransactionService,
+        unary: UnaryProcessing,
     ) -> None:
         self.authenticator = authenticator
         self._identification = identification
         self._catalogue = catalogue
         self._calculation = calculation
         self._transactions = transactions
+        self._unary = unary
 
     @public_call
     async def SignIn(self, request: pb.SignInRequest, context: Context) -> pb.SignInResponse:
@@ -246,7 +249,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
     async def ProcessCheck(
         self, request: pb.ProcessCheckRequest, context: Context, terminal: TerminalContext
     ) -> pb.ProcessCheckResponse:
-        answer = await self._transactions.process(
+        answer = await self._unary.process(
             terminal, process_request_from_proto(request), context.time_remaining()
         )
         return _process_response(answer)
