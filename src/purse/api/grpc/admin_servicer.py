@@ -2,41 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-import grpc
-
 from purse.api.grpc.programs import program_from_proto, program_to_proto
-from purse.api.grpc.terminal_servicer import Context, abort_for, bearer_credential
+from purse.api.grpc.terminal_servicer import Context, authenticated_call
 from purse.domain.terminals import AdministratorContext
 from purse.service.authentication import AdministratorAuthenticator
 from purse.service.programs import Programs
 from purse.v1 import admin_service_pb2 as pb
 from purse.v1 import admin_service_pb2_grpc
-
-Request = TypeVar("Request")
-Response = TypeVar("Response")
-
-
-def administrator_call(
-    method: Callable[[Any, Request, Context, AdministratorContext], Awaitable[Response]],
-) -> Callable[[Any, Request, Context], Awaitable[Response]]:
-    """Authentication and error mapping around an administrator's method."""
-
-    @functools.wraps(method)
-    async def wrapper(self: AdminServicer, request: Request, context: Context) -> Response:
-        try:
-            administrator = await self.authenticator.authenticate(bearer_credential(context))
-            return await method(self, request, context, administrator)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as failure:
-            await abort_for(context, failure)
-            raise AssertionError("abort returned") from failure
-
-    return wrapper
 
 
 class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
@@ -46,7 +18,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self.authenticator = authenticator
         self._programs = programs
 
-    @administrator_call
+    @authenticated_call
     async def GetProgramRules(
         self,
         request: pb.GetProgramRulesRequest,
@@ -58,7 +30,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         )
         return pb.GetProgramRulesResponse(rules=program_to_proto(program), rules_version=version)
 
-    @administrator_call
+    @authenticated_call
     async def SetProgramRules(
         self,
         request: pb.SetProgramRulesRequest,

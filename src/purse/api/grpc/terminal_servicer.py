@@ -1,6 +1,6 @@
 """TerminalService: authenticates each call, maps the request, calls the use case.
 
-Each method is wrapped by `terminal_call`, which resolves the terminal from the
+Each method is wrapped by `authenticated_call`, which resolves the terminal from the
 `authorization` metadata, runs the method, and turns refusals into rich statuses through
 the one table in `errors.py`.
 """
@@ -97,16 +97,20 @@ def public_call(
     return wrapper
 
 
-def terminal_call(
-    method: Callable[[Any, Request, Context, TerminalContext], Awaitable[Response]],
+Caller = TypeVar("Caller")
+
+
+def authenticated_call(
+    method: Callable[[Any, Request, Context, Caller], Awaitable[Response]],
 ) -> Callable[[Any, Request, Context], Awaitable[Response]]:
-    """Authentication and error mapping around a terminal method."""
+    """Authentication and error mapping around a servicer method: the servicer's
+    `authenticator` turns the bearer credential into the caller the method receives."""
 
     @functools.wraps(method)
-    async def wrapper(self: TerminalServicer, request: Request, context: Context) -> Response:
+    async def wrapper(self: Any, request: Request, context: Context) -> Response:
         try:
-            terminal = await self.authenticator.authenticate(bearer_credential(context))
-            return await method(self, request, context, terminal)
+            caller = await self.authenticator.authenticate(bearer_credential(context))
+            return await method(self, request, context, caller)
         except grpc.aio.AbortError:
             raise
         except Exception as failure:
@@ -146,14 +150,14 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             terminal=mapping.terminal_to_proto(terminal),
         )
 
-    @terminal_call
+    @authenticated_call
     async def GetTerminalSettings(
         self, request: pb.GetTerminalSettingsRequest, context: Context, terminal: TerminalContext
     ) -> pb.GetTerminalSettingsResponse:
         catalogue = await self._catalogue.catalogue(terminal.business_id)
         return _settings_to_proto(terminal, catalogue)
 
-    @terminal_call
+    @authenticated_call
     async def IdentifyCustomer(
         self, request: pb.IdentifyCustomerRequest, context: Context, terminal: TerminalContext
     ) -> pb.IdentifyCustomerResponse:
@@ -161,7 +165,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         membership = await self._identification.identify(terminal, identifier)
         return pb.IdentifyCustomerResponse(membership=mapping.membership_to_proto(membership))
 
-    @terminal_call
+    @authenticated_call
     async def CalculateCheck(
         self, request: pb.CalculateCheckRequest, context: Context, terminal: TerminalContext
     ) -> pb.CalculateCheckResponse:
@@ -173,7 +177,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             response.membership.CopyFrom(mapping.membership_to_proto(calculation.membership))
         return response
 
-    @terminal_call
+    @authenticated_call
     async def IssueStewardCode(
         self, request: pb.IssueStewardCodeRequest, context: Context, terminal: TerminalContext
     ) -> pb.IssueStewardCodeResponse:
@@ -181,7 +185,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         code, expires_at = await self._identification.issue_steward_code(terminal, identifier)
         return pb.IssueStewardCodeResponse(code=code, expire_time=mapping.timestamp(expires_at))
 
-    @terminal_call
+    @authenticated_call
     async def SearchCustomers(
         self, request: pb.SearchCustomersRequest, context: Context, terminal: TerminalContext
     ) -> pb.SearchCustomersResponse:
@@ -196,7 +200,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             customers=[mapping.match_to_proto(match) for match in matches]
         )
 
-    @terminal_call
+    @authenticated_call
     async def RegisterCustomer(
         self, request: pb.RegisterCustomerRequest, context: Context, terminal: TerminalContext
     ) -> pb.RegisterCustomerResponse:
@@ -214,7 +218,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             identifiers=[mapping.stored_identifier_to_proto(item) for item in match.identifiers],
         )
 
-    @terminal_call
+    @authenticated_call
     async def AddCustomerIdentifier(
         self, request: pb.AddCustomerIdentifierRequest, context: Context, terminal: TerminalContext
     ) -> pb.AddCustomerIdentifierResponse:
@@ -228,7 +232,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             identifiers=[mapping.stored_identifier_to_proto(item) for item in match.identifiers]
         )
 
-    @terminal_call
+    @authenticated_call
     async def RemoveCustomerIdentifier(
         self,
         request: pb.RemoveCustomerIdentifierRequest,
@@ -245,7 +249,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             identifiers=[mapping.stored_identifier_to_proto(item) for item in match.identifiers]
         )
 
-    @terminal_call
+    @authenticated_call
     async def ProcessCheck(
         self, request: pb.ProcessCheckRequest, context: Context, terminal: TerminalContext
     ) -> pb.ProcessCheckResponse:
@@ -302,7 +306,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
                 )
         return results
 
-    @terminal_call
+    @authenticated_call
     async def ConfirmTransaction(
         self, request: pb.ConfirmTransactionRequest, context: Context, terminal: TerminalContext
     ) -> pb.ConfirmTransactionResponse:
@@ -314,14 +318,14 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             response.membership.CopyFrom(mapping.membership_to_proto(answer.membership))
         return response
 
-    @terminal_call
+    @authenticated_call
     async def ResendCode(
         self, request: pb.ResendCodeRequest, context: Context, terminal: TerminalContext
     ) -> pb.ResendCodeResponse:
         next_time = await self._transactions.resend(terminal, request.transaction_id)
         return pb.ResendCodeResponse(next_resend_time=mapping.timestamp(next_time))
 
-    @terminal_call
+    @authenticated_call
     async def CancelTransaction(
         self, request: pb.CancelTransactionRequest, context: Context, terminal: TerminalContext
     ) -> pb.CancelTransactionResponse:
@@ -330,7 +334,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         )
         return pb.CancelTransactionResponse(transaction=transaction_to_proto(answer.record))
 
-    @terminal_call
+    @authenticated_call
     async def RefundTransaction(
         self, request: pb.RefundTransactionRequest, context: Context, terminal: TerminalContext
     ) -> pb.RefundTransactionResponse:
@@ -345,7 +349,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             refund=refund_to_proto(refund), transaction=transaction_to_proto(record)
         )
 
-    @terminal_call
+    @authenticated_call
     async def GetTransaction(
         self, request: pb.GetTransactionRequest, context: Context, terminal: TerminalContext
     ) -> pb.GetTransactionResponse:
@@ -358,7 +362,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             raise invalid("key", "give a transaction_id or a check_number")
         return pb.GetTransactionResponse(transaction=transaction_to_proto(record))
 
-    @terminal_call
+    @authenticated_call
     async def ListTransactions(
         self, request: pb.ListTransactionsRequest, context: Context, terminal: TerminalContext
     ) -> pb.ListTransactionsResponse:
