@@ -305,13 +305,15 @@ class Application:
                 await provider.aclose()
 
     async def _sweep_holds(self) -> None:
-        """Void the holds of pending transactions whose PIN did not come in time."""
+        """Void the holds of pending transactions whose PIN did not come in time, and write
+        off special points past their expiry."""
         assert self.transactions is not None
         while not self._stopping.is_set():
             try:
                 await self.transactions.expire_overdue()
+                await self.transactions.write_off_expired_lots()
             except Exception:
-                _logger.exception("sweeping overdue holds failed; trying again later")
+                _logger.exception("sweeping holds and expired points failed; trying again later")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._stopping.wait(), self.settings.hold_sweep_interval_seconds

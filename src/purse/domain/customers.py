@@ -44,6 +44,8 @@ class Pocket:
 
     @property
     def available(self) -> int:
+        """Spendable now. Expired special points leave the balance when the sweeper writes
+        them off; until then the engine already refuses to spend them."""
         return max(self.balance - self.held, 0)
 
 

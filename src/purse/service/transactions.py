@@ -63,6 +63,7 @@ _logger = logging.getLogger(__name__)
 check_number_characters_max = 64
 list_page_size_default = 50
 overdue_holds_per_sweep_max = 500
+expired_lots_per_sweep_max = 5_000
 
 # (language) -> the PIN message template, with the placeholder {pin}
 PinText = Callable[[str], str]
@@ -437,6 +438,10 @@ class TransactionService:
         answer = await self._finish(terminal, record, TransactionStatus.CANCELLED, queue_seconds)
         await self._pins.forget(terminal.business_id, transaction_id)
         return answer
+
+    async def write_off_expired_lots(self) -> int:
+        """Expired special points leave the balance, with an `expire` ledger entry."""
+        return await self._transactions.write_off_expired_lots(expired_lots_per_sweep_max)
 
     async def expire_overdue(self) -> int:
         """Void the holds of pending transactions past their deadline; returns how many."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -42,7 +43,13 @@ SELECT m.customer_id, c.phone, c.given_name, c.family_name, c.language,
              ON a.business_id = p.business_id AND a.account_type_id = p.account_type_id
           WHERE p.business_id = m.business_id AND p.customer_id = m.customer_id
           ORDER BY p.account_type_id
-       ) AS pockets
+       ) AS pockets,
+       (SELECT ROW(coalesce(sum(l.remaining), 0), min(l.expires_at))
+          FROM points_lots l
+          JOIN pockets p ON p.business_id = l.business_id AND p.pocket_id = l.pocket_id
+         WHERE p.business_id = m.business_id AND p.customer_id = m.customer_id
+           AND p.account_type_id = 0 AND l.remaining > 0 AND l.expires_at > now()
+       ) AS expiring
   FROM memberships m
   JOIN customers c ON c.customer_id = m.customer_id
   JOIN customer_categories cat
@@ -94,6 +101,17 @@ def _pocket(values: Sequence[Any], language: str) -> Pocket:
     )
 
 
+def _with_expiring(pockets: tuple[Pocket, ...], expiring: Sequence[Any]) -> tuple[Pocket, ...]:
+    """The points pocket with its live special points: how many, and the soonest expiry."""
+    amount, soonest = expiring
+    return tuple(
+        replace(pocket, expiring=int(amount), next_expiry=soonest)
+        if pocket.account_type_id == POINTS_ACCOUNT_TYPE_ID and amount
+        else pocket
+        for pocket in pockets
+    )
+
+
 def _membership(row: asyncpg.Record, newly_enrolled: bool = False) -> Membership:
     language = row["language"]
     return Membership(
@@ -104,7 +122,9 @@ def _membership(row: asyncpg.Record, newly_enrolled: bool = False) -> Membership
         access_type=AccessType(row["access_type"]),
         participation_confirmed=row["participation_confirmed"],
         newly_enrolled=newly_enrolled,
-        pockets=tuple(_pocket(values, language) for values in row["pockets"]),
+        pockets=_with_expiring(
+            tuple(_pocket(values, language) for values in row["pockets"]), row["expiring"]
+        ),
         sales_count=row["sales_count"],
         sales_sum_minor_units=row["sales_sum_minor_units"],
         last_visit=row["last_visit_at"],

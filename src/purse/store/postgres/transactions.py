@@ -26,6 +26,38 @@ SELECT t.*,
 """
 
 
+_write_off_expired = """
+WITH due AS (
+  SELECT l.business_id, l.lot_id, l.pocket_id, l.remaining
+    FROM points_lots l
+   WHERE l.remaining > 0 AND l.expires_at <= now()
+   ORDER BY l.business_id, l.pocket_id, l.lot_id
+   LIMIT $1
+     FOR UPDATE SKIP LOCKED
+), per_pocket AS (
+  SELECT business_id, pocket_id, sum(remaining) AS remaining FROM due
+   GROUP BY business_id, pocket_id
+), pockets_locked AS (
+  SELECT p.business_id, p.pocket_id,
+         least(d.remaining, greatest(p.balance - p.held, 0)) AS amount
+    FROM pockets p JOIN per_pocket d USING (business_id, pocket_id)
+   ORDER BY p.business_id, p.pocket_id
+     FOR UPDATE OF p
+), lots AS (
+  UPDATE points_lots l SET remaining = 0
+    FROM due WHERE l.business_id = due.business_id AND l.lot_id = due.lot_id
+), moved AS (
+  UPDATE pockets p SET balance = p.balance - k.amount, updated_at = now()
+    FROM pockets_locked k
+   WHERE p.business_id = k.business_id AND p.pocket_id = k.pocket_id AND k.amount > 0
+), entries AS (
+  INSERT INTO ledger_entries (business_id, pocket_id, kind, amount)
+  SELECT business_id, pocket_id, 'expire', -amount FROM pockets_locked WHERE amount > 0
+)
+SELECT count(*) FROM due
+"""
+
+
 def record_from_row(row: asyncpg.Record) -> TransactionRecord:
     document: dict[str, Any] = row["receipt"]
     stored = document.get("receipt")
@@ -161,3 +193,12 @@ class TransactionStore:
             message.body,
             message.sealed_secret,
         )
+
+    async def write_off_expired_lots(self, limit: int) -> int:
+        """Write off special points whose lots have expired: the pocket's balance falls by
+        what is left of each lot, with an `expire` ledger entry, but never into what pending
+        transactions hold (points held past their expiry are posted or, if the hold is
+        released, kept: a customer never loses points to a race with the sweeper). Lots
+        another process is working on are skipped; returns the lots written off."""
+        written: int = await self._pool.fetchval(_write_off_expired, limit)
+        return written
