@@ -237,7 +237,7 @@ class Application:
             ),
             pin_seal_key=credentials.derive_key(secret, pin_key_purpose),
             pin_text=texts.pin_text,
-            hold_seconds=settings.hold_seconds,
+            programs=programs,
             refunds=RefundStore(pool),
         )
         self.unary = UnaryProcessing(

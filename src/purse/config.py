@@ -66,8 +66,7 @@ class Settings:
     # Unary ProcessCheck calls arriving together share their reads, up to this many.
     process_group_checks_max: int = 200
     process_groups_concurrent_max: int = 4
-    # Pending transactions: how long a hold waits for its PIN, and the sweeper's period.
-    hold_seconds: int = 600
+    # How often holds past their program's deadline and expired points are swept.
     hold_sweep_interval_seconds: float = 5.0
     pin_sends_max: int = 3
     pin_send_window_seconds: int = 600

@@ -187,6 +187,8 @@ async def test_rules_set_through_the_admin_service_apply_to_the_next_check(
     assert stored.rules_version == second
     assert [rule.value for rule in stored.rules.rules] == [1000]
     assert stored.rules.point_value_minor_units_per_point == 100
+    assert stored.rules.hold_seconds == 600
+    assert stored.rules.cancel_completed_sales
 
 
 async def test_invalid_rules_are_refused_with_field_paths_and_change_nothing(

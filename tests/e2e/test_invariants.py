@@ -208,10 +208,10 @@ async def test_resending_a_pin_is_rate_limited_per_phone(
 async def test_holds_past_their_deadline_are_released_by_the_sweeper(
     infrastructure: Settings, pool: asyncpg.Pool, business: Tenant, tmp_path: Path
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=0)
+    await set_program(pool, business, points_redemption_limit_without_pin=0, hold_seconds=1)
     phone = await customer_with_points(pool, business, 10_000)
     server = ServerProcess(
-        external(infrastructure, PURSE_HOLD_SECONDS="1", PURSE_HOLD_SWEEP_INTERVAL_SECONDS="0.2"),
+        external(infrastructure, PURSE_HOLD_SWEEP_INTERVAL_SECONDS="0.2"),
         tmp_path,
     ).start()
     try:

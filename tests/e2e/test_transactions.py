@@ -453,3 +453,16 @@ async def test_cancelling_a_completed_sale_of_today_reverses_it(
             pb.CancelTransactionRequest(transaction_id=done.transaction_id), metadata=auth
         )
     assert error_reason(twice.value) == "TRANSACTION_NOT_CANCELLABLE"
+
+
+async def test_a_program_may_refuse_to_cancel_completed_sales(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(pool, business, cancel_completed_sales=False)
+    auth = bearer(business.cash_desk.api_key)
+    done = (await terminal_stub.ProcessCheck(sale("NC-1"), metadata=auth)).transaction
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await terminal_stub.CancelTransaction(
+            pb.CancelTransactionRequest(transaction_id=done.transaction_id), metadata=auth
+        )
+    assert error_reason(refused.value) == "CANCEL_NOT_ALLOWED"

@@ -50,6 +50,8 @@ programs = st.builds(
     redemption_share_max_basis_points=st.integers(0, 10_000),
     redemption_check_sum_min=st.integers(0, 10**6),
     points_redemption_limit_without_pin=st.none() | st.integers(0, 10**6),
+    hold_seconds=st.integers(1, 86_400),
+    cancel_completed_sales=st.booleans(),
 )
 
 

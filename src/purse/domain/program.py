@@ -43,6 +43,8 @@ days_per_week: Final = 7
 fixed_value_max_minor_units: Final = price_max_minor_units
 fixed_accrual_max_points: Final = 10**12
 point_value_max_minor_units: Final = 10**9
+hold_seconds_min: Final = 1
+hold_seconds_max: Final = 86_400
 candidate_cache_entries_max: Final = 100_000
 
 _Entry = TypeVar("_Entry", int, str)
@@ -116,6 +118,9 @@ class Program:
     minor units (default 100: one point pays one currency unit). Redeeming more than
     `points_redemption_limit_without_pin` hundredths needs the customer's PIN (0: every
     redemption does; None: none does).
+
+    A transaction waiting for the PIN holds its debits for `hold_seconds`; a completed sale
+    of the same day may be cancelled (reversed whole) only when `cancel_completed_sales`.
     """
 
     currency: str
@@ -125,6 +130,8 @@ class Program:
     redemption_share_max_basis_points: int = basis_points_per_whole
     redemption_check_sum_min: int = 0
     points_redemption_limit_without_pin: int | None = 0
+    hold_seconds: int = 600
+    cancel_completed_sales: bool = True
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -157,6 +164,10 @@ def _program_violations(program: Program, path: str) -> Iterator[FieldViolation]
         )
     if not 0 <= program.redemption_check_sum_min <= fixed_value_max_minor_units:
         yield FieldViolation(f"{path}.redemption_check_sum_min", "must not be negative")
+    if not hold_seconds_min <= program.hold_seconds <= hold_seconds_max:
+        yield FieldViolation(
+            f"{path}.hold_seconds", f"from {hold_seconds_min} to {hold_seconds_max} seconds"
+        )
     threshold = program.points_redemption_limit_without_pin
     if threshold is not None and threshold < 0:
         yield FieldViolation(f"{path}.points_redemption_limit_without_pin", "must not be negative")

@@ -61,6 +61,8 @@ class Calculation:
     membership: Membership | None
     coupon_codes: dict[int, str] = field(default_factory=dict)
     certificate_codes: dict[int, str] = field(default_factory=dict)
+    # The program's hold for a transaction that waits for the PIN, seconds.
+    hold_seconds: int = 600
 
 
 class CheckCalculation:
@@ -180,6 +182,7 @@ class CheckCalculation:
             membership,
             {coupon_id: code for code, coupon_id in coupon_ids.items()},
             {certificate_id: code for code, certificate_id in certificate_ids.items()},
+            program.program.hold_seconds,
         )
 
 

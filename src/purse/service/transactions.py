@@ -50,6 +50,7 @@ from purse.domain.transactions import (
 )
 from purse.service.batch_writer import BatchWriter
 from purse.service.calculation import Calculation, CalculationRequest, CheckCalculation
+from purse.service.programs import Programs
 from purse.store.postgres.batches import Message, Notice, Outcome, Sale, Statistics, Transition
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.receipts import receipt_document, receipt_from_document
@@ -114,7 +115,7 @@ class TransactionService:
         pin_sends: FailureCounter,
         pin_seal_key: bytes,
         pin_text: PinText,
-        hold_seconds: int,
+        programs: Programs,
         refunds: RefundStore,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -126,7 +127,7 @@ class TransactionService:
         self._pin_sends = pin_sends
         self._pin_seal_key = pin_seal_key
         self._pin_text = pin_text
-        self._hold_seconds = hold_seconds
+        self._programs = programs
         self._refunds = refunds
         self._clock = clock
 
@@ -214,7 +215,9 @@ class TransactionService:
         if outcome.refusal is not None:
             raise _settlement_refusal(str(getattr(outcome.refusal, "value", outcome.refusal)))
         if pin is not None and outcome.leader_digest is None:
-            await self._remember_pin(terminal.business_id, outcome.transaction_id, pin)
+            await self._remember_pin(
+                terminal.business_id, outcome.transaction_id, pin, calculation.hold_seconds
+            )
         record = _record(sale, outcome, calculation)
         return Answer(
             record, await self._membership_after(terminal, calculation.membership, outcome)
@@ -232,7 +235,9 @@ class TransactionService:
         if pin is not None and membership is not None:
             messages = (self._pin_message(membership, pin),)
         deadline = (
-            datetime.fromtimestamp(self._clock() + self._hold_seconds, UTC) if pending else None
+            datetime.fromtimestamp(self._clock() + calculation.hold_seconds, UTC)
+            if pending
+            else None
         )
         completed = membership is not None and not pending
         sale = Sale(
@@ -266,9 +271,11 @@ class TransactionService:
             sealed_secret=credentials.seal(self._pin_seal_key, pin),
         )
 
-    async def _remember_pin(self, business_id: int, transaction_id: int, pin: str) -> None:
+    async def _remember_pin(
+        self, business_id: int, transaction_id: int, pin: str, lifetime_seconds: int
+    ) -> None:
         try:
-            await self._pins.remember(business_id, transaction_id, pin, self._hold_seconds)
+            await self._pins.remember(business_id, transaction_id, pin, lifetime_seconds)
         except Exception:
             # Redis holds no money: the transaction stays pending and the PIN can be resent.
             _logger.warning("could not store a PIN; the customer can ask for a new one")
@@ -506,7 +513,16 @@ class TransactionService:
     async def _cancel_completed(
         self, terminal: TerminalContext, record: TransactionRecord
     ) -> Answer:
-        """Reverse a sale of today (the point of sale's day) as a whole refund."""
+        """Reverse a sale of today (the point of sale's day) as a whole refund, when the
+        program allows it."""
+        program = await self._programs.compiled(
+            terminal.business_id, terminal.program_id, terminal.currency
+        )
+        if not program.program.cancel_completed_sales:
+            raise FailedPrecondition(
+                "this program does not cancel completed sales; refund it instead",
+                reason="CANCEL_NOT_ALLOWED",
+            )
         zone = ZoneInfo(terminal.time_zone)
         today = datetime.fromtimestamp(self._clock(), zone).date()
         if record.created_at.astimezone(zone).date() != today:

@@ -24,21 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpurse/v1/admin_service.proto\x12\x08purse.v1\"6\n\nTimeWindow\x12\x14\n\x0cstart_minute\x18\x01 \x01(\x05\x12\x12\n\nend_minute\x18\x02 \x01(\x05\"\xfe\x01\n\x08Selector\x12\x1d\n\x15\x63ustomer_category_ids\x18\x01 \x03(\x03\x12\x19\n\x11point_of_sale_ids\x18\x02 \x03(\x03\x12\x15\n\rproduct_codes\x18\x03 \x03(\t\x12\x1c\n\x14goods_category_codes\x18\x04 \x03(\t\x12\x1e\n\x16product_codes_excluded\x18\x05 \x03(\t\x12!\n\x19\x63heck_sum_min_minor_units\x18\x06 \x01(\x03\x12\x14\n\x0c\x64\x61ys_of_week\x18\x07 \x03(\x05\x12*\n\x0ctime_windows\x18\x08 \x03(\x0b\x32\x14.purse.v1.TimeWindow\"\xca\x01\n\x04Rule\x12\x0f\n\x07rule_id\x18\x01 \x01(\x03\x12\r\n\x05title\x18\x02 \x01(\t\x12 \n\x04kind\x18\x03 \x01(\x0e\x32\x12.purse.v1.RuleKind\x12\"\n\x05scope\x18\x04 \x01(\x0e\x32\x13.purse.v1.RuleScope\x12\'\n\nvalue_kind\x18\x05 \x01(\x0e\x32\x13.purse.v1.ValueKind\x12\r\n\x05value\x18\x06 \x01(\x03\x12$\n\x08selector\x18\x07 \x01(\x0b\x32\x12.purse.v1.Selector\"\xce\x02\n\x0cProgramRules\x12\x1d\n\x05rules\x18\x01 \x03(\x0b\x32\x0e.purse.v1.Rule\x12+\n\x0c\x61\x63\x63rual_base\x18\x02 \x01(\x0e\x32\x15.purse.v1.AccrualBase\x12)\n!point_value_minor_units_per_point\x18\x03 \x01(\x03\x12)\n!redemption_share_max_basis_points\x18\x04 \x01(\x05\x12,\n$redemption_check_sum_min_minor_units\x18\x05 \x01(\x03\x12;\n.points_redemption_limit_without_pin_hundredths\x18\x06 \x01(\x03H\x00\x88\x01\x01\x42\x31\n/_points_redemption_limit_without_pin_hundredths\",\n\x16GetProgramRulesRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\x03\"W\n\x17GetProgramRulesResponse\x12%\n\x05rules\x18\x01 \x01(\x0b\x32\x16.purse.v1.ProgramRules\x12\x15\n\rrules_version\x18\x02 \x01(\x03\"S\n\x16SetProgramRulesRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\x03\x12%\n\x05rules\x18\x02 \x01(\x0b\x32\x16.purse.v1.ProgramRules\"0\n\x17SetProgramRulesResponse\x12\x15\n\rrules_version\x18\x01 \x01(\x03*T\n\x08RuleKind\x12\x19\n\x15RULE_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11RULE_KIND_ACCRUAL\x10\x01\x12\x16\n\x12RULE_KIND_DISCOUNT\x10\x02*R\n\tRuleScope\x12\x1a\n\x16RULE_SCOPE_UNSPECIFIED\x10\x00\x12\x13\n\x0fRULE_SCOPE_LINE\x10\x01\x12\x14\n\x10RULE_SCOPE_CHECK\x10\x02*U\n\tValueKind\x12\x1a\n\x16VALUE_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12VALUE_KIND_PERCENT\x10\x01\x12\x14\n\x10VALUE_KIND_FIXED\x10\x02*\x82\x01\n\x0b\x41\x63\x63rualBase\x12\x1c\n\x18\x41\x43\x43RUAL_BASE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41\x43\x43RUAL_BASE_LINE_AMOUNT\x10\x01\x12 \n\x1c\x41\x43\x43RUAL_BASE_AFTER_DISCOUNTS\x10\x02\x12\x15\n\x11\x41\x43\x43RUAL_BASE_PAID\x10\x03\x32\xbe\x01\n\x0c\x41\x64minService\x12V\n\x0fGetProgramRules\x12 .purse.v1.GetProgramRulesRequest\x1a!.purse.v1.GetProgramRulesResponse\x12V\n\x0fSetProgramRules\x12 .purse.v1.SetProgramRulesRequest\x1a!.purse.v1.SetProgramRulesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpurse/v1/admin_service.proto\x12\x08purse.v1\"6\n\nTimeWindow\x12\x14\n\x0cstart_minute\x18\x01 \x01(\x05\x12\x12\n\nend_minute\x18\x02 \x01(\x05\"\xfe\x01\n\x08Selector\x12\x1d\n\x15\x63ustomer_category_ids\x18\x01 \x03(\x03\x12\x19\n\x11point_of_sale_ids\x18\x02 \x03(\x03\x12\x15\n\rproduct_codes\x18\x03 \x03(\t\x12\x1c\n\x14goods_category_codes\x18\x04 \x03(\t\x12\x1e\n\x16product_codes_excluded\x18\x05 \x03(\t\x12!\n\x19\x63heck_sum_min_minor_units\x18\x06 \x01(\x03\x12\x14\n\x0c\x64\x61ys_of_week\x18\x07 \x03(\x05\x12*\n\x0ctime_windows\x18\x08 \x03(\x0b\x32\x14.purse.v1.TimeWindow\"\xca\x01\n\x04Rule\x12\x0f\n\x07rule_id\x18\x01 \x01(\x03\x12\r\n\x05title\x18\x02 \x01(\t\x12 \n\x04kind\x18\x03 \x01(\x0e\x32\x12.purse.v1.RuleKind\x12\"\n\x05scope\x18\x04 \x01(\x0e\x32\x13.purse.v1.RuleScope\x12\'\n\nvalue_kind\x18\x05 \x01(\x0e\x32\x13.purse.v1.ValueKind\x12\r\n\x05value\x18\x06 \x01(\x03\x12$\n\x08selector\x18\x07 \x01(\x0b\x32\x12.purse.v1.Selector\"\xa4\x03\n\x0cProgramRules\x12\x1d\n\x05rules\x18\x01 \x03(\x0b\x32\x0e.purse.v1.Rule\x12+\n\x0c\x61\x63\x63rual_base\x18\x02 \x01(\x0e\x32\x15.purse.v1.AccrualBase\x12)\n!point_value_minor_units_per_point\x18\x03 \x01(\x03\x12)\n!redemption_share_max_basis_points\x18\x04 \x01(\x05\x12,\n$redemption_check_sum_min_minor_units\x18\x05 \x01(\x03\x12;\n.points_redemption_limit_without_pin_hundredths\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12\x14\n\x0chold_seconds\x18\x07 \x01(\x05\x12#\n\x16\x63\x61ncel_completed_sales\x18\x08 \x01(\x08H\x01\x88\x01\x01\x42\x31\n/_points_redemption_limit_without_pin_hundredthsB\x19\n\x17_cancel_completed_sales\",\n\x16GetProgramRulesRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\x03\"W\n\x17GetProgramRulesResponse\x12%\n\x05rules\x18\x01 \x01(\x0b\x32\x16.purse.v1.ProgramRules\x12\x15\n\rrules_version\x18\x02 \x01(\x03\"S\n\x16SetProgramRulesRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\x03\x12%\n\x05rules\x18\x02 \x01(\x0b\x32\x16.purse.v1.ProgramRules\"0\n\x17SetProgramRulesResponse\x12\x15\n\rrules_version\x18\x01 \x01(\x03*T\n\x08RuleKind\x12\x19\n\x15RULE_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11RULE_KIND_ACCRUAL\x10\x01\x12\x16\n\x12RULE_KIND_DISCOUNT\x10\x02*R\n\tRuleScope\x12\x1a\n\x16RULE_SCOPE_UNSPECIFIED\x10\x00\x12\x13\n\x0fRULE_SCOPE_LINE\x10\x01\x12\x14\n\x10RULE_SCOPE_CHECK\x10\x02*U\n\tValueKind\x12\x1a\n\x16VALUE_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12VALUE_KIND_PERCENT\x10\x01\x12\x14\n\x10VALUE_KIND_FIXED\x10\x02*\x82\x01\n\x0b\x41\x63\x63rualBase\x12\x1c\n\x18\x41\x43\x43RUAL_BASE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41\x43\x43RUAL_BASE_LINE_AMOUNT\x10\x01\x12 \n\x1c\x41\x43\x43RUAL_BASE_AFTER_DISCOUNTS\x10\x02\x12\x15\n\x11\x41\x43\x43RUAL_BASE_PAID\x10\x03\x32\xbe\x01\n\x0c\x41\x64minService\x12V\n\x0fGetProgramRules\x12 .purse.v1.GetProgramRulesRequest\x1a!.purse.v1.GetProgramRulesResponse\x12V\n\x0fSetProgramRules\x12 .purse.v1.SetProgramRulesRequest\x1a!.purse.v1.SetProgramRulesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'purse.v1.admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RULEKIND']._serialized_start=1167
-  _globals['_RULEKIND']._serialized_end=1251
-  _globals['_RULESCOPE']._serialized_start=1253
-  _globals['_RULESCOPE']._serialized_end=1335
-  _globals['_VALUEKIND']._serialized_start=1337
-  _globals['_VALUEKIND']._serialized_end=1422
-  _globals['_ACCRUALBASE']._serialized_start=1425
-  _globals['_ACCRUALBASE']._serialized_end=1555
+  _globals['_RULEKIND']._serialized_start=1253
+  _globals['_RULEKIND']._serialized_end=1337
+  _globals['_RULESCOPE']._serialized_start=1339
+  _globals['_RULESCOPE']._serialized_end=1421
+  _globals['_VALUEKIND']._serialized_start=1423
+  _globals['_VALUEKIND']._serialized_end=1508
+  _globals['_ACCRUALBASE']._serialized_start=1511
+  _globals['_ACCRUALBASE']._serialized_end=1641
   _globals['_TIMEWINDOW']._serialized_start=42
   _globals['_TIMEWINDOW']._serialized_end=96
   _globals['_SELECTOR']._serialized_start=99
@@ -46,15 +46,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RULE']._serialized_start=356
   _globals['_RULE']._serialized_end=558
   _globals['_PROGRAMRULES']._serialized_start=561
-  _globals['_PROGRAMRULES']._serialized_end=895
-  _globals['_GETPROGRAMRULESREQUEST']._serialized_start=897
-  _globals['_GETPROGRAMRULESREQUEST']._serialized_end=941
-  _globals['_GETPROGRAMRULESRESPONSE']._serialized_start=943
-  _globals['_GETPROGRAMRULESRESPONSE']._serialized_end=1030
-  _globals['_SETPROGRAMRULESREQUEST']._serialized_start=1032
-  _globals['_SETPROGRAMRULESREQUEST']._serialized_end=1115
-  _globals['_SETPROGRAMRULESRESPONSE']._serialized_start=1117
-  _globals['_SETPROGRAMRULESRESPONSE']._serialized_end=1165
-  _globals['_ADMINSERVICE']._serialized_start=1558
-  _globals['_ADMINSERVICE']._serialized_end=1748
+  _globals['_PROGRAMRULES']._serialized_end=981
+  _globals['_GETPROGRAMRULESREQUEST']._serialized_start=983
+  _globals['_GETPROGRAMRULESREQUEST']._serialized_end=1027
+  _globals['_GETPROGRAMRULESRESPONSE']._serialized_start=1029
+  _globals['_GETPROGRAMRULESRESPONSE']._serialized_end=1116
+  _globals['_SETPROGRAMRULESREQUEST']._serialized_start=1118
+  _globals['_SETPROGRAMRULESREQUEST']._serialized_end=1201
+  _globals['_SETPROGRAMRULESRESPONSE']._serialized_start=1203
+  _globals['_SETPROGRAMRULESRESPONSE']._serialized_end=1251
+  _globals['_ADMINSERVICE']._serialized_start=1644
+  _globals['_ADMINSERVICE']._serialized_end=1834
 # @@protoc_insertion_point(module_scope)

@@ -280,6 +280,8 @@ class ProgramRules(_message.Message):
     REDEMPTION_SHARE_MAX_BASIS_POINTS_FIELD_NUMBER: _builtins.int
     REDEMPTION_CHECK_SUM_MIN_MINOR_UNITS_FIELD_NUMBER: _builtins.int
     POINTS_REDEMPTION_LIMIT_WITHOUT_PIN_HUNDREDTHS_FIELD_NUMBER: _builtins.int
+    HOLD_SECONDS_FIELD_NUMBER: _builtins.int
+    CANCEL_COMPLETED_SALES_FIELD_NUMBER: _builtins.int
     accrual_base: Global___AccrualBase.ValueType
     """Which amount percent accruals apply to."""
     point_value_minor_units_per_point: _builtins.int
@@ -294,6 +296,14 @@ class ProgramRules(_message.Message):
     """Redeeming more than this (hundredths of a point) needs the customer's PIN; unset:
     never (0: every redemption does).
     """
+    hold_seconds: _builtins.int
+    """How long a transaction waiting for its PIN holds its debits, seconds (1 to 86400);
+    0 = 600.
+    """
+    cancel_completed_sales: _builtins.bool
+    """Whether a completed sale of the same day may be cancelled (reversed whole); unset =
+    yes. Refunds are always possible.
+    """
     @_builtins.property
     def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___Rule]:
         """The rules."""
@@ -307,13 +317,20 @@ class ProgramRules(_message.Message):
         redemption_share_max_basis_points: _builtins.int = ...,
         redemption_check_sum_min_minor_units: _builtins.int = ...,
         points_redemption_limit_without_pin_hundredths: _builtins.int | None = ...,
+        hold_seconds: _builtins.int = ...,
+        cancel_completed_sales: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_points_redemption_limit_without_pin_hundredths", b"_points_redemption_limit_without_pin_hundredths", "points_redemption_limit_without_pin_hundredths", b"points_redemption_limit_without_pin_hundredths"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cancel_completed_sales", b"_cancel_completed_sales", "_points_redemption_limit_without_pin_hundredths", b"_points_redemption_limit_without_pin_hundredths", "cancel_completed_sales", b"cancel_completed_sales", "points_redemption_limit_without_pin_hundredths", b"points_redemption_limit_without_pin_hundredths"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_points_redemption_limit_without_pin_hundredths", b"_points_redemption_limit_without_pin_hundredths", "accrual_base", b"accrual_base", "point_value_minor_units_per_point", b"point_value_minor_units_per_point", "points_redemption_limit_without_pin_hundredths", b"points_redemption_limit_without_pin_hundredths", "redemption_check_sum_min_minor_units", b"redemption_check_sum_min_minor_units", "redemption_share_max_basis_points", b"redemption_share_max_basis_points", "rules", b"rules"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cancel_completed_sales", b"_cancel_completed_sales", "_points_redemption_limit_without_pin_hundredths", b"_points_redemption_limit_without_pin_hundredths", "accrual_base", b"accrual_base", "cancel_completed_sales", b"cancel_completed_sales", "hold_seconds", b"hold_seconds", "point_value_minor_units_per_point", b"point_value_minor_units_per_point", "points_redemption_limit_without_pin_hundredths", b"points_redemption_limit_without_pin_hundredths", "redemption_check_sum_min_minor_units", b"redemption_check_sum_min_minor_units", "redemption_share_max_basis_points", b"redemption_share_max_basis_points", "rules", b"rules"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__cancel_completed_sales: _TypeAlias = _typing.Literal["cancel_completed_sales"]  # noqa: Y015
+    _WhichOneofArgType__cancel_completed_sales: _TypeAlias = _typing.Literal["_cancel_completed_sales", b"_cancel_completed_sales"]  # noqa: Y015
     _WhichOneofReturnType__points_redemption_limit_without_pin_hundredths: _TypeAlias = _typing.Literal["points_redemption_limit_without_pin_hundredths"]  # noqa: Y015
     _WhichOneofArgType__points_redemption_limit_without_pin_hundredths: _TypeAlias = _typing.Literal["_points_redemption_limit_without_pin_hundredths", b"_points_redemption_limit_without_pin_hundredths"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cancel_completed_sales) -> _WhichOneofReturnType__cancel_completed_sales | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__points_redemption_limit_without_pin_hundredths) -> _WhichOneofReturnType__points_redemption_limit_without_pin_hundredths | None: ...
 
 Global___ProgramRules: _TypeAlias = ProgramRules  # noqa: Y015

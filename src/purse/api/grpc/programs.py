@@ -16,6 +16,7 @@ from purse.domain.program import (
 from purse.v1 import admin_service_pb2 as pb
 
 default_point_value_minor_units = 100
+default_hold_seconds = 600
 _rule_kinds = {pb.RULE_KIND_ACCRUAL: RuleKind.ACCRUAL, pb.RULE_KIND_DISCOUNT: RuleKind.DISCOUNT}
 _scopes = {pb.RULE_SCOPE_LINE: RuleScope.LINE, pb.RULE_SCOPE_CHECK: RuleScope.CHECK}
 _value_kinds = {pb.VALUE_KIND_PERCENT: ValueKind.PERCENT, pb.VALUE_KIND_FIXED: ValueKind.FIXED}
@@ -53,6 +54,10 @@ def program_from_proto(message: pb.ProgramRules, currency: str) -> Program:
         points_redemption_limit_without_pin=message.points_redemption_limit_without_pin_hundredths
         if message.HasField("points_redemption_limit_without_pin_hundredths")
         else None,
+        hold_seconds=message.hold_seconds or default_hold_seconds,
+        cancel_completed_sales=message.cancel_completed_sales
+        if message.HasField("cancel_completed_sales")
+        else True,
     )
 
 
@@ -91,6 +96,8 @@ def program_to_proto(program: Program) -> pb.ProgramRules:
         point_value_minor_units_per_point=program.point_value_minor_units_per_point,
         redemption_share_max_basis_points=program.redemption_share_max_basis_points,
         redemption_check_sum_min_minor_units=program.redemption_check_sum_min,
+        hold_seconds=program.hold_seconds,
+        cancel_completed_sales=program.cancel_completed_sales,
     )
     if program.points_redemption_limit_without_pin is not None:
         message.points_redemption_limit_without_pin_hundredths = (

@@ -31,6 +31,8 @@ def program_document(program: Program) -> dict[str, Any]:
         "redemption_share_max_basis_points": program.redemption_share_max_basis_points,
         "redemption_check_sum_min": program.redemption_check_sum_min,
         "points_redemption_limit_without_pin": program.points_redemption_limit_without_pin,
+        "hold_seconds": program.hold_seconds,
+        "cancel_completed_sales": program.cancel_completed_sales,
         "rules": [_rule_document(rule) for rule in program.rules],
     }
 
@@ -75,6 +77,10 @@ def program_from_document(document: dict[str, Any], currency: str) -> Program:
         ),
         points_redemption_limit_without_pin=document.get(
             "points_redemption_limit_without_pin", defaults.points_redemption_limit_without_pin
+        ),
+        hold_seconds=document.get("hold_seconds", defaults.hold_seconds),
+        cancel_completed_sales=document.get(
+            "cancel_completed_sales", defaults.cancel_completed_sales
         ),
     )
 
