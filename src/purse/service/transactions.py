@@ -131,22 +131,6 @@ class TransactionService:
         self._refunds = refunds
         self._clock = clock
 
-    async def process(
-        self, terminal: TerminalContext, request: ProcessRequest, queue_seconds: float | None
-    ) -> Answer:
-        validate_key(request.check_number, "check_number")
-        existing = await self._transactions.by_check_number(
-            terminal.business_id, terminal.terminal_id, request.check_number
-        )
-        if existing is not None:
-            return await self._stored(terminal, existing, request.request_digest)
-        try:
-            calculation = await self._calculation.calculate(terminal, request.calculation)
-        except FailedPrecondition as refusal:
-            await self._store_refusal(terminal, request, refusal, queue_seconds)
-            raise
-        return await self._apply(terminal, request, calculation, queue_seconds)
-
     async def process_many(
         self, terminal: TerminalContext, requests: Sequence[ProcessRequest]
     ) -> list[Answer | DomainError]:
@@ -451,25 +435,24 @@ class TransactionService:
         return await self._transactions.write_off_expired_lots(expired_lots_per_sweep_max)
 
     async def expire_overdue(self) -> int:
-        """Void the holds of pending transactions past their deadline; returns how many."""
+        """Void the holds of pending transactions past their deadline; returns how many.
+
+        The overdue transactions of a business are read in one query and their releases
+        handed to the writer together, so they share batches."""
         overdue = await self._transactions.overdue_holds(overdue_holds_per_sweep_max)
-        expired = 0
+        by_business: dict[int, list[int]] = {}
         for business_id, transaction_id in overdue:
-            record = await self._transactions.by_id(business_id, transaction_id)
-            if record is None or record.receipt is None:
-                continue
-            transition = Transition(
-                transaction_id=transaction_id,
-                expected=TransactionStatus.PENDING,
-                status=TransactionStatus.EXPIRED,
-                effects=effects_of_release(
-                    record.receipt, record.customer_id, list(record.coupon_codes)
-                ),
-                customer_id=record.customer_id,
-            )
-            outcome = await self._writer.submit(business_id, transition, None)
-            expired += outcome.refusal is None
-        return expired
+            by_business.setdefault(business_id, []).append(transaction_id)
+        submissions = []
+        for business_id, transaction_ids in by_business.items():
+            records = await self._transactions.by_ids(business_id, transaction_ids)
+            submissions += [
+                self._writer.submit(business_id, _expiry(record), None)
+                for record in records
+                if record.receipt is not None
+            ]
+        outcomes = await asyncio.gather(*submissions)
+        return sum(outcome.refusal is None for outcome in outcomes)
 
     async def refund(
         self,
@@ -583,6 +566,17 @@ def _plan(
 ) -> RefundPlan:
     quantities = {int(position): quantity for position, quantity in document["quantities"].items()}
     return plan_refund(receipt_from_document(document["receipt"]), quantities, refunded, lines)
+
+
+def _expiry(record: TransactionRecord) -> Transition:
+    assert record.receipt is not None
+    return Transition(
+        transaction_id=record.transaction_id,
+        expected=TransactionStatus.PENDING,
+        status=TransactionStatus.EXPIRED,
+        effects=effects_of_release(record.receipt, record.customer_id, list(record.coupon_codes)),
+        customer_id=record.customer_id,
+    )
 
 
 async def _answer_or_refusal(answer: Awaitable[Answer]) -> Answer | DomainError:

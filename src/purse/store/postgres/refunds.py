@@ -149,13 +149,15 @@ async def _apply(
         if recovered:
             changes.append((points["pocket_id"], -recovered))
         await _post(connection, business_id, transaction_id, changes)
-    for certificate_id, amount in sorted(plan.certificates_returned.items()):
+    if plan.certificates_returned:
+        returned = sorted(plan.certificates_returned.items())
         await connection.execute(
-            "UPDATE certificates SET balance_minor_units = balance_minor_units + $3"
-            " WHERE business_id = $1 AND certificate_id = $2",
+            "UPDATE certificates c SET balance_minor_units = c.balance_minor_units + d.amount"
+            "  FROM unnest($2::bigint[], $3::bigint[]) AS d(certificate_id, amount)"
+            " WHERE c.business_id = $1 AND c.certificate_id = d.certificate_id",
             business_id,
-            certificate_id,
-            amount,
+            [certificate_id for certificate_id, _ in returned],
+            [amount for _, amount in returned],
         )
     return {
         "lines": {str(position): quantity for position, quantity in plan.quantities.items()},

@@ -120,6 +120,16 @@ class TransactionStore:
         )
         return None if row is None else record_from_row(row)
 
+    async def by_ids(
+        self, business_id: int, transaction_ids: Sequence[int]
+    ) -> list[TransactionRecord]:
+        rows = await self._pool.fetch(
+            _select + " WHERE t.business_id = $1 AND t.transaction_id = ANY($2::bigint[])",
+            business_id,
+            list(transaction_ids),
+        )
+        return [record_from_row(row) for row in rows]
+
     async def by_check_numbers(
         self, business_id: int, terminal_id: int, check_numbers: Sequence[str]
     ) -> dict[str, TransactionRecord]:
