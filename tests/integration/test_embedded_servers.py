@@ -1,0 +1,41 @@
+"""The embedded PostgreSQL and Redis: found again after a crash, and stoppable by anyone."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import redis.asyncio as redis
+
+from purse.store.embedded import EmbeddedPostgres, EmbeddedRedis
+
+
+def test_servers_left_running_are_found_again_and_stopped_from_a_new_handle(
+    tmp_path: Path,
+) -> None:
+    first_postgres, first_redis = EmbeddedPostgres(tmp_path), EmbeddedRedis(tmp_path)
+    database_url, redis_url = first_postgres.start(), first_redis.start()
+    try:
+        # A new process after a crash knows nothing but the data directory.
+        again_postgres, again_redis = EmbeddedPostgres(tmp_path), EmbeddedRedis(tmp_path)
+        assert again_postgres.start() == database_url
+        assert again_redis.start() == redis_url
+        assert asyncio.run(_answers(database_url, redis_url)) == (1, True)
+        EmbeddedPostgres(tmp_path).stop()
+        EmbeddedRedis(tmp_path).stop()
+        assert not EmbeddedPostgres(tmp_path).running_port()
+        assert not EmbeddedRedis(tmp_path).running_port()
+    finally:
+        first_postgres.stop()
+        first_redis.stop()
+
+
+async def _answers(database_url: str, redis_url: str) -> tuple[int, bool]:
+    connection = await asyncpg.connect(database_url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return await connection.fetchval("SELECT 1"), bool(await client.ping())
+    finally:
+        await connection.close()
+        await client.aclose()
