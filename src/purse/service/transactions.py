@@ -174,21 +174,18 @@ class TransactionService:
         calculation: Calculation | DomainError,
     ) -> Answer:
         if isinstance(calculation, FailedPrecondition):
-            await self._store_refusal(terminal, request, calculation, None)
+            await self._store_refusal(terminal, request, calculation)
         if isinstance(calculation, DomainError):
             raise calculation
-        return await self._apply(terminal, request, calculation, None)
+        return await self._apply(terminal, request, calculation)
 
     async def _apply(
-        self,
-        terminal: TerminalContext,
-        request: ProcessRequest,
-        calculation: Calculation,
-        queue_seconds: float | None,
+        self, terminal: TerminalContext, request: ProcessRequest, calculation: Calculation
     ) -> Answer:
-        """Hand the sale to the writer and answer once its batch has committed."""
+        """Hand the sale to the writer and answer once its batch has committed. The caller's
+        deadline was spent waiting at the front (unary) or is the stream's own."""
         sale, pin = self._sale(terminal, request, calculation)
-        outcome = await self._writer.submit(terminal.business_id, sale, queue_seconds)
+        outcome = await self._writer.submit(terminal.business_id, sale, None)
         if outcome.existing:
             assert outcome.stored is not None
             return await self._stored(
@@ -269,7 +266,6 @@ class TransactionService:
         terminal: TerminalContext,
         request: ProcessRequest,
         refusal: FailedPrecondition,
-        queue_seconds: float | None,
     ) -> None:
         """Keep a business refusal as the first answer for its check number."""
         sale = Sale(
@@ -288,7 +284,7 @@ class TransactionService:
                 "violations": [[v.field, v.description] for v in refusal.violations],
             },
         )
-        outcome = await self._writer.submit(terminal.business_id, sale, queue_seconds)
+        outcome = await self._writer.submit(terminal.business_id, sale, None)
         if outcome.existing and outcome.stored is not None:
             await self._stored(terminal, record_from_row(outcome.stored), request.request_digest)
 
