@@ -71,14 +71,7 @@ def test_the_server_refuses_the_slow_pure_python_protobuf(tmp_path: Path) -> Non
         "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python",
         "PURSE_DATA_DIR": str(tmp_path),
     }
-    finished = subprocess.run(
-        [sys.executable, "-m", "purse.cli", "serve"],
-        env=environment,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=command_seconds_max,
-    )
+    finished = run_purse(environment, "serve")
     assert finished.returncode != 0
     assert "slow 'python' backend" in finished.stderr
     assert not (tmp_path / "postgres").exists()
@@ -138,14 +131,9 @@ async def test_sigterm_lets_the_call_in_flight_finish(
         server.kill()
 
 
-def _purse(data_dir: Path, grpc_port: int, *arguments: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("PURSE_DATABASE_URL", "PURSE_REDIS_URL")
-    }
-    environment.update(PURSE_DATA_DIR=str(data_dir), PURSE_GRPC_PORT=str(grpc_port))
-    finished = subprocess.run(
+def run_purse(environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    """`purse ARGUMENTS` in a child process, its output captured, bounded in time."""
+    return subprocess.run(
         [sys.executable, "-m", "purse.cli", *arguments],
         env=environment,
         check=False,
@@ -153,6 +141,16 @@ def _purse(data_dir: Path, grpc_port: int, *arguments: str) -> subprocess.Comple
         text=True,
         timeout=command_seconds_max,
     )
+
+
+def _purse(data_dir: Path, grpc_port: int, *arguments: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PURSE_DATABASE_URL", "PURSE_REDIS_URL")
+    }
+    environment.update(PURSE_DATA_DIR=str(data_dir), PURSE_GRPC_PORT=str(grpc_port))
+    finished = run_purse(environment, *arguments)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     return finished
 
@@ -203,14 +201,8 @@ def test_purse_migrate_reports_a_current_schema(infrastructure: Settings, tmp_pa
         "PURSE_REDIS_URL": infrastructure.redis_url,
         "PURSE_DATA_DIR": str(tmp_path),
     }
-    finished = subprocess.run(
-        [sys.executable, "-m", "purse.cli", "migrate"],
-        env=environment,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=command_seconds_max,
-    )
+    finished = run_purse(environment, "migrate")
+    assert finished.returncode == 0, finished.stderr
     assert "the schema is current" in finished.stdout
 
 
@@ -226,19 +218,8 @@ async def test_purse_audit_finds_a_pocket_that_disagrees_with_its_ledger(
         "PURSE_REDIS_URL": infrastructure.redis_url,
         "PURSE_DATA_DIR": str(tmp_path),
     }
-    command = [
-        sys.executable,
-        "-m",
-        "purse.cli",
-        "audit",
-        "--business-id",
-        str(business.business_id),
-    ]
-    clean = await asyncio.to_thread(
-        subprocess.run,
-        command, env=environment, check=False, capture_output=True, text=True,
-        timeout=command_seconds_max,
-    )  # fmt: skip
+    audit = ("audit", "--business-id", str(business.business_id))
+    clean = await asyncio.to_thread(run_purse, environment, *audit)
     assert clean.returncode == 0, clean.stdout
     assert "0 discrepancies" in clean.stdout
     await pool.execute(
@@ -246,11 +227,7 @@ async def test_purse_audit_finds_a_pocket_that_disagrees_with_its_ledger(
         business.business_id,
         customer_id,
     )
-    broken = await asyncio.to_thread(
-        subprocess.run,
-        command, env=environment, check=False, capture_output=True, text=True,
-        timeout=command_seconds_max,
-    )  # fmt: skip
+    broken = await asyncio.to_thread(run_purse, environment, *audit)
     assert broken.returncode == 1
     assert f"customer {customer_id}" in broken.stdout
     assert "1 discrepancies" in broken.stdout
