@@ -49,6 +49,7 @@ from purse.store.postgres.programs import ProgramStore
 from purse.store.postgres.refunds import RefundStore
 from purse.store.postgres.terminals import TerminalStore
 from purse.store.postgres.transactions import TransactionStore
+from purse.store.redis.balance_cache import BalanceCache
 from purse.store.redis.client import create_client
 from purse.store.redis.pins import PinStore
 from purse.store.redis.rate_limits import FailureCounter
@@ -212,11 +213,20 @@ class Application:
             cache_seconds=settings.terminal_cache_seconds,
             cache_entries_max=settings.terminal_cache_entries_max,
         )
+        cache = None
+        if settings.balance_cache_seconds > 0:
+            cache = BalanceCache(
+                client,
+                settings.balance_cache_seconds,
+                settings.balance_cache_write_timeout_ms / 1000,
+                self.registry,
+            )
         identification = IdentificationService(
             customers=CustomerStore(pool),
             steward_codes=StewardCodes(client, settings.steward_code_lifetime_seconds),
             app_token_key=credentials.derive_key(secret, "app-token"),
             app_token_window_seconds=settings.app_token_window_seconds,
+            cache=cache,
         )
         calculation = CheckCalculation(identification, CalculationInputStore(pool), programs)
         self.writer = BatchWriter(
@@ -225,6 +235,7 @@ class Application:
             settings.batch_queue_operations_max,
             settings.batch_concurrent_max,
             self.registry,
+            cache,
         )
         self.transactions = TransactionService(
             calculation=calculation,
@@ -239,6 +250,7 @@ class Application:
             pin_text=texts.pin_text,
             programs=programs,
             refunds=RefundStore(pool),
+            cache=cache,
         )
         self.unary = UnaryProcessing(
             self.transactions,

@@ -29,10 +29,15 @@ async def test_expired_lots_leave_the_balance_with_an_expire_entry(
     assert (points.balance, points.expiring) == (2_000, 300)
     assert points.next_expiry is not None and points.next_expiry > now
 
-    written = 0
-    while (batch := await TransactionStore(pool).write_off_expired_lots(1_000)) > 0:
+    written, changed = 0, set()
+    while True:
+        batch, customers_changed = await TransactionStore(pool).write_off_expired_lots(1_000)
+        if not batch:
+            break
         written += batch
+        changed.update(customers_changed)
     assert written >= 1
+    assert (business.business_id, customer_id) in changed  # told to the balance cache
     after = await customers.membership(business.business_id, customer_id)
     assert after is not None
     assert (after.pockets[0].balance, after.pockets[0].expiring) == (1_300, 300)
@@ -60,7 +65,7 @@ async def test_expiry_never_takes_points_that_pending_transactions_hold(
         business.business_id,
         customer_id,
     )
-    while await TransactionStore(pool).write_off_expired_lots(1_000) > 0:
+    while (await TransactionStore(pool).write_off_expired_lots(1_000))[0] > 0:
         pass
     after = await customers.membership(business.business_id, customer_id)
     assert after is not None

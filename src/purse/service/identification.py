@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 from purse.domain import credentials, identifiers
@@ -27,6 +27,7 @@ from purse.domain.errors import (
 from purse.domain.identifiers import Identifier, IdentifierKind
 from purse.domain.terminals import TerminalContext, TerminalKind
 from purse.store.postgres.customers import CustomerStore
+from purse.store.redis.balance_cache import BalanceCache, hint
 from purse.store.redis.steward_codes import StewardCodes
 
 search_page_size_default = 20
@@ -52,29 +53,42 @@ class IdentificationService:
         app_token_key: bytes,
         app_token_window_seconds: int,
         clock: Callable[[], float] = time.time,
+        cache: BalanceCache | None = None,
     ) -> None:
         self._customers = customers
+        self._cache = cache
         self._steward_codes = steward_codes
         self._app_token_key = app_token_key
         self._app_token_window_seconds = app_token_window_seconds
         self._clock = clock
 
     async def identify(
-        self, terminal: TerminalContext, identifier: Identifier, field: str = "identifier"
+        self,
+        terminal: TerminalContext,
+        identifier: Identifier,
+        field: str = "identifier",
+        cached: bool = True,
     ) -> Membership:
+        """The membership `identifier` names. `cached=False` reads the database even when
+        the balance cache is on: answers that are stored (ProcessCheck) must not rest on
+        a cached balance."""
         kind, raw = identifier.kind, identifier.value
         path = f"{field}.{kind.value}"
+        business_id = terminal.business_id
+        cache = self._cache if cached else None
         if kind is IdentifierKind.PHONE:
             phone = identifiers.normalize_phone(raw, terminal.phone_prefix, path)
-            return await self._by_phone(terminal, phone)
+            return await _through(
+                cache, business_id, hint(kind.value, phone), lambda: self._by_phone(terminal, phone)
+            )
         if kind is IdentifierKind.CARD_NUMBER or kind is IdentifierKind.CARD_QR:
             value = identifiers.normalize_stored(kind, raw, path)
-            found = await self._customers.membership_by_identifier(
-                terminal.business_id, kind, value
+            return await _through(
+                cache,
+                business_id,
+                hint(kind.value, value),
+                lambda: self._by_card(terminal, kind, value),
             )
-            if found is None:
-                raise _customer_not_found(kind.value.replace("_", " "))
-            return found
         if kind is IdentifierKind.APP_TOKEN:
             customer_id = credentials.verify_app_token(
                 self._app_token_key,
@@ -83,9 +97,25 @@ class IdentificationService:
                 self._app_token_window_seconds,
                 path,
             )
-            return await self._by_customer(terminal, customer_id)
+            return await _through(
+                cache, business_id, customer_id, lambda: self._by_customer(terminal, customer_id)
+            )
         assert kind is IdentifierKind.STEWARD_CODE
-        return await self._by_steward_code(terminal, identifiers.normalize_steward_code(raw, path))
+        # The code is spent here, whatever the cache says: it is single use.
+        customer_id = await self._steward_customer(
+            terminal, identifiers.normalize_steward_code(raw, path)
+        )
+        return await _through(
+            cache, business_id, customer_id, lambda: self._member(terminal, customer_id)
+        )
+
+    async def _by_card(
+        self, terminal: TerminalContext, kind: IdentifierKind, value: str
+    ) -> Membership:
+        found = await self._customers.membership_by_identifier(terminal.business_id, kind, value)
+        if found is None:
+            raise _customer_not_found(kind.value.replace("_", " "))
+        return found
 
     async def identify_many(
         self, terminal: TerminalContext, wanted: Sequence[Identifier | None]
@@ -125,7 +155,7 @@ class IdentificationService:
     ) -> Membership | DomainError:
         assert identifier is not None
         try:
-            return await self.identify(terminal, identifier)
+            return await self.identify(terminal, identifier, cached=False)
         except DomainError as refusal:
             return refusal
 
@@ -149,13 +179,16 @@ class IdentificationService:
             raise _customer_not_found("app token")
         return await self._by_phone(terminal, phone)
 
-    async def _by_steward_code(self, terminal: TerminalContext, code: str) -> Membership:
+    async def _steward_customer(self, terminal: TerminalContext, code: str) -> int:
         state, customer_id = await self._steward_codes.redeem(terminal.business_id, code)
         if state == "unknown":
             raise NotFound("no such steward code in this business", reason="STEWARD_CODE_NOT_FOUND")
         if state != "ok":
             message, reason = _steward_refusals[state]
             raise FailedPrecondition(message, reason=reason)
+        return customer_id
+
+    async def _member(self, terminal: TerminalContext, customer_id: int) -> Membership:
         found = await self._customers.membership(terminal.business_id, customer_id)
         if found is None:
             raise _customer_not_found("steward code")
@@ -228,6 +261,8 @@ class IdentificationService:
             AccessType(terminal.default_access_type),
             questionnaire,
         )
+        if not enrolled and _changes_customer(questionnaire):
+            await self._forget_everywhere(customer_id)
         if card_number:
             await self._attach(terminal, customer_id, IdentifierKind.CARD_NUMBER, card_number)
         membership = await self._membership(terminal, customer_id, enrolled)
@@ -249,7 +284,16 @@ class IdentificationService:
         )
         if not removed:
             raise NotFound("this customer has no such identifier", reason="IDENTIFIER_NOT_FOUND")
+        if self._cache is not None:
+            await self._cache.forget(terminal.business_id, [customer_id], [hint(kind.value, value)])
         return await self._match(terminal, customer_id)
+
+    async def _forget_everywhere(self, customer_id: int) -> None:
+        """Names and language belong to the customer, shown by every business's membership."""
+        if self._cache is None:
+            return
+        for business_id in await self._customers.businesses_of(customer_id):
+            await self._cache.forget(business_id, [customer_id])
 
     async def _attach(
         self, terminal: TerminalContext, customer_id: int, kind: IdentifierKind, value: str
@@ -267,6 +311,28 @@ class IdentificationService:
         if membership is None:
             raise _customer_not_found("id")
         return await self._customers.match(terminal.business_id, membership)
+
+
+async def _through(
+    cache: BalanceCache | None,
+    business_id: int,
+    by: str | int,
+    read: Callable[[], Awaitable[Membership]],
+) -> Membership:
+    """The cached membership, or the database's (then kept for the next identification)."""
+    if cache is None:
+        return await read()
+    found = await cache.lookup(business_id, by)
+    if found.membership is not None:
+        return found.membership
+    membership = await read()
+    await cache.remember(business_id, membership, by, found.ticket)
+    return membership
+
+
+def _changes_customer(questionnaire: Questionnaire) -> bool:
+    """Whether enrolling an existing customer overwrites their names or language."""
+    return bool(questionnaire.given_name or questionnaire.family_name or questionnaire.language)
 
 
 def _identifier_taken(field: str) -> AlreadyExists:

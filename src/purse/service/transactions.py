@@ -57,6 +57,7 @@ from purse.store.postgres.receipts import receipt_document, receipt_from_documen
 from purse.store.postgres.refunds import RefundRaced, RefundStore, StoredRefund
 from purse.store.postgres.transactions import TransactionStore, list_page_size_max, record_from_row
 from purse.store.redis import keys
+from purse.store.redis.balance_cache import BalanceCache
 from purse.store.redis.pins import PinStore, new_pin, pin_digits
 from purse.store.redis.rate_limits import FailureCounter
 
@@ -118,6 +119,7 @@ class TransactionService:
         programs: Programs,
         refunds: RefundStore,
         clock: Callable[[], float] = time.time,
+        cache: BalanceCache | None = None,
     ) -> None:
         self._calculation = calculation
         self._writer = writer
@@ -130,6 +132,7 @@ class TransactionService:
         self._programs = programs
         self._refunds = refunds
         self._clock = clock
+        self._cache = cache
 
     async def process_many(
         self, terminal: TerminalContext, requests: Sequence[ProcessRequest]
@@ -428,7 +431,21 @@ class TransactionService:
 
     async def write_off_expired_lots(self) -> int:
         """Expired special points leave the balance, with an `expire` ledger entry."""
-        return await self._transactions.write_off_expired_lots(expired_lots_per_sweep_max)
+        written, changed = await self._transactions.write_off_expired_lots(
+            expired_lots_per_sweep_max
+        )
+        by_business: dict[int, list[int]] = {}
+        for business_id, customer_id in changed:
+            by_business.setdefault(business_id, []).append(customer_id)
+        for business_id, customer_ids in by_business.items():
+            await self._forget(business_id, customer_ids)
+        return written
+
+    async def _forget(self, business_id: int, customer_ids: Sequence[int | None]) -> None:
+        """Tell the balance cache, after a commit outside the batch writer."""
+        known = [customer_id for customer_id in customer_ids if customer_id is not None]
+        if self._cache is not None and known:
+            await self._cache.forget(business_id, known)
 
     async def expire_overdue(self) -> int:
         """Void the holds of pending transactions past their deadline; returns how many.
@@ -462,7 +479,7 @@ class TransactionService:
         validate_key(refund_number, "refund_number")
         stored = await self._stored_refund(terminal, refund_number, request_digest)
         if stored is None:
-            await self.get(terminal, transaction_id)
+            sale = await self.get(terminal, transaction_id)
             try:
                 stored = await self._refunds.refund(
                     terminal.business_id, transaction_id, terminal.terminal_id, refund_number,
@@ -472,6 +489,7 @@ class TransactionService:
             except RefundRaced:
                 stored = await self._stored_refund(terminal, refund_number, request_digest)
                 assert stored is not None
+            await self._forget(terminal.business_id, [sale.customer_id])
         record = await self.get(terminal, transaction_id)
         refund = next(r for r in record.refunds if r.refund_id == stored.refund_id)
         return refund, record
@@ -516,6 +534,7 @@ class TransactionService:
                 terminal.business_id, record.transaction_id, terminal.terminal_id, number,
                 b"cancel", lambda document, refunded: _plan(document, refunded, ()), cancel=True,
             )  # fmt: skip
+        await self._forget(terminal.business_id, [record.customer_id])
         cancelled = await self.get(terminal, record.transaction_id)
         membership = None
         if cancelled.customer_id is not None:

@@ -284,6 +284,15 @@ class CustomerStore:
         matches = await self._with_identifiers(business_id, [membership])
         return matches[0]
 
+    async def businesses_of(self, customer_id: int) -> list[int]:
+        """Every business the customer is a member of: the one cross-business read, for
+        telling each business's cache that the customer's own details changed."""
+        rows = await self._pool.fetch(
+            "SELECT business_id FROM memberships WHERE customer_id = $1 ORDER BY business_id",
+            customer_id,
+        )
+        return [row["business_id"] for row in rows]
+
     async def customer_phone(self, customer_id: int) -> str | None:
         """The phone of a customer (customers are shared by every business)."""
         phone: str | None = await self._pool.fetchval(

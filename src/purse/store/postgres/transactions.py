@@ -38,7 +38,7 @@ WITH due AS (
   SELECT business_id, pocket_id, sum(remaining) AS remaining FROM due
    GROUP BY business_id, pocket_id
 ), pockets_locked AS (
-  SELECT p.business_id, p.pocket_id,
+  SELECT p.business_id, p.pocket_id, p.customer_id,
          least(d.remaining, greatest(p.balance - p.held, 0)) AS amount
     FROM pockets p JOIN per_pocket d USING (business_id, pocket_id)
    ORDER BY p.business_id, p.pocket_id
@@ -54,7 +54,8 @@ WITH due AS (
   INSERT INTO ledger_entries (business_id, pocket_id, kind, amount)
   SELECT business_id, pocket_id, 'expire', -amount FROM pockets_locked WHERE amount > 0
 )
-SELECT count(*) FROM due
+SELECT (SELECT count(*) FROM due) AS lots,
+       ARRAY(SELECT ROW(business_id, customer_id) FROM pockets_locked) AS customers
 """
 
 
@@ -204,11 +205,13 @@ class TransactionStore:
             message.sealed_secret,
         )
 
-    async def write_off_expired_lots(self, limit: int) -> int:
+    async def write_off_expired_lots(self, limit: int) -> tuple[int, list[tuple[int, int]]]:
         """Write off special points whose lots have expired: the pocket's balance falls by
         what is left of each lot, with an `expire` ledger entry, but never into what pending
         transactions hold (points held past their expiry are posted or, if the hold is
         released, kept: a customer never loses points to a race with the sweeper). Lots
-        another process is working on are skipped; returns the lots written off."""
-        written: int = await self._pool.fetchval(_write_off_expired, limit)
-        return written
+        another process is working on are skipped. Returns the lots written off and the
+        (business, customer) pairs whose points they were."""
+        row = await self._pool.fetchrow(_write_off_expired, limit)
+        assert row is not None
+        return row["lots"], [(business, customer) for business, customer in row["customers"]]

@@ -30,3 +30,26 @@ def pin(business_id: int, transaction_id: int) -> str:
 
 def pin_sends(business_id: int, phone: str) -> str:
     return f"{business_tag(business_id)}:pin-sends:{phone}"
+
+
+def membership(business_id: int, customer_id: int) -> str:
+    return f"{business_tag(business_id)}:membership:{customer_id}"
+
+
+def membership_prefix(business_id: int) -> str:
+    """What `membership` puts before the customer id (for a script that finds the id)."""
+    return f"{business_tag(business_id)}:membership:"
+
+
+def membership_changed(business_id: int, customer_id: int) -> str:
+    return f"{business_tag(business_id)}:membership-changed:{customer_id}"
+
+
+def membership_clock(business_id: int) -> str:
+    return f"{business_tag(business_id)}:membership-clock"
+
+
+def customer_by(business_id: int, kind: str, value: str) -> str:
+    # Hashed like logins: phones and card numbers should not show up in monitoring.
+    digest = hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()[:32]
+    return f"{business_tag(business_id)}:customer-by:{digest}"

@@ -1,0 +1,142 @@
+"""The balance cache on a real Redis: hits, forgets, and fills that raced a write."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from datetime import UTC, datetime, timedelta
+
+import redis.asyncio as redis
+from prometheus_client import CollectorRegistry
+
+from purse.domain.customers import AccessType, Membership, Pocket, PocketKind
+from purse.store.embedded import free_port
+from purse.store.redis import keys
+from purse.store.redis.balance_cache import BalanceCache, hint
+from purse.store.redis.client import create_client
+
+_businesses = itertools.count(70_000)
+
+
+def membership(customer_id: int = 5, balance: int = 1_000, **pocket: object) -> Membership:
+    return Membership(
+        customer_id=customer_id,
+        phone="+380501112233",
+        category_id=1,
+        category_title="Regular",
+        access_type=AccessType.FULL,
+        participation_confirmed=True,
+        pockets=(Pocket(11, PocketKind.POINTS, 0, "", balance, 0, **pocket),),  # type: ignore[arg-type]
+        sales_count=3,
+        sales_sum_minor_units=45_000,
+        last_visit=datetime(2026, 11, 1, 12, 30, 15, 123_456, tzinfo=UTC),
+        language="uk",
+    )
+
+
+def new_cache(client: redis.Redis, lifetime_seconds: int = 60) -> BalanceCache:
+    return BalanceCache(client, lifetime_seconds, 1.0, CollectorRegistry())
+
+
+async def test_a_membership_remembered_after_a_miss_is_the_next_hit(
+    redis_client: redis.Redis,
+) -> None:
+    cache, business = new_cache(redis_client), next(_businesses)
+    missed = await cache.lookup(business, hint("phone", "+380501112233"))
+    assert missed.membership is None and missed.ticket is not None
+    assert await cache.remember(
+        business, membership(), hint("phone", "+380501112233"), missed.ticket
+    )
+    by_phone = await cache.lookup(business, hint("phone", "+380501112233"))
+    by_id = await cache.lookup(business, 5)
+    assert by_phone.membership == membership() == by_id.membership
+
+
+async def test_a_fill_that_began_before_a_committed_change_is_refused(
+    redis_client: redis.Redis,
+) -> None:
+    cache, business = new_cache(redis_client), next(_businesses)
+    missed = await cache.lookup(business, 5)
+    await cache.forget(business, [5])  # a write committed while the reader read the database
+    assert not await cache.remember(business, membership(balance=1), 5, missed.ticket)
+    assert (await cache.lookup(business, 5)).membership is None
+    again = await cache.lookup(business, 5)
+    assert await cache.remember(business, membership(balance=2), 5, again.ticket)
+    assert (await cache.lookup(business, 5)).membership == membership(balance=2)
+
+
+async def test_a_forget_drops_the_value_and_leaves_other_customers_alone(
+    redis_client: redis.Redis,
+) -> None:
+    cache, business = new_cache(redis_client), next(_businesses)
+    for customer in (5, 6):
+        missed = await cache.lookup(business, customer)
+        assert await cache.remember(business, membership(customer), customer, missed.ticket)
+    await cache.forget(business, [5])
+    assert (await cache.lookup(business, 5)).membership is None
+    assert (await cache.lookup(business, 6)).membership == membership(6)
+
+
+async def test_a_removed_card_no_longer_finds_the_customer(redis_client: redis.Redis) -> None:
+    cache, business = new_cache(redis_client), next(_businesses)
+    card = hint("card_number", "4000123412341234")
+    missed = await cache.lookup(business, card)
+    assert await cache.remember(business, membership(), card, missed.ticket)
+    await cache.forget(business, [5], [card])
+    refill = await cache.lookup(business, 5)
+    assert await cache.remember(business, membership(), 5, refill.ticket)
+    assert (await cache.lookup(business, card)).membership is None
+    assert (await cache.lookup(business, 5)).membership == membership()
+
+
+async def test_losing_the_clock_refuses_fills_begun_before_and_hides_older_values(
+    redis_client: redis.Redis,
+) -> None:
+    cache, business = new_cache(redis_client), next(_businesses)
+    missed = await cache.lookup(business, 5)
+    assert await cache.remember(business, membership(), 5, missed.ticket)
+    pending = await cache.lookup(business, 6)
+    await redis_client.delete(keys.membership_clock(business))  # as a flush or an eviction
+    assert not await cache.remember(business, membership(6), 6, pending.ticket)
+    assert (await cache.lookup(business, 5)).membership is None
+
+
+async def test_forgetting_a_business_hides_all_its_members_only(
+    redis_client: redis.Redis,
+) -> None:
+    cache = new_cache(redis_client)
+    changed, other = next(_businesses), next(_businesses)
+    for business in (changed, other):
+        missed = await cache.lookup(business, 5)
+        assert await cache.remember(business, membership(), 5, missed.ticket)
+    await cache.forget_business(changed)
+    assert (await cache.lookup(changed, 5)).membership is None
+    assert (await cache.lookup(other, 5)).membership == membership()
+
+
+async def test_a_value_never_outlives_the_soonest_expiry_of_special_points(
+    redis_client: redis.Redis,
+) -> None:
+    cache, business = new_cache(redis_client, lifetime_seconds=600), next(_businesses)
+    soon = datetime.fromtimestamp(time.time() + 30, UTC)
+    missed = await cache.lookup(business, 5)
+    assert await cache.remember(
+        business, membership(expiring=100, next_expiry=soon), 5, missed.ticket
+    )
+    lifetime = await redis_client.ttl(keys.membership(business, 5))
+    assert 25 <= lifetime <= 30
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    gone = await cache.lookup(business, 6)
+    assert not await cache.remember(business, membership(6, next_expiry=past), 6, gone.ticket)
+
+
+async def test_an_unreachable_redis_is_a_miss_and_a_forget_does_not_raise() -> None:
+    client = create_client(f"redis://127.0.0.1:{free_port()}/0", 2, 0.5)
+    try:
+        cache = new_cache(client)
+        missed = await cache.lookup(1, 5)
+        assert missed.membership is None and missed.ticket is None
+        assert not await cache.remember(1, membership(), 5, missed.ticket)
+        await cache.forget(1, [5])
+    finally:
+        await client.aclose()
