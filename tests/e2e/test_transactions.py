@@ -11,7 +11,7 @@ import pytest
 from support import Tenant, assert_audit_is_clean, bearer, error_reason, new_phone
 
 from purse.domain import credentials
-from purse.domain.customers import AccessType
+from purse.domain.customers import AccessType, PocketKind
 from purse.domain.program import Program, Rule, RuleKind, RuleScope, ValueKind
 from purse.notify.dispatcher import pin_key_purpose
 from purse.service.programs import Programs
@@ -430,6 +430,60 @@ async def test_points_already_spent_are_reported_as_not_recovered(
     assert refunded.refund.points_recovered_hundredths == 1_000
     assert refunded.refund.points_not_recovered_hundredths == 4_000
     assert await points_of(pool, business, phone) == (0, 0)
+
+
+def coffees(number: str, phone: str, cups: int) -> pb.ProcessCheckRequest:
+    request = sale(number, phone)
+    del request.check.lines[:]
+    request.check.lines.add(
+        position=1, product_code="CAP", price_minor_units=5_000, quantity_thousandths=cups * 1_000,
+        amount_minor_units=cups * 5_000,
+    )  # fmt: skip
+    return request
+
+
+async def test_refunds_give_free_units_back_and_take_back_the_purchases_they_counted(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant, infrastructure: object
+) -> None:
+    card = await Provisioning(pool).account_type(
+        business.business_id, PocketKind.ACHIEVEMENTS, "Coffee card", {"en": "Every 3rd free"},
+        product_codes=("CAP",), purchases_per_reward=3,
+    )  # fmt: skip
+    phone = await customer_with_points(pool, business, 0)
+    auth = bearer(business.cash_desk.api_key)
+
+    async def cups_counted() -> int:
+        value: int = await pool.fetchval(
+            "SELECT p.balance FROM pockets p JOIN customers c USING (customer_id)"
+            " WHERE p.business_id = $1 AND c.phone = $2 AND p.account_type_id = $3",
+            business.business_id, phone, card,
+        )  # fmt: skip
+        return value
+
+    first = (await terminal_stub.ProcessCheck(coffees("AC-1", phone, 2), metadata=auth)).transaction
+    second = (
+        await terminal_stub.ProcessCheck(coffees("AC-2", phone, 2), metadata=auth)
+    ).transaction
+    assert second.receipt.to_pay_minor_units == 5_000  # the third cup was free
+    assert await cups_counted() == 1  # 2 + 2 - 3
+
+    async def refund(transaction_id: int, number: str) -> pb.Refund:
+        answer = await terminal_stub.RefundTransaction(
+            pb.RefundTransactionRequest(transaction_id=transaction_id, refund_number=number),
+            metadata=auth,
+        )
+        return answer.refund
+
+    # Two of the first sale's purchases are to go, but the reward used all but one.
+    refunded_first = await refund(first.transaction_id, "AC-R1")
+    assert [(a.account_type_id, a.returned, a.recovered, a.not_recovered)
+            for a in refunded_first.accounts] == [(card, 0, 1, 1)]  # fmt: skip
+    assert await cups_counted() == 0
+    refunded_second = await refund(second.transaction_id, "AC-R2")
+    assert [(a.account_type_id, a.returned, a.recovered, a.not_recovered)
+            for a in refunded_second.accounts] == [(card, 3, 2, 0)]  # fmt: skip
+    assert await cups_counted() == 1
+    await assert_audit_is_clean(infrastructure.database_url, business.business_id)  # type: ignore[attr-defined]
 
 
 async def test_cancelling_a_completed_sale_of_today_reverses_it(

@@ -18,6 +18,7 @@ from purse.domain.checks import (
     CustomerAccount,
     PointsLot,
     Redemption,
+    SourceKind,
 )
 from purse.domain.engine import calculate
 from purse.domain.program import Program, Rule, RuleKind, RuleScope, ValueKind, compile_program
@@ -109,7 +110,16 @@ def sales(draw: st.DrawFn) -> tuple[object, dict[int, int]]:
     customer = Customer(
         category_id=1,
         points_lots=(PointsLot(0, draw(st.integers(0, 200_000))),),
-        accounts=(CustomerAccount(7, AccountKind.MONEY, draw(st.integers(0, 100_000)), ("P1",)),),
+        accounts=(
+            CustomerAccount(7, AccountKind.MONEY, draw(st.integers(0, 100_000)), ("P1",)),
+            CustomerAccount(
+                9,
+                AccountKind.ACHIEVEMENTS,
+                draw(st.integers(0, 5)),
+                ("P0",),
+                purchases_per_reward=draw(st.integers(1, 4)),
+            ),
+        ),
     )
     probe = calculate(
         Check("UAH", tuple(lines)), program, customer, moment=moment, point_of_sale_id=1
@@ -132,7 +142,11 @@ def test_holding_then_confirming_ends_where_completing_at_once_does(
     sale: tuple[object, dict[int, int]],
 ) -> None:
     receipt, _ = sale
-    start = {(1, 0): Balance(1_000_000, 0), (1, 7): Balance(1_000_000, 0)}
+    start = {
+        (1, 0): Balance(1_000_000, 0),
+        (1, 7): Balance(1_000_000, 0),
+        (1, 9): Balance(1_000_000, 0),
+    }
     at_once = LockedState(pockets=deepcopy(start))
     assert settle(at_once, effects_of_sale(receipt, 1, (), pending=False)) is None  # type: ignore[arg-type]
     held = LockedState(pockets=deepcopy(start))
@@ -154,6 +168,8 @@ def test_partial_refunds_add_up_exactly_to_the_sale_and_never_more(
     receipt, quantities = sale
     refunded: dict[int, int] = {}
     totals = {"money": 0, "returned": 0, "recovered": 0}
+    accounts: dict[int, int] = {}
+    purchases: dict[int, int] = {}
     while any(refunded.get(p, 0) < q for p, q in quantities.items()):
         position = data.draw(
             st.sampled_from([p for p, q in quantities.items() if refunded.get(p, 0) < q])
@@ -165,6 +181,17 @@ def test_partial_refunds_add_up_exactly_to_the_sale_and_never_more(
         totals["money"] += plan.refunded_minor_units
         totals["returned"] += plan.points_returned
         totals["recovered"] += plan.points_to_recover
+        for account, amount in plan.accounts_returned.items():
+            accounts[account] = accounts.get(account, 0) + amount
+        for account, amount in plan.purchases_to_recover.items():
+            purchases[account] = purchases.get(account, 0) + amount
+    paid: dict[int, int] = {}
+    for payment in receipt.payments:  # type: ignore[attr-defined]
+        if payment.source_kind is SourceKind.ACCOUNT:
+            paid[payment.source_id] = paid.get(payment.source_id, 0) + payment.debit
+    assert {k: v for k, v in accounts.items() if v} == {k: v for k, v in paid.items() if v}
+    counted = {p.account_id: p.purchases for p in receipt.achievements}  # type: ignore[attr-defined]
+    assert {k: v for k, v in purchases.items() if v} == {k: v for k, v in counted.items() if v}
     assert totals == {
         "money": receipt.to_pay,  # type: ignore[attr-defined]
         "returned": receipt.points_redeemed,  # type: ignore[attr-defined]

@@ -9,7 +9,8 @@ to what the sale applied, never more. Rounding is `amounts.divide_rounded`.
 
 Points earned that the customer has spent meanwhile cannot be taken back: the caller
 clamps the take-back to what is available and reports the rest as not recovered.
-Achievement purchases counted by the sale are not reversed.
+Achievements are reversed the same way: the free units a line was given return to the
+account, and the purchases the line counted are taken back (as far as they are left).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class RefundPlan:
     points_to_recover: int
     accounts_returned: dict[int, int]  # account type id -> amount in its unit
     certificates_returned: dict[int, int]  # certificate id -> minor units
+    purchases_to_recover: dict[int, int]  # achievements account type id -> whole units
 
 
 def _share(value: int, before: int, now: int, whole: int) -> int:
@@ -100,7 +102,7 @@ def plan_refund(
     money = returned = recover = 0
     accounts: dict[int, int] = {}
     certificates: dict[int, int] = {}
-    rewards = {progress.account_id for progress in receipt.achievements}
+    purchases: dict[int, int] = {}
     for position, quantity in now.items():
         line, before, whole = (
             receipt.lines[index_of[position]],
@@ -117,6 +119,11 @@ def plan_refund(
             share = _share(debit, before, quantity, whole)
             if payment.source_kind is SourceKind.CERTIFICATE:
                 certificates[payment.source_id] = certificates.get(payment.source_id, 0) + share
-            elif payment.source_id not in rewards:
+            else:
                 accounts[payment.source_id] = accounts.get(payment.source_id, 0) + share
-    return RefundPlan(now, money, returned, recover, accounts, certificates)
+        for progress in receipt.achievements:
+            counted = progress.line_purchases[index_of[position]]
+            if counted:
+                share = _share(counted, before, quantity, whole)
+                purchases[progress.account_id] = purchases.get(progress.account_id, 0) + share
+    return RefundPlan(now, money, returned, recover, accounts, certificates, purchases)

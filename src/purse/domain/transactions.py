@@ -304,6 +304,17 @@ class TransactionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RefundedAccount:
+    """What a refund did to one account, in the account's own unit: units that paid for
+    the refunded lines returned, and achievements purchases they counted taken back."""
+
+    account_type_id: int
+    returned: int = 0
+    recovered: int = 0
+    not_recovered: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class RefundRecord:
     """A refund of (part of) a transaction and what it did."""
 
@@ -314,3 +325,4 @@ class RefundRecord:
     points_recovered: int
     points_not_recovered: int
     created_at: datetime
+    accounts: tuple[RefundedAccount, ...] = ()

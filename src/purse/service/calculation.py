@@ -270,7 +270,31 @@ def _accounts(
                 title=pocket.title,
             )
         )
-    return tuple(accounts)
+    return (*accounts, *_new_achievements(membership, inputs))
+
+
+def _new_achievements(
+    membership: Membership, inputs: CalculationInputs
+) -> list[checks.CustomerAccount]:
+    """Achievements accounts the member has no pocket for yet: counting starts with the
+    first purchase, and the sale that credits it creates the pocket."""
+    accounts = []
+    held = {pocket.account_type_id for pocket in membership.pockets}
+    for settings in inputs.account_types.values():
+        if settings.kind != PocketKind.ACHIEVEMENTS.value or settings.account_type_id in held:
+            continue
+        accounts.append(
+            checks.CustomerAccount(
+                account_id=settings.account_type_id,
+                kind=checks.AccountKind.ACHIEVEMENTS,
+                balance=0,
+                product_codes=settings.product_codes,
+                redemption_limit_without_pin=settings.redemption_limit_without_pin,
+                purchases_per_reward=settings.purchases_per_reward,
+                title=localized(settings.title, membership.language, settings.name),
+            )
+        )
+    return accounts
 
 
 def _coupons(

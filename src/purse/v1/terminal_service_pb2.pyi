@@ -1172,6 +1172,7 @@ class Refund(_message.Message):
     POINTS_RECOVERED_HUNDREDTHS_FIELD_NUMBER: _builtins.int
     POINTS_NOT_RECOVERED_HUNDREDTHS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_FIELD_NUMBER: _builtins.int
     refund_id: _builtins.int
     """Server-assigned refund id."""
     refund_number: _builtins.str
@@ -1188,6 +1189,10 @@ class Refund(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When it was made."""
 
+    @_builtins.property
+    def accounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___RefundedAccount]:
+        """Customer accounts the refund changed: units returned, achievements purchases taken back."""
+
     def __init__(
         self,
         *,
@@ -1198,14 +1203,51 @@ class Refund(_message.Message):
         points_recovered_hundredths: _builtins.int = ...,
         points_not_recovered_hundredths: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        accounts: _abc.Iterable[Global___RefundedAccount] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "points_not_recovered_hundredths", b"points_not_recovered_hundredths", "points_recovered_hundredths", b"points_recovered_hundredths", "points_returned_hundredths", b"points_returned_hundredths", "refund_id", b"refund_id", "refund_number", b"refund_number", "refunded_minor_units", b"refunded_minor_units"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "create_time", b"create_time", "points_not_recovered_hundredths", b"points_not_recovered_hundredths", "points_recovered_hundredths", b"points_recovered_hundredths", "points_returned_hundredths", b"points_returned_hundredths", "refund_id", b"refund_id", "refund_number", b"refund_number", "refunded_minor_units", b"refunded_minor_units"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Refund: _TypeAlias = Refund  # noqa: Y015
+
+@_typing.final
+class RefundedAccount(_message.Message):
+    """What a refund did to one customer account, in the account's own unit (minor units,
+    thousandths of a product unit, or whole purchases for achievements).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_TYPE_ID_FIELD_NUMBER: _builtins.int
+    RETURNED_FIELD_NUMBER: _builtins.int
+    RECOVERED_FIELD_NUMBER: _builtins.int
+    NOT_RECOVERED_FIELD_NUMBER: _builtins.int
+    account_type_id: _builtins.int
+    """The account type."""
+    returned: _builtins.int
+    """Units that paid for the refunded lines, given back."""
+    recovered: _builtins.int
+    """Achievements purchases the refunded lines counted, taken back."""
+    not_recovered: _builtins.int
+    """Purchases that could not be taken back (already used for a reward)."""
+    def __init__(
+        self,
+        *,
+        account_type_id: _builtins.int = ...,
+        returned: _builtins.int = ...,
+        recovered: _builtins.int = ...,
+        not_recovered: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_type_id", b"account_type_id", "not_recovered", b"not_recovered", "recovered", b"recovered", "returned", b"returned"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundedAccount: _TypeAlias = RefundedAccount  # noqa: Y015
 
 @_typing.final
 class Transaction(_message.Message):

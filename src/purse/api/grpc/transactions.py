@@ -45,6 +45,15 @@ def refund_to_proto(refund: RefundRecord) -> pb.Refund:
         points_recovered_hundredths=refund.points_recovered,
         points_not_recovered_hundredths=refund.points_not_recovered,
         create_time=timestamp(refund.created_at),
+        accounts=[
+            pb.RefundedAccount(
+                account_type_id=account.account_type_id,
+                returned=account.returned,
+                recovered=account.recovered,
+                not_recovered=account.not_recovered,
+            )
+            for account in refund.accounts
+        ],
     )
 
 

@@ -25,7 +25,8 @@ SELECT
            AND p.account_type_id = 0 AND l.remaining > 0
          ORDER BY l.expires_at, l.lot_id) AS lots,
   ARRAY(SELECT ROW(t.account_type_id, t.kind, t.product_codes,
-                   t.redemption_limit_without_pin, t.purchases_per_reward)
+                   t.redemption_limit_without_pin, t.purchases_per_reward, t.name,
+                   t.title::text)
           FROM account_types t WHERE t.business_id = $1
          ORDER BY t.account_type_id) AS account_types,
   ARRAY(SELECT ROW(c.coupon_id, c.code, c.customer_id, c.status, c.expires_at, s.kind,
@@ -59,6 +60,8 @@ class AccountTypeRow:
     product_codes: tuple[str, ...]
     redemption_limit_without_pin: int | None
     purchases_per_reward: int
+    name: str
+    title: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +131,7 @@ class CalculationInputStore:
         return CalculationInputs(
             rules_version=row["rules_version"],
             lots_by_customer=_lots_by_customer(row["lots"]),
-            account_types={
-                values[0]: AccountTypeRow(
-                    values[0], values[1], tuple(values[2]), values[3], values[4]
-                )
-                for values in row["account_types"]
-            },
+            account_types={values[0]: _account_type(values) for values in row["account_types"]},
             coupons={values[1]: _coupon(values) for values in row["coupons"]},
             certificates={values[1]: CertificateRow(*values) for values in row["certificates"]},
             goods_categories=dict(row["goods_categories"]),
@@ -145,6 +143,13 @@ def _lots_by_customer(rows: Sequence[Any]) -> dict[int, tuple[LotRow, ...]]:
     for customer_id, *values in rows:
         lots.setdefault(customer_id, []).append(LotRow(*values))
     return {customer_id: tuple(found) for customer_id, found in lots.items()}
+
+
+def _account_type(values: Sequence[Any]) -> AccountTypeRow:
+    account_type_id, kind, codes, limit, per_reward, name, title = values
+    return AccountTypeRow(
+        account_type_id, kind, tuple(codes), limit, per_reward, name, json.loads(title)
+    )
 
 
 def _coupon(values: Sequence[Any]) -> CouponRow:

@@ -4,8 +4,9 @@ Refunds are rare next to sales, so they do not go through the batch writer; each
 its sale's row first, which serialises refunds of one sale (several partial refunds can
 never add up to more than the sale) and orders them after any batch touching it. The
 refund number is the idempotency key: a retry finds the stored refund. Returned points
-and account units are credited before the points the sale earned are taken back, and
-the take-back stops at what is available: the rest is reported as not recovered.
+and account units are credited before what the sale earned (points, achievements
+purchases) is taken back, and each take-back stops at what is available: the rest is
+reported as not recovered.
 """
 
 from __future__ import annotations
@@ -129,25 +130,26 @@ async def _apply(
     customer_id: int | None,
     plan: RefundPlan,
 ) -> dict[str, Any]:
-    recovered = 0
+    credits = {POINTS_ACCOUNT_TYPE_ID: plan.points_returned, **plan.accounts_returned}
+    wanted = {POINTS_ACCOUNT_TYPE_ID: plan.points_to_recover, **plan.purchases_to_recover}
+    recovered: dict[int, int] = {}
     if customer_id is not None:
-        credits = {POINTS_ACCOUNT_TYPE_ID: plan.points_returned, **plan.accounts_returned}
-        keys = sorted(credits)
         rows = await connection.fetch(
             "SELECT account_type_id, pocket_id, balance, held FROM pockets"
             " WHERE business_id = $1 AND customer_id = $2 AND account_type_id = ANY($3::bigint[])"
             " ORDER BY pocket_id FOR UPDATE",
             business_id,
             customer_id,
-            keys,
+            sorted({*credits, *wanted}),
         )
         pockets = {row["account_type_id"]: row for row in rows}
-        points = pockets[POINTS_ACCOUNT_TYPE_ID]
-        available = points["balance"] - points["held"] + plan.points_returned
-        recovered = min(plan.points_to_recover, max(available, 0))
         changes = [(pockets[key]["pocket_id"], amount) for key, amount in credits.items() if amount]
-        if recovered:
-            changes.append((points["pocket_id"], -recovered))
+        for key, amount in wanted.items():
+            pocket = pockets.get(key)
+            available = 0 if pocket is None else pocket["balance"] - pocket["held"]
+            recovered[key] = min(amount, max(available + credits.get(key, 0), 0))
+            if recovered[key]:
+                changes.append((pockets[key]["pocket_id"], -recovered[key]))
         await _post(connection, business_id, transaction_id, changes)
     if plan.certificates_returned:
         returned = sorted(plan.certificates_returned.items())
@@ -159,13 +161,30 @@ async def _apply(
             [certificate_id for certificate_id, _ in returned],
             [amount for _, amount in returned],
         )
+    return _result(plan, recovered)
+
+
+def _result(plan: RefundPlan, recovered: dict[int, int]) -> dict[str, Any]:
+    """What is stored for the refund (and answered again on a retry)."""
+    points = recovered.get(POINTS_ACCOUNT_TYPE_ID, 0)
+    purchases = plan.purchases_to_recover
     return {
         "lines": {str(position): quantity for position, quantity in plan.quantities.items()},
         "refunded_minor_units": plan.refunded_minor_units,
         "points_returned": plan.points_returned,
-        "points_recovered": recovered,
-        "points_not_recovered": plan.points_to_recover - recovered,
-        "accounts_returned": {str(key): value for key, value in plan.accounts_returned.items()},
+        "points_recovered": points,
+        "points_not_recovered": plan.points_to_recover - points,
+        "accounts_returned": {
+            str(key): value for key, value in plan.accounts_returned.items() if value
+        },
+        "accounts_recovered": {
+            str(key): recovered.get(key, 0) for key, value in purchases.items() if value
+        },
+        "accounts_not_recovered": {
+            str(key): value - recovered.get(key, 0)
+            for key, value in purchases.items()
+            if value - recovered.get(key, 0)
+        },
     }
 
 

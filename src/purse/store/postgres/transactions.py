@@ -10,7 +10,12 @@ from typing import Any
 
 import asyncpg
 
-from purse.domain.transactions import RefundRecord, TransactionRecord, TransactionStatus
+from purse.domain.transactions import (
+    RefundedAccount,
+    RefundRecord,
+    TransactionRecord,
+    TransactionStatus,
+)
 from purse.store.postgres.batches import Message
 from purse.store.postgres.receipts import receipt_from_document
 
@@ -93,6 +98,22 @@ def _refund(values: Any) -> RefundRecord:
         points_recovered=effects["points_recovered"],
         points_not_recovered=effects["points_not_recovered"],
         created_at=created_at,
+        accounts=_refunded_accounts(effects),
+    )
+
+
+def _refunded_accounts(effects: dict[str, Any]) -> tuple[RefundedAccount, ...]:
+    returned = effects.get("accounts_returned", {})
+    recovered = effects.get("accounts_recovered", {})
+    not_recovered = effects.get("accounts_not_recovered", {})
+    return tuple(
+        RefundedAccount(
+            int(account),
+            returned.get(account, 0),
+            recovered.get(account, 0),
+            not_recovered.get(account, 0),
+        )
+        for account in sorted({*returned, *recovered, *not_recovered}, key=int)
     )
 
 
