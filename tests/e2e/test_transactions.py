@@ -486,6 +486,33 @@ async def test_refunds_give_free_units_back_and_take_back_the_purchases_they_cou
     await assert_audit_is_clean(infrastructure.database_url, business.business_id)  # type: ignore[attr-defined]
 
 
+async def test_a_confirmed_first_purchase_starts_the_achievements_card(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(pool, business, points_redemption_limit_without_pin=100)
+    card = await Provisioning(pool).account_type(
+        business.business_id, PocketKind.ACHIEVEMENTS, "Coffee card", {"en": "Every 5th free"},
+        product_codes=("CAP",), purchases_per_reward=5,
+    )  # fmt: skip
+    phone = await customer_with_points(pool, business, 1_000)
+    auth = bearer(business.cash_desk.api_key)
+    request = coffees("FA-1", phone, 2)
+    request.redemption.points_hundredths = 500  # above the no-PIN limit: pending
+    pending = (await terminal_stub.ProcessCheck(request, metadata=auth)).transaction
+    assert pending.status == pb.TRANSACTION_STATUS_PENDING
+    pin = await sent_pin(pool, business, pending.transaction_id)
+    await terminal_stub.ConfirmTransaction(
+        pb.ConfirmTransactionRequest(transaction_id=pending.transaction_id, pin=pin),
+        metadata=auth,
+    )
+    counted = await pool.fetchval(
+        "SELECT p.balance FROM pockets p JOIN customers c USING (customer_id)"
+        " WHERE p.business_id = $1 AND c.phone = $2 AND p.account_type_id = $3",
+        business.business_id, phone, card,
+    )  # fmt: skip
+    assert counted == 2
+
+
 async def test_cancelling_a_completed_sale_of_today_reverses_it(
     terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:

@@ -241,6 +241,7 @@ class TransactionService:
             else None,
             messages=messages,
             notice=_notice(membership, receipt) if completed else None,
+            new_pockets=_new_pockets(membership, effects),
         )
         return sale, pin
 
@@ -377,6 +378,10 @@ class TransactionService:
             else None,
             notice=_notice(membership, record.receipt) if confirmed else None,
         )
+        if membership is not None:
+            transition = replace(
+                transition, new_pockets=_new_pockets(membership, transition.effects)
+            )
         outcome = await self._writer.submit(terminal.business_id, transition, queue_seconds)
         if outcome.refusal is not None:
             raise FailedPrecondition(
@@ -670,6 +675,15 @@ def _record(sale: Sale, outcome: Outcome, calculation: Calculation) -> Transacti
         finished_at=None if sale.status is TransactionStatus.PENDING else outcome.created_at,
         confirmation_deadline=sale.confirmation_deadline,
     )
+
+
+def _new_pockets(membership: Membership | None, effects: Effects) -> tuple[PocketKey, ...]:
+    """The pockets `effects` reach that the membership, as read, does not have."""
+    if membership is None:
+        return ()
+    customer_id = membership.customer_id
+    known = {(customer_id, pocket.account_type_id) for pocket in membership.pockets}
+    return tuple(sorted({change.pocket for change in effects.pockets} - known))
 
 
 def _with_balances(membership: Membership, balances: dict[PocketKey, Balance]) -> Membership:

@@ -178,6 +178,8 @@ class Sale:
     notice: Notice | None = None
     # For a sale stored as rejected: the refusal a retry gets back.
     refusal: dict[str, Any] | None = None
+    # Pockets the effects reach that the customer may not have yet; None = any of them.
+    new_pockets: tuple[PocketKey, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +194,8 @@ class Transition:
     statistics: Statistics | None = None
     messages: tuple[Message, ...] = ()
     notice: Notice | None = None
+    # As for a sale.
+    new_pockets: tuple[PocketKey, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,13 +259,13 @@ async def _create_missing_pockets(
     sales: Sequence[Sale],
     transitions: Sequence[Transition],
 ) -> None:
-    keys = sorted(
-        {key for sale in sales for key in _pocket_keys(sale.effects)}
-        | {key for transition in transitions for key in _pocket_keys(transition.effects)}
-    )
+    """Accruals may reach an account the customer never had (a first achievements
+    purchase); creating it is idempotent. Operations that name their new pockets spare
+    the batch this round trip when there are none."""
+    operations: list[Sale | Transition] = [*sales, *transitions]
+    keys = sorted({key for operation in operations for key in _maybe_missing(operation)})
     if not keys:
         return
-    # Accruals may reach an account the customer never had; creating it is idempotent.
     await connection.execute(
         "INSERT INTO pockets (business_id, customer_id, account_type_id)"
         " SELECT $1, * FROM unnest($2::bigint[], $3::bigint[])"
@@ -270,6 +274,12 @@ async def _create_missing_pockets(
         [key[0] for key in keys],
         [key[1] for key in keys],
     )
+
+
+def _maybe_missing(operation: Sale | Transition) -> Sequence[PocketKey]:
+    if operation.new_pockets is None:
+        return _pocket_keys(operation.effects)
+    return operation.new_pockets
 
 
 def _claim_arguments(
