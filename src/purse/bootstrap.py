@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import warnings
 from dataclasses import dataclass, field, replace
@@ -197,6 +198,7 @@ class Application:
             self.metrics.start()
             where["metrics"] = f"http://{settings.http_host}:{self.metrics.port}/metrics"
         _logger.info("serving", extra=where)
+        _tune_garbage_collector(settings.gc_allocations_per_collection)
         return self.grpc_port
 
     def _terminal_servicer(
@@ -350,3 +352,14 @@ class Application:
             await self.redis.aclose()
         if self.pool is not None:
             await self.pool.close()
+
+
+def _tune_garbage_collector(allocations_per_collection: int) -> None:
+    """What exists once serving (pools, caches, compiled programs, generated code) lives
+    as long as the process: frozen, the collector never walks it again. Each check
+    allocates thousands of short-lived objects; collecting the young generation every
+    700 allocations (CPython's default) cost about a fifth of the server's CPU under load."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(allocations_per_collection, older, oldest)

@@ -88,6 +88,9 @@ class Settings:
     notify_backoff_ms_max: int = 300_000
     notify_sends_in_flight_max: int = 32
     notify_claim_lease_ms: int = 60_000
+    # Container allocations between two collections of the garbage collector's young
+    # generation, once serving (CPython's default is 700).
+    gc_allocations_per_collection: int = 10_000
     log_level: str = "INFO"
     log_format: str = "json"
 

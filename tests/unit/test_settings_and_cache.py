@@ -52,3 +52,18 @@ def test_titles_follow_the_customer_language_then_english_then_the_name() -> Non
     assert localized(texts, "de", "Cups") == "Gift coffee"
     assert localized({}, "de", "Cups") == "Cups"
     assert localized({"pl": "Kawa"}, "de", "Cups") == "Kawa"
+
+
+def test_a_serving_process_freezes_what_it_built_and_collects_young_objects_less_often() -> None:
+    import gc
+
+    from purse.bootstrap import _tune_garbage_collector
+
+    before = gc.get_threshold()
+    try:
+        _tune_garbage_collector(10_000)
+        assert gc.get_threshold() == (10_000, before[1], before[2])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
