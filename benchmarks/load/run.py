@@ -61,7 +61,9 @@ latency_rate_fraction_default = 0.5
 throughput_concurrency_default = 64
 stream_concurrency_default = 8
 checks_per_message_default = 100
-customers_default = 1_000
+# Enough that the checks in flight (8 streams x 100) never share a customer, as at real
+# tills: two checks of one customer at once may be refused (a balance changed meanwhile).
+customers_default = 10_000
 h2load_clients_default = 4
 h2load_streams_per_client_default = 32
 h2load_threads = 1
