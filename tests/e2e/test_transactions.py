@@ -460,7 +460,16 @@ async def test_refunds_give_free_units_back_and_take_back_the_purchases_they_cou
         )  # fmt: skip
         return value
 
-    first = (await terminal_stub.ProcessCheck(coffees("AC-1", phone, 2), metadata=auth)).transaction
+    answer = await terminal_stub.ProcessCheck(coffees("AC-1", phone, 2), metadata=auth)
+    first = answer.transaction
+    # The answer shows the card the first purchase opened, as the database has it.
+    opened = await pool.fetchrow(
+        "SELECT pocket_id, balance FROM pockets WHERE business_id = $1 AND account_type_id = $2",
+        business.business_id, card,
+    )  # fmt: skip
+    assert [
+        (p.pocket_id, p.balance) for p in answer.membership.pockets if p.account_type_id == card
+    ] == [(opened["pocket_id"], 2)]
     second = (
         await terminal_stub.ProcessCheck(coffees("AC-2", phone, 2), metadata=auth)
     ).transaction

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from purse.domain import checks
-from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID, Membership, PocketKind
+from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID, Membership, Pocket, PocketKind
 from purse.domain.engine import calculate
 from purse.domain.errors import DomainError, FailedPrecondition, FieldViolation
 from purse.domain.identifiers import Identifier
@@ -63,6 +63,9 @@ class Calculation:
     certificate_codes: dict[int, str] = field(default_factory=dict)
     # The program's hold for a transaction that waits for the PIN, seconds.
     hold_seconds: int = 600
+    # Achievements pockets the member does not have yet (id 0, empty): the sale that
+    # counts a first purchase creates them.
+    unopened_pockets: tuple[Pocket, ...] = ()
 
 
 class CheckCalculation:
@@ -148,7 +151,10 @@ class CheckCalculation:
     ) -> Calculation:
         """The receipt from inputs already read (synchronous: the pure engine)."""
         moment = _local_moment(terminal.time_zone, request.sale_time, self._clock())
-        customer, coupon_ids, certificate_ids = _customer(request, membership, inputs, moment)
+        unopened = _unopened_pockets(membership, inputs)
+        customer, coupon_ids, certificate_ids = _customer(
+            request, membership, inputs, moment, unopened
+        )
         check = _categorised(request.check, inputs.goods_categories)
         redemption = checks.Redemption(
             points=request.points,
@@ -183,6 +189,7 @@ class CheckCalculation:
             {coupon_id: code for code, coupon_id in coupon_ids.items()},
             {certificate_id: code for code, certificate_id in certificate_ids.items()},
             program.program.hold_seconds,
+            unopened,
         )
 
 
@@ -210,6 +217,7 @@ def _customer(
     membership: Membership | None,
     inputs: CalculationInputs,
     moment: datetime,
+    unopened: tuple[Pocket, ...],
 ) -> tuple[checks.Customer | None, dict[str, int], dict[str, int]]:
     """The engine's view of the customer, and the ids of the named coupons and certificates."""
     customer_id = None if membership is None else membership.customer_id
@@ -244,7 +252,7 @@ def _customer(
             ),
             moment,
         ),
-        accounts=_accounts(membership, inputs),
+        accounts=_accounts((*membership.pockets, *unopened), inputs),
         coupons=coupons,
         certificates=certificates,
     )
@@ -252,10 +260,10 @@ def _customer(
 
 
 def _accounts(
-    membership: Membership, inputs: CalculationInputs
+    pockets: Sequence[Pocket], inputs: CalculationInputs
 ) -> tuple[checks.CustomerAccount, ...]:
     accounts = []
-    for pocket in membership.pockets:
+    for pocket in pockets:
         settings = inputs.account_types.get(pocket.account_type_id)
         if settings is None:
             continue
@@ -270,31 +278,30 @@ def _accounts(
                 title=pocket.title,
             )
         )
-    return (*accounts, *_new_achievements(membership, inputs))
+    return tuple(accounts)
 
 
-def _new_achievements(
-    membership: Membership, inputs: CalculationInputs
-) -> list[checks.CustomerAccount]:
-    """Achievements accounts the member has no pocket for yet: counting starts with the
-    first purchase, and the sale that credits it creates the pocket."""
-    accounts = []
+def _unopened_pockets(
+    membership: Membership | None, inputs: CalculationInputs
+) -> tuple[Pocket, ...]:
+    """Achievements count from a member's first purchase: every achievements account the
+    member has no pocket for yet, empty."""
+    if membership is None:
+        return ()
     held = {pocket.account_type_id for pocket in membership.pockets}
-    for settings in inputs.account_types.values():
-        if settings.kind != PocketKind.ACHIEVEMENTS.value or settings.account_type_id in held:
-            continue
-        accounts.append(
-            checks.CustomerAccount(
-                account_id=settings.account_type_id,
-                kind=checks.AccountKind.ACHIEVEMENTS,
-                balance=0,
-                product_codes=settings.product_codes,
-                redemption_limit_without_pin=settings.redemption_limit_without_pin,
-                purchases_per_reward=settings.purchases_per_reward,
-                title=localized(settings.title, membership.language, settings.name),
-            )
+    return tuple(
+        Pocket(
+            pocket_id=0,
+            kind=PocketKind.ACHIEVEMENTS,
+            account_type_id=settings.account_type_id,
+            title=localized(settings.title, membership.language, settings.name),
+            balance=0,
+            held=0,
+            redemption_limit_without_pin=settings.redemption_limit_without_pin,
         )
-    return accounts
+        for settings in inputs.account_types.values()
+        if settings.kind == PocketKind.ACHIEVEMENTS.value and settings.account_type_id not in held
+    )
 
 
 def _coupons(

@@ -203,9 +203,7 @@ class TransactionService:
                 terminal.business_id, outcome.transaction_id, pin, calculation.hold_seconds
             )
         record = _record(sale, outcome, calculation)
-        return Answer(
-            record, await self._membership_after(terminal, calculation.membership, outcome)
-        )
+        return Answer(record, await self._membership_after(terminal, calculation, outcome))
 
     def _sale(
         self, terminal: TerminalContext, request: ProcessRequest, calculation: Calculation
@@ -305,13 +303,22 @@ class TransactionService:
         return Answer(record, membership)
 
     async def _membership_after(
-        self, terminal: TerminalContext, membership: Membership | None, outcome: Outcome
+        self, terminal: TerminalContext, calculation: Calculation, outcome: Outcome
     ) -> Membership | None:
+        membership = calculation.membership
         if membership is None:
             return None
         known = {pocket.account_type_id for pocket in membership.pockets}
+        opened = [
+            replace(pocket, pocket_id=outcome.pocket_ids.get(key, 0))
+            for pocket in calculation.unopened_pockets
+            if (key := (membership.customer_id, pocket.account_type_id)) in outcome.balances
+        ]
+        known.update(pocket.account_type_id for pocket in opened)
         if any(key[1] not in known for key in outcome.balances):
             return await self._customers.membership(terminal.business_id, membership.customer_id)
+        pockets = sorted((*membership.pockets, *opened), key=lambda pocket: pocket.account_type_id)
+        membership = replace(membership, pockets=tuple(pockets))
         return _with_balances(membership, outcome.balances)
 
     async def confirm(

@@ -213,6 +213,7 @@ class Outcome:
     existing: bool = False
     stored: asyncpg.Record | None = None
     balances: dict[PocketKey, Balance] = field(default_factory=dict)
+    pocket_ids: dict[PocketKey, int] = field(default_factory=dict)
     # Set for a sale that shared its key with an earlier one in the same batch.
     leader_digest: bytes | None = None
 
@@ -238,10 +239,13 @@ class BatchStore:
             )
             assert locked is not None
             state, lots = _locked_state(locked)
+            pockets = _Pockets(locked["pockets"], state)
             claimed = {(row[0], row[1]): (row[2], row[3]) for row in locked["claimed"]}
             statuses = {row[0]: row[1] for row in locked["transitions"]}
-            sale_outcomes = await _settle_sales(connection, business_id, sales, claimed, state)
-            transition_outcomes = _settle_transitions(transitions, statuses, state)
+            sale_outcomes = await _settle_sales(
+                connection, business_id, sales, claimed, state, pockets
+            )
+            transition_outcomes = _settle_transitions(transitions, statuses, state, pockets)
             writes = _Writes(business_id, locked, lots, self._notice_text)
             writes.add_sales(sales, sale_outcomes, state)
             writes.add_transitions(transitions, transition_outcomes, state)
@@ -338,6 +342,7 @@ async def _settle_sales(
     sales: Sequence[Sale],
     claimed: dict[tuple[int, str], tuple[int, datetime]],
     state: LockedState,
+    pockets: _Pockets,
 ) -> list[Outcome]:
     outcomes: list[Outcome] = []
     earlier = [sale for sale in sales if (sale.terminal_id, sale.check_number) not in claimed]
@@ -351,10 +356,9 @@ async def _settle_sales(
         refusal = None
         if sale.status is not TransactionStatus.REJECTED:
             refusal = settle(state, sale.effects)
+        balances, pocket_ids = pockets.of(sale.customer_id)
         outcomes.append(
-            Outcome(
-                transaction_id, created_at, refusal, balances=_balances(state, sale.customer_id)
-            )
+            Outcome(transaction_id, created_at, refusal, balances=balances, pocket_ids=pocket_ids)
         )
     return outcomes
 
@@ -375,18 +379,33 @@ async def _stored_sales(
     return {(row["terminal_id"], row["check_number"]): row for row in rows}
 
 
-def _balances(state: LockedState, customer_id: int | None) -> dict[PocketKey, Balance]:
-    if customer_id is None:
-        return {}
-    return {
-        key: Balance(value.balance, value.held)
-        for key, value in state.pockets.items()
-        if key[0] == customer_id
-    }
+class _Pockets:
+    """The pockets a batch locked, by customer: each outcome reports its customer's
+    balances after settlement without a scan of every pocket in the batch."""
+
+    def __init__(self, rows: Sequence[Any], state: LockedState) -> None:
+        self._state = state
+        self._by_customer: dict[int, list[tuple[PocketKey, int]]] = {}
+        for customer_id, account_type_id, pocket_id, _, _ in rows:
+            self._by_customer.setdefault(customer_id, []).append(
+                ((customer_id, account_type_id), pocket_id)
+            )
+
+    def of(self, customer_id: int | None) -> tuple[dict[PocketKey, Balance], dict[PocketKey, int]]:
+        """(balances as settled so far, pocket ids) of the customer's locked pockets."""
+        if customer_id is None:
+            return {}, {}
+        locked = self._by_customer.get(customer_id, [])
+        pockets = self._state.pockets
+        balances = {key: Balance(pockets[key].balance, pockets[key].held) for key, _ in locked}
+        return balances, dict(locked)
 
 
 def _settle_transitions(
-    transitions: Sequence[Transition], statuses: dict[int, str], state: LockedState
+    transitions: Sequence[Transition],
+    statuses: dict[int, str],
+    state: LockedState,
+    pockets: _Pockets,
 ) -> list[Outcome]:
     outcomes = []
     for transition in transitions:
@@ -397,11 +416,13 @@ def _settle_transitions(
         refusal = settle(state, transition.effects)
         if refusal is None:
             statuses[transition.transaction_id] = transition.status.value
+        balances, pocket_ids = pockets.of(transition.customer_id)
         outcomes.append(
             Outcome(
                 transition.transaction_id,
                 refusal=refusal,
-                balances=_balances(state, transition.customer_id),
+                balances=balances,
+                pocket_ids=pocket_ids,
             )
         )
     return outcomes
