@@ -33,6 +33,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -481,6 +482,9 @@ def _run_echoing(command: list[str], environment: dict[str, str], seconds: float
         process.wait()
     finally:
         timer.cancel()
+        if process.poll() is None:  # interrupted: the tool must not outlive the run
+            process.kill()
+            process.wait()
     if process.returncode != 0:
         raise RuntimeError(f"{command[0]} failed ({process.returncode}):\n{''.join(lines)[-2000:]}")
     return "".join(lines)
@@ -1039,8 +1043,20 @@ def run_benchmark(arguments: argparse.Namespace, data_dir: Path, report: Report)
         infrastructure.stop()
 
 
+class Interrupted(Exception):
+    """SIGTERM or SIGHUP: stop measuring, stop every server this run started, exit."""
+
+
+def _interrupt(signal_number: int, _frame: object) -> None:
+    raise Interrupted(f"stopped by {signal.Signals(signal_number).name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
+    # Turned into an exception so that every `finally` runs: the servers, PostgreSQL and
+    # Redis started for the run are stopped, as on Ctrl-C.
+    for signal_number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signal_number, _interrupt)
     if not arguments.no_h2load and shutil.which("h2load") is None:
         log(f"h2load is missing; install it with:  {h2load_install_command}")
         log("(or run with --no-h2load to measure throughput with the Python generator only)")
@@ -1052,6 +1068,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         run_benchmark(arguments, data_dir, report)
+    except (Interrupted, KeyboardInterrupt) as error:
+        log(f"\n{error or 'interrupted'}; the servers it started are stopped")
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        return 130
     except Exception as error:
         if report.rows:
             log("\nmeasured before the failure:\n" + render_text(report))

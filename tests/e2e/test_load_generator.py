@@ -7,14 +7,20 @@ These are correctness tests of the tool at a low rate; nothing here asserts a ti
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from support import ServerProcess, Tenant, new_phone
 
-from purse.store.embedded import free_port
+from purse.store.embedded import EmbeddedRedis, free_port
 from purse.v1 import terminal_service_pb2 as pb
 
 # benchmarks/ is not an installed package: import it from the repository, as `make` does.
@@ -143,3 +149,55 @@ time for request:      189us    107.91ms     14.94ms      9.07ms    92.30%
     assert run.grpc_frame(b"abc") == b"\x00\x00\x00\x00\x03abc"
     with pytest.raises(ValueError, match="no summary"):
         run.parse_h2load("connect failed")
+
+
+def test_sigterm_stops_the_benchmark_and_every_server_it_started(tmp_path: Path) -> None:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PURSE_")}
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.load.run", "--workloads=empty", "--no-h2load",
+         "--no-pgbench", "--phase-seconds=60", "--customers=10", f"--data-dir={tmp_path}"],
+        cwd=_repository, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    started: list[psutil.Process] = []
+    servers: list[int] = []
+    try:
+        assert runner.stdout is not None
+        for line in runner.stdout:  # bounded by the pytest timeout
+            if "empty / " in line:
+                break
+        started = psutil.Process(runner.pid).children(recursive=True)
+        servers = [
+            int((tmp_path / "postgres" / "postmaster.pid").read_text().split()[0]),
+            int(EmbeddedRedis(tmp_path).pid_path.read_text().strip()),
+        ]
+        assert started and all(psutil.pid_exists(pid) for pid in servers)
+        runner.send_signal(signal.SIGTERM)
+        output = runner.communicate(timeout=60)[0]
+        assert runner.returncode == 130, output
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _any_alive(started, servers):
+            time.sleep(0.1)
+        assert not _any_alive(started, servers)
+    finally:  # what a failing runner left behind must not outlive the test
+        runner.kill()
+        for process in started:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        for pid in servers:
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
+
+
+def _any_alive(processes: list[psutil.Process], pids: list[int]) -> bool:
+    def alive(process: psutil.Process) -> bool:
+        with contextlib.suppress(psutil.Error):
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        return False
+
+    def alive_pid(pid: int) -> bool:
+        with contextlib.suppress(psutil.Error):
+            return alive(psutil.Process(pid))
+        return False
+
+    return any(alive(process) for process in processes) or any(alive_pid(pid) for pid in pids)
