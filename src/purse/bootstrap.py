@@ -63,6 +63,8 @@ from purse.v1 import (
 )
 
 _logger = logging.getLogger(__name__)
+# Finished outbox messages deleted per sweep (a backlog goes in steps, never in one lock).
+finished_messages_per_sweep_max = 5_000
 fast_protobuf_backends = ("upb", "cpp")
 
 
@@ -311,6 +313,7 @@ class Application:
             backoff_ms_max=settings.notify_backoff_ms_max,
             sends_in_flight_max=settings.notify_sends_in_flight_max,
             claim_lease_ms=settings.notify_claim_lease_ms,
+            registry=self.registry,
         )
         try:
             await dispatcher.run(self._stopping)
@@ -319,13 +322,17 @@ class Application:
                 await provider.aclose()
 
     async def _sweep_holds(self) -> None:
-        """Void the holds of pending transactions whose PIN did not come in time, and write
-        off special points past their expiry."""
-        assert self.transactions is not None
+        """Void the holds of pending transactions whose PIN did not come in time, write off
+        special points past their expiry, delete finished notifications past retention."""
+        assert self.transactions is not None and self.pool is not None
+        outbox = OutboxStore(self.pool)
         while not self._stopping.is_set():
             try:
                 await self.transactions.expire_overdue()
                 await self.transactions.write_off_expired_lots()
+                await outbox.delete_finished(
+                    self.settings.notify_retention_days, finished_messages_per_sweep_max
+                )
             except Exception:
                 _logger.exception("sweeping holds and expired points failed; trying again later")
             with contextlib.suppress(TimeoutError):

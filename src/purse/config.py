@@ -88,6 +88,8 @@ class Settings:
     notify_backoff_ms_max: int = 300_000
     notify_sends_in_flight_max: int = 32
     notify_claim_lease_ms: int = 60_000
+    # Sent, rejected and failed messages are deleted this long after they were written.
+    notify_retention_days: int = 30
     # Container allocations between two collections of the garbage collector's young
     # generation, once serving (CPython's default is 700).
     gc_allocations_per_collection: int = 10_000

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
+from prometheus_client import CollectorRegistry
 from support import make_business, new_phone
 
 from purse.config import Settings
@@ -70,6 +71,7 @@ class ScriptedGateway:
     statuses: deque[int] = field(default_factory=deque)
     default_status: int = 200
     delay_seconds: float = 0.0
+    retry_after: str = ""
     received: list[ReceivedRequest] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _server: asyncio.Server | None = None
@@ -108,8 +110,11 @@ class ScriptedGateway:
                 if self.delay_seconds:
                     await asyncio.sleep(self.delay_seconds)
                 phrase = http.HTTPStatus(status).phrase
+                extra = f"Retry-After: {self.retry_after}\r\n" if self.retry_after else ""
                 writer.write(
-                    f"HTTP/1.1 {status} {phrase}\r\nContent-Length: 0\r\n\r\n".encode("ascii")
+                    f"HTTP/1.1 {status} {phrase}\r\n{extra}Content-Length: 0\r\n\r\n".encode(
+                        "ascii"
+                    )
                 )
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
@@ -228,7 +233,9 @@ async def message_row(pool: asyncpg.Pool, business_id: int, message_id: int) -> 
     return row
 
 
-def make_dispatcher(pool: asyncpg.Pool, provider: Any, **overrides: int) -> OutboxDispatcher:
+def make_dispatcher(
+    pool: asyncpg.Pool, provider: Any, registry: CollectorRegistry | None = None, **overrides: int
+) -> OutboxDispatcher:
     limits = {
         "batch_messages_max": 50,
         "poll_interval_ms": 10,
@@ -237,7 +244,7 @@ def make_dispatcher(pool: asyncpg.Pool, provider: Any, **overrides: int) -> Outb
         "backoff_ms_max": 100,
         **overrides,
     }
-    return OutboxDispatcher(OutboxStore(pool), provider, pin_key, **limits)
+    return OutboxDispatcher(OutboxStore(pool), provider, pin_key, registry=registry, **limits)
 
 
 async def run_until_settled(
@@ -415,6 +422,55 @@ async def test_a_503_is_retried_after_a_backoff_and_then_sent(
     assert gateway.sent_ids() == [message_id, message_id]
     row = await message_row(outbox_pool, business.business_id, message_id)
     assert (row["status"], row["reason"], row["attempts"]) == ("sent", "", 2)
+
+
+async def test_a_429_waits_as_long_as_the_gateway_asks_and_is_counted_as_a_retry(
+    outbox_pool: asyncpg.Pool, gateway: ScriptedGateway, webhook: WebhookProvider
+) -> None:
+    business = await make_business(outbox_pool)
+    customer = await new_customer(outbox_pool, business.business_id, confirmed=True)
+    message_id = await insert_message(
+        outbox_pool, business.business_id, customer, "transaction", "credited"
+    )
+    gateway.statuses.append(429)
+    gateway.retry_after = "5"
+    registry = CollectorRegistry()
+    dispatcher = make_dispatcher(
+        outbox_pool, webhook, registry, backoff_ms_first=300, backoff_ms_max=1_000
+    )
+    assert await dispatcher.run_once() == 1
+    row = await message_row(outbox_pool, business.business_id, message_id)
+    assert (row["status"], row["reason"]) == ("pending", "HTTP 429")
+    assert 4_000 < row["due_in_ms"] <= 5_000  # the gateway's 5 s, not the 300 ms backoff
+    counted = registry.get_sample_value("purse_outbox_messages_total", {"status": "retry"})
+    assert counted == 1
+
+
+async def test_finished_messages_past_retention_are_deleted_and_the_others_kept(
+    outbox_pool: asyncpg.Pool,
+) -> None:
+    business = await make_business(outbox_pool)
+    customer = await new_customer(outbox_pool, business.business_id, confirmed=True)
+    ids = {
+        name: await insert_message(outbox_pool, business.business_id, customer, "pin", name)
+        for name in ("old-sent", "old-failed", "old-pending", "new-sent")
+    }
+    for name, status, age_days in [
+        ("old-sent", "sent", 31), ("old-failed", "failed", 40), ("old-pending", "pending", 31),
+        ("new-sent", "sent", 29),
+    ]:  # fmt: skip
+        await outbox_pool.execute(
+            "UPDATE outbox_messages SET status = $3, created_at = now() - make_interval(days => $4)"
+            " WHERE business_id = $1 AND message_id = $2",
+            business.business_id, ids[name], status, age_days,
+        )  # fmt: skip
+    assert await OutboxStore(outbox_pool).delete_finished(30, 1) == 1  # bounded, oldest first
+    assert await OutboxStore(outbox_pool).delete_finished(30, 100) == 1
+    left = await outbox_pool.fetch(
+        "SELECT message_id FROM outbox_messages WHERE business_id = $1 ORDER BY message_id",
+        business.business_id,
+    )
+    assert [row["message_id"] for row in left] == [ids["old-pending"], ids["new-sent"]]
 
 
 async def test_a_message_fails_after_the_maximum_attempts_and_loses_its_secret(

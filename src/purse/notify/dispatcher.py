@@ -15,8 +15,11 @@ Rules, decided by the pure functions `prepare` and `settle`:
   rejected (PARTICIPATION_NOT_CONFIRMED) without reaching the provider: it costs nothing.
 - SENT -> 'sent'; REJECTED -> 'rejected'; RETRY (or a provider exception, or a send still
   running at the batch deadline) -> attempts + 1 and `next_attempt_at` pushed back by an
-  exponential backoff with jitter, bounded by `backoff_ms_max`; the attempt numbered
-  `attempts_max` that fails makes the message 'failed'.
+  exponential backoff with jitter, bounded by `backoff_ms_max`, or by the gateway's
+  Retry-After when that is longer; the attempt numbered `attempts_max` that fails makes
+  the message 'failed'.
+
+Every result is counted in `purse_outbox_messages_total` by status (a RETRY as 'retry').
 
 Neither a PIN nor the text of a message is ever logged: logs name messages by ids only.
 Sends of one batch must end well before the claim's lease does (see
@@ -31,6 +34,8 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter
 
 from purse.domain import credentials
 from purse.notify import texts
@@ -125,7 +130,8 @@ def settle(
     elif attempts >= attempts_max:
         status, reason, delay = MessageStatus.FAILED, delivery.reason, 0
     else:
-        status, reason, delay = MessageStatus.PENDING, delivery.reason, delay_ms(attempts)
+        delay = max(delay_ms(attempts), delivery.retry_after_ms)
+        status, reason = MessageStatus.PENDING, delivery.reason
     return MessageResult(
         message.business_id,
         message.message_id,
@@ -152,6 +158,7 @@ class OutboxDispatcher:
         backoff_ms_max: int,
         sends_in_flight_max: int = 32,
         claim_lease_ms: int = 60_000,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         if min(batch_messages_max, attempts_max, sends_in_flight_max) < 1:
             raise ValueError("batch, attempts and in-flight limits must be at least 1")
@@ -172,6 +179,14 @@ class OutboxDispatcher:
         self._sends_in_flight = asyncio.Semaphore(sends_in_flight_max)
         self._claim_lease_ms = claim_lease_ms
         self._random = random.SystemRandom()
+        counted = Counter(
+            "purse_outbox_messages",
+            "Outbox messages handled by the dispatcher, by what happened ('retry': will retry)",
+            ["status"],
+            registry=registry,
+        )
+        self._counted = {status: counted.labels(status.value) for status in MessageStatus}
+        self._counted_retry = counted.labels("retry")
 
     def _delay_ms(self, attempts_made: int) -> int:
         return retry_delay_ms(
@@ -186,6 +201,9 @@ class OutboxDispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._claim_lease_ms / 1000 * _lease_share_for_sending
         results = await asyncio.gather(*(self._handle(message, deadline) for message in claimed))
+        for result in results:
+            pending = result.status is MessageStatus.PENDING
+            (self._counted_retry if pending else self._counted[result.status]).inc()
         recorded = await self._store.record(results)
         if recorded != len(results):
             _logger.warning(

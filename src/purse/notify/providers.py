@@ -3,7 +3,9 @@
 A provider's `send` delivers one message and says what happened:
 
 - `SENT`: the gateway accepted it;
-- `RETRY`: a temporary failure (timeout, connection refused, 408, 429, 5xx) — try later;
+- `RETRY`: a temporary failure (timeout, connection refused, 408, 429, 5xx) — try later,
+  and not before the gateway's `Retry-After` (seconds or an HTTP date; at most
+  `retry_after_seconds_max`, so a wrong header cannot park messages for days);
 - `REJECTED`: a permanent refusal (any other 4xx) — trying again would not help.
 
 A provider never raises for a delivery problem it can classify; the dispatcher still
@@ -19,15 +21,18 @@ lost answer would otherwise produce.
 
 from __future__ import annotations
 
+import email.utils
 import enum
 import json
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol, TextIO
 
 import httpx
 
 reason_characters_max = 200
+retry_after_seconds_max = 3_600
 _http_retry_statuses = frozenset({408, 429})
 
 
@@ -80,14 +85,16 @@ class Delivery:
 
     outcome: DeliveryOutcome
     reason: str = ""
+    # For RETRY: the gateway asked not to be tried again sooner than this.
+    retry_after_ms: int = 0
 
     @classmethod
     def sent(cls) -> Delivery:
         return cls(DeliveryOutcome.SENT)
 
     @classmethod
-    def retry(cls, reason: str) -> Delivery:
-        return cls(DeliveryOutcome.RETRY, reason[:reason_characters_max])
+    def retry(cls, reason: str, retry_after_ms: int = 0) -> Delivery:
+        return cls(DeliveryOutcome.RETRY, reason[:reason_characters_max], retry_after_ms)
 
     @classmethod
     def rejected(cls, reason: str) -> Delivery:
@@ -114,12 +121,32 @@ class ConsoleProvider:
         return Delivery.sent()
 
 
-def delivery_for_status(status_code: int) -> Delivery:
-    """2xx sent; 408, 429 and 5xx retry; any other 4xx rejected; anything else retry."""
+def retry_after_ms(header: str | None, now: datetime) -> int:
+    """A `Retry-After` value (delay seconds or an HTTP date) as a delay from `now`, in ms,
+    at most `retry_after_seconds_max`; 0 when absent or unreadable."""
+    if not header:
+        return 0
+    value = header.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return 0
+        if moment.tzinfo is None:
+            return 0
+        seconds = (moment - now).total_seconds()
+    return int(min(max(seconds, 0.0), retry_after_seconds_max) * 1000)
+
+
+def delivery_for_status(status_code: int, retry_after: str | None = None) -> Delivery:
+    """2xx sent; 408, 429 and 5xx retry (after `retry_after`, the header, if given); any
+    other 4xx rejected; anything else retry."""
     if 200 <= status_code < 300:
         return Delivery.sent()
     if status_code in _http_retry_statuses or status_code >= 500:
-        return Delivery.retry(f"HTTP {status_code}")
+        return Delivery.retry(f"HTTP {status_code}", retry_after_ms(retry_after, datetime.now(UTC)))
     if 400 <= status_code < 500:
         return Delivery.rejected(f"HTTP {status_code}")
     # 1xx/3xx: the gateway (or the URL in the settings) is wrong, which an operator can
@@ -169,7 +196,7 @@ class WebhookProvider:
         except httpx.HTTPError as error:
             # Only the class name: the text of an error may quote the request.
             return Delivery.retry(f"TRANSPORT_ERROR {type(error).__name__}")
-        return delivery_for_status(response.status_code)
+        return delivery_for_status(response.status_code, response.headers.get("retry-after"))
 
     async def aclose(self) -> None:
         await self._client.aclose()

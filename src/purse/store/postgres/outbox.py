@@ -14,6 +14,9 @@ only while it is still pending with exactly that `next_attempt_at`, so a dispatc
 whose lease ran out cannot overwrite what a later claimant did. Recording is one
 statement for the whole batch (unnest); a message that leaves 'pending' loses its
 `sealed_secret`. Every statement matches rows by business id together with message id.
+
+Finished messages (sent, rejected, failed) are kept for a retention period, then
+`delete_finished` removes them, a bounded number at a time, oldest first.
 """
 
 from __future__ import annotations
@@ -145,6 +148,21 @@ class OutboxStore:
             return []
         rows = await self._pool.fetch(_claim_due, limit, lease_ms)
         return [_due_message(row) for row in rows]
+
+    async def delete_finished(self, retention_days: int, limit: int) -> int:
+        """Delete up to `limit` finished messages created more than `retention_days` ago."""
+        assert retention_days > 0 and limit > 0
+        status: str = await self._pool.execute(
+            "DELETE FROM outbox_messages o USING ("
+            "  SELECT business_id, message_id FROM outbox_messages"
+            "   WHERE status <> 'pending' AND created_at < now() - make_interval(days => $1)"
+            "   ORDER BY created_at LIMIT $2"
+            ") AS old"
+            " WHERE o.business_id = old.business_id AND o.message_id = old.message_id",
+            retention_days,
+            limit,
+        )
+        return int(status.rsplit(" ", maxsplit=1)[-1])
 
     async def record(self, results: Sequence[MessageResult]) -> int:
         """Store every result in one statement; returns how many messages changed.
