@@ -2,6 +2,3 @@
 -- language) change, every business's balance cache is told; the customer app lists
 -- every pocket of a customer in one place the same way.
 CREATE INDEX memberships_by_customer ON memberships (customer_id);
-
--- Finished outbox messages are deleted after the retention period, oldest first.
-CREATE INDEX outbox_messages_finished ON outbox_messages (created_at) WHERE status <> 'pending';
