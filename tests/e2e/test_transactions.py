@@ -4,6 +4,7 @@ PINs, cancelling, coupons used once, the stream, reads and statistics."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import grpc
@@ -19,6 +20,7 @@ from purse.store.postgres import database
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.programs import ProgramStore
 from purse.store.postgres.provisioning import Provisioning
+from purse.store.postgres.transactions import TransactionStore
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
@@ -520,6 +522,61 @@ async def test_a_confirmed_first_purchase_starts_the_achievements_card(
         business.business_id, phone, card,
     )  # fmt: skip
     assert counted == 2
+
+
+async def hold_across_a_lot_expiry(
+    stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant, number: str
+) -> tuple[pb.Transaction, str, int]:
+    """300 everlasting points and a lot of 500 special ones that expires while a pending
+    sale holds 400 of the 800; the sweeper has run after the expiry. (sale, phone, lot)"""
+    await set_program(pool, business, points_redemption_limit_without_pin=100)
+    phone = await customer_with_points(pool, business, 300)
+    customer_id, _ = await CustomerStore(pool).enrol(business.business_id, phone, AccessType.FULL)
+    expiry = datetime.now(UTC) + timedelta(seconds=2)
+    lot = await Provisioning(pool).points_lot(business.business_id, customer_id, 500, expiry)
+    pending = (
+        await stub.ProcessCheck(
+            sale(number, phone, redeem=400), metadata=bearer(business.cash_desk.api_key)
+        )
+    ).transaction
+    assert pending.status == pb.TRANSACTION_STATUS_PENDING
+    await asyncio.sleep(max((expiry - datetime.now(UTC)).total_seconds(), 0) + 0.1)
+    await TransactionStore(pool).write_off_expired_lots(1_000)
+    # The lot gave 400 to the hold; only its other 100 expire.
+    assert await points_of(pool, business, phone) == (700, 400)
+    return pending, phone, lot
+
+
+async def test_points_held_from_a_lot_that_expires_are_spent_when_confirmed(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant, infrastructure: object
+) -> None:
+    pending, phone, _ = await hold_across_a_lot_expiry(terminal_stub, pool, business, "EX-1")
+    pin = await sent_pin(pool, business, pending.transaction_id)
+    await terminal_stub.ConfirmTransaction(
+        pb.ConfirmTransactionRequest(transaction_id=pending.transaction_id, pin=pin),
+        metadata=bearer(business.cash_desk.api_key),
+    )
+    await TransactionStore(pool).write_off_expired_lots(1_000)
+    assert await points_of(pool, business, phone) == (300, 0)  # the everlasting 300 stay
+    await assert_audit_is_clean(infrastructure.database_url, business.business_id)  # type: ignore[attr-defined]
+
+
+async def test_points_a_released_hold_gives_back_to_an_expired_lot_expire_then(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant, infrastructure: object
+) -> None:
+    pending, phone, lot = await hold_across_a_lot_expiry(terminal_stub, pool, business, "EX-2")
+    await terminal_stub.CancelTransaction(
+        pb.CancelTransactionRequest(transaction_id=pending.transaction_id),
+        metadata=bearer(business.cash_desk.api_key),
+    )
+    remaining = await pool.fetchval(
+        "SELECT remaining FROM points_lots WHERE business_id = $1 AND lot_id = $2",
+        business.business_id, lot,
+    )  # fmt: skip
+    assert remaining == 400
+    await TransactionStore(pool).write_off_expired_lots(1_000)
+    assert await points_of(pool, business, phone) == (300, 0)
+    await assert_audit_is_clean(infrastructure.database_url, business.business_id)  # type: ignore[attr-defined]
 
 
 async def test_cancelling_a_completed_sale_of_today_reverses_it(

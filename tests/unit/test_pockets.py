@@ -1,4 +1,4 @@
-"""Spendable points: lots soonest-to-expire first, holds taken the same way."""
+"""Spendable points: lots soonest-to-expire first; held points are in no lot."""
 
 from __future__ import annotations
 
@@ -28,10 +28,21 @@ def test_an_expired_lot_is_not_spendable_even_before_it_is_written_off() -> None
     assert [(lot.lot_id, lot.points) for lot in spendable] == [(permanent_lot_id, 600)]
 
 
-def test_holds_consume_the_soonest_expiring_points_first() -> None:
+def test_held_points_come_off_the_never_expiring_part_since_holds_took_their_lots() -> None:
     lots = [(7, 300, now + 5 * day), (8, 200, now + day)]
     spendable = spendable_lots(1_000, 350, lots, now)
-    assert [(lot.lot_id, lot.points) for lot in spendable] == [(7, 150), (permanent_lot_id, 500)]
+    assert [(lot.lot_id, lot.points) for lot in spendable] == [
+        (8, 200),
+        (7, 300),
+        (permanent_lot_id, 150),
+    ]
+
+
+def test_lots_beyond_what_can_be_spent_give_way_soonest_expiring_first() -> None:
+    # A hold stored before holds took their lots: the lots still count the held points.
+    lots = [(7, 300, now + 5 * day), (8, 200, now + day)]
+    spendable = spendable_lots(1_000, 900, lots, now)
+    assert [(lot.lot_id, lot.points) for lot in spendable] == [(7, 100)]
 
 
 lot_lists = st.lists(

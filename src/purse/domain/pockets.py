@@ -2,8 +2,11 @@
 
 A points pocket's balance includes every lot of special (expiring) points; the part of
 the balance in no lot never expires. A lot whose `expires_at` has come is not spendable
-(the sweeper writes it off later). Held amounts belong to pending redemptions, which take
-points soonest-to-expire first, so holds are subtracted from the lots in that order.
+(the sweeper writes it off later). A pending redemption takes the points it holds out of
+their lots at once (see `purse.domain.transactions`), so held points are in no lot: they
+come off the never-expiring part. Should the lots still add up to more than balance −
+held (a hold stored before holds took their lots), the excess comes off the lots
+soonest-to-expire first, as those holds would have taken it.
 """
 
 from __future__ import annotations
@@ -29,13 +32,16 @@ def spendable_lots(
     """
     stored = list(lots)
     live = sorted((lot for lot in stored if lot[2] > moment), key=lambda lot: (lot[2], lot[0]))
-    permanent = max(balance - sum(remaining for _, remaining, _ in stored), 0)
-    entries: list[tuple[int, int, datetime | None]] = [*live, (permanent_lot_id, permanent, None)]
-    to_hold = held
+    unheld = balance - sum(remaining for _, remaining, _ in stored) - held
+    permanent = max(unheld, 0)
+    # Only when lots hold more than can be spent (see the module's docstring).
+    excess = max(sum(remaining for _, remaining, _ in live) + permanent - (balance - held), 0)
     spendable = []
-    for lot_id, amount, expires_at in entries:
-        taken = min(amount, to_hold)
-        to_hold -= taken
+    for lot_id, amount, expires_at in live:
+        taken = min(amount, excess)
+        excess -= taken
         if amount > taken:
             spendable.append(PointsLot(lot_id, amount - taken, expires_at))
+    if permanent:
+        spendable.append(PointsLot(permanent_lot_id, permanent, None))
     return tuple(spendable)

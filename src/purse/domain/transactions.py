@@ -9,6 +9,14 @@ lots, to certificates and to coupons. `effects_of_sale` derives them from a rece
 * `effects_of_confirmation` posts the holds and applies the accruals;
 * `effects_of_release` voids the holds (cancel, expiry, too many wrong PINs).
 
+Points lots (special, expiring points) follow the points themselves: a completed sale
+takes what it spends from the live lots, soonest-to-expire first; a pending sale takes
+what it holds the same way at once and keeps the amounts per lot (its *reservations*),
+so that a lot expiring during the hold is written off only for what is not held.
+Confirming leaves the lots as they are; releasing gives each lot its amount back (an
+expired lot then goes to the sweeper). A sale stored before reservations existed has
+none (None): its lots are taken when it is confirmed, as they always were.
+
 `settle` applies the operations of one batch in order to the balances locked for it and
 refuses any operation that would take a pocket's available amount (balance − held) or a
 certificate's below zero, or use a coupon that is not in the state it expects. A refused
@@ -88,6 +96,10 @@ class Effects:
     coupons: tuple[CouponChange, ...] = ()
     # Points posted as spent, taken from the customer's lots soonest-to-expire first.
     points_spent: int = 0
+    # Points held by a pending sale, taken from the lots the same way and remembered.
+    points_reserved: int = 0
+    # (lot id, points) a released hold gives back to its lots.
+    lots_returned: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(slots=True)
@@ -161,7 +173,8 @@ def effects_of_sale(
         for coupon_id in coupon_ids
     )
     if pending:
-        return Effects(tuple(pockets), tuple(certificates), coupons)
+        reserved = receipt.points_redeemed if customer_id is not None else 0
+        return Effects(tuple(pockets), tuple(certificates), coupons, points_reserved=reserved)
     pockets += _accruals(receipt, customer_id)
     return Effects(tuple(pockets), tuple(certificates), coupons, receipt.points_redeemed)
 
@@ -195,9 +208,13 @@ def _accruals(receipt: Receipt, customer_id: int | None) -> list[PocketChange]:
 
 
 def effects_of_confirmation(
-    receipt: Receipt, customer_id: int | None, coupon_ids: Sequence[int]
+    receipt: Receipt,
+    customer_id: int | None,
+    coupon_ids: Sequence[int],
+    reservations: dict[int, int] | None = None,
 ) -> Effects:
-    """Post what a pending sale held, and apply its accruals."""
+    """Post what a pending sale held, and apply its accruals; lots are taken now only for
+    a sale that reserved none (stored before reservations existed)."""
     held = effects_of_sale(receipt, customer_id, coupon_ids, pending=True)
     pockets = [
         PocketChange(change.pocket, LedgerKind.POST, -change.held_amount, -change.held_amount)
@@ -211,14 +228,17 @@ def effects_of_confirmation(
             for change in held.certificates
         ),
         tuple(CouponChange(change.coupon_id, "reserved", "used") for change in held.coupons),
-        receipt.points_redeemed,
+        receipt.points_redeemed if reservations is None else 0,
     )
 
 
 def effects_of_release(
-    receipt: Receipt, customer_id: int | None, coupon_ids: Sequence[int]
+    receipt: Receipt,
+    customer_id: int | None,
+    coupon_ids: Sequence[int],
+    reservations: dict[int, int] | None = None,
 ) -> Effects:
-    """Void what a pending sale held."""
+    """Void what a pending sale held, giving reserved points back to their lots."""
     held = effects_of_sale(receipt, customer_id, coupon_ids, pending=True)
     return Effects(
         tuple(
@@ -230,6 +250,7 @@ def effects_of_release(
             for change in held.certificates
         ),
         tuple(CouponChange(change.coupon_id, "reserved", "issued") for change in held.coupons),
+        lots_returned=tuple(sorted((reservations or {}).items())),
     )
 
 
@@ -301,6 +322,8 @@ class TransactionRecord:
     confirmation_deadline: datetime | None = None
     refusal: dict[str, str] | None = None
     refunds: tuple[RefundRecord, ...] = ()
+    # A pending sale's points taken from lots, by lot id (None: stored before they were kept).
+    lot_reservations: dict[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -376,9 +376,9 @@ class TransactionService:
             transaction_id=record.transaction_id,
             expected=TransactionStatus.PENDING,
             status=status,
-            effects=effects_of_confirmation(record.receipt, record.customer_id, coupon_ids)
-            if confirmed
-            else effects_of_release(record.receipt, record.customer_id, coupon_ids),
+            effects=(effects_of_confirmation if confirmed else effects_of_release)(
+                record.receipt, record.customer_id, coupon_ids, record.lot_reservations
+            ),
             customer_id=record.customer_id,
             statistics=Statistics(record.customer_id, 1, record.receipt.check_sum, confirmed=True)
             if confirmed and record.customer_id is not None
@@ -601,7 +601,9 @@ def _expiry(record: TransactionRecord) -> Transition:
         transaction_id=record.transaction_id,
         expected=TransactionStatus.PENDING,
         status=TransactionStatus.EXPIRED,
-        effects=effects_of_release(record.receipt, record.customer_id, list(record.coupon_codes)),
+        effects=effects_of_release(
+            record.receipt, record.customer_id, list(record.coupon_codes), record.lot_reservations
+        ),
         customer_id=record.customer_id,
     )
 

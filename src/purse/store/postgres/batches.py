@@ -58,11 +58,12 @@ SELECT
          WHERE p.business_id = $12 AND (p.customer_id, p.account_type_id) IN
                (SELECT * FROM unnest($13::bigint[], $14::bigint[]))
          ORDER BY p.pocket_id FOR UPDATE) AS pockets,
-  ARRAY(SELECT ROW(p.customer_id, l.lot_id, l.remaining, l.expires_at)
+  ARRAY(SELECT ROW(p.customer_id, l.lot_id, l.remaining, l.expires_at, l.expires_at > now())
           FROM points_lots l
           JOIN pockets p ON p.business_id = l.business_id AND p.pocket_id = l.pocket_id
-         WHERE l.business_id = $12 AND p.account_type_id = 0 AND l.remaining > 0
-           AND l.expires_at > now() AND p.customer_id = ANY($15::bigint[])
+         WHERE l.business_id = $12 AND p.account_type_id = 0
+           AND ((l.remaining > 0 AND l.expires_at > now() AND p.customer_id = ANY($15::bigint[]))
+                OR l.lot_id = ANY($20::bigint[]))
          ORDER BY l.lot_id FOR UPDATE OF l) AS lots,
   ARRAY(SELECT ROW(certificate_id, balance_minor_units, held_minor_units)
           FROM certificates WHERE business_id = $12 AND certificate_id = ANY($16::bigint[])
@@ -111,6 +112,10 @@ WITH pocket_rows AS (
     FROM unnest($21::bigint[], $22::bigint[], $23::bigint[], $24::boolean[])
          AS d(customer_id, sales, sales_sum, confirmed)
    WHERE m.business_id = $1 AND m.customer_id = d.customer_id
+), reservation_rows AS (
+  UPDATE transactions t SET lot_reservations = d.reservations
+    FROM unnest($33::bigint[], $34::jsonb[]) AS d(transaction_id, reservations)
+   WHERE t.business_id = $1 AND t.transaction_id = d.transaction_id
 )
 INSERT INTO outbox_messages (business_id, customer_id, transaction_id, channel, purpose, phone,
                              language, body, sealed_secret)
@@ -311,7 +316,7 @@ def _claim_arguments(
             {
                 key[0]
                 for effects in all_effects
-                if effects.points_spent
+                if effects.points_spent or effects.points_reserved
                 for key in _pocket_keys(effects)
             }
         ),
@@ -319,6 +324,7 @@ def _claim_arguments(
         sorted({c.coupon_id for effects in all_effects for c in effects.coupons}),
         sorted({transition.transaction_id for transition in transitions}),
         [sale.refusal for sale in ordered],
+        sorted({lot_id for effects in all_effects for lot_id, _ in effects.lots_returned}),
     ]
 
 
@@ -328,11 +334,14 @@ def _locked_state(locked: asyncpg.Record) -> tuple[LockedState, dict[int, list[t
         certificates={row[0]: Balance(row[1], row[2]) for row in locked["certificates"]},
         coupons={row[0]: row[1] for row in locked["coupons"]},
     )
+    # The live lots, soonest-to-expire first, to take from; lots locked only to be given
+    # points back (a released hold's, perhaps expired) are not among them.
     lots: dict[int, list[tuple[int, int]]] = {}
-    for customer_id, lot_id, remaining, _ in sorted(
+    for customer_id, lot_id, remaining, _, live in sorted(
         locked["lots"], key=lambda row: (row[3], row[1])
     ):
-        lots.setdefault(customer_id, []).append((lot_id, remaining))
+        if live and remaining > 0:
+            lots.setdefault(customer_id, []).append((lot_id, remaining))
     return state, lots
 
 
@@ -450,6 +459,7 @@ class _Writes:
         self.transactions: list[tuple[int, str, dict[str, str] | None]] = []
         self.statistics: list[Statistics] = []
         self.messages: list[tuple[Message, int | None]] = []
+        self.reservations: list[tuple[int, dict[str, int]]] = []
 
     def add_effects(self, effects: Effects, transaction_id: int, customer_id: int | None) -> None:
         for change in effects.pockets:
@@ -465,10 +475,17 @@ class _Writes:
             delta[0] += certificate.amount
             delta[1] += certificate.held_amount
         self.coupons += [(c.coupon_id, c.status, transaction_id) for c in effects.coupons]
-        if effects.points_spent and customer_id is not None:
+        if customer_id is None:
+            return
+        if effects.points_spent:
             self._take_lots(customer_id, effects.points_spent)
+        if effects.points_reserved:
+            taken = self._take_lots(customer_id, effects.points_reserved)
+            self.reservations.append((transaction_id, {str(lot): n for lot, n in taken}))
+        for lot_id, amount in effects.lots_returned:
+            self._return_to_lot(customer_id, lot_id, amount)
 
-    def _take_lots(self, customer_id: int, points: int) -> None:
+    def _take_lots(self, customer_id: int, points: int) -> list[tuple[int, int]]:
         lots = self.lots.get(customer_id, [])
         taken = take_from_lots(lots, points)
         for lot_id, amount in taken:
@@ -479,6 +496,15 @@ class _Writes:
             for lot_id, left in lots
             if left - remaining.get(lot_id, 0) > 0
         ]
+        return taken
+
+    def _return_to_lot(self, customer_id: int, lot_id: int, points: int) -> None:
+        self.lot_takes[lot_id] = self.lot_takes.get(lot_id, 0) - points
+        lots = self.lots.get(customer_id)
+        if lots is not None:  # a live lot: what comes back can be taken again in this batch
+            self.lots[customer_id] = [
+                (each, left + points if each == lot_id else left) for each, left in lots
+            ]
 
     def add_sales(
         self, sales: Sequence[Sale], outcomes: Sequence[Outcome], state: LockedState
@@ -569,6 +595,8 @@ class _Writes:
             [message.language for message, _ in self.messages],
             [message.body for message, _ in self.messages],
             [message.sealed_secret for message, _ in self.messages],
+            [transaction_id for transaction_id, _ in self.reservations],
+            [reservations for _, reservations in self.reservations],
         ]
 
 

@@ -84,7 +84,12 @@ def record_from_row(row: asyncpg.Record) -> TransactionRecord:
         confirmation_deadline=row["confirmation_deadline"],
         refusal=row["refusal"],
         refunds=tuple(_refund(values) for values in row.get("refund_rows") or ()),
+        lot_reservations=_reservations(row.get("lot_reservations")),
     )
+
+
+def _reservations(stored: dict[str, int] | None) -> dict[int, int] | None:
+    return None if stored is None else {int(lot_id): points for lot_id, points in stored.items()}
 
 
 def _refund(values: Any) -> RefundRecord:
@@ -228,10 +233,11 @@ class TransactionStore:
 
     async def write_off_expired_lots(self, limit: int) -> tuple[int, list[tuple[int, int]]]:
         """Write off special points whose lots have expired: the pocket's balance falls by
-        what is left of each lot, with an `expire` ledger entry, but never into what pending
-        transactions hold (points held past their expiry are posted or, if the hold is
-        released, kept: a customer never loses points to a race with the sweeper). Lots
-        another process is working on are skipped. Returns the lots written off and the
+        what is left of each lot, with an `expire` ledger entry. Points a pending sale holds
+        are no longer in their lot (a released hold gives them back, and a later sweep
+        takes them then); the write-off still never reaches into held points, for holds
+        stored before holds took their lots. Lots another process is working on are
+        skipped. Returns the lots written off and the
         (business, customer) pairs whose points they were."""
         row = await self._pool.fetchrow(_write_off_expired, limit)
         assert row is not None
