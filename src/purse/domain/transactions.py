@@ -11,11 +11,12 @@ lots, to certificates and to coupons. `effects_of_sale` derives them from a rece
 
 Points lots (special, expiring points) follow the points themselves: a completed sale
 takes what it spends from the live lots, soonest-to-expire first; a pending sale takes
-what it holds the same way at once and keeps the amounts per lot (its *reservations*),
-so that a lot expiring during the hold is written off only for what is not held.
-Confirming leaves the lots as they are; releasing gives each lot its amount back (an
-expired lot then goes to the sweeper). A sale stored before reservations existed has
-none (None): its lots are taken when it is confirmed, as they always were.
+what it holds the same way at once. Either keeps the amounts per lot (its
+*reservations*), so that a lot expiring during a hold is written off only for what is
+not held. Confirming leaves the lots as they are; releasing, and refunding, give the
+points back to their lots (an expired lot then goes to the sweeper). A sale stored
+before reservations existed has none (None): a pending one has its lots taken when it
+is confirmed, as they always were.
 
 `settle` applies the operations of one batch in order to the balances locked for it and
 refuses any operation that would take a pocket's available amount (balance − held) or a
@@ -322,7 +323,8 @@ class TransactionRecord:
     confirmation_deadline: datetime | None = None
     refusal: dict[str, str] | None = None
     refunds: tuple[RefundRecord, ...] = ()
-    # A pending sale's points taken from lots, by lot id (None: stored before they were kept).
+    # The points the sale took from lots (held or spent), by lot id; None when stored
+    # before they were kept.
     lot_reservations: dict[int, int] | None = None
 
 

@@ -459,9 +459,15 @@ class _Writes:
         self.transactions: list[tuple[int, str, dict[str, str] | None]] = []
         self.statistics: list[Statistics] = []
         self.messages: list[tuple[Message, int | None]] = []
-        self.reservations: list[tuple[int, dict[str, int]]] = []
+        self.lots_taken: list[tuple[int, dict[str, int]]] = []
 
-    def add_effects(self, effects: Effects, transaction_id: int, customer_id: int | None) -> None:
+    def add_effects(
+        self,
+        effects: Effects,
+        transaction_id: int,
+        customer_id: int | None,
+        new_sale: bool = False,
+    ) -> None:
         for change in effects.pockets:
             pocket_id = self.pocket_ids[change.pocket]
             delta = self.pocket_deltas.setdefault(pocket_id, [0, 0])
@@ -477,15 +483,17 @@ class _Writes:
         self.coupons += [(c.coupon_id, c.status, transaction_id) for c in effects.coupons]
         if customer_id is None:
             return
-        if effects.points_spent:
-            self._take_lots(customer_id, effects.points_spent)
-        if effects.points_reserved:
-            taken = self._take_lots(customer_id, effects.points_reserved)
-            self.reservations.append((transaction_id, {str(lot): n for lot, n in taken}))
+        taken = self._take_lots(customer_id, effects.points_spent + effects.points_reserved)
+        # A new sale remembers which lots it took from (a hold, even none: it is not from
+        # before holds took lots); releasing or refunding gives the points back there.
+        if new_sale and (taken or effects.points_reserved):
+            self.lots_taken.append((transaction_id, {str(lot): n for lot, n in taken}))
         for lot_id, amount in effects.lots_returned:
             self._return_to_lot(customer_id, lot_id, amount)
 
     def _take_lots(self, customer_id: int, points: int) -> list[tuple[int, int]]:
+        if not points:
+            return []
         lots = self.lots.get(customer_id, [])
         taken = take_from_lots(lots, points)
         for lot_id, amount in taken:
@@ -516,7 +524,7 @@ class _Writes:
                 refusal = {"reason": str(getattr(outcome.refusal, "value", outcome.refusal))}
                 self.transactions.append((outcome.transaction_id, "rejected", refusal))
                 continue
-            self.add_effects(sale.effects, outcome.transaction_id, sale.customer_id)
+            self.add_effects(sale.effects, outcome.transaction_id, sale.customer_id, new_sale=True)
             if sale.statistics is not None:
                 self.statistics.append(sale.statistics)
             self.messages += [(message, outcome.transaction_id) for message in sale.messages]
@@ -595,8 +603,8 @@ class _Writes:
             [message.language for message, _ in self.messages],
             [message.body for message, _ in self.messages],
             [message.sealed_secret for message, _ in self.messages],
-            [transaction_id for transaction_id, _ in self.reservations],
-            [reservations for _, reservations in self.reservations],
+            [transaction_id for transaction_id, _ in self.lots_taken],
+            [taken for _, taken in self.lots_taken],
         ]
 
 

@@ -6,7 +6,8 @@ never add up to more than the sale) and orders them after any batch touching it.
 refund number is the idempotency key: a retry finds the stored refund. Returned points
 and account units are credited before what the sale earned (points, achievements
 purchases) is taken back, and each take-back stops at what is available: the rest is
-reported as not recovered.
+reported as not recovered. Returned points go back to the points lots the sale took
+them from, so special points stay special (and expire when their lot does).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class RefundStore:
         the sale becomes CANCELLED too."""
         async with self._pool.acquire() as connection, connection.transaction():
             sale = await connection.fetchrow(
-                "SELECT status, customer_id, receipt FROM transactions"
+                "SELECT status, customer_id, receipt, lot_reservations FROM transactions"
                 " WHERE business_id = $1 AND transaction_id = $2 FOR UPDATE",
                 business_id,
                 transaction_id,
@@ -79,11 +80,14 @@ class RefundStore:
                     f"only a completed sale can be refunded; this one is {sale['status']}",
                     reason="TRANSACTION_NOT_COMPLETED",
                 )
-            plan = planner(
-                sale["receipt"], await _refunded(connection, business_id, transaction_id)
-            )
+            refunded, lots_returned = await _refunded(connection, business_id, transaction_id)
+            plan = planner(sale["receipt"], refunded)
             result = await _apply(
                 connection, business_id, transaction_id, sale["customer_id"], plan
+            )
+            lots = _lots_left(sale["lot_reservations"], lots_returned)
+            result["lots_returned"] = await _return_to_lots(
+                connection, business_id, lots, plan.points_returned
             )
             refund_id = await connection.fetchval(
                 "INSERT INTO refunds (business_id, transaction_id, terminal_id, refund_number,"
@@ -110,17 +114,63 @@ class RefundRaced(Exception):
     """The refund number was stored by a concurrent call; read that one."""
 
 
-async def _refunded(connection: Any, business_id: int, transaction_id: int) -> dict[int, int]:
+async def _refunded(
+    connection: Any, business_id: int, transaction_id: int
+) -> tuple[dict[int, int], dict[int, int]]:
+    """What earlier refunds of the sale took: (position -> quantity, lot id -> points)."""
     rows = await connection.fetch(
         "SELECT result FROM refunds WHERE business_id = $1 AND transaction_id = $2",
         business_id,
         transaction_id,
     )
     refunded: dict[int, int] = {}
+    lots: dict[int, int] = {}
     for row in rows:
         for position, quantity in row["result"]["lines"].items():
             refunded[int(position)] = refunded.get(int(position), 0) + quantity
-    return refunded
+        for lot_id, points in row["result"].get("lots_returned", {}).items():
+            lots[int(lot_id)] = lots.get(int(lot_id), 0) + points
+    return refunded, lots
+
+
+def _lots_left(taken: dict[str, int] | None, returned: dict[int, int]) -> dict[int, int]:
+    """lot id -> points the sale took from it that no refund has given back yet."""
+    left = {
+        int(lot_id): points - returned.get(int(lot_id), 0)
+        for lot_id, points in (taken or {}).items()
+    }
+    return {lot_id: points for lot_id, points in left.items() if points > 0}
+
+
+async def _return_to_lots(
+    connection: Any, business_id: int, lots: dict[int, int], points: int
+) -> dict[str, int]:
+    """Give `points` back to the lots they came from, the latest-expiring first (the sale
+    took the soonest first); what the lots did not supply stays everlasting. An expired
+    lot gets its points back too: the sweeper writes them off."""
+    if not lots or points <= 0:
+        return {}
+    rows = await connection.fetch(
+        "SELECT lot_id, expires_at FROM points_lots"
+        " WHERE business_id = $1 AND lot_id = ANY($2::bigint[]) ORDER BY lot_id FOR UPDATE",
+        business_id,
+        sorted(lots),
+    )
+    given: dict[int, int] = {}
+    for row in sorted(rows, key=lambda row: (row["expires_at"], row["lot_id"]), reverse=True):
+        amount = min(lots[row["lot_id"]], points - sum(given.values()))
+        if amount > 0:
+            given[row["lot_id"]] = amount
+    if given:
+        await connection.execute(
+            "UPDATE points_lots l SET remaining = l.remaining + d.points"
+            "  FROM unnest($2::bigint[], $3::bigint[]) AS d(lot_id, points)"
+            " WHERE l.business_id = $1 AND l.lot_id = d.lot_id",
+            business_id,
+            list(given),
+            list(given.values()),
+        )
+    return {str(lot_id): amount for lot_id, amount in given.items()}
 
 
 async def _apply(
