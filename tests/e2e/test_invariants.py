@@ -34,6 +34,7 @@ from purse.config import Settings
 from purse.domain.program import Rule, RuleKind, RuleScope, ValueKind
 from purse.store.embedded import EmbeddedPostgres, EmbeddedRedis
 from purse.store.postgres import database
+from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
 
@@ -166,6 +167,9 @@ async def test_losing_redis_loses_no_money_and_a_pending_pin_can_be_resent(
     pending = await terminal_stub.ProcessCheck(sale("I6-1", phone, redeem=2_000), metadata=auth)
     transaction_id = pending.transaction.transaction_id
     first_pin = await sent_pin(pool, business, transaction_id)
+    identify = pb.IdentifyCustomerRequest(identifier=common_pb2.CustomerIdentifier(phone=phone))
+    cached = await terminal_stub.IdentifyCustomer(identify, metadata=auth)  # into the cache
+    assert cached.membership.pockets[0].available == 8_000
     await redis_client.flushall()
     with pytest.raises(grpc.aio.AioRpcError) as forgotten:
         await terminal_stub.ConfirmTransaction(
@@ -184,6 +188,8 @@ async def test_losing_redis_loses_no_money_and_a_pending_pin_can_be_resent(
     )
     assert confirmed.transaction.status == pb.TRANSACTION_STATUS_COMPLETED
     assert await points_of(pool, business, phone) == (8_000, 0)
+    after = await terminal_stub.IdentifyCustomer(identify, metadata=auth)
+    assert (after.membership.pockets[0].balance, after.membership.pockets[0].held) == (8_000, 0)
     again = await terminal_stub.ProcessCheck(sale("I6-2", phone, redeem=1_000), metadata=auth)
     assert again.transaction.status == pb.TRANSACTION_STATUS_PENDING
     await assert_audit_is_clean(infrastructure.database_url, business.business_id)
