@@ -199,14 +199,23 @@ def _local_moment(time_zone: str, sale_time: datetime | None, now: float) -> dat
 
 
 def _categorised(check: checks.Check, categories: dict[str, str]) -> checks.Check:
+    """Lines the POS sent without a goods category get the catalogue's. Built with the
+    constructors: `dataclasses.replace` cost a few microseconds a line on every check."""
     if not categories:
         return check
-    return replace(
-        check,
-        lines=tuple(
+    return checks.Check(
+        check.currency,
+        tuple(
             line
             if line.goods_category_code or line.product_code not in categories
-            else replace(line, goods_category_code=categories[line.product_code])
+            else checks.CheckLine(
+                line.position,
+                line.product_code,
+                line.price,
+                line.quantity,
+                line.amount,
+                categories[line.product_code],
+            )
             for line in check.lines
         ),
     )

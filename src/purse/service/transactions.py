@@ -543,9 +543,14 @@ class TransactionService:
         # A concurrent cancel that stored first has done the same.
         with contextlib.suppress(RefundRaced):
             await self._refunds.refund(
-                terminal.business_id, record.transaction_id, terminal.terminal_id, number,
-                b"cancel", lambda document, refunded: _plan(document, refunded, ()), cancel=True,
-            )  # fmt: skip
+                terminal.business_id,
+                record.transaction_id,
+                terminal.terminal_id,
+                number,
+                b"cancel",
+                lambda document, refunded: _plan(document, refunded, ()),
+                cancel=True,
+            )
         await self._forget(terminal.business_id, [record.customer_id])
         cancelled = await self.get(terminal, record.transaction_id)
         membership = None
@@ -699,7 +704,20 @@ def _with_balances(membership: Membership, balances: dict[PocketKey, Balance]) -
     pockets: list[Pocket] = []
     for pocket in membership.pockets:
         after = balances.get((membership.customer_id, pocket.account_type_id))
+        if after is None or (after.balance, after.held) == (pocket.balance, pocket.held):
+            pockets.append(pocket)
+            continue
         pockets.append(
-            pocket if after is None else replace(pocket, balance=after.balance, held=after.held)
+            Pocket(
+                pocket.pocket_id,
+                pocket.kind,
+                pocket.account_type_id,
+                pocket.title,
+                after.balance,
+                after.held,
+                pocket.redemption_limit_without_pin,
+                pocket.expiring,
+                pocket.next_expiry,
+            )
         )
     return replace(membership, pockets=tuple(pockets))

@@ -1,8 +1,12 @@
 """A receipt's storage form: the JSON kept in `transactions.receipt`, the first answer a
-retried check gets back. `receipt_document` and `receipt_from_document` are inverses."""
+retried check gets back. `receipt_document` and `receipt_from_document` are inverses.
+
+The document holds tuples and `SourceKind` members as they are: the jsonb codec (orjson)
+writes them as arrays and strings, and this runs for every check processed."""
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from purse.domain import checks
@@ -35,12 +39,11 @@ _record_lists: tuple[tuple[str, type[Any], tuple[str, ...]], ...] = (
 )
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, checks.SourceKind):
-        return value.value
-    if isinstance(value, tuple):
-        return list(value)
-    return value
+_totals_of = attrgetter(*_total_fields)
+_line_of = attrgetter(*_line_fields)
+_records_of = tuple(
+    (attribute, attrgetter(attribute), attrgetter(*names)) for attribute, _, names in _record_lists
+)
 
 
 def _restored(name: str, value: Any) -> Any:
@@ -52,13 +55,10 @@ def _restored(name: str, value: Any) -> Any:
 
 
 def receipt_document(receipt: checks.Receipt) -> dict[str, Any]:
-    document: dict[str, Any] = {name: getattr(receipt, name) for name in _total_fields}
-    document["lines"] = [[getattr(line, name) for name in _line_fields] for line in receipt.lines]
-    for attribute, _, names in _record_lists:
-        document[attribute] = [
-            [_plain(getattr(record, name)) for name in names]
-            for record in getattr(receipt, attribute)
-        ]
+    document: dict[str, Any] = dict(zip(_total_fields, _totals_of(receipt), strict=True))
+    document["lines"] = [_line_of(line) for line in receipt.lines]
+    for attribute, records_of, fields_of in _records_of:
+        document[attribute] = [fields_of(record) for record in records_of(receipt)]
     return document
 
 
