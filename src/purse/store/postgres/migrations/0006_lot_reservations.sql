@@ -1,3 +1,4 @@
--- The points a pending sale took from each lot when it held them, {"lot id": points}:
--- releasing the hold gives them back to those lots. NULL for sales stored before.
+-- The points a sale took from each lot, {"lot id": points}: held by a pending sale (a
+-- release gives them back) or spent by a completed one (a refund gives them back).
+-- NULL for sales stored before.
 ALTER TABLE transactions ADD COLUMN lot_reservations jsonb;
