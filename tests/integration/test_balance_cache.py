@@ -101,19 +101,6 @@ async def test_losing_the_clock_refuses_fills_begun_before_and_hides_older_value
     assert (await cache.lookup(business, 5)).membership is None
 
 
-async def test_forgetting_a_business_hides_all_its_members_only(
-    redis_client: redis.Redis,
-) -> None:
-    cache = new_cache(redis_client)
-    changed, other = next(_businesses), next(_businesses)
-    for business in (changed, other):
-        missed = await cache.lookup(business, 5)
-        assert await cache.remember(business, membership(), 5, missed.ticket)
-    await cache.forget_business(changed)
-    assert (await cache.lookup(changed, 5)).membership is None
-    assert (await cache.lookup(other, 5)).membership == membership()
-
-
 async def test_a_value_never_outlives_the_soonest_expiry_of_special_points(
     redis_client: redis.Redis,
 ) -> None:

@@ -14,7 +14,8 @@ Staleness is ruled out by a per-business clock, not by timing:
   reader's note therefore always either refuses the fill or deletes it;
 - the clock carries a random epoch that every cached value repeats. Losing Redis (flush,
   restart, eviction) changes the epoch, which refuses fills begun before and hides values
-  written before; `forget_business` changes it on purpose (program settings changed).
+  written before. (Changing the epoch on purpose hides a whole business's values: the
+  way for future control-panel paths that change category or account type titles.)
 
 Redis is disposable: a failing lookup is a miss, a failing remember is skipped, and a
 failing forget is logged and counted; values live at most `lifetime_seconds`, which
@@ -220,19 +221,6 @@ class BalanceCache:
                 type(error).__name__,
                 self._lifetime_seconds,
             )
-
-    async def forget_business(self, business_id: int) -> None:
-        """Hide every cached membership of the business (its settings changed)."""
-        try:
-            await asyncio.wait_for(
-                self._client.hset(
-                    keys.membership_clock(business_id), "epoch", secrets.token_hex(8)
-                ),
-                self._write_timeout_seconds,
-            )
-        except (redis.RedisError, OSError, TimeoutError) as error:
-            self._forget_errors.inc()
-            _logger.warning("the balance cache missed a settings change (%s)", error)
 
 
 def _hint_key(business_id: int, by: str) -> str:
