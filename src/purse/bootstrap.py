@@ -222,7 +222,7 @@ class Application:
             cache = BalanceCache(
                 client,
                 settings.balance_cache_seconds,
-                settings.balance_cache_write_timeout_ms / 1000,
+                settings.balance_cache_timeout_ms / 1000,
                 self.registry,
             )
         identification = IdentificationService(

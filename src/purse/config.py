@@ -58,10 +58,11 @@ class Settings:
     sign_in_failure_window_seconds: int = 900
     # Identification.
     steward_code_lifetime_seconds: int = 300
-    # The balance cache for identification (0 turns it off); how long a forget after a
-    # commit may wait for Redis before it is given up (the value then expires on time).
+    # The balance cache for identification (0 turns it off); how long it waits for Redis
+    # before a lookup counts as a miss, or a forget after a commit is given up (the value
+    # then expires on time).
     balance_cache_seconds: int = 60
-    balance_cache_write_timeout_ms: int = 250
+    balance_cache_timeout_ms: int = 250
     app_token_window_seconds: int = 30
     # Group commit: operations per batch, the bounded queue, flushes in flight at once.
     # One: while a batch commits the next one gathers, so batches grow with the load; a

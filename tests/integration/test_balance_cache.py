@@ -117,6 +117,19 @@ async def test_a_value_never_outlives_the_soonest_expiry_of_special_points(
     assert not await cache.remember(business, membership(6, next_expiry=past), 6, gone.ticket)
 
 
+async def test_a_value_that_does_not_decode_is_a_miss_that_the_fill_repairs(
+    redis_client: redis.Redis,
+) -> None:
+    cache, business = new_cache(redis_client), next(_businesses)
+    first = await cache.lookup(business, 5)
+    assert first.ticket is not None
+    await redis_client.set(keys.membership(business, 5), first.ticket.epoch + b"|not json")
+    missed = await cache.lookup(business, 5)
+    assert missed.membership is None
+    assert await cache.remember(business, membership(), 5, missed.ticket)
+    assert (await cache.lookup(business, 5)).membership == membership()
+
+
 async def test_an_unreachable_redis_is_a_miss_and_a_forget_does_not_raise() -> None:
     client = create_client(f"redis://127.0.0.1:{free_port()}/0", 2, 0.5)
     try:

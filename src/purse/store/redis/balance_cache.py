@@ -17,10 +17,10 @@ Staleness is ruled out by a per-business clock, not by timing:
   written before. (Changing the epoch on purpose hides a whole business's values: the
   way for future control-panel paths that change category or account type titles.)
 
-Redis is disposable: a failing lookup is a miss, a failing remember is skipped, and a
-failing forget is logged and counted; values live at most `lifetime_seconds`, which
-bounds what a forget lost to an outage can leave behind. A value never outlives the
-soonest expiry of its special points either.
+Redis is disposable: a failing or slow (`timeout_seconds`) lookup is a miss, a failing
+remember is skipped, and a failing forget is logged and counted; values live at most
+`lifetime_seconds`, which bounds what a forget lost to an outage can leave behind. A
+value never outlives the soonest expiry of its special points either.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class BalanceCache:
         self,
         client: redis.Redis,
         lifetime_seconds: int,
-        write_timeout_seconds: float,
+        timeout_seconds: float,
         registry: CollectorRegistry | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], float] = time.time,
@@ -125,7 +125,7 @@ class BalanceCache:
         assert lifetime_seconds > 0
         self._client = client
         self._lifetime_seconds = lifetime_seconds
-        self._write_timeout_seconds = write_timeout_seconds
+        self._timeout_seconds = timeout_seconds
         self._monotonic = monotonic
         self._now = now
         self._lookup = client.register_script(_lookup_script)
@@ -154,17 +154,23 @@ class BalanceCache:
             target, mode = _hint_key(business_id, by), "hint"
         started = self._monotonic()
         try:
-            epoch, tick, value = await self._lookup(
-                keys=[keys.membership_clock(business_id), target],
-                args=[keys.membership_prefix(business_id), mode, secrets.token_hex(8)],
+            epoch, tick, value = await asyncio.wait_for(
+                self._lookup(
+                    keys=[keys.membership_clock(business_id), target],
+                    args=[keys.membership_prefix(business_id), mode, secrets.token_hex(8)],
+                ),
+                self._timeout_seconds,
             )
-        except (redis.RedisError, OSError):
+        # Whatever went wrong (Redis away or slow), the database answers: the cache must
+        # never fail an identification.
+        except Exception as error:
             self._lookup_errors.inc()
+            _logger.debug("balance cache lookup failed: %s", type(error).__name__)
             return Lookup(None, None)
-        prefix = epoch + b"|"
-        if value.startswith(prefix):
+        found = _decoded(value, epoch + b"|")
+        if found is not None:
             self._hits.inc()
-            return Lookup(decode(value[len(prefix) :]), None)
+            return Lookup(found, None)
         self._misses.inc()
         return Lookup(None, Ticket(epoch, int(tick), started))
 
@@ -188,10 +194,13 @@ class BalanceCache:
             cache_keys.append(_hint_key(business_id, by))
         value = ticket.epoch + b"|" + encode(membership)
         try:
-            stored = await self._remember(
-                keys=cache_keys, args=[ticket.epoch, ticket.tick, value, lifetime, customer_id]
+            stored = await asyncio.wait_for(
+                self._remember(
+                    keys=cache_keys, args=[ticket.epoch, ticket.tick, value, lifetime, customer_id]
+                ),
+                self._timeout_seconds,
             )
-        except (redis.RedisError, OSError):
+        except Exception:  # as for a lookup: the answer is already in hand
             return False
         return bool(stored)
 
@@ -212,15 +221,27 @@ class BalanceCache:
         try:
             await asyncio.wait_for(
                 self._forget(keys=cache_keys, args=[len(ordered), changed_marker_seconds]),
-                self._write_timeout_seconds,
+                self._timeout_seconds,
             )
-        except (redis.RedisError, OSError, TimeoutError) as error:
+        # Never raises: the change it follows is committed, and its caller must answer so.
+        except Exception as error:
             self._forget_errors.inc()
             _logger.warning(
                 "the balance cache missed a change (%s); values expire within %d s",
                 type(error).__name__,
                 self._lifetime_seconds,
             )
+
+
+def _decoded(value: bytes, prefix: bytes) -> Membership | None:
+    """The membership in a value of the current epoch; None for anything else, a value
+    that does not decode included (the fill after the miss replaces it)."""
+    if not value.startswith(prefix):
+        return None
+    try:
+        return decode(value[len(prefix) :])
+    except (ValueError, TypeError):  # orjson.JSONDecodeError is a ValueError
+        return None
 
 
 def _hint_key(business_id: int, by: str) -> str:
