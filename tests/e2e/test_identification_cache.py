@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
+from pathlib import Path
 
 import asyncpg
 import grpc
@@ -13,6 +14,7 @@ import redis.asyncio as redis
 from support import ServerProcess, Tenant, bearer, error_reason, make_business
 from test_transactions import customer_with_points, sale, sent_pin, set_program
 
+from purse.config import Settings
 from purse.domain.customers import AccessType
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.provisioning import Provisioning
@@ -140,3 +142,31 @@ async def test_process_check_spends_the_real_balance_not_a_cached_one(
     )
     assert done.transaction.receipt.points_redeemed_hundredths == 3_000
     assert await available_points(terminal_stub, business, phone=phone) == 0
+
+
+async def test_a_sale_through_one_server_shows_at_once_through_another(
+    terminal_stub: TerminalServiceStub,
+    pool: asyncpg.Pool,
+    infrastructure: Settings,
+    business: Tenant,
+    tmp_path: Path,
+) -> None:
+    await set_program(pool, business, points_redemption_limit_without_pin=None)
+    phone = await customer_with_points(pool, business, 5_000)
+    assert await available_points(terminal_stub, business, phone=phone) == 5_000  # cached
+    second = ServerProcess(
+        {
+            "PURSE_DATABASE_URL": infrastructure.database_url,
+            "PURSE_REDIS_URL": infrastructure.redis_url,
+            "PURSE_NOTIFY_ENABLED": "false",
+        },
+        tmp_path,
+    ).start()
+    try:
+        async with grpc.aio.insecure_channel(second.target) as channel:
+            await TerminalServiceStub(channel).ProcessCheck(
+                sale("BC-X1", phone, redeem=1_200), metadata=bearer(business.cash_desk.api_key)
+            )
+    finally:
+        assert await asyncio.to_thread(second.stop) == 0, second.log()
+    assert await available_points(terminal_stub, business, phone=phone) == 3_800

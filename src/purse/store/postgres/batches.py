@@ -53,6 +53,10 @@ WITH claimed AS (
 SELECT
   ARRAY(SELECT ROW(terminal_id, check_number, transaction_id, created_at) FROM claimed)
     AS claimed,
+  -- Transactions first, then pockets and lots: a refund locks in the same order.
+  ARRAY(SELECT ROW(transaction_id, status)
+          FROM transactions WHERE business_id = $12 AND transaction_id = ANY($18::bigint[])
+         ORDER BY transaction_id FOR UPDATE) AS transitions,
   ARRAY(SELECT ROW(p.customer_id, p.account_type_id, p.pocket_id, p.balance, p.held)
           FROM pockets p
          WHERE p.business_id = $12 AND (p.customer_id, p.account_type_id) IN
@@ -70,10 +74,7 @@ SELECT
          ORDER BY certificate_id FOR UPDATE) AS certificates,
   ARRAY(SELECT ROW(coupon_id, status)
           FROM coupons WHERE business_id = $12 AND coupon_id = ANY($17::bigint[])
-         ORDER BY coupon_id FOR UPDATE) AS coupons,
-  ARRAY(SELECT ROW(transaction_id, status)
-          FROM transactions WHERE business_id = $12 AND transaction_id = ANY($18::bigint[])
-         ORDER BY transaction_id FOR UPDATE) AS transitions
+         ORDER BY coupon_id FOR UPDATE) AS coupons
 """
 
 _write = """

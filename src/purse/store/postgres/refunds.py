@@ -82,12 +82,9 @@ class RefundStore:
                 )
             refunded, lots_returned = await _refunded(connection, business_id, transaction_id)
             plan = planner(sale["receipt"], refunded)
-            result = await _apply(
-                connection, business_id, transaction_id, sale["customer_id"], plan
-            )
             lots = _lots_left(sale["lot_reservations"], lots_returned)
-            result["lots_returned"] = await _return_to_lots(
-                connection, business_id, lots, plan.points_returned
+            result = await _apply(
+                connection, business_id, transaction_id, sale["customer_id"], plan, lots
             )
             refund_id = await connection.fetchval(
                 "INSERT INTO refunds (business_id, transaction_id, terminal_id, refund_number,"
@@ -179,7 +176,9 @@ async def _apply(
     transaction_id: int,
     customer_id: int | None,
     plan: RefundPlan,
+    lots: dict[int, int],
 ) -> dict[str, Any]:
+    """Pockets, then lots, then certificates: the order a batch locks them in."""
     credits = {POINTS_ACCOUNT_TYPE_ID: plan.points_returned, **plan.accounts_returned}
     wanted = {POINTS_ACCOUNT_TYPE_ID: plan.points_to_recover, **plan.purchases_to_recover}
     recovered: dict[int, int] = {}
@@ -201,6 +200,7 @@ async def _apply(
             if recovered[key]:
                 changes.append((pockets[key]["pocket_id"], -recovered[key]))
         await _post(connection, business_id, transaction_id, changes)
+    lots_given = await _return_to_lots(connection, business_id, lots, plan.points_returned)
     if plan.certificates_returned:
         returned = sorted(plan.certificates_returned.items())
         await connection.execute(
@@ -211,10 +211,12 @@ async def _apply(
             [certificate_id for certificate_id, _ in returned],
             [amount for _, amount in returned],
         )
-    return _result(plan, recovered)
+    return _result(plan, recovered, lots_given)
 
 
-def _result(plan: RefundPlan, recovered: dict[int, int]) -> dict[str, Any]:
+def _result(
+    plan: RefundPlan, recovered: dict[int, int], lots_given: dict[str, int]
+) -> dict[str, Any]:
     """What is stored for the refund (and answered again on a retry)."""
     points = recovered.get(POINTS_ACCOUNT_TYPE_ID, 0)
     purchases = plan.purchases_to_recover
@@ -235,6 +237,7 @@ def _result(plan: RefundPlan, recovered: dict[int, int]) -> dict[str, Any]:
             for key, value in purchases.items()
             if value - recovered.get(key, 0)
         },
+        "lots_returned": lots_given,
     }
 
 
