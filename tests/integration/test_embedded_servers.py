@@ -39,3 +39,15 @@ async def _answers(database_url: str, redis_url: str) -> tuple[int, bool]:
     finally:
         await connection.close()
         await client.aclose()
+
+
+def test_a_free_port_is_below_the_ephemeral_range_so_no_outgoing_connection_takes_it() -> None:
+    import socket
+
+    from purse.store import embedded
+
+    first_ephemeral = int(Path(embedded.ephemeral_port_range_path).read_text().split()[0])
+    ports = {embedded.free_port() for _ in range(20)}
+    assert all(embedded.free_port_lowest <= port < first_ephemeral for port in ports)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", ports.pop()))

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import pwd
+import secrets
 import signal
 import socket
 import subprocess
@@ -31,17 +32,41 @@ postgres_stop_seconds_max = 30.0
 redis_start_seconds_max = 15.0
 redis_stop_seconds_max = 10.0
 _poll_interval_seconds = 0.05
+# Ports handed out by `free_port`: from here up to the first ephemeral port.
+free_port_lowest = 20_000
+free_port_attempts_max = 100
+ephemeral_port_range_path = "/proc/sys/net/ipv4/ip_local_port_range"
+ephemeral_port_first_default = 32_768
 _postgres_system_user = "embedded_postgres"
 _database_name = "purse"
 _postgres_user = "postgres"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A TCP port nobody uses right now, below the kernel's range of ephemeral ports.
+
+    A port from that range (what binding to port 0 gives) can be taken, before the
+    server binds it, as the local port of any outgoing connection — the server's own
+    connections to PostgreSQL and Redis included — and the bind then fails.
+    """
+    first_ephemeral = _first_ephemeral_port()
+    for _ in range(free_port_attempts_max):
+        port = secrets.choice(range(free_port_lowest, first_ephemeral))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port below {first_ephemeral} after {free_port_attempts_max} tries")
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        first = int(Path(ephemeral_port_range_path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return ephemeral_port_first_default
+    return max(first, free_port_lowest + 1_000)
 
 
 def _previous_port(path: Path) -> int:
