@@ -434,6 +434,23 @@ async def test_points_already_spent_are_reported_as_not_recovered(
     assert await points_of(pool, business, phone) == (0, 0)
 
 
+async def coffee_card(pool: asyncpg.Pool, business: Tenant, every: int) -> int:
+    """An achievements account type: every `every`-th cappuccino (CAP) free."""
+    return await Provisioning(pool).account_type(
+        business.business_id, PocketKind.ACHIEVEMENTS, "Coffee card", {"en": "Coffee card"},
+        product_codes=("CAP",), purchases_per_reward=every,
+    )  # fmt: skip
+
+
+async def purchases_counted(pool: asyncpg.Pool, business: Tenant, phone: str, card: int) -> int:
+    counted: int = await pool.fetchval(
+        "SELECT p.balance FROM pockets p JOIN customers c USING (customer_id)"
+        " WHERE p.business_id = $1 AND c.phone = $2 AND p.account_type_id = $3",
+        business.business_id, phone, card,
+    )  # fmt: skip
+    return counted
+
+
 def coffees(number: str, phone: str, cups: int) -> pb.ProcessCheckRequest:
     request = sale(number, phone)
     del request.check.lines[:]
@@ -447,20 +464,12 @@ def coffees(number: str, phone: str, cups: int) -> pb.ProcessCheckRequest:
 async def test_refunds_give_free_units_back_and_take_back_the_purchases_they_counted(
     terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant, infrastructure: object
 ) -> None:
-    card = await Provisioning(pool).account_type(
-        business.business_id, PocketKind.ACHIEVEMENTS, "Coffee card", {"en": "Every 3rd free"},
-        product_codes=("CAP",), purchases_per_reward=3,
-    )  # fmt: skip
+    card = await coffee_card(pool, business, every=3)
     phone = await customer_with_points(pool, business, 0)
     auth = bearer(business.cash_desk.api_key)
 
     async def cups_counted() -> int:
-        value: int = await pool.fetchval(
-            "SELECT p.balance FROM pockets p JOIN customers c USING (customer_id)"
-            " WHERE p.business_id = $1 AND c.phone = $2 AND p.account_type_id = $3",
-            business.business_id, phone, card,
-        )  # fmt: skip
-        return value
+        return await purchases_counted(pool, business, phone, card)
 
     answer = await terminal_stub.ProcessCheck(coffees("AC-1", phone, 2), metadata=auth)
     first = answer.transaction
@@ -501,10 +510,7 @@ async def test_a_confirmed_first_purchase_starts_the_achievements_card(
     terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business, points_redemption_limit_without_pin=100)
-    card = await Provisioning(pool).account_type(
-        business.business_id, PocketKind.ACHIEVEMENTS, "Coffee card", {"en": "Every 5th free"},
-        product_codes=("CAP",), purchases_per_reward=5,
-    )  # fmt: skip
+    card = await coffee_card(pool, business, every=5)
     phone = await customer_with_points(pool, business, 1_000)
     auth = bearer(business.cash_desk.api_key)
     request = coffees("FA-1", phone, 2)
@@ -516,12 +522,7 @@ async def test_a_confirmed_first_purchase_starts_the_achievements_card(
         pb.ConfirmTransactionRequest(transaction_id=pending.transaction_id, pin=pin),
         metadata=auth,
     )
-    counted = await pool.fetchval(
-        "SELECT p.balance FROM pockets p JOIN customers c USING (customer_id)"
-        " WHERE p.business_id = $1 AND c.phone = $2 AND p.account_type_id = $3",
-        business.business_id, phone, card,
-    )  # fmt: skip
-    assert counted == 2
+    assert await purchases_counted(pool, business, phone, card) == 2
 
 
 async def lot_and_balance(pool: asyncpg.Pool, business: Tenant, lot: int) -> tuple[int, int]:
