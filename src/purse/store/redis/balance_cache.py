@@ -41,6 +41,8 @@ from prometheus_client import CollectorRegistry, Counter
 from purse.domain.customers import AccessType, Membership, Pocket, PocketKind
 from purse.store.redis import keys
 
+_logger = logging.getLogger(__name__)
+
 # A reader whose database read took longer than this does not fill: its note could
 # predate markers that have already expired.
 fill_seconds_max = 10.0
@@ -107,9 +109,6 @@ def hint(kind: str, value: str) -> str:
     return f"{kind}:{value}"
 
 
-_logger = logging.getLogger(__name__)
-
-
 class BalanceCache:
     """Memberships of every business, by customer, with the rules above."""
 
@@ -123,7 +122,6 @@ class BalanceCache:
         now: Callable[[], float] = time.time,
     ) -> None:
         assert lifetime_seconds > 0
-        self._client = client
         self._lifetime_seconds = lifetime_seconds
         self._timeout_seconds = timeout_seconds
         self._monotonic = monotonic
