@@ -12,7 +12,7 @@ import grpc
 import pytest
 import redis.asyncio as redis
 from support import ServerProcess, Tenant, bearer, error_reason, make_business
-from test_transactions import customer_with_points, sale, sent_pin, set_program
+from test_transactions import customer_with_points, points_of, sale, sent_pin, set_program
 
 from purse.config import Settings
 from purse.domain.customers import AccessType
@@ -170,3 +170,40 @@ async def test_a_sale_through_one_server_shows_at_once_through_another(
     finally:
         assert await asyncio.to_thread(second.stop) == 0, second.log()
     assert await available_points(terminal_stub, business, phone=phone) == 3_800
+
+
+async def test_each_sale_shows_at_once_while_other_identifications_fill_the_cache(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    """Readers keep filling the cache while sales commit; after every sale the seller's
+    next identification shows exactly the balance the sale answered with."""
+    await set_program(pool, business, points_redemption_limit_without_pin=None)
+    phone = await customer_with_points(pool, business, 100_000)
+    auth = bearer(business.cash_desk.api_key)
+    identify = pb.IdentifyCustomerRequest(identifier=common_pb2.CustomerIdentifier(phone=phone))
+    selling = asyncio.Event()
+    selling.set()
+
+    async def keep_identifying() -> None:
+        while selling.is_set():
+            await terminal_stub.IdentifyCustomer(identify, metadata=auth)
+
+    async def sell(count: int) -> list[tuple[int, int]]:
+        seen = []
+        for number in range(count):
+            done = await terminal_stub.ProcessCheck(
+                sale(f"RACE-{number}", phone, redeem=100), metadata=auth
+            )
+            after = await terminal_stub.IdentifyCustomer(identify, metadata=auth)
+            seen.append(
+                (done.membership.pockets[0].available, after.membership.pockets[0].available)
+            )
+        selling.clear()
+        return seen
+
+    readers = [asyncio.create_task(keep_identifying()) for _ in range(4)]
+    seen = await sell(60)
+    await asyncio.gather(*readers)
+    assert all(answered == identified for answered, identified in seen), seen
+    assert seen[-1][0] == 100_000 - 60 * 100
+    assert await points_of(pool, business, phone) == (100_000 - 60 * 100, 0)
