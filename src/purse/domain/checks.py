@@ -32,6 +32,10 @@ check_lines_max: Final = 1000
 product_code_length_max_characters: Final = 64
 price_max_minor_units: Final = 10**13
 quantity_max_thousandths: Final = 10**9
+# Bounds on what a check adds up to, so that every sum Purse forms from checks (totals,
+# accruals, statistics, balances) fits a 64-bit integer with room to spare.
+line_amount_max_minor_units: Final = 10**13
+check_sum_max_minor_units: Final = 10**13
 
 
 # --- the check -----------------------------------------------------------------------------

@@ -90,6 +90,8 @@ from purse.domain.checks import (
     Redemption,
     SourceKind,
     check_lines_max,
+    check_sum_max_minor_units,
+    line_amount_max_minor_units,
     no_redemption,
     price_max_minor_units,
     product_code_length_max_characters,
@@ -307,6 +309,7 @@ def _validated_lines(check: Check, program: CompiledProgram) -> list[CheckLine]:
             0 < line.price <= price_max_minor_units
             and 0 < line.quantity <= quantity_max_thousandths
             and -_unit < line.amount * _unit - line.price * line.quantity < _unit
+            and line.amount <= line_amount_max_minor_units
             and 0 < len(line.product_code) <= product_code_length_max_characters
             and (category is None or 0 < len(category) <= product_code_length_max_characters)
             and position >= 0
@@ -318,6 +321,10 @@ def _validated_lines(check: Check, program: CompiledProgram) -> list[CheckLine]:
             continue
         violations.extend(_line_violations(line, f"check.lines[{index}]", positions))
         positions.add(position)
+    if not violations and sum(line.amount for line in lines) > check_sum_max_minor_units:
+        violations.append(
+            FieldViolation("check.lines", f"the lines sum to more than {check_sum_max_minor_units}")
+        )
     if violations:
         raise InvalidArgument(
             message=f"{violations[0].field}: {violations[0].description}",
@@ -353,6 +360,8 @@ def _line_violations(line: CheckLine, path: str, positions: set[int]) -> list[Fi
         found.append(
             FieldViolation(f"{path}.amount", "must be price x quantity / 1000, rounded either way")
         )
+    elif line.amount > line_amount_max_minor_units:
+        found.append(FieldViolation(f"{path}.amount", f"at most {line_amount_max_minor_units}"))
     return found
 
 

@@ -65,6 +65,13 @@ class FailedPrecondition(DomainError):
 
 
 @dataclass(slots=True)
+class Aborted(DomainError):
+    """A concurrent change kept the request from completing; sending it again is safe."""
+
+    reason: str = "ABORTED"
+
+
+@dataclass(slots=True)
 class Unauthenticated(DomainError):
     """Missing, wrong or expired credentials."""
 
@@ -98,6 +105,14 @@ class Unavailable(DomainError):
     """A dependency is down; the same request may succeed later."""
 
     reason: str = "UNAVAILABLE"
+
+
+@dataclass(slots=True)
+class UnexpectedFailure(DomainError):
+    """Something failed that no input should make fail (a bug): the one member of a group
+    it happened to is answered INTERNAL, its neighbours are not affected."""
+
+    reason: str = "INTERNAL"
 
 
 def invalid(field_path: str, description: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:

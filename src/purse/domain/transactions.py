@@ -23,6 +23,13 @@ refuses any operation that would take a pocket's available amount (balance − h
 certificate's below zero, or use a coupon that is not in the state it expects. A refused
 operation changes nothing; its neighbours are unaffected. Decisions about money are made
 here, against rows locked in PostgreSQL, never in Redis.
+
+A sale is calculated on balances read before they were locked. It names them
+(`Effects.expected`), and settlement refuses it as BALANCE_CHANGED when a pocket it
+touches no longer holds what was read — another check of the same customer came first.
+Such a refusal is not an answer: the sale is calculated again on what is committed now,
+so every check of a customer is calculated on the state the previous one left, exactly
+as if they had been sent one by one. Only FINAL_REFUSALS are stored as a check's answer.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import Final
 
 from purse.domain.checks import Receipt, SourceKind
 from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID
@@ -60,6 +68,9 @@ class TransactionStatus(Enum):
 
 # A pocket is named by (customer id, account type id); account type 0 is the points pocket.
 PocketKey = tuple[int, int]
+# The largest balance of any pocket, in its unit: sums of balances and of any change a
+# check can make stay far inside a 64-bit integer.
+pocket_balance_max: Final = 10**17
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +112,9 @@ class Effects:
     points_reserved: int = 0
     # (lot id, points) a released hold gives back to its lots.
     lots_returned: tuple[tuple[int, int], ...] = ()
+    # (pocket, balance, held) as the calculation read them; settlement refuses the
+    # operation when a pocket it touches holds anything else.
+    expected: tuple[tuple[PocketKey, int, int], ...] = ()
 
 
 @dataclass(slots=True)
@@ -129,6 +143,14 @@ class Refusal(Enum):
     INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
     INSUFFICIENT_CERTIFICATE_BALANCE = "INSUFFICIENT_CERTIFICATE_BALANCE"
     COUPON_ALREADY_USED = "COUPON_ALREADY_USED"
+    BALANCE_CHANGED = "BALANCE_CHANGED"
+    BALANCE_LIMIT = "BALANCE_LIMIT"
+
+
+# Refusals that do not depend on what other operations did first: they are a check's
+# answer. Every other refusal of a sale means a concurrent change, and the sale is
+# calculated again instead.
+FINAL_REFUSALS: Final = frozenset({Refusal.BALANCE_LIMIT})
 
 
 def _achievement_accounts(receipt: Receipt) -> set[int]:
@@ -260,6 +282,10 @@ def settle(state: LockedState, effects: Effects) -> Refusal | None:
 
     Returns None when applied; otherwise the refusal, with `state` unchanged.
     """
+    for key, balance, held in effects.expected:
+        locked = state.pockets.get(key) or Balance(0, 0)
+        if locked.balance != balance or locked.held != held:
+            return Refusal.BALANCE_CHANGED
     pockets: dict[PocketKey, Balance] = {}
     for change in effects.pockets:
         current = pockets.get(change.pocket) or state.pockets.get(change.pocket) or Balance(0, 0)
@@ -270,6 +296,8 @@ def settle(state: LockedState, effects: Effects) -> Refusal | None:
                 if change.pocket[1] == POINTS_ACCOUNT_TYPE_ID
                 else Refusal.INSUFFICIENT_BALANCE
             )
+        if after.balance > pocket_balance_max and change.amount > 0:
+            return Refusal.BALANCE_LIMIT
         pockets[change.pocket] = after
     certificates: dict[int, Balance] = {}
     for certificate in effects.certificates:

@@ -11,8 +11,8 @@ accepted.
 
 Within a batch, operations of one business go in one database transaction; two sales
 with the same idempotency key share the first one's outcome. A batch that fails on a
-deadlock is retried; one that hits an unexpected integrity error is split so that a bad
-operation never fails its neighbours.
+deadlock is retried; one that fails for any other reason but an outage is split in
+halves, written in order, so that a bad operation fails alone and never its neighbours.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import asyncpg
 from prometheus_client import CollectorRegistry, Histogram
 
 from purse.service.coalescing import Coalescer
+from purse.store.failures import DEPENDENCY_FAILURES
 from purse.store.postgres.batches import BatchStore, Outcome, Sale, Transition
 from purse.store.redis.balance_cache import BalanceCache
 
@@ -98,21 +99,29 @@ class BatchWriter:
 
     async def _write(self, items: list[_Pending]) -> None:
         leaders, followers = _leaders(items)
+        await self._write_isolated(leaders)
+        for follower, leader in followers:
+            _follow(follower, leader)
+
+    async def _write_isolated(self, leaders: list[_Pending]) -> None:
+        """Write `leaders`; when the batch fails for a reason other than an outage, write
+        its halves in order instead, down to the one operation that fails alone. Nothing
+        was committed by a failed batch, so its operations are simply written again."""
         self._sizes.observe(len(leaders))
         try:
             with self._seconds.time():
                 await self._apply_with_retries(leaders)
-        except asyncpg.IntegrityConstraintViolationError as error:
-            if len(leaders) == 1:
-                _resolve_failure(leaders, error)
-            else:
-                _logger.warning("batch hit %s; writing its operations one by one", error)
-                for leader in leaders:
-                    await self._write([leader])
-        except Exception as error:
+        except DEPENDENCY_FAILURES as error:
             _resolve_failure(leaders, error)
-        for follower, leader in followers:
-            _follow(follower, leader)
+        except Exception as error:
+            if len(leaders) == 1:
+                _logger.error("an operation failed alone", exc_info=error)
+                _resolve_failure(leaders, error)
+                return
+            _logger.warning("a batch of %d failed (%s); writing it in halves", len(leaders), error)
+            middle = len(leaders) // 2
+            await self._write_isolated(leaders[:middle])
+            await self._write_isolated(leaders[middle:])
 
     async def _apply_with_retries(self, items: Sequence[_Pending]) -> None:
         sales = [item for item in items if isinstance(item.operation, Sale)]

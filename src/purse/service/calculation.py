@@ -11,6 +11,7 @@ coupon anyone may present. Certificates are bearer instruments of the business.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo
 from purse.domain import checks
 from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID, Membership, Pocket, PocketKind
 from purse.domain.engine import calculate
-from purse.domain.errors import DomainError, FailedPrecondition, FieldViolation
+from purse.domain.errors import DomainError, FailedPrecondition, FieldViolation, UnexpectedFailure
 from purse.domain.identifiers import Identifier
 from purse.domain.localize import localized
 from purse.domain.pockets import spendable_lots
@@ -30,6 +31,7 @@ from purse.service.identification import IdentificationService
 from purse.service.programs import Programs
 from purse.store.postgres.calculation_inputs import CalculationInputs, CalculationInputStore
 
+_logger = logging.getLogger(__name__)
 _account_kinds = {
     PocketKind.MONEY: checks.AccountKind.MONEY,
     PocketKind.PRODUCTS: checks.AccountKind.PRODUCTS,
@@ -95,6 +97,12 @@ class CheckCalculation:
         )
         return self.prepared(terminal, request, membership, inputs, program)
 
+    async def identify_many(
+        self, terminal: TerminalContext, identifiers: Sequence[Identifier | None]
+    ) -> list[Membership | DomainError | None]:
+        """The members of many checks, read from PostgreSQL (never the balance cache)."""
+        return await self._identification.identify_many(terminal, identifiers)
+
     async def calculate_many(
         self, terminal: TerminalContext, requests: Sequence[CalculationRequest]
     ) -> list[Calculation | DomainError]:
@@ -103,6 +111,17 @@ class CheckCalculation:
         memberships = await self._identification.identify_many(
             terminal, [request.identifier for request in requests]
         )
+        return await self.calculate_for(terminal, requests, memberships)
+
+    async def calculate_for(
+        self,
+        terminal: TerminalContext,
+        requests: Sequence[CalculationRequest],
+        memberships: Sequence[Membership | DomainError | None],
+    ) -> list[Calculation | DomainError]:
+        """Checks of customers identified already, with one read of the other inputs. A
+        check whose calculation fails unexpectedly fails alone: it is logged, and its
+        result is `UnexpectedFailure`."""
         known = [None if isinstance(m, DomainError) else m for m in memberships]
         inputs = await self._inputs_of(terminal, requests, known)
         program = await self._programs.compiled(
@@ -117,6 +136,9 @@ class CheckCalculation:
                 results.append(self.prepared(terminal, request, membership, inputs, program))
             except DomainError as refusal:
                 results.append(refusal)
+            except Exception:
+                _logger.exception("calculating one check of a group failed")
+                results.append(UnexpectedFailure("this check could not be calculated"))
         return results
 
     async def _inputs_of(

@@ -16,8 +16,9 @@ import asyncio
 import base64
 import contextlib
 import logging
+import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -27,17 +28,22 @@ from purse.domain import credentials
 from purse.domain.checks import Receipt
 from purse.domain.customers import Membership, Pocket
 from purse.domain.errors import (
+    Aborted,
     AlreadyExists,
     DomainError,
     FailedPrecondition,
     FieldViolation,
     NotFound,
     RateLimited,
+    Unavailable,
+    UnexpectedFailure,
     invalid,
 )
+from purse.domain.moments import check_sale_time
 from purse.domain.refunds import RefundPlan, plan_refund
 from purse.domain.terminals import TerminalContext
 from purse.domain.transactions import (
+    FINAL_REFUSALS,
     Balance,
     Effects,
     PocketKey,
@@ -50,7 +56,9 @@ from purse.domain.transactions import (
 )
 from purse.service.batch_writer import BatchWriter
 from purse.service.calculation import Calculation, CalculationRequest, CheckCalculation
+from purse.service.customer_turns import CustomerTurns
 from purse.service.programs import Programs
+from purse.store.failures import DEPENDENCY_FAILURES
 from purse.store.postgres.batches import Message, Notice, Outcome, Sale, Statistics, Transition
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.receipts import receipt_document, receipt_from_document
@@ -63,6 +71,10 @@ from purse.store.redis.rate_limits import FailureCounter
 
 _logger = logging.getLogger(__name__)
 check_number_characters_max = 64
+# How many times a check is calculated again when a balance it was calculated on changed
+# before it could be applied (concurrent checks of one customer).
+settlement_attempts_max = 8
+settlement_backoff_seconds = 0.001
 list_page_size_default = 50
 overdue_holds_per_sweep_max = 500
 expired_lots_per_sweep_max = 5_000
@@ -103,6 +115,29 @@ def validate_key(value: str, field: str) -> None:
         raise invalid(field, f"1 to {check_number_characters_max} printable characters")
 
 
+def validate_request(request: ProcessRequest, now: datetime) -> None:
+    """What ProcessCheck checks before a check may join a group (the mapping has checked
+    the fields' own ranges): its key, and a sale time an offline till could have."""
+    validate_key(request.check_number, "check_number")
+    check_sale_time(request.calculation.sale_time, now, "sale_time")
+
+
+def _waves(memberships: Sequence[Membership | DomainError | None]) -> list[list[int]]:
+    """Positions of `memberships` in waves: the k-th check of each customer in wave k
+    (checks without a customer in the first), each wave in the order given."""
+    waves: list[list[int]] = []
+    seen: dict[int, int] = {}
+    for position, membership in enumerate(memberships):
+        wave = 0
+        if isinstance(membership, Membership):
+            wave = seen.get(membership.customer_id, 0)
+            seen[membership.customer_id] = wave + 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(position)
+    return waves
+
+
 class TransactionService:
     """The transaction use cases of the terminal contract."""
 
@@ -121,6 +156,7 @@ class TransactionService:
         clock: Callable[[], float] = time.time,
         cache: BalanceCache | None = None,
     ) -> None:
+        self._turns = CustomerTurns()
         self._calculation = calculation
         self._writer = writer
         self._transactions = transactions
@@ -134,59 +170,162 @@ class TransactionService:
         self._clock = clock
         self._cache = cache
 
+    def validate(self, request: ProcessRequest) -> None:
+        """InvalidArgument for a request that may not join a group (see `validate_request`)."""
+        validate_request(request, datetime.fromtimestamp(self._clock(), UTC))
+
+    async def process_group(
+        self, terminal: TerminalContext, requests: Sequence[ProcessRequest]
+    ) -> list[Answer | DomainError]:
+        """`process_many`, with a failure of the group's shared work kept to its cause: an
+        outage fails every member (each would meet it), anything else has the requests
+        processed one at a time, in order, so that the one that causes it fails alone."""
+        try:
+            return await self.process_many(terminal, requests)
+        except DomainError as refusal:
+            return [refusal] * len(requests)
+        except DEPENDENCY_FAILURES:
+            raise
+        except Exception:
+            _logger.exception("a group of %d checks failed", len(requests))
+            if len(requests) == 1:
+                return [UnexpectedFailure("this check could not be processed")]
+        results: list[Answer | DomainError] = []
+        for request in requests:
+            results += await self.process_group(terminal, [request])
+        return results
+
     async def process_many(
         self, terminal: TerminalContext, requests: Sequence[ProcessRequest]
     ) -> list[Answer | DomainError]:
-        """Each request's answer or refusal, as `process` gives it; stored answers and the
-        inputs of every check are read together, and the writes share batches."""
+        """Each request's answer or refusal, as one-by-one calls in the order given would
+        get them. Every request is validated before it shares anything; stored answers and
+        the inputs of every check are read together, and the writes share batches. Checks
+        of one customer go in *waves*: the k-th check of every customer in wave k, each
+        wave calculated on what the previous one committed."""
         results: list[Answer | DomainError | None] = [None] * len(requests)
+        now = datetime.fromtimestamp(self._clock(), UTC)
         valid: list[int] = []
         for index, request in enumerate(requests):
             try:
-                validate_key(request.check_number, f"checks[{index}].check_number")
+                validate_request(request, now)
                 valid.append(index)
             except DomainError as refusal:
                 results[index] = refusal
         existing = await self._transactions.by_check_numbers(
             terminal.business_id, terminal.terminal_id, [requests[i].check_number for i in valid]
         )
-        fresh = [i for i in valid if requests[i].check_number not in existing]
         for index in valid:
             record = existing.get(requests[index].check_number)
             if record is not None:
                 results[index] = await _answer_or_refusal(
                     self._stored(terminal, record, requests[index].request_digest)
                 )
-        calculations = await self._calculation.calculate_many(
-            terminal, [requests[i].calculation for i in fresh]
+        fresh = [i for i in valid if requests[i].check_number not in existing]
+        memberships = await self._calculation.identify_many(
+            terminal, [requests[i].calculation.identifier for i in fresh]
         )
-        answers = await asyncio.gather(
-            *(
-                _answer_or_refusal(self._after_calculation(terminal, requests[i], calculation))
-                for i, calculation in zip(fresh, calculations, strict=True)
-            )
-        )
-        for index, answer in zip(fresh, answers, strict=True):
-            results[index] = answer
+        for number, wave in enumerate(_waves(memberships)):
+            indexes = [fresh[position] for position in wave]
+            known = [memberships[position] for position in wave]
+            if number:
+                known = await self._reread(terminal, known)
+            answers = await self._process_wave(terminal, [requests[i] for i in indexes], known)
+            for index, answer in zip(indexes, answers, strict=True):
+                results[index] = answer
         return [result for result in results if result is not None]
 
-    async def _after_calculation(
+    async def _process_wave(
+        self,
+        terminal: TerminalContext,
+        requests: Sequence[ProcessRequest],
+        memberships: Sequence[Membership | DomainError | None],
+    ) -> list[Answer | DomainError]:
+        """Checks of distinct customers, calculated together once their turns are taken."""
+        customers = [m.customer_id for m in memberships if isinstance(m, Membership)]
+        async with self._turns.taken(terminal.business_id, customers) as shared:
+            if shared:
+                memberships = await self._reread(terminal, memberships, shared)
+            calculations = await self._calculation.calculate_for(
+                terminal, [request.calculation for request in requests], memberships
+            )
+            return list(
+                await asyncio.gather(
+                    *(
+                        _answer_or_refusal(self._process_one(terminal, request, calculation))
+                        for request, calculation in zip(requests, calculations, strict=True)
+                    )
+                )
+            )
+
+    async def _reread(
+        self,
+        terminal: TerminalContext,
+        memberships: Sequence[Membership | DomainError | None],
+        customer_ids: Collection[int] | None = None,
+    ) -> list[Membership | DomainError | None]:
+        """The memberships (of `customer_ids`, or all) as committed now: read by id, since
+        an identifier such as a steward code is single use."""
+        stale = [
+            (index, known.customer_id)
+            for index, known in enumerate(memberships)
+            if isinstance(known, Membership)
+            and (customer_ids is None or known.customer_id in customer_ids)
+        ]
+        fresh = await asyncio.gather(
+            *(self._customers.membership(terminal.business_id, each) for _, each in stale)
+        )
+        reread = list(memberships)
+        for (index, _), membership in zip(stale, fresh, strict=True):
+            reread[index] = membership
+        return reread
+
+    async def _process_one(
         self,
         terminal: TerminalContext,
         request: ProcessRequest,
         calculation: Calculation | DomainError,
     ) -> Answer:
-        if isinstance(calculation, FailedPrecondition):
-            await self._store_refusal(terminal, request, calculation)
-        if isinstance(calculation, DomainError):
-            raise calculation
-        return await self._apply(terminal, request, calculation)
+        """Apply one calculated check. When settlement finds that a balance it was calculated
+        on changed meanwhile (a concurrent check of the same customer), it is calculated
+        again on what is committed now: such a refusal is never the check's answer."""
+        for attempt in range(settlement_attempts_max):
+            if attempt:
+                # Another process applies checks of this customer too: let it finish first.
+                await asyncio.sleep(random.uniform(0, settlement_backoff_seconds * 2**attempt))
+            if isinstance(calculation, FailedPrecondition):
+                stored = await self._store_refusal(terminal, request, calculation)
+                if stored is not None:
+                    return stored
+            if isinstance(calculation, DomainError):
+                raise calculation
+            answer = await self._apply(terminal, request, calculation)
+            if answer is not None:
+                return answer
+            calculation = await self._recalculated(terminal, request, calculation)
+        raise Aborted(
+            "the customer's balances kept changing while this check was applied; send it again",
+            reason="CONCURRENT_CHANGE",
+        )
+
+    async def _recalculated(
+        self, terminal: TerminalContext, request: ProcessRequest, calculation: Calculation
+    ) -> Calculation | DomainError:
+        membership = calculation.membership
+        if membership is not None:
+            membership = await self._customers.membership(
+                terminal.business_id, membership.customer_id
+            )
+        (again,) = await self._calculation.calculate_for(
+            terminal, [request.calculation], [membership]
+        )
+        return again
 
     async def _apply(
         self, terminal: TerminalContext, request: ProcessRequest, calculation: Calculation
-    ) -> Answer:
-        """Hand the sale to the writer and answer once its batch has committed. The caller's
-        deadline was spent waiting at the front (unary) or is the stream's own."""
+    ) -> Answer | None:
+        """Hand the sale to the writer and answer once its batch has committed; None when
+        settlement found a balance changed since the calculation read it."""
         sale, pin = self._sale(terminal, request, calculation)
         outcome = await self._writer.submit(terminal.business_id, sale, None)
         if outcome.existing:
@@ -196,8 +335,10 @@ class TransactionService:
             )
         if outcome.leader_digest not in (None, request.request_digest):
             raise _key_reused()
-        if outcome.refusal is not None:
+        if outcome.refusal in FINAL_REFUSALS:
             raise _settlement_refusal(str(getattr(outcome.refusal, "value", outcome.refusal)))
+        if outcome.refusal is not None:
+            return None
         if pin is not None and outcome.leader_digest is None:
             await self._remember_pin(
                 terminal.business_id, outcome.transaction_id, pin, calculation.hold_seconds
@@ -212,6 +353,8 @@ class TransactionService:
         customer_id = None if membership is None else membership.customer_id
         pending = membership is not None and receipt.confirmation_required
         effects = effects_of_sale(receipt, customer_id, list(calculation.coupon_codes), pending)
+        if membership is not None:
+            effects = replace(effects, expected=_read_balances(calculation, effects))
         pin = new_pin() if pending else None
         messages: tuple[Message, ...] = ()
         if pin is not None and membership is not None:
@@ -234,7 +377,9 @@ class TransactionService:
             effects=effects,
             confirmation_deadline=deadline,
             sale_time=request.calculation.sale_time,
-            statistics=Statistics(customer_id, 1, receipt.check_sum)
+            statistics=Statistics(
+                customer_id, 1, receipt.check_sum, visit_time=request.calculation.sale_time
+            )
             if completed and customer_id is not None
             else None,
             messages=messages,
@@ -268,8 +413,9 @@ class TransactionService:
         terminal: TerminalContext,
         request: ProcessRequest,
         refusal: FailedPrecondition,
-    ) -> None:
-        """Keep a business refusal as the first answer for its check number."""
+    ) -> Answer | None:
+        """Keep a business refusal as the first answer for its check number; the stored
+        answer when the number was taken meanwhile."""
         sale = Sale(
             terminal_id=terminal.terminal_id,
             point_of_sale_id=terminal.point_of_sale_id,
@@ -288,7 +434,11 @@ class TransactionService:
         )
         outcome = await self._writer.submit(terminal.business_id, sale, None)
         if outcome.existing and outcome.stored is not None:
-            await self._stored(terminal, record_from_row(outcome.stored), request.request_digest)
+            # The same check, sent concurrently, was stored first: its answer is this one's.
+            return await self._stored(
+                terminal, record_from_row(outcome.stored), request.request_digest
+            )
+        return None
 
     async def _stored(
         self, terminal: TerminalContext, record: TransactionRecord, digest: bytes
@@ -319,7 +469,7 @@ class TransactionService:
             return await self._customers.membership(terminal.business_id, membership.customer_id)
         pockets = sorted((*membership.pockets, *opened), key=lambda pocket: pocket.account_type_id)
         membership = replace(membership, pockets=tuple(pockets))
-        return _with_balances(membership, outcome.balances)
+        return _with_balances(_with_totals(membership, outcome), outcome.balances)
 
     async def confirm(
         self, terminal: TerminalContext, transaction_id: int, pin: str, queue_seconds: float | None
@@ -398,7 +548,9 @@ class TransactionService:
         now = datetime.fromtimestamp(self._clock(), UTC)
         finished = replace(record, status=status, finished_at=now)
         membership_after = (
-            None if membership is None else _with_balances(membership, outcome.balances)
+            None
+            if membership is None
+            else _with_balances(_with_totals(membership, outcome), outcome.balances)
         )
         return Answer(finished, membership_after)
 
@@ -614,10 +766,24 @@ def _expiry(record: TransactionRecord) -> Transition:
 
 
 async def _answer_or_refusal(answer: Awaitable[Answer]) -> Answer | DomainError:
+    """The answer, or the refusal of this one member of a group: whatever fails for one
+    check fails it alone."""
     try:
         return await answer
     except DomainError as refusal:
         return refusal
+    except DEPENDENCY_FAILURES as failure:
+        _logger.warning("dependency failure: %s: %s", type(failure).__name__, failure)
+        return _dependency_unavailable()
+    except Exception:
+        _logger.exception("one check of a group failed unexpectedly")
+        return UnexpectedFailure("this check could not be processed; the server log has why")
+
+
+def _dependency_unavailable() -> Unavailable:
+    return Unavailable(
+        "a storage dependency is unavailable; retry later", reason="DEPENDENCY_UNAVAILABLE"
+    )
 
 
 def _token(record: TransactionRecord) -> str:
@@ -698,6 +864,35 @@ def _new_pockets(membership: Membership | None, effects: Effects) -> tuple[Pocke
     customer_id = membership.customer_id
     known = {(customer_id, pocket.account_type_id) for pocket in membership.pockets}
     return tuple(sorted({change.pocket for change in effects.pockets} - known))
+
+
+def _read_balances(
+    calculation: Calculation, effects: Effects
+) -> tuple[tuple[PocketKey, int, int], ...]:
+    """(pocket, balance, held) as the calculation read them, for every pocket `effects`
+    change: settlement refuses the sale if any of them is different by then."""
+    membership = calculation.membership
+    assert membership is not None
+    read = {
+        (membership.customer_id, pocket.account_type_id): (pocket.balance, pocket.held)
+        for pocket in (*membership.pockets, *calculation.unopened_pockets)
+    }
+    touched = sorted({change.pocket for change in effects.pockets})
+    return tuple((key, *read.get(key, (0, 0))) for key in touched)
+
+
+def _with_totals(membership: Membership, outcome: Outcome) -> Membership:
+    """The membership with the statistics as they stood right after the operation."""
+    totals = outcome.totals
+    if totals is None:
+        return membership
+    return replace(
+        membership,
+        sales_count=totals.sales_count,
+        sales_sum_minor_units=totals.sales_sum,
+        last_visit=totals.last_visit,
+        participation_confirmed=totals.participation_confirmed,
+    )
 
 
 def _with_balances(membership: Membership, balances: dict[PocketKey, Balance]) -> Membership:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from purse.domain.errors import DomainError
 from purse.domain.terminals import TerminalContext
 from purse.service.coalescing import Coalescer
-from purse.service.transactions import Answer, ProcessRequest, TransactionService, validate_key
+from purse.service.transactions import Answer, ProcessRequest, TransactionService
 
 
 @dataclass(slots=True)
@@ -53,7 +53,7 @@ class UnaryProcessing:
     async def process(
         self, terminal: TerminalContext, request: ProcessRequest, timeout_seconds: float | None
     ) -> Answer:
-        validate_key(request.check_number, "check_number")
+        self._transactions.validate(request)
         call = _Call(terminal, request)
         await self._coalescer.put(call, timeout_seconds)
         return await asyncio.shield(call.future)
@@ -66,10 +66,10 @@ class UnaryProcessing:
 
     async def _group(self, calls: list[_Call]) -> None:
         try:
-            results = await self._transactions.process_many(
+            results = await self._transactions.process_group(
                 calls[0].terminal, [call.request for call in calls]
             )
-        except Exception as failure:
+        except Exception as failure:  # an outage: every call meets it
             for call in calls:
                 if not call.future.done():
                     call.future.set_exception(failure)

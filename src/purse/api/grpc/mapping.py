@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf import timestamp_pb2
 
+from purse.domain import moments
 from purse.domain.customers import (
     POINTS_ACCOUNT_TYPE_ID,
     AccessType,
@@ -53,6 +54,14 @@ STORED_KINDS_FROM_PROTO: dict[int, IdentifierKind] = {
     common_pb2.IDENTIFIER_KIND_CARD_NUMBER: IdentifierKind.CARD_NUMBER,
     common_pb2.IDENTIFIER_KIND_CARD_QR: IdentifierKind.CARD_QR,
 }
+
+
+def moment_from_proto(value: timestamp_pb2.Timestamp, field: str) -> datetime:
+    """A timestamp a caller sent, refused (naming `field`) outside the accepted range."""
+    problem = moments.moment_seconds_violation(value.seconds, value.nanos)
+    if problem is not None:
+        raise invalid(field, problem, reason="TIMESTAMP_OUT_OF_RANGE")
+    return value.ToDatetime(tzinfo=UTC)
 
 
 def timestamp(moment: datetime | float | None) -> timestamp_pb2.Timestamp | None:

@@ -3,9 +3,7 @@ into protobuf. The only place the two meet."""
 
 from __future__ import annotations
 
-from datetime import UTC
-
-from purse.api.grpc.mapping import identifier_from_proto
+from purse.api.grpc.mapping import identifier_from_proto, moment_from_proto
 from purse.domain import checks
 from purse.domain.errors import FieldViolation, InvalidArgument
 from purse.service.calculation import Calculation, CalculationRequest
@@ -26,6 +24,9 @@ _payment_kinds = {
 
 
 def check_from_proto(message: pb.Check, field: str = "check") -> checks.Check:
+    """The check in plain values. Amounts too large to add up safely are refused here,
+    before the check can join a group, with the proto's field names; the engine checks
+    everything else about the lines."""
     lines = tuple(
         checks.CheckLine(
             position=line.position,
@@ -37,6 +38,7 @@ def check_from_proto(message: pb.Check, field: str = "check") -> checks.Check:
         )
         for line in message.lines
     )
+    _refuse_out_of_range_amounts(lines, field)
     stated = message.sum_minor_units
     actual = sum(line.amount for line in lines)
     if stated and stated != actual:
@@ -46,6 +48,30 @@ def check_from_proto(message: pb.Check, field: str = "check") -> checks.Check:
             violations=(FieldViolation(f"{field}.sum_minor_units", f"the lines sum to {actual}"),),
         )
     return checks.Check(currency=message.currency.strip().upper(), lines=lines)
+
+
+def _refuse_out_of_range_amounts(lines: tuple[checks.CheckLine, ...], field: str) -> None:
+    violations = [
+        FieldViolation(
+            f"{field}.lines[{index}].amount_minor_units",
+            f"at most {checks.line_amount_max_minor_units}",
+        )
+        for index, line in enumerate(lines)
+        if line.amount > checks.line_amount_max_minor_units
+    ]
+    if not violations and sum(line.amount for line in lines) > checks.check_sum_max_minor_units:
+        violations.append(
+            FieldViolation(
+                f"{field}.sum_minor_units",
+                f"the lines sum to more than {checks.check_sum_max_minor_units}",
+            )
+        )
+    if violations:
+        raise InvalidArgument(
+            message=f"{violations[0].field}: {violations[0].description}",
+            reason="AMOUNT_OUT_OF_RANGE",
+            violations=tuple(violations),
+        )
 
 
 def calculation_request_from_proto(request: pb.CalculateCheckRequest) -> CalculationRequest:
@@ -82,7 +108,7 @@ def calculation_request_from_proto(request: pb.CalculateCheckRequest) -> Calcula
         coupon_codes=tuple(code.strip() for code in redemption.coupon_codes),
         certificate_codes=tuple(code.strip() for code in redemption.certificate_codes),
         explain=request.explain,
-        sale_time=request.sale_time.ToDatetime(tzinfo=UTC)
+        sale_time=moment_from_proto(request.sale_time, "sale_time")
         if request.HasField("sale_time")
         else None,
     )

@@ -11,14 +11,12 @@ import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC
 from typing import Any, TypeVar
 
 import grpc
 
 from purse.api.grpc import mapping
 from purse.api.grpc.errors import (
-    DEPENDENCY_FAILURES,
     internal_status,
     rich_status,
     status_code_for,
@@ -33,7 +31,7 @@ from purse.api.grpc.transactions import (
 )
 from purse.domain.catalogue import Catalogue
 from purse.domain.customers import Questionnaire
-from purse.domain.errors import DomainError, invalid
+from purse.domain.errors import DomainError, UnexpectedFailure, invalid
 from purse.domain.identifiers import Identifier, IdentifierKind
 from purse.domain.terminals import TerminalContext
 from purse.service.authentication import Authenticator
@@ -41,6 +39,7 @@ from purse.service.calculation import CheckCalculation
 from purse.service.identification import IdentificationService
 from purse.service.transactions import Answer, ListFilter, ProcessRequest, TransactionService
 from purse.service.unary_processing import UnaryProcessing
+from purse.store.failures import DEPENDENCY_FAILURES
 from purse.store.postgres.catalogue import CatalogueStore
 from purse.v1 import common_pb2, terminal_service_pb2_grpc
 from purse.v1 import terminal_service_pb2 as pb
@@ -284,9 +283,12 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
                 requests.append(process_request_from_proto(check))
             except DomainError as refusal:
                 requests.append(refusal)
+            except Exception:
+                _logger.exception("mapping one check of a stream message failed")
+                requests.append(UnexpectedFailure("this check could not be read"))
         valid = [request for request in requests if not isinstance(request, DomainError)]
         try:
-            answers = iter(await self._transactions.process_many(terminal, valid))
+            answers = iter(await self._transactions.process_group(terminal, valid))
         except DEPENDENCY_FAILURES as failure:
             status = unavailable_status(failure)
             error = pb.CheckError(code=status.code.value[0], message=status.details or "")
@@ -370,10 +372,10 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             customer_id=request.customer_id or None,
             terminal_id=request.terminal_id or None,
             status=STATUSES_FROM_PROTO.get(request.status),
-            created_from=request.start_time.ToDatetime(tzinfo=UTC)
+            created_from=mapping.moment_from_proto(request.start_time, "start_time")
             if request.HasField("start_time")
             else None,
-            created_before=request.end_time.ToDatetime(tzinfo=UTC)
+            created_before=mapping.moment_from_proto(request.end_time, "end_time")
             if request.HasField("end_time")
             else None,
         )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from purse.domain.transactions import (
+    FINAL_REFUSALS,
     Balance,
     Effects,
     LockedState,
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
 else:  # generic only in the type stubs
     Connection = asyncpg.pool.PoolConnectionProxy
+
+# Statistics saturate rather than overflow a bigint (checks are bounded far below it).
+statistics_sum_max = 2**63 - 1
 
 _claim_and_lock = """
 WITH claimed AS (
@@ -74,7 +78,13 @@ SELECT
          ORDER BY certificate_id FOR UPDATE) AS certificates,
   ARRAY(SELECT ROW(coupon_id, status)
           FROM coupons WHERE business_id = $12 AND coupon_id = ANY($17::bigint[])
-         ORDER BY coupon_id FOR UPDATE) AS coupons
+         ORDER BY coupon_id FOR UPDATE) AS coupons,
+  -- Memberships last: each answer reports the statistics after its own operation.
+  ARRAY(SELECT ROW(customer_id, sales_count, sales_sum_minor_units, last_visit_at,
+                   participation_confirmed)
+          FROM memberships WHERE business_id = $12 AND customer_id = ANY($21::bigint[])
+         ORDER BY customer_id FOR UPDATE) AS memberships,
+  now() AS now
 """
 
 _write = """
@@ -106,22 +116,26 @@ WITH pocket_rows AS (
     FROM unnest($18::bigint[], $19::text[], $20::jsonb[]) AS d(transaction_id, status, refusal)
    WHERE t.business_id = $1 AND t.transaction_id = d.transaction_id
 ), membership_rows AS (
-  UPDATE memberships m SET sales_count = m.sales_count + d.sales,
-         sales_sum_minor_units = m.sales_sum_minor_units + d.sales_sum,
-         last_visit_at = CASE WHEN d.sales <> 0 THEN now() ELSE m.last_visit_at END,
-         participation_confirmed = m.participation_confirmed OR d.confirmed
-    FROM unnest($21::bigint[], $22::bigint[], $23::bigint[], $24::boolean[])
-         AS d(customer_id, sales, sales_sum, confirmed)
+  -- Absolute values, worked out on the rows the batch locked.
+  UPDATE memberships m SET sales_count = d.sales_count, sales_sum_minor_units = d.sales_sum,
+         last_visit_at = d.last_visit, participation_confirmed = d.confirmed
+    FROM unnest($21::bigint[], $22::bigint[], $23::bigint[], $24::timestamptz[],
+                $25::boolean[]) AS d(customer_id, sales_count, sales_sum, last_visit, confirmed)
    WHERE m.business_id = $1 AND m.customer_id = d.customer_id
 ), reservation_rows AS (
   UPDATE transactions t SET lot_reservations = d.reservations
-    FROM unnest($33::bigint[], $34::jsonb[]) AS d(transaction_id, reservations)
+    FROM unnest($34::bigint[], $35::jsonb[]) AS d(transaction_id, reservations)
    WHERE t.business_id = $1 AND t.transaction_id = d.transaction_id
+), released_claims AS (
+  -- Sales refused because a balance changed after they were calculated: their check
+  -- numbers stay free, for the same check calculated again.
+  DELETE FROM transactions t
+   WHERE t.business_id = $1 AND t.transaction_id = ANY($36::bigint[])
 )
 INSERT INTO outbox_messages (business_id, customer_id, transaction_id, channel, purpose, phone,
                              language, body, sealed_secret)
-SELECT $1, * FROM unnest($25::bigint[], $26::bigint[], $27::text[], $28::text[], $29::text[],
-                         $30::text[], $31::text[], $32::bytea[])
+SELECT $1, * FROM unnest($26::bigint[], $27::bigint[], $28::text[], $29::text[], $30::text[],
+                         $31::text[], $32::text[], $33::bytea[])
 """
 
 
@@ -146,6 +160,18 @@ class Statistics:
     sales: int = 0
     sales_sum: int = 0
     confirmed: bool = False
+    # When the sale happened (an offline upload's sale time); None: when it is written.
+    visit_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipTotals:
+    """A membership's statistics as they stand right after one operation."""
+
+    sales_count: int
+    sales_sum: int
+    last_visit: datetime | None
+    participation_confirmed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +248,8 @@ class Outcome:
     pocket_ids: dict[PocketKey, int] = field(default_factory=dict)
     # Set for a sale that shared its key with an earlier one in the same batch.
     leader_digest: bytes | None = None
+    # The customer's statistics right after this operation (None without a customer).
+    totals: MembershipTotals | None = None
 
 
 class BatchStore:
@@ -245,7 +273,7 @@ class BatchStore:
             )
             assert locked is not None
             state, lots = _locked_state(locked)
-            pockets = _Pockets(locked["pockets"], state)
+            pockets = _Pockets(locked["pockets"], state, _Totals(locked))
             claimed = {(row[0], row[1]): (row[2], row[3]) for row in locked["claimed"]}
             statuses = {row[0]: row[1] for row in locked["transitions"]}
             sale_outcomes = await _settle_sales(
@@ -253,9 +281,9 @@ class BatchStore:
             )
             transition_outcomes = _settle_transitions(transitions, statuses, state, pockets)
             writes = _Writes(business_id, locked, lots, self._notice_text)
-            writes.add_sales(sales, sale_outcomes, state)
-            writes.add_transitions(transitions, transition_outcomes, state)
-            await connection.execute(_write, *writes.arguments())
+            writes.add_sales(sales, sale_outcomes)
+            writes.add_transitions(transitions, transition_outcomes)
+            await connection.execute(_write, *writes.arguments(pockets.totals))
         return sale_outcomes, transition_outcomes
 
 
@@ -326,6 +354,10 @@ def _claim_arguments(
         sorted({transition.transaction_id for transition in transitions}),
         [sale.refusal for sale in ordered],
         sorted({lot_id for effects in all_effects for lot_id, _ in effects.lots_returned}),
+        sorted(
+            {sale.customer_id for sale in sales if sale.customer_id}
+            | {transition.customer_id for transition in transitions if transition.customer_id}
+        ),
     ]
 
 
@@ -366,9 +398,18 @@ async def _settle_sales(
         refusal = None
         if sale.status is not TransactionStatus.REJECTED:
             refusal = settle(state, sale.effects)
+        if refusal is None:
+            pockets.totals.add(sale.statistics)
         balances, pocket_ids = pockets.of(sale.customer_id)
         outcomes.append(
-            Outcome(transaction_id, created_at, refusal, balances=balances, pocket_ids=pocket_ids)
+            Outcome(
+                transaction_id,
+                created_at,
+                refusal,
+                balances=balances,
+                pocket_ids=pocket_ids,
+                totals=pockets.totals.of(sale.customer_id),
+            )
         )
     return outcomes
 
@@ -389,12 +430,53 @@ async def _stored_sales(
     return {(row["terminal_id"], row["check_number"]): row for row in rows}
 
 
+class _Totals:
+    """The statistics of the memberships a batch locked, as its operations settle."""
+
+    def __init__(self, locked: asyncpg.Record) -> None:
+        self._now: datetime = locked["now"]
+        self._by_customer = {
+            row[0]: MembershipTotals(row[1], row[2], row[3], row[4])
+            for row in locked["memberships"]
+        }
+        self.changed: set[int] = set()
+
+    def add(self, statistics: Statistics | None) -> None:
+        if statistics is None:
+            return
+        customer_id = statistics.customer_id
+        before = self._by_customer.get(customer_id)
+        if before is None:  # no membership: nothing to count (pockets need one)
+            return
+        last_visit = before.last_visit
+        if statistics.sales:
+            # An offline upload of an older sale never moves the last visit back.
+            visit = statistics.visit_time or self._now
+            last_visit = visit if last_visit is None else max(last_visit, visit)
+        self._by_customer[customer_id] = MembershipTotals(
+            before.sales_count + statistics.sales,
+            min(before.sales_sum + statistics.sales_sum, statistics_sum_max),
+            last_visit,
+            before.participation_confirmed or statistics.confirmed,
+        )
+        self.changed.add(customer_id)
+
+    def of(self, customer_id: int | None) -> MembershipTotals | None:
+        return None if customer_id is None else self._by_customer.get(customer_id)
+
+    def rows(self) -> list[tuple[int, MembershipTotals]]:
+        return [
+            (customer_id, self._by_customer[customer_id]) for customer_id in sorted(self.changed)
+        ]
+
+
 class _Pockets:
     """The pockets a batch locked, by customer: each outcome reports its customer's
     balances after settlement without a scan of every pocket in the batch."""
 
-    def __init__(self, rows: Sequence[Any], state: LockedState) -> None:
+    def __init__(self, rows: Sequence[Any], state: LockedState, totals: _Totals) -> None:
         self._state = state
+        self.totals = totals
         self._by_customer: dict[int, list[tuple[PocketKey, int]]] = {}
         for customer_id, account_type_id, pocket_id, _, _ in rows:
             self._by_customer.setdefault(customer_id, []).append(
@@ -426,6 +508,7 @@ def _settle_transitions(
         refusal = settle(state, transition.effects)
         if refusal is None:
             statuses[transition.transaction_id] = transition.status.value
+            pockets.totals.add(transition.statistics)
         balances, pocket_ids = pockets.of(transition.customer_id)
         outcomes.append(
             Outcome(
@@ -433,6 +516,7 @@ def _settle_transitions(
                 refusal=refusal,
                 balances=balances,
                 pocket_ids=pocket_ids,
+                totals=pockets.totals.of(transition.customer_id),
             )
         )
     return outcomes
@@ -458,9 +542,9 @@ class _Writes:
         self.certificates: dict[int, list[int]] = {}
         self.coupons: list[tuple[int, str, int]] = []
         self.transactions: list[tuple[int, str, dict[str, str] | None]] = []
-        self.statistics: list[Statistics] = []
         self.messages: list[tuple[Message, int | None]] = []
         self.lots_taken: list[tuple[int, dict[str, int]]] = []
+        self.released: list[int] = []
 
     def add_effects(
         self,
@@ -515,25 +599,25 @@ class _Writes:
                 (each, left + points if each == lot_id else left) for each, left in lots
             ]
 
-    def add_sales(
-        self, sales: Sequence[Sale], outcomes: Sequence[Outcome], state: LockedState
-    ) -> None:
+    def add_sales(self, sales: Sequence[Sale], outcomes: Sequence[Outcome]) -> None:
         for sale, outcome in zip(sales, outcomes, strict=True):
             if outcome.existing:
                 continue
-            if outcome.refusal is not None:
+            if outcome.refusal in FINAL_REFUSALS:
                 refusal = {"reason": str(getattr(outcome.refusal, "value", outcome.refusal))}
                 self.transactions.append((outcome.transaction_id, "rejected", refusal))
                 continue
+            if outcome.refusal is not None:
+                self.released.append(outcome.transaction_id)
+                continue
             self.add_effects(sale.effects, outcome.transaction_id, sale.customer_id, new_sale=True)
-            if sale.statistics is not None:
-                self.statistics.append(sale.statistics)
             self.messages += [(message, outcome.transaction_id) for message in sale.messages]
             if sale.notice is not None:
-                self._notice(sale.notice, outcome.transaction_id, state)
+                self._notice(sale.notice, outcome.transaction_id, outcome)
 
-    def _notice(self, notice: Notice, transaction_id: int, state: LockedState) -> None:
-        points = state.pockets.get((notice.customer_id, 0), Balance(0, 0))
+    def _notice(self, notice: Notice, transaction_id: int, outcome: Outcome) -> None:
+        # The balance right after this operation, not after the whole batch.
+        points = outcome.balances.get((notice.customer_id, 0), Balance(0, 0))
         text = self.notice_text(
             notice.language, notice.points_accrued, notice.points_redeemed, points.balance
         )
@@ -543,38 +627,19 @@ class _Writes:
         self.messages.append((message, transaction_id))
 
     def add_transitions(
-        self, transitions: Sequence[Transition], outcomes: Sequence[Outcome], state: LockedState
+        self, transitions: Sequence[Transition], outcomes: Sequence[Outcome]
     ) -> None:
         for transition, outcome in zip(transitions, outcomes, strict=True):
             if outcome.refusal is not None:
                 continue
             self.add_effects(transition.effects, transition.transaction_id, transition.customer_id)
             self.transactions.append((transition.transaction_id, transition.status.value, None))
-            if transition.statistics is not None:
-                self.statistics.append(transition.statistics)
             self.messages += [(m, transition.transaction_id) for m in transition.messages]
             if transition.notice is not None:
-                self._notice(transition.notice, transition.transaction_id, state)
+                self._notice(transition.notice, transition.transaction_id, outcome)
 
-    def _statistics_by_customer(self) -> list[Statistics]:
-        # One UPDATE … FROM unnest changes a row once: deltas of a customer are summed first.
-        merged: dict[int, Statistics] = {}
-        for item in self.statistics:
-            seen = merged.get(item.customer_id)
-            merged[item.customer_id] = (
-                item
-                if seen is None
-                else Statistics(
-                    item.customer_id,
-                    seen.sales + item.sales,
-                    seen.sales_sum + item.sales_sum,
-                    seen.confirmed or item.confirmed,
-                )
-            )
-        return [merged[customer_id] for customer_id in sorted(merged)]
-
-    def arguments(self) -> list[Any]:
-        statistics = self._statistics_by_customer()
+    def arguments(self, totals: _Totals) -> list[Any]:
+        statistics = totals.rows()
         pockets = sorted(self.pocket_deltas.items())
         certificates = sorted(self.certificates.items())
         coupons = sorted(self.coupons)
@@ -592,10 +657,11 @@ class _Writes:
             [delta[1] for _, delta in certificates],
             *_columns(coupons, 3),
             *_columns(self.transactions, 3),
-            [item.customer_id for item in statistics],
-            [item.sales for item in statistics],
-            [item.sales_sum for item in statistics],
-            [item.confirmed for item in statistics],
+            [customer_id for customer_id, _ in statistics],
+            [item.sales_count for _, item in statistics],
+            [item.sales_sum for _, item in statistics],
+            [item.last_visit for _, item in statistics],
+            [item.participation_confirmed for _, item in statistics],
             [message.customer_id for message, _ in self.messages],
             [transaction_id for _, transaction_id in self.messages],
             [message.channel for message, _ in self.messages],
@@ -606,6 +672,7 @@ class _Writes:
             [message.sealed_secret for message, _ in self.messages],
             [transaction_id for transaction_id, _ in self.lots_taken],
             [taken for _, taken in self.lots_taken],
+            sorted(self.released),
         ]
 
 
