@@ -127,7 +127,8 @@ SELECT $1, * FROM unnest($25::bigint[], $26::bigint[], $27::text[], $28::text[],
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A message to write to the outbox with the operation."""
+    """A message to write to the outbox with the operation; `language` is the one the
+    sending business's membership records (never another business's)."""
 
     customer_id: int
     channel: str
@@ -150,7 +151,8 @@ class Statistics:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A transaction notification to write once the points balance after is known."""
+    """A transaction notification to write once the points balance after is known, in the
+    language of the membership of the business that sold."""
 
     customer_id: int
     phone: str
