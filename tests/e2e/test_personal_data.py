@@ -63,18 +63,35 @@ async def searched(
     return [match.membership for match in found.customers]
 
 
+async def identify_from_cache(
+    stub: TerminalServiceStub, server: ServerProcess, business: Tenant, phone: str
+) -> common_pb2.Membership:
+    """Identify twice; the second answer, returned, must come from the balance cache."""
+    await identify(stub, business, phone)
+    hits = await cache_hits(server)
+    membership = await identify(stub, business, phone)
+    assert await cache_hits(server) == hits + 1
+    return membership
+
+
+async def known_to_the_first(
+    stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> tuple[Tenant, str]:
+    """A second business, and a phone that only `business` registered (with its data)."""
+    other, phone = await make_business(pool), a_new_phone()
+    await register(stub, business, phone, **collected_by_first)
+    return other, phone
+
+
 async def test_a_business_never_sees_names_another_business_collected(
     terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, server: ServerProcess, business: Tenant
 ) -> None:
-    other, phone = await make_business(pool), a_new_phone()
-    await register(terminal_stub, business, phone, **collected_by_first)
+    other, phone = await known_to_the_first(terminal_stub, pool, business)
     first = await identify(terminal_stub, other, phone)
     assert first.newly_enrolled
     assert personal_data(first) == nothing_collected
-    hits = await cache_hits(server)
-    again = await identify(terminal_stub, other, phone)
-    assert await cache_hits(server) == hits + 1  # this answer came from the balance cache
-    assert personal_data(again) == nothing_collected
+    cached = await identify_from_cache(terminal_stub, server, other, phone)
+    assert personal_data(cached) == nothing_collected
     assert [personal_data(m) for m in await searched(terminal_stub, other, phone)] == [
         nothing_collected
     ]
@@ -85,8 +102,7 @@ async def test_a_business_never_sees_names_another_business_collected(
 async def test_registering_a_phone_another_business_knows_shows_none_of_its_names(
     terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
-    other, phone = await make_business(pool), a_new_phone()
-    await register(terminal_stub, business, phone, **collected_by_first)
+    other, phone = await known_to_the_first(terminal_stub, pool, business)
     enrolled = await register(terminal_stub, other, phone)
     assert enrolled.newly_enrolled
     assert personal_data(enrolled) == nothing_collected
@@ -101,12 +117,8 @@ async def test_registering_a_phone_another_business_knows_shows_none_of_its_name
 async def test_a_registration_by_another_business_leaves_what_the_first_collected(
     terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, server: ServerProcess, business: Tenant
 ) -> None:
-    other, phone = await make_business(pool), a_new_phone()
-    await register(terminal_stub, business, phone, **collected_by_first)
-    await identify(terminal_stub, business, phone)
-    hits = await cache_hits(server)
-    await identify(terminal_stub, business, phone)
-    assert await cache_hits(server) == hits + 1  # the first business's membership is cached
+    other, phone = await known_to_the_first(terminal_stub, pool, business)
+    await identify_from_cache(terminal_stub, server, business, phone)  # now cached
     theirs = await register(terminal_stub, other, phone, **collected_by_second)
     assert personal_data(theirs) == as_collected(collected_by_second)
     assert personal_data(await identify(terminal_stub, business, phone)) == as_collected(
