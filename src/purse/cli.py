@@ -268,8 +268,8 @@ async def _act(terminal: Any, arguments: argparse.Namespace, identity: dict[str,
     assert action == "register"
     return await terminal.register_customer(
         phone=arguments.phone, given_name=arguments.given_name or "",
-        family_name=arguments.family_name or "", card_number=arguments.card or "",
-        personal_data_consent=arguments.consent,
+        family_name=arguments.family_name or "", language=arguments.language or "",
+        card_number=arguments.card or "", personal_data_consent=arguments.consent,
     )  # fmt: skip
 
 
@@ -513,6 +513,7 @@ def _terminal_parser(commands: Any) -> None:
     register.add_argument("--phone", required=True)
     register.add_argument("--given-name")
     register.add_argument("--family-name")
+    register.add_argument("--language", help="BCP 47 tag (uk, en); this business's only")
     register.add_argument("--card")
     register.add_argument("--consent", action="store_true", help="personal data consent given")
 

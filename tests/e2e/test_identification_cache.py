@@ -11,12 +11,10 @@ import asyncpg
 import grpc
 import pytest
 import redis.asyncio as redis
-from support import ServerProcess, Tenant, bearer, error_reason, make_business
+from support import ServerProcess, Tenant, bearer, error_reason
 from test_transactions import customer_with_points, points_of, sale, sent_pin, set_program
 
 from purse.config import Settings
-from purse.domain.customers import AccessType
-from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.provisioning import Provisioning
 from purse.store.redis import keys
 from purse.v1 import common_pb2
@@ -109,23 +107,22 @@ async def test_a_removed_card_stops_identifying_its_customer_at_once(
     assert error_reason(refused.value) == "CUSTOMER_NOT_FOUND"
 
 
-async def test_new_names_show_in_every_business_the_customer_belongs_to(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+async def test_new_names_show_at_the_registering_business_next_identification(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, server: ServerProcess, business: Tenant
 ) -> None:
-    other = await make_business(pool)
     phone = await customer_with_points(pool, business, 100)
-    await CustomerStore(pool).enrol(other.business_id, phone, AccessType.FULL)
+    auth = bearer(business.cash_desk.api_key)
     identify = pb.IdentifyCustomerRequest(identifier=common_pb2.CustomerIdentifier(phone=phone))
-    before = await terminal_stub.IdentifyCustomer(
-        identify, metadata=bearer(other.cash_desk.api_key)
-    )
+    await terminal_stub.IdentifyCustomer(identify, metadata=auth)
+    hits = await cache_hits(server)
+    before = await terminal_stub.IdentifyCustomer(identify, metadata=auth)
+    assert await cache_hits(server) == hits + 1  # the old names are in the cache
     assert before.membership.given_name == ""
     await terminal_stub.RegisterCustomer(
-        pb.RegisterCustomerRequest(phone=phone, given_name="Olena"),
-        metadata=bearer(business.cash_desk.api_key),
+        pb.RegisterCustomerRequest(phone=phone, given_name="Olena", language="uk"), metadata=auth
     )
-    after = await terminal_stub.IdentifyCustomer(identify, metadata=bearer(other.cash_desk.api_key))
-    assert after.membership.given_name == "Olena"
+    after = await terminal_stub.IdentifyCustomer(identify, metadata=auth)
+    assert (after.membership.given_name, after.membership.language) == ("Olena", "uk")
 
 
 async def test_process_check_spends_the_real_balance_not_a_cached_one(

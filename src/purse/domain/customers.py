@@ -4,16 +4,31 @@
 
 Plain values built by the store and mapped by the API; `available` is derived here, in
 one place, from balance and held.
+
+Everything a business collects about a customer (the questionnaire: names, language,
+consent) belongs to that business's membership; a membership never shows what another
+business collected. `validate_questionnaire` holds the limits the database also checks.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
 from purse.domain.checks import AccessType
+from purse.domain.errors import FieldViolation, InvalidArgument
 from purse.domain.identifiers import IdentifierKind
+
+given_name_characters_max = 200
+family_name_characters_max = 200
+language_characters_max = 35
+# A BCP 47 tag as far as texts need one: a language of 2-8 letters, then subtags
+# (script, region, variant) of 1-8 letters or digits. The same pattern is the
+# database's CHECK (migration 0007).
+_language_tag = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
 
 
 class PocketKind(Enum):
@@ -51,7 +66,8 @@ class Pocket:
 
 @dataclass(frozen=True, slots=True)
 class Membership:
-    """A customer in one business, with statistics and pockets (points first)."""
+    """A customer in one business, with statistics and pockets (points first); names
+    and language are what this business collected (empty when it collected none)."""
 
     customer_id: int
     phone: str
@@ -87,12 +103,41 @@ class CustomerMatch:
 
 @dataclass(frozen=True, slots=True)
 class Questionnaire:
-    """What a terminal may register about a customer."""
+    """What a terminal may register about a customer, for its own business only; an
+    empty value keeps what the business recorded before."""
 
     given_name: str = ""
     family_name: str = ""
     language: str = ""
     personal_data_consent: bool = False
+
+
+def validate_questionnaire(questionnaire: Questionnaire) -> None:
+    """Raise InvalidArgument naming every field over its limit; return if all fit."""
+    violations = tuple(_questionnaire_violations(questionnaire))
+    if violations:
+        first = violations[0]
+        raise InvalidArgument(
+            message=f"{first.field}: {first.description}"
+            + (f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""),
+            reason="QUESTIONNAIRE_INVALID",
+            violations=violations,
+        )
+
+
+def _questionnaire_violations(questionnaire: Questionnaire) -> Iterator[FieldViolation]:
+    names = (
+        ("given_name", questionnaire.given_name, given_name_characters_max),
+        ("family_name", questionnaire.family_name, family_name_characters_max),
+    )
+    for name, value, characters_max in names:
+        if len(value) > characters_max:
+            yield FieldViolation(name, f"at most {characters_max} characters")
+    language = questionnaire.language
+    if len(language) > language_characters_max:
+        yield FieldViolation("language", f"at most {language_characters_max} characters")
+    elif language and _language_tag.fullmatch(language) is None:
+        yield FieldViolation("language", f"{language!r} is not a BCP 47 tag such as uk or en-GB")
 
 
 __all__ = [
@@ -103,4 +148,5 @@ __all__ = [
     "PocketKind",
     "Questionnaire",
     "StoredIdentifier",
+    "validate_questionnaire",
 ]

@@ -5,6 +5,10 @@ of business B, and the membership returned is always the one in the terminal's b
 An unknown phone enrols the customer ("New customers", the program's default access
 type) when the program allows it. A blacklisted customer is identified, and the
 membership says so; refusing transactions is the transaction's business.
+
+Registration writes the registering business's membership only: names and language are
+what that business collected, so a registration by one business never changes what
+another one shows, and only the registering business's cached membership is forgotten.
 """
 
 from __future__ import annotations
@@ -15,7 +19,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 from purse.domain import credentials, identifiers
-from purse.domain.customers import AccessType, CustomerMatch, Membership, Questionnaire
+from purse.domain.customers import (
+    AccessType,
+    CustomerMatch,
+    Membership,
+    Questionnaire,
+    validate_questionnaire,
+)
 from purse.domain.errors import (
     AlreadyExists,
     DomainError,
@@ -246,8 +256,10 @@ class IdentificationService:
     async def register(
         self, terminal: TerminalContext, phone: str, questionnaire: Questionnaire, card: str
     ) -> CustomerMatch:
-        """Enrol with a questionnaire (existing members get missing names filled in)."""
+        """Enrol with a questionnaire; an existing member's names and language become the
+        ones given (an empty one keeps what this business recorded before)."""
         normalized = identifiers.normalize_phone(phone, terminal.phone_prefix, "phone")
+        validate_questionnaire(questionnaire)
         card_number = identifiers.normalize_card_number(card, "card_number") if card else ""
         if card_number:
             holder = await self._customers.membership_by_identifier(
@@ -261,8 +273,8 @@ class IdentificationService:
             AccessType(terminal.default_access_type),
             questionnaire,
         )
-        if not enrolled and _changes_customer(questionnaire):
-            await self._forget_everywhere(customer_id)
+        if not enrolled and _changes_membership(questionnaire) and self._cache is not None:
+            await self._cache.forget(terminal.business_id, [customer_id])
         if card_number:
             await self._attach(terminal, customer_id, IdentifierKind.CARD_NUMBER, card_number)
         membership = await self._membership(terminal, customer_id, enrolled)
@@ -287,13 +299,6 @@ class IdentificationService:
         if self._cache is not None:
             await self._cache.forget(terminal.business_id, [customer_id], [hint(kind.value, value)])
         return await self._match(terminal, customer_id)
-
-    async def _forget_everywhere(self, customer_id: int) -> None:
-        """Names and language belong to the customer, shown by every business's membership."""
-        if self._cache is None:
-            return
-        for business_id in await self._customers.businesses_of(customer_id):
-            await self._cache.forget(business_id, [customer_id])
 
     async def _attach(
         self, terminal: TerminalContext, customer_id: int, kind: IdentifierKind, value: str
@@ -330,8 +335,9 @@ async def _through(
     return membership
 
 
-def _changes_customer(questionnaire: Questionnaire) -> bool:
-    """Whether enrolling an existing customer overwrites their names or language."""
+def _changes_membership(questionnaire: Questionnaire) -> bool:
+    """Whether registering an existing member overwrites the names or language this
+    business recorded."""
     return bool(questionnaire.given_name or questionnaire.family_name or questionnaire.language)
 
 

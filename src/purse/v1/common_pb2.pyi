@@ -303,11 +303,15 @@ class Membership(_message.Message):
     sales_sum_minor_units: _builtins.int
     """Statistics: sum of completed sales, minor units."""
     given_name: _builtins.str
-    """The customer's given name, if known."""
+    """The given name this business recorded, if any. Names and language belong to the
+    membership: another business's membership of the same customer never shows them.
+    """
     family_name: _builtins.str
-    """The customer's family name, if known."""
+    """The family name this business recorded, if any."""
     language: _builtins.str
-    """The customer's preferred language (BCP 47, e.g. "uk", "en"), if known."""
+    """The preferred language this business recorded (BCP 47, e.g. "uk", "en"), if any;
+    this business's texts to the customer use it.
+    """
     @_builtins.property
     def pockets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Pocket]:
         """The customer's pockets in this business: points first, then accounts by id."""

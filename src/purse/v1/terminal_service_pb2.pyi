@@ -2036,11 +2036,15 @@ class RegisterCustomerRequest(_message.Message):
     phone: _builtins.str
     """The customer's phone, E.164 or local."""
     given_name: _builtins.str
-    """Given name; optional."""
+    """Given name, at most 200 characters; optional. Recorded for this business only;
+    empty keeps the one it recorded before.
+    """
     family_name: _builtins.str
-    """Family name; optional."""
+    """Family name, at most 200 characters; optional, as given_name."""
     language: _builtins.str
-    """Preferred language, BCP 47; optional."""
+    """Preferred language, a BCP 47 tag of at most 35 characters ("uk", "en-GB");
+    optional, as given_name.
+    """
     card_number: _builtins.str
     """A card number to attach; optional."""
     personal_data_consent: _builtins.bool

@@ -141,7 +141,8 @@ SELECT $1, * FROM unnest($26::bigint[], $27::bigint[], $28::text[], $29::text[],
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A message to write to the outbox with the operation."""
+    """A message to write to the outbox with the operation; `language` is the one the
+    sending business's membership records (never another business's)."""
 
     customer_id: int
     channel: str
@@ -176,7 +177,8 @@ class MembershipTotals:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A transaction notification to write once the points balance after is known."""
+    """A transaction notification to write once the points balance after is known, in the
+    language of the membership of the business that sold."""
 
     customer_id: int
     phone: str

@@ -3,6 +3,10 @@
 Every query takes the business id first and filters on it; a customer of another
 business is simply not found. A membership is read with all its pockets in one round
 trip. Enrolment (customer + membership + points pocket) is one statement.
+
+What a business collected about a customer (names, language, consent) is read from and
+written to that business's membership only; the shared `customers` row gives the phone
+and nothing else, so no business sees or changes what another one collected.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from purse.domain.localize import localized
 search_results_max = 100
 
 _membership_select = """
-SELECT m.customer_id, c.phone, c.given_name, c.family_name, c.language,
+SELECT m.customer_id, c.phone, m.given_name, m.family_name, m.language,
        m.category_id, cat.name AS category_name, cat.title AS category_title,
        m.access_type, m.participation_confirmed, m.sales_count, m.sales_sum_minor_units,
        m.last_visit_at,
@@ -58,30 +62,38 @@ SELECT m.customer_id, c.phone, c.given_name, c.family_name, c.language,
 
 _enrol = """
 WITH customer AS (
-    INSERT INTO customers (phone, given_name, family_name, language)
-    VALUES ($2, $4, $5, $6)
-    ON CONFLICT (phone) DO UPDATE SET
-        given_name = CASE WHEN EXCLUDED.given_name <> '' THEN EXCLUDED.given_name
-                          ELSE customers.given_name END,
-        family_name = CASE WHEN EXCLUDED.family_name <> '' THEN EXCLUDED.family_name
-                           ELSE customers.family_name END,
-        language = CASE WHEN EXCLUDED.language <> '' THEN EXCLUDED.language
-                        ELSE customers.language END
+    -- A no-op update, so that RETURNING gives the id of a phone known already, one a
+    -- concurrent enrolment committed after this statement began included. The shared
+    -- row holds nothing a business collected: there is nothing else to write to it.
+    INSERT INTO customers (phone) VALUES ($2)
+    ON CONFLICT (phone) DO UPDATE SET phone = EXCLUDED.phone
     RETURNING customer_id
 ), membership AS (
     INSERT INTO memberships (business_id, customer_id, category_id, access_type,
-                             personal_data_consent)
-    SELECT $1, customer.customer_id, cat.category_id, $3, $7
+                             personal_data_consent, given_name, family_name, language)
+    SELECT $1, customer.customer_id, cat.category_id, $3, $7, $4, $5, $6
       FROM customer
       JOIN customer_categories cat ON cat.business_id = $1 AND cat.is_default
-    ON CONFLICT (business_id, customer_id) DO NOTHING
-    RETURNING customer_id
+    -- An existing member: what this business registers now replaces what it had, an
+    -- empty value keeping the old one; nothing is written when nothing is given.
+    ON CONFLICT (business_id, customer_id) DO UPDATE SET
+        given_name = CASE WHEN EXCLUDED.given_name <> '' THEN EXCLUDED.given_name
+                          ELSE memberships.given_name END,
+        family_name = CASE WHEN EXCLUDED.family_name <> '' THEN EXCLUDED.family_name
+                           ELSE memberships.family_name END,
+        language = CASE WHEN EXCLUDED.language <> '' THEN EXCLUDED.language
+                        ELSE memberships.language END
+     WHERE EXCLUDED.given_name <> '' OR EXCLUDED.family_name <> '' OR EXCLUDED.language <> ''
+    -- xmax is 0 only in a row version this statement inserted (an update sets it).
+    RETURNING customer_id, xmax = 0 AS inserted
 ), points AS (
     INSERT INTO pockets (business_id, customer_id, account_type_id)
-    SELECT $1, customer_id, 0 FROM membership
+    SELECT $1, customer_id, 0 FROM membership WHERE inserted
     ON CONFLICT DO NOTHING
 )
-SELECT customer.customer_id, EXISTS (SELECT 1 FROM membership) AS enrolled FROM customer
+SELECT customer.customer_id,
+       EXISTS (SELECT 1 FROM membership WHERE inserted) AS enrolled
+  FROM customer
 """
 
 
@@ -283,15 +295,6 @@ class CustomerStore:
     async def match(self, business_id: int, membership: Membership) -> CustomerMatch:
         matches = await self._with_identifiers(business_id, [membership])
         return matches[0]
-
-    async def businesses_of(self, customer_id: int) -> list[int]:
-        """Every business the customer is a member of: the one cross-business read, for
-        telling each business's cache that the customer's own details changed."""
-        rows = await self._pool.fetch(
-            "SELECT business_id FROM memberships WHERE customer_id = $1 ORDER BY business_id",
-            customer_id,
-        )
-        return [row["business_id"] for row in rows]
 
     async def customer_phone(self, customer_id: int) -> str | None:
         """The phone of a customer (customers are shared by every business)."""

@@ -74,8 +74,14 @@ def migration_files() -> list[tuple[str, str]]:
     return [(name.removesuffix(".sql"), entry.read_text("utf-8")) for name, entry in entries]
 
 
-async def migrate(url: str) -> list[str]:
-    """Apply what is missing; returns the versions applied now."""
+def migration_number(version: str) -> int:
+    """`0007_personal_data_per_business` -> 7."""
+    return int(version.partition("_")[0])
+
+
+async def migrate(url: str, through: int | None = None) -> list[str]:
+    """Apply what is missing; returns the versions applied now. `through` stops after the
+    migration of that number: tests build an older schema with it to migrate data on."""
     connection: asyncpg.Connection = await asyncpg.connect(url)
     try:
         async with connection.transaction():
@@ -92,6 +98,8 @@ async def migrate(url: str) -> list[str]:
             for version, sql in migration_files():
                 if version in done:
                     continue
+                if through is not None and migration_number(version) > through:
+                    break
                 await connection.execute(sql)
                 await connection.execute(
                     "INSERT INTO schema_migrations (version) VALUES ($1)", version

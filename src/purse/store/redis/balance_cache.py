@@ -2,9 +2,12 @@
 
 What is cached is a membership as identification shows it (statistics, every pocket with
 its balance, held and expiring amounts), under `{b<business>}:membership:<customer>`,
-plus hints from a phone or card to the customer. PostgreSQL stays authoritative: only
-the read-only calls (IdentifyCustomer, CalculateCheck) use the cache; ProcessCheck reads
-the database, and its settlement locks the pockets anyway.
+plus hints from a phone or card to the customer. Nothing is shared between businesses:
+every key carries its business's hash tag, a value is that business's membership alone
+(the names and language that business collected included), and a hint holds only a
+customer id. PostgreSQL stays authoritative: only the read-only calls (IdentifyCustomer,
+CalculateCheck) use the cache; ProcessCheck reads the database, and its settlement locks
+the pockets anyway.
 
 Staleness is ruled out by a per-business clock, not by timing:
 - every write path calls `forget` after its commit: the clock ticks, each customer gets a
