@@ -26,9 +26,9 @@ from purse.api.grpc.errors import (
 )
 from purse.api.grpc.receipts import calculation_request_from_proto, receipt_to_proto
 from purse.api.grpc.transactions import (
-    STATUSES_FROM_PROTO,
     process_request_from_proto,
     refund_to_proto,
+    status_filter_from_proto,
     transaction_to_proto,
 )
 from purse.domain.catalogue import Catalogue
@@ -369,7 +369,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         filters = ListFilter(
             customer_id=request.customer_id or None,
             terminal_id=request.terminal_id or None,
-            status=STATUSES_FROM_PROTO.get(request.status),
+            status=status_filter_from_proto(request.status),
             created_from=request.start_time.ToDatetime(tzinfo=UTC)
             if request.HasField("start_time")
             else None,
