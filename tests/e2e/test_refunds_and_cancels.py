@@ -37,7 +37,10 @@ call_seconds_max = 20.0
 
 
 async def test_identical_refunds_sent_at_once_all_get_the_one_stored_refund(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant, infrastructure: Settings
+    terminal_stub: TerminalServiceStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    infrastructure: Settings,
 ) -> None:
     await set_program(
         pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None

@@ -87,6 +87,15 @@ class RateLimited(DomainError):
 
 
 @dataclass(slots=True)
+class Aborted(DomainError):
+    """A concurrent change made this one roll back; nothing was applied, and the same
+    request may succeed when tried again after `retry_after_seconds`."""
+
+    reason: str = "ABORTED"
+    retry_after_seconds: int = 1
+
+
+@dataclass(slots=True)
 class Overloaded(DomainError):
     """The server cannot take more work before the caller's deadline."""
 

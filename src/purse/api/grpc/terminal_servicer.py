@@ -19,8 +19,8 @@ import grpc
 from purse.api.grpc import mapping
 from purse.api.grpc.errors import (
     DEPENDENCY_FAILURES,
+    failure_status,
     internal_status,
-    rich_status,
     status_code_for,
     unavailable_status,
 )
@@ -66,14 +66,12 @@ def bearer_credential(context: Context) -> str:
 async def abort_for(context: Context, failure: BaseException) -> None:
     """Abort the call with the status a refusal or a failure deserves.
 
-    Refusals get their rich status, dependency failures UNAVAILABLE; anything else is a
-    bug: it is logged with its traceback and the caller gets INTERNAL, no internals.
+    Refusals get their rich status, conflicts ABORTED, dependency failures UNAVAILABLE;
+    anything else is a bug: it is logged with its traceback and the caller gets INTERNAL,
+    no internals.
     """
-    if isinstance(failure, DomainError):
-        status = rich_status(failure)
-    elif isinstance(failure, DEPENDENCY_FAILURES):
-        status = unavailable_status(failure)
-    else:
+    status = failure_status(failure)
+    if status is None:
         _logger.error("unexpected failure", exc_info=failure)
         status = internal_status()
     await context.abort(status.code, status.details, status.trailing_metadata)
