@@ -5,6 +5,7 @@ gone."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -36,20 +37,34 @@ concurrent_retries = 8
 call_seconds_max = 20.0
 
 
+async def sold(
+    stub: TerminalServiceStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    points: int,
+    *requests: Callable[[str], pb.ProcessCheckRequest],
+) -> tuple[str, list[pb.Transaction]]:
+    """A customer with `points` (and 5 % back, no PIN) and the sales `requests` make for
+    their phone: (phone, transactions)."""
+    await set_program(
+        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
+    )
+    phone = await customer_with_points(pool, business, points)
+    auth = bearer(business.cash_desk.api_key)
+    answers = [await stub.ProcessCheck(request(phone), metadata=auth) for request in requests]
+    return phone, [answer.transaction for answer in answers]
+
+
 async def test_identical_refunds_sent_at_once_all_get_the_one_stored_refund(
     terminal_stub: TerminalServiceStub,
     pool: asyncpg.Pool,
     business: Tenant,
     infrastructure: Settings,
 ) -> None:
-    await set_program(
-        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
+    phone, [done] = await sold(
+        terminal_stub, pool, business, 5_000, lambda phone: sale("RR-1", phone, redeem=2_000)
     )
-    phone = await customer_with_points(pool, business, 5_000)
     auth = bearer(business.cash_desk.api_key)
-    done = (
-        await terminal_stub.ProcessCheck(sale("RR-1", phone, redeem=2_000), metadata=auth)
-    ).transaction
     request = pb.RefundTransactionRequest(transaction_id=done.transaction_id, refund_number="RR-R")
     answers = await asyncio.gather(
         *(
@@ -83,11 +98,11 @@ async def _listed(
 async def test_a_sale_reads_partially_refunded_then_refunded_and_is_listed_so(
     terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=None)
-    phone = await customer_with_points(pool, business, 0)
+    _, [done, kept] = await sold(
+        terminal_stub, pool, business, 0,
+        lambda phone: two_lines("RS-1", phone), lambda phone: two_lines("RS-2", phone),
+    )  # fmt: skip
     auth = bearer(business.cash_desk.api_key)
-    done = (await terminal_stub.ProcessCheck(two_lines("RS-1", phone), metadata=auth)).transaction
-    kept = (await terminal_stub.ProcessCheck(two_lines("RS-2", phone), metadata=auth)).transaction
 
     async def refund(number: str, *lines: tuple[int, int]) -> pb.Transaction:
         answer = await terminal_stub.RefundTransaction(
@@ -134,12 +149,10 @@ async def test_a_sale_reads_partially_refunded_then_refunded_and_is_listed_so(
 async def test_cancelling_a_partially_refunded_sale_of_today_reverses_the_rest(
     terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=None)
-    phone = await customer_with_points(pool, business, 5_000)
+    phone, [done] = await sold(
+        terminal_stub, pool, business, 5_000, lambda phone: two_lines("PC-1", phone, redeem=1_000)
+    )
     auth = bearer(business.cash_desk.api_key)
-    done = (
-        await terminal_stub.ProcessCheck(two_lines("PC-1", phone, redeem=1_000), metadata=auth)
-    ).transaction
     await terminal_stub.RefundTransaction(
         pb.RefundTransactionRequest(
             transaction_id=done.transaction_id, refund_number="PC-R",

@@ -12,10 +12,11 @@ never as an internal error.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 import asyncpg
 
@@ -32,6 +33,7 @@ conflict_retry_after_seconds = 1
 
 _logger = logging.getLogger(__name__)
 Result = TypeVar("Result")
+Arguments = ParamSpec("Arguments")
 
 
 def conflict_refusal() -> Aborted:
@@ -57,3 +59,22 @@ async def retry_on_conflict(
                 raise conflict_refusal() from failure
             await asyncio.sleep(random.uniform(0, conflict_retry_pause_seconds_max * attempt))
     raise AssertionError("attempts_max must be at least 1")
+
+
+def retried_on_conflict(
+    attempts_max: int,
+) -> Callable[[Callable[Arguments, Awaitable[Result]]], Callable[Arguments, Awaitable[Result]]]:
+    """A method that runs one whole database transaction, run as `retry_on_conflict` does."""
+
+    def decorate(
+        method: Callable[Arguments, Awaitable[Result]],
+    ) -> Callable[Arguments, Awaitable[Result]]:
+        @functools.wraps(method)
+        async def retried(*args: Arguments.args, **kwargs: Arguments.kwargs) -> Result:
+            return await retry_on_conflict(
+                lambda: method(*args, **kwargs), attempts_max, method.__qualname__
+            )
+
+        return retried
+
+    return decorate

@@ -26,7 +26,7 @@ from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID
 from purse.domain.errors import FailedPrecondition, NotFound
 from purse.domain.refunds import RefundPlan
 from purse.domain.transactions import LedgerKind, TransactionStatus
-from purse.store.postgres.conflicts import retry_on_conflict
+from purse.store.postgres.conflicts import retried_on_conflict
 
 # (stored receipt document, position -> quantity refunded before) -> the plan
 Planner = Callable[[dict[str, Any], dict[int, int]], RefundPlan]
@@ -55,6 +55,7 @@ class RefundStore:
         async with self._pool.acquire() as connection:
             return await _stored(connection, business_id, terminal_id, refund_number)
 
+    @retried_on_conflict(refund_retries_on_deadlock_max)
     async def refund(
         self,
         business_id: int,
@@ -67,25 +68,6 @@ class RefundStore:
     ) -> StoredRefund:
         """Plan against the locked sale and its earlier refunds, apply, store; with `cancel`
         the sale becomes CANCELLED too. A deadlock is retried (`conflicts`)."""
-        return await retry_on_conflict(
-            lambda: self._refund_once(
-                business_id, transaction_id, terminal_id, refund_number, request_digest,
-                planner, cancel,
-            ),
-            refund_retries_on_deadlock_max,
-            f"refund {refund_number!r} of transaction {transaction_id}",
-        )  # fmt: skip
-
-    async def _refund_once(
-        self,
-        business_id: int,
-        transaction_id: int,
-        terminal_id: int,
-        refund_number: str,
-        request_digest: bytes,
-        planner: Planner,
-        cancel: bool,
-    ) -> StoredRefund:
         async with self._pool.acquire() as connection, connection.transaction():
             sale = await connection.fetchrow(
                 "SELECT status, customer_id, receipt, lot_reservations FROM transactions"

@@ -17,7 +17,7 @@ from purse.domain.transactions import (
     TransactionStatus,
 )
 from purse.store.postgres.batches import Message
-from purse.store.postgres.conflicts import retry_on_conflict
+from purse.store.postgres.conflicts import retried_on_conflict
 from purse.store.postgres.receipts import receipt_from_document
 
 list_page_size_max = 500
@@ -248,6 +248,7 @@ class TransactionStore:
             message.sealed_secret,
         )
 
+    @retried_on_conflict(sweep_retries_on_deadlock_max)
     async def write_off_expired_lots(self, limit: int) -> tuple[int, list[tuple[int, int]]]:
         """Write off special points whose lots have expired: the pocket's balance falls by
         what is left of each lot, with an `expire` ledger entry. Points a pending sale holds
@@ -258,13 +259,6 @@ class TransactionStore:
         skipped (a later sweep takes them), and a deadlock all the same is retried.
         Returns the lots written off and the (business, customer) pairs whose points they
         were."""
-        return await retry_on_conflict(
-            lambda: self._write_off_once(limit),
-            sweep_retries_on_deadlock_max,
-            "writing off expired lots",
-        )
-
-    async def _write_off_once(self, limit: int) -> tuple[int, list[tuple[int, int]]]:
         async with self._pool.acquire() as connection, connection.transaction():
             pockets = await connection.fetch(_pockets_with_expired_lots, limit)
             if not pockets:
