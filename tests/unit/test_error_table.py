@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncpg
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from purse.api.grpc.errors import STATUS_BY_ERROR, rich_status, status_code_for
+from purse.api.grpc.errors import STATUS_BY_ERROR, failure_status, rich_status, status_code_for
 from purse.domain import errors
+from purse.store.postgres.conflicts import retry_on_conflict
 
 
 def _details(status: grpc.Status) -> status_pb2.Status:
@@ -38,6 +40,7 @@ def test_every_refusal_class_has_a_status_code() -> None:
         (errors.RateLimited("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
         (errors.Overloaded("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
         (errors.Unavailable("x"), grpc.StatusCode.UNAVAILABLE),
+        (errors.Aborted("x"), grpc.StatusCode.ABORTED),
     ],
 )
 def test_each_refusal_maps_to_its_status_code(
@@ -64,3 +67,46 @@ def test_rate_limits_say_when_to_retry() -> None:
     retry = error_details_pb2.RetryInfo()
     assert details.details[-1].Unpack(retry)
     assert retry.retry_delay.seconds == 42
+
+
+@pytest.mark.parametrize(
+    "conflict", [asyncpg.DeadlockDetectedError("deadlock"), asyncpg.SerializationError("x")]
+)
+def test_a_deadlock_that_reaches_the_api_is_aborted_with_a_time_to_retry(
+    conflict: Exception,
+) -> None:
+    status = failure_status(conflict)
+    assert status is not None
+    assert status.code == grpc.StatusCode.ABORTED
+    details = _details(status)
+    info, retry = error_details_pb2.ErrorInfo(), error_details_pb2.RetryInfo()
+    assert details.details[0].Unpack(info)
+    assert info.reason == "CONCURRENT_UPDATE"
+    assert details.details[-1].Unpack(retry)
+    assert retry.retry_delay.seconds >= 1
+
+
+async def test_a_transaction_is_run_again_after_a_deadlock_until_it_passes() -> None:
+    attempts = []
+
+    async def deadlocks_twice() -> str:
+        attempts.append(len(attempts) + 1)
+        if len(attempts) < 3:
+            raise asyncpg.DeadlockDetectedError("deadlock detected")
+        return "done"
+
+    assert await retry_on_conflict(deadlocks_twice, 3, "test") == "done"
+    assert attempts == [1, 2, 3]
+
+
+async def test_a_deadlock_that_keeps_coming_back_ends_as_aborted_not_as_a_bug() -> None:
+    attempts = []
+
+    async def always_deadlocks() -> None:
+        attempts.append(1)
+        raise asyncpg.DeadlockDetectedError("deadlock detected")
+
+    with pytest.raises(errors.Aborted) as aborted:
+        await retry_on_conflict(always_deadlocks, 3, "test")
+    assert len(attempts) == 3
+    assert status_code_for(aborted.value) == grpc.StatusCode.ABORTED

@@ -65,13 +65,6 @@ class FailedPrecondition(DomainError):
 
 
 @dataclass(slots=True)
-class Aborted(DomainError):
-    """A concurrent change kept the request from completing; sending it again is safe."""
-
-    reason: str = "ABORTED"
-
-
-@dataclass(slots=True)
 class Unauthenticated(DomainError):
     """Missing, wrong or expired credentials."""
 
@@ -91,6 +84,15 @@ class RateLimited(DomainError):
 
     reason: str = "RATE_LIMITED"
     retry_after_seconds: int = 60
+
+
+@dataclass(slots=True)
+class Aborted(DomainError):
+    """A concurrent change made this one roll back; nothing was applied, and the same
+    request may succeed when tried again after `retry_after_seconds`."""
+
+    reason: str = "ABORTED"
+    retry_after_seconds: int = 1
 
 
 @dataclass(slots=True)

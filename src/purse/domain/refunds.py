@@ -36,6 +36,8 @@ class RefundPlan:
     accounts_returned: dict[int, int]  # account type id -> amount in its unit
     certificates_returned: dict[int, int]  # certificate id -> minor units
     purchases_to_recover: dict[int, int]  # achievements account type id -> whole units
+    # With this refund every line of the sale is refunded whole.
+    whole_sale_refunded: bool = False
 
 
 def _share(value: int, before: int, now: int, whole: int) -> int:
@@ -126,4 +128,5 @@ def plan_refund(
             if counted:
                 share = _share(counted, before, quantity, whole)
                 purchases[progress.account_id] = purchases.get(progress.account_id, 0) + share
-    return RefundPlan(now, money, returned, recover, accounts, certificates, purchases)
+    complete = all(refunded.get(p, 0) + now.get(p, 0) >= q for p, q in quantities.items())
+    return RefundPlan(now, money, returned, recover, accounts, certificates, purchases, complete)

@@ -60,6 +60,9 @@ class LedgerKind(Enum):
 class TransactionStatus(Enum):
     PENDING = "pending"
     COMPLETED = "completed"
+    # A completed sale after refunds: some of its lines, or all of them.
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     LOCKED = "locked"

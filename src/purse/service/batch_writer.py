@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from purse.service.coalescing import Coalescer
 from purse.store.failures import DEPENDENCY_FAILURES
 from purse.store.postgres.batches import BatchStore, Outcome, Sale, Transition
+from purse.store.postgres.conflicts import CONFLICT_FAILURES
 from purse.store.redis.balance_cache import BalanceCache
 
 _logger = logging.getLogger(__name__)
@@ -111,7 +112,8 @@ class BatchWriter:
         try:
             with self._seconds.time():
                 await self._apply_with_retries(leaders)
-        except DEPENDENCY_FAILURES as error:
+        except (*DEPENDENCY_FAILURES, *CONFLICT_FAILURES) as error:
+            # An outage, or deadlocks that outlasted the retries: no one operation's fault.
             _resolve_failure(leaders, error)
         except Exception as error:
             if len(leaders) == 1:

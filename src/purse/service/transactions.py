@@ -60,6 +60,7 @@ from purse.service.customer_turns import CustomerTurns
 from purse.service.programs import Programs
 from purse.store.failures import DEPENDENCY_FAILURES
 from purse.store.postgres.batches import Message, Notice, Outcome, Sale, Statistics, Transition
+from purse.store.postgres.conflicts import CONFLICT_FAILURES, conflict_refusal
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.receipts import receipt_document, receipt_from_document
 from purse.store.postgres.refunds import RefundRaced, RefundStore, StoredRefund
@@ -78,6 +79,14 @@ settlement_backoff_seconds = 0.001
 list_page_size_default = 50
 overdue_holds_per_sweep_max = 500
 expired_lots_per_sweep_max = 5_000
+# A sale of today that cancelling reverses (as a whole refund of what is left of it).
+_reversible = frozenset(
+    {
+        TransactionStatus.COMPLETED,
+        TransactionStatus.PARTIALLY_REFUNDED,
+        TransactionStatus.REFUNDED,
+    }
+)
 
 # (language) -> the PIN message template, with the placeholder {pin}
 PinText = Callable[[str], str]
@@ -581,17 +590,45 @@ class TransactionService:
     async def cancel(
         self, terminal: TerminalContext, transaction_id: int, queue_seconds: float | None
     ) -> Answer:
+        """Release a pending transaction's holds, or reverse a sale of today. Idempotent: a
+        transaction cancelled already (by this call's first try, or by a concurrent one) is
+        answered as it stands, as the first cancel was."""
         record = await self.get(terminal, transaction_id)
-        if record.status is TransactionStatus.COMPLETED:
-            return await self._cancel_completed(terminal, record)
+        if record.status is not TransactionStatus.CANCELLED:
+            try:
+                await self._cancel_once(terminal, record, queue_seconds)
+            except FailedPrecondition:
+                record = await self.get(terminal, transaction_id)
+                if record.status is not TransactionStatus.CANCELLED:
+                    raise
+        return await self._with_membership(terminal, await self.get(terminal, transaction_id))
+
+    async def _cancel_once(
+        self, terminal: TerminalContext, record: TransactionRecord, queue_seconds: float | None
+    ) -> None:
+        if record.status in _reversible:
+            await self._cancel_completed(terminal, record)
+            return
         if record.status is not TransactionStatus.PENDING:
             raise FailedPrecondition(
                 f"a {record.status.value} transaction cannot be cancelled",
                 reason="TRANSACTION_NOT_CANCELLABLE",
             )
-        answer = await self._finish(terminal, record, TransactionStatus.CANCELLED, queue_seconds)
-        await self._pins.forget(terminal.business_id, transaction_id)
-        return answer
+        await self._finish(terminal, record, TransactionStatus.CANCELLED, queue_seconds)
+        await self._forget_pin(terminal.business_id, record.transaction_id)
+
+    async def _forget_pin(self, business_id: int, transaction_id: int) -> None:
+        """Best effort, after the commit: the call must answer what is committed."""
+        try:
+            await self._pins.forget(business_id, transaction_id)
+        except Exception as error:
+            # A PIN left behind confirms nothing (the transaction is no longer pending),
+            # and its TTL removes it.
+            _logger.warning(
+                "could not forget the PIN of cancelled transaction %d (%s)",
+                transaction_id,
+                type(error).__name__,
+            )
 
     async def write_off_expired_lots(self) -> int:
         """Expired special points leave the balance, with an `expire` ledger entry."""
@@ -639,9 +676,10 @@ class TransactionService:
         lines: Sequence[tuple[int, int]],
         request_digest: bytes,
     ) -> tuple[RefundRecord, TransactionRecord]:
-        """Refund lines of a completed sale (all of what is left when none is named)."""
+        """Refund lines of a completed sale (all of what is left when none is named). A
+        refund number answers with its stored refund, however many retries race."""
         validate_key(refund_number, "refund_number")
-        stored = await self._stored_refund(terminal, refund_number, request_digest)
+        stored = await self._stored_refund(terminal, refund_number)
         if stored is None:
             sale = await self.get(terminal, transaction_id)
             try:
@@ -651,29 +689,24 @@ class TransactionService:
                     cancel=False,
                 )  # fmt: skip
             except RefundRaced:
-                stored = await self._stored_refund(terminal, refund_number, request_digest)
+                stored = await self._stored_refund(terminal, refund_number)
                 assert stored is not None
             await self._forget(terminal.business_id, [sale.customer_id])
+        if stored.request_digest != request_digest:
+            raise AlreadyExists(
+                "this refund number was already used for a different refund",
+                reason="IDEMPOTENCY_KEY_REUSED",
+            )
         record = await self.get(terminal, transaction_id)
         refund = next(r for r in record.refunds if r.refund_id == stored.refund_id)
         return refund, record
 
     async def _stored_refund(
-        self, terminal: TerminalContext, refund_number: str, request_digest: bytes
+        self, terminal: TerminalContext, refund_number: str
     ) -> StoredRefund | None:
-        stored = await self._refunds.stored(
-            terminal.business_id, terminal.terminal_id, refund_number
-        )
-        if stored is not None and stored.request_digest != request_digest:
-            raise AlreadyExists(
-                "this refund number was already used for a different refund",
-                reason="IDEMPOTENCY_KEY_REUSED",
-            )
-        return stored
+        return await self._refunds.stored(terminal.business_id, terminal.terminal_id, refund_number)
 
-    async def _cancel_completed(
-        self, terminal: TerminalContext, record: TransactionRecord
-    ) -> Answer:
+    async def _cancel_completed(self, terminal: TerminalContext, record: TransactionRecord) -> None:
         """Reverse a sale of today (the point of sale's day) as a whole refund, when the
         program allows it."""
         program = await self._programs.compiled(
@@ -704,13 +737,14 @@ class TransactionService:
                 cancel=True,
             )
         await self._forget(terminal.business_id, [record.customer_id])
-        cancelled = await self.get(terminal, record.transaction_id)
+
+    async def _with_membership(
+        self, terminal: TerminalContext, record: TransactionRecord
+    ) -> Answer:
         membership = None
-        if cancelled.customer_id is not None:
-            membership = await self._customers.membership(
-                terminal.business_id, cancelled.customer_id
-            )
-        return Answer(cancelled, membership)
+        if record.customer_id is not None:
+            membership = await self._customers.membership(terminal.business_id, record.customer_id)
+        return Answer(record, membership)
 
     async def get(self, terminal: TerminalContext, transaction_id: int) -> TransactionRecord:
         record = await self._transactions.by_id(terminal.business_id, transaction_id)
@@ -775,6 +809,8 @@ async def _answer_or_refusal(answer: Awaitable[Answer]) -> Answer | DomainError:
     except DEPENDENCY_FAILURES as failure:
         _logger.warning("dependency failure: %s: %s", type(failure).__name__, failure)
         return _dependency_unavailable()
+    except CONFLICT_FAILURES:
+        return conflict_refusal()
     except Exception:
         _logger.exception("one check of a group failed unexpectedly")
         return UnexpectedFailure("this check could not be processed; the server log has why")

@@ -165,6 +165,14 @@ class _TransactionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Tra
     """Refused (a balance changed before it applied, or a business refusal); kept so that a
     retry with the same check number gets the same answer. Changed nothing.
     """
+    TRANSACTION_STATUS_PARTIALLY_REFUNDED: _TransactionStatus.ValueType  # 7
+    """A completed sale of which some lines (or parts of lines) are refunded; the rest can
+    still be refunded, and a sale of today cancelled. `refunds` lists what was refunded.
+    """
+    TRANSACTION_STATUS_REFUNDED: _TransactionStatus.ValueType  # 8
+    """A completed sale refunded whole (by one refund or several); nothing is left to refund
+    or cancel (ALREADY_REFUNDED).
+    """
 
 class TransactionStatus(_TransactionStatus, metaclass=_TransactionStatusEnumTypeWrapper):
     """The life of a transaction."""
@@ -184,6 +192,14 @@ TRANSACTION_STATUS_LOCKED: TransactionStatus.ValueType  # 5
 TRANSACTION_STATUS_REJECTED: TransactionStatus.ValueType  # 6
 """Refused (a balance changed before it applied, or a business refusal); kept so that a
 retry with the same check number gets the same answer. Changed nothing.
+"""
+TRANSACTION_STATUS_PARTIALLY_REFUNDED: TransactionStatus.ValueType  # 7
+"""A completed sale of which some lines (or parts of lines) are refunded; the rest can
+still be refunded, and a sale of today cancelled. `refunds` lists what was refunded.
+"""
+TRANSACTION_STATUS_REFUNDED: TransactionStatus.ValueType  # 8
+"""A completed sale refunded whole (by one refund or several); nothing is left to refund
+or cancel (ALREADY_REFUNDED).
 """
 Global___TransactionStatus: _TypeAlias = TransactionStatus  # noqa: Y015
 
@@ -1797,7 +1813,7 @@ class ListTransactionsRequest(_message.Message):
     terminal_id: _builtins.int
     """Only this terminal's; 0 = every terminal of the business."""
     status: Global___TransactionStatus.ValueType
-    """Only those with this status; unspecified = any."""
+    """Only those with this status; unspecified = any; an unknown value is INVALID_ARGUMENT."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Only those created at or after this time."""

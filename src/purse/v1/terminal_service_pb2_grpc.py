@@ -191,14 +191,16 @@ class TerminalServiceServicer(object):
 
     def CancelTransaction(self, request, context):
         """Cancels a pending transaction (holds are released) or reverses a completed one when
-        the program allows it.
+        the program allows it. Idempotent: cancelling a cancelled transaction answers with it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RefundTransaction(self, request, context):
-        """Refunds a completed transaction, wholly or by lines. Idempotent per `refund_number`.
+        """Refunds a completed transaction, wholly or by lines; it becomes PARTIALLY_REFUNDED or
+        REFUNDED. Idempotent per `refund_number`: every retry, concurrent ones included, gets
+        the stored refund.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -77,10 +77,13 @@ class TerminalServiceStub:
     """Sends the PIN of a pending transaction again (rate-limited per phone)."""
     CancelTransaction: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.CancelTransactionRequest, _terminal_service_pb2.CancelTransactionResponse]
     """Cancels a pending transaction (holds are released) or reverses a completed one when
-    the program allows it.
+    the program allows it. Idempotent: cancelling a cancelled transaction answers with it.
     """
     RefundTransaction: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.RefundTransactionRequest, _terminal_service_pb2.RefundTransactionResponse]
-    """Refunds a completed transaction, wholly or by lines. Idempotent per `refund_number`."""
+    """Refunds a completed transaction, wholly or by lines; it becomes PARTIALLY_REFUNDED or
+    REFUNDED. Idempotent per `refund_number`: every retry, concurrent ones included, gets
+    the stored refund.
+    """
     GetTransaction: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.GetTransactionRequest, _terminal_service_pb2.GetTransactionResponse]
     """One transaction of this business by id or by this terminal's check number."""
     ListTransactions: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.ListTransactionsRequest, _terminal_service_pb2.ListTransactionsResponse]
@@ -133,10 +136,13 @@ class TerminalServiceAsyncStub(TerminalServiceStub):
     """Sends the PIN of a pending transaction again (rate-limited per phone)."""
     CancelTransaction: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.CancelTransactionRequest, _terminal_service_pb2.CancelTransactionResponse]  # type: ignore[assignment]
     """Cancels a pending transaction (holds are released) or reverses a completed one when
-    the program allows it.
+    the program allows it. Idempotent: cancelling a cancelled transaction answers with it.
     """
     RefundTransaction: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.RefundTransactionRequest, _terminal_service_pb2.RefundTransactionResponse]  # type: ignore[assignment]
-    """Refunds a completed transaction, wholly or by lines. Idempotent per `refund_number`."""
+    """Refunds a completed transaction, wholly or by lines; it becomes PARTIALLY_REFUNDED or
+    REFUNDED. Idempotent per `refund_number`: every retry, concurrent ones included, gets
+    the stored refund.
+    """
     GetTransaction: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.GetTransactionRequest, _terminal_service_pb2.GetTransactionResponse]  # type: ignore[assignment]
     """One transaction of this business by id or by this terminal's check number."""
     ListTransactions: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.ListTransactionsRequest, _terminal_service_pb2.ListTransactionsResponse]  # type: ignore[assignment]
@@ -240,7 +246,7 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_service_pb2.CancelTransactionResponse, _abc.Awaitable[_terminal_service_pb2.CancelTransactionResponse]]:
         """Cancels a pending transaction (holds are released) or reverses a completed one when
-        the program allows it.
+        the program allows it. Idempotent: cancelling a cancelled transaction answers with it.
         """
 
     @_abc_1.abstractmethod
@@ -249,7 +255,10 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _terminal_service_pb2.RefundTransactionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_service_pb2.RefundTransactionResponse, _abc.Awaitable[_terminal_service_pb2.RefundTransactionResponse]]:
-        """Refunds a completed transaction, wholly or by lines. Idempotent per `refund_number`."""
+        """Refunds a completed transaction, wholly or by lines; it becomes PARTIALLY_REFUNDED or
+        REFUNDED. Idempotent per `refund_number`: every retry, concurrent ones included, gets
+        the stored refund.
+        """
 
     @_abc_1.abstractmethod
     def GetTransaction(

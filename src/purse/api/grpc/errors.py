@@ -4,7 +4,9 @@ Every DomainError class maps to exactly one status code. The status carries a
 google.rpc.Status in the `grpc-status-details-bin` trailer with an ErrorInfo (domain
 "purse", the error's stable reason, its metadata), a BadRequest listing field
 violations for bad input, and a RetryInfo when trying again later makes sense.
-Failures of PostgreSQL or Redis become UNAVAILABLE: the same call may succeed later.
+Failures of PostgreSQL or Redis become UNAVAILABLE: the same call may succeed later. A
+transaction PostgreSQL rolled back for a deadlock or a serialization conflict (when its
+path's retries ran out, or on a path without them) becomes ABORTED with a RetryInfo.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from purse.domain.errors import (
     Unavailable,
     UnexpectedFailure,
 )
+from purse.store.failures import DEPENDENCY_FAILURES
+from purse.store.postgres.conflicts import CONFLICT_FAILURES, conflict_refusal
 
 error_domain = "purse"
 _logger = logging.getLogger(__name__)
@@ -89,7 +93,7 @@ def rich_status(error: DomainError) -> grpc.Status:
                 )
             )
         )
-    if isinstance(error, RateLimited):
+    if isinstance(error, (RateLimited, Aborted)):
         details.append(
             _packed(
                 error_details_pb2.RetryInfo(
@@ -127,3 +131,14 @@ def internal_status() -> grpc.Status:
     )
     result: grpc.Status = rpc_status.to_status(status)
     return result
+
+
+def failure_status(failure: BaseException) -> grpc.Status | None:
+    """The status of a refusal, a conflict or a dependency failure; None for a bug."""
+    if isinstance(failure, DomainError):
+        return rich_status(failure)
+    if isinstance(failure, CONFLICT_FAILURES):
+        return rich_status(conflict_refusal())
+    if isinstance(failure, DEPENDENCY_FAILURES):
+        return unavailable_status(failure)
+    return None

@@ -17,16 +17,16 @@ import grpc
 
 from purse.api.grpc import mapping
 from purse.api.grpc.errors import (
+    failure_status,
     internal_status,
-    rich_status,
     status_code_for,
     unavailable_status,
 )
 from purse.api.grpc.receipts import calculation_request_from_proto, receipt_to_proto
 from purse.api.grpc.transactions import (
-    STATUSES_FROM_PROTO,
     process_request_from_proto,
     refund_to_proto,
+    status_filter_from_proto,
     transaction_to_proto,
 )
 from purse.domain.catalogue import Catalogue
@@ -65,14 +65,12 @@ def bearer_credential(context: Context) -> str:
 async def abort_for(context: Context, failure: BaseException) -> None:
     """Abort the call with the status a refusal or a failure deserves.
 
-    Refusals get their rich status, dependency failures UNAVAILABLE; anything else is a
-    bug: it is logged with its traceback and the caller gets INTERNAL, no internals.
+    Refusals get their rich status, conflicts ABORTED, dependency failures UNAVAILABLE;
+    anything else is a bug: it is logged with its traceback and the caller gets INTERNAL,
+    no internals.
     """
-    if isinstance(failure, DomainError):
-        status = rich_status(failure)
-    elif isinstance(failure, DEPENDENCY_FAILURES):
-        status = unavailable_status(failure)
-    else:
+    status = failure_status(failure)
+    if status is None:
         _logger.error("unexpected failure", exc_info=failure)
         status = internal_status()
     await context.abort(status.code, status.details, status.trailing_metadata)
@@ -371,7 +369,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         filters = ListFilter(
             customer_id=request.customer_id or None,
             terminal_id=request.terminal_id or None,
-            status=STATUSES_FROM_PROTO.get(request.status),
+            status=status_filter_from_proto(request.status),
             created_from=mapping.moment_from_proto(request.start_time, "start_time")
             if request.HasField("start_time")
             else None,

@@ -6,6 +6,7 @@ import hashlib
 
 from purse.api.grpc.mapping import timestamp
 from purse.api.grpc.receipts import calculation_request_from_proto, receipt_to_proto
+from purse.domain.errors import invalid
 from purse.domain.transactions import RefundRecord, TransactionRecord, TransactionStatus
 from purse.service.calculation import Calculation, CalculationRequest
 from purse.service.transactions import ProcessRequest
@@ -18,8 +19,21 @@ STATUSES = {
     TransactionStatus.EXPIRED: pb.TRANSACTION_STATUS_EXPIRED,
     TransactionStatus.LOCKED: pb.TRANSACTION_STATUS_LOCKED,
     TransactionStatus.REJECTED: pb.TRANSACTION_STATUS_REJECTED,
+    TransactionStatus.PARTIALLY_REFUNDED: pb.TRANSACTION_STATUS_PARTIALLY_REFUNDED,
+    TransactionStatus.REFUNDED: pb.TRANSACTION_STATUS_REFUNDED,
 }
 STATUSES_FROM_PROTO = {number: status for status, number in STATUSES.items()}
+
+
+def status_filter_from_proto(number: int, field: str = "status") -> TransactionStatus | None:
+    """A status to filter by; unspecified = any. A number this server does not know is
+    refused rather than ignored: ignoring it would list every status."""
+    if number == pb.TRANSACTION_STATUS_UNSPECIFIED:
+        return None
+    status = STATUSES_FROM_PROTO.get(pb.TransactionStatus.ValueType(number))
+    if status is None:
+        raise invalid(field, f"{number} is not a TransactionStatus")
+    return status
 
 
 def process_request_from_proto(request: pb.ProcessCheckRequest) -> ProcessRequest:

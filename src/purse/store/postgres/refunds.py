@@ -3,7 +3,11 @@
 Refunds are rare next to sales, so they do not go through the batch writer; each locks
 its sale's row first, which serialises refunds of one sale (several partial refunds can
 never add up to more than the sale) and orders them after any batch touching it. The
-refund number is the idempotency key: a retry finds the stored refund. Returned points
+refund number is the idempotency key: a retry finds the stored refund, and it looks the
+number up again under the sale's lock, so that retries racing the first call wait for it
+and answer with what it stored (never "already refunded"). The refund leaves the sale
+PARTIALLY_REFUNDED or, once every line is refunded whole, REFUNDED (a cancel: CANCELLED),
+so that the status can be read and filtered on. Returned points
 and account units are credited before what the sale earned (points, achievements
 purchases) is taken back, and each take-back stops at what is available: the rest is
 reported as not recovered. Returned points go back to the points lots the sale took
@@ -22,9 +26,14 @@ from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID
 from purse.domain.errors import FailedPrecondition, NotFound
 from purse.domain.refunds import RefundPlan
 from purse.domain.transactions import LedgerKind, TransactionStatus
+from purse.store.postgres.conflicts import retried_on_conflict
 
 # (stored receipt document, position -> quantity refunded before) -> the plan
 Planner = Callable[[dict[str, Any], dict[int, int]], RefundPlan]
+refund_retries_on_deadlock_max = 5
+_refundable = frozenset(
+    {TransactionStatus.COMPLETED.value, TransactionStatus.PARTIALLY_REFUNDED.value}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +52,10 @@ class RefundStore:
     async def stored(
         self, business_id: int, terminal_id: int, refund_number: str
     ) -> StoredRefund | None:
-        row = await self._pool.fetchrow(
-            "SELECT refund_id, request_digest, result FROM refunds"
-            " WHERE business_id = $1 AND terminal_id = $2 AND refund_number = $3",
-            business_id,
-            terminal_id,
-            refund_number,
-        )
-        return None if row is None else StoredRefund(row[0], bytes(row[1]), row[2])
+        async with self._pool.acquire() as connection:
+            return await _stored(connection, business_id, terminal_id, refund_number)
 
+    @retried_on_conflict(refund_retries_on_deadlock_max)
     async def refund(
         self,
         business_id: int,
@@ -63,7 +67,7 @@ class RefundStore:
         cancel: bool,
     ) -> StoredRefund:
         """Plan against the locked sale and its earlier refunds, apply, store; with `cancel`
-        the sale becomes CANCELLED too."""
+        the sale becomes CANCELLED too. A deadlock is retried (`conflicts`)."""
         async with self._pool.acquire() as connection, connection.transaction():
             sale = await connection.fetchrow(
                 "SELECT status, customer_id, receipt, lot_reservations FROM transactions"
@@ -75,11 +79,11 @@ class RefundStore:
                 raise NotFound(
                     "no such transaction in this business", reason="TRANSACTION_NOT_FOUND"
                 )
-            if sale["status"] != TransactionStatus.COMPLETED.value:
-                raise FailedPrecondition(
-                    f"only a completed sale can be refunded; this one is {sale['status']}",
-                    reason="TRANSACTION_NOT_COMPLETED",
-                )
+            # A retry that waited for the sale's lock answers with what the first stored.
+            stored = await _stored(connection, business_id, terminal_id, refund_number)
+            if stored is not None:
+                return stored
+            _check_refundable(sale["status"])
             refunded, lots_returned = await _refunded(connection, business_id, transaction_id)
             plan = planner(sale["receipt"], refunded)
             lots = _lots_left(sale["lot_reservations"], lots_returned)
@@ -95,16 +99,51 @@ class RefundStore:
                 business_id, transaction_id, terminal_id, refund_number, request_digest, result,
             )  # fmt: skip
             if refund_id is None:
-                # A concurrent retry stored it first: undo ours and answer with that one.
+                # The same number, stored meanwhile for another sale: undo ours, read that one.
                 raise RefundRaced
-            if cancel:
-                await connection.execute(
-                    "UPDATE transactions SET status = 'cancelled', finished_at = now()"
-                    " WHERE business_id = $1 AND transaction_id = $2",
-                    business_id,
-                    transaction_id,
-                )
+            await connection.execute(
+                "UPDATE transactions SET status = $3,"
+                "       finished_at = CASE WHEN $3 = 'cancelled' THEN now() ELSE finished_at END"
+                " WHERE business_id = $1 AND transaction_id = $2",
+                business_id,
+                transaction_id,
+                _status_after(plan, cancel).value,
+            )
             return StoredRefund(refund_id, request_digest, result)
+
+
+def _check_refundable(status: str) -> None:
+    """A completed sale, or one refunded in part, can be refunded (further)."""
+    if status == TransactionStatus.REFUNDED.value:
+        raise FailedPrecondition(
+            "everything of this sale is refunded already", reason="ALREADY_REFUNDED"
+        )
+    if status not in _refundable:
+        raise FailedPrecondition(
+            f"only a completed sale can be refunded; this one is {status}",
+            reason="TRANSACTION_NOT_COMPLETED",
+        )
+
+
+def _status_after(plan: RefundPlan, cancel: bool) -> TransactionStatus:
+    if cancel:
+        return TransactionStatus.CANCELLED
+    if plan.whole_sale_refunded:
+        return TransactionStatus.REFUNDED
+    return TransactionStatus.PARTIALLY_REFUNDED
+
+
+async def _stored(
+    connection: Any, business_id: int, terminal_id: int, refund_number: str
+) -> StoredRefund | None:
+    row = await connection.fetchrow(
+        "SELECT refund_id, request_digest, result FROM refunds"
+        " WHERE business_id = $1 AND terminal_id = $2 AND refund_number = $3",
+        business_id,
+        terminal_id,
+        refund_number,
+    )
+    return None if row is None else StoredRefund(row[0], bytes(row[1]), row[2])
 
 
 class RefundRaced(Exception):

@@ -17,9 +17,11 @@ from purse.domain.transactions import (
     TransactionStatus,
 )
 from purse.store.postgres.batches import Message
+from purse.store.postgres.conflicts import retried_on_conflict
 from purse.store.postgres.receipts import receipt_from_document
 
 list_page_size_max = 500
+sweep_retries_on_deadlock_max = 3
 
 _select = """
 SELECT t.*,
@@ -31,14 +33,31 @@ SELECT t.*,
 """
 
 
+# The sweeper locks in the global order every write path uses (transactions, pockets,
+# lots, certificates; ids sorted): first the pockets that have expired lots...
+_pockets_with_expired_lots = """
+SELECT p.business_id, p.pocket_id
+  FROM pockets p
+ WHERE (p.business_id, p.pocket_id) IN (
+         SELECT l.business_id, l.pocket_id FROM points_lots l
+          WHERE l.remaining > 0 AND l.expires_at <= now()
+          ORDER BY l.business_id, l.pocket_id, l.lot_id
+          LIMIT $1)
+ ORDER BY p.business_id, p.pocket_id
+   FOR UPDATE OF p SKIP LOCKED
+"""
+
+# ... then, those pockets held, their expired lots, and the write-off.
 _write_off_expired = """
 WITH due AS (
   SELECT l.business_id, l.lot_id, l.pocket_id, l.remaining
     FROM points_lots l
+    JOIN unnest($2::bigint[], $3::bigint[]) AS k(business_id, pocket_id)
+         USING (business_id, pocket_id)
    WHERE l.remaining > 0 AND l.expires_at <= now()
-   ORDER BY l.business_id, l.pocket_id, l.lot_id
+   ORDER BY l.business_id, l.lot_id
    LIMIT $1
-     FOR UPDATE SKIP LOCKED
+     FOR UPDATE OF l SKIP LOCKED
 ), per_pocket AS (
   SELECT business_id, pocket_id, sum(remaining) AS remaining FROM due
    GROUP BY business_id, pocket_id
@@ -46,8 +65,6 @@ WITH due AS (
   SELECT p.business_id, p.pocket_id, p.customer_id,
          least(d.remaining, greatest(p.balance - p.held, 0)) AS amount
     FROM pockets p JOIN per_pocket d USING (business_id, pocket_id)
-   ORDER BY p.business_id, p.pocket_id
-     FOR UPDATE OF p
 ), lots AS (
   UPDATE points_lots l SET remaining = 0
     FROM due WHERE l.business_id = due.business_id AND l.lot_id = due.lot_id
@@ -231,14 +248,26 @@ class TransactionStore:
             message.sealed_secret,
         )
 
+    @retried_on_conflict(sweep_retries_on_deadlock_max)
     async def write_off_expired_lots(self, limit: int) -> tuple[int, list[tuple[int, int]]]:
         """Write off special points whose lots have expired: the pocket's balance falls by
         what is left of each lot, with an `expire` ledger entry. Points a pending sale holds
         are no longer in their lot (a released hold gives them back, and a later sweep
         takes them then); the write-off still never reaches into held points, for holds
-        stored before holds took their lots. Lots another process is working on are
-        skipped. Returns the lots written off and the
-        (business, customer) pairs whose points they were."""
-        row = await self._pool.fetchrow(_write_off_expired, limit)
+        stored before holds took their lots. Pockets are locked before their lots, as
+        refunds and batches lock them; pockets and lots another process is working on are
+        skipped (a later sweep takes them), and a deadlock all the same is retried.
+        Returns the lots written off and the (business, customer) pairs whose points they
+        were."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            pockets = await connection.fetch(_pockets_with_expired_lots, limit)
+            if not pockets:
+                return 0, []
+            row = await connection.fetchrow(
+                _write_off_expired,
+                limit,
+                [pocket["business_id"] for pocket in pockets],
+                [pocket["pocket_id"] for pocket in pockets],
+            )
         assert row is not None
         return row["lots"], [(business, customer) for business, customer in row["customers"]]
