@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 import redis.asyncio as redis
-from support import Tenant, make_business
+from support import Tenant, assert_audit_is_clean, make_business
 
 from purse.bootstrap import Infrastructure
 from purse.config import Settings, load_settings
@@ -58,6 +58,13 @@ async def redis_client(infrastructure: Settings) -> AsyncIterator[redis.Redis]:
 
 
 @pytest.fixture
-async def business(pool: asyncpg.Pool) -> Tenant:
-    """A business of this test's own, with a cash desk and a steward terminal."""
-    return await make_business(pool)
+async def business(
+    pool: asyncpg.Pool, infrastructure: Settings, request: pytest.FixtureRequest
+) -> AsyncIterator[Tenant]:
+    """A business of this test's own, with a cash desk and a steward terminal. Whatever
+    the test did with its money, every pocket still equals its ledger afterwards (unless
+    the test wrote pockets by hand)."""
+    tenant = await make_business(pool)
+    yield tenant
+    if request.node.get_closest_marker("ledger_set_by_hand") is None:
+        await assert_audit_is_clean(infrastructure.database_url, tenant.business_id)

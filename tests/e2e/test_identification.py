@@ -65,6 +65,7 @@ async def test_a_locally_typed_phone_is_completed_with_the_business_prefix(
     assert membership.phone == phone
 
 
+@pytest.mark.ledger_set_by_hand
 async def test_the_answer_carries_every_pocket_with_available_and_held_amounts(
     terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:

@@ -206,6 +206,7 @@ def test_purse_migrate_reports_a_current_schema(infrastructure: Settings, tmp_pa
     assert "the schema is current" in finished.stdout
 
 
+@pytest.mark.ledger_set_by_hand
 async def test_purse_audit_finds_a_pocket_that_disagrees_with_its_ledger(
     infrastructure: Settings, pool: asyncpg.Pool, business: Tenant, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 from support import Tenant, assert_audit_is_clean, new_phone
 
 from purse.config import Settings
@@ -52,6 +53,7 @@ async def test_expired_lots_leave_the_balance_with_an_expire_entry(
     await assert_audit_is_clean(infrastructure.database_url, business.business_id)
 
 
+@pytest.mark.ledger_set_by_hand
 async def test_expiry_never_takes_points_that_pending_transactions_hold(
     pool: asyncpg.Pool, business: Tenant
 ) -> None:

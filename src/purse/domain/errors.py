@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from purse.domain.reasons import ERROR_REASONS
+
 
 @dataclass(frozen=True, slots=True)
 class FieldViolation:
@@ -28,6 +30,7 @@ class DomainError(Exception):
     metadata: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        assert self.reason in ERROR_REASONS, f"{self.reason} is not in the reasons catalogue"
         Exception.__init__(self, self.message)
 
     def __str__(self) -> str:

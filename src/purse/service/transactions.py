@@ -40,6 +40,7 @@ from purse.domain.errors import (
     invalid,
 )
 from purse.domain.moments import check_sale_time
+from purse.domain.reasons import ERROR_REASONS
 from purse.domain.refunds import RefundPlan, plan_refund
 from purse.domain.terminals import TerminalContext
 from purse.domain.transactions import (
@@ -853,7 +854,8 @@ def _settlement_refusal(reason: str) -> FailedPrecondition:
 def _stored_refusal(refusal: dict[str, Any]) -> FailedPrecondition:
     violations = tuple(FieldViolation(field, text) for field, text in refusal.get("violations", ()))
     if "message" not in refusal:
-        return _settlement_refusal(refusal.get("reason", "REFUSED"))
+        reason = refusal.get("reason", "")
+        return _settlement_refusal(reason if reason in ERROR_REASONS else "FAILED_PRECONDITION")
     return FailedPrecondition(refusal["message"], reason=refusal["reason"], violations=violations)
 
 

@@ -505,7 +505,7 @@ def _settle_transitions(
     for transition in transitions:
         current = statuses.get(transition.transaction_id)
         if current != transition.expected.value:
-            outcomes.append(Outcome(transition.transaction_id, refusal=f"TRANSACTION_{current}"))
+            outcomes.append(Outcome(transition.transaction_id, refusal="TRANSACTION_NOT_PENDING"))
             continue
         refusal = settle(state, transition.effects)
         if refusal is None:
