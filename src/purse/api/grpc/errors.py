@@ -29,6 +29,7 @@ from purse.domain.errors import (
     Overloaded,
     PermissionDenied,
     RateLimited,
+    TimedOut,
     Unauthenticated,
     Unavailable,
     UnexpectedFailure,
@@ -49,6 +50,7 @@ STATUS_BY_ERROR: dict[type[DomainError], grpc.StatusCode] = {
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    TimedOut: grpc.StatusCode.DEADLINE_EXCEEDED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
     UnexpectedFailure: grpc.StatusCode.INTERNAL,
 }

@@ -1,13 +1,19 @@
 """Prometheus metrics for every gRPC method: calls by status code, and latency.
 
+A unary call is counted when it ends, with its latency. A stream is counted once, as one
+call, when it ends, with the status it ended with (its duration says nothing about the
+server, so it has no latency); the messages it received are counted as they arrive
+(`purse_grpc_stream_messages_total`), so a long stream is visible while it runs.
+
 Label values are bound once per method (and per status code on first sight), so a call
 costs two dictionary lookups and one observation, not a label resolution.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -40,13 +46,14 @@ else:
 
 
 class _MethodMetrics:
-    __slots__ = ("_calls", "_codes", "_method", "latency")
+    __slots__ = ("_calls", "_codes", "_method", "latency", "messages")
 
-    def __init__(self, method: str, calls: Counter, latency: Histogram) -> None:
+    def __init__(self, method: str, calls: Counter, latency: Histogram, messages: Counter) -> None:
         self._method = method
         self._calls = calls
         self._codes: dict[grpc.StatusCode, Any] = {}
         self.latency = latency.labels(method)
+        self.messages = messages.labels(method)
 
     def count(self, code: grpc.StatusCode) -> None:
         child = self._codes.get(code)
@@ -56,7 +63,7 @@ class _MethodMetrics:
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps each unary handler once; streams are counted when they end."""
+    """Wraps each unary and stream-stream handler once."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._calls = Counter(
@@ -72,6 +79,12 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             buckets=latency_buckets_seconds,
             registry=registry,
         )
+        self._messages = Counter(
+            "purse_grpc_stream_messages",
+            "messages received on gRPC streams, by method",
+            ("method",),
+            registry=registry,
+        )
         self._handlers: dict[str, Handler] = {}
 
     async def intercept_service(
@@ -84,11 +97,49 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         if wrapped is not None:
             return wrapped
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        wrapped = self._wrap_unary(handler, _MethodMetrics(method, self._calls, self._latency))
+        metrics = _MethodMetrics(method, self._calls, self._latency, self._messages)
+        if handler.unary_unary is not None:
+            wrapped = self._wrap_unary(handler, metrics)
+        elif handler.stream_stream is not None:
+            wrapped = self._wrap_stream(handler, metrics)
+        else:
+            return handler
         self._handlers[method] = wrapped
         return wrapped
+
+    @staticmethod
+    def _wrap_stream(handler: Handler, metrics: _MethodMetrics) -> Handler:
+        behavior: Any = handler.stream_stream
+
+        async def counted(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+            async for request in requests:
+                metrics.messages.inc()
+                yield request
+
+        async def observed(
+            requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            code: Any = grpc.StatusCode.UNKNOWN
+            try:
+                async for response in behavior(counted(requests), context):
+                    yield response
+                code = context.code() or grpc.StatusCode.OK
+            except (asyncio.CancelledError, GeneratorExit):
+                code = context.code() or grpc.StatusCode.CANCELLED
+                raise
+            except BaseException:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            finally:
+                metrics.count(code if isinstance(code, grpc.StatusCode) else _code_from(code))
+
+        return grpc.stream_stream_rpc_method_handler(
+            observed,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
     @staticmethod
     def _wrap_unary(handler: Handler, metrics: _MethodMetrics) -> Handler:
