@@ -21,7 +21,13 @@ from zoneinfo import ZoneInfo
 from purse.domain import checks
 from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID, Membership, Pocket, PocketKind
 from purse.domain.engine import calculate
-from purse.domain.errors import DomainError, FailedPrecondition, FieldViolation, UnexpectedFailure
+from purse.domain.errors import (
+    DomainError,
+    FailedPrecondition,
+    FieldViolation,
+    UnexpectedFailure,
+    echoed,
+)
 from purse.domain.identifiers import Identifier
 from purse.domain.localize import localized
 from purse.domain.pockets import spendable_lots
@@ -345,11 +351,11 @@ def _coupons(
         path = f"redemption.coupon_codes[{index}]"
         row = inputs.coupons.get(code)
         if row is None:
-            violations.append(FieldViolation(path, f"no coupon {code!r} in this business"))
+            violations.append(FieldViolation(path, f"no coupon {echoed(code)} in this business"))
         elif row.customer_id is not None and row.customer_id != customer_id:
-            violations.append(FieldViolation(path, f"coupon {code!r} is not this customer's"))
+            violations.append(FieldViolation(path, f"coupon {echoed(code)} is not this customer's"))
         elif row.status != "issued":
-            violations.append(FieldViolation(path, f"coupon {code!r} is {row.status}"))
+            violations.append(FieldViolation(path, f"coupon {echoed(code)} is {row.status}"))
         else:
             coupons.append(
                 checks.Coupon(
@@ -378,7 +384,7 @@ def _certificate_ids(codes: tuple[str, ...], inputs: CalculationInputs) -> dict[
             violations.append(
                 FieldViolation(
                     f"redemption.certificate_codes[{index}]",
-                    f"no certificate {code!r} in this business",
+                    f"no certificate {echoed(code)} in this business",
                 )
             )
         else:

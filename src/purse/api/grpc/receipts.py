@@ -74,9 +74,57 @@ def _refuse_out_of_range_amounts(lines: tuple[checks.CheckLine, ...], field: str
         )
 
 
+# How many of each a check may name: a check with more is refused before anything is
+# looked up, so that no answer, error or stored refusal grows with the request.
+coupon_codes_per_check_max = 20
+certificate_codes_per_check_max = 10
+account_payments_per_check_max = 20
+# The longest coupon or certificate code accepted.
+redemption_code_characters_max = 64
+
+
+def _repeated_violations(redemption: pb.Redemption) -> list[FieldViolation]:
+    """Redemption lists over their limits, and codes over theirs."""
+    violations = [
+        FieldViolation(f"redemption.{name}", f"at most {limit} a check")
+        for name, count, limit in (
+            ("coupon_codes", len(redemption.coupon_codes), coupon_codes_per_check_max),
+            (
+                "certificate_codes",
+                len(redemption.certificate_codes),
+                certificate_codes_per_check_max,
+            ),
+            (
+                "account_payments",
+                len(redemption.account_payments),
+                account_payments_per_check_max,
+            ),
+        )
+        if count > limit
+    ]
+    if violations:
+        return violations
+    for name in ("coupon_codes", "certificate_codes"):
+        for index, code in enumerate(getattr(redemption, name)):
+            if len(code) > redemption_code_characters_max:
+                violations.append(
+                    FieldViolation(
+                        f"redemption.{name}[{index}]",
+                        f"a code has at most {redemption_code_characters_max} characters",
+                    )
+                )
+    return violations
+
+
 def calculation_request_from_proto(request: pb.CalculateCheckRequest) -> CalculationRequest:
     redemption = request.redemption
-    violations = []
+    violations = _repeated_violations(redemption)
+    if violations:
+        raise InvalidArgument(
+            message=f"{violations[0].field}: {violations[0].description}",
+            reason="REDEMPTION_TOO_LONG",
+            violations=tuple(violations),
+        )
     if redemption.points_hundredths < 0:
         violations.append(FieldViolation("redemption.points_hundredths", "must not be negative"))
     accounts: list[tuple[int, int | None]] = []
