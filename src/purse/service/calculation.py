@@ -183,7 +183,7 @@ class CheckCalculation:
         customer, coupon_ids, certificate_ids = _customer(
             request, membership, inputs, moment, unopened
         )
-        check = _categorised(request.check, inputs.goods_categories)
+        check = _categorised(request.check, inputs.goods_categories, terminal.currency)
         redemption = checks.Redemption(
             points=request.points,
             coupon_ids=tuple(coupon_ids.values()),
@@ -226,13 +226,14 @@ def _local_moment(time_zone: str, sale_time: datetime | None, now: float) -> dat
     return moment.astimezone(ZoneInfo(time_zone))
 
 
-def _categorised(check: checks.Check, categories: dict[str, str]) -> checks.Check:
-    """Lines the POS sent without a goods category get the catalogue's. Built with the
-    constructors: `dataclasses.replace` cost a few microseconds a line on every check."""
+def _categorised(check: checks.Check, categories: dict[str, str], currency: str) -> checks.Check:
+    """Lines the POS sent without a goods category get the catalogue's, a check sent
+    without a currency the business's. Built with the constructors: `dataclasses.replace`
+    cost a few microseconds a line on every check."""
     if not categories:
-        return check
+        return check if check.currency else checks.Check(currency, check.lines)
     return checks.Check(
-        check.currency,
+        check.currency or currency,
         tuple(
             line
             if line.goods_category_code or line.product_code not in categories

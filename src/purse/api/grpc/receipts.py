@@ -4,7 +4,7 @@ into protobuf. The only place the two meet."""
 from __future__ import annotations
 
 from purse.api.grpc.mapping import identifier_from_proto, moment_from_proto
-from purse.domain import checks
+from purse.domain import amounts, checks
 from purse.domain.errors import FieldViolation, InvalidArgument
 from purse.service.calculation import Calculation, CalculationRequest
 from purse.v1 import terminal_service_pb2 as pb
@@ -33,7 +33,9 @@ def check_from_proto(message: pb.Check, field: str = "check") -> checks.Check:
             product_code=line.product_code,
             price=line.price_minor_units,
             quantity=line.quantity_thousandths,
-            amount=line.amount_minor_units,
+            amount=line.amount_minor_units
+            if line.HasField("amount_minor_units")
+            else line_amount(line.price_minor_units, line.quantity_thousandths),
             goods_category_code=line.goods_category_code or None,
         )
         for line in message.lines
@@ -48,6 +50,14 @@ def check_from_proto(message: pb.Check, field: str = "check") -> checks.Check:
             violations=(FieldViolation(f"{field}.sum_minor_units", f"the lines sum to {actual}"),),
         )
     return checks.Check(currency=message.currency.strip().upper(), lines=lines)
+
+
+def line_amount(price: int, quantity: int) -> int:
+    """What a line costs when the POS leaves its amount unset: price × quantity / 1000 by
+    the one rounding rule (0 when either is not positive: the engine refuses the line)."""
+    if price <= 0 or quantity <= 0:
+        return 0
+    return amounts.amount_of(price, quantity)
 
 
 def _refuse_out_of_range_amounts(lines: tuple[checks.CheckLine, ...], field: str) -> None:

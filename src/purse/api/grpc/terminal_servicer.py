@@ -21,6 +21,8 @@ from purse.api.grpc import mapping
 from purse.api.grpc.errors import (
     failure_status,
     internal_status,
+    proto_message,
+    proto_violations,
     status_code_for,
     unavailable_status,
 )
@@ -436,11 +438,8 @@ def _check_error(refusal: DomainError) -> pb.CheckError:
     return pb.CheckError(
         code=status_code_for(refusal).value[0],
         reason=refusal.reason,
-        message=refusal.message,
-        field_violations={
-            violation.field: violation.description
-            for violation in getattr(refusal, "violations", ())
-        },
+        message=proto_message(refusal),
+        field_violations=dict(proto_violations(refusal)),
     )
 
 
