@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
-from support import ServerProcess, Tenant, bearer, error_reason, make_terminal, new_phone
+from support import Tenant, bearer, error_reason, make_terminal, new_phone, side_server
 from test_transactions import sale
 
 from purse.config import Settings
@@ -94,14 +94,11 @@ async def test_a_stream_without_messages_is_closed_after_the_idle_limit(
 async def test_a_busy_stream_is_closed_after_its_lifetime_between_messages(
     infrastructure: Settings, tmp_path: Path, business: Tenant
 ) -> None:
-    server = ServerProcess(
-        {
-            "PURSE_DATABASE_URL": infrastructure.database_url,
-            "PURSE_REDIS_URL": infrastructure.redis_url,
-            "PURSE_NOTIFY_ENABLED": "false",
-            "PURSE_STREAM_LIFETIME_SECONDS_MAX": "1.5",
-        },
+    server = side_server(
+        infrastructure.database_url,
+        infrastructure.redis_url,
         tmp_path,
+        STREAM_LIFETIME_SECONDS_MAX="1.5",
     ).start()
     try:
         async with grpc.aio.insecure_channel(server.target) as channel:

@@ -7,6 +7,7 @@ import asyncio
 import socket
 import time
 import urllib.request
+from typing import Any
 
 import grpc
 import pytest
@@ -21,6 +22,11 @@ from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
 call_seconds_max = 10.0
 # What an error may weigh at most; gRPC clients refuse trailers over 16 KiB.
 error_details_bytes_max = 8_192
+# Serializers that send and receive bytes as they are.
+as_bytes: dict[str, Any] = {
+    "request_serializer": lambda payload: payload,
+    "response_deserializer": lambda payload: payload,
+}
 
 
 def details_size(error: grpc.aio.AioRpcError) -> int:
@@ -32,11 +38,7 @@ def details_size(error: grpc.aio.AioRpcError) -> int:
 async def test_bytes_that_are_not_protobuf_are_invalid_argument(
     channel: grpc.aio.Channel, business: Tenant
 ) -> None:
-    raw = channel.unary_unary(
-        "/purse.v1.TerminalService/IdentifyCustomer",
-        request_serializer=lambda payload: payload,
-        response_deserializer=lambda payload: payload,
-    )
+    raw = channel.unary_unary("/purse.v1.TerminalService/IdentifyCustomer", **as_bytes)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await raw(
             b"\xff\xff\xff\xff not protobuf",
@@ -51,11 +53,7 @@ async def test_bytes_that_are_not_protobuf_are_invalid_argument(
 async def test_undecodable_stream_messages_are_invalid_argument(
     channel: grpc.aio.Channel, business: Tenant
 ) -> None:
-    raw = channel.stream_stream(
-        "/purse.v1.TerminalService/ProcessChecks",
-        request_serializer=lambda payload: payload,
-        response_deserializer=lambda payload: payload,
-    )
+    raw = channel.stream_stream("/purse.v1.TerminalService/ProcessChecks", **as_bytes)
     stream = raw(metadata=bearer(business.cash_desk.api_key), timeout=call_seconds_max)
     await stream.write(b"\x0a\xff\xff\xff\xff")
     with pytest.raises(grpc.aio.AioRpcError) as refused:

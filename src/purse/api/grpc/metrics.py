@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from purse.api.grpc.interceptors import Handler, WrappingInterceptor
 
 # Latency buckets in seconds: from 0.25 ms to 2.5 s.
 latency_buckets_seconds = (
@@ -38,13 +40,6 @@ latency_buckets_seconds = (
 )
 
 
-if TYPE_CHECKING:
-    # Generic only in the type stubs; at run time the class takes no parameters.
-    Handler = grpc.RpcMethodHandler[Any, Any]
-else:
-    Handler = grpc.RpcMethodHandler
-
-
 class _MethodMetrics:
     __slots__ = ("_calls", "_codes", "_method", "latency", "messages")
 
@@ -62,10 +57,11 @@ class _MethodMetrics:
         child.inc()
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
+class MetricsInterceptor(WrappingInterceptor):
     """Wraps each unary and stream-stream handler once."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
         self._calls = Counter(
             "purse_grpc_calls",
             "gRPC calls handled, by method and status code",
@@ -85,29 +81,14 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             ("method",),
             registry=registry,
         )
-        self._handlers: dict[str, Handler] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        method = handler_call_details.method
-        wrapped = self._handlers.get(method)
-        if wrapped is not None:
-            return wrapped
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
+    def wrap(self, method: str, handler: Handler) -> Handler:
         metrics = _MethodMetrics(method, self._calls, self._latency, self._messages)
         if handler.unary_unary is not None:
-            wrapped = self._wrap_unary(handler, metrics)
-        elif handler.stream_stream is not None:
-            wrapped = self._wrap_stream(handler, metrics)
-        else:
-            return handler
-        self._handlers[method] = wrapped
-        return wrapped
+            return self._wrap_unary(handler, metrics)
+        if handler.stream_stream is not None:
+            return self._wrap_stream(handler, metrics)
+        return handler
 
     @staticmethod
     def _wrap_stream(handler: Handler, metrics: _MethodMetrics) -> Handler:

@@ -19,20 +19,16 @@ then; the common request costs one `in` over its bytes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from purse.api.grpc.errors import rich_status
+from purse.api.grpc.interceptors import Handler, WrappingInterceptor
 from purse.domain.errors import InvalidArgument, echoed, invalid
-
-if TYPE_CHECKING:
-    Handler = grpc.RpcMethodHandler[Any, Any]
-else:
-    Handler = grpc.RpcMethodHandler
 
 Context = grpc.aio.ServicerContext[Any, Any]
 guarded_service_prefix = "/purse.v1."
@@ -120,29 +116,13 @@ async def _checked(requests: AsyncIterator[Any], context: Context) -> AsyncItera
         yield request
 
 
-class RequestGuard(grpc.aio.ServerInterceptor):
+class RequestGuard(WrappingInterceptor):
     """Registers every method of Purse's services with the tolerant deserializer."""
 
-    def __init__(self) -> None:
-        self._handlers: dict[str, Handler | None] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        method = handler_call_details.method
-        if method in self._handlers:
-            return self._handlers[method]
-        handler = await continuation(handler_call_details)
-        if (
-            handler is not None
-            and handler.request_deserializer is not None
-            and method.startswith(guarded_service_prefix)
-        ):
-            handler = _guarded(handler)
-        self._handlers[method] = handler
-        return handler
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        if handler.request_deserializer is None or not method.startswith(guarded_service_prefix):
+            return handler
+        return _guarded(handler)
 
 
 def _guarded(handler: Handler) -> Handler:
