@@ -195,6 +195,22 @@ class ServerProcess:
             self.process = None
 
 
+def side_server(
+    database_url: str, redis_url: str, data_dir: Path, **settings: str
+) -> ServerProcess:
+    """A second server on the session's PostgreSQL and Redis (not started), without the
+    notification dispatcher, with `settings` as PURSE_* variables (`WORKERS="2"`)."""
+    return ServerProcess(
+        {
+            "PURSE_DATABASE_URL": database_url,
+            "PURSE_REDIS_URL": redis_url,
+            "PURSE_NOTIFY_ENABLED": "false",
+            **{f"PURSE_{name}": value for name, value in settings.items()},
+        },
+        data_dir,
+    )
+
+
 def bearer(credential: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {credential}"),)
 

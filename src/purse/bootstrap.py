@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from purse.api.grpc.admin_servicer import AdminServicer
 from purse.api.grpc.metrics import MetricsInterceptor
+from purse.api.grpc.surface import RequestGuard
 from purse.api.grpc.terminal_servicer import TerminalServicer
 from purse.api.http.metrics_server import MetricsEndpoint
 from purse.config import Settings
@@ -130,7 +131,13 @@ class Application:
         self.redis: redis.Redis | None = None
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
-        self.metrics = MetricsEndpoint(self.registry, settings.http_host, settings.http_port)
+        self.metrics = MetricsEndpoint(
+            self.registry,
+            settings.http_host,
+            settings.http_port,
+            settings.metrics_connections_max,
+            settings.metrics_connection_timeout_seconds,
+        )
         self.grpc_port = 0
         self.writer: BatchWriter | None = None
         self.transactions: TransactionService | None = None
@@ -264,7 +271,7 @@ class Application:
         )
         return TerminalServicer(
             authenticator, identification, CatalogueStore(pool), calculation, self.transactions,
-            self.unary,
+            self.unary, settings.stream_idle_seconds_max, settings.stream_lifetime_seconds_max,
         )  # fmt: skip
 
     def _grpc_server(self) -> grpc.aio.Server:
@@ -284,7 +291,7 @@ class Application:
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ]
         return grpc.aio.server(
-            interceptors=[MetricsInterceptor(self.registry)],
+            interceptors=[MetricsInterceptor(self.registry), RequestGuard()],
             options=options,
             maximum_concurrent_rpcs=settings.grpc_concurrent_calls_max,
         )

@@ -28,6 +28,9 @@ class Settings:
     grpc_port: int = 50051
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # The metrics endpoint: connections served at once, and how long one may stay silent.
+    metrics_connections_max: int = 16
+    metrics_connection_timeout_seconds: float = 10.0
     # Server processes sharing the gRPC port (SO_REUSEPORT when more than one).
     workers: int = 1
     workers_max: int = 64
@@ -41,6 +44,10 @@ class Settings:
     grpc_keepalive_time_ms: int = 60_000
     grpc_keepalive_timeout_ms: int = 20_000
     grpc_keepalive_ping_interval_ms_min: int = 10_000
+    # A ProcessChecks stream is closed after this long without a message, and after this
+    # long open at all (each while it waits for a message, so nothing in flight is cut).
+    stream_idle_seconds_max: float = 300.0
+    stream_lifetime_seconds_max: float = 3_600.0
     # How long in-flight calls may take to finish after SIGTERM.
     shutdown_grace_seconds: float = 10.0
     # PostgreSQL pool.

@@ -108,7 +108,13 @@ def _shared_metrics(settings: Settings) -> MetricsEndpoint:
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    endpoint = MetricsEndpoint(registry, settings.http_host, settings.http_port)
+    endpoint = MetricsEndpoint(
+        registry,
+        settings.http_host,
+        settings.http_port,
+        settings.metrics_connections_max,
+        settings.metrics_connection_timeout_seconds,
+    )
     endpoint.start()
     return endpoint
 

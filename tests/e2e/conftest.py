@@ -15,6 +15,9 @@ from purse.v1 import terminal_service_pb2_grpc
 steward_code_lifetime_seconds = 3
 # Tokens expire fast here so that the client's re-sign-in is exercised for real.
 terminal_token_lifetime_seconds = 2
+# Streams idle longer than this are closed; metrics connections silent this long dropped.
+stream_idle_seconds_max = 3
+metrics_connection_timeout_seconds = 1
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +33,8 @@ def server(
             # Tests read sealed PINs from the outbox; test_notifications runs a dispatcher.
             "PURSE_NOTIFY_ENABLED": "false",
             "PURSE_TERMINAL_TOKEN_LIFETIME_SECONDS": str(terminal_token_lifetime_seconds),
+            "PURSE_STREAM_IDLE_SECONDS_MAX": str(stream_idle_seconds_max),
+            "PURSE_METRICS_CONNECTION_TIMEOUT_SECONDS": str(metrics_connection_timeout_seconds),
         },
         tmp_path_factory.mktemp("server"),
     ).start()

@@ -363,8 +363,8 @@ async def test_another_customers_coupon_is_refused_with_its_field_path(
     ("lines", "currency", "field"),
     [
         ((), "UAH", "check.lines"),
-        ((line(1, "X", 100, 0),), "UAH", "check.lines[0].quantity"),
-        ((line(1, "X", -100),), "UAH", "check.lines[0].price"),
+        ((line(1, "X", 100, 0),), "UAH", "check.lines[0].quantity_thousandths"),
+        ((line(1, "X", -100),), "UAH", "check.lines[0].price_minor_units"),
         (
             (
                 pb.CheckLine(
@@ -376,7 +376,7 @@ async def test_another_customers_coupon_is_refused_with_its_field_path(
                 ),
             ),
             "UAH",
-            "check.lines[0].amount",
+            "check.lines[0].amount_minor_units",
         ),
         ((line(1, "X", 100),), "XXX", "check.currency"),
         (tuple(line(n, "X", 100) for n in range(1, 1002)), "UAH", "check.lines"),
@@ -402,3 +402,20 @@ async def test_a_stated_check_sum_must_match_the_lines(
     error = await refusal(terminal_stub, business, message)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "check.sum_minor_units" in field_violations(error)
+
+
+async def test_a_check_without_currency_or_amounts_gets_the_business_currency_and_rounded_amounts(
+    terminal_stub: TerminalServiceStub, business: Tenant
+) -> None:
+    message = pb.CalculateCheckRequest(
+        check=pb.Check(
+            lines=[
+                pb.CheckLine(
+                    position=1, product_code="X", price_minor_units=3333, quantity_thousandths=1500
+                )
+            ]
+        )
+    )
+    answer = await calculate(terminal_stub, business, message)
+    assert answer.receipt.currency == "UAH"
+    assert answer.receipt.sum_minor_units == 5000  # 4,999.5 rounded half away from zero

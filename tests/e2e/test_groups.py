@@ -328,3 +328,30 @@ def _receipt_shape(answer: pb.ProcessCheckResponse) -> tuple[object, ...]:
         receipt.points_redeemed_hundredths, receipt.points_accrued_hundredths,
         free_cups(answer), tuple(pocket.balance for pocket in answer.membership.pockets),
     )  # fmt: skip
+
+
+async def test_a_nul_character_in_one_streamed_check_fails_that_check_alone(
+    channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(pool, business, rules=(five_percent_back,))
+    phone = new_phone()
+    checks = [sale(f"NUL-{n}", phone) for n in range(3)]
+    checks[1].check.lines[0].product_code = "GO\x00ODS"
+
+    async def messages() -> AsyncIterator[pb.ProcessChecksRequest]:
+        yield pb.ProcessChecksRequest(checks=checks)
+
+    stub = TerminalServiceStub(channel)
+    answers = [
+        answer
+        async for answer in stub.ProcessChecks(
+            messages(), metadata=bearer(business.cash_desk.api_key), timeout=30
+        )
+    ]
+    results = answers[0].results
+    assert [result.WhichOneof("outcome") for result in results] == [
+        "processed", "error", "processed"
+    ]  # fmt: skip
+    assert results[1].error.reason == "STRING_HAS_NUL"
+    assert "check.lines[0].product_code" in results[1].error.field_violations
+    assert await points_of(pool, business, phone) == (1_000, 0)

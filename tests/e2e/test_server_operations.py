@@ -16,7 +16,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from support import ServerProcess, Tenant, bearer, new_phone
+from support import ServerProcess, Tenant, bearer, new_phone, side_server
 
 from purse.config import Settings
 from purse.domain.customers import AccessType
@@ -237,14 +237,11 @@ async def test_purse_audit_finds_a_pocket_that_disagrees_with_its_ledger(
 async def test_several_workers_share_the_port_and_stop_together(
     infrastructure: Settings, business: Tenant, tmp_path: Path
 ) -> None:
-    server = ServerProcess(
-        {
-            "PURSE_DATABASE_URL": infrastructure.database_url,
-            "PURSE_REDIS_URL": infrastructure.redis_url,
-            "PURSE_NOTIFY_ENABLED": "false",
-            "PURSE_WORKERS": "2",
-        },
+    server = side_server(
+        infrastructure.database_url,
+        infrastructure.redis_url,
         tmp_path,
+        WORKERS="2",
     ).start()
     try:
         assert server.process is not None

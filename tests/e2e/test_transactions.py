@@ -302,7 +302,7 @@ async def test_the_stream_answers_every_check_in_order_and_refuses_only_bad_ones
         outcomes = [r.WhichOneof("outcome") for r in answer.results]
         assert outcomes == ["processed"] * 5 + ["error"] + ["processed"] * 4
         assert answer.results[5].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
-        assert "check.lines[0].quantity" in answer.results[5].error.field_violations
+        assert "check.lines[0].quantity_thousandths" in answer.results[5].error.field_violations
     assert await points_of(pool, business, phone) == (27 * 500, 0)
     statistics = await pool.fetchrow(
         "SELECT sales_count, sales_sum_minor_units, last_visit_at FROM memberships m"

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Final
 
-from purse.domain.errors import invalid
+from purse.domain.errors import echoed, invalid
 
 quantity_thousandths_per_unit: Final = 1000
 point_hundredths_per_point: Final = 100
@@ -55,7 +55,7 @@ def currency_exponent(code: str, field_path: str = "currency") -> int:
     """The minor-unit exponent of an ISO 4217 currency (UAH 2, JPY 0, KWD 3)."""
     exponent = currency_exponents.get(code)
     if exponent is None:
-        raise invalid(field_path, f"unknown currency {code!r}", reason="UNKNOWN_CURRENCY")
+        raise invalid(field_path, f"unknown currency {echoed(code)}", reason="UNKNOWN_CURRENCY")
     return exponent
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import Enum
 
 from purse.domain.checks import AccessType
-from purse.domain.errors import FieldViolation, InvalidArgument
+from purse.domain.errors import FieldViolation, InvalidArgument, echoed
 from purse.domain.identifiers import IdentifierKind
 
 given_name_characters_max = 200
@@ -137,7 +137,9 @@ def _questionnaire_violations(questionnaire: Questionnaire) -> Iterator[FieldVio
     if len(language) > language_characters_max:
         yield FieldViolation("language", f"at most {language_characters_max} characters")
     elif language and _language_tag.fullmatch(language) is None:
-        yield FieldViolation("language", f"{language!r} is not a BCP 47 tag such as uk or en-GB")
+        yield FieldViolation(
+            "language", f"{echoed(language)} is not a BCP 47 tag such as uk or en-GB"
+        )
 
 
 __all__ = [

@@ -12,6 +12,12 @@ from dataclasses import dataclass, field
 
 from purse.domain.reasons import ERROR_REASONS
 
+# Field violations one error carries; the rest are counted in its metadata
+# (`violations_omitted`), so an error's size never grows with the request.
+violations_per_error_max = 20
+# Longest message an error carries (longer ones are cut, with an ellipsis).
+error_message_characters_max = 512
+
 
 @dataclass(frozen=True, slots=True)
 class FieldViolation:
@@ -31,6 +37,15 @@ class DomainError(Exception):
 
     def __post_init__(self) -> None:
         assert self.reason in ERROR_REASONS, f"{self.reason} is not in the reasons catalogue"
+        if len(self.message) > error_message_characters_max:
+            self.message = self.message[: error_message_characters_max - 1] + "…"
+        violations = getattr(self, "violations", ())
+        if len(violations) > violations_per_error_max:
+            self.metadata = {
+                **self.metadata,
+                "violations_omitted": str(len(violations) - violations_per_error_max),
+            }
+            object.__setattr__(self, "violations", violations[:violations_per_error_max])
         Exception.__init__(self, self.message)
 
     def __str__(self) -> str:
@@ -106,6 +121,14 @@ class Overloaded(DomainError):
 
 
 @dataclass(slots=True)
+class TimedOut(DomainError):
+    """A time limit of the call itself ran out (a stream idle or open too long); nothing
+    in flight was cut off, and a new call may continue."""
+
+    reason: str = "TIMED_OUT"
+
+
+@dataclass(slots=True)
 class Unavailable(DomainError):
     """A dependency is down; the same request may succeed later."""
 
@@ -118,6 +141,18 @@ class UnexpectedFailure(DomainError):
     it happened to is answered INTERNAL, its neighbours are not affected."""
 
     reason: str = "INTERNAL"
+
+
+# How much of a value a caller sent an error message may quote back.
+echoed_characters_max = 64
+
+
+def echoed(value: str) -> str:
+    """`value` quoted for an error message, cut to `echoed_characters_max` characters with
+    an ellipsis: a message never grows with what the caller sent."""
+    if len(value) <= echoed_characters_max:
+        return repr(value)
+    return repr(value[: echoed_characters_max - 1]) + "…"
 
 
 def invalid(field_path: str, description: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:

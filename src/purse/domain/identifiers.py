@@ -13,10 +13,12 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from purse.domain.errors import invalid
+from purse.domain.errors import echoed, invalid
 
 phone_digits_min = 7
 phone_digits_max = 15
+# Longer phone input (separators included) is refused before it is read at all.
+phone_input_characters_max = 32
 card_number_characters_max = 64
 card_number_characters_min = 4
 card_qr_characters_max = 256
@@ -24,6 +26,8 @@ steward_code_digits = 6
 _phone_separators = re.compile(r"[\s().\-/]")
 _card_separators = re.compile(r"[\s\-]")
 _card_allowed = re.compile(r"^[A-Z0-9]+$")
+# ASCII digits only: str.isdigit() also takes '٣' and '²'.
+_ascii_digits = re.compile(r"^[0-9]+$")
 
 
 class IdentifierKind(Enum):
@@ -50,13 +54,14 @@ class Identifier:
 
 def normalize_phone(raw: str, prefix: str = "", field: str = "phone") -> str:
     """E.164 form of `raw`; raises InvalidArgument naming `field` when it cannot be one."""
+    _refuse_long_phone(raw, field)
     text = _phone_separators.sub("", raw.strip())
     if text.startswith("00"):
         text = "+" + text[2:]
     if not text:
         raise invalid(field, "a phone number is required", "PHONE_INVALID")
-    if not text.lstrip("+").isdigit() or text.count("+") > 1 or "+" in text[1:]:
-        raise invalid(field, f"{raw!r} is not a phone number", "PHONE_INVALID")
+    if not _ascii_digits.match(text.lstrip("+")) or text.count("+") > 1 or "+" in text[1:]:
+        raise invalid(field, f"{echoed(raw)} is not a phone number", "PHONE_INVALID")
     if not text.startswith("+"):
         text = _complete_with_prefix(text, prefix, raw, field)
     digits = text[1:]
@@ -66,17 +71,26 @@ def normalize_phone(raw: str, prefix: str = "", field: str = "phone") -> str:
         raise invalid(
             field,
             f"an international number has {phone_digits_min} to {phone_digits_max} digits, "
-            f"{raw!r} gives {text}, {len(digits)} digits",
+            f"{echoed(raw)} gives {text}, {len(digits)} digits",
             "PHONE_INVALID",
         )
     return text
+
+
+def _refuse_long_phone(raw: str, field: str) -> None:
+    if len(raw) > phone_input_characters_max:
+        raise invalid(
+            field,
+            f"a phone number has at most {phone_input_characters_max} characters",
+            "PHONE_INVALID",
+        )
 
 
 def _complete_with_prefix(local: str, prefix: str, raw: str, field: str) -> str:
     if not prefix:
         raise invalid(
             field,
-            f"{raw!r} has no country code and the terminal has no phone prefix; "
+            f"{echoed(raw)} has no country code and the terminal has no phone prefix; "
             "send it as +<country code><number>",
             "PHONE_INVALID",
         )
@@ -120,7 +134,7 @@ def normalize_card_qr(raw: str, field: str = "card_qr") -> str:
 def normalize_steward_code(raw: str, field: str = "steward_code") -> str:
     """Steward codes are exactly `steward_code_digits` digits (spaces ignored)."""
     text = raw.replace(" ", "")
-    if len(text) != steward_code_digits or not text.isdigit():
+    if len(text) != steward_code_digits or not _ascii_digits.match(text):
         raise invalid(
             field,
             f"a steward code has exactly {steward_code_digits} digits",
@@ -143,11 +157,12 @@ phone_search_digits_min = 4
 
 def phone_search_prefix(raw: str, prefix: str = "", field: str = "phone_prefix") -> str:
     """The E.164 beginning to search for: "+38050" from "050" with the prefix "+380"."""
+    _refuse_long_phone(raw, field)
     text = _phone_separators.sub("", raw.strip())
     if text.startswith("00"):
         text = "+" + text[2:]
     digits = text.lstrip("+")
-    if len(digits) < phone_search_digits_min or not digits.isdigit():
+    if len(digits) < phone_search_digits_min or not _ascii_digits.match(digits):
         raise invalid(
             field, f"give at least {phone_search_digits_min} digits of the phone", "PHONE_INVALID"
         )

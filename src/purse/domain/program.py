@@ -31,7 +31,7 @@ from purse.domain.checks import (
     price_max_minor_units,
     product_code_length_max_characters,
 )
-from purse.domain.errors import FieldViolation, InvalidArgument
+from purse.domain.errors import FieldViolation, InvalidArgument, echoed
 
 rules_per_program_max: Final = 10_000
 codes_per_selector_max: Final = 10_000
@@ -151,7 +151,7 @@ def validate_program(program: Program, path: str = "program") -> None:
 
 def _program_violations(program: Program, path: str) -> Iterator[FieldViolation]:
     if program.currency not in currency_exponents:
-        yield FieldViolation(f"{path}.currency", f"unknown currency {program.currency!r}")
+        yield FieldViolation(f"{path}.currency", f"unknown currency {echoed(program.currency)}")
     if not 1 <= program.point_value_minor_units_per_point <= point_value_max_minor_units:
         yield FieldViolation(
             f"{path}.point_value_minor_units_per_point",
@@ -221,7 +221,7 @@ def _selector_violations(selector: Selector, path: str) -> Iterator[FieldViolati
     for index, code in enumerate(selector.product_codes_excluded):
         if code in both:
             yield FieldViolation(
-                f"{path}.product_codes_excluded[{index}]", f"{code!r} is also included"
+                f"{path}.product_codes_excluded[{index}]", f"{echoed(code)} is also included"
             )
     if not 0 <= selector.check_sum_min <= fixed_value_max_minor_units:
         yield FieldViolation(f"{path}.check_sum_min", "must not be negative")
@@ -257,7 +257,7 @@ def _list_violations(
     for index, value in enumerate(values):
         description = problem(value)
         if description is None and value in seen:
-            description = f"duplicate {value!r}"
+            description = f"duplicate {echoed(str(value))}"
         if description is not None:
             yield FieldViolation(f"{path}[{index}]", description)
         seen.add(value)

@@ -25,6 +25,7 @@ ERROR_REASONS: Final[Mapping[str, str]] = {
     "RATE_LIMITED": "too many attempts; RetryInfo says when to try again",
     "OVERLOADED": "the server cannot take more work before the deadline",
     "UNAVAILABLE": "a dependency is down; the same request may succeed later",
+    "TIMED_OUT": "a time limit of the call ran out",
     "INTERNAL": "a bug on the server's side; its log has the details",
     # Input.
     "AMOUNT_OUT_OF_RANGE": "a line amount or the check's sum is too large",
@@ -44,6 +45,9 @@ ERROR_REASONS: Final[Mapping[str, str]] = {
     "KIND_INVALID": "an identifier kind this call does not take",
     "IDENTIFIER_MISSING": "no customer identifier was given",
     "QUESTIONNAIRE_INVALID": "a name or language beyond its limits",
+    "REDEMPTION_TOO_LONG": "more coupons, certificates or account payments than allowed",
+    "REQUEST_UNDECODABLE": "the request's bytes are not the message the method takes",
+    "STRING_HAS_NUL": "a text field holds a NUL character",
     # Credentials.
     "CREDENTIALS_MISSING": "no bearer credential in the authorization metadata",
     "WRONG_CREDENTIALS": "login or password wrong",
@@ -100,6 +104,8 @@ ERROR_REASONS: Final[Mapping[str, str]] = {
     # The server.
     "QUEUE_FULL": "the write queue stayed full until the deadline",
     "SHUTTING_DOWN": "the server is shutting down; retry on another",
+    "STREAM_IDLE": "the stream sent no message for too long and was closed",
+    "STREAM_LIFETIME_OVER": "the stream was open for its longest lifetime; open a new one",
     "DEPENDENCY_UNAVAILABLE": "PostgreSQL or Redis is unavailable; retry later",
 }
 

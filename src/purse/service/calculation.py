@@ -21,7 +21,13 @@ from zoneinfo import ZoneInfo
 from purse.domain import checks
 from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID, Membership, Pocket, PocketKind
 from purse.domain.engine import calculate
-from purse.domain.errors import DomainError, FailedPrecondition, FieldViolation, UnexpectedFailure
+from purse.domain.errors import (
+    DomainError,
+    FailedPrecondition,
+    FieldViolation,
+    UnexpectedFailure,
+    echoed,
+)
 from purse.domain.identifiers import Identifier
 from purse.domain.localize import localized
 from purse.domain.pockets import spendable_lots
@@ -177,7 +183,7 @@ class CheckCalculation:
         customer, coupon_ids, certificate_ids = _customer(
             request, membership, inputs, moment, unopened
         )
-        check = _categorised(request.check, inputs.goods_categories)
+        check = _categorised(request.check, inputs.goods_categories, terminal.currency)
         redemption = checks.Redemption(
             points=request.points,
             coupon_ids=tuple(coupon_ids.values()),
@@ -220,13 +226,14 @@ def _local_moment(time_zone: str, sale_time: datetime | None, now: float) -> dat
     return moment.astimezone(ZoneInfo(time_zone))
 
 
-def _categorised(check: checks.Check, categories: dict[str, str]) -> checks.Check:
-    """Lines the POS sent without a goods category get the catalogue's. Built with the
-    constructors: `dataclasses.replace` cost a few microseconds a line on every check."""
+def _categorised(check: checks.Check, categories: dict[str, str], currency: str) -> checks.Check:
+    """Lines the POS sent without a goods category get the catalogue's, a check sent
+    without a currency the business's. Built with the constructors: `dataclasses.replace`
+    cost a few microseconds a line on every check."""
     if not categories:
-        return check
+        return check if check.currency else checks.Check(currency, check.lines)
     return checks.Check(
-        check.currency,
+        check.currency or currency,
         tuple(
             line
             if line.goods_category_code or line.product_code not in categories
@@ -345,11 +352,11 @@ def _coupons(
         path = f"redemption.coupon_codes[{index}]"
         row = inputs.coupons.get(code)
         if row is None:
-            violations.append(FieldViolation(path, f"no coupon {code!r} in this business"))
+            violations.append(FieldViolation(path, f"no coupon {echoed(code)} in this business"))
         elif row.customer_id is not None and row.customer_id != customer_id:
-            violations.append(FieldViolation(path, f"coupon {code!r} is not this customer's"))
+            violations.append(FieldViolation(path, f"coupon {echoed(code)} is not this customer's"))
         elif row.status != "issued":
-            violations.append(FieldViolation(path, f"coupon {code!r} is {row.status}"))
+            violations.append(FieldViolation(path, f"coupon {echoed(code)} is {row.status}"))
         else:
             coupons.append(
                 checks.Coupon(
@@ -378,7 +385,7 @@ def _certificate_ids(codes: tuple[str, ...], inputs: CalculationInputs) -> dict[
             violations.append(
                 FieldViolation(
                     f"redemption.certificate_codes[{index}]",
-                    f"no certificate {code!r} in this business",
+                    f"no certificate {echoed(code)} in this business",
                 )
             )
         else:

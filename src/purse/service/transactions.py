@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from purse.domain import credentials
+from purse.domain import credentials, moments
 from purse.domain.checks import Receipt
 from purse.domain.customers import Membership, Pocket
 from purse.domain.errors import (
@@ -73,6 +73,10 @@ from purse.store.redis.rate_limits import FailureCounter
 
 _logger = logging.getLogger(__name__)
 check_number_characters_max = 64
+# Longer page tokens are never ones this server gave.
+page_token_characters_max = 128
+# The largest id PostgreSQL's bigint holds.
+transaction_id_max = 2**63 - 1
 # How many times a check is calculated again when a balance it was calculated on changed
 # before it could be applied (concurrent checks of one customer).
 settlement_attempts_max = 8
@@ -829,13 +833,23 @@ def _token(record: TransactionRecord) -> str:
 
 
 def _after(token: str) -> tuple[datetime, int] | None:
+    """Where a page starts; a token this server did not give (or one out of any range a
+    transaction can have) is refused naming `page_token`."""
     if not token:
         return None
+    refusal = invalid("page_token", "not a token this server gave")
+    if len(token) > page_token_characters_max:
+        raise refusal
     try:
-        moment, transaction_id = base64.urlsafe_b64decode(token).decode().split("|")
-        return datetime.fromisoformat(moment), int(transaction_id)
+        moment_text, id_text = base64.urlsafe_b64decode(token).decode().split("|")
+        moment, transaction_id = datetime.fromisoformat(moment_text), int(id_text)
     except ValueError as error:
-        raise invalid("page_token", "not a token this server gave") from error
+        raise refusal from error
+    if moment.tzinfo is None or moments.moment_seconds_violation(int(moment.timestamp()), 0):
+        raise refusal
+    if not 0 < transaction_id <= transaction_id_max:
+        raise refusal
+    return moment, transaction_id
 
 
 def _key_reused() -> AlreadyExists:

@@ -560,7 +560,10 @@ class CheckLine(_message.Message):
     quantity_thousandths: _builtins.int
     """Quantity, thousandths of a unit (1 piece = 1000). Positive."""
     amount_minor_units: _builtins.int
-    """Line amount, minor units: price × quantity, rounded half up to a minor unit."""
+    """Line amount, minor units: price × quantity / 1000, rounded to a minor unit (either
+    way is accepted). Optional: unset, the server computes it with its one rounding rule
+    (half away from zero). Set it when the till's receipt must match to the minor unit.
+    """
     def __init__(
         self,
         *,
@@ -570,13 +573,15 @@ class CheckLine(_message.Message):
         goods_category_code: _builtins.str = ...,
         price_minor_units: _builtins.int = ...,
         quantity_thousandths: _builtins.int = ...,
-        amount_minor_units: _builtins.int = ...,
+        amount_minor_units: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_amount_minor_units", b"_amount_minor_units", "amount_minor_units", b"amount_minor_units"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor_units", b"amount_minor_units", "goods_category_code", b"goods_category_code", "position", b"position", "price_minor_units", b"price_minor_units", "product_code", b"product_code", "quantity_thousandths", b"quantity_thousandths", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_amount_minor_units", b"_amount_minor_units", "amount_minor_units", b"amount_minor_units", "goods_category_code", b"goods_category_code", "position", b"position", "price_minor_units", b"price_minor_units", "product_code", b"product_code", "quantity_thousandths", b"quantity_thousandths", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__amount_minor_units: _TypeAlias = _typing.Literal["amount_minor_units"]  # noqa: Y015
+    _WhichOneofArgType__amount_minor_units: _TypeAlias = _typing.Literal["_amount_minor_units", b"_amount_minor_units"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__amount_minor_units) -> _WhichOneofReturnType__amount_minor_units | None: ...
 
 Global___CheckLine: _TypeAlias = CheckLine  # noqa: Y015
 
@@ -590,7 +595,9 @@ class Check(_message.Message):
     LINES_FIELD_NUMBER: _builtins.int
     SUM_MINOR_UNITS_FIELD_NUMBER: _builtins.int
     currency: _builtins.str
-    """ISO 4217 code; must be the business currency."""
+    """ISO 4217 code; must be the business currency. Optional: empty means the business
+    currency (GetTerminalSettings reports it).
+    """
     sum_minor_units: _builtins.int
     """Sum of the line amounts, minor units; 0 lets the server compute it."""
     @_builtins.property

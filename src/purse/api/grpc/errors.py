@@ -12,6 +12,7 @@ path's retries ran out, or on a path without them) becomes ABORTED with a RetryI
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import grpc
@@ -29,6 +30,7 @@ from purse.domain.errors import (
     Overloaded,
     PermissionDenied,
     RateLimited,
+    TimedOut,
     Unauthenticated,
     Unavailable,
     UnexpectedFailure,
@@ -49,9 +51,57 @@ STATUS_BY_ERROR: dict[type[DomainError], grpc.StatusCode] = {
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    TimedOut: grpc.StatusCode.DEADLINE_EXCEEDED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
     UnexpectedFailure: grpc.StatusCode.INTERNAL,
 }
+
+
+# The engine names fields after its own model (`check.lines[0].price`); callers know the
+# proto's names. Each (pattern, replacement) renames one engine path to the request
+# field it came from, in this one place for every error a terminal receives.
+_PROTO_FIELD_NAMES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), replacement)
+    for pattern, replacement in (
+        (r"^(check\.lines\[\d+\])\.price$", r"\1.price_minor_units"),
+        (r"^(check\.lines\[\d+\])\.quantity$", r"\1.quantity_thousandths"),
+        (r"^(check\.lines\[\d+\])\.amount$", r"\1.amount_minor_units"),
+        (r"^redemption\.points$", "redemption.points_hundredths"),
+        (r"^redemption\.coupon_ids(\[\d+\])$", r"redemption.coupon_codes\1"),
+        (
+            r"^redemption\.accounts(\[\d+\])\.account_id$",
+            r"redemption.account_payments\1.account_type_id",
+        ),
+        (r"^redemption\.accounts(\[\d+\])\.amount$", r"redemption.account_payments\1.amount"),
+        (r"^redemption\.certificates(\[\d+\])\.\w+$", r"redemption.certificate_codes\1"),
+    )
+)
+
+
+def proto_field_path(path: str) -> str:
+    """`path` in the proto's field names (engine paths renamed, others unchanged)."""
+    for pattern, replacement in _PROTO_FIELD_NAMES:
+        renamed, count = pattern.subn(replacement, path)
+        if count:
+            return renamed
+    return path
+
+
+def proto_violations(error: DomainError) -> list[tuple[str, str]]:
+    """The error's field violations as (proto path, description)."""
+    return [
+        (proto_field_path(violation.field), violation.description)
+        for violation in getattr(error, "violations", ())
+    ]
+
+
+def proto_message(error: DomainError) -> str:
+    """The error's message, its leading field path (if any) in proto names."""
+    violations = getattr(error, "violations", ())
+    if violations and error.message.startswith(violations[0].field + ":"):
+        first = violations[0].field
+        return proto_field_path(first) + error.message[len(first) :]
+    return error.message
 
 
 def status_code_for(error: DomainError) -> grpc.StatusCode:
@@ -79,16 +129,16 @@ def rich_status(error: DomainError) -> grpc.Status:
             )
         )
     ]
-    violations = getattr(error, "violations", ())
+    violations = proto_violations(error)
     if violations:
         details.append(
             _packed(
                 error_details_pb2.BadRequest(
                     field_violations=[
                         error_details_pb2.BadRequest.FieldViolation(
-                            field=violation.field, description=violation.description
+                            field=field, description=description
                         )
-                        for violation in violations
+                        for field, description in violations
                     ]
                 )
             )
@@ -101,7 +151,7 @@ def rich_status(error: DomainError) -> grpc.Status:
                 )
             )
         )
-    status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
+    status = status_pb2.Status(code=code.value[0], message=proto_message(error), details=details)
     result: grpc.Status = rpc_status.to_status(status)
     return result
 

@@ -1,17 +1,25 @@
 """Prometheus metrics for every gRPC method: calls by status code, and latency.
 
+A unary call is counted when it ends, with its latency. A stream is counted once, as one
+call, when it ends, with the status it ended with (its duration says nothing about the
+server, so it has no latency); the messages it received are counted as they arrive
+(`purse_grpc_stream_messages_total`), so a long stream is visible while it runs.
+
 Label values are bound once per method (and per status code on first sight), so a call
 costs two dictionary lookups and one observation, not a label resolution.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from purse.api.grpc.interceptors import Handler, WrappingInterceptor
 
 # Latency buckets in seconds: from 0.25 ms to 2.5 s.
 latency_buckets_seconds = (
@@ -32,21 +40,15 @@ latency_buckets_seconds = (
 )
 
 
-if TYPE_CHECKING:
-    # Generic only in the type stubs; at run time the class takes no parameters.
-    Handler = grpc.RpcMethodHandler[Any, Any]
-else:
-    Handler = grpc.RpcMethodHandler
-
-
 class _MethodMetrics:
-    __slots__ = ("_calls", "_codes", "_method", "latency")
+    __slots__ = ("_calls", "_codes", "_method", "latency", "messages")
 
-    def __init__(self, method: str, calls: Counter, latency: Histogram) -> None:
+    def __init__(self, method: str, calls: Counter, latency: Histogram, messages: Counter) -> None:
         self._method = method
         self._calls = calls
         self._codes: dict[grpc.StatusCode, Any] = {}
         self.latency = latency.labels(method)
+        self.messages = messages.labels(method)
 
     def count(self, code: grpc.StatusCode) -> None:
         child = self._codes.get(code)
@@ -55,10 +57,11 @@ class _MethodMetrics:
         child.inc()
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps each unary handler once; streams are counted when they end."""
+class MetricsInterceptor(WrappingInterceptor):
+    """Wraps each unary and stream-stream handler once."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
         self._calls = Counter(
             "purse_grpc_calls",
             "gRPC calls handled, by method and status code",
@@ -72,23 +75,52 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             buckets=latency_buckets_seconds,
             registry=registry,
         )
-        self._handlers: dict[str, Handler] = {}
+        self._messages = Counter(
+            "purse_grpc_stream_messages",
+            "messages received on gRPC streams, by method",
+            ("method",),
+            registry=registry,
+        )
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        method = handler_call_details.method
-        wrapped = self._handlers.get(method)
-        if wrapped is not None:
-            return wrapped
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        wrapped = self._wrap_unary(handler, _MethodMetrics(method, self._calls, self._latency))
-        self._handlers[method] = wrapped
-        return wrapped
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        metrics = _MethodMetrics(method, self._calls, self._latency, self._messages)
+        if handler.unary_unary is not None:
+            return self._wrap_unary(handler, metrics)
+        if handler.stream_stream is not None:
+            return self._wrap_stream(handler, metrics)
+        return handler
+
+    @staticmethod
+    def _wrap_stream(handler: Handler, metrics: _MethodMetrics) -> Handler:
+        behavior: Any = handler.stream_stream
+
+        async def counted(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+            async for request in requests:
+                metrics.messages.inc()
+                yield request
+
+        async def observed(
+            requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            code: Any = grpc.StatusCode.UNKNOWN
+            try:
+                async for response in behavior(counted(requests), context):
+                    yield response
+                code = context.code() or grpc.StatusCode.OK
+            except (asyncio.CancelledError, GeneratorExit):
+                code = context.code() or grpc.StatusCode.CANCELLED
+                raise
+            except BaseException:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            finally:
+                metrics.count(code if isinstance(code, grpc.StatusCode) else _code_from(code))
+
+        return grpc.stream_stream_rpc_method_handler(
+            observed,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
     @staticmethod
     def _wrap_unary(handler: Handler, metrics: _MethodMetrics) -> Handler:

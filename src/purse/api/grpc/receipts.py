@@ -4,7 +4,7 @@ into protobuf. The only place the two meet."""
 from __future__ import annotations
 
 from purse.api.grpc.mapping import identifier_from_proto, moment_from_proto
-from purse.domain import checks
+from purse.domain import amounts, checks
 from purse.domain.errors import FieldViolation, InvalidArgument
 from purse.service.calculation import Calculation, CalculationRequest
 from purse.v1 import terminal_service_pb2 as pb
@@ -33,7 +33,9 @@ def check_from_proto(message: pb.Check, field: str = "check") -> checks.Check:
             product_code=line.product_code,
             price=line.price_minor_units,
             quantity=line.quantity_thousandths,
-            amount=line.amount_minor_units,
+            amount=line.amount_minor_units
+            if line.HasField("amount_minor_units")
+            else line_amount(line.price_minor_units, line.quantity_thousandths),
             goods_category_code=line.goods_category_code or None,
         )
         for line in message.lines
@@ -48,6 +50,14 @@ def check_from_proto(message: pb.Check, field: str = "check") -> checks.Check:
             violations=(FieldViolation(f"{field}.sum_minor_units", f"the lines sum to {actual}"),),
         )
     return checks.Check(currency=message.currency.strip().upper(), lines=lines)
+
+
+def line_amount(price: int, quantity: int) -> int:
+    """What a line costs when the POS leaves its amount unset: price × quantity / 1000 by
+    the one rounding rule (0 when either is not positive: the engine refuses the line)."""
+    if price <= 0 or quantity <= 0:
+        return 0
+    return amounts.amount_of(price, quantity)
 
 
 def _refuse_out_of_range_amounts(lines: tuple[checks.CheckLine, ...], field: str) -> None:
@@ -74,9 +84,57 @@ def _refuse_out_of_range_amounts(lines: tuple[checks.CheckLine, ...], field: str
         )
 
 
+# How many of each a check may name: a check with more is refused before anything is
+# looked up, so that no answer, error or stored refusal grows with the request.
+coupon_codes_per_check_max = 20
+certificate_codes_per_check_max = 10
+account_payments_per_check_max = 20
+# The longest coupon or certificate code accepted.
+redemption_code_characters_max = 64
+
+
+def _repeated_violations(redemption: pb.Redemption) -> list[FieldViolation]:
+    """Redemption lists over their limits, and codes over theirs."""
+    violations = [
+        FieldViolation(f"redemption.{name}", f"at most {limit} a check")
+        for name, count, limit in (
+            ("coupon_codes", len(redemption.coupon_codes), coupon_codes_per_check_max),
+            (
+                "certificate_codes",
+                len(redemption.certificate_codes),
+                certificate_codes_per_check_max,
+            ),
+            (
+                "account_payments",
+                len(redemption.account_payments),
+                account_payments_per_check_max,
+            ),
+        )
+        if count > limit
+    ]
+    if violations:
+        return violations
+    for name in ("coupon_codes", "certificate_codes"):
+        for index, code in enumerate(getattr(redemption, name)):
+            if len(code) > redemption_code_characters_max:
+                violations.append(
+                    FieldViolation(
+                        f"redemption.{name}[{index}]",
+                        f"a code has at most {redemption_code_characters_max} characters",
+                    )
+                )
+    return violations
+
+
 def calculation_request_from_proto(request: pb.CalculateCheckRequest) -> CalculationRequest:
     redemption = request.redemption
-    violations = []
+    violations = _repeated_violations(redemption)
+    if violations:
+        raise InvalidArgument(
+            message=f"{violations[0].field}: {violations[0].description}",
+            reason="REDEMPTION_TOO_LONG",
+            violations=tuple(violations),
+        )
     if redemption.points_hundredths < 0:
         violations.append(FieldViolation("redemption.points_hundredths", "must not be negative"))
     accounts: list[tuple[int, int | None]] = []

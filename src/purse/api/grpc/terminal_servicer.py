@@ -7,9 +7,11 @@ the one table in `errors.py`.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -19,10 +21,13 @@ from purse.api.grpc import mapping
 from purse.api.grpc.errors import (
     failure_status,
     internal_status,
+    proto_message,
+    proto_violations,
     status_code_for,
     unavailable_status,
 )
 from purse.api.grpc.receipts import calculation_request_from_proto, receipt_to_proto
+from purse.api.grpc.surface import nul_field_path
 from purse.api.grpc.transactions import (
     process_request_from_proto,
     refund_to_proto,
@@ -31,7 +36,7 @@ from purse.api.grpc.transactions import (
 )
 from purse.domain.catalogue import Catalogue
 from purse.domain.customers import Questionnaire
-from purse.domain.errors import DomainError, UnexpectedFailure, invalid
+from purse.domain.errors import DomainError, TimedOut, UnexpectedFailure, invalid
 from purse.domain.identifiers import Identifier, IdentifierKind
 from purse.domain.terminals import TerminalContext
 from purse.service.authentication import Authenticator
@@ -128,6 +133,8 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         calculation: CheckCalculation,
         transactions: TransactionService,
         unary: UnaryProcessing,
+        stream_idle_seconds_max: float,
+        stream_lifetime_seconds_max: float,
     ) -> None:
         self.authenticator = authenticator
         self._identification = identification
@@ -135,6 +142,8 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         self._calculation = calculation
         self._transactions = transactions
         self._unary = unary
+        self._stream_idle_seconds_max = stream_idle_seconds_max
+        self._stream_lifetime_seconds_max = stream_lifetime_seconds_max
 
     @public_call
     async def SignIn(self, request: pb.SignInRequest, context: Context) -> pb.SignInResponse:
@@ -258,18 +267,51 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
     async def ProcessChecks(
         self, request_iterator: AsyncIterator[pb.ProcessChecksRequest], context: Context
     ) -> AsyncIterator[pb.ProcessChecksResponse]:
+        """Each message is authenticated again (the terminal cache makes that cheap), so a
+        stream ends PERMISSION_DENIED or UNAUTHENTICATED, applying nothing more, once its
+        terminal is disabled or its token expires. A stream idle longer than
+        `stream_idle_seconds_max`, or open longer than `stream_lifetime_seconds_max`, ends
+        DEADLINE_EXCEEDED while it waits for a message: no check in flight is cut off."""
+        credential = bearer_credential(context)
+        opened = time.monotonic()
+        messages = aiter(request_iterator)
         try:
-            terminal = await self.authenticator.authenticate(bearer_credential(context))
+            while True:
+                message = await self._next_message(messages, opened)
+                if message is None:
+                    return
+                terminal = await self.authenticator.authenticate(credential)
+                if len(message.checks) > checks_per_stream_message_max:
+                    raise invalid(
+                        "checks", f"at most {checks_per_stream_message_max} checks a message"
+                    )
+                yield pb.ProcessChecksResponse(results=await self._many(terminal, message.checks))
+        except grpc.aio.AbortError:
+            raise
         except Exception as failure:
             await abort_for(context, failure)
-            return
-        async for message in request_iterator:
-            if len(message.checks) > checks_per_stream_message_max:
-                await abort_for(
-                    context,
-                    invalid("checks", f"at most {checks_per_stream_message_max} checks a message"),
-                )
-            yield pb.ProcessChecksResponse(results=await self._many(terminal, message.checks))
+
+    async def _next_message(
+        self, messages: AsyncIterator[pb.ProcessChecksRequest], opened: float
+    ) -> pb.ProcessChecksRequest | None:
+        """The stream's next message; None when the client closed its side."""
+        lifetime_left = self._stream_lifetime_seconds_max - (time.monotonic() - opened)
+        wait = min(self._stream_idle_seconds_max, lifetime_left)
+        try:
+            return await asyncio.wait_for(anext(messages), max(wait, 0.0))
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            if wait < self._stream_idle_seconds_max:
+                raise TimedOut(
+                    f"a stream stays open at most {self._stream_lifetime_seconds_max:g} s; "
+                    "open a new one",
+                    reason="STREAM_LIFETIME_OVER",
+                ) from None
+            raise TimedOut(
+                f"no message for {self._stream_idle_seconds_max:g} s; the stream is closed",
+                reason="STREAM_IDLE",
+            ) from None
 
     async def _many(
         self, terminal: TerminalContext, checks: Sequence[pb.ProcessCheckRequest]
@@ -278,6 +320,9 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         requests: list[ProcessRequest | DomainError] = []
         for check in checks:
             try:
+                nul_path = nul_field_path(check)
+                if nul_path is not None:
+                    raise invalid(nul_path, "text may not contain NUL characters", "STRING_HAS_NUL")
                 requests.append(process_request_from_proto(check))
             except DomainError as refusal:
                 requests.append(refusal)
@@ -397,11 +442,8 @@ def _check_error(refusal: DomainError) -> pb.CheckError:
     return pb.CheckError(
         code=status_code_for(refusal).value[0],
         reason=refusal.reason,
-        message=refusal.message,
-        field_violations={
-            violation.field: violation.description
-            for violation in getattr(refusal, "violations", ())
-        },
+        message=proto_message(refusal),
+        field_violations=dict(proto_violations(refusal)),
     )
 
 
