@@ -27,6 +27,7 @@ from purse.store.postgres.provisioning import Provisioning
 
 server_start_seconds_max = 30.0
 server_stop_seconds_max = 20.0
+command_seconds_max = 60
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,56 @@ class ServerProcess:
             self.process = None
 
 
+def run_purse(
+    environment: dict[str, str], *arguments: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`purse ARGUMENTS` in a child process, its output captured, bounded in time."""
+    return subprocess.run(
+        [sys.executable, "-m", "purse.cli", *arguments],
+        env=environment,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=command_seconds_max,
+        cwd=cwd,
+    )
+
+
+def wait_for_health(target: str, status: int, wait_seconds: float) -> None:
+    """Return once the server at `target` reports `status`; AssertionError after the wait."""
+    deadline = time.monotonic() + wait_seconds
+    seen: object = None
+    while time.monotonic() < deadline:
+        with grpc.insecure_channel(target) as channel:
+            try:
+                seen = (
+                    health_pb2_grpc.HealthStub(channel)
+                    .Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    .status
+                )
+            except grpc.RpcError as error:
+                seen = error.code()
+        if seen == status:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"health stayed {seen}, not {status}, for {wait_seconds}s")
+
+
+def stop_embedded_servers(data_dir: Path) -> None:
+    """Whatever a test did, leave no embedded PostgreSQL or Redis running under data_dir."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pathlib import Path; from purse.store.embedded import *;"
+            f"EmbeddedPostgres(Path({str(data_dir)!r})).stop();"
+            f"EmbeddedRedis(Path({str(data_dir)!r})).stop()",
+        ],
+        check=False,
+        timeout=command_seconds_max,
+    )
+
+
 def bearer(credential: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {credential}"),)
 
@@ -228,3 +279,4 @@ async def assert_audit_is_clean(database_url: str, business_id: int) -> None:
     finally:
         await connection.close()
     assert [discrepancy.describe() for discrepancy in discrepancies] == []
+

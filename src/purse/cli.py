@@ -57,7 +57,7 @@ def _serve(arguments: argparse.Namespace) -> int:
 
         # Before anything imports prometheus_client: it reads the variable on import.
         prepare_shared_metrics(settings)
-    from purse.bootstrap import Infrastructure, require_fast_protobuf
+    from purse.bootstrap import Infrastructure, require_fast_protobuf, wait_for_dependencies
     from purse.logs import configure_logging
     from purse.store.postgres import database
 
@@ -66,6 +66,7 @@ def _serve(arguments: argparse.Namespace) -> int:
     infrastructure = Infrastructure(settings)
     try:
         resolved = infrastructure.start()
+        asyncio.run(wait_for_dependencies(resolved))
         if settings.embedded or settings.migrate_on_start:
             applied = asyncio.run(database.migrate(resolved.database_url))
             if applied:
@@ -104,27 +105,57 @@ async def _run_until_signalled(settings: Settings) -> None:
 
 
 class _LocalDatabase:
-    """For admin commands: the configured database, starting the embedded one if needed."""
+    """For admin commands: the configured database, starting the embedded one if needed.
 
-    def __init__(self, settings: Settings) -> None:
+    A command that reads data (`requires_data`) refuses when the embedded data directory
+    holds no database, instead of starting an empty one there and reporting on nothing.
+    """
+
+    def __init__(
+        self, settings: Settings, requires_data: bool = True, migrate: bool = True
+    ) -> None:
         from purse.bootstrap import Infrastructure
 
         self._infrastructure = Infrastructure(settings)
         self.settings = settings
+        self._requires_data = requires_data
+        self._migrate = migrate
 
     def __enter__(self) -> Settings:
+        if self._requires_data:
+            _require_data(self.settings)
         resolved = self._infrastructure.start(stop_only_what_was_started=True)
+        from purse.bootstrap import wait_for_dependencies
         from purse.store.postgres import database
 
-        asyncio.run(database.migrate(resolved.database_url))
+        try:
+            asyncio.run(wait_for_dependencies(resolved))
+            if self._migrate:
+                asyncio.run(database.migrate(resolved.database_url))
+        except BaseException:
+            self._infrastructure.stop()
+            raise
         return resolved
 
     def __exit__(self, *exc: object) -> None:
         self._infrastructure.stop()
 
 
+def _require_data(settings: Settings) -> None:
+    """SystemExit when the embedded database this command would read does not exist."""
+    if settings.database_url:
+        return
+    if not (settings.data_dir / "postgres" / "PG_VERSION").exists():
+        where = settings.data_dir if settings.data_dir.is_absolute() else f"./{settings.data_dir}"
+        raise SystemExit(
+            f"no Purse data in {where}; run from the folder where the server runs, "
+            "or set PURSE_DATA_DIR / PURSE_DATABASE_URL"
+        )
+
+
 def _migrate(arguments: argparse.Namespace) -> int:
-    with _LocalDatabase(_settings(arguments)) as settings:
+    local = _LocalDatabase(_settings(arguments), requires_data=False, migrate=False)
+    with local as settings:
         from purse.store.postgres import database
 
         applied = asyncio.run(database.migrate(settings.database_url))
@@ -153,7 +184,7 @@ def _demo(arguments: argparse.Namespace) -> int:
             await pool.close()
 
     plain = load_settings()
-    with _LocalDatabase(_settings(arguments)) as settings:
+    with _LocalDatabase(_settings(arguments), requires_data=False) as settings:
         demo = asyncio.run(create(settings.database_url))
     target = f"{plain.grpc_host}:{plain.grpc_port}"
     saved = Path(settings.data_dir) / demo_credentials_file
@@ -191,7 +222,13 @@ def _demo(arguments: argparse.Namespace) -> int:
 
 
 def _terminal_credentials(arguments: argparse.Namespace) -> dict[str, str]:
-    """Flags, then PURSE_TERMINAL_* variables, then the credentials `purse demo` saved."""
+    """Flags, then PURSE_TERMINAL_* variables, then the credentials `purse demo` saved.
+
+    The target: --target, PURSE_TERMINAL_TARGET, the address the server running on this
+    data directory recorded, then the configured gRPC host and port.
+    """
+    from purse.store.data_directory import read_server_target
+
     settings = load_settings()
     found = {
         "target": arguments.target or os.environ.get("PURSE_TERMINAL_TARGET", ""),
@@ -202,7 +239,11 @@ def _terminal_credentials(arguments: argparse.Namespace) -> dict[str, str]:
     saved = settings.data_dir / demo_credentials_file
     if not found["api_key"] and not found["login"] and saved.exists():
         found["api_key"] = json.loads(saved.read_text()).get("api_key", "")
-    found["target"] = found["target"] or f"{settings.grpc_host}:{settings.grpc_port}"
+    found["target"] = (
+        found["target"]
+        or read_server_target(settings.data_dir)
+        or f"{settings.grpc_host}:{settings.grpc_port}"
+    )
     return found
 
 
@@ -519,8 +560,22 @@ def _terminal_parser(commands: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from purse.config import SettingError
+
     arguments = _parser().parse_args(argv)
-    result: int = arguments.handler(arguments)
+    try:
+        result: int = arguments.handler(arguments)
+    except SettingError as error:
+        print(f"purse {arguments.command}: configuration: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        from purse.bootstrap import DependencyUnavailable
+        from purse.store.data_directory import DataDirectoryBusy
+
+        if not isinstance(error, DataDirectoryBusy | DependencyUnavailable):
+            raise
+        print(f"purse {arguments.command}: {error}", file=sys.stderr)
+        return 1
     return result
 
 
