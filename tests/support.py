@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import os
 import secrets
@@ -280,3 +282,10 @@ async def assert_audit_is_clean(database_url: str, business_id: int) -> None:
         await connection.close()
     assert [discrepancy.describe() for discrepancy in discrepancies] == []
 
+
+def sealed_by_purse_0_1(old_key: bytes, secret: str) -> bytes:
+    """What `credentials.seal` wrote before this format: nonce, HMAC-CTR text, HMAC tag."""
+    nonce = bytes(range(1, 17))  # any nonce but one starting with the version byte
+    stream = hmac.new(old_key, nonce + (0).to_bytes(4, "big"), hashlib.sha256).digest()
+    cipher = bytes(a ^ b for a, b in zip(secret.encode(), stream, strict=False))
+    return nonce + cipher + hmac.new(old_key, nonce + cipher, hashlib.sha256).digest()[:16]

@@ -341,7 +341,7 @@ class Application:
             pin_sends=FailureCounter(
                 client, settings.pin_sends_max, settings.pin_send_window_seconds
             ),
-            pin_seal_key=credentials.derive_key(secret, pin_key_purpose),
+            pin_seal_key=sealing.sealing_key(secret, pin_key_purpose),
             pin_text=texts.pin_text,
             programs=programs,
             refunds=RefundStore(pool),
@@ -396,7 +396,7 @@ class Application:
         dispatcher = OutboxDispatcher(
             OutboxStore(pool),
             provider,
-            credentials.derive_key(secret, pin_key_purpose),
+            sealing.sealing_key(secret, pin_key_purpose),
             batch_messages_max=settings.notify_batch_messages_max,
             poll_interval_ms=settings.notify_poll_interval_ms,
             attempts_max=settings.notify_attempts_max,
