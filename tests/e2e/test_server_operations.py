@@ -145,10 +145,16 @@ def test_the_embedded_default_keeps_data_across_restarts_and_crashes(tmp_path: P
     server = ServerProcess(embedded, tmp_path).start()
     try:
         demo = _purse(tmp_path, server.grpc_port, "demo")
-        assert "Created demo business" in demo.stdout
+        assert "Created the demo business" in demo.stdout
         first = json.loads(
             _purse(
-                tmp_path, server.grpc_port, "terminal", "identify", "--phone", "0501234567"
+                tmp_path,
+                server.grpc_port,
+                "terminal",
+                "identify",
+                "--json",
+                "--phone",
+                "0501234567",
             ).stdout
         )
         assert first["pockets"][0]["balance"] == "25000"
@@ -159,7 +165,9 @@ def test_the_embedded_default_keeps_data_across_restarts_and_crashes(tmp_path: P
         server.kill()  # a crash leaves PostgreSQL and Redis running; the next start finds them
         server = ServerProcess(embedded, tmp_path).start()
         again = json.loads(
-            _purse(tmp_path, server.grpc_port, "terminal", "identify", "--card", "DEMO0001").stdout
+            _purse(
+                tmp_path, server.grpc_port, "terminal", "identify", "--json", "--card", "DEMO0001"
+            ).stdout
         )
         assert again["customerId"] == first["customerId"]
         assert again["pockets"] == first["pockets"]
