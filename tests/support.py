@@ -248,6 +248,21 @@ def stop_embedded_servers(data_dir: Path) -> None:
     )
 
 
+def external_server(
+    database_url: str, redis_url: str, data_dir: Path, **variables: str
+) -> ServerProcess:
+    """A server (not started yet) on the given PostgreSQL and Redis, sending nothing."""
+    return ServerProcess(
+        {
+            "PURSE_DATABASE_URL": database_url,
+            "PURSE_REDIS_URL": redis_url,
+            "PURSE_NOTIFY_ENABLED": "false",
+            **variables,
+        },
+        data_dir,
+    )
+
+
 def bearer(credential: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {credential}"),)
 

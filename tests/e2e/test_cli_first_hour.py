@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from support import ServerProcess, run_purse
+from support import external_server, run_purse
 
 from purse.config import Settings
 
@@ -28,14 +28,7 @@ def _environment(data_dir: Path, infrastructure: Settings) -> dict[str, str]:
 async def test_the_quick_tour_prints_amounts_in_their_units_and_json_on_request(
     infrastructure: Settings, tmp_path: Path
 ) -> None:
-    server = ServerProcess(
-        {
-            "PURSE_DATABASE_URL": infrastructure.database_url,
-            "PURSE_REDIS_URL": infrastructure.redis_url,
-            "PURSE_NOTIFY_ENABLED": "false",
-        },
-        tmp_path,
-    )
+    server = external_server(infrastructure.database_url, infrastructure.redis_url, tmp_path)
     await asyncio.to_thread(server.start)
     environment = _environment(tmp_path, infrastructure)
 

@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2
 from support import (
     ServerProcess,
     Tenant,
+    external_server,
     run_purse,
     stop_embedded_servers,
     wait_for_health,
@@ -149,14 +150,7 @@ def test_purse_audit_refuses_a_folder_without_purse_data(tmp_path: Path) -> None
 async def test_purse_terminal_dials_the_server_of_its_data_directory_on_any_port(
     infrastructure: Settings, business: Tenant, tmp_path: Path
 ) -> None:
-    server = ServerProcess(
-        {
-            "PURSE_DATABASE_URL": infrastructure.database_url,
-            "PURSE_REDIS_URL": infrastructure.redis_url,
-            "PURSE_NOTIFY_ENABLED": "false",
-        },
-        tmp_path,
-    )
+    server = external_server(infrastructure.database_url, infrastructure.redis_url, tmp_path)
     await asyncio.to_thread(server.start)
     try:
         finished = await asyncio.to_thread(

@@ -374,31 +374,26 @@ async def test_a_pin_reaches_an_unconfirmed_customer_and_is_then_erased_and_neve
         assert all(pin not in str(value) for value in record.__dict__.values())
 
 
-async def test_a_pin_sealed_with_another_key_fails_without_being_sent(
-    outbox_pool: asyncpg.Pool, gateway: ScriptedGateway, webhook: WebhookProvider
-) -> None:
-    business = await make_business(outbox_pool)
-    customer = await new_customer(outbox_pool, business.business_id, confirmed=True)
-    wrong_key = sealing.sealing_key(b"other" * 8, pin_key_purpose)
-    message_id = await insert_message(
-        outbox_pool,
-        business.business_id,
-        customer,
-        "pin",
-        texts.pin_text("en"),
-        sealed_secret=sealing.seal(wrong_key, "1234"),
-    )
-
-    assert await make_dispatcher(outbox_pool, webhook).run_once() == 1
-
-    assert gateway.received == []
-    row = await message_row(outbox_pool, business.business_id, message_id)
-    assert (row["status"], row["reason"]) == ("failed", "PIN_UNREADABLE")
-    assert row["sealed_secret"] is None
+other_pin_key = sealing.sealing_key(b"other" * 8, pin_key_purpose)
 
 
-async def test_a_pin_sealed_before_the_upgrade_fails_with_its_own_reason_unsent(
-    outbox_pool: asyncpg.Pool, gateway: ScriptedGateway, webhook: WebhookProvider
+@pytest.mark.parametrize(
+    ("sealed_secret", "reason"),
+    [
+        (
+            sealing.seal(sealing.sealing_key(b"other" * 8, pin_key_purpose), "1234"),
+            "PIN_UNREADABLE",
+        ),
+        (sealed_by_purse_0_1(b"k" * 32, "1234"), "PIN_SEALED_BY_OLDER_VERSION"),
+    ],
+    ids=["sealed with another key", "sealed before the upgrade"],
+)
+async def test_a_pin_that_cannot_be_unsealed_fails_with_its_reason_without_being_sent(
+    outbox_pool: asyncpg.Pool,
+    gateway: ScriptedGateway,
+    webhook: WebhookProvider,
+    sealed_secret: bytes,
+    reason: str,
 ) -> None:
     business = await make_business(outbox_pool)
     customer = await new_customer(outbox_pool, business.business_id, confirmed=True)
@@ -408,14 +403,14 @@ async def test_a_pin_sealed_before_the_upgrade_fails_with_its_own_reason_unsent(
         customer,
         "pin",
         texts.pin_text("en"),
-        sealed_secret=sealed_by_purse_0_1(b"k" * 32, "1234"),
+        sealed_secret=sealed_secret,
     )
 
     assert await make_dispatcher(outbox_pool, webhook).run_once() == 1
 
     assert gateway.received == []
     row = await message_row(outbox_pool, business.business_id, message_id)
-    assert (row["status"], row["reason"]) == ("failed", "PIN_SEALED_BY_OLDER_VERSION")
+    assert (row["status"], row["reason"]) == ("failed", reason)
     assert row["sealed_secret"] is None
 
 
