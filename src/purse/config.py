@@ -1,7 +1,10 @@
 """Settings, read once from `PURSE_*` environment variables (and overridden by CLI flags).
 
 Nothing here connects to anything; `bootstrap.py` turns settings into running parts.
-Every limit has a name with its unit last and an explicit default.
+Every limit has a name with its unit last and an explicit default. `load_settings`
+validates what it builds: a value of the wrong type, outside its range or not one of its
+choices raises `SettingError` naming the `PURSE_*` variable, so a typo stops the server
+at start instead of silently changing what it does.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,14 @@ class Settings:
     gc_allocations_per_collection: int = 10_000
     log_level: str = "INFO"
     log_format: str = "json"
+    # How long the server waits at start for PostgreSQL and Redis to answer, trying again
+    # with backoff (one log line per attempt) before it gives up with one clear line.
+    start_dependency_wait_seconds: float = 30.0
+    start_dependency_retry_seconds_max: float = 5.0
+    # How often the server asks PostgreSQL and Redis whether they answer, and how long
+    # each probe may take; gRPC health is NOT_SERVING while one does not.
+    health_probe_interval_seconds: float = 1.0
+    health_probe_timeout_seconds: float = 2.0
 
     @property
     def embedded(self) -> bool:
@@ -114,18 +126,59 @@ class Settings:
 
 
 _ENVIRONMENT_PREFIX = "PURSE_"
+_true_words = frozenset({"1", "true", "yes", "on"})
+_false_words = frozenset({"0", "false", "no", "off", ""})
+# Settings that take one of a few words.
+setting_choices: dict[str, tuple[str, ...]] = {
+    "notify_provider": ("console", "webhook"),
+    "log_format": ("json", "text"),
+    "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+}
+# URL settings and the schemes each accepts (empty means "not set").
+setting_url_schemes: dict[str, tuple[str, ...]] = {
+    "database_url": ("postgresql", "postgres"),
+    "redis_url": ("redis", "rediss", "unix"),
+    "notify_webhook_url": ("http", "https"),
+}
+# Numbers that may be zero (ports: any free one; 0 turns the balance cache off...); every
+# other number must be positive.
+settings_zero_allowed = frozenset(
+    {
+        "worker_index",
+        "grpc_port",
+        "http_port",
+        "shutdown_grace_seconds",
+        "balance_cache_seconds",
+        "database_pool_connections_min",
+        "start_dependency_wait_seconds",
+    }
+)
+port_highest = 65_535
+
+
+class SettingError(ValueError):
+    """A setting that cannot be used; the message names its `PURSE_*` variable."""
+
+
+def environment_name(setting: str) -> str:
+    """`grpc_port` -> `PURSE_GRPC_PORT`."""
+    return _ENVIRONMENT_PREFIX + setting.upper()
 
 
 def _convert(raw: str, current: Any, name: str) -> Any:
     if isinstance(current, bool):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
+        word = raw.strip().lower()
+        if word not in _true_words | _false_words:
+            raise ValueError(f"{raw!r} is not one of true, false, yes, no, on, off, 1, 0")
+        return word in _true_words
     if isinstance(current, int):
         return int(raw)
     if isinstance(current, float):
         return float(raw)
     if isinstance(current, Path):
         return Path(raw)
-    assert isinstance(current, str), f"setting {name} has an unsupported type"
+    if not isinstance(current, str):
+        raise TypeError(f"setting {name} has an unsupported type")
     return raw
 
 
@@ -133,7 +186,8 @@ def load_settings(environment: Mapping[str, str] | None = None, **overrides: Any
     """Build settings from the environment (`PURSE_GRPC_PORT=...`), then explicit overrides.
 
     Overrides whose value is None are ignored, so CLI flags that were not given fall
-    through to the environment. A malformed value raises ValueError naming the variable.
+    through to the environment. A malformed or unusable value raises SettingError (a
+    ValueError) naming the variable.
     """
     source = os.environ if environment is None else environment
     defaults = Settings()
@@ -146,6 +200,51 @@ def load_settings(environment: Mapping[str, str] | None = None, **overrides: Any
                     source[key], getattr(defaults, setting.name), setting.name
                 )
             except ValueError as error:
-                raise ValueError(f"{key}: {error}") from error
+                raise SettingError(f"{key}: {error}") from error
     values.update({name: value for name, value in overrides.items() if value is not None})
-    return replace(defaults, **values)
+    settings = replace(defaults, **values)
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    """SettingError naming the first setting that is out of range or not a choice."""
+    for setting in fields(Settings):
+        problem = _problem(setting.name, getattr(settings, setting.name))
+        if problem:
+            raise SettingError(f"{environment_name(setting.name)}: {problem}")
+    pairs = (
+        ("database_pool_connections_min", "database_pool_connections_max"),
+        ("workers", "workers_max"),
+    )
+    for low, high in pairs:
+        if getattr(settings, low) > getattr(settings, high):
+            raise SettingError(
+                f"{environment_name(low)}: {getattr(settings, low)} is more than "
+                f"{environment_name(high)} ({getattr(settings, high)})"
+            )
+    if settings.notify_provider == "webhook" and not settings.notify_webhook_url:
+        raise SettingError(
+            f"{environment_name('notify_webhook_url')}: required when "
+            f"{environment_name('notify_provider')} is webhook"
+        )
+
+
+def _problem(name: str, value: Any) -> str:
+    """What is wrong with one setting's value, or an empty string."""
+    if name in setting_choices and value not in setting_choices[name]:
+        return f"{value!r} is not one of {', '.join(setting_choices[name])}"
+    if name in setting_url_schemes and value:
+        scheme = urlsplit(value).scheme
+        if scheme not in setting_url_schemes[name]:
+            wanted = ", ".join(f"{choice}://" for choice in setting_url_schemes[name])
+            return f"{value.split('@')[-1]!r} is not a URL starting with {wanted}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ""
+    if name in settings_zero_allowed and value < 0:
+        return f"{value} is out of range (0 or more)"
+    if name not in settings_zero_allowed and value <= 0:
+        return f"{value} is out of range (more than 0)"
+    if name.endswith("_port") and value > port_highest:
+        return f"{value} is not a port (0 to {port_highest})"
+    return ""

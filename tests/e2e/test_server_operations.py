@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -16,7 +15,15 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from support import ServerProcess, Tenant, bearer, new_phone, side_server
+from support import (
+    ServerProcess,
+    Tenant,
+    bearer,
+    new_phone,
+    run_purse,
+    side_server,
+    stop_embedded_servers,
+)
 
 from purse.config import Settings
 from purse.domain.customers import AccessType
@@ -24,8 +31,6 @@ from purse.store.postgres.customers import CustomerStore
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
-
-command_seconds_max = 60
 
 
 async def test_health_reports_serving_for_the_server_and_the_terminal_service(
@@ -131,18 +136,6 @@ async def test_sigterm_lets_the_call_in_flight_finish(
         server.kill()
 
 
-def run_purse(environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
-    """`purse ARGUMENTS` in a child process, its output captured, bounded in time."""
-    return subprocess.run(
-        [sys.executable, "-m", "purse.cli", *arguments],
-        env=environment,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=command_seconds_max,
-    )
-
-
 def _purse(data_dir: Path, grpc_port: int, *arguments: str) -> subprocess.CompletedProcess[str]:
     environment = {
         key: value
@@ -160,10 +153,16 @@ def test_the_embedded_default_keeps_data_across_restarts_and_crashes(tmp_path: P
     server = ServerProcess(embedded, tmp_path).start()
     try:
         demo = _purse(tmp_path, server.grpc_port, "demo")
-        assert "Created demo business" in demo.stdout
+        assert "Created the demo business" in demo.stdout
         first = json.loads(
             _purse(
-                tmp_path, server.grpc_port, "terminal", "identify", "--phone", "0501234567"
+                tmp_path,
+                server.grpc_port,
+                "terminal",
+                "identify",
+                "--json",
+                "--phone",
+                "0501234567",
             ).stdout
         )
         assert first["pockets"][0]["balance"] == "25000"
@@ -174,24 +173,16 @@ def test_the_embedded_default_keeps_data_across_restarts_and_crashes(tmp_path: P
         server.kill()  # a crash leaves PostgreSQL and Redis running; the next start finds them
         server = ServerProcess(embedded, tmp_path).start()
         again = json.loads(
-            _purse(tmp_path, server.grpc_port, "terminal", "identify", "--card", "DEMO0001").stdout
+            _purse(
+                tmp_path, server.grpc_port, "terminal", "identify", "--json", "--card", "DEMO0001"
+            ).stdout
         )
         assert again["customerId"] == first["customerId"]
         assert again["pockets"] == first["pockets"]
         assert server.stop() == 0, server.log()
     finally:
         server.kill()
-        subprocess.run(  # whatever happened above, leave no server behind
-            [
-                sys.executable,
-                "-c",
-                "from pathlib import Path; from purse.store.embedded import *;"
-                f"EmbeddedPostgres(Path({str(tmp_path)!r})).stop();"
-                f"EmbeddedRedis(Path({str(tmp_path)!r})).stop()",
-            ],
-            check=False,
-            timeout=command_seconds_max,
-        )
+        stop_embedded_servers(tmp_path)
 
 
 def test_purse_migrate_reports_a_current_schema(infrastructure: Settings, tmp_path: Path) -> None:

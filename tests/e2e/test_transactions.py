@@ -11,7 +11,7 @@ import grpc
 import pytest
 from support import Tenant, assert_audit_is_clean, bearer, error_reason, new_phone
 
-from purse.domain import credentials
+from purse import sealing
 from purse.domain.customers import AccessType, PocketKind
 from purse.domain.program import Program, Rule, RuleKind, RuleScope, ValueKind
 from purse.notify.dispatcher import pin_key_purpose
@@ -84,7 +84,7 @@ async def sent_pin(pool: asyncpg.Pool, business: Tenant, transaction_id: int) ->
         transaction_id,
     )
     secret = await database.load_instance_secret(pool)
-    return credentials.unseal(credentials.derive_key(secret, pin_key_purpose), sealed)
+    return sealing.unseal(sealing.sealing_key(secret, pin_key_purpose), sealed)
 
 
 async def test_a_check_is_applied_once_and_a_retry_gets_the_identical_answer(

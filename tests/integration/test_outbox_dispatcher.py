@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
-from support import make_business, new_phone
+from support import make_business, new_phone, sealed_by_purse_0_1
 
+from purse import sealing
 from purse.config import Settings
-from purse.domain import credentials
 from purse.domain.customers import AccessType
 from purse.notify import texts
 from purse.notify.dispatcher import OutboxDispatcher, pin_key_purpose, retry_delay_ms
@@ -46,7 +46,7 @@ from purse.store.postgres import database
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.outbox import MessageResult, MessageStatus, OutboxStore
 
-pin_key = credentials.derive_key(b"k" * 32, pin_key_purpose)
+pin_key = sealing.sealing_key(b"k" * 32, pin_key_purpose)
 gateway_secret = "gateway-secret"
 webhook_timeout_seconds = 2.0
 webhook_connections_max = 16
@@ -354,7 +354,7 @@ async def test_a_pin_reaches_an_unconfirmed_customer_and_is_then_erased_and_neve
         customer,
         "pin",
         texts.pin_text("uk"),
-        sealed_secret=credentials.seal(pin_key, pin),
+        sealed_secret=sealing.seal(pin_key, pin),
     )
     gateway.statuses.extend([503, 200])  # a retry is logged: it must not show the PIN
     dispatcher = make_dispatcher(outbox_pool, webhook, backoff_ms_first=1, backoff_ms_max=1)
@@ -374,26 +374,43 @@ async def test_a_pin_reaches_an_unconfirmed_customer_and_is_then_erased_and_neve
         assert all(pin not in str(value) for value in record.__dict__.values())
 
 
-async def test_a_pin_sealed_with_another_key_fails_without_being_sent(
-    outbox_pool: asyncpg.Pool, gateway: ScriptedGateway, webhook: WebhookProvider
+other_pin_key = sealing.sealing_key(b"other" * 8, pin_key_purpose)
+
+
+@pytest.mark.parametrize(
+    ("sealed_secret", "reason"),
+    [
+        (
+            sealing.seal(sealing.sealing_key(b"other" * 8, pin_key_purpose), "1234"),
+            "PIN_UNREADABLE",
+        ),
+        (sealed_by_purse_0_1(b"k" * 32, "1234"), "PIN_SEALED_BY_OLDER_VERSION"),
+    ],
+    ids=["sealed with another key", "sealed before the upgrade"],
+)
+async def test_a_pin_that_cannot_be_unsealed_fails_with_its_reason_without_being_sent(
+    outbox_pool: asyncpg.Pool,
+    gateway: ScriptedGateway,
+    webhook: WebhookProvider,
+    sealed_secret: bytes,
+    reason: str,
 ) -> None:
     business = await make_business(outbox_pool)
     customer = await new_customer(outbox_pool, business.business_id, confirmed=True)
-    wrong_key = credentials.derive_key(b"other" * 8, pin_key_purpose)
     message_id = await insert_message(
         outbox_pool,
         business.business_id,
         customer,
         "pin",
         texts.pin_text("en"),
-        sealed_secret=credentials.seal(wrong_key, "1234"),
+        sealed_secret=sealed_secret,
     )
 
     assert await make_dispatcher(outbox_pool, webhook).run_once() == 1
 
     assert gateway.received == []
     row = await message_row(outbox_pool, business.business_id, message_id)
-    assert (row["status"], row["reason"]) == ("failed", "PIN_UNREADABLE")
+    assert (row["status"], row["reason"]) == ("failed", reason)
     assert row["sealed_secret"] is None
 
 
@@ -484,7 +501,7 @@ async def test_a_message_fails_after_the_maximum_attempts_and_loses_its_secret(
         customer,
         "pin",
         texts.pin_text("en"),
-        sealed_secret=credentials.seal(pin_key, "9999"),
+        sealed_secret=sealing.seal(pin_key, "9999"),
     )
     gateway.default_status = 503
     dispatcher = make_dispatcher(

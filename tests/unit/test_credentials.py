@@ -66,14 +66,3 @@ def test_a_forged_app_token_is_bad_input() -> None:
         credentials.verify_app_token(other_key, token, 300, 30, field="identifier.app_token")
     assert forged.value.reason == "APP_TOKEN_INVALID"
     assert forged.value.violations[0].field == "identifier.app_token"
-
-
-def test_a_sealed_secret_opens_only_with_its_key_and_unaltered() -> None:
-    sealed = credentials.seal(key, "482913")
-    assert b"482913" not in sealed
-    assert credentials.unseal(key, sealed) == "482913"
-    assert credentials.seal(key, "482913") != sealed
-    with pytest.raises(ValueError):
-        credentials.unseal(other_key, sealed)
-    with pytest.raises(ValueError):
-        credentials.unseal(key, sealed[:-1] + bytes([sealed[-1] ^ 1]))

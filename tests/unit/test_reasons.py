@@ -13,11 +13,22 @@ import purse
 from purse.domain import reasons
 from purse.domain.errors import FailedPrecondition
 from purse.domain.transactions import Refusal
+from purse.v1 import admin_service_pb2, common_pb2, terminal_service_pb2
 
 _source = Path(purse.__file__).parent
 _word = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
-# UPPER_SNAKE strings in the source that are names, not reasons.
-_not_reasons = {"PG_VERSION", "PROMETHEUS_MULTIPROC_DIR"}
+# UPPER_SNAKE strings in the source that are names, not reasons: files, variables, and
+# the contract's enum values.
+_not_reasons = {
+    "PG_VERSION",
+    "PROMETHEUS_MULTIPROC_DIR",
+    *(
+        value.name
+        for module in (common_pb2, terminal_service_pb2, admin_service_pb2)
+        for enum in module.DESCRIPTOR.enum_types_by_name.values()
+        for value in enum.values
+    ),
+}
 _catalogued = {
     *reasons.ERROR_REASONS,
     *reasons.NOT_APPLIED_REASONS,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from purse.config import load_settings
+from purse.config import SettingError, load_settings
 from purse.domain.localize import localized
 from purse.service.cache import ExpiringCache
 
@@ -27,6 +27,42 @@ def test_settings_come_from_purse_variables_and_flags_override_them() -> None:
 def test_a_malformed_setting_names_its_variable() -> None:
     with pytest.raises(ValueError, match="PURSE_GRPC_PORT"):
         load_settings({"PURSE_GRPC_PORT": "fifty"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PURSE_NOTIFY_PROVIDER", "webhok"),
+        ("PURSE_LOG_FORMAT", "yaml"),
+        ("PURSE_GRPC_PORT", "70000"),
+        ("PURSE_BATCH_OPERATIONS_MAX", "0"),
+        ("PURSE_SHUTDOWN_GRACE_SECONDS", "-1"),
+        ("PURSE_MIGRATE_ON_START", "sometimes"),
+        ("PURSE_DATABASE_URL", "mysql://db/purse"),
+        ("PURSE_REDIS_URL", "127.0.0.1:6379"),
+        ("PURSE_DATABASE_POOL_CONNECTIONS_MIN", "50"),
+    ],
+)
+def test_a_setting_out_of_range_or_not_a_choice_is_refused_naming_its_variable(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(SettingError, match=variable):
+        load_settings({variable: value})
+
+
+def test_the_webhook_provider_needs_a_webhook_url() -> None:
+    with pytest.raises(SettingError, match="PURSE_NOTIFY_WEBHOOK_URL"):
+        load_settings({"PURSE_NOTIFY_PROVIDER": "webhook"})
+    settings = load_settings(
+        {"PURSE_NOTIFY_PROVIDER": "webhook", "PURSE_NOTIFY_WEBHOOK_URL": "https://sms.example/"}
+    )
+    assert settings.notify_provider == "webhook"
+
+
+def test_a_refused_url_is_named_without_its_password() -> None:
+    with pytest.raises(SettingError) as refused:
+        load_settings({"PURSE_DATABASE_URL": "mysql://user:hunter2@db/purse"})
+    assert "hunter2" not in str(refused.value)
 
 
 def test_cache_entries_expire_after_their_lifetime() -> None:

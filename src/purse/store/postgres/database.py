@@ -117,5 +117,6 @@ async def migrate(url: str, through: int | None = None) -> list[str]:
 
 async def load_instance_secret(pool: asyncpg.Pool) -> bytes:
     value: Any = await pool.fetchval("SELECT value FROM instance_secrets WHERE name = 'signing'")
-    assert isinstance(value, bytes), "the database is not migrated"
+    if not isinstance(value, bytes):
+        raise RuntimeError("the database has no instance secret: run `purse migrate`")
     return value

@@ -22,7 +22,8 @@ class Provisioning:
 
     async def _id(self, sql: str, *arguments: object) -> int:
         value = await self._pool.fetchval(sql, *arguments)
-        assert isinstance(value, int)
+        if not isinstance(value, int):
+            raise RuntimeError(f"provisioning returned no id ({sql.split(maxsplit=1)[0]} ...)")
         return value
 
     async def business(
