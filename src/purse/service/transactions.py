@@ -68,7 +68,7 @@ from purse.store.postgres.transactions import TransactionStore, list_page_size_m
 from purse.store.redis import keys
 from purse.store.redis.balance_cache import BalanceCache
 from purse.store.redis.pins import PinStore, new_pin, pin_digits
-from purse.store.redis.rate_limits import FailureCounter
+from purse.store.redis.rate_limits import AttemptLimit
 
 _logger = logging.getLogger(__name__)
 check_number_characters_max = 64
@@ -157,7 +157,7 @@ class TransactionService:
         transactions: TransactionStore,
         customers: CustomerStore,
         pins: PinStore,
-        pin_sends: FailureCounter,
+        pin_sends: AttemptLimit,
         pin_seal_key: bytes,
         pin_text: PinText,
         programs: Programs,
@@ -570,14 +570,13 @@ class TransactionService:
         membership = await self._customers.membership(terminal.business_id, record.customer_id)
         assert membership is not None
         limit_key = keys.pin_sends(terminal.business_id, membership.phone)
-        retry_after = await self._pin_sends.retry_after_seconds(limit_key)
-        if retry_after:
+        reservation = await self._pin_sends.reserve(limit_key)
+        if not reservation.granted:
             raise RateLimited(
                 "too many codes sent to this phone; try again later",
                 reason="PIN_RESEND_RATE_LIMITED",
-                retry_after_seconds=retry_after,
+                retry_after_seconds=reservation.window_left_seconds,
             )
-        await self._pin_sends.record_failure(limit_key)
         pin = new_pin()
         deadline = record.confirmation_deadline or datetime.now(UTC)
         lifetime = int((deadline - datetime.now(UTC)).total_seconds())
