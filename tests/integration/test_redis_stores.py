@@ -7,6 +7,7 @@ import asyncio
 import redis.asyncio as redis
 
 from purse.store.redis import keys
+from purse.store.redis.pins import PinStore, pin_attempts_max
 from purse.store.redis.rate_limits import AttemptLimit
 from purse.store.redis.steward_codes import StewardCodes
 
@@ -93,3 +94,39 @@ def test_every_key_of_a_business_shares_its_hash_tag() -> None:
     assert keys.pin_sends(42, "+380501234567").startswith("{b42}:")
     assert "380501234567" not in keys.pin_sends(42, "+380501234567")
     assert keys.steward_code_guesses(42, 7).startswith("{b42}:")
+
+
+async def test_a_burst_of_wrong_pins_is_compared_no_more_than_the_maximum(
+    redis_client: redis.Redis,
+) -> None:
+    pins = PinStore(redis_client, b"k" * 32)
+    await pins.remember(9101, 1, "123456", 60)
+    results = await asyncio.gather(*(pins.check(9101, 1, f"{n:06d}") for n in range(30)))
+    states = [state for state, _ in results]
+    assert states.count("wrong") == pin_attempts_max
+    assert states.count("locked") == 30 - pin_attempts_max
+    assert sorted(left for state, left in results if state == "wrong") == [0, 1, 2, 3, 4]
+    # Attempts used up: even the right PIN is not compared.
+    assert await pins.check(9101, 1, "123456") == ("locked", 0)
+    assert int(await redis_client.hget(keys.pin(9101, 1), "attempts")) == pin_attempts_max
+
+
+async def test_a_missing_pin_key_is_never_recreated(redis_client: redis.Redis) -> None:
+    pins = PinStore(redis_client, b"k" * 32)
+    await pins.remember(9102, 1, "123456", 60)
+    assert (await pins.check(9102, 1, "123456"))[0] == "ok"
+    assert (await pins.check(9102, 1, "654321"))[0] == "missing"  # consumed
+    await pins.forget(9102, 1)
+    assert (await pins.check(9102, 1, "654321"))[0] == "missing"
+    assert await redis_client.exists(keys.pin(9102, 1)) == 0
+
+
+async def test_a_resent_pin_keeps_the_attempts_and_a_ttl(redis_client: redis.Redis) -> None:
+    pins = PinStore(redis_client, b"k" * 32)
+    await pins.remember(9103, 1, "123456", 60)
+    for _ in range(pin_attempts_max - 1):
+        assert (await pins.check(9103, 1, "000000"))[0] == "wrong"
+    await pins.remember(9103, 1, "222222", 60)  # a resend
+    assert 0 < await redis_client.ttl(keys.pin(9103, 1)) <= 60
+    assert await pins.check(9103, 1, "000000") == ("wrong", 0)
+    assert await pins.check(9103, 1, "222222") == ("locked", 0)

@@ -492,13 +492,15 @@ class TransactionService:
                 "no PIN is waiting for this transaction; ask for a new one (ResendCode)",
                 reason="PIN_EXPIRED",
             )
-        if state == "wrong":
-            if attempts_left == 0:
+        if state == "locked" or (state == "wrong" and attempts_left == 0):
+            # Concurrent calls may each find the attempts used up: one of them locks it.
+            with contextlib.suppress(FailedPrecondition):
                 await self._finish(terminal, record, TransactionStatus.LOCKED, queue_seconds)
-                raise FailedPrecondition(
-                    "too many wrong PINs: the transaction is locked and its holds released",
-                    reason="TRANSACTION_LOCKED",
-                )
+            raise FailedPrecondition(
+                "too many wrong PINs: the transaction is locked and its holds released",
+                reason="TRANSACTION_LOCKED",
+            )
+        if state == "wrong":
             raise FailedPrecondition(
                 f"wrong PIN; {attempts_left} attempts left",
                 reason="PIN_WRONG",
