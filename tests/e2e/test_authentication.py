@@ -11,7 +11,14 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from support import ServerProcess, Tenant, bearer, error_reason, make_terminal
+from support import (
+    ServerProcess,
+    Tenant,
+    bearer,
+    error_reason,
+    make_terminal,
+    retry_delay_seconds,
+)
 
 from purse.config import Settings
 from purse.domain.terminals import TerminalKind
@@ -311,10 +318,3 @@ async def burst_of_right_passwords(
         await terminal_stub.SignIn(
             pb.SignInRequest(login=terminal.login, password=terminal.password)
         )
-
-
-def retry_delay_seconds(error: grpc.aio.AioRpcError) -> int:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    retry = error_details_pb2.RetryInfo()
-    assert status is not None and any(detail.Unpack(retry) for detail in status.details)
-    return int(retry.retry_delay.seconds)
