@@ -233,6 +233,11 @@ class Application:
         identification = IdentificationService(
             customers=CustomerStore(pool),
             steward_codes=StewardCodes(client, settings.steward_code_lifetime_seconds),
+            steward_guesses=AttemptLimit(
+                client,
+                settings.steward_code_guesses_max,
+                settings.steward_code_guesses_window_seconds,
+            ),
             app_token_key=credentials.derive_key(secret, "app-token"),
             app_token_window_seconds=settings.app_token_window_seconds,
             cache=cache,
