@@ -19,6 +19,7 @@ from support import (
     make_terminal,
     retry_delay_seconds,
 )
+from test_invariants import external
 
 from purse.config import Settings
 from purse.domain.terminals import TerminalKind
@@ -230,14 +231,7 @@ async def test_a_flood_of_unknown_logins_does_not_starve_a_real_sign_in(
     """200 made-up logins kept in flight: each is answered as a wrong password (or busy),
     and a real sign-in in the middle of the flood is answered within a few seconds. On a
     server of its own: the flood leaves the server refusing streams for a while."""
-    server = ServerProcess(
-        {
-            "PURSE_DATABASE_URL": infrastructure.database_url,
-            "PURSE_REDIS_URL": infrastructure.redis_url,
-            "PURSE_NOTIFY_ENABLED": "false",
-        },
-        tmp_path,
-    ).start()
+    server = ServerProcess(external(infrastructure), tmp_path).start()
     try:
         async with grpc.aio.insecure_channel(server.target) as channel:
             await flood_of_unknown_logins(TerminalServiceStub(channel), business)

@@ -106,13 +106,11 @@ class Authenticator:
         if not password or len(password) > password_characters_max:
             raise invalid("password", f"a password has 1 to {password_characters_max} characters")
         attempt_key = keys.sign_in_attempts(login)
-        reservation = await self._attempts.reserve(attempt_key)
-        if not reservation.granted:
-            raise RateLimited(
-                "too many wrong passwords for this login; try again later",
-                reason="SIGN_IN_RATE_LIMITED",
-                retry_after_seconds=reservation.window_left_seconds,
-            )
+        await self._attempts.take(
+            attempt_key,
+            "too many wrong passwords for this login; try again later",
+            "SIGN_IN_RATE_LIMITED",
+        )
         failed = False
         try:
             found = await self._terminals.for_sign_in(login)

@@ -35,14 +35,13 @@ from purse.domain.errors import (
     FailedPrecondition,
     NotFound,
     PermissionDenied,
-    RateLimited,
     invalid,
 )
 from purse.domain.identifiers import Identifier, IdentifierKind
 from purse.domain.terminals import TerminalContext, TerminalKind
 from purse.store.postgres.customers import CustomerStore
-from purse.store.redis.balance_cache import BalanceCache, hint
 from purse.store.redis import keys
+from purse.store.redis.balance_cache import BalanceCache, hint
 from purse.store.redis.rate_limits import AttemptLimit
 from purse.store.redis.steward_codes import StewardCodes
 
@@ -201,13 +200,11 @@ class IdentificationService:
         """The code's customer. A guess is reserved before the code is looked up; only a
         code that redeems gives its guess back."""
         guess_key = keys.steward_code_guesses(terminal.business_id, terminal.terminal_id)
-        reservation = await self._steward_guesses.reserve(guess_key)
-        if not reservation.granted:
-            raise RateLimited(
-                "too many steward codes that redeem nothing from this terminal; try later",
-                reason="STEWARD_CODE_RATE_LIMITED",
-                retry_after_seconds=reservation.window_left_seconds,
-            )
+        await self._steward_guesses.take(
+            guess_key,
+            "too many steward codes that redeem nothing from this terminal; try later",
+            "STEWARD_CODE_RATE_LIMITED",
+        )
         state, customer_id = await self._steward_codes.redeem(terminal.business_id, code)
         if state == "ok":
             await self._steward_guesses.release(guess_key)

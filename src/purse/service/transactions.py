@@ -41,7 +41,6 @@ from purse.domain.errors import (
     FailedPrecondition,
     FieldViolation,
     NotFound,
-    RateLimited,
     Unavailable,
     UnexpectedFailure,
     invalid,
@@ -614,13 +613,11 @@ class TransactionService:
         membership = await self._customers.membership(terminal.business_id, record.customer_id)
         assert membership is not None
         limit_key = keys.pin_sends(terminal.business_id, membership.phone)
-        reservation = await self._pin_sends.reserve(limit_key)
-        if not reservation.granted:
-            raise RateLimited(
-                "too many codes sent to this phone; try again later",
-                reason="PIN_RESEND_RATE_LIMITED",
-                retry_after_seconds=reservation.window_left_seconds,
-            )
+        reservation = await self._pin_sends.take(
+            limit_key,
+            "too many codes sent to this phone; try again later",
+            "PIN_RESEND_RATE_LIMITED",
+        )
         pin = new_pin()
         now = self._clock()
         deadline = record.confirmation_deadline or datetime.fromtimestamp(now, UTC)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as redis
 
+from purse.domain.errors import RateLimited
+
 _reserve_script = """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 local granted = 0
@@ -68,6 +70,16 @@ class AttemptLimit:
             keys=[key], args=[self.attempts_max, self.window_seconds]
         )
         return Reservation(bool(granted), int(used), max(math.ceil(int(ttl_ms) / 1000), 1))
+
+    async def take(self, key: str, message: str, reason: str) -> Reservation:
+        """`reserve`, refusing with RateLimited (retry when the window ends) when no
+        attempt is left."""
+        reservation = await self.reserve(key)
+        if not reservation.granted:
+            raise RateLimited(
+                message, reason=reason, retry_after_seconds=reservation.window_left_seconds
+            )
+        return reservation
 
     async def release(self, key: str) -> None:
         """Give back one attempt (never below zero; a key that expired stays gone)."""
