@@ -279,6 +279,14 @@ def error_reason(error: grpc.RpcError) -> str:
     raise AssertionError("no ErrorInfo in the status details")
 
 
+def retry_delay_seconds(error: grpc.aio.AioRpcError) -> int:
+    """The RetryInfo delay in a failed call's status details."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    retry = error_details_pb2.RetryInfo()
+    assert status is not None and any(detail.Unpack(retry) for detail in status.details)
+    return int(retry.retry_delay.seconds)
+
+
 def field_violations(error: grpc.RpcError) -> dict[str, str]:
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     assert status is not None

@@ -38,7 +38,11 @@ from purse.domain import credentials
 from purse.notify import texts
 from purse.notify.dispatcher import OutboxDispatcher, pin_key_purpose
 from purse.notify.providers import ConsoleProvider, WebhookProvider
-from purse.service.authentication import AdministratorAuthenticator, Authenticator
+from purse.service.authentication import (
+    AdministratorAuthenticator,
+    Authenticator,
+    PasswordChecks,
+)
 from purse.service.batch_writer import BatchWriter
 from purse.service.calculation import CheckCalculation
 from purse.service.identification import IdentificationService
@@ -65,7 +69,7 @@ from purse.store.postgres.transactions import TransactionStore
 from purse.store.redis.balance_cache import BalanceCache
 from purse.store.redis.client import create_client
 from purse.store.redis.pins import PinStore
-from purse.store.redis.rate_limits import FailureCounter
+from purse.store.redis.rate_limits import AttemptLimit
 from purse.store.redis.steward_codes import StewardCodes
 from purse.v1 import (
     admin_service_pb2,
@@ -307,9 +311,10 @@ class Application:
         settings = self.settings
         authenticator = Authenticator(
             terminals=TerminalStore(pool),
-            failures=FailureCounter(
-                client, settings.sign_in_failures_max, settings.sign_in_failure_window_seconds
+            attempts=AttemptLimit(
+                client, settings.sign_in_attempts_max, settings.sign_in_attempts_window_seconds
             ),
+            password_checks=PasswordChecks(settings.password_checks_concurrent_max),
             token_key=credentials.derive_key(secret, "terminal-token"),
             token_lifetime_seconds=settings.terminal_token_lifetime_seconds,
             cache_seconds=settings.terminal_cache_seconds,
@@ -326,6 +331,11 @@ class Application:
         identification = IdentificationService(
             customers=CustomerStore(pool),
             steward_codes=StewardCodes(client, settings.steward_code_lifetime_seconds),
+            steward_guesses=AttemptLimit(
+                client,
+                settings.steward_code_guesses_max,
+                settings.steward_code_guesses_window_seconds,
+            ),
             app_token_key=credentials.derive_key(secret, "app-token"),
             app_token_window_seconds=settings.app_token_window_seconds,
             cache=cache,
@@ -345,8 +355,8 @@ class Application:
             transactions=TransactionStore(pool),
             customers=CustomerStore(pool),
             pins=PinStore(client, credentials.derive_key(secret, "pin")),
-            pin_sends=FailureCounter(
-                client, settings.pin_sends_max, settings.pin_send_window_seconds
+            pin_sends=AttemptLimit(
+                client, settings.pin_sends_per_phone_max, settings.pin_sends_window_seconds
             ),
             pin_seal_key=sealing.sealing_key(secret, pin_key_purpose),
             pin_text=texts.pin_text,

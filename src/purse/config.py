@@ -65,10 +65,18 @@ class Settings:
     terminal_token_lifetime_seconds: int = 3_600
     terminal_cache_seconds: float = 5.0
     terminal_cache_entries_max: int = 100_000
-    sign_in_failures_max: int = 5
-    sign_in_failure_window_seconds: int = 900
+    # Passwords evaluated per login and window: each attempt is reserved before the
+    # password is checked; a right password gives its attempt back.
+    sign_in_attempts_max: int = 5
+    sign_in_attempts_window_seconds: int = 900
+    # Password hashes (scrypt) verified at once by this process; more are refused at once
+    # (RESOURCE_EXHAUSTED, SIGN_IN_BUSY). Unknown logins compute no hash.
+    password_checks_concurrent_max: int = 4
     # Identification.
     steward_code_lifetime_seconds: int = 300
+    # Steward codes a terminal may try that redeem nothing, per window.
+    steward_code_guesses_max: int = 10
+    steward_code_guesses_window_seconds: int = 600
     # The balance cache for identification (0 turns it off); how long it waits for Redis
     # before a lookup counts as a miss, or a forget after a commit is given up (the value
     # then expires on time).
@@ -87,8 +95,9 @@ class Settings:
     process_groups_concurrent_max: int = 2
     # How often holds past their program's deadline and expired points are swept.
     hold_sweep_interval_seconds: float = 5.0
-    pin_sends_max: int = 3
-    pin_send_window_seconds: int = 600
+    # PINs sent to one phone in one business (new pending sales and resends alike).
+    pin_sends_per_phone_max: int = 3
+    pin_sends_window_seconds: int = 600
     # Notifications: the outbox dispatcher and where it delivers (console or webhook).
     notify_enabled: bool = True
     notify_provider: str = "console"

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from pathlib import Path
 
 import asyncpg
 import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from support import Tenant, bearer, error_reason, make_terminal
+from support import (
+    ServerProcess,
+    Tenant,
+    bearer,
+    error_reason,
+    make_terminal,
+    retry_delay_seconds,
+)
+from test_invariants import external
 
+from purse.config import Settings
 from purse.domain.terminals import TerminalKind
 from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import terminal_service_pb2 as pb
@@ -132,3 +143,172 @@ async def test_an_unknown_login_is_refused_like_a_wrong_password(
         await terminal_stub.SignIn(pb.SignInRequest(login="nobody-at-all", password="x"))
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error_reason(refused.value) == "WRONG_CREDENTIALS"
+
+
+def refusals(results: list[object]) -> list[tuple[grpc.StatusCode, str]]:
+    """(status, reason) of every failed call among `results`."""
+    return [
+        (result.code(), error_reason(result))
+        for result in results
+        if isinstance(result, grpc.aio.AioRpcError)
+    ]
+
+
+async def test_a_burst_of_wrong_passwords_evaluates_at_most_the_maximum(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    """200 concurrent wrong passwords: no more than 5 are ever evaluated (WRONG_CREDENTIALS),
+    the rest are refused before any hash; then even the right password is refused."""
+    terminal = await make_terminal(
+        Provisioning(pool), business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
+    )
+    burst = await asyncio.gather(
+        *(
+            terminal_stub.SignIn(pb.SignInRequest(login=terminal.login, password=f"guess-{n}"))
+            for n in range(200)
+        ),
+        return_exceptions=True,
+    )
+    answers = refusals(burst)
+    assert len(answers) == 200
+    wrong = answers.count((grpc.StatusCode.UNAUTHENTICATED, "WRONG_CREDENTIALS"))
+    assert 1 <= wrong <= 5
+    assert {a for a in answers if a[1] != "WRONG_CREDENTIALS"} <= {
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "SIGN_IN_RATE_LIMITED"),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "SIGN_IN_BUSY"),
+    }
+    # An attempt refused as busy was given back: top up to exactly five evaluated.
+    while True:
+        try:
+            await terminal_stub.SignIn(pb.SignInRequest(login=terminal.login, password="again"))
+        except grpc.aio.AioRpcError as refused:
+            if error_reason(refused) != "WRONG_CREDENTIALS":
+                assert error_reason(refused) == "SIGN_IN_RATE_LIMITED"
+                break
+        wrong += 1
+    assert wrong == 5
+    with pytest.raises(grpc.aio.AioRpcError) as limited:
+        await terminal_stub.SignIn(
+            pb.SignInRequest(login=terminal.login, password=terminal.password)
+        )
+    assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error_reason(limited.value) == "SIGN_IN_RATE_LIMITED"
+
+
+async def test_a_burst_after_three_failures_cannot_reach_the_right_password(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    """3 failures, then 40 wrong passwords and the right one at once: at most 2 of the
+    burst are evaluated, and success never wipes the failures counted before it."""
+    terminal = await make_terminal(
+        Provisioning(pool), business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
+    )
+    for _ in range(3):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await terminal_stub.SignIn(pb.SignInRequest(login=terminal.login, password="guess"))
+    requests = [pb.SignInRequest(login=terminal.login, password=f"g-{n}") for n in range(40)]
+    requests.insert(20, pb.SignInRequest(login=terminal.login, password=terminal.password))
+    burst = await asyncio.gather(
+        *(terminal_stub.SignIn(request) for request in requests), return_exceptions=True
+    )
+    signed_in = [r for r in burst if isinstance(r, pb.SignInResponse)]
+    wrong = refusals(burst).count((grpc.StatusCode.UNAUTHENTICATED, "WRONG_CREDENTIALS"))
+    assert wrong + len(signed_in) <= 2
+    # Whether or not the right one got through, the login is at (or reaches) its limit.
+    for _ in range(2 - wrong):
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await terminal_stub.SignIn(pb.SignInRequest(login=terminal.login, password="guess"))
+    with pytest.raises(grpc.aio.AioRpcError) as limited:
+        await terminal_stub.SignIn(
+            pb.SignInRequest(login=terminal.login, password=terminal.password)
+        )
+    assert error_reason(limited.value) == "SIGN_IN_RATE_LIMITED"
+
+
+async def test_a_flood_of_unknown_logins_does_not_starve_a_real_sign_in(
+    infrastructure: Settings, business: Tenant, tmp_path: Path
+) -> None:
+    """200 made-up logins kept in flight: each is answered as a wrong password (or busy),
+    and a real sign-in in the middle of the flood is answered within a few seconds. On a
+    server of its own: the flood leaves the server refusing streams for a while."""
+    server = ServerProcess(external(infrastructure), tmp_path).start()
+    try:
+        async with grpc.aio.insecure_channel(server.target) as channel:
+            await flood_of_unknown_logins(TerminalServiceStub(channel), business)
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+async def flood_of_unknown_logins(terminal_stub: TerminalServiceStub, business: Tenant) -> None:
+    flood_seconds = 3.0
+    transport_backoff_seconds = 0.05
+    answers: list[tuple[grpc.StatusCode, str]] = []
+
+    async def flooder(number: int) -> None:
+        stop_at = asyncio.get_running_loop().time() + flood_seconds
+        round_ = 0
+        while asyncio.get_running_loop().time() < stop_at:
+            round_ += 1
+            login = f"nobody-{number}-{round_}-{business.business_id}"
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await terminal_stub.SignIn(pb.SignInRequest(login=login, password="x"), timeout=30)
+            if refused.value.code() == grpc.StatusCode.UNAVAILABLE:
+                # The transport refused the stream (HTTP/2 REFUSED_STREAM) when the flood
+                # outran the server: back off as a client would, or this loop only spins.
+                await asyncio.sleep(transport_backoff_seconds)
+                continue
+            answers.append((refused.value.code(), error_reason(refused.value)))
+
+    flood = asyncio.gather(*(flooder(n) for n in range(200)))
+    await asyncio.sleep(1.0)  # the flood is at full height
+    signed_in = await terminal_stub.SignIn(
+        pb.SignInRequest(login=business.cash_desk.login, password=business.cash_desk.password),
+        timeout=3.0,
+    )
+    assert signed_in.terminal.terminal_id == business.cash_desk.terminal_id
+    await flood
+    assert len(answers) >= 200
+    assert set(answers) <= {
+        (grpc.StatusCode.UNAUTHENTICATED, "WRONG_CREDENTIALS"),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "SIGN_IN_BUSY"),
+    }
+
+
+async def test_more_sign_ins_at_once_than_password_checks_are_refused_as_busy(
+    server: ServerProcess, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    """Right passwords of 30 terminals at once: more than the server checks at a time, so
+    some are refused at once with RetryInfo; those get in when they try again. (A channel
+    of its own: a connection a flood just used may still have its streams refused.)"""
+    async with grpc.aio.insecure_channel(server.target) as channel:
+        await burst_of_right_passwords(TerminalServiceStub(channel), pool, business)
+
+
+async def burst_of_right_passwords(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    provisioning = Provisioning(pool)
+    terminals = [
+        await make_terminal(
+            provisioning, business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
+        )
+        for _ in range(30)
+    ]
+    burst = await asyncio.gather(
+        *(
+            terminal_stub.SignIn(pb.SignInRequest(login=t.login, password=t.password))
+            for t in terminals
+        ),
+        return_exceptions=True,
+    )
+    busy = [t for t, r in zip(terminals, burst, strict=True) if isinstance(r, grpc.RpcError)]
+    assert busy, "30 checks at once should exceed the server's concurrent password checks"
+    for result in burst:
+        if isinstance(result, grpc.aio.AioRpcError):
+            assert result.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert error_reason(result) == "SIGN_IN_BUSY"
+            assert retry_delay_seconds(result) > 0
+    for terminal in busy:  # a busy refusal evaluated nothing and cost no attempt
+        await terminal_stub.SignIn(
+            pb.SignInRequest(login=terminal.login, password=terminal.password)
+        )

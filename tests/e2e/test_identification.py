@@ -8,11 +8,22 @@ import asyncpg
 import grpc
 import pytest
 from conftest import steward_code_lifetime_seconds
-from support import Tenant, bearer, error_reason, field_violations, make_business, new_phone
+from support import (
+    Tenant,
+    bearer,
+    error_reason,
+    field_violations,
+    make_business,
+    make_terminal,
+    new_phone,
+    retry_delay_seconds,
+)
 
+from purse.config import Settings
 from purse.domain import credentials
 from purse.domain.customers import AccessType
 from purse.domain.identifiers import IdentifierKind
+from purse.domain.terminals import TerminalKind
 from purse.store.postgres import database
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.provisioning import Provisioning
@@ -131,6 +142,45 @@ async def test_a_steward_code_identifies_the_customer_at_a_cash_desk_once(
     reused = await refusal(terminal_stub, business.cash_desk.api_key, steward_code=issued.code)
     assert reused.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_reason(reused) == "STEWARD_CODE_USED"
+
+
+async def test_guessing_steward_codes_is_refused_past_the_limit_per_terminal(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    """A cash desk that tried 10 codes that redeem nothing is refused even the live code,
+    with a RetryInfo; another cash desk of the business redeems it."""
+    issued = await terminal_stub.IssueStewardCode(
+        pb.IssueStewardCodeRequest(identifier=common_pb2.CustomerIdentifier(phone=new_phone())),
+        metadata=bearer(business.steward.api_key),
+    )
+    guesses = [f"{n:06d}" for n in range(12) if f"{n:06d}" != issued.code][:10]
+    wrong = await asyncio.gather(
+        *(refusal(terminal_stub, business.cash_desk.api_key, steward_code=g) for g in guesses)
+    )
+    assert {error_reason(each) for each in wrong} == {"STEWARD_CODE_NOT_FOUND"}
+    limited = await refusal(terminal_stub, business.cash_desk.api_key, steward_code=issued.code)
+    assert limited.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error_reason(limited) == "STEWARD_CODE_RATE_LIMITED"
+    assert 0 < retry_delay_seconds(limited) <= Settings().steward_code_guesses_window_seconds
+    other_desk = await make_terminal(
+        Provisioning(pool), business.business_id, business.point_of_sale_id, TerminalKind.CASH_DESK
+    )
+    membership = await identify(terminal_stub, other_desk.api_key, steward_code=issued.code)
+    assert membership.customer_id > 0
+
+
+async def test_a_burst_of_steward_code_guesses_looks_up_no_more_than_the_limit(
+    terminal_stub: TerminalServiceStub, business: Tenant
+) -> None:
+    answers = await asyncio.gather(
+        *(
+            refusal(terminal_stub, business.cash_desk.api_key, steward_code=f"{n:06d}")
+            for n in range(200)
+        )
+    )
+    reasons = [error_reason(each) for each in answers]
+    assert reasons.count("STEWARD_CODE_NOT_FOUND") == Settings().steward_code_guesses_max
+    assert reasons.count("STEWARD_CODE_RATE_LIMITED") == 200 - Settings().steward_code_guesses_max
 
 
 async def test_an_expired_steward_code_has_its_own_reason(

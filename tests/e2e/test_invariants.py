@@ -27,6 +27,7 @@ from support import (
     bearer,
     error_reason,
     make_business,
+    retry_delay_seconds,
 )
 from test_transactions import customer_with_points, points_of, sale, sent_pin, set_program
 
@@ -39,6 +40,7 @@ from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
 
 call_seconds_max = 20.0
+pin_sends_window_seconds = Settings().pin_sends_window_seconds
 
 
 def external(infrastructure: Settings, **extra: str) -> dict[str, str]:
@@ -219,17 +221,82 @@ async def test_losing_redis_loses_no_money_and_a_pending_pin_can_be_resent(
 async def test_resending_a_pin_is_rate_limited_per_phone(
     terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
+    """The sale's PIN and two resends use up the phone's 3 sends: the second resend says
+    when the next one will be accepted (the window's end, not now), the third is refused
+    with a RetryInfo to match."""
     await set_program(pool, business, points_redemption_limit_without_pin=0)
     phone = await customer_with_points(pool, business, 10_000)
     auth = bearer(business.cash_desk.api_key)
     pending = await terminal_stub.ProcessCheck(sale("RS-1", phone, redeem=100), metadata=auth)
     request = pb.ResendCodeRequest(transaction_id=pending.transaction.transaction_id)
-    for _ in range(3):
-        await terminal_stub.ResendCode(request, metadata=auth)
+    first = await terminal_stub.ResendCode(request, metadata=auth)
+    assert abs(first.next_resend_time.seconds - time.time()) < 5
+    second = await terminal_stub.ResendCode(request, metadata=auth)
+    assert second.next_resend_time.seconds > time.time() + pin_sends_window_seconds - 10
     with pytest.raises(grpc.aio.AioRpcError) as limited:
         await terminal_stub.ResendCode(request, metadata=auth)
     assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error_reason(limited.value) == "PIN_RESEND_RATE_LIMITED"
+    assert (
+        abs(time.time() + retry_delay_seconds(limited.value) - second.next_resend_time.seconds) < 5
+    )
+
+
+async def test_new_pending_sales_count_against_the_phones_pin_sends(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    """Four pending sales to one phone: three PINs are sent; the fourth sale is made and
+    pending all the same, but no PIN goes out and a resend is refused until the window
+    ends, so fresh sales cannot buy fresh PINs (and fresh attempts) past the limit."""
+    await set_program(pool, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(pool, business, 10_000)
+    auth = bearer(business.cash_desk.api_key)
+    sales = [
+        await terminal_stub.ProcessCheck(sale(f"PS-{n}", phone, redeem=100), metadata=auth)
+        for n in range(4)
+    ]
+    assert {s.transaction.status for s in sales} == {pb.TRANSACTION_STATUS_PENDING}
+    sent = await pool.fetchval(
+        "SELECT count(*) FROM outbox_messages WHERE business_id = $1 AND purpose = 'pin'",
+        business.business_id,
+    )
+    assert sent == 3
+    last = sales[-1].transaction.transaction_id
+    with pytest.raises(grpc.aio.AioRpcError) as no_pin:
+        await terminal_stub.ConfirmTransaction(
+            pb.ConfirmTransactionRequest(transaction_id=last, pin="123456"), metadata=auth
+        )
+    assert error_reason(no_pin.value) == "PIN_EXPIRED"
+    with pytest.raises(grpc.aio.AioRpcError) as limited:
+        await terminal_stub.ResendCode(pb.ResendCodeRequest(transaction_id=last), metadata=auth)
+    assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert 0 < retry_delay_seconds(limited.value) <= pin_sends_window_seconds
+
+
+async def test_a_resend_does_not_give_a_transaction_fresh_attempts(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await set_program(pool, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(pool, business, 10_000)
+    auth = bearer(business.cash_desk.api_key)
+    pending = await terminal_stub.ProcessCheck(sale("RA-1", phone, redeem=100), metadata=auth)
+    transaction_id = pending.transaction.transaction_id
+
+    async def confirm_wrongly() -> str:
+        pin = await sent_pin(pool, business, transaction_id)
+        wrong = "000000" if pin != "000000" else "111111"
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await terminal_stub.ConfirmTransaction(
+                pb.ConfirmTransactionRequest(transaction_id=transaction_id, pin=wrong),
+                metadata=auth,
+            )
+        return error_reason(refused.value)
+
+    assert [await confirm_wrongly() for _ in range(4)] == ["PIN_WRONG"] * 4
+    await terminal_stub.ResendCode(
+        pb.ResendCodeRequest(transaction_id=transaction_id), metadata=auth
+    )
+    assert await confirm_wrongly() == "TRANSACTION_LOCKED"
 
 
 async def test_holds_past_their_deadline_are_released_by_the_sweeper(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import grpc
 import pytest
+import redis.asyncio as redis
 from support import Tenant, assert_audit_is_clean, bearer, error_reason, new_phone
 
 from purse import sealing
@@ -21,6 +22,7 @@ from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.programs import ProgramStore
 from purse.store.postgres.provisioning import Provisioning
 from purse.store.postgres.transactions import TransactionStore
+from purse.store.redis import keys as redis_keys
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
@@ -223,6 +225,63 @@ async def test_five_wrong_pins_lock_the_transaction_and_release_its_holds(
         pb.GetTransactionRequest(transaction_id=pending.transaction.transaction_id), metadata=auth
     )
     assert locked.transaction.status == pb.TRANSACTION_STATUS_LOCKED
+
+
+async def test_a_burst_of_pins_compares_no_more_than_five_and_leaves_no_key_without_ttl(
+    terminal_stub: TerminalServiceStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    redis_client: redis.Redis,
+) -> None:
+    """30 concurrent confirms, 29 wrong and the right one among them: at most 5 PINs are
+    compared, so the transaction completes only if the right one came before the 5th wrong
+    one; otherwise it is locked and the right PIN is refused after."""
+    await set_program(pool, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(pool, business, 10_000)
+    auth = bearer(business.cash_desk.api_key)
+    pending = await terminal_stub.ProcessCheck(sale("P-BURST", phone, redeem=500), metadata=auth)
+    transaction_id = pending.transaction.transaction_id
+    pin = await sent_pin(pool, business, transaction_id)
+    guesses = [f"{n:06d}" for n in range(31) if f"{n:06d}" != pin][:29]
+    guesses.insert(12, pin)
+    results = await asyncio.gather(
+        *(
+            terminal_stub.ConfirmTransaction(
+                pb.ConfirmTransactionRequest(transaction_id=transaction_id, pin=guess),
+                metadata=auth,
+            )
+            for guess in guesses
+        ),
+        return_exceptions=True,
+    )
+    reasons = [error_reason(r) for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    completed = len(results) - len(reasons)
+    assert set(reasons) <= {
+        "PIN_WRONG",
+        "TRANSACTION_LOCKED",
+        "TRANSACTION_NOT_PENDING",
+        "PIN_EXPIRED",
+    }
+    key = redis_keys.pin(business.business_id, transaction_id)
+    attempts = await redis_client.hget(key, "attempts")
+    assert attempts is None or int(attempts) <= 5
+    for each in await redis_client.keys(f"{redis_keys.business_tag(business.business_id)}:pin:*"):
+        assert await redis_client.ttl(each) > 0
+    status = await terminal_stub.GetTransaction(
+        pb.GetTransactionRequest(transaction_id=transaction_id), metadata=auth
+    )
+    if completed:
+        assert completed == 1 and reasons.count("PIN_WRONG") <= 4
+        assert status.transaction.status == pb.TRANSACTION_STATUS_COMPLETED
+        return
+    assert status.transaction.status == pb.TRANSACTION_STATUS_LOCKED
+    assert reasons.count("PIN_WRONG") == 4
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await terminal_stub.ConfirmTransaction(
+            pb.ConfirmTransactionRequest(transaction_id=transaction_id, pin=pin), metadata=auth
+        )
+    assert error_reason(refused.value) == "TRANSACTION_NOT_PENDING"
+    assert await points_of(pool, business, phone) == (10_000, 0)
 
 
 async def test_cancelling_a_pending_transaction_releases_holds_and_reserved_coupons(

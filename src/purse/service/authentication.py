@@ -1,10 +1,21 @@
 """Terminal authentication: sign-in with login and password, bearer tokens, API keys.
 
-Sign-in verifies the scrypt hash off the event loop, counts failures per login in Redis
-(too many → RateLimited before any hash is computed) and answers unknown logins in the
-same time as known ones. Every later call presents a token (verified by signature, no
-database) or an API key (found by its SHA-256); the terminal it resolves to is cached
-for `cache_seconds`, so disabling a terminal takes effect within that time.
+Sign-in counts before it compares: one attempt of the login is reserved in Redis (one
+script) before its password is looked at, so at most `sign_in_attempts_max` passwords
+of a login are ever evaluated per window, however many calls arrive at once; the rest
+are refused (RateLimited, SIGN_IN_RATE_LIMITED). A right password gives its attempt
+back; wrong ones count until the window ends (a success does not wipe them).
+
+Hashes are verified off the event loop, at most `password_checks_concurrent_max` at once
+(`PasswordChecks`); a sign-in that finds them all busy is refused at once (RateLimited,
+SIGN_IN_BUSY) and its attempt given back. An unknown login computes no hash: it is
+answered WRONG_CREDENTIALS after the time a check typically takes, so a flood of made-up
+logins costs timers, not CPU, and cannot starve real sign-ins; it is refused as busy
+exactly when a known login would be, so neither answer nor timing says which logins exist.
+
+Every later call presents a token (verified by signature, no database) or an API key
+(found by its SHA-256); the terminal it resolves to is cached for `cache_seconds`, so
+disabling a terminal takes effect within that time.
 """
 
 from __future__ import annotations
@@ -20,10 +31,48 @@ from purse.service.cache import ExpiringCache
 from purse.store.postgres.administrators import AdministratorStore
 from purse.store.postgres.terminals import TerminalStore
 from purse.store.redis import keys
-from purse.store.redis.rate_limits import FailureCounter
+from purse.store.redis.rate_limits import AttemptLimit
 
 login_characters_max = 64
 password_characters_max = 256
+# When every password check is busy: how long until trying again makes sense.
+password_check_busy_retry_seconds = 1
+# How much each measured check moves the typical duration unknown logins wait for.
+_typical_check_weight = 0.2
+
+
+class PasswordChecks:
+    """Verifies password hashes in threads, at most `concurrent_max` at once; the excess
+    is refused at once. `verify(password, None)` (an unknown login) computes nothing and
+    answers False after the typical duration of a real check."""
+
+    def __init__(self, concurrent_max: int) -> None:
+        assert concurrent_max > 0
+        self._concurrent_max = concurrent_max
+        self._in_flight = 0
+        started = time.perf_counter()
+        credentials.verify_password("calibration", credentials.UNKNOWN_LOGIN_HASH)
+        self._typical_seconds = time.perf_counter() - started
+
+    async def verify(self, password: str, stored_hash: str | None) -> bool:
+        if self._in_flight >= self._concurrent_max:
+            raise RateLimited(
+                "too many sign-ins at once; try again shortly",
+                reason="SIGN_IN_BUSY",
+                retry_after_seconds=password_check_busy_retry_seconds,
+            )
+        if stored_hash is None:
+            await asyncio.sleep(self._typical_seconds)
+            return False
+        self._in_flight += 1
+        try:
+            started = time.perf_counter()
+            matches = await asyncio.to_thread(credentials.verify_password, password, stored_hash)
+            took = time.perf_counter() - started
+            self._typical_seconds += (took - self._typical_seconds) * _typical_check_weight
+            return matches
+        finally:
+            self._in_flight -= 1
 
 
 class Authenticator:
@@ -32,7 +81,8 @@ class Authenticator:
     def __init__(
         self,
         terminals: TerminalStore,
-        failures: FailureCounter,
+        attempts: AttemptLimit,
+        password_checks: PasswordChecks,
         token_key: bytes,
         token_lifetime_seconds: int,
         cache_seconds: float,
@@ -40,7 +90,8 @@ class Authenticator:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._terminals = terminals
-        self._failures = failures
+        self._attempts = attempts
+        self._password_checks = password_checks
         self._token_key = token_key
         self._token_lifetime_seconds = token_lifetime_seconds
         self._clock = clock
@@ -54,21 +105,24 @@ class Authenticator:
             raise invalid("login", f"a login has 1 to {login_characters_max} characters")
         if not password or len(password) > password_characters_max:
             raise invalid("password", f"a password has 1 to {password_characters_max} characters")
-        failure_key = keys.sign_in_failures(login)
-        retry_after = await self._failures.retry_after_seconds(failure_key)
-        if retry_after:
-            raise RateLimited(
-                "too many wrong passwords for this login; try again later",
-                reason="SIGN_IN_RATE_LIMITED",
-                retry_after_seconds=retry_after,
-            )
-        found = await self._terminals.for_sign_in(login)
-        stored_hash = found[1] if found else credentials.UNKNOWN_LOGIN_HASH
-        matches = await asyncio.to_thread(credentials.verify_password, password, stored_hash)
-        if found is None or not matches:
-            await self._failures.record_failure(failure_key)
+        attempt_key = keys.sign_in_attempts(login)
+        await self._attempts.take(
+            attempt_key,
+            "too many wrong passwords for this login; try again later",
+            "SIGN_IN_RATE_LIMITED",
+        )
+        failed = False
+        try:
+            found = await self._terminals.for_sign_in(login)
+            stored_hash = None if found is None else found[1]
+            matches = await self._password_checks.verify(password, stored_hash)
+            failed = found is None or not matches
+        finally:
+            if not failed:
+                # Right, or never evaluated (busy, an outage): the attempt is given back.
+                await self._attempts.release(attempt_key)
+        if found is None or failed:
             raise Unauthenticated("wrong login or password", reason="WRONG_CREDENTIALS")
-        await self._failures.clear(failure_key)
         terminal = _enabled(found[0])
         expires_at = int(self._clock()) + self._token_lifetime_seconds
         token = credentials.issue_terminal_token(

@@ -2,6 +2,9 @@
 
 The terminal's business scopes everything: a card of business A is unknown at a terminal
 of business B, and the membership returned is always the one in the terminal's business.
+A steward code is single use, and a terminal may try at most `steward_code_guesses_max`
+codes that redeem nothing per window: each try is reserved (one Redis script) before the
+code is looked up, so guessing is refused (RateLimited) before it can find a live code.
 An unknown phone enrols the customer ("New customers", the program's default access
 type) when the program allows it. A blacklisted customer is identified, and the
 membership says so; refusing transactions is the transaction's business.
@@ -37,7 +40,9 @@ from purse.domain.errors import (
 from purse.domain.identifiers import Identifier, IdentifierKind
 from purse.domain.terminals import TerminalContext, TerminalKind
 from purse.store.postgres.customers import CustomerStore
+from purse.store.redis import keys
 from purse.store.redis.balance_cache import BalanceCache, hint
+from purse.store.redis.rate_limits import AttemptLimit
 from purse.store.redis.steward_codes import StewardCodes
 
 search_page_size_default = 20
@@ -60,6 +65,7 @@ class IdentificationService:
         self,
         customers: CustomerStore,
         steward_codes: StewardCodes,
+        steward_guesses: AttemptLimit,
         app_token_key: bytes,
         app_token_window_seconds: int,
         clock: Callable[[], float] = time.time,
@@ -68,6 +74,7 @@ class IdentificationService:
         self._customers = customers
         self._cache = cache
         self._steward_codes = steward_codes
+        self._steward_guesses = steward_guesses
         self._app_token_key = app_token_key
         self._app_token_window_seconds = app_token_window_seconds
         self._clock = clock
@@ -190,7 +197,17 @@ class IdentificationService:
         return await self._by_phone(terminal, phone)
 
     async def _steward_customer(self, terminal: TerminalContext, code: str) -> int:
+        """The code's customer. A guess is reserved before the code is looked up; only a
+        code that redeems gives its guess back."""
+        guess_key = keys.steward_code_guesses(terminal.business_id, terminal.terminal_id)
+        await self._steward_guesses.take(
+            guess_key,
+            "too many steward codes that redeem nothing from this terminal; try later",
+            "STEWARD_CODE_RATE_LIMITED",
+        )
         state, customer_id = await self._steward_codes.redeem(terminal.business_id, code)
+        if state == "ok":
+            await self._steward_guesses.release(guess_key)
         if state == "unknown":
             raise NotFound("no such steward code in this business", reason="STEWARD_CODE_NOT_FOUND")
         if state != "ok":

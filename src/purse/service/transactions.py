@@ -8,6 +8,13 @@ commits. A redemption above a no-PIN limit makes the transaction pending: its de
 held and a PIN goes to the customer through the outbox; ConfirmTransaction posts the
 holds and applies the accruals, and cancelling, the deadline or too many wrong PINs void
 them.
+
+Every PIN sent to a phone — a new pending sale's and each ResendCode's — counts against
+one limit per phone and business (`pin_sends`). When it is used up the sale is still made
+(the money path never fails for it) and stays pending, but its PIN is not sent: the
+terminal asks with ResendCode, which answers RESOURCE_EXHAUSTED with a RetryInfo until the
+limit accepts a send. Wrong PIN attempts belong to the transaction: a resend never resets
+them.
 """
 
 from __future__ import annotations
@@ -35,7 +42,6 @@ from purse.domain.errors import (
     FailedPrecondition,
     FieldViolation,
     NotFound,
-    RateLimited,
     Unavailable,
     UnexpectedFailure,
     invalid,
@@ -70,7 +76,7 @@ from purse.store.postgres.transactions import TransactionStore, list_page_size_m
 from purse.store.redis import keys
 from purse.store.redis.balance_cache import BalanceCache
 from purse.store.redis.pins import PinStore, new_pin, pin_digits
-from purse.store.redis.rate_limits import FailureCounter
+from purse.store.redis.rate_limits import AttemptLimit
 
 _logger = logging.getLogger(__name__)
 check_number_characters_max = 64
@@ -163,7 +169,7 @@ class TransactionService:
         transactions: TransactionStore,
         customers: CustomerStore,
         pins: PinStore,
-        pin_sends: FailureCounter,
+        pin_sends: AttemptLimit,
         pin_seal_key: bytes,
         pin_text: PinText,
         programs: Programs,
@@ -341,8 +347,13 @@ class TransactionService:
     ) -> Answer | None:
         """Hand the sale to the writer and answer once its batch has committed; None when
         settlement found a balance changed since the calculation read it."""
-        sale, pin = self._sale(terminal, request, calculation)
+        send_key = await self._reserve_pin_send(terminal, calculation)
+        sale, pin = self._sale(terminal, request, calculation, send_key is not None)
         outcome = await self._writer.submit(terminal.business_id, sale, None)
+        if send_key is not None and (
+            outcome.existing or outcome.refusal is not None or outcome.leader_digest is not None
+        ):
+            await self._release_pin_send(send_key)  # no new transaction, no PIN sent
         if outcome.existing:
             assert outcome.stored is not None
             return await self._stored(
@@ -361,8 +372,36 @@ class TransactionService:
         record = _record(sale, outcome, calculation)
         return Answer(record, await self._membership_after(terminal, calculation, outcome))
 
+    async def _reserve_pin_send(
+        self, terminal: TerminalContext, calculation: Calculation
+    ) -> str | None:
+        """The per-phone send limit's key when a new pending sale may send its PIN; None
+        when no PIN is due or the limit is used up (the sale is still made, pending, and
+        its PIN waits for a ResendCode the limit accepts) or Redis cannot count it."""
+        membership = calculation.membership
+        if membership is None or not calculation.receipt.confirmation_required:
+            return None
+        key = keys.pin_sends(terminal.business_id, membership.phone)
+        try:
+            reservation = await self._pin_sends.reserve(key)
+        except Exception as error:
+            # No PIN can be stored without Redis either: the customer asks for one later.
+            _logger.warning("could not count a PIN send (%s)", type(error).__name__)
+            return None
+        return key if reservation.granted else None
+
+    async def _release_pin_send(self, key: str) -> None:
+        try:
+            await self._pin_sends.release(key)
+        except Exception as error:
+            _logger.warning("could not give back a PIN send (%s)", type(error).__name__)
+
     def _sale(
-        self, terminal: TerminalContext, request: ProcessRequest, calculation: Calculation
+        self,
+        terminal: TerminalContext,
+        request: ProcessRequest,
+        calculation: Calculation,
+        send_pin: bool,
     ) -> tuple[Sale, str | None]:
         receipt, membership = calculation.receipt, calculation.membership
         customer_id = None if membership is None else membership.customer_id
@@ -370,7 +409,7 @@ class TransactionService:
         effects = effects_of_sale(receipt, customer_id, list(calculation.coupon_codes), pending)
         if membership is not None:
             effects = replace(effects, expected=_read_balances(calculation, effects))
-        pin = new_pin() if pending else None
+        pin = new_pin() if pending and send_pin else None
         messages: tuple[Message, ...] = ()
         if pin is not None and membership is not None:
             messages = (self._pin_message(membership, pin),)
@@ -498,13 +537,15 @@ class TransactionService:
                 "no PIN is waiting for this transaction; ask for a new one (ResendCode)",
                 reason="PIN_EXPIRED",
             )
-        if state == "wrong":
-            if attempts_left == 0:
+        if state == "locked" or (state == "wrong" and attempts_left == 0):
+            # Concurrent calls may each find the attempts used up: one of them locks it.
+            with contextlib.suppress(FailedPrecondition):
                 await self._finish(terminal, record, TransactionStatus.LOCKED, queue_seconds)
-                raise FailedPrecondition(
-                    "too many wrong PINs: the transaction is locked and its holds released",
-                    reason="TRANSACTION_LOCKED",
-                )
+            raise FailedPrecondition(
+                "too many wrong PINs: the transaction is locked and its holds released",
+                reason="TRANSACTION_LOCKED",
+            )
+        if state == "wrong":
             raise FailedPrecondition(
                 f"wrong PIN; {attempts_left} attempts left",
                 reason="PIN_WRONG",
@@ -570,28 +611,30 @@ class TransactionService:
         return Answer(finished, membership_after)
 
     async def resend(self, terminal: TerminalContext, transaction_id: int) -> datetime:
-        """Send a new PIN; returns when the next resend will be accepted."""
+        """Send a new PIN; returns when the next resend will be accepted. Every PIN sent
+        to the phone counts (new pending sales too); the transaction's wrong attempts are
+        kept, not reset."""
         record = await self._pending(terminal, transaction_id)
         assert record.customer_id is not None
         membership = await self._customers.membership(terminal.business_id, record.customer_id)
         assert membership is not None
         limit_key = keys.pin_sends(terminal.business_id, membership.phone)
-        retry_after = await self._pin_sends.retry_after_seconds(limit_key)
-        if retry_after:
-            raise RateLimited(
-                "too many codes sent to this phone; try again later",
-                reason="PIN_RESEND_RATE_LIMITED",
-                retry_after_seconds=retry_after,
-            )
-        await self._pin_sends.record_failure(limit_key)
+        reservation = await self._pin_sends.take(
+            limit_key,
+            "too many codes sent to this phone; try again later",
+            "PIN_RESEND_RATE_LIMITED",
+        )
         pin = new_pin()
-        deadline = record.confirmation_deadline or datetime.now(UTC)
-        lifetime = int((deadline - datetime.now(UTC)).total_seconds())
+        now = self._clock()
+        deadline = record.confirmation_deadline or datetime.fromtimestamp(now, UTC)
+        lifetime = int(deadline.timestamp() - now)
         await self._pins.remember(terminal.business_id, transaction_id, pin, lifetime)
         await self._transactions.add_message(
             terminal.business_id, transaction_id, self._pin_message(membership, pin)
         )
-        return datetime.fromtimestamp(self._clock(), UTC)
+        if self._pin_sends.exhausted_by(reservation):
+            now += reservation.window_left_seconds
+        return datetime.fromtimestamp(now, UTC)
 
     async def cancel(
         self, terminal: TerminalContext, transaction_id: int, queue_seconds: float | None

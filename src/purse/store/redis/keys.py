@@ -18,10 +18,17 @@ def steward_code(business_id: int, code: str) -> str:
     return f"{business_tag(business_id)}:steward:{code}"
 
 
-def sign_in_failures(login: str) -> str:
-    # The login is hashed: keys may show up in monitoring, logins should not.
-    digest = hashlib.sha256(login.encode()).hexdigest()[:32]
-    return f"{{login{digest}}}:sign-in-failures"
+def _hidden(text: str) -> str:
+    """A digest standing for a login or phone: keys show up in monitoring, they should not."""
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def sign_in_attempts(login: str) -> str:
+    return f"{{login{_hidden(login)}}}:sign-in-attempts"
+
+
+def steward_code_guesses(business_id: int, terminal_id: int) -> str:
+    return f"{business_tag(business_id)}:steward-guesses:{terminal_id}"
 
 
 def pin(business_id: int, transaction_id: int) -> str:
@@ -29,7 +36,7 @@ def pin(business_id: int, transaction_id: int) -> str:
 
 
 def pin_sends(business_id: int, phone: str) -> str:
-    return f"{business_tag(business_id)}:pin-sends:{phone}"
+    return f"{business_tag(business_id)}:pin-sends:{_hidden(phone)}"
 
 
 def membership(business_id: int, customer_id: int) -> str:
@@ -50,6 +57,4 @@ def membership_clock(business_id: int) -> str:
 
 
 def customer_by(business_id: int, kind: str, value: str) -> str:
-    # Hashed like logins: phones and card numbers should not show up in monitoring.
-    digest = hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()[:32]
-    return f"{business_tag(business_id)}:customer-by:{digest}"
+    return f"{business_tag(business_id)}:customer-by:{_hidden(f'{kind}:{value}')}"
