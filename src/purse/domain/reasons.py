@@ -57,6 +57,7 @@ ERROR_REASONS: Final[Mapping[str, str]] = {
     "APP_TOKEN_INVALID": "the customer app's QR token is not valid",
     "APP_TOKEN_EXPIRED": "the customer app's QR token has expired",
     "SIGN_IN_RATE_LIMITED": "too many wrong passwords for this login",
+    "SIGN_IN_BUSY": "too many passwords are being checked at once; retry shortly",
     "TERMINAL_DISABLED": "the terminal is disabled",
     "TERMINAL_NOT_STEWARD": "only a steward terminal issues steward codes",
     # Customers.
@@ -68,6 +69,7 @@ ERROR_REASONS: Final[Mapping[str, str]] = {
     "STEWARD_CODE_NOT_FOUND": "no such steward code in this business",
     "STEWARD_CODE_USED": "the steward code was used already",
     "STEWARD_CODE_EXPIRED": "the steward code has expired",
+    "STEWARD_CODE_RATE_LIMITED": "too many wrong steward codes from this terminal",
     "PROGRAM_NOT_FOUND": "no such program in this business",
     # Spending.
     "INSUFFICIENT_POINTS": "not enough points available",
