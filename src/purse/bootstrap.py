@@ -338,6 +338,7 @@ class Application:
             ),
             app_token_key=credentials.derive_key(secret, "app-token"),
             app_token_window_seconds=settings.app_token_window_seconds,
+            programs=programs,
             cache=cache,
         )
         calculation = CheckCalculation(identification, CalculationInputStore(pool), programs)

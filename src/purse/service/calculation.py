@@ -19,7 +19,13 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from purse.domain import checks
-from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID, Membership, Pocket, PocketKind
+from purse.domain.customers import (
+    POINTS_ACCOUNT_TYPE_ID,
+    Membership,
+    Pocket,
+    PocketKind,
+    with_points_limit,
+)
 from purse.domain.engine import calculate
 from purse.domain.errors import (
     DomainError,
@@ -211,6 +217,11 @@ class CheckCalculation:
         receipt = run(request.points)
         if request.points_maximum and receipt.points_redeemable_max != request.points:
             receipt = run(receipt.points_redeemable_max)
+        if membership is not None:
+            # The answer's points pocket reports the limit the receipt was calculated on.
+            membership = with_points_limit(
+                membership, program.program.points_redemption_limit_without_pin
+            )
         return Calculation(
             receipt,
             membership,

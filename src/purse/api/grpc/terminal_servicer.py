@@ -168,7 +168,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         self, request: pb.IdentifyCustomerRequest, context: Context, terminal: TerminalContext
     ) -> pb.IdentifyCustomerResponse:
         identifier = mapping.identifier_from_proto(request.identifier)
-        membership = await self._identification.identify(terminal, identifier)
+        membership = await self._identification.identify_customer(terminal, identifier)
         return pb.IdentifyCustomerResponse(membership=mapping.membership_to_proto(membership))
 
     @authenticated_call
