@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from purse.domain import checks
+from purse.domain.catalogue import check_goods_categories
 from purse.domain.customers import (
     POINTS_ACCOUNT_TYPE_ID,
     Membership,
@@ -173,6 +174,14 @@ class CheckCalculation:
                     if not line.goods_category_code
                 }
             ),
+            sorted(
+                {
+                    line.goods_category_code
+                    for request in requests
+                    for line in request.check.lines
+                    if line.goods_category_code
+                }
+            ),
         )
 
     def prepared(
@@ -184,6 +193,7 @@ class CheckCalculation:
         program: CompiledProgram,
     ) -> Calculation:
         """The receipt from inputs already read (synchronous: the pure engine)."""
+        check_goods_categories(request.check.lines, inputs.known_goods_categories)
         moment = _local_moment(terminal.time_zone, request.sale_time, self._clock())
         unopened = _unopened_pockets(membership, inputs)
         customer, coupon_ids, certificate_ids = _customer(

@@ -554,7 +554,12 @@ class CheckLine(_message.Message):
     title: _builtins.str
     """Product title as printed on the receipt."""
     goods_category_code: _builtins.str
-    """Goods category code, when the POS knows it; otherwise taken from the catalogue."""
+    """Goods category code, when the POS knows it; empty: taken from the catalogue (by
+    product code). When set it must be a code of the business's catalogue exactly as
+    written there, case included: any other is refused,
+    INVALID_ARGUMENT GOODS_CATEGORY_UNKNOWN naming `check.lines[i].goods_category_code`,
+    rather than matching no rule.
+    """
     price_minor_units: _builtins.int
     """Price of one unit, minor units. Positive."""
     quantity_thousandths: _builtins.int
