@@ -41,6 +41,24 @@ class AccountType:
 
 
 @dataclass(frozen=True, slots=True)
+class GoodsCategory:
+    """A goods category: the code rules and check lines name, and its name."""
+
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Goods:
+    """A product of the catalogue; price in minor units, category code empty for none."""
+
+    product_code: str
+    title: str
+    price_minor_units: int
+    goods_category_code: str
+
+
+@dataclass(frozen=True, slots=True)
 class Catalogue:
     """Everything a terminal reads about its business's setup."""
 

@@ -39,6 +39,7 @@ from purse.domain.errors import (
     invalid,
 )
 from purse.domain.identifiers import Identifier, IdentifierKind
+from purse.domain.pages import page_limit
 from purse.domain.terminals import TerminalContext, TerminalKind
 from purse.service.programs import Programs
 from purse.store.postgres.customers import CustomerStore
@@ -268,9 +269,7 @@ class IdentificationService:
     async def search(
         self, terminal: TerminalContext, identifier: Identifier, page_size: int
     ) -> list[CustomerMatch]:
-        if not 0 <= page_size <= search_page_size_max:
-            raise invalid("page_size", f"from 1 to {search_page_size_max} (0 = default)")
-        limit = page_size or search_page_size_default
+        limit = page_limit(page_size, search_page_size_default, search_page_size_max)
         if identifier.kind is IdentifierKind.PHONE:
             prefix = identifiers.phone_search_prefix(
                 identifier.value, terminal.phone_prefix, "phone_prefix"

@@ -47,6 +47,7 @@ from purse.domain.errors import (
     invalid,
 )
 from purse.domain.moments import check_sale_time
+from purse.domain.pages import page_limit
 from purse.domain.reasons import ERROR_REASONS
 from purse.domain.refunds import RefundPlan, plan_refund
 from purse.domain.terminals import TerminalContext
@@ -819,11 +820,7 @@ class TransactionService:
     async def page(
         self, terminal: TerminalContext, page_size: int, page_token: str, filters: ListFilter
     ) -> tuple[list[TransactionRecord], str]:
-        if not 0 <= page_size <= list_page_size_max:
-            raise invalid(
-                "page_size", f"from 1 to {list_page_size_max} (0 = {list_page_size_default})"
-            )
-        limit = page_size or list_page_size_default
+        limit = page_limit(page_size, list_page_size_default, list_page_size_max)
         records = await self._transactions.page(
             terminal.business_id, limit, _after(page_token), filters.customer_id,
             filters.terminal_id, filters.status, filters.created_from, filters.created_before,
