@@ -45,6 +45,7 @@ from purse.service.authentication import (
 )
 from purse.service.batch_writer import BatchWriter
 from purse.service.calculation import CheckCalculation
+from purse.service.goods import GoodsCatalogue
 from purse.service.identification import IdentificationService
 from purse.service.programs import Programs
 from purse.service.transactions import TransactionService
@@ -338,6 +339,7 @@ class Application:
             ),
             app_token_key=credentials.derive_key(secret, "app-token"),
             app_token_window_seconds=settings.app_token_window_seconds,
+            programs=programs,
             cache=cache,
         )
         calculation = CheckCalculation(identification, CalculationInputStore(pool), programs)
@@ -370,9 +372,11 @@ class Application:
             settings.batch_queue_operations_max,
             settings.process_groups_concurrent_max,
         )
+        catalogue = CatalogueStore(pool)
         return TerminalServicer(
-            authenticator, identification, CatalogueStore(pool), calculation, self.transactions,
-            self.unary, settings.stream_idle_seconds_max, settings.stream_lifetime_seconds_max,
+            authenticator, identification, catalogue, GoodsCatalogue(catalogue), calculation,
+            self.transactions, self.unary, settings.stream_idle_seconds_max,
+            settings.stream_lifetime_seconds_max,
         )  # fmt: skip
 
     def _grpc_server(self) -> grpc.aio.Server:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 
@@ -85,6 +85,30 @@ class Membership:
     language: str = ""
 
 
+def with_points_limit(membership: Membership, limit: int | None) -> Membership:
+    """The membership with its points pocket's no-PIN limit set to `limit` (hundredths;
+    None: no PIN is ever needed). The limit is a rule of the terminal's program, not
+    something a membership row holds: it is filled in when a membership is answered,
+    from the program at its current version, so a rules change shows at once."""
+    return replace(
+        membership,
+        pockets=tuple(
+            replace(pocket, redemption_limit_without_pin=limit)
+            if pocket.account_type_id == POINTS_ACCOUNT_TYPE_ID
+            else pocket
+            for pocket in membership.pockets
+        ),
+    )
+
+
+def points_limit(membership: Membership) -> int | None:
+    """The no-PIN limit its points pocket reports (see `with_points_limit`)."""
+    for pocket in membership.pockets:
+        if pocket.account_type_id == POINTS_ACCOUNT_TYPE_ID:
+            return pocket.redemption_limit_without_pin
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class StoredIdentifier:
     """An identifier kept for a customer: the phone, or a card of this business."""
@@ -150,5 +174,7 @@ __all__ = [
     "PocketKind",
     "Questionnaire",
     "StoredIdentifier",
+    "points_limit",
     "validate_questionnaire",
+    "with_points_limit",
 ]

@@ -48,6 +48,7 @@ ERROR_REASONS: Final[Mapping[str, str]] = {
     "REDEMPTION_TOO_LONG": "more coupons, certificates or account payments than allowed",
     "REQUEST_UNDECODABLE": "the request's bytes are not the message the method takes",
     "STRING_HAS_NUL": "a text field holds a NUL character",
+    "GOODS_CATEGORY_UNKNOWN": "a goods category code that is not in the business's catalogue",
     # Credentials.
     "CREDENTIALS_MISSING": "no bearer credential in the authorization metadata",
     "WRONG_CREDENTIALS": "login or password wrong",

@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from purse.domain import checks
-from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID, Membership, Pocket, PocketKind
+from purse.domain.catalogue import check_goods_categories
+from purse.domain.customers import (
+    POINTS_ACCOUNT_TYPE_ID,
+    Membership,
+    Pocket,
+    PocketKind,
+    with_points_limit,
+)
 from purse.domain.engine import calculate
 from purse.domain.errors import (
     DomainError,
@@ -167,6 +174,14 @@ class CheckCalculation:
                     if not line.goods_category_code
                 }
             ),
+            sorted(
+                {
+                    line.goods_category_code
+                    for request in requests
+                    for line in request.check.lines
+                    if line.goods_category_code
+                }
+            ),
         )
 
     def prepared(
@@ -178,6 +193,7 @@ class CheckCalculation:
         program: CompiledProgram,
     ) -> Calculation:
         """The receipt from inputs already read (synchronous: the pure engine)."""
+        check_goods_categories(request.check.lines, inputs.known_goods_categories)
         moment = _local_moment(terminal.time_zone, request.sale_time, self._clock())
         unopened = _unopened_pockets(membership, inputs)
         customer, coupon_ids, certificate_ids = _customer(
@@ -211,6 +227,11 @@ class CheckCalculation:
         receipt = run(request.points)
         if request.points_maximum and receipt.points_redeemable_max != request.points:
             receipt = run(receipt.points_redeemable_max)
+        if membership is not None:
+            # The answer's points pocket reports the limit the receipt was calculated on.
+            membership = with_points_limit(
+                membership, program.program.points_redemption_limit_without_pin
+            )
         return Calculation(
             receipt,
             membership,

@@ -28,6 +28,7 @@ from purse.domain.customers import (
     Membership,
     Questionnaire,
     validate_questionnaire,
+    with_points_limit,
 )
 from purse.domain.errors import (
     AlreadyExists,
@@ -38,7 +39,9 @@ from purse.domain.errors import (
     invalid,
 )
 from purse.domain.identifiers import Identifier, IdentifierKind
+from purse.domain.pages import page_limit
 from purse.domain.terminals import TerminalContext, TerminalKind
+from purse.service.programs import Programs
 from purse.store.postgres.customers import CustomerStore
 from purse.store.redis import keys
 from purse.store.redis.balance_cache import BalanceCache, hint
@@ -68,16 +71,28 @@ class IdentificationService:
         steward_guesses: AttemptLimit,
         app_token_key: bytes,
         app_token_window_seconds: int,
+        programs: Programs,
         clock: Callable[[], float] = time.time,
         cache: BalanceCache | None = None,
     ) -> None:
         self._customers = customers
+        self._programs = programs
         self._cache = cache
         self._steward_codes = steward_codes
         self._steward_guesses = steward_guesses
         self._app_token_key = app_token_key
         self._app_token_window_seconds = app_token_window_seconds
         self._clock = clock
+
+    async def identify_customer(
+        self, terminal: TerminalContext, identifier: Identifier
+    ) -> Membership:
+        """IdentifyCustomer's answer: `identify`, with the points pocket's no-PIN limit of
+        the terminal's program (read alongside, never cached with the membership)."""
+        membership, limit = await asyncio.gather(
+            self.identify(terminal, identifier), self._programs.points_limit(terminal)
+        )
+        return with_points_limit(membership, limit)
 
     async def identify(
         self,
@@ -254,21 +269,25 @@ class IdentificationService:
     async def search(
         self, terminal: TerminalContext, identifier: Identifier, page_size: int
     ) -> list[CustomerMatch]:
-        if not 0 <= page_size <= search_page_size_max:
-            raise invalid("page_size", f"from 1 to {search_page_size_max} (0 = default)")
-        limit = page_size or search_page_size_default
+        limit = page_limit(page_size, search_page_size_default, search_page_size_max)
         if identifier.kind is IdentifierKind.PHONE:
             prefix = identifiers.phone_search_prefix(
                 identifier.value, terminal.phone_prefix, "phone_prefix"
             )
-            return await self._customers.search_by_phone_prefix(terminal.business_id, prefix, limit)
-        value = identifiers.normalize_stored(
-            identifier.kind, identifier.value, identifier.kind.value
-        )
-        found = await self._customers.membership_by_identifier(
-            terminal.business_id, identifier.kind, value
-        )
-        return [] if found is None else [await self._customers.match(terminal.business_id, found)]
+            matches = await self._customers.search_by_phone_prefix(
+                terminal.business_id, prefix, limit
+            )
+        else:
+            value = identifiers.normalize_stored(
+                identifier.kind, identifier.value, identifier.kind.value
+            )
+            found = await self._customers.membership_by_identifier(
+                terminal.business_id, identifier.kind, value
+            )
+            matches = (
+                [] if found is None else [await self._customers.match(terminal.business_id, found)]
+            )
+        return await self._with_points_limit(terminal, matches)
 
     async def register(
         self, terminal: TerminalContext, phone: str, questionnaire: Questionnaire, card: str
@@ -295,7 +314,20 @@ class IdentificationService:
         if card_number:
             await self._attach(terminal, customer_id, IdentifierKind.CARD_NUMBER, card_number)
         membership = await self._membership(terminal, customer_id, enrolled)
-        return await self._customers.match(terminal.business_id, membership)
+        match = await self._customers.match(terminal.business_id, membership)
+        return (await self._with_points_limit(terminal, [match]))[0]
+
+    async def _with_points_limit(
+        self, terminal: TerminalContext, matches: list[CustomerMatch]
+    ) -> list[CustomerMatch]:
+        """Matches as answered: each points pocket with the program's no-PIN limit."""
+        if not matches:
+            return matches
+        limit = await self._programs.points_limit(terminal)
+        return [
+            replace(match, membership=with_points_limit(match.membership, limit))
+            for match in matches
+        ]
 
     async def add_identifier(
         self, terminal: TerminalContext, customer_id: int, kind: IdentifierKind, raw: str

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from purse.domain.errors import NotFound
 from purse.domain.program import CompiledProgram, Program, compile_program, validate_program
+from purse.domain.terminals import TerminalContext
 from purse.service.cache import ExpiringCache
 from purse.store.postgres.programs import (
     ProgramStore,
@@ -62,3 +63,9 @@ class Programs:
         compiled = compile_program(program)
         self._compiled.put(key, (stored_version, compiled))
         return compiled
+
+    async def points_limit(self, terminal: TerminalContext) -> int | None:
+        """The terminal's program's no-PIN limit for points, hundredths (None: never),
+        at the version stored now: one small read, then the compiled program's cache."""
+        compiled = await self.compiled(terminal.business_id, terminal.program_id, terminal.currency)
+        return compiled.program.points_redemption_limit_without_pin

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 from purse import sealing
 from purse.domain import moments
 from purse.domain.checks import Receipt
-from purse.domain.customers import Membership, Pocket
+from purse.domain.customers import Membership, Pocket, points_limit, with_points_limit
 from purse.domain.errors import (
     Aborted,
     AlreadyExists,
@@ -47,6 +47,7 @@ from purse.domain.errors import (
     invalid,
 )
 from purse.domain.moments import check_sale_time
+from purse.domain.pages import page_limit
 from purse.domain.reasons import ERROR_REASONS
 from purse.domain.refunds import RefundPlan, plan_refund
 from purse.domain.terminals import TerminalContext
@@ -501,10 +502,20 @@ class TransactionService:
             raise _key_reused()
         if record.status is TransactionStatus.REJECTED:
             raise _stored_refusal(record.refusal or {})
-        membership = None
-        if record.customer_id is not None:
-            membership = await self._customers.membership(terminal.business_id, record.customer_id)
-        return Answer(record, membership)
+        return await self._with_membership(terminal, record)
+
+    async def _answered_membership(
+        self, terminal: TerminalContext, customer_id: int | None
+    ) -> Membership | None:
+        """The customer's membership as committed now, as an answer shows it: with the
+        program's no-PIN limit on the points pocket; None without a customer."""
+        if customer_id is None:
+            return None
+        membership, limit = await asyncio.gather(
+            self._customers.membership(terminal.business_id, customer_id),
+            self._programs.points_limit(terminal),
+        )
+        return None if membership is None else with_points_limit(membership, limit)
 
     async def _membership_after(
         self, terminal: TerminalContext, calculation: Calculation, outcome: Outcome
@@ -520,7 +531,8 @@ class TransactionService:
         ]
         known.update(pocket.account_type_id for pocket in opened)
         if any(key[1] not in known for key in outcome.balances):
-            return await self._customers.membership(terminal.business_id, membership.customer_id)
+            fresh = await self._customers.membership(terminal.business_id, membership.customer_id)
+            return None if fresh is None else with_points_limit(fresh, points_limit(membership))
         pockets = sorted((*membership.pockets, *opened), key=lambda pocket: pocket.account_type_id)
         membership = replace(membership, pockets=tuple(pockets))
         return _with_balances(_with_totals(membership, outcome), outcome.balances)
@@ -573,11 +585,7 @@ class TransactionService:
         assert record.receipt is not None
         coupon_ids = list(record.coupon_codes)
         confirmed = status is TransactionStatus.COMPLETED
-        membership = (
-            await self._customers.membership(terminal.business_id, record.customer_id)
-            if record.customer_id is not None
-            else None
-        )
+        membership = await self._answered_membership(terminal, record.customer_id)
         transition = Transition(
             transaction_id=record.transaction_id,
             expected=TransactionStatus.PENDING,
@@ -790,10 +798,7 @@ class TransactionService:
     async def _with_membership(
         self, terminal: TerminalContext, record: TransactionRecord
     ) -> Answer:
-        membership = None
-        if record.customer_id is not None:
-            membership = await self._customers.membership(terminal.business_id, record.customer_id)
-        return Answer(record, membership)
+        return Answer(record, await self._answered_membership(terminal, record.customer_id))
 
     async def get(self, terminal: TerminalContext, transaction_id: int) -> TransactionRecord:
         record = await self._transactions.by_id(terminal.business_id, transaction_id)
@@ -815,11 +820,7 @@ class TransactionService:
     async def page(
         self, terminal: TerminalContext, page_size: int, page_token: str, filters: ListFilter
     ) -> tuple[list[TransactionRecord], str]:
-        if not 0 <= page_size <= list_page_size_max:
-            raise invalid(
-                "page_size", f"from 1 to {list_page_size_max} (0 = {list_page_size_default})"
-            )
-        limit = page_size or list_page_size_default
+        limit = page_limit(page_size, list_page_size_default, list_page_size_max)
         records = await self._transactions.page(
             terminal.business_id, limit, _after(page_token), filters.customer_id,
             filters.terminal_id, filters.status, filters.created_from, filters.created_before,

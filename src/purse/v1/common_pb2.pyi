@@ -233,7 +233,9 @@ class Pocket(_message.Message):
     """Part of `available` that expires (special bonus points), in `unit`."""
     redemption_limit_without_pin: _builtins.int
     """Above this redemption amount (in `unit`) the customer must confirm with a PIN;
-    unset means no PIN is ever required (0: every redemption needs one).
+    unset means no PIN is ever required (0: every redemption needs one). For the points
+    pocket it is the terminal's program's `points_redemption_limit_without_pin_hundredths`
+    as set now (a rules change shows in the next answer); for an account, its type's.
     """
     @_builtins.property
     def next_expiry_time(self) -> _timestamp_pb2.Timestamp:

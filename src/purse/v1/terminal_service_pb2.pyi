@@ -554,7 +554,12 @@ class CheckLine(_message.Message):
     title: _builtins.str
     """Product title as printed on the receipt."""
     goods_category_code: _builtins.str
-    """Goods category code, when the POS knows it; otherwise taken from the catalogue."""
+    """Goods category code, when the POS knows it; empty: taken from the catalogue (by
+    product code). When set it must be a code of the business's catalogue exactly as
+    written there, case included (ListGoodsCategories lists them): any other is refused,
+    INVALID_ARGUMENT GOODS_CATEGORY_UNKNOWN naming `check.lines[i].goods_category_code`,
+    rather than matching no rule.
+    """
     price_minor_units: _builtins.int
     """Price of one unit, minor units. Positive."""
     quantity_thousandths: _builtins.int
@@ -2227,3 +2232,181 @@ class RemoveCustomerIdentifierResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RemoveCustomerIdentifierResponse: _TypeAlias = RemoveCustomerIdentifierResponse  # noqa: Y015
+
+@_typing.final
+class ListGoodsRequest(_message.Message):
+    """ListGoods input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    GOODS_CATEGORY_CODE_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many goods per page (1 to 1,000; 0 = 100); more is INVALID_ARGUMENT."""
+    page_token: _builtins.str
+    """From the previous response's `next_page_token`, with the same `goods_category_code`;
+    empty for the first page. A token of another query is INVALID_ARGUMENT.
+    """
+    goods_category_code: _builtins.str
+    """Only goods of this goods category code (exact, as the catalogue writes it); empty =
+    every product. A code the catalogue does not have lists nothing.
+    """
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        goods_category_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["goods_category_code", b"goods_category_code", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGoodsRequest: _TypeAlias = ListGoodsRequest  # noqa: Y015
+
+@_typing.final
+class Goods(_message.Message):
+    """A product of the business's catalogue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_CODE_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    PRICE_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    GOODS_CATEGORY_CODE_FIELD_NUMBER: _builtins.int
+    product_code: _builtins.str
+    """Product code (article number, SKU), as check lines send it."""
+    title: _builtins.str
+    """Product title."""
+    price_minor_units: _builtins.int
+    """Catalogue price of one unit, minor units of the business currency."""
+    goods_category_code: _builtins.str
+    """Its goods category code; empty when it has none."""
+    def __init__(
+        self,
+        *,
+        product_code: _builtins.str = ...,
+        title: _builtins.str = ...,
+        price_minor_units: _builtins.int = ...,
+        goods_category_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["goods_category_code", b"goods_category_code", "price_minor_units", b"price_minor_units", "product_code", b"product_code", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Goods: _TypeAlias = Goods  # noqa: Y015
+
+@_typing.final
+class ListGoodsResponse(_message.Message):
+    """ListGoods output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GOODS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass as `page_token` (with the same filter) for the next page; empty on the last page."""
+    @_builtins.property
+    def goods(self) -> _containers.RepeatedCompositeFieldContainer[Global___Goods]:
+        """Goods in product code order."""
+
+    def __init__(
+        self,
+        *,
+        goods: _abc.Iterable[Global___Goods] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["goods", b"goods", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGoodsResponse: _TypeAlias = ListGoodsResponse  # noqa: Y015
+
+@_typing.final
+class ListGoodsCategoriesRequest(_message.Message):
+    """ListGoodsCategories input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many categories per page (1 to 1,000; 0 = 100); more is INVALID_ARGUMENT."""
+    page_token: _builtins.str
+    """From the previous response's `next_page_token`; empty for the first page. A token of
+    another query is INVALID_ARGUMENT.
+    """
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGoodsCategoriesRequest: _TypeAlias = ListGoodsCategoriesRequest  # noqa: Y015
+
+@_typing.final
+class GoodsCategory(_message.Message):
+    """A goods category of the business's catalogue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """The code check lines and program rules name (exact, case included)."""
+    name: _builtins.str
+    """Name shown in the control panel."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GoodsCategory: _TypeAlias = GoodsCategory  # noqa: Y015
+
+@_typing.final
+class ListGoodsCategoriesResponse(_message.Message):
+    """ListGoodsCategories output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GOODS_CATEGORIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass as `page_token` for the next page; empty on the last page."""
+    @_builtins.property
+    def goods_categories(self) -> _containers.RepeatedCompositeFieldContainer[Global___GoodsCategory]:
+        """Goods categories in code order."""
+
+    def __init__(
+        self,
+        *,
+        goods_categories: _abc.Iterable[Global___GoodsCategory] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["goods_categories", b"goods_categories", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGoodsCategoriesResponse: _TypeAlias = ListGoodsCategoriesResponse  # noqa: Y015

@@ -120,6 +120,16 @@ class TerminalServiceStub(object):
                 request_serializer=purse_dot_v1_dot_terminal__service__pb2.RemoveCustomerIdentifierRequest.SerializeToString,
                 response_deserializer=purse_dot_v1_dot_terminal__service__pb2.RemoveCustomerIdentifierResponse.FromString,
                 _registered_method=True)
+        self.ListGoods = channel.unary_unary(
+                '/purse.v1.TerminalService/ListGoods',
+                request_serializer=purse_dot_v1_dot_terminal__service__pb2.ListGoodsRequest.SerializeToString,
+                response_deserializer=purse_dot_v1_dot_terminal__service__pb2.ListGoodsResponse.FromString,
+                _registered_method=True)
+        self.ListGoodsCategories = channel.unary_unary(
+                '/purse.v1.TerminalService/ListGoodsCategories',
+                request_serializer=purse_dot_v1_dot_terminal__service__pb2.ListGoodsCategoriesRequest.SerializeToString,
+                response_deserializer=purse_dot_v1_dot_terminal__service__pb2.ListGoodsCategoriesResponse.FromString,
+                _registered_method=True)
 
 
 class TerminalServiceServicer(object):
@@ -256,6 +266,21 @@ class TerminalServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListGoods(self, request, context):
+        """The business's goods (the catalogue) in product code order, in keyset pages,
+        optionally of one goods category.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGoodsCategories(self, request, context):
+        """The business's goods categories in code order, in keyset pages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TerminalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -343,6 +368,16 @@ def add_TerminalServiceServicer_to_server(servicer, server):
                     servicer.RemoveCustomerIdentifier,
                     request_deserializer=purse_dot_v1_dot_terminal__service__pb2.RemoveCustomerIdentifierRequest.FromString,
                     response_serializer=purse_dot_v1_dot_terminal__service__pb2.RemoveCustomerIdentifierResponse.SerializeToString,
+            ),
+            'ListGoods': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGoods,
+                    request_deserializer=purse_dot_v1_dot_terminal__service__pb2.ListGoodsRequest.FromString,
+                    response_serializer=purse_dot_v1_dot_terminal__service__pb2.ListGoodsResponse.SerializeToString,
+            ),
+            'ListGoodsCategories': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGoodsCategories,
+                    request_deserializer=purse_dot_v1_dot_terminal__service__pb2.ListGoodsCategoriesRequest.FromString,
+                    response_serializer=purse_dot_v1_dot_terminal__service__pb2.ListGoodsCategoriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -805,6 +840,60 @@ class TerminalService(object):
             '/purse.v1.TerminalService/RemoveCustomerIdentifier',
             purse_dot_v1_dot_terminal__service__pb2.RemoveCustomerIdentifierRequest.SerializeToString,
             purse_dot_v1_dot_terminal__service__pb2.RemoveCustomerIdentifierResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGoods(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.v1.TerminalService/ListGoods',
+            purse_dot_v1_dot_terminal__service__pb2.ListGoodsRequest.SerializeToString,
+            purse_dot_v1_dot_terminal__service__pb2.ListGoodsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGoodsCategories(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.v1.TerminalService/ListGoodsCategories',
+            purse_dot_v1_dot_terminal__service__pb2.ListGoodsCategoriesRequest.SerializeToString,
+            purse_dot_v1_dot_terminal__service__pb2.ListGoodsCategoriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

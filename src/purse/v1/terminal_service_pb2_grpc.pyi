@@ -100,6 +100,12 @@ class TerminalServiceStub:
     """Adds a card number or card QR code to a customer of this business."""
     RemoveCustomerIdentifier: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.RemoveCustomerIdentifierRequest, _terminal_service_pb2.RemoveCustomerIdentifierResponse]
     """Removes a card number or card QR code from a customer of this business."""
+    ListGoods: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.ListGoodsRequest, _terminal_service_pb2.ListGoodsResponse]
+    """The business's goods (the catalogue) in product code order, in keyset pages,
+    optionally of one goods category.
+    """
+    ListGoodsCategories: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.ListGoodsCategoriesRequest, _terminal_service_pb2.ListGoodsCategoriesResponse]
+    """The business's goods categories in code order, in keyset pages."""
 
 @_typing.type_check_only
 class TerminalServiceAsyncStub(TerminalServiceStub):
@@ -159,6 +165,12 @@ class TerminalServiceAsyncStub(TerminalServiceStub):
     """Adds a card number or card QR code to a customer of this business."""
     RemoveCustomerIdentifier: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.RemoveCustomerIdentifierRequest, _terminal_service_pb2.RemoveCustomerIdentifierResponse]  # type: ignore[assignment]
     """Removes a card number or card QR code from a customer of this business."""
+    ListGoods: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.ListGoodsRequest, _terminal_service_pb2.ListGoodsResponse]  # type: ignore[assignment]
+    """The business's goods (the catalogue) in product code order, in keyset pages,
+    optionally of one goods category.
+    """
+    ListGoodsCategories: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.ListGoodsCategoriesRequest, _terminal_service_pb2.ListGoodsCategoriesResponse]  # type: ignore[assignment]
+    """The business's goods categories in code order, in keyset pages."""
 
 class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
     """Serves point-of-sale terminals."""
@@ -317,5 +329,23 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_service_pb2.RemoveCustomerIdentifierResponse, _abc.Awaitable[_terminal_service_pb2.RemoveCustomerIdentifierResponse]]:
         """Removes a card number or card QR code from a customer of this business."""
+
+    @_abc_1.abstractmethod
+    def ListGoods(
+        self,
+        request: _terminal_service_pb2.ListGoodsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_terminal_service_pb2.ListGoodsResponse, _abc.Awaitable[_terminal_service_pb2.ListGoodsResponse]]:
+        """The business's goods (the catalogue) in product code order, in keyset pages,
+        optionally of one goods category.
+        """
+
+    @_abc_1.abstractmethod
+    def ListGoodsCategories(
+        self,
+        request: _terminal_service_pb2.ListGoodsCategoriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_terminal_service_pb2.ListGoodsCategoriesResponse, _abc.Awaitable[_terminal_service_pb2.ListGoodsCategoriesResponse]]:
+        """The business's goods categories in code order, in keyset pages."""
 
 def add_TerminalServiceServicer_to_server(servicer: TerminalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

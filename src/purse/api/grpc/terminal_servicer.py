@@ -41,6 +41,7 @@ from purse.domain.identifiers import Identifier, IdentifierKind
 from purse.domain.terminals import TerminalContext
 from purse.service.authentication import Authenticator
 from purse.service.calculation import CheckCalculation
+from purse.service.goods import GoodsCatalogue
 from purse.service.identification import IdentificationService
 from purse.service.transactions import Answer, ListFilter, ProcessRequest, TransactionService
 from purse.service.unary_processing import UnaryProcessing
@@ -130,6 +131,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         authenticator: Authenticator,
         identification: IdentificationService,
         catalogue: CatalogueStore,
+        goods: GoodsCatalogue,
         calculation: CheckCalculation,
         transactions: TransactionService,
         unary: UnaryProcessing,
@@ -139,6 +141,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         self.authenticator = authenticator
         self._identification = identification
         self._catalogue = catalogue
+        self._goods = goods
         self._calculation = calculation
         self._transactions = transactions
         self._unary = unary
@@ -168,7 +171,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         self, request: pb.IdentifyCustomerRequest, context: Context, terminal: TerminalContext
     ) -> pb.IdentifyCustomerResponse:
         identifier = mapping.identifier_from_proto(request.identifier)
-        membership = await self._identification.identify(terminal, identifier)
+        membership = await self._identification.identify_customer(terminal, identifier)
         return pb.IdentifyCustomerResponse(membership=mapping.membership_to_proto(membership))
 
     @authenticated_call
@@ -427,6 +430,40 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         )
         return pb.ListTransactionsResponse(
             transactions=[transaction_to_proto(record) for record in records],
+            next_page_token=token,
+        )
+
+    @authenticated_call
+    async def ListGoods(
+        self, request: pb.ListGoodsRequest, context: Context, terminal: TerminalContext
+    ) -> pb.ListGoodsResponse:
+        goods, token = await self._goods.goods(
+            terminal, request.page_size, request.page_token, request.goods_category_code
+        )
+        return pb.ListGoodsResponse(
+            goods=[
+                pb.Goods(
+                    product_code=item.product_code,
+                    title=item.title,
+                    price_minor_units=item.price_minor_units,
+                    goods_category_code=item.goods_category_code,
+                )
+                for item in goods
+            ],
+            next_page_token=token,
+        )
+
+    @authenticated_call
+    async def ListGoodsCategories(
+        self, request: pb.ListGoodsCategoriesRequest, context: Context, terminal: TerminalContext
+    ) -> pb.ListGoodsCategoriesResponse:
+        categories, token = await self._goods.goods_categories(
+            terminal, request.page_size, request.page_token
+        )
+        return pb.ListGoodsCategoriesResponse(
+            goods_categories=[
+                pb.GoodsCategory(code=item.code, name=item.name) for item in categories
+            ],
             next_page_token=token,
         )
 

@@ -1,7 +1,8 @@
 """Everything a check calculation reads besides the membership, in one round trip:
 the program's rules version, the customer's live points lots, the business's account
-types, the coupons and certificates the cashier named, and the catalogue's goods
-categories of the check's products.
+types, the coupons and certificates the cashier named, the catalogue's goods
+categories of the check's products, and which of the category codes the lines name
+the catalogue knows.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ SELECT
           FROM goods g
           JOIN goods_categories k
             ON k.business_id = g.business_id AND k.goods_category_id = g.goods_category_id
-         WHERE g.business_id = $1 AND g.product_code = ANY($6::text[])) AS goods_categories
+         WHERE g.business_id = $1 AND g.product_code = ANY($6::text[])) AS goods_categories,
+  ARRAY(SELECT code FROM goods_categories
+         WHERE business_id = $1 AND code = ANY($7::text[])) AS known_goods_categories
 """
 
 
@@ -97,6 +100,7 @@ class CalculationInputs:
     coupons: dict[str, CouponRow]
     certificates: dict[str, CertificateRow]
     goods_categories: dict[str, str]
+    known_goods_categories: frozenset[str] = frozenset()
 
     def lots(self, customer_id: int) -> tuple[LotRow, ...]:
         return self.lots_by_customer.get(customer_id, ())
@@ -116,6 +120,7 @@ class CalculationInputStore:
         coupon_codes: Sequence[str],
         certificate_codes: Sequence[str],
         uncategorised_product_codes: Sequence[str],
+        goods_category_codes: Sequence[str] = (),
     ) -> CalculationInputs:
         """The inputs of one check, or of many at once (a stream message)."""
         row = await self._pool.fetchrow(
@@ -126,6 +131,7 @@ class CalculationInputStore:
             list(coupon_codes),
             list(certificate_codes),
             list(uncategorised_product_codes),
+            list(goods_category_codes),
         )
         assert row is not None
         return CalculationInputs(
@@ -135,6 +141,7 @@ class CalculationInputStore:
             coupons={values[1]: _coupon(values) for values in row["coupons"]},
             certificates={values[1]: CertificateRow(*values) for values in row["certificates"]},
             goods_categories=dict(row["goods_categories"]),
+            known_goods_categories=frozenset(row["known_goods_categories"]),
         )
 
 

@@ -1,4 +1,6 @@
-"""Reading a business's customer categories and account types in one round trip."""
+"""Reading a business's setup: customer categories and account types in one round trip,
+goods and goods categories by keyset pages (the primary key's order: product code, and
+the unique (business, code) of categories), so a page costs the same deep in a list."""
 
 from __future__ import annotations
 
@@ -6,7 +8,13 @@ import json
 
 import asyncpg
 
-from purse.domain.catalogue import AccountType, Catalogue, CustomerCategory
+from purse.domain.catalogue import (
+    AccountType,
+    Catalogue,
+    CustomerCategory,
+    Goods,
+    GoodsCategory,
+)
 from purse.domain.customers import PocketKind
 
 
@@ -46,3 +54,36 @@ class CatalogueStore:
                 for type_id, kind, name, title, codes, limit, per_reward in row["account_types"]
             ),
         )
+
+    async def goods_page(
+        self, business_id: int, after: str | None, limit: int, goods_category_code: str | None
+    ) -> list[Goods]:
+        """Goods by product code after `after`, of one category when a code is given."""
+        rows = await self._pool.fetch(
+            "SELECT g.product_code, g.title, g.price_minor_units, coalesce(k.code, '') AS code"
+            "  FROM goods g"
+            "  LEFT JOIN goods_categories k"
+            "    ON k.business_id = g.business_id AND k.goods_category_id = g.goods_category_id"
+            " WHERE g.business_id = $1 AND ($2::text IS NULL OR g.product_code > $2)"
+            "   AND ($4::text IS NULL OR k.code = $4)"
+            " ORDER BY g.product_code LIMIT $3",
+            business_id,
+            after,
+            limit,
+            goods_category_code,
+        )
+        return [Goods(*row) for row in rows]
+
+    async def goods_categories_page(
+        self, business_id: int, after: str | None, limit: int
+    ) -> list[GoodsCategory]:
+        """Goods categories by code after `after`."""
+        rows = await self._pool.fetch(
+            "SELECT code, name FROM goods_categories"
+            " WHERE business_id = $1 AND ($2::text IS NULL OR code > $2)"
+            " ORDER BY code LIMIT $3",
+            business_id,
+            after,
+            limit,
+        )
+        return [GoodsCategory(*row) for row in rows]
