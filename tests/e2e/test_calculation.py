@@ -419,3 +419,22 @@ async def test_a_check_without_currency_or_amounts_gets_the_business_currency_an
     answer = await calculate(terminal_stub, business, message)
     assert answer.receipt.currency == "UAH"
     assert answer.receipt.sum_minor_units == 5000  # 4,999.5 rounded half away from zero
+
+
+async def test_wrong_program_rules_are_named_by_the_requests_field_names(
+    channel: grpc.aio.Channel, business: Tenant
+) -> None:
+    rules = admin.ProgramRules(
+        rules=[percent_accrual(1, 0, check_sum_min_minor_units=-1)],
+        redemption_check_sum_min_minor_units=-5,
+        points_redemption_limit_without_pin_hundredths=-1,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await set_rules(channel, business, rules)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(refused.value)) == {
+        "rules.rules[0].value",
+        "rules.rules[0].selector.check_sum_min_minor_units",
+        "rules.redemption_check_sum_min_minor_units",
+        "rules.points_redemption_limit_without_pin_hundredths",
+    }

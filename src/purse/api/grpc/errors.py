@@ -57,8 +57,9 @@ STATUS_BY_ERROR: dict[type[DomainError], grpc.StatusCode] = {
 }
 
 
-# The engine names fields after its own model (`check.lines[0].price`); callers know the
-# proto's names. Each (pattern, replacement) renames one engine path to the request
+# The engine and the program's validation name fields after the domain's model
+# (`check.lines[0].price`, `program.redemption_check_sum_min`); callers know the proto's
+# names. Each (pattern, replacement) renames one engine path to the request
 # field it came from, in this one place for every error a terminal receives.
 _PROTO_FIELD_NAMES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), replacement)
@@ -74,6 +75,17 @@ _PROTO_FIELD_NAMES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
         (r"^redemption\.accounts(\[\d+\])\.amount$", r"redemption.account_payments\1.amount"),
         (r"^redemption\.certificates(\[\d+\])\.\w+$", r"redemption.certificate_codes\1"),
+        # SetProgramRules: the domain's program is the request's `rules`.
+        (r"^program\.redemption_check_sum_min$", "rules.redemption_check_sum_min_minor_units"),
+        (
+            r"^program\.points_redemption_limit_without_pin$",
+            "rules.points_redemption_limit_without_pin_hundredths",
+        ),
+        (
+            r"^program\.(rules\[\d+\]\.selector)\.check_sum_min$",
+            r"rules.\1.check_sum_min_minor_units",
+        ),
+        (r"^program\.(.+)$", r"rules.\1"),
     )
 )
 
