@@ -28,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
 from purse import sealing
+from purse.api.grpc.aborts import AbortRelease
 from purse.api.grpc.admin_servicer import AdminServicer
 from purse.api.grpc.metrics import MetricsInterceptor
 from purse.api.grpc.surface import RequestGuard
@@ -396,7 +397,8 @@ class Application:
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ]
         return grpc.aio.server(
-            interceptors=[MetricsInterceptor(self.registry), RequestGuard()],
+            # AbortRelease first: outermost, it sees every abort (aborts.py says why).
+            interceptors=[AbortRelease(), MetricsInterceptor(self.registry), RequestGuard()],
             options=options,
             maximum_concurrent_rpcs=settings.grpc_concurrent_calls_max,
         )
