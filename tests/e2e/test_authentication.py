@@ -19,6 +19,7 @@ from support import (
     retry_delay_seconds,
 )
 
+from purse.domain import credentials
 from purse.domain.terminals import TerminalKind
 from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import terminal_service_pb2 as pb
@@ -104,11 +105,42 @@ async def test_a_disabled_terminal_is_permission_denied_for_token_and_key(
             )
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert error_reason(refused.value) == "TERMINAL_DISABLED"
+    # Signing in to a disabled terminal is answered as a wrong password is, right
+    # password or not: the answer must not confirm a guessed password.
+    answers = []
+    for password in (terminal.password, "not the password"):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await terminal_stub.SignIn(pb.SignInRequest(login=terminal.login, password=password))
+        answers.append((refused.value.code(), error_reason(refused.value), refused.value.details()))
+    assert answers[0] == answers[1]
+    assert answers[0][:2] == (grpc.StatusCode.UNAUTHENTICATED, "WRONG_CREDENTIALS")
+
+
+async def test_a_new_password_revokes_the_tokens_of_the_old_one(
+    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    provisioning = Provisioning(pool)
+    terminal = await make_terminal(
+        provisioning, business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
+    )
+    signed_in = await terminal_stub.SignIn(
+        pb.SignInRequest(login=terminal.login, password=terminal.password)
+    )
+    settings = pb.GetTerminalSettingsRequest()
+    await terminal_stub.GetTerminalSettings(settings, metadata=bearer(signed_in.token))
+    await pool.execute(
+        "UPDATE terminals SET password_hash = $3 WHERE business_id = $1 AND terminal_id = $2",
+        business.business_id, terminal.terminal_id, credentials.hash_password("a new one"),
+    )  # fmt: skip
+    await asyncio.sleep(0.3)  # the server caches terminals for 0.2 s in this suite
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await terminal_stub.SignIn(
-            pb.SignInRequest(login=terminal.login, password=terminal.password)
-        )
-    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        await terminal_stub.GetTerminalSettings(settings, metadata=bearer(signed_in.token))
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_reason(refused.value) == "TOKEN_REVOKED"
+    renewed = await terminal_stub.SignIn(
+        pb.SignInRequest(login=terminal.login, password="a new one")
+    )
+    await terminal_stub.GetTerminalSettings(settings, metadata=bearer(renewed.token))
 
 
 async def test_repeated_wrong_passwords_lock_the_login_even_for_the_right_one(

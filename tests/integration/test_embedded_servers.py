@@ -9,6 +9,7 @@ import asyncpg
 import redis.asyncio as redis
 
 from purse.store.embedded import EmbeddedPostgres, EmbeddedRedis
+from purse.store.redis.client import create_client
 
 
 def test_servers_left_running_are_found_again_and_stopped_from_a_new_handle(
@@ -51,3 +52,16 @@ def test_a_free_port_is_below_the_ephemeral_range_so_no_outgoing_connection_take
     assert all(embedded.free_port_lowest <= port < first_ephemeral for port in ports)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", ports.pop()))
+
+
+async def test_a_pooled_redis_connection_survives_a_redis_restart(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path)
+    client = create_client(server.start(), 4, 2.0)
+    try:
+        await client.set("greeting", b"hello")
+        server.stop()
+        server.start()  # the same port; the pooled connection is now closed by the server
+        assert await client.ping() is True
+    finally:
+        await client.aclose()
+        server.stop()

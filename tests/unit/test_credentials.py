@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import struct
+
 import pytest
 
 from purse.domain import credentials
@@ -38,6 +43,23 @@ def test_a_terminal_token_carries_its_claims_until_it_expires() -> None:
     with pytest.raises(Unauthenticated) as expired:
         credentials.verify_terminal_token(key, token, 1_000)
     assert expired.value.reason == "TOKEN_EXPIRED"
+
+
+def test_a_token_from_before_stamps_is_answered_as_expired_so_clients_sign_in_again() -> None:
+    payload = struct.pack(">QQQ", 7, 11, 10_000)
+    signature = hmac.new(key, payload, hashlib.sha256).digest()[:16]
+    old = credentials.terminal_token_prefix + base64.urlsafe_b64encode(
+        payload + signature
+    ).decode().rstrip("=")
+    with pytest.raises(Unauthenticated) as refused:
+        credentials.verify_terminal_token(key, old, 0)
+    assert refused.value.reason == "TOKEN_EXPIRED"
+
+
+def test_a_token_carries_the_stamp_of_the_password_it_was_issued_for() -> None:
+    claims = credentials.TerminalClaims(7, 11, 1_000, b"stamp-01")
+    token = credentials.issue_terminal_token(key, claims)
+    assert credentials.verify_terminal_token(key, token, 0).credential_stamp == b"stamp-01"
 
 
 def test_a_token_signed_with_another_key_or_altered_is_refused() -> None:

@@ -28,7 +28,10 @@ api_key_prefix = "purse_key_"
 terminal_token_prefix = "purse_tt_"
 app_token_prefix = "P1"
 _signature_bytes = 16
-_terminal_token_layout = struct.Struct(">QQQ")  # business id, terminal id, expiry (s)
+# business id, terminal id, expiry (s), the stamp of the password it was issued for
+_terminal_token_layout = struct.Struct(">QQQ8s")
+# Tokens issued before they carried a stamp: answered as expired, so clients sign in again.
+_stampless_token_layout = struct.Struct(">QQQ")
 _app_token_layout = struct.Struct(">QQ")  # customer id, rotation window number
 
 
@@ -111,11 +114,13 @@ class TerminalClaims:
     business_id: int
     terminal_id: int
     expires_at_seconds: int
+    # Changes whenever the terminal's password does: a token of the old one is refused.
+    credential_stamp: bytes = bytes(8)
 
 
 def issue_terminal_token(key: bytes, claims: TerminalClaims) -> str:
     payload = _terminal_token_layout.pack(
-        claims.business_id, claims.terminal_id, claims.expires_at_seconds
+        claims.business_id, claims.terminal_id, claims.expires_at_seconds, claims.credential_stamp
     )
     return terminal_token_prefix + _b64(payload + _sign(key, payload))
 
@@ -128,15 +133,19 @@ def verify_terminal_token(key: bytes, token: str, now_seconds: float) -> Termina
         raw = _unb64(token[len(terminal_token_prefix) :])
     except ValueError as error:
         raise Unauthenticated("malformed token", reason="TOKEN_INVALID") from error
+    if len(raw) == _stampless_token_layout.size + _signature_bytes:
+        raise Unauthenticated(
+            "a token from an older release; sign in again", reason="TOKEN_EXPIRED"
+        )
     if len(raw) != _terminal_token_layout.size + _signature_bytes:
         raise Unauthenticated("malformed token", reason="TOKEN_INVALID")
     payload, signature = raw[: _terminal_token_layout.size], raw[_terminal_token_layout.size :]
     if not hmac.compare_digest(signature, _sign(key, payload)):
         raise Unauthenticated("token signature does not match", reason="TOKEN_INVALID")
-    business_id, terminal_id, expires_at = _terminal_token_layout.unpack(payload)
+    business_id, terminal_id, expires_at, stamp = _terminal_token_layout.unpack(payload)
     if now_seconds >= expires_at:
         raise Unauthenticated("token expired; sign in again", reason="TOKEN_EXPIRED")
-    return TerminalClaims(business_id, terminal_id, expires_at)
+    return TerminalClaims(business_id, terminal_id, expires_at, stamp)
 
 
 def issue_app_token(key: bytes, customer_id: int, now_seconds: float, window_seconds: int) -> str:

@@ -55,6 +55,7 @@ ERROR_REASONS: Final[Mapping[str, str]] = {
     "API_KEY_INVALID": "the API key is unknown or revoked",
     "TOKEN_INVALID": "the token is not one this server issued",
     "TOKEN_EXPIRED": "the token has expired; sign in again",
+    "TOKEN_REVOKED": "the terminal's password changed after the token was issued",
     "APP_TOKEN_INVALID": "the customer app's QR token is not valid",
     "APP_TOKEN_EXPIRED": "the customer app's QR token has expired",
     "SIGN_IN_RATE_LIMITED": "too many wrong passwords for this login",

@@ -35,6 +35,8 @@ class TerminalContext:
     time_zone: str
     enrols_unknown_phones: bool
     default_access_type: str
+    # A digest of the password's hash: tokens carry it, so a new password revokes them.
+    credential_stamp: bytes = bytes(8)
 
 
 @dataclass(frozen=True, slots=True)

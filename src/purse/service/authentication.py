@@ -21,6 +21,7 @@ disabling a terminal takes effect within that time.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from collections.abc import Callable
 
@@ -114,7 +115,9 @@ class Authenticator:
         failed = False
         try:
             found = await self._terminals.for_sign_in(login)
-            stored_hash = None if found is None else found[1]
+            # A disabled terminal is answered as an unknown login is: no hash is checked,
+            # so the answer cannot tell a right password from a wrong one.
+            stored_hash = None if found is None or not found[0].enabled else found[1]
             matches = await self._password_checks.verify(password, stored_hash)
             failed = found is None or not matches
         finally:
@@ -127,7 +130,9 @@ class Authenticator:
         expires_at = int(self._clock()) + self._token_lifetime_seconds
         token = credentials.issue_terminal_token(
             self._token_key,
-            credentials.TerminalClaims(terminal.business_id, terminal.terminal_id, expires_at),
+            credentials.TerminalClaims(
+                terminal.business_id, terminal.terminal_id, expires_at, terminal.credential_stamp
+            ),
         )
         return token, expires_at, terminal
 
@@ -154,6 +159,11 @@ class Authenticator:
             if terminal is None:
                 raise Unauthenticated("the terminal no longer exists", reason="TOKEN_INVALID")
             self._cache.put(cache_key, terminal)
+        if not hmac.compare_digest(claims.credential_stamp, terminal.credential_stamp):
+            raise Unauthenticated(
+                "the terminal's password changed after this token was issued; sign in again",
+                reason="TOKEN_REVOKED",
+            )
         return _enabled(terminal)
 
 

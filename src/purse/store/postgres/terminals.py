@@ -10,7 +10,8 @@ _context_columns = """
     t.business_id, b.name AS business_name, t.point_of_sale_id,
     s.name AS point_of_sale_name, t.terminal_id, t.name AS terminal_name, t.kind,
     t.enabled, s.program_id, p.name AS program_name, b.currency, b.currency_exponent,
-    b.phone_prefix, s.time_zone, p.enrols_unknown_phones, p.default_access_type
+    b.phone_prefix, s.time_zone, p.enrols_unknown_phones, p.default_access_type,
+    substr(sha256(convert_to(t.password_hash, 'UTF8')), 1, 8) AS credential_stamp
 """
 _context_joins = """
     FROM terminals t
@@ -39,6 +40,7 @@ def _context(row: asyncpg.Record) -> TerminalContext:
         time_zone=row["time_zone"],
         enrols_unknown_phones=row["enrols_unknown_phones"],
         default_access_type=row["default_access_type"],
+        credential_stamp=bytes(row["credential_stamp"]),
     )
 
 
