@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import os
 import platform
 import re
@@ -315,6 +316,7 @@ class Progress:
         self._last_items = 0
 
     def __call__(self, seconds: float, items: int, errors: int) -> None:
+        raise_if_interrupted()
         interval = max(seconds - self._last_seconds, 1e-9)
         rate = (items - self._last_items) / interval
         self._last_seconds, self._last_items = seconds, items
@@ -1047,8 +1049,22 @@ class Interrupted(Exception):
     """SIGTERM or SIGHUP: stop measuring, stop every server this run started, exit."""
 
 
+# The signal that asked the run to stop, once one has.
+_stop_signal: list[str] = []
+
+
 def _interrupt(signal_number: int, _frame: object) -> None:
-    raise Interrupted(f"stopped by {signal.Signals(signal_number).name}")
+    _stop_signal.append(signal.Signals(signal_number).name)
+    raise_if_interrupted()
+
+
+def raise_if_interrupted() -> None:
+    """Interrupted once SIGTERM or SIGHUP came. The handler raises it at once, but a
+    signal that lands while a finalizer (`__del__`) runs has its exception swallowed
+    ("Exception ignored in ..."): so each progress line, once a second while a phase
+    runs, raises it again. Nothing that cleans up calls this."""
+    if _stop_signal:
+        raise Interrupted(f"stopped by {_stop_signal[0]}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1057,6 +1073,8 @@ def main(argv: list[str] | None = None) -> int:
     # Redis started for the run are stopped, as on Ctrl-C.
     for signal_number in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signal_number, _interrupt)
+    # SIGUSR1 prints where every thread is: a run that seems stuck can say where.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     if not arguments.no_h2load and shutil.which("h2load") is None:
         log(f"h2load is missing; install it with:  {h2load_install_command}")
         log("(or run with --no-h2load to measure throughput with the Python generator only)")

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,9 +173,22 @@ def test_sigterm_stops_the_benchmark_and_every_server_it_started(tmp_path: Path)
             int(EmbeddedRedis(tmp_path).pid_path.read_text().strip()),
         ]
         assert started and all(psutil.pid_exists(pid) for pid in servers)
+        # The rest of the output is drained on a thread and the runner itself awaited:
+        # `communicate` would also wait for every process that inherited the pipe.
+        lines: list[str] = []
+        drain = threading.Thread(target=lambda: lines.extend(runner.stdout or ()), daemon=True)
+        drain.start()
         runner.send_signal(signal.SIGTERM)
-        output = runner.communicate(timeout=60)[0]
-        assert runner.returncode == 130, output
+        try:
+            runner.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            runner.send_signal(signal.SIGUSR1)  # the runner prints where its threads are
+            time.sleep(2)
+            runner.kill()
+            drain.join(timeout=5)
+            raise AssertionError("the runner did not stop:\n" + "".join(lines[-200:])) from None
+        drain.join(timeout=5)
+        assert runner.returncode == 130, "".join(lines)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and _any_alive(started, servers):
             time.sleep(0.1)
