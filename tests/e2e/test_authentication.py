@@ -13,6 +13,7 @@ from grpc_status import rpc_status
 from support import (
     ServerProcess,
     Tenant,
+    TerminalAccess,
     bearer,
     error_reason,
     make_terminal,
@@ -86,16 +87,24 @@ async def test_an_empty_login_is_bad_input(terminal_stub: TerminalServiceStub) -
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def signed_in_kiosk(
+    stub: TerminalServiceStub, provisioning: Provisioning, business: Tenant
+) -> tuple[TerminalAccess, pb.SignInResponse]:
+    """A new kiosk of the business, and its first sign-in."""
+    terminal = await make_terminal(
+        provisioning, business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
+    )
+    signed_in = await stub.SignIn(
+        pb.SignInRequest(login=terminal.login, password=terminal.password)
+    )
+    return terminal, signed_in
+
+
 async def test_a_disabled_terminal_is_permission_denied_for_token_and_key(
     terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     provisioning = Provisioning(pool)
-    terminal = await make_terminal(
-        provisioning, business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
-    )
-    signed_in = await terminal_stub.SignIn(
-        pb.SignInRequest(login=terminal.login, password=terminal.password)
-    )
+    terminal, signed_in = await signed_in_kiosk(terminal_stub, provisioning, business)
     await provisioning.set_terminal_enabled(business.business_id, terminal.terminal_id, False)
     await asyncio.sleep(0.3)  # the server caches terminals for 0.2 s in this suite
     for credential in (signed_in.token, terminal.api_key):
@@ -120,12 +129,7 @@ async def test_a_new_password_revokes_the_tokens_of_the_old_one(
     terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     provisioning = Provisioning(pool)
-    terminal = await make_terminal(
-        provisioning, business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
-    )
-    signed_in = await terminal_stub.SignIn(
-        pb.SignInRequest(login=terminal.login, password=terminal.password)
-    )
+    terminal, signed_in = await signed_in_kiosk(terminal_stub, provisioning, business)
     settings = pb.GetTerminalSettingsRequest()
     await terminal_stub.GetTerminalSettings(settings, metadata=bearer(signed_in.token))
     await pool.execute(

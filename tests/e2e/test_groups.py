@@ -38,6 +38,19 @@ from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
 far_future = timestamp_pb2.Timestamp(seconds=253_402_300_799)  # 9999-12-31T23:59:59Z
 
 
+async def stream_answers(
+    channel: grpc.aio.Channel, business: Tenant, messages: AsyncIterator[pb.ProcessChecksRequest]
+) -> list[pb.ProcessChecksResponse]:
+    """Every answer of one ProcessChecks stream of the cash desk."""
+    stub = TerminalServiceStub(channel)
+    return [
+        answer
+        async for answer in stub.ProcessChecks(
+            messages, metadata=bearer(business.cash_desk.api_key), timeout=30
+        )
+    ]
+
+
 def free_cups(answer: pb.ProcessCheckResponse) -> int:
     return sum(progress.rewards for progress in answer.transaction.receipt.achievements)
 
@@ -123,13 +136,7 @@ async def test_a_bad_timestamp_in_a_stream_message_fails_that_check_alone(
             checks[4].CopyFrom(overflowing(f"T-{round_number}-4"))
             yield pb.ProcessChecksRequest(checks=checks)
 
-    stub = TerminalServiceStub(channel)
-    answers = [
-        answer
-        async for answer in stub.ProcessChecks(
-            messages(), metadata=bearer(business.cash_desk.api_key), timeout=30
-        )
-    ]
+    answers = await stream_answers(channel, business, messages())
     assert len(answers) == 2
     for answer in answers:
         outcomes = [result.WhichOneof("outcome") for result in answer.results]
@@ -153,12 +160,9 @@ async def test_sixteen_coffees_in_two_stream_messages_earn_what_one_by_one_earns
                 checks=[coffees(f"C16-{half * 8 + n}", phone, 1) for n in range(8)]
             )
 
-    stub = TerminalServiceStub(channel)
     results = [
         result
-        async for answer in stub.ProcessChecks(
-            messages(), metadata=bearer(business.cash_desk.api_key), timeout=30
-        )
+        for answer in await stream_answers(channel, business, messages())
         for result in answer.results
     ]
     assert [result.WhichOneof("outcome") for result in results] == ["processed"] * 16
@@ -210,13 +214,7 @@ async def test_each_check_of_a_stream_message_shows_its_own_membership_and_notic
     async def messages() -> AsyncIterator[pb.ProcessChecksRequest]:
         yield pb.ProcessChecksRequest(checks=[sale(f"N-{n}", phone) for n in range(3)])
 
-    stub = TerminalServiceStub(channel)
-    answers = [
-        answer
-        async for answer in stub.ProcessChecks(
-            messages(), metadata=bearer(business.cash_desk.api_key), timeout=30
-        )
-    ]
+    answers = await stream_answers(channel, business, messages())
     results = [result.processed for result in answers[0].results]
     assert [result.membership.sales_count for result in results] == [1, 2, 3]
     assert [result.membership.pockets[0].balance for result in results] == [500, 1_000, 1_500]
@@ -278,7 +276,6 @@ async def test_any_grouping_of_checks_ends_where_one_by_one_ends(
     alone = await customer_with_points(pool, business, 3_000)
     grouped = await customer_with_points(pool, business, 3_000)
     stub = TerminalServiceStub(channel)
-    auth = bearer(business.cash_desk.api_key)
 
     def requests(phone: str) -> list[pb.ProcessCheckRequest]:
         made = []
@@ -299,7 +296,7 @@ async def test_any_grouping_of_checks_ends_where_one_by_one_ends(
 
     results = [
         result
-        async for answer in stub.ProcessChecks(messages(), metadata=auth, timeout=30)
+        for answer in await stream_answers(channel, business, messages())
         for result in answer.results
     ]
     assert [_shape(answer) for answer in one_by_one] == [_stream_shape(r) for r in results]
@@ -341,13 +338,7 @@ async def test_a_nul_character_in_one_streamed_check_fails_that_check_alone(
     async def messages() -> AsyncIterator[pb.ProcessChecksRequest]:
         yield pb.ProcessChecksRequest(checks=checks)
 
-    stub = TerminalServiceStub(channel)
-    answers = [
-        answer
-        async for answer in stub.ProcessChecks(
-            messages(), metadata=bearer(business.cash_desk.api_key), timeout=30
-        )
-    ]
+    answers = await stream_answers(channel, business, messages())
     results = answers[0].results
     assert [result.WhichOneof("outcome") for result in results] == [
         "processed", "error", "processed"
