@@ -27,8 +27,9 @@ import asyncpg
 from prometheus_client import CollectorRegistry, Histogram
 
 from purse.service.coalescing import Coalescer
+from purse.service.operations import Outcome, Sale, Transition
 from purse.store.failures import DEPENDENCY_FAILURES
-from purse.store.postgres.batches import BatchStore, Outcome, Sale, Transition
+from purse.store.postgres.batches import BatchStore
 from purse.store.postgres.conflicts import CONFLICT_FAILURES
 from purse.store.redis.balance_cache import BalanceCache
 

@@ -66,9 +66,9 @@ from purse.domain.transactions import (
 from purse.service.batch_writer import BatchWriter
 from purse.service.calculation import Calculation, CalculationRequest, CheckCalculation
 from purse.service.customer_turns import CustomerTurns
+from purse.service.operations import Message, Notice, Outcome, Sale, Statistics, Transition
 from purse.service.programs import Programs
 from purse.store.failures import DEPENDENCY_FAILURES
-from purse.store.postgres.batches import Message, Notice, Outcome, Sale, Statistics, Transition
 from purse.store.postgres.conflicts import CONFLICT_FAILURES, conflict_refusal
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.receipts import receipt_document, receipt_from_document
