@@ -51,6 +51,7 @@ from purse.service.identification import IdentificationService
 from purse.service.programs import Programs
 from purse.service.transactions import TransactionService
 from purse.service.unary_processing import UnaryProcessing
+from purse.service.unit_of_work import UnitOfWork
 from purse.store.data_directory import (
     DataDirectoryLock,
     forget_server_target,
@@ -330,6 +331,8 @@ class Application:
                 settings.balance_cache_timeout_ms / 1000,
                 self.registry,
             )
+        # Every write path tells the balance cache through it, after its commit.
+        changes = UnitOfWork(cache)
         identification = IdentificationService(
             customers=CustomerStore(pool),
             steward_codes=StewardCodes(client, settings.steward_code_lifetime_seconds),
@@ -342,6 +345,7 @@ class Application:
             app_token_window_seconds=settings.app_token_window_seconds,
             programs=programs,
             cache=cache,
+            changes=changes,
         )
         calculation = CheckCalculation(identification, CalculationInputStore(pool), programs)
         self.writer = BatchWriter(
@@ -350,7 +354,7 @@ class Application:
             settings.batch_queue_operations_max,
             settings.batch_concurrent_max,
             self.registry,
-            cache,
+            changes,
         )
         self.transactions = TransactionService(
             calculation=calculation,
@@ -365,7 +369,7 @@ class Application:
             pin_text=texts.pin_text,
             programs=programs,
             refunds=RefundStore(pool),
-            cache=cache,
+            changes=changes,
         )
         self.unary = UnaryProcessing(
             self.transactions,

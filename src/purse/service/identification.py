@@ -42,6 +42,7 @@ from purse.domain.identifiers import Identifier, IdentifierKind
 from purse.domain.pages import page_limit
 from purse.domain.terminals import TerminalContext, TerminalKind
 from purse.service.programs import Programs
+from purse.service.unit_of_work import UnitOfWork
 from purse.store.postgres.customers import CustomerStore
 from purse.store.redis import keys
 from purse.store.redis.balance_cache import BalanceCache, hint
@@ -74,10 +75,12 @@ class IdentificationService:
         programs: Programs,
         clock: Callable[[], float] = time.time,
         cache: BalanceCache | None = None,
+        changes: UnitOfWork | None = None,
     ) -> None:
         self._customers = customers
         self._programs = programs
         self._cache = cache
+        self._changes = changes or UnitOfWork()
         self._steward_codes = steward_codes
         self._steward_guesses = steward_guesses
         self._app_token_key = app_token_key
@@ -303,14 +306,15 @@ class IdentificationService:
             )
             if holder is not None and holder.phone != normalized:
                 raise _identifier_taken("card_number")
-        customer_id, enrolled = await self._customers.enrol(
-            terminal.business_id,
-            normalized,
-            AccessType(terminal.default_access_type),
-            questionnaire,
-        )
-        if not enrolled and _changes_membership(questionnaire) and self._cache is not None:
-            await self._cache.forget(terminal.business_id, [customer_id])
+        async with self._changes.changing(terminal.business_id) as changed:
+            customer_id, enrolled = await self._customers.enrol(
+                terminal.business_id,
+                normalized,
+                AccessType(terminal.default_access_type),
+                questionnaire,
+            )
+            if not enrolled and _changes_membership(questionnaire):
+                changed.customers([customer_id])
         if card_number:
             await self._attach(terminal, customer_id, IdentifierKind.CARD_NUMBER, card_number)
         membership = await self._membership(terminal, customer_id, enrolled)
@@ -340,13 +344,14 @@ class IdentificationService:
         self, terminal: TerminalContext, customer_id: int, kind: IdentifierKind, raw: str
     ) -> CustomerMatch:
         value = identifiers.normalize_stored(kind, raw, "value")
-        removed = await self._customers.remove_identifier(
-            terminal.business_id, customer_id, kind, value
-        )
+        async with self._changes.changing(terminal.business_id) as changed:
+            removed = await self._customers.remove_identifier(
+                terminal.business_id, customer_id, kind, value
+            )
+            if removed:
+                changed.customers([customer_id], [hint(kind.value, value)])
         if not removed:
             raise NotFound("this customer has no such identifier", reason="IDENTIFIER_NOT_FOUND")
-        if self._cache is not None:
-            await self._cache.forget(terminal.business_id, [customer_id], [hint(kind.value, value)])
         return await self._match(terminal, customer_id)
 
     async def _attach(

@@ -68,6 +68,7 @@ from purse.service.calculation import Calculation, CalculationRequest, CheckCalc
 from purse.service.customer_turns import CustomerTurns
 from purse.service.operations import Message, Notice, Outcome, Sale, Statistics, Transition
 from purse.service.programs import Programs
+from purse.service.unit_of_work import UnitOfWork
 from purse.store.failures import DEPENDENCY_FAILURES
 from purse.store.postgres.conflicts import CONFLICT_FAILURES, conflict_refusal
 from purse.store.postgres.customers import CustomerStore
@@ -75,7 +76,6 @@ from purse.store.postgres.receipts import receipt_document, receipt_from_documen
 from purse.store.postgres.refunds import RefundRaced, RefundStore, StoredRefund
 from purse.store.postgres.transactions import TransactionStore, list_page_size_max, record_from_row
 from purse.store.redis import keys
-from purse.store.redis.balance_cache import BalanceCache
 from purse.store.redis.pins import PinStore, new_pin, pin_digits
 from purse.store.redis.rate_limits import AttemptLimit
 
@@ -176,7 +176,7 @@ class TransactionService:
         programs: Programs,
         refunds: RefundStore,
         clock: Callable[[], float] = time.time,
-        cache: BalanceCache | None = None,
+        changes: UnitOfWork | None = None,
     ) -> None:
         self._turns = CustomerTurns()
         self._calculation = calculation
@@ -190,7 +190,7 @@ class TransactionService:
         self._programs = programs
         self._refunds = refunds
         self._clock = clock
-        self._cache = cache
+        self._changes = changes or UnitOfWork()
 
     def validate(self, request: ProcessRequest) -> None:
         """InvalidArgument for a request that may not join a group (see `validate_request`)."""
@@ -696,14 +696,8 @@ class TransactionService:
         for business_id, customer_id in changed:
             by_business.setdefault(business_id, []).append(customer_id)
         for business_id, customer_ids in by_business.items():
-            await self._forget(business_id, customer_ids)
+            await self._changes.committed(business_id, customer_ids)
         return written
-
-    async def _forget(self, business_id: int, customer_ids: Sequence[int | None]) -> None:
-        """Tell the balance cache, after a commit outside the batch writer."""
-        known = [customer_id for customer_id in customer_ids if customer_id is not None]
-        if self._cache is not None and known:
-            await self._cache.forget(business_id, known)
 
     async def expire_overdue(self) -> int:
         """Void the holds of pending transactions past their deadline; returns how many.
@@ -739,16 +733,18 @@ class TransactionService:
         stored = await self._stored_refund(terminal, refund_number)
         if stored is None:
             sale = await self.get(terminal, transaction_id)
-            try:
-                stored = await self._refunds.refund(
-                    terminal.business_id, transaction_id, terminal.terminal_id, refund_number,
-                    request_digest, lambda document, refunded: _plan(document, refunded, lines),
-                    cancel=False,
-                )  # fmt: skip
-            except RefundRaced:
-                stored = await self._stored_refund(terminal, refund_number)
-                assert stored is not None
-            await self._forget(terminal.business_id, [sale.customer_id])
+            async with self._changes.changing(terminal.business_id) as changed:
+                try:
+                    stored = await self._refunds.refund(
+                        terminal.business_id, transaction_id, terminal.terminal_id,
+                        refund_number, request_digest,
+                        lambda document, refunded: _plan(document, refunded, lines),
+                        cancel=False,
+                    )  # fmt: skip
+                except RefundRaced:
+                    stored = await self._stored_refund(terminal, refund_number)
+                    assert stored is not None
+                changed.customers([sale.customer_id])
         if stored.request_digest != request_digest:
             raise AlreadyExists(
                 "this refund number was already used for a different refund",
@@ -782,18 +778,19 @@ class TransactionService:
                 reason="CANCEL_TOO_LATE",
             )
         number = f"~cancel-{record.transaction_id}"
-        # A concurrent cancel that stored first has done the same.
-        with contextlib.suppress(RefundRaced):
-            await self._refunds.refund(
-                terminal.business_id,
-                record.transaction_id,
-                terminal.terminal_id,
-                number,
-                b"cancel",
-                lambda document, refunded: _plan(document, refunded, ()),
-                cancel=True,
-            )
-        await self._forget(terminal.business_id, [record.customer_id])
+        async with self._changes.changing(terminal.business_id) as changed:
+            # A concurrent cancel that stored first has done the same.
+            with contextlib.suppress(RefundRaced):
+                await self._refunds.refund(
+                    terminal.business_id,
+                    record.transaction_id,
+                    terminal.terminal_id,
+                    number,
+                    b"cancel",
+                    lambda document, refunded: _plan(document, refunded, ()),
+                    cancel=True,
+                )
+            changed.customers([record.customer_id])
 
     async def _with_membership(
         self, terminal: TerminalContext, record: TransactionRecord
