@@ -356,10 +356,13 @@ class Application:
             self.registry,
             changes,
         )
+        transactions = TransactionStore(pool)
         self.transactions = TransactionService(
             calculation=calculation,
             writer=self.writer,
-            transactions=TransactionStore(pool),
+            transactions=transactions,
+            messages=transactions,
+            sweeps=transactions,
             customers=CustomerStore(pool),
             pins=PinStore(client, credentials.derive_key(secret, "pin")),
             pin_sends=AttemptLimit(

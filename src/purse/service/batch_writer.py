@@ -28,9 +28,9 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from purse.service.coalescing import Coalescer
 from purse.service.operations import Outcome, Sale, Transition
+from purse.service.ports import BatchApply
 from purse.service.unit_of_work import UnitOfWork
 from purse.store.failures import DEPENDENCY_FAILURES
-from purse.store.postgres.batches import BatchStore
 from purse.store.postgres.conflicts import CONFLICT_FAILURES
 
 _logger = logging.getLogger(__name__)
@@ -47,11 +47,11 @@ class _Pending:
 
 
 class BatchWriter:
-    """Collects operations and writes them through a BatchStore."""
+    """Collects operations and writes them through a `BatchApply` (the BatchStore)."""
 
     def __init__(
         self,
-        store: BatchStore,
+        store: BatchApply,
         batch_operations_max: int,
         queue_operations_max: int,
         concurrent_batches_max: int,

@@ -41,13 +41,10 @@ from purse.domain.errors import (
 from purse.domain.identifiers import Identifier, IdentifierKind
 from purse.domain.pages import page_limit
 from purse.domain.terminals import TerminalContext, TerminalKind
-from purse.service.programs import Programs
+from purse.service.ports import Customers, Limit, MembershipCache, ProgramRules, StewardCodeIssuer
 from purse.service.unit_of_work import UnitOfWork
-from purse.store.postgres.customers import CustomerStore
 from purse.store.redis import keys
-from purse.store.redis.balance_cache import BalanceCache, hint
-from purse.store.redis.rate_limits import AttemptLimit
-from purse.store.redis.steward_codes import StewardCodes
+from purse.store.redis.balance_cache import hint
 
 search_page_size_default = 20
 search_page_size_max = 100
@@ -67,14 +64,14 @@ class IdentificationService:
 
     def __init__(
         self,
-        customers: CustomerStore,
-        steward_codes: StewardCodes,
-        steward_guesses: AttemptLimit,
+        customers: Customers,
+        steward_codes: StewardCodeIssuer,
+        steward_guesses: Limit,
         app_token_key: bytes,
         app_token_window_seconds: int,
-        programs: Programs,
+        programs: ProgramRules,
         clock: Callable[[], float] = time.time,
-        cache: BalanceCache | None = None,
+        cache: MembershipCache | None = None,
         changes: UnitOfWork | None = None,
     ) -> None:
         self._customers = customers
@@ -373,7 +370,7 @@ class IdentificationService:
 
 
 async def _through(
-    cache: BalanceCache | None,
+    cache: MembershipCache | None,
     business_id: int,
     by: str | int,
     read: Callable[[], Awaitable[Membership]],

@@ -63,21 +63,28 @@ from purse.domain.transactions import (
     effects_of_release,
     effects_of_sale,
 )
-from purse.service.batch_writer import BatchWriter
 from purse.service.calculation import Calculation, CalculationRequest, CheckCalculation
 from purse.service.customer_turns import CustomerTurns
 from purse.service.operations import Message, Notice, Outcome, Sale, Statistics, Transition
-from purse.service.programs import Programs
+from purse.service.ports import (
+    CustomerReads,
+    Limit,
+    PinCodes,
+    ProgramRules,
+    RefundWrites,
+    Sweeps,
+    TransactionMessages,
+    TransactionReads,
+    Writer,
+)
 from purse.service.unit_of_work import UnitOfWork
 from purse.store.failures import DEPENDENCY_FAILURES
 from purse.store.postgres.conflicts import CONFLICT_FAILURES, conflict_refusal
-from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.receipts import receipt_document, receipt_from_document
-from purse.store.postgres.refunds import RefundRaced, RefundStore, StoredRefund
-from purse.store.postgres.transactions import TransactionStore, list_page_size_max, record_from_row
+from purse.store.postgres.refunds import RefundRaced, StoredRefund
+from purse.store.postgres.transactions import list_page_size_max, record_from_row
 from purse.store.redis import keys
-from purse.store.redis.pins import PinStore, new_pin, pin_digits
-from purse.store.redis.rate_limits import AttemptLimit
+from purse.store.redis.pins import new_pin, pin_digits
 
 _logger = logging.getLogger(__name__)
 check_number_characters_max = 64
@@ -166,15 +173,17 @@ class TransactionService:
     def __init__(
         self,
         calculation: CheckCalculation,
-        writer: BatchWriter,
-        transactions: TransactionStore,
-        customers: CustomerStore,
-        pins: PinStore,
-        pin_sends: AttemptLimit,
+        writer: Writer,
+        transactions: TransactionReads,
+        messages: TransactionMessages,
+        sweeps: Sweeps,
+        customers: CustomerReads,
+        pins: PinCodes,
+        pin_sends: Limit,
         pin_seal_key: bytes,
         pin_text: PinText,
-        programs: Programs,
-        refunds: RefundStore,
+        programs: ProgramRules,
+        refunds: RefundWrites,
         clock: Callable[[], float] = time.time,
         changes: UnitOfWork | None = None,
     ) -> None:
@@ -182,6 +191,8 @@ class TransactionService:
         self._calculation = calculation
         self._writer = writer
         self._transactions = transactions
+        self._messages = messages
+        self._sweeps = sweeps
         self._customers = customers
         self._pins = pins
         self._pin_sends = pin_sends
@@ -637,7 +648,7 @@ class TransactionService:
         deadline = record.confirmation_deadline or datetime.fromtimestamp(now, UTC)
         lifetime = int(deadline.timestamp() - now)
         await self._pins.remember(terminal.business_id, transaction_id, pin, lifetime)
-        await self._transactions.add_message(
+        await self._messages.add_message(
             terminal.business_id, transaction_id, self._pin_message(membership, pin)
         )
         if self._pin_sends.exhausted_by(reservation):
@@ -689,9 +700,7 @@ class TransactionService:
 
     async def write_off_expired_lots(self) -> int:
         """Expired special points leave the balance, with an `expire` ledger entry."""
-        written, changed = await self._transactions.write_off_expired_lots(
-            expired_lots_per_sweep_max
-        )
+        written, changed = await self._sweeps.write_off_expired_lots(expired_lots_per_sweep_max)
         by_business: dict[int, list[int]] = {}
         for business_id, customer_id in changed:
             by_business.setdefault(business_id, []).append(customer_id)
@@ -704,7 +713,7 @@ class TransactionService:
 
         The overdue transactions of a business are read in one query and their releases
         handed to the writer together, so they share batches."""
-        overdue = await self._transactions.overdue_holds(overdue_holds_per_sweep_max)
+        overdue = await self._sweeps.overdue_holds(overdue_holds_per_sweep_max)
         by_business: dict[int, list[int]] = {}
         for business_id, transaction_id in overdue:
             by_business.setdefault(business_id, []).append(transaction_id)

@@ -17,17 +17,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
-from typing import Protocol
+
+from purse.service.ports import BalanceForgets
 
 _logger = logging.getLogger(__name__)
-
-
-class ForgetsChanges(Protocol):
-    """What the unit of work needs from the balance cache."""
-
-    async def forget(
-        self, business_id: int, customer_ids: Collection[int], hints: Collection[str] = ()
-    ) -> None: ...
 
 
 class Changed:
@@ -49,7 +42,7 @@ class Changed:
 class UnitOfWork:
     """Built once at the composition root; without a cache it only runs the blocks."""
 
-    def __init__(self, cache: ForgetsChanges | None = None) -> None:
+    def __init__(self, cache: BalanceForgets | None = None) -> None:
         self._cache = cache
 
     @asynccontextmanager
