@@ -215,6 +215,14 @@ class Writer(Protocol):
     ) -> Outcome: ...
 
 
+class SaleReversals(Protocol):
+    """Cancelling a completed sale of today, as a whole refund (the refunds use case)."""
+
+    async def cancel_completed(
+        self, terminal: TerminalContext, record: TransactionRecord
+    ) -> None: ...
+
+
 class BatchApply(Protocol):
     """One business's operations in one database transaction: outcomes aligned with
     `sales` and with `transitions`."""

@@ -40,11 +40,15 @@ from purse.domain.errors import DomainError, TimedOut, UnexpectedFailure, invali
 from purse.domain.identifiers import Identifier, IdentifierKind
 from purse.domain.terminals import TerminalContext
 from purse.service.authentication import Authenticator
-from purse.service.calculation import CheckCalculation
 from purse.service.goods import GoodsCatalogue
-from purse.service.identification import IdentificationService
-from purse.service.transactions import Answer, ListFilter, ProcessRequest, TransactionService
-from purse.service.unary_processing import UnaryProcessing
+from purse.service.terminal.answers import Answer
+from purse.service.terminal.calculation import CheckCalculation
+from purse.service.terminal.checkout import Checkout, ProcessRequest
+from purse.service.terminal.history import History, ListFilter
+from purse.service.terminal.holds import Holds
+from purse.service.terminal.identification import IdentificationService
+from purse.service.terminal.refunds import Refunds
+from purse.service.terminal.unary_processing import UnaryProcessing
 from purse.store.failures import DEPENDENCY_FAILURES
 from purse.store.postgres.catalogue import CatalogueStore
 from purse.v1 import common_pb2, terminal_service_pb2_grpc
@@ -133,7 +137,10 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         catalogue: CatalogueStore,
         goods: GoodsCatalogue,
         calculation: CheckCalculation,
-        transactions: TransactionService,
+        checkout: Checkout,
+        holds: Holds,
+        refunds: Refunds,
+        history: History,
         unary: UnaryProcessing,
         stream_idle_seconds_max: float,
         stream_lifetime_seconds_max: float,
@@ -143,7 +150,10 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         self._catalogue = catalogue
         self._goods = goods
         self._calculation = calculation
-        self._transactions = transactions
+        self._checkout = checkout
+        self._holds = holds
+        self._refunds = refunds
+        self._history = history
         self._unary = unary
         self._stream_idle_seconds_max = stream_idle_seconds_max
         self._stream_lifetime_seconds_max = stream_lifetime_seconds_max
@@ -334,7 +344,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
                 requests.append(UnexpectedFailure("this check could not be read"))
         valid = [request for request in requests if not isinstance(request, DomainError)]
         try:
-            answers = iter(await self._transactions.process_group(terminal, valid))
+            answers = iter(await self._checkout.process_group(terminal, valid))
         except DEPENDENCY_FAILURES as failure:
             status = unavailable_status(failure)
             error = pb.CheckError(code=status.code.value[0], message=status.details or "")
@@ -358,7 +368,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
     async def ConfirmTransaction(
         self, request: pb.ConfirmTransactionRequest, context: Context, terminal: TerminalContext
     ) -> pb.ConfirmTransactionResponse:
-        answer = await self._transactions.confirm(
+        answer = await self._holds.confirm(
             terminal, request.transaction_id, request.pin.strip(), context.time_remaining()
         )
         response = pb.ConfirmTransactionResponse(transaction=transaction_to_proto(answer.record))
@@ -370,14 +380,14 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
     async def ResendCode(
         self, request: pb.ResendCodeRequest, context: Context, terminal: TerminalContext
     ) -> pb.ResendCodeResponse:
-        next_time = await self._transactions.resend(terminal, request.transaction_id)
+        next_time = await self._holds.resend(terminal, request.transaction_id)
         return pb.ResendCodeResponse(next_resend_time=mapping.timestamp(next_time))
 
     @authenticated_call
     async def CancelTransaction(
         self, request: pb.CancelTransactionRequest, context: Context, terminal: TerminalContext
     ) -> pb.CancelTransactionResponse:
-        answer = await self._transactions.cancel(
+        answer = await self._holds.cancel(
             terminal, request.transaction_id, context.time_remaining()
         )
         return pb.CancelTransactionResponse(transaction=transaction_to_proto(answer.record))
@@ -386,7 +396,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
     async def RefundTransaction(
         self, request: pb.RefundTransactionRequest, context: Context, terminal: TerminalContext
     ) -> pb.RefundTransactionResponse:
-        refund, record = await self._transactions.refund(
+        refund, record = await self._refunds.refund(
             terminal,
             request.transaction_id,
             request.refund_number,
@@ -403,9 +413,9 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
     ) -> pb.GetTransactionResponse:
         which = request.WhichOneof("key")
         if which == "check_number":
-            record = await self._transactions.get_by_check_number(terminal, request.check_number)
+            record = await self._history.get_by_check_number(terminal, request.check_number)
         elif which == "transaction_id":
-            record = await self._transactions.get(terminal, request.transaction_id)
+            record = await self._history.get(terminal, request.transaction_id)
         else:
             raise invalid("key", "give a transaction_id or a check_number")
         return pb.GetTransactionResponse(transaction=transaction_to_proto(record))
@@ -425,7 +435,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             if request.HasField("end_time")
             else None,
         )
-        records, token = await self._transactions.page(
+        records, token = await self._history.page(
             terminal, request.page_size, request.page_token, filters
         )
         return pb.ListTransactionsResponse(

@@ -40,8 +40,8 @@ from purse.domain.localize import localized
 from purse.domain.pockets import spendable_lots
 from purse.domain.program import CompiledProgram
 from purse.domain.terminals import TerminalContext
-from purse.service.identification import IdentificationService
 from purse.service.ports import CalculationInputReads, ProgramRules
+from purse.service.terminal.identification import IdentificationService
 from purse.store.postgres.calculation_inputs import CalculationInputs
 
 _logger = logging.getLogger(__name__)
