@@ -28,11 +28,11 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
 from purse import sealing
-from purse.api.grpc.aborts import AbortRelease
-from purse.api.grpc.admin_servicer import AdminServicer
-from purse.api.grpc.metrics import MetricsInterceptor
-from purse.api.grpc.surface import RequestGuard
-from purse.api.grpc.terminal_servicer import TerminalServicer
+from purse.api.grpc.admin.servicer import AdminServicer
+from purse.api.grpc.common.aborts import AbortRelease
+from purse.api.grpc.common.metrics import MetricsInterceptor
+from purse.api.grpc.common.surface import RequestGuard
+from purse.api.grpc.terminal.servicer import TerminalServicer
 from purse.api.http.metrics_server import MetricsEndpoint
 from purse.config import Settings
 from purse.domain import credentials

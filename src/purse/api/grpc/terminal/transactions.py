@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from purse.api.grpc.mapping import timestamp
-from purse.api.grpc.receipts import calculation_request_from_proto, receipt_to_proto
+from purse.api.grpc.common.mapping import timestamp
+from purse.api.grpc.terminal.receipts import calculation_request_from_proto, receipt_to_proto
 from purse.domain.errors import invalid
 from purse.domain.transactions import RefundRecord, TransactionRecord, TransactionStatus
 from purse.service.terminal.calculation import Calculation, CalculationRequest

@@ -3,7 +3,7 @@ into protobuf. The only place the two meet."""
 
 from __future__ import annotations
 
-from purse.api.grpc.mapping import identifier_from_proto, moment_from_proto
+from purse.api.grpc.common.mapping import identifier_from_proto, moment_from_proto
 from purse.domain import amounts, checks
 from purse.domain.errors import FieldViolation, InvalidArgument
 from purse.service.terminal.calculation import Calculation, CalculationRequest

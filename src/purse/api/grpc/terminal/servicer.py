@@ -1,34 +1,42 @@
 """TerminalService: authenticates each call, maps the request, calls the use case.
 
-Each method is wrapped by `authenticated_call`, which resolves the terminal from the
-`authorization` metadata, runs the method, and turns refusals into rich statuses through
-the one table in `errors.py`.
+Each method is wrapped by `authenticated_call` (`purse.api.grpc.common.calls`), which
+resolves the terminal from the `authorization` metadata, runs the method, and turns
+refusals into rich statuses through the one table in `common/errors.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
-from purse.api.grpc import mapping
-from purse.api.grpc.errors import (
-    failure_status,
-    internal_status,
+from purse.api.grpc.common import mapping
+from purse.api.grpc.common.calls import (
+    Context,
+    abort_for,
+    authenticated_call,
+    bearer_credential,
+    public_call,
+)
+from purse.api.grpc.common.errors import (
     proto_message,
     proto_violations,
     status_code_for,
     unavailable_status,
 )
-from purse.api.grpc.receipts import calculation_request_from_proto, receipt_to_proto
-from purse.api.grpc.surface import nul_field_path
-from purse.api.grpc.transactions import (
+from purse.api.grpc.common.surface import nul_field_path
+from purse.api.grpc.terminal.customers import (
+    match_to_proto,
+    stored_identifier_to_proto,
+    terminal_to_proto,
+)
+from purse.api.grpc.terminal.receipts import calculation_request_from_proto, receipt_to_proto
+from purse.api.grpc.terminal.transactions import (
     process_request_from_proto,
     refund_to_proto,
     status_filter_from_proto,
@@ -54,77 +62,8 @@ from purse.store.postgres.catalogue import CatalogueStore
 from purse.v1 import common_pb2, terminal_service_pb2_grpc
 from purse.v1 import terminal_service_pb2 as pb
 
-Request = TypeVar("Request")
-Response = TypeVar("Response")
-Context = grpc.aio.ServicerContext[Any, Any]
-_bearer_scheme = "bearer "
 checks_per_stream_message_max = 1_000
 _logger = logging.getLogger(__name__)
-
-
-def bearer_credential(context: Context) -> str:
-    """The credential after 'Bearer ' in the authorization metadata, or ''."""
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and isinstance(value, str):
-            if value[: len(_bearer_scheme)].lower() == _bearer_scheme:
-                return value[len(_bearer_scheme) :].strip()
-            return ""
-    return ""
-
-
-async def abort_for(context: Context, failure: BaseException) -> None:
-    """Abort the call with the status a refusal or a failure deserves.
-
-    Refusals get their rich status, conflicts ABORTED, dependency failures UNAVAILABLE;
-    anything else is a bug: it is logged with its traceback and the caller gets INTERNAL,
-    no internals.
-    """
-    status = failure_status(failure)
-    if status is None:
-        _logger.error("unexpected failure", exc_info=failure)
-        status = internal_status()
-    await context.abort(status.code, status.details, status.trailing_metadata)
-
-
-def public_call(
-    method: Callable[[Any, Request, Context], Awaitable[Response]],
-) -> Callable[[Any, Request, Context], Awaitable[Response]]:
-    """Error mapping for calls that need no credentials (sign-in)."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Request, context: Context) -> Response:
-        try:
-            return await method(self, request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as failure:
-            await abort_for(context, failure)
-            raise AssertionError("abort returned") from failure
-
-    return wrapper
-
-
-Caller = TypeVar("Caller")
-
-
-def authenticated_call(
-    method: Callable[[Any, Request, Context, Caller], Awaitable[Response]],
-) -> Callable[[Any, Request, Context], Awaitable[Response]]:
-    """Authentication and error mapping around a servicer method: the servicer's
-    `authenticator` turns the bearer credential into the caller the method receives."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Request, context: Context) -> Response:
-        try:
-            caller = await self.authenticator.authenticate(bearer_credential(context))
-            return await method(self, request, context, caller)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as failure:
-            await abort_for(context, failure)
-            raise AssertionError("abort returned") from failure
-
-    return wrapper
 
 
 class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
@@ -166,7 +105,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         return pb.SignInResponse(
             token=token,
             expire_time=mapping.timestamp(float(expires_at)),
-            terminal=mapping.terminal_to_proto(terminal),
+            terminal=terminal_to_proto(terminal),
         )
 
     @authenticated_call
@@ -215,9 +154,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             kind = IdentifierKind.PHONE if which == "phone_prefix" else IdentifierKind(which)
             identifier = Identifier(kind, getattr(request, which))
         matches = await self._identification.search(terminal, identifier, request.page_size)
-        return pb.SearchCustomersResponse(
-            customers=[mapping.match_to_proto(match) for match in matches]
-        )
+        return pb.SearchCustomersResponse(customers=[match_to_proto(match) for match in matches])
 
     @authenticated_call
     async def RegisterCustomer(
@@ -234,7 +171,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         )
         return pb.RegisterCustomerResponse(
             membership=mapping.membership_to_proto(match.membership),
-            identifiers=[mapping.stored_identifier_to_proto(item) for item in match.identifiers],
+            identifiers=[stored_identifier_to_proto(item) for item in match.identifiers],
         )
 
     @authenticated_call
@@ -248,7 +185,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             request.value,
         )
         return pb.AddCustomerIdentifierResponse(
-            identifiers=[mapping.stored_identifier_to_proto(item) for item in match.identifiers]
+            identifiers=[stored_identifier_to_proto(item) for item in match.identifiers]
         )
 
     @authenticated_call
@@ -265,7 +202,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             request.value,
         )
         return pb.RemoveCustomerIdentifierResponse(
-            identifiers=[mapping.stored_identifier_to_proto(item) for item in match.identifiers]
+            identifiers=[stored_identifier_to_proto(item) for item in match.identifiers]
         )
 
     @authenticated_call
@@ -498,7 +435,7 @@ def _settings_to_proto(
     terminal: TerminalContext, catalogue: Catalogue
 ) -> pb.GetTerminalSettingsResponse:
     return pb.GetTerminalSettingsResponse(
-        terminal=mapping.terminal_to_proto(terminal),
+        terminal=terminal_to_proto(terminal),
         program_id=terminal.program_id,
         program_name=terminal.program_name,
         currency=terminal.currency,
