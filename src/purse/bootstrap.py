@@ -53,7 +53,7 @@ from purse.service.terminal.checkout import Checkout
 from purse.service.terminal.history import History
 from purse.service.terminal.holds import Holds
 from purse.service.terminal.identification import IdentificationService
-from purse.service.terminal.pin_messages import PinMessages
+from purse.service.terminal.pins import Pins
 from purse.service.terminal.refunds import Refunds
 from purse.service.terminal.unary_processing import UnaryProcessing
 from purse.service.unit_of_work import UnitOfWork
@@ -390,20 +390,17 @@ class Application:
         settings = self.settings
         assert self.writer is not None
         transactions, customers = TransactionStore(pool), CustomerStore(pool)
-        pins = PinStore(client, credentials.derive_key(secret, "pin"))
-        pin_sends = AttemptLimit(
-            client, settings.pin_sends_per_phone_max, settings.pin_sends_window_seconds
+        pins = Pins(
+            PinStore(client, credentials.derive_key(secret, "pin")),
+            AttemptLimit(
+                client, settings.pin_sends_per_phone_max, settings.pin_sends_window_seconds
+            ),
+            sealing.sealing_key(secret, pin_key_purpose),
+            texts.pin_text,
         )
-        pin_messages = PinMessages(sealing.sealing_key(secret, pin_key_purpose), texts.pin_text)
-        checkout = Checkout(
-            calculation, self.writer, transactions, customers, pins, pin_sends, pin_messages,
-            programs,
-        )  # fmt: skip
+        checkout = Checkout(calculation, self.writer, transactions, customers, pins, programs)
         refunds = Refunds(RefundStore(pool), transactions, programs, changes)
-        holds = Holds(
-            self.writer, transactions, transactions, customers, pins, pin_sends, pin_messages,
-            programs, refunds,
-        )  # fmt: skip
+        holds = Holds(self.writer, transactions, transactions, customers, pins, programs, refunds)
         self.maintenance = Maintenance(transactions, transactions, self.writer, changes)
         return checkout, holds, refunds, History(transactions)
 

@@ -49,8 +49,6 @@ from purse.domain.transactions import (
 from purse.service.operations import Message, Outcome, Sale, Statistics
 from purse.service.ports import (
     CustomerReads,
-    Limit,
-    PinCodes,
     ProgramRules,
     TransactionReads,
     Writer,
@@ -66,7 +64,7 @@ from purse.service.terminal.answers import (
 )
 from purse.service.terminal.calculation import Calculation, CalculationRequest, CheckCalculation
 from purse.service.terminal.customer_turns import CustomerTurns
-from purse.service.terminal.pin_messages import PinMessages
+from purse.service.terminal.pins import Pins
 from purse.store.failures import DEPENDENCY_FAILURES
 from purse.store.postgres.conflicts import CONFLICT_FAILURES, conflict_refusal
 from purse.store.postgres.receipts import receipt_document
@@ -122,9 +120,7 @@ class Checkout:
         writer: Writer,
         transactions: TransactionReads,
         customers: CustomerReads,
-        pins: PinCodes,
-        pin_sends: Limit,
-        pin_messages: PinMessages,
+        pins: Pins,
         programs: ProgramRules,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -135,8 +131,6 @@ class Checkout:
         self._customers = customers
         self._memberships = AnsweredMemberships(customers, programs)
         self._pins = pins
-        self._pin_sends = pin_sends
-        self._pin_messages = pin_messages
         self._clock = clock
 
     def validate(self, request: ProcessRequest) -> None:
@@ -331,7 +325,7 @@ class Checkout:
             return None
         key = keys.pin_sends(terminal.business_id, membership.phone)
         try:
-            reservation = await self._pin_sends.reserve(key)
+            reservation = await self._pins.sends.reserve(key)
         except Exception as error:
             # No PIN can be stored without Redis either: the customer asks for one later.
             _logger.warning("could not count a PIN send (%s)", type(error).__name__)
@@ -340,7 +334,7 @@ class Checkout:
 
     async def _release_pin_send(self, key: str) -> None:
         try:
-            await self._pin_sends.release(key)
+            await self._pins.sends.release(key)
         except Exception as error:
             _logger.warning("could not give back a PIN send (%s)", type(error).__name__)
 
@@ -360,7 +354,7 @@ class Checkout:
         pin = new_pin() if pending and send_pin else None
         messages: tuple[Message, ...] = ()
         if pin is not None and membership is not None:
-            messages = (self._pin_messages.message(membership, pin),)
+            messages = (self._pins.message(membership, pin),)
         deadline = (
             datetime.fromtimestamp(self._clock() + calculation.hold_seconds, UTC)
             if pending
@@ -394,7 +388,7 @@ class Checkout:
         self, business_id: int, transaction_id: int, pin: str, lifetime_seconds: int
     ) -> None:
         try:
-            await self._pins.remember(business_id, transaction_id, pin, lifetime_seconds)
+            await self._pins.codes.remember(business_id, transaction_id, pin, lifetime_seconds)
         except Exception:
             # Redis holds no money: the transaction stays pending and the PIN can be resent.
             _logger.warning("could not store a PIN; the customer can ask for a new one")

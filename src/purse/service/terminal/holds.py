@@ -31,8 +31,6 @@ from purse.domain.transactions import (
 from purse.service.operations import Statistics, Transition
 from purse.service.ports import (
     CustomerReads,
-    Limit,
-    PinCodes,
     ProgramRules,
     SaleReversals,
     TransactionMessages,
@@ -48,7 +46,7 @@ from purse.service.terminal.answers import (
     with_totals,
 )
 from purse.service.terminal.history import find_transaction
-from purse.service.terminal.pin_messages import PinMessages
+from purse.service.terminal.pins import Pins
 from purse.store.redis import keys
 from purse.store.redis.pins import new_pin, pin_digits
 
@@ -72,9 +70,7 @@ class Holds:
         transactions: TransactionReads,
         messages: TransactionMessages,
         customers: CustomerReads,
-        pins: PinCodes,
-        pin_sends: Limit,
-        pin_messages: PinMessages,
+        pins: Pins,
         programs: ProgramRules,
         reversals: SaleReversals,
         clock: Callable[[], float] = time.time,
@@ -85,8 +81,6 @@ class Holds:
         self._customers = customers
         self._memberships = AnsweredMemberships(customers, programs)
         self._pins = pins
-        self._pin_sends = pin_sends
-        self._pin_messages = pin_messages
         self._reversals = reversals
         self._clock = clock
 
@@ -96,7 +90,9 @@ class Holds:
         if len(pin) != pin_digits or not pin.isdigit():
             raise invalid("pin", f"a PIN has {pin_digits} digits")
         record = await self._pending(terminal, transaction_id)
-        state, attempts_left = await self._pins.check(terminal.business_id, transaction_id, pin)
+        state, attempts_left = await self._pins.codes.check(
+            terminal.business_id, transaction_id, pin
+        )
         if state == "missing":
             raise FailedPrecondition(
                 "no PIN is waiting for this transaction; ask for a new one (ResendCode)",
@@ -180,7 +176,7 @@ class Holds:
         membership = await self._customers.membership(terminal.business_id, record.customer_id)
         assert membership is not None
         limit_key = keys.pin_sends(terminal.business_id, membership.phone)
-        reservation = await self._pin_sends.take(
+        reservation = await self._pins.sends.take(
             limit_key,
             "too many codes sent to this phone; try again later",
             "PIN_RESEND_RATE_LIMITED",
@@ -189,11 +185,11 @@ class Holds:
         now = self._clock()
         deadline = record.confirmation_deadline or datetime.fromtimestamp(now, UTC)
         lifetime = int(deadline.timestamp() - now)
-        await self._pins.remember(terminal.business_id, transaction_id, pin, lifetime)
+        await self._pins.codes.remember(terminal.business_id, transaction_id, pin, lifetime)
         await self._messages.add_message(
-            terminal.business_id, transaction_id, self._pin_messages.message(membership, pin)
+            terminal.business_id, transaction_id, self._pins.message(membership, pin)
         )
-        if self._pin_sends.exhausted_by(reservation):
+        if self._pins.sends.exhausted_by(reservation):
             now += reservation.window_left_seconds
         return datetime.fromtimestamp(now, UTC)
 
@@ -232,7 +228,7 @@ class Holds:
     async def _forget_pin(self, business_id: int, transaction_id: int) -> None:
         """Best effort, after the commit: the call must answer what is committed."""
         try:
-            await self._pins.forget(business_id, transaction_id)
+            await self._pins.codes.forget(business_id, transaction_id)
         except Exception as error:
             # A PIN left behind confirms nothing (the transaction is no longer pending),
             # and its TTL removes it.
