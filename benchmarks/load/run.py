@@ -725,8 +725,8 @@ class Provisioned:
 async def provision(database_url: str, customers: int) -> Provisioned:
     """The demo business (a cash desk and its API key) and `customers` enrolled phones."""
     from purse.domain.customers import AccessType
+    from purse.service.admin.programs import Programs
     from purse.service.demo import create_demo
-    from purse.service.programs import Programs
     from purse.store.postgres import database
     from purse.store.postgres.customers import CustomerStore
     from purse.store.postgres.programs import ProgramStore

@@ -28,29 +28,35 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
 from purse import sealing
-from purse.api.grpc.aborts import AbortRelease
-from purse.api.grpc.admin_servicer import AdminServicer
-from purse.api.grpc.metrics import MetricsInterceptor
-from purse.api.grpc.surface import RequestGuard
-from purse.api.grpc.terminal_servicer import TerminalServicer
+from purse.api.grpc.admin.servicer import AdminServicer
+from purse.api.grpc.common.aborts import AbortRelease
+from purse.api.grpc.common.metrics import MetricsInterceptor
+from purse.api.grpc.common.surface import RequestGuard
+from purse.api.grpc.terminal.servicer import TerminalServicer
 from purse.api.http.metrics_server import MetricsEndpoint
 from purse.config import Settings
 from purse.domain import credentials
 from purse.notify import texts
 from purse.notify.dispatcher import OutboxDispatcher, pin_key_purpose
 from purse.notify.providers import ConsoleProvider, WebhookProvider
+from purse.service.admin.programs import Programs
 from purse.service.authentication import (
     AdministratorAuthenticator,
     Authenticator,
     PasswordChecks,
 )
 from purse.service.batch_writer import BatchWriter
-from purse.service.calculation import CheckCalculation
 from purse.service.goods import GoodsCatalogue
-from purse.service.identification import IdentificationService
-from purse.service.programs import Programs
-from purse.service.transactions import TransactionService
-from purse.service.unary_processing import UnaryProcessing
+from purse.service.maintenance import Maintenance
+from purse.service.terminal.calculation import CheckCalculation
+from purse.service.terminal.checkout import Checkout
+from purse.service.terminal.history import History
+from purse.service.terminal.holds import Holds
+from purse.service.terminal.identification import IdentificationService
+from purse.service.terminal.pins import Pins
+from purse.service.terminal.refunds import Refunds
+from purse.service.terminal.unary_processing import UnaryProcessing
+from purse.service.unit_of_work import UnitOfWork
 from purse.store.data_directory import (
     DataDirectoryLock,
     forget_server_target,
@@ -232,7 +238,7 @@ class Application:
         )
         self.grpc_port = 0
         self.writer: BatchWriter | None = None
-        self.transactions: TransactionService | None = None
+        self.maintenance: Maintenance | None = None
         self.unary: UnaryProcessing | None = None
         self._background: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
@@ -330,6 +336,8 @@ class Application:
                 settings.balance_cache_timeout_ms / 1000,
                 self.registry,
             )
+        # Every write path tells the balance cache through it, after its commit.
+        changes = UnitOfWork(cache)
         identification = IdentificationService(
             customers=CustomerStore(pool),
             steward_codes=StewardCodes(client, settings.steward_code_lifetime_seconds),
@@ -342,6 +350,7 @@ class Application:
             app_token_window_seconds=settings.app_token_window_seconds,
             programs=programs,
             cache=cache,
+            changes=changes,
         )
         calculation = CheckCalculation(identification, CalculationInputStore(pool), programs)
         self.writer = BatchWriter(
@@ -350,25 +359,13 @@ class Application:
             settings.batch_queue_operations_max,
             settings.batch_concurrent_max,
             self.registry,
-            cache,
+            changes,
         )
-        self.transactions = TransactionService(
-            calculation=calculation,
-            writer=self.writer,
-            transactions=TransactionStore(pool),
-            customers=CustomerStore(pool),
-            pins=PinStore(client, credentials.derive_key(secret, "pin")),
-            pin_sends=AttemptLimit(
-                client, settings.pin_sends_per_phone_max, settings.pin_sends_window_seconds
-            ),
-            pin_seal_key=sealing.sealing_key(secret, pin_key_purpose),
-            pin_text=texts.pin_text,
-            programs=programs,
-            refunds=RefundStore(pool),
-            cache=cache,
+        checkout, holds, refunds, history = self._transaction_use_cases(
+            pool, client, secret, programs, calculation, changes
         )
         self.unary = UnaryProcessing(
-            self.transactions,
+            checkout,
             settings.process_group_checks_max,
             settings.batch_queue_operations_max,
             settings.process_groups_concurrent_max,
@@ -376,9 +373,36 @@ class Application:
         catalogue = CatalogueStore(pool)
         return TerminalServicer(
             authenticator, identification, catalogue, GoodsCatalogue(catalogue), calculation,
-            self.transactions, self.unary, settings.stream_idle_seconds_max,
+            checkout, holds, refunds, history, self.unary, settings.stream_idle_seconds_max,
             settings.stream_lifetime_seconds_max,
         )  # fmt: skip
+
+    def _transaction_use_cases(
+        self,
+        pool: asyncpg.Pool,
+        client: redis.Redis,
+        secret: bytes,
+        programs: Programs,
+        calculation: CheckCalculation,
+        changes: UnitOfWork,
+    ) -> tuple[Checkout, Holds, Refunds, History]:
+        """The terminal's transaction use cases, and the sweeps (`self.maintenance`)."""
+        settings = self.settings
+        assert self.writer is not None
+        transactions, customers = TransactionStore(pool), CustomerStore(pool)
+        pins = Pins(
+            PinStore(client, credentials.derive_key(secret, "pin")),
+            AttemptLimit(
+                client, settings.pin_sends_per_phone_max, settings.pin_sends_window_seconds
+            ),
+            sealing.sealing_key(secret, pin_key_purpose),
+            texts.pin_text,
+        )
+        checkout = Checkout(calculation, self.writer, transactions, customers, pins, programs)
+        refunds = Refunds(RefundStore(pool), transactions, programs, changes)
+        holds = Holds(self.writer, transactions, transactions, customers, pins, programs, refunds)
+        self.maintenance = Maintenance(transactions, transactions, self.writer, changes)
+        return checkout, holds, refunds, History(transactions)
 
     def _grpc_server(self) -> grpc.aio.Server:
         settings = self.settings
@@ -476,12 +500,12 @@ class Application:
     async def _sweep_holds(self) -> None:
         """Void the holds of pending transactions whose PIN did not come in time, write off
         special points past their expiry, delete finished notifications past retention."""
-        assert self.transactions is not None and self.pool is not None
+        assert self.maintenance is not None and self.pool is not None
         outbox = OutboxStore(self.pool)
         while not self._stopping.is_set():
             try:
-                await self.transactions.expire_overdue()
-                await self.transactions.write_off_expired_lots()
+                await self.maintenance.expire_overdue()
+                await self.maintenance.write_off_expired_lots()
                 await outbox.delete_finished(
                     self.settings.notify_retention_days, finished_messages_per_sweep_max
                 )

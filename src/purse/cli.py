@@ -167,8 +167,8 @@ def _demo(arguments: argparse.Namespace) -> int:
     """Create the demo once; run again, it prints what the first run created."""
     from dataclasses import asdict
 
+    from purse.service.admin.programs import Programs
     from purse.service.demo import create_demo
-    from purse.service.programs import Programs
     from purse.store.postgres.customers import CustomerStore
     from purse.store.postgres.programs import ProgramStore
     from purse.store.postgres.provisioning import Provisioning

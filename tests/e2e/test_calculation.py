@@ -12,8 +12,8 @@ from google.protobuf import timestamp_pb2
 from support import Tenant, bearer, error_reason, field_violations, make_business, new_phone
 
 from purse.domain.customers import AccessType
+from purse.service.admin.programs import Programs
 from purse.service.demo import create_demo, demo_customer_phone
-from purse.service.programs import Programs
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.programs import ProgramStore
 from purse.store.postgres.provisioning import Provisioning

@@ -16,7 +16,7 @@ from purse import sealing
 from purse.domain.customers import AccessType, PocketKind
 from purse.domain.program import Program, Rule, RuleKind, RuleScope, ValueKind
 from purse.notify.dispatcher import pin_key_purpose
-from purse.service.programs import Programs
+from purse.service.admin.programs import Programs
 from purse.store.postgres import database
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.programs import ProgramStore

@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import pytest
 
-from purse.api.grpc.aborts import AbortRelease
+from purse.api.grpc.common.aborts import AbortRelease
 
 aborted_calls = 50
 _method = "/purse.test.Aborts/Refuse"

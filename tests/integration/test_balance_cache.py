@@ -6,10 +6,12 @@ import itertools
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
 
 from purse.domain.customers import AccessType, Membership, Pocket, PocketKind
+from purse.service.unit_of_work import UnitOfWork
 from purse.store.embedded import free_port
 from purse.store.redis import keys
 from purse.store.redis.balance_cache import BalanceCache, hint
@@ -140,3 +142,46 @@ async def test_an_unreachable_redis_is_a_miss_and_a_forget_does_not_raise() -> N
         await cache.forget(1, [5])
     finally:
         await client.aclose()
+
+
+# The unit of work: a committed change is forgotten, a failed one is not.
+_card = hint("card_number", "4000123412341234")
+
+
+async def _cached(cache: BalanceCache, business: int) -> None:
+    for by in (5, _card):
+        missed = await cache.lookup(business, by)
+        assert await cache.remember(business, membership(), by, missed.ticket)
+
+
+async def test_a_change_made_through_the_unit_of_work_is_forgotten_after_it(
+    redis_client: redis.Redis,
+) -> None:
+    cache, business = new_cache(redis_client), next(_businesses)
+    await _cached(cache, business)
+    async with UnitOfWork(cache).changing(business) as changed:
+        changed.customers([5, None], [_card])
+        assert (await cache.lookup(business, 5)).membership == membership()
+    assert (await cache.lookup(business, 5)).membership is None
+    assert (await cache.lookup(business, _card)).membership is None
+
+
+async def test_a_block_that_raises_forgets_nothing(redis_client: redis.Redis) -> None:
+    cache, business = new_cache(redis_client), next(_businesses)
+    await _cached(cache, business)
+    with pytest.raises(RuntimeError):
+        async with UnitOfWork(cache).changing(business) as changed:
+            changed.customers([5], [_card])
+            raise RuntimeError("the commit failed")
+    assert (await cache.lookup(business, 5)).membership == membership()
+    assert (await cache.lookup(business, _card)).membership == membership()
+
+
+class _Broken:
+    async def forget(self, *_: object, **__: object) -> None:
+        raise ConnectionError("Redis is away")
+
+
+async def test_telling_the_cache_never_raises() -> None:
+    async with UnitOfWork(_Broken()).changing(1) as changed:
+        changed.customers([5])

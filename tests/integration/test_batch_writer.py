@@ -25,7 +25,8 @@ from purse.domain.transactions import (
     pocket_balance_max,
 )
 from purse.service.batch_writer import BatchWriter
-from purse.store.postgres.batches import BatchStore, Sale, Statistics
+from purse.service.operations import Sale, Statistics
+from purse.store.postgres.batches import BatchStore
 from purse.store.postgres.customers import CustomerStore
 
 

@@ -7,7 +7,12 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from purse.api.grpc.errors import STATUS_BY_ERROR, failure_status, rich_status, status_code_for
+from purse.api.grpc.common.errors import (
+    STATUS_BY_ERROR,
+    failure_status,
+    rich_status,
+    status_code_for,
+)
 from purse.domain import errors
 from purse.store.postgres.conflicts import retry_on_conflict
 

@@ -18,7 +18,7 @@ from purse.domain.transactions import (
     Refusal,
     settle,
 )
-from purse.service.customer_turns import CustomerTurns
+from purse.service.terminal.customer_turns import CustomerTurns
 
 points = (7, 0)
 

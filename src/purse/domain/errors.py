@@ -1,7 +1,7 @@
 """Typed domain exceptions: bad input and business refusals.
 
 Every refusal the product can give is one of these classes. The API layer maps each
-class to a transport status in exactly one table (`purse.api.grpc.errors`); the domain
+class to a transport status in exactly one table (`purse.api.grpc.common.errors`); the domain
 never knows about status codes. `reason` is a stable, machine-readable UPPER_SNAKE word
 that clients may branch on; `message` is for people.
 """

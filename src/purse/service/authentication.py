@@ -29,10 +29,8 @@ from purse.domain import credentials
 from purse.domain.errors import PermissionDenied, RateLimited, Unauthenticated, invalid
 from purse.domain.terminals import AdministratorContext, TerminalContext
 from purse.service.cache import ExpiringCache
-from purse.store.postgres.administrators import AdministratorStore
-from purse.store.postgres.terminals import TerminalStore
+from purse.service.ports import AdministratorReads, Limit, TerminalReads
 from purse.store.redis import keys
-from purse.store.redis.rate_limits import AttemptLimit
 
 login_characters_max = 64
 password_characters_max = 256
@@ -81,8 +79,8 @@ class Authenticator:
 
     def __init__(
         self,
-        terminals: TerminalStore,
-        attempts: AttemptLimit,
+        terminals: TerminalReads,
+        attempts: Limit,
         password_checks: PasswordChecks,
         token_key: bytes,
         token_lifetime_seconds: int,
@@ -177,7 +175,7 @@ class AdministratorAuthenticator:
     """Turns an administrator's API key into the business it speaks for."""
 
     def __init__(
-        self, administrators: AdministratorStore, cache_seconds: float, cache_entries_max: int
+        self, administrators: AdministratorReads, cache_seconds: float, cache_entries_max: int
     ) -> None:
         self._administrators = administrators
         self._cache: ExpiringCache[AdministratorContext] = ExpiringCache(

@@ -4,10 +4,10 @@ Callers hand an operation over and await its own outcome; the outcome arrives on
 the batch that carried it has committed. Batching adapts to load (`coalescing.Coalescer`)
 instead of waiting a fixed time: no added latency when idle, larger batches while
 `concurrent_batches_max` flushes are in flight. Once a batch has committed, the balance
-cache forgets its customers, then the callers get their outcomes. The queue is bounded;
-a caller who cannot enqueue before its deadline is refused with Overloaded
-(RESOURCE_EXHAUSTED). `close()` stops taking new operations and writes every one already
-accepted.
+cache forgets its customers (`UnitOfWork.committed`, the post-commit step every write
+path shares), then the callers get their outcomes. The queue is bounded; a caller who
+cannot enqueue before its deadline is refused with Overloaded (RESOURCE_EXHAUSTED).
+`close()` stops taking new operations and writes every one already accepted.
 
 Within a batch, operations of one business go in one database transaction; two sales
 with the same idempotency key share the first one's outcome. A batch that fails on a
@@ -27,10 +27,11 @@ import asyncpg
 from prometheus_client import CollectorRegistry, Histogram
 
 from purse.service.coalescing import Coalescer
+from purse.service.operations import Outcome, Sale, Transition
+from purse.service.ports import BatchApply
+from purse.service.unit_of_work import UnitOfWork
 from purse.store.failures import DEPENDENCY_FAILURES
-from purse.store.postgres.batches import BatchStore, Outcome, Sale, Transition
 from purse.store.postgres.conflicts import CONFLICT_FAILURES
-from purse.store.redis.balance_cache import BalanceCache
 
 _logger = logging.getLogger(__name__)
 batch_retries_on_deadlock_max = 3
@@ -46,19 +47,19 @@ class _Pending:
 
 
 class BatchWriter:
-    """Collects operations and writes them through a BatchStore."""
+    """Collects operations and writes them through a `BatchApply` (the BatchStore)."""
 
     def __init__(
         self,
-        store: BatchStore,
+        store: BatchApply,
         batch_operations_max: int,
         queue_operations_max: int,
         concurrent_batches_max: int,
         registry: CollectorRegistry | None = None,
-        cache: BalanceCache | None = None,
+        changes: UnitOfWork | None = None,
     ) -> None:
         self._store = store
-        self._cache = cache
+        self._changes = changes or UnitOfWork()
         self._coalescer: Coalescer[_Pending] = Coalescer(
             self._flush, batch_operations_max, queue_operations_max, concurrent_batches_max
         )
@@ -139,12 +140,10 @@ class BatchWriter:
             except asyncpg.DeadlockDetectedError:
                 if attempt + 1 == batch_retries_on_deadlock_max:
                     raise
-        if self._cache is not None:
-            # Before answering: a terminal that identifies right after sees the new balance.
-            await self._cache.forget(
-                items[0].business_id,
-                {item.operation.customer_id for item in items if item.operation.customer_id},
-            )
+        # Before answering: a terminal that identifies right after sees the new balance.
+        await self._changes.committed(
+            items[0].business_id, {item.operation.customer_id for item in items}
+        )
         for item, outcome in zip(
             [*sales, *transitions], [*sale_outcomes, *transition_outcomes], strict=True
         ):

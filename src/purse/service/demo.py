@@ -24,7 +24,7 @@ from purse.domain.program import (
     ValueKind,
 )
 from purse.domain.terminals import TerminalKind
-from purse.service.programs import Programs
+from purse.service.admin.programs import Programs
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.provisioning import Provisioning
 

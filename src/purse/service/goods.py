@@ -10,7 +10,7 @@ from __future__ import annotations
 from purse.domain.catalogue import Goods, GoodsCategory
 from purse.domain.pages import page_limit, page_start, page_token
 from purse.domain.terminals import TerminalContext
-from purse.store.postgres.catalogue import CatalogueStore
+from purse.service.ports import GoodsReads
 
 goods_page_size_default = 100
 goods_page_size_max = 1_000
@@ -21,7 +21,7 @@ goods_categories_page_size_max = 1_000
 class GoodsCatalogue:
     """ListGoods and ListGoodsCategories' use cases."""
 
-    def __init__(self, store: CatalogueStore) -> None:
+    def __init__(self, store: GoodsReads) -> None:
         self._store = store
 
     async def goods(

@@ -12,8 +12,7 @@ fails its neighbours.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +24,19 @@ from purse.domain.transactions import (
     Effects,
     LockedState,
     PocketKey,
-    Refusal,
     TransactionStatus,
     settle,
     take_from_lots,
+)
+from purse.service.operations import (
+    MembershipTotals,
+    Message,
+    Notice,
+    NoticeText,
+    Outcome,
+    Sale,
+    Statistics,
+    Transition,
 )
 
 if TYPE_CHECKING:
@@ -137,121 +145,6 @@ INSERT INTO outbox_messages (business_id, customer_id, transaction_id, channel, 
 SELECT $1, * FROM unnest($26::bigint[], $27::bigint[], $28::text[], $29::text[], $30::text[],
                          $31::text[], $32::text[], $33::bytea[])
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A message to write to the outbox with the operation; `language` is the one the
-    sending business's membership records (never another business's)."""
-
-    customer_id: int
-    channel: str
-    purpose: str
-    phone: str
-    language: str
-    body: str
-    sealed_secret: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Statistics:
-    """Membership statistics deltas, applied when the operation is."""
-
-    customer_id: int
-    sales: int = 0
-    sales_sum: int = 0
-    confirmed: bool = False
-    # When the sale happened (an offline upload's sale time); None: when it is written.
-    visit_time: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MembershipTotals:
-    """A membership's statistics as they stand right after one operation."""
-
-    sales_count: int
-    sales_sum: int
-    last_visit: datetime | None
-    participation_confirmed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """A transaction notification to write once the points balance after is known, in the
-    language of the membership of the business that sold."""
-
-    customer_id: int
-    phone: str
-    language: str
-    points_accrued: int
-    points_redeemed: int
-
-
-# (language, points accrued, points redeemed, balance after) -> text; all points in hundredths
-NoticeText = Callable[[str, int, int, int], str]
-
-
-@dataclass(frozen=True, slots=True)
-class Sale:
-    """A new transaction. `effects` are applied unless settlement refuses them."""
-
-    terminal_id: int
-    point_of_sale_id: int
-    check_number: str
-    request_digest: bytes
-    customer_id: int | None
-    status: TransactionStatus
-    receipt_document: dict[str, Any]
-    sum_minor_units: int
-    effects: Effects
-    confirmation_deadline: datetime | None = None
-    sale_time: datetime | None = None
-    statistics: Statistics | None = None
-    messages: tuple[Message, ...] = ()
-    # When the sale applies, tell the customer what it did (text from the balance after).
-    notice: Notice | None = None
-    # For a sale stored as rejected: the refusal a retry gets back.
-    refusal: dict[str, Any] | None = None
-    # Pockets the effects reach that the customer may not have yet; None = any of them.
-    new_pockets: tuple[PocketKey, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """A pending transaction moving on: confirmed, cancelled, expired or locked."""
-
-    transaction_id: int
-    expected: TransactionStatus
-    status: TransactionStatus
-    effects: Effects
-    customer_id: int | None = None
-    statistics: Statistics | None = None
-    messages: tuple[Message, ...] = ()
-    notice: Notice | None = None
-    # As for a sale.
-    new_pockets: tuple[PocketKey, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one operation.
-
-    Applied: `transaction_id` and `created_at` are set, `refusal` is None. Refused by
-    settlement: `refusal` is set (a sale is then stored as rejected). A sale whose key
-    was claimed before: `existing` is True and `stored` holds the stored row.
-    """
-
-    transaction_id: int = 0
-    created_at: datetime | None = None
-    refusal: Refusal | str | None = None
-    existing: bool = False
-    stored: asyncpg.Record | None = None
-    balances: dict[PocketKey, Balance] = field(default_factory=dict)
-    pocket_ids: dict[PocketKey, int] = field(default_factory=dict)
-    # Set for a sale that shared its key with an earlier one in the same batch.
-    leader_digest: bytes | None = None
-    # The customer's statistics right after this operation (None without a customer).
-    totals: MembershipTotals | None = None
 
 
 class BatchStore:

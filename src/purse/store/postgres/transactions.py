@@ -16,7 +16,7 @@ from purse.domain.transactions import (
     TransactionRecord,
     TransactionStatus,
 )
-from purse.store.postgres.batches import Message
+from purse.service.operations import Message
 from purse.store.postgres.conflicts import retried_on_conflict
 from purse.store.postgres.receipts import receipt_from_document
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
-from purse.api.grpc.mapping import timestamp
-from purse.api.grpc.receipts import calculation_request_from_proto, receipt_to_proto
+from purse.api.grpc.common.mapping import timestamp
+from purse.api.grpc.terminal.receipts import calculation_request_from_proto, receipt_to_proto
 from purse.domain.errors import invalid
 from purse.domain.transactions import RefundRecord, TransactionRecord, TransactionStatus
-from purse.service.calculation import Calculation, CalculationRequest
-from purse.service.transactions import ProcessRequest
+from purse.service.terminal.calculation import Calculation, CalculationRequest
+from purse.service.terminal.checkout import ProcessRequest
 from purse.v1 import terminal_service_pb2 as pb
 
 STATUSES = {

@@ -40,9 +40,9 @@ from purse.domain.localize import localized
 from purse.domain.pockets import spendable_lots
 from purse.domain.program import CompiledProgram
 from purse.domain.terminals import TerminalContext
-from purse.service.identification import IdentificationService
-from purse.service.programs import Programs
-from purse.store.postgres.calculation_inputs import CalculationInputs, CalculationInputStore
+from purse.service.ports import CalculationInputReads, ProgramRules
+from purse.service.terminal.identification import IdentificationService
+from purse.store.postgres.calculation_inputs import CalculationInputs
 
 _logger = logging.getLogger(__name__)
 _account_kinds = {
@@ -89,8 +89,8 @@ class CheckCalculation:
     def __init__(
         self,
         identification: IdentificationService,
-        inputs: CalculationInputStore,
-        programs: Programs,
+        inputs: CalculationInputReads,
+        programs: ProgramRules,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._identification = identification

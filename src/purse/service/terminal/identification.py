@@ -41,12 +41,10 @@ from purse.domain.errors import (
 from purse.domain.identifiers import Identifier, IdentifierKind
 from purse.domain.pages import page_limit
 from purse.domain.terminals import TerminalContext, TerminalKind
-from purse.service.programs import Programs
-from purse.store.postgres.customers import CustomerStore
+from purse.service.ports import Customers, Limit, MembershipCache, ProgramRules, StewardCodeIssuer
+from purse.service.unit_of_work import UnitOfWork
 from purse.store.redis import keys
-from purse.store.redis.balance_cache import BalanceCache, hint
-from purse.store.redis.rate_limits import AttemptLimit
-from purse.store.redis.steward_codes import StewardCodes
+from purse.store.redis.balance_cache import hint
 
 search_page_size_default = 20
 search_page_size_max = 100
@@ -66,18 +64,20 @@ class IdentificationService:
 
     def __init__(
         self,
-        customers: CustomerStore,
-        steward_codes: StewardCodes,
-        steward_guesses: AttemptLimit,
+        customers: Customers,
+        steward_codes: StewardCodeIssuer,
+        steward_guesses: Limit,
         app_token_key: bytes,
         app_token_window_seconds: int,
-        programs: Programs,
+        programs: ProgramRules,
         clock: Callable[[], float] = time.time,
-        cache: BalanceCache | None = None,
+        cache: MembershipCache | None = None,
+        changes: UnitOfWork | None = None,
     ) -> None:
         self._customers = customers
         self._programs = programs
         self._cache = cache
+        self._changes = changes or UnitOfWork()
         self._steward_codes = steward_codes
         self._steward_guesses = steward_guesses
         self._app_token_key = app_token_key
@@ -303,14 +303,15 @@ class IdentificationService:
             )
             if holder is not None and holder.phone != normalized:
                 raise _identifier_taken("card_number")
-        customer_id, enrolled = await self._customers.enrol(
-            terminal.business_id,
-            normalized,
-            AccessType(terminal.default_access_type),
-            questionnaire,
-        )
-        if not enrolled and _changes_membership(questionnaire) and self._cache is not None:
-            await self._cache.forget(terminal.business_id, [customer_id])
+        async with self._changes.changing(terminal.business_id) as changed:
+            customer_id, enrolled = await self._customers.enrol(
+                terminal.business_id,
+                normalized,
+                AccessType(terminal.default_access_type),
+                questionnaire,
+            )
+            if not enrolled and _changes_membership(questionnaire):
+                changed.customers([customer_id])
         if card_number:
             await self._attach(terminal, customer_id, IdentifierKind.CARD_NUMBER, card_number)
         membership = await self._membership(terminal, customer_id, enrolled)
@@ -340,13 +341,14 @@ class IdentificationService:
         self, terminal: TerminalContext, customer_id: int, kind: IdentifierKind, raw: str
     ) -> CustomerMatch:
         value = identifiers.normalize_stored(kind, raw, "value")
-        removed = await self._customers.remove_identifier(
-            terminal.business_id, customer_id, kind, value
-        )
+        async with self._changes.changing(terminal.business_id) as changed:
+            removed = await self._customers.remove_identifier(
+                terminal.business_id, customer_id, kind, value
+            )
+            if removed:
+                changed.customers([customer_id], [hint(kind.value, value)])
         if not removed:
             raise NotFound("this customer has no such identifier", reason="IDENTIFIER_NOT_FOUND")
-        if self._cache is not None:
-            await self._cache.forget(terminal.business_id, [customer_id], [hint(kind.value, value)])
         return await self._match(terminal, customer_id)
 
     async def _attach(
@@ -368,7 +370,7 @@ class IdentificationService:
 
 
 async def _through(
-    cache: BalanceCache | None,
+    cache: MembershipCache | None,
     business_id: int,
     by: str | int,
     read: Callable[[], Awaitable[Membership]],

@@ -3,10 +3,10 @@ into protobuf. The only place the two meet."""
 
 from __future__ import annotations
 
-from purse.api.grpc.mapping import identifier_from_proto, moment_from_proto
+from purse.api.grpc.common.mapping import identifier_from_proto, moment_from_proto
 from purse.domain import amounts, checks
 from purse.domain.errors import FieldViolation, InvalidArgument
-from purse.service.calculation import Calculation, CalculationRequest
+from purse.service.terminal.calculation import Calculation, CalculationRequest
 from purse.v1 import terminal_service_pb2 as pb
 
 _source_kinds = {

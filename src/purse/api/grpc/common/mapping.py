@@ -1,4 +1,6 @@
-"""Protobuf ⇄ domain, in one place. Nothing outside `purse.api` sees a protobuf message."""
+"""Protobuf ⇄ domain for the messages every contract shares (common.proto: moments,
+identifiers, memberships, pockets); each contract maps its own messages in its own
+package. Nothing outside `purse.api` sees a protobuf message."""
 
 from __future__ import annotations
 
@@ -10,16 +12,13 @@ from purse.domain import moments
 from purse.domain.customers import (
     POINTS_ACCOUNT_TYPE_ID,
     AccessType,
-    CustomerMatch,
     Membership,
     Pocket,
     PocketKind,
-    StoredIdentifier,
 )
 from purse.domain.errors import invalid
 from purse.domain.identifiers import Identifier, IdentifierKind
-from purse.domain.terminals import TerminalContext, TerminalKind
-from purse.v1 import common_pb2, terminal_service_pb2
+from purse.v1 import common_pb2
 
 ACCESS_TYPES = {
     AccessType.FULL: common_pb2.ACCESS_TYPE_FULL,
@@ -38,12 +37,6 @@ POCKET_UNITS = {
     PocketKind.MONEY: common_pb2.POCKET_UNIT_MINOR_UNITS,
     PocketKind.PRODUCTS: common_pb2.POCKET_UNIT_THOUSANDTHS,
     PocketKind.ACHIEVEMENTS: common_pb2.POCKET_UNIT_COUNT,
-}
-TERMINAL_KINDS = {
-    TerminalKind.CASH_DESK: terminal_service_pb2.TERMINAL_KIND_CASH_DESK,
-    TerminalKind.KIOSK: terminal_service_pb2.TERMINAL_KIND_KIOSK,
-    TerminalKind.STEWARD: terminal_service_pb2.TERMINAL_KIND_STEWARD,
-    TerminalKind.ONLINE: terminal_service_pb2.TERMINAL_KIND_ONLINE,
 }
 IDENTIFIER_KINDS = {
     IdentifierKind.PHONE: common_pb2.IDENTIFIER_KIND_PHONE,
@@ -130,31 +123,4 @@ def membership_to_proto(membership: Membership) -> common_pb2.Membership:
         given_name=membership.given_name,
         family_name=membership.family_name,
         language=membership.language,
-    )
-
-
-def stored_identifier_to_proto(
-    identifier: StoredIdentifier,
-) -> terminal_service_pb2.StoredIdentifier:
-    return terminal_service_pb2.StoredIdentifier(
-        kind=IDENTIFIER_KINDS[identifier.kind], value=identifier.value
-    )
-
-
-def match_to_proto(match: CustomerMatch) -> terminal_service_pb2.CustomerMatch:
-    return terminal_service_pb2.CustomerMatch(
-        membership=membership_to_proto(match.membership),
-        identifiers=[stored_identifier_to_proto(item) for item in match.identifiers],
-    )
-
-
-def terminal_to_proto(terminal: TerminalContext) -> terminal_service_pb2.TerminalSummary:
-    return terminal_service_pb2.TerminalSummary(
-        business_id=terminal.business_id,
-        business_name=terminal.business_name,
-        point_of_sale_id=terminal.point_of_sale_id,
-        point_of_sale_name=terminal.point_of_sale_name,
-        terminal_id=terminal.terminal_id,
-        terminal_name=terminal.terminal_name,
-        kind=TERMINAL_KINDS[terminal.kind],
     )

@@ -27,8 +27,8 @@ import grpc
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from purse.api.grpc.errors import rich_status
-from purse.api.grpc.interceptors import Handler, WrappingInterceptor
+from purse.api.grpc.common.errors import rich_status
+from purse.api.grpc.common.interceptors import Handler, WrappingInterceptor
 from purse.domain.errors import InvalidArgument, echoed, invalid
 
 Context = grpc.aio.ServicerContext[Any, Any]

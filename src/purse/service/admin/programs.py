@@ -12,11 +12,8 @@ from purse.domain.errors import NotFound
 from purse.domain.program import CompiledProgram, Program, compile_program, validate_program
 from purse.domain.terminals import TerminalContext
 from purse.service.cache import ExpiringCache
-from purse.store.postgres.programs import (
-    ProgramStore,
-    program_document,
-    program_from_document,
-)
+from purse.service.ports import ProgramDocuments
+from purse.store.postgres.programs import program_document, program_from_document
 
 # A compiled program is dropped after an hour unused; a version change replaces it sooner.
 compiled_program_lifetime_seconds = 3_600.0
@@ -26,7 +23,7 @@ compiled_programs_max = 10_000
 class Programs:
     """Reads, replaces and compiles program rules, business by business."""
 
-    def __init__(self, store: ProgramStore, entries_max: int = compiled_programs_max) -> None:
+    def __init__(self, store: ProgramDocuments, entries_max: int = compiled_programs_max) -> None:
         self._store = store
         self._compiled: ExpiringCache[tuple[int, CompiledProgram]] = ExpiringCache(
             compiled_program_lifetime_seconds, entries_max

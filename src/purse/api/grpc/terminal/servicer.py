@@ -1,34 +1,42 @@
 """TerminalService: authenticates each call, maps the request, calls the use case.
 
-Each method is wrapped by `authenticated_call`, which resolves the terminal from the
-`authorization` metadata, runs the method, and turns refusals into rich statuses through
-the one table in `errors.py`.
+Each method is wrapped by `authenticated_call` (`purse.api.grpc.common.calls`), which
+resolves the terminal from the `authorization` metadata, runs the method, and turns
+refusals into rich statuses through the one table in `common/errors.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
-from purse.api.grpc import mapping
-from purse.api.grpc.errors import (
-    failure_status,
-    internal_status,
+from purse.api.grpc.common import mapping
+from purse.api.grpc.common.calls import (
+    Context,
+    abort_for,
+    authenticated_call,
+    bearer_credential,
+    public_call,
+)
+from purse.api.grpc.common.errors import (
     proto_message,
     proto_violations,
     status_code_for,
     unavailable_status,
 )
-from purse.api.grpc.receipts import calculation_request_from_proto, receipt_to_proto
-from purse.api.grpc.surface import nul_field_path
-from purse.api.grpc.transactions import (
+from purse.api.grpc.common.surface import nul_field_path
+from purse.api.grpc.terminal.customers import (
+    match_to_proto,
+    stored_identifier_to_proto,
+    terminal_to_proto,
+)
+from purse.api.grpc.terminal.receipts import calculation_request_from_proto, receipt_to_proto
+from purse.api.grpc.terminal.transactions import (
     process_request_from_proto,
     refund_to_proto,
     status_filter_from_proto,
@@ -40,87 +48,22 @@ from purse.domain.errors import DomainError, TimedOut, UnexpectedFailure, invali
 from purse.domain.identifiers import Identifier, IdentifierKind
 from purse.domain.terminals import TerminalContext
 from purse.service.authentication import Authenticator
-from purse.service.calculation import CheckCalculation
 from purse.service.goods import GoodsCatalogue
-from purse.service.identification import IdentificationService
-from purse.service.transactions import Answer, ListFilter, ProcessRequest, TransactionService
-from purse.service.unary_processing import UnaryProcessing
+from purse.service.terminal.answers import Answer
+from purse.service.terminal.calculation import CheckCalculation
+from purse.service.terminal.checkout import Checkout, ProcessRequest
+from purse.service.terminal.history import History, ListFilter
+from purse.service.terminal.holds import Holds
+from purse.service.terminal.identification import IdentificationService
+from purse.service.terminal.refunds import Refunds
+from purse.service.terminal.unary_processing import UnaryProcessing
 from purse.store.failures import DEPENDENCY_FAILURES
 from purse.store.postgres.catalogue import CatalogueStore
 from purse.v1 import common_pb2, terminal_service_pb2_grpc
 from purse.v1 import terminal_service_pb2 as pb
 
-Request = TypeVar("Request")
-Response = TypeVar("Response")
-Context = grpc.aio.ServicerContext[Any, Any]
-_bearer_scheme = "bearer "
 checks_per_stream_message_max = 1_000
 _logger = logging.getLogger(__name__)
-
-
-def bearer_credential(context: Context) -> str:
-    """The credential after 'Bearer ' in the authorization metadata, or ''."""
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and isinstance(value, str):
-            if value[: len(_bearer_scheme)].lower() == _bearer_scheme:
-                return value[len(_bearer_scheme) :].strip()
-            return ""
-    return ""
-
-
-async def abort_for(context: Context, failure: BaseException) -> None:
-    """Abort the call with the status a refusal or a failure deserves.
-
-    Refusals get their rich status, conflicts ABORTED, dependency failures UNAVAILABLE;
-    anything else is a bug: it is logged with its traceback and the caller gets INTERNAL,
-    no internals.
-    """
-    status = failure_status(failure)
-    if status is None:
-        _logger.error("unexpected failure", exc_info=failure)
-        status = internal_status()
-    await context.abort(status.code, status.details, status.trailing_metadata)
-
-
-def public_call(
-    method: Callable[[Any, Request, Context], Awaitable[Response]],
-) -> Callable[[Any, Request, Context], Awaitable[Response]]:
-    """Error mapping for calls that need no credentials (sign-in)."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Request, context: Context) -> Response:
-        try:
-            return await method(self, request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as failure:
-            await abort_for(context, failure)
-            raise AssertionError("abort returned") from failure
-
-    return wrapper
-
-
-Caller = TypeVar("Caller")
-
-
-def authenticated_call(
-    method: Callable[[Any, Request, Context, Caller], Awaitable[Response]],
-) -> Callable[[Any, Request, Context], Awaitable[Response]]:
-    """Authentication and error mapping around a servicer method: the servicer's
-    `authenticator` turns the bearer credential into the caller the method receives."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Request, context: Context) -> Response:
-        try:
-            caller = await self.authenticator.authenticate(bearer_credential(context))
-            return await method(self, request, context, caller)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as failure:
-            await abort_for(context, failure)
-            raise AssertionError("abort returned") from failure
-
-    return wrapper
 
 
 class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
@@ -133,7 +76,10 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         catalogue: CatalogueStore,
         goods: GoodsCatalogue,
         calculation: CheckCalculation,
-        transactions: TransactionService,
+        checkout: Checkout,
+        holds: Holds,
+        refunds: Refunds,
+        history: History,
         unary: UnaryProcessing,
         stream_idle_seconds_max: float,
         stream_lifetime_seconds_max: float,
@@ -143,7 +89,10 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         self._catalogue = catalogue
         self._goods = goods
         self._calculation = calculation
-        self._transactions = transactions
+        self._checkout = checkout
+        self._holds = holds
+        self._refunds = refunds
+        self._history = history
         self._unary = unary
         self._stream_idle_seconds_max = stream_idle_seconds_max
         self._stream_lifetime_seconds_max = stream_lifetime_seconds_max
@@ -156,7 +105,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         return pb.SignInResponse(
             token=token,
             expire_time=mapping.timestamp(float(expires_at)),
-            terminal=mapping.terminal_to_proto(terminal),
+            terminal=terminal_to_proto(terminal),
         )
 
     @authenticated_call
@@ -205,9 +154,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             kind = IdentifierKind.PHONE if which == "phone_prefix" else IdentifierKind(which)
             identifier = Identifier(kind, getattr(request, which))
         matches = await self._identification.search(terminal, identifier, request.page_size)
-        return pb.SearchCustomersResponse(
-            customers=[mapping.match_to_proto(match) for match in matches]
-        )
+        return pb.SearchCustomersResponse(customers=[match_to_proto(match) for match in matches])
 
     @authenticated_call
     async def RegisterCustomer(
@@ -224,7 +171,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         )
         return pb.RegisterCustomerResponse(
             membership=mapping.membership_to_proto(match.membership),
-            identifiers=[mapping.stored_identifier_to_proto(item) for item in match.identifiers],
+            identifiers=[stored_identifier_to_proto(item) for item in match.identifiers],
         )
 
     @authenticated_call
@@ -238,7 +185,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             request.value,
         )
         return pb.AddCustomerIdentifierResponse(
-            identifiers=[mapping.stored_identifier_to_proto(item) for item in match.identifiers]
+            identifiers=[stored_identifier_to_proto(item) for item in match.identifiers]
         )
 
     @authenticated_call
@@ -255,7 +202,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             request.value,
         )
         return pb.RemoveCustomerIdentifierResponse(
-            identifiers=[mapping.stored_identifier_to_proto(item) for item in match.identifiers]
+            identifiers=[stored_identifier_to_proto(item) for item in match.identifiers]
         )
 
     @authenticated_call
@@ -334,7 +281,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
                 requests.append(UnexpectedFailure("this check could not be read"))
         valid = [request for request in requests if not isinstance(request, DomainError)]
         try:
-            answers = iter(await self._transactions.process_group(terminal, valid))
+            answers = iter(await self._checkout.process_group(terminal, valid))
         except DEPENDENCY_FAILURES as failure:
             status = unavailable_status(failure)
             error = pb.CheckError(code=status.code.value[0], message=status.details or "")
@@ -358,7 +305,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
     async def ConfirmTransaction(
         self, request: pb.ConfirmTransactionRequest, context: Context, terminal: TerminalContext
     ) -> pb.ConfirmTransactionResponse:
-        answer = await self._transactions.confirm(
+        answer = await self._holds.confirm(
             terminal, request.transaction_id, request.pin.strip(), context.time_remaining()
         )
         response = pb.ConfirmTransactionResponse(transaction=transaction_to_proto(answer.record))
@@ -370,14 +317,14 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
     async def ResendCode(
         self, request: pb.ResendCodeRequest, context: Context, terminal: TerminalContext
     ) -> pb.ResendCodeResponse:
-        next_time = await self._transactions.resend(terminal, request.transaction_id)
+        next_time = await self._holds.resend(terminal, request.transaction_id)
         return pb.ResendCodeResponse(next_resend_time=mapping.timestamp(next_time))
 
     @authenticated_call
     async def CancelTransaction(
         self, request: pb.CancelTransactionRequest, context: Context, terminal: TerminalContext
     ) -> pb.CancelTransactionResponse:
-        answer = await self._transactions.cancel(
+        answer = await self._holds.cancel(
             terminal, request.transaction_id, context.time_remaining()
         )
         return pb.CancelTransactionResponse(transaction=transaction_to_proto(answer.record))
@@ -386,7 +333,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
     async def RefundTransaction(
         self, request: pb.RefundTransactionRequest, context: Context, terminal: TerminalContext
     ) -> pb.RefundTransactionResponse:
-        refund, record = await self._transactions.refund(
+        refund, record = await self._refunds.refund(
             terminal,
             request.transaction_id,
             request.refund_number,
@@ -403,9 +350,9 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
     ) -> pb.GetTransactionResponse:
         which = request.WhichOneof("key")
         if which == "check_number":
-            record = await self._transactions.get_by_check_number(terminal, request.check_number)
+            record = await self._history.get_by_check_number(terminal, request.check_number)
         elif which == "transaction_id":
-            record = await self._transactions.get(terminal, request.transaction_id)
+            record = await self._history.get(terminal, request.transaction_id)
         else:
             raise invalid("key", "give a transaction_id or a check_number")
         return pb.GetTransactionResponse(transaction=transaction_to_proto(record))
@@ -425,7 +372,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             if request.HasField("end_time")
             else None,
         )
-        records, token = await self._transactions.page(
+        records, token = await self._history.page(
             terminal, request.page_size, request.page_token, filters
         )
         return pb.ListTransactionsResponse(
@@ -488,7 +435,7 @@ def _settings_to_proto(
     terminal: TerminalContext, catalogue: Catalogue
 ) -> pb.GetTerminalSettingsResponse:
     return pb.GetTerminalSettingsResponse(
-        terminal=mapping.terminal_to_proto(terminal),
+        terminal=terminal_to_proto(terminal),
         program_id=terminal.program_id,
         program_name=terminal.program_name,
         currency=terminal.currency,

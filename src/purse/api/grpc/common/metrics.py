@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from purse.api.grpc.interceptors import Handler, WrappingInterceptor
+from purse.api.grpc.common.interceptors import Handler, WrappingInterceptor
 
 # Latency buckets in seconds: from 0.25 ms to 2.5 s.
 latency_buckets_seconds = (

@@ -2,7 +2,7 @@
 
 Group commit batches the writes of concurrent checks; this batches their reads. Calls
 queue in a `Coalescer`; each flush hands the calls of one terminal to
-`TransactionService.process_many`, which reads the stored answers, the members and the
+`Checkout.process_many`, which reads the stored answers, the members and the
 calculation inputs of the whole group in three queries instead of three per call. When
 the server is idle a call flushes alone at once, so nothing waits; under load the
 groups grow. Each call still gets exactly the answer (or refusal) `process` would give.
@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from purse.domain.errors import DomainError
 from purse.domain.terminals import TerminalContext
 from purse.service.coalescing import Coalescer
-from purse.service.transactions import Answer, ProcessRequest, TransactionService
+from purse.service.terminal.answers import Answer
+from purse.service.terminal.checkout import Checkout, ProcessRequest
 
 
 @dataclass(slots=True)
@@ -34,12 +35,12 @@ class UnaryProcessing:
 
     def __init__(
         self,
-        transactions: TransactionService,
+        checkout: Checkout,
         group_checks_max: int,
         queue_checks_max: int,
         concurrent_groups_max: int,
     ) -> None:
-        self._transactions = transactions
+        self._checkout = checkout
         self._coalescer: Coalescer[_Call] = Coalescer(
             self._flush, group_checks_max, queue_checks_max, concurrent_groups_max
         )
@@ -53,7 +54,7 @@ class UnaryProcessing:
     async def process(
         self, terminal: TerminalContext, request: ProcessRequest, timeout_seconds: float | None
     ) -> Answer:
-        self._transactions.validate(request)
+        self._checkout.validate(request)
         call = _Call(terminal, request)
         await self._coalescer.put(call, timeout_seconds)
         return await asyncio.shield(call.future)
@@ -66,7 +67,7 @@ class UnaryProcessing:
 
     async def _group(self, calls: list[_Call]) -> None:
         try:
-            results = await self._transactions.process_group(
+            results = await self._checkout.process_group(
                 calls[0].terminal, [call.request for call in calls]
             )
         except Exception as failure:  # an outage: every call meets it

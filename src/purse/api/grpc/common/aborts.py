@@ -27,7 +27,7 @@ from typing import Any
 
 import grpc
 
-from purse.api.grpc.interceptors import Handler, WrappingInterceptor
+from purse.api.grpc.common.interceptors import Handler, WrappingInterceptor
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

@@ -1,0 +1,1 @@
+"""AdminService: the servicer and the mapping of program rules."""

@@ -1,0 +1,2 @@
+"""TerminalService: the servicer and the mapping of its receipts, transactions and
+customers."""
