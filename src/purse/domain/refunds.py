@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from purse.domain.amounts import divide_rounded
 from purse.domain.checks import Receipt, SourceKind
 from purse.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from purse.domain.transactions import TransactionStatus
 
 refund_lines_max = 1_000
 
@@ -85,6 +86,23 @@ def _requested(
             f"{violations[0].field}: {violations[0].description}", violations=tuple(violations)
         )
     return {position: quantity for position, quantity in chosen.items() if quantity > 0}
+
+
+refundable_statuses = frozenset({TransactionStatus.COMPLETED, TransactionStatus.PARTIALLY_REFUNDED})
+
+
+def check_refundable(status: TransactionStatus) -> None:
+    """A completed sale, or one refunded in part, can be refunded (further); decided on
+    the sale as locked, so a concurrent refund or cancel is seen."""
+    if status is TransactionStatus.REFUNDED:
+        raise FailedPrecondition(
+            "everything of this sale is refunded already", reason="ALREADY_REFUNDED"
+        )
+    if status not in refundable_statuses:
+        raise FailedPrecondition(
+            f"only a completed sale can be refunded; this one is {status.value}",
+            reason="TRANSACTION_NOT_COMPLETED",
+        )
 
 
 def plan_refund(

@@ -92,7 +92,7 @@ class RefundWrites(Protocol):
         request_digest: bytes,
         planner: Planner,
         cancel: bool,
-    ) -> Awaitable[StoredRefund]: ...
+    ) -> Awaitable[StoredRefund | None]: ...
 
 
 class CustomerReads(Protocol):

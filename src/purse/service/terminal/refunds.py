@@ -10,16 +10,17 @@ Both commit through the unit of work, so the balance cache forgets the customer.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from purse.domain.errors import AlreadyExists, FailedPrecondition
-from purse.domain.refunds import RefundPlan, plan_refund
+from purse.domain.errors import AlreadyExists, FailedPrecondition, NotFound
+from purse.domain.refunds import RefundPlan, check_refundable, plan_refund
 from purse.domain.terminals import TerminalContext
-from purse.domain.transactions import RefundRecord, TransactionRecord
+from purse.domain.transactions import RefundRecord, TransactionRecord, TransactionStatus
 from purse.service.ports import ProgramRules, RefundWrites, TransactionReads
 from purse.service.terminal.answers import validate_key
 from purse.service.terminal.history import find_transaction
@@ -64,12 +65,13 @@ class Refunds:
                     stored = await self._refunds.refund(
                         terminal.business_id, transaction_id, terminal.terminal_id,
                         refund_number, request_digest,
-                        lambda document, refunded: _plan(document, refunded, lines),
+                        functools.partial(_plan, lines=lines),
                         cancel=False,
                     )  # fmt: skip
                 except RefundRaced:
                     stored = await self._stored_refund(terminal, refund_number)
-                    assert stored is not None
+                if stored is None:
+                    raise _transaction_not_found()
                 changed.customers([sale.customer_id])
         if stored.request_digest != request_digest:
             raise AlreadyExists(
@@ -107,20 +109,31 @@ class Refunds:
         async with self._changes.changing(terminal.business_id) as changed:
             # A concurrent cancel that stored first has done the same.
             with contextlib.suppress(RefundRaced):
-                await self._refunds.refund(
+                stored = await self._refunds.refund(
                     terminal.business_id,
                     record.transaction_id,
                     terminal.terminal_id,
                     number,
                     b"cancel",
-                    lambda document, refunded: _plan(document, refunded, ()),
+                    functools.partial(_plan, lines=()),
                     cancel=True,
                 )
+                if stored is None:
+                    raise _transaction_not_found()
             changed.customers([record.customer_id])
 
 
+def _transaction_not_found() -> NotFound:
+    return NotFound("no such transaction in this business", reason="TRANSACTION_NOT_FOUND")
+
+
 def _plan(
-    document: dict[str, Any], refunded: dict[int, int], lines: Sequence[tuple[int, int]]
+    status: TransactionStatus,
+    document: dict[str, Any],
+    refunded: dict[int, int],
+    lines: Sequence[tuple[int, int]],
 ) -> RefundPlan:
+    """The refund of `lines` of the sale as locked: refused unless it may be refunded."""
+    check_refundable(status)
     quantities = {int(position): quantity for position, quantity in document["quantities"].items()}
     return plan_refund(receipt_from_document(document["receipt"]), quantities, refunded, lines)

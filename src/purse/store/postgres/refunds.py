@@ -23,17 +23,14 @@ from typing import Any
 import asyncpg
 
 from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID
-from purse.domain.errors import FailedPrecondition, NotFound
 from purse.domain.refunds import RefundPlan
 from purse.domain.transactions import LedgerKind, TransactionStatus
 from purse.store.postgres.conflicts import retried_on_conflict
 
-# (stored receipt document, position -> quantity refunded before) -> the plan
-Planner = Callable[[dict[str, Any], dict[int, int]], RefundPlan]
+# (the sale's status as locked, its stored document, quantities refunded before) -> the
+# plan; the service's planner decides, and refuses what may not be refunded.
+Planner = Callable[[TransactionStatus, dict[str, Any], dict[int, int]], RefundPlan]
 refund_retries_on_deadlock_max = 5
-_refundable = frozenset(
-    {TransactionStatus.COMPLETED.value, TransactionStatus.PARTIALLY_REFUNDED.value}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +62,10 @@ class RefundStore:
         request_digest: bytes,
         planner: Planner,
         cancel: bool,
-    ) -> StoredRefund:
+    ) -> StoredRefund | None:
         """Plan against the locked sale and its earlier refunds, apply, store; with `cancel`
-        the sale becomes CANCELLED too. A deadlock is retried (`conflicts`)."""
+        the sale becomes CANCELLED too; None when there is no such sale. A deadlock is
+        retried (`conflicts`). The store decides nothing: the planner refuses."""
         async with self._pool.acquire() as connection, connection.transaction():
             sale = await connection.fetchrow(
                 "SELECT status, customer_id, receipt, lot_reservations FROM transactions"
@@ -76,16 +74,13 @@ class RefundStore:
                 transaction_id,
             )
             if sale is None:
-                raise NotFound(
-                    "no such transaction in this business", reason="TRANSACTION_NOT_FOUND"
-                )
+                return None
             # A retry that waited for the sale's lock answers with what the first stored.
             stored = await _stored(connection, business_id, terminal_id, refund_number)
             if stored is not None:
                 return stored
-            _check_refundable(sale["status"])
             refunded, lots_returned = await _refunded(connection, business_id, transaction_id)
-            plan = planner(sale["receipt"], refunded)
+            plan = planner(TransactionStatus(sale["status"]), sale["receipt"], refunded)
             lots = _lots_left(sale["lot_reservations"], lots_returned)
             result = await _apply(
                 connection, business_id, transaction_id, sale["customer_id"], plan, lots
@@ -110,19 +105,6 @@ class RefundStore:
                 _status_after(plan, cancel).value,
             )
             return StoredRefund(refund_id, request_digest, result)
-
-
-def _check_refundable(status: str) -> None:
-    """A completed sale, or one refunded in part, can be refunded (further)."""
-    if status == TransactionStatus.REFUNDED.value:
-        raise FailedPrecondition(
-            "everything of this sale is refunded already", reason="ALREADY_REFUNDED"
-        )
-    if status not in _refundable:
-        raise FailedPrecondition(
-            f"only a completed sale can be refunded; this one is {status}",
-            reason="TRANSACTION_NOT_COMPLETED",
-        )
 
 
 def _status_after(plan: RefundPlan, cancel: bool) -> TransactionStatus:
