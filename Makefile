@@ -1,7 +1,7 @@
 # Purse: one command to run the server, one to run every test.
 #   make serve   install into .venv and serve on the embedded PostgreSQL and Redis
 #   make test    install into .venv and run the whole test suite
-#   make check   formatting, lint and strict typing
+#   make check   formatting, lint and strict typing (src, tests and benchmarks)
 #   make protos  regenerate src/purse/v1 from protos/
 #   make bench   the engine benchmarks (figures go into the README)
 #   make bench-load  the load benchmark against a real server
@@ -40,6 +40,7 @@ check: $(STAMP) protos-check lint-protos
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy
+	$(BIN)/mypy tests/e2e/conftest.py  # a second `conftest`: see [tool.mypy] in pyproject.toml
 
 protos: $(STAMP)
 	rm -f src/purse/v1/*_pb2*.py src/purse/v1/*_pb2*.pyi

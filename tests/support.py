@@ -31,6 +31,16 @@ server_start_seconds_max = 30.0
 server_stop_seconds_max = 20.0
 command_seconds_max = 60
 
+# The session server's settings (tests/e2e/conftest.py), here so tests can import them:
+# two conftest modules share the top-level name `conftest`, so neither is imported by name.
+# Short enough that the expiry test waits little, long enough for any other use.
+steward_code_lifetime_seconds = 3
+# Tokens expire fast here so that the client's re-sign-in is exercised for real.
+terminal_token_lifetime_seconds = 2
+# Streams idle longer than this are closed; metrics connections silent this long dropped.
+stream_idle_seconds_max = 3
+metrics_connection_timeout_seconds = 1
+
 
 @dataclass(frozen=True)
 class TerminalAccess:
@@ -270,7 +280,7 @@ def bearer(credential: str) -> tuple[tuple[str, str]]:
 
 def error_reason(error: grpc.RpcError) -> str:
     """The ErrorInfo reason in a failed call's status details."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     assert status is not None, "the error carries no google.rpc.Status"
     for detail in status.details:
         info = error_details_pb2.ErrorInfo()
@@ -281,14 +291,14 @@ def error_reason(error: grpc.RpcError) -> str:
 
 def retry_delay_seconds(error: grpc.aio.AioRpcError) -> int:
     """The RetryInfo delay in a failed call's status details."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     retry = error_details_pb2.RetryInfo()
     assert status is not None and any(detail.Unpack(retry) for detail in status.details)
     return int(retry.retry_delay.seconds)
 
 
 def field_violations(error: grpc.RpcError) -> dict[str, str]:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     assert status is not None
     for detail in status.details:
         bad_request = error_details_pb2.BadRequest()

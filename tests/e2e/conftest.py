@@ -6,18 +6,16 @@ from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
-from support import ServerProcess
+from support import (
+    ServerProcess,
+    metrics_connection_timeout_seconds,
+    steward_code_lifetime_seconds,
+    stream_idle_seconds_max,
+    terminal_token_lifetime_seconds,
+)
 
 from purse.config import Settings
 from purse.v1 import terminal_service_pb2_grpc
-
-# Short enough that the expiry test waits little, long enough for any other use.
-steward_code_lifetime_seconds = 3
-# Tokens expire fast here so that the client's re-sign-in is exercised for real.
-terminal_token_lifetime_seconds = 2
-# Streams idle longer than this are closed; metrics connections silent this long dropped.
-stream_idle_seconds_max = 3
-metrics_connection_timeout_seconds = 1
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +46,8 @@ async def channel(server: ServerProcess) -> AsyncIterator[grpc.aio.Channel]:
         yield opened
 
 
+# On a grpc.aio channel the stub is the async one; TerminalServiceAsyncStub exists only in the
+# generated .pyi, so tests import it under TYPE_CHECKING and name it in annotations only.
 @pytest.fixture(scope="session")
-def terminal_stub(channel: grpc.aio.Channel) -> terminal_service_pb2_grpc.TerminalServiceStub:
+def terminal_stub(channel: grpc.aio.Channel) -> terminal_service_pb2_grpc.TerminalServiceAsyncStub:
     return terminal_service_pb2_grpc.TerminalServiceStub(channel)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
@@ -26,9 +28,12 @@ from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
 
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
+
 
 async def test_a_terminal_signs_in_and_its_token_opens_the_api(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     signed_in = await terminal_stub.SignIn(
         pb.SignInRequest(login=business.cash_desk.login, password=business.cash_desk.password)
@@ -46,7 +51,7 @@ async def test_a_terminal_signs_in_and_its_token_opens_the_api(
 
 
 async def test_an_api_key_opens_the_api_without_signing_in(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     settings = await terminal_stub.GetTerminalSettings(
         pb.GetTerminalSettingsRequest(), metadata=bearer(business.cash_desk.api_key)
@@ -64,7 +69,7 @@ async def test_an_api_key_opens_the_api_without_signing_in(
     ],
 )
 async def test_missing_or_wrong_credentials_are_unauthenticated(
-    terminal_stub: TerminalServiceStub, metadata: tuple[tuple[str, str], ...], reason: str
+    terminal_stub: TerminalServiceAsyncStub, metadata: tuple[tuple[str, str], ...], reason: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await terminal_stub.GetTerminalSettings(pb.GetTerminalSettingsRequest(), metadata=metadata)
@@ -73,7 +78,7 @@ async def test_missing_or_wrong_credentials_are_unauthenticated(
 
 
 async def test_a_wrong_password_is_unauthenticated(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await terminal_stub.SignIn(pb.SignInRequest(login=business.cash_desk.login, password="x"))
@@ -81,14 +86,14 @@ async def test_a_wrong_password_is_unauthenticated(
     assert error_reason(refused.value) == "WRONG_CREDENTIALS"
 
 
-async def test_an_empty_login_is_bad_input(terminal_stub: TerminalServiceStub) -> None:
+async def test_an_empty_login_is_bad_input(terminal_stub: TerminalServiceAsyncStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await terminal_stub.SignIn(pb.SignInRequest(login="", password="x"))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def signed_in_kiosk(
-    stub: TerminalServiceStub, provisioning: Provisioning, business: Tenant
+    stub: TerminalServiceAsyncStub, provisioning: Provisioning, business: Tenant
 ) -> tuple[TerminalAccess, pb.SignInResponse]:
     """A new kiosk of the business, and its first sign-in."""
     terminal = await make_terminal(
@@ -101,7 +106,7 @@ async def signed_in_kiosk(
 
 
 async def test_a_disabled_terminal_is_permission_denied_for_token_and_key(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     provisioning = Provisioning(pool)
     terminal, signed_in = await signed_in_kiosk(terminal_stub, provisioning, business)
@@ -126,7 +131,7 @@ async def test_a_disabled_terminal_is_permission_denied_for_token_and_key(
 
 
 async def test_a_new_password_revokes_the_tokens_of_the_old_one(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     provisioning = Provisioning(pool)
     terminal, signed_in = await signed_in_kiosk(terminal_stub, provisioning, business)
@@ -148,7 +153,7 @@ async def test_a_new_password_revokes_the_tokens_of_the_old_one(
 
 
 async def test_repeated_wrong_passwords_lock_the_login_even_for_the_right_one(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     terminal = await make_terminal(
         Provisioning(pool), business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
@@ -163,14 +168,14 @@ async def test_repeated_wrong_passwords_lock_the_login_even_for_the_right_one(
         )
     assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error_reason(limited.value) == "SIGN_IN_RATE_LIMITED"
-    status = rpc_status.from_call(limited.value)  # type: ignore[arg-type]
+    status = rpc_status.from_call(limited.value)
     retry = error_details_pb2.RetryInfo()
     assert status is not None and any(detail.Unpack(retry) for detail in status.details)
     assert retry.retry_delay.seconds > 0
 
 
 async def test_an_unknown_login_is_refused_like_a_wrong_password(
-    terminal_stub: TerminalServiceStub,
+    terminal_stub: TerminalServiceAsyncStub,
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await terminal_stub.SignIn(pb.SignInRequest(login="nobody-at-all", password="x"))
@@ -178,7 +183,7 @@ async def test_an_unknown_login_is_refused_like_a_wrong_password(
     assert error_reason(refused.value) == "WRONG_CREDENTIALS"
 
 
-def refusals(results: list[object]) -> list[tuple[grpc.StatusCode, str]]:
+def refusals(results: Sequence[object]) -> list[tuple[grpc.StatusCode, str]]:
     """(status, reason) of every failed call among `results`."""
     return [
         (result.code(), error_reason(result))
@@ -188,7 +193,7 @@ def refusals(results: list[object]) -> list[tuple[grpc.StatusCode, str]]:
 
 
 async def test_a_burst_of_wrong_passwords_evaluates_at_most_the_maximum(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     """200 concurrent wrong passwords: no more than 5 are ever evaluated (WRONG_CREDENTIALS),
     the rest are refused before any hash; then even the right password is refused."""
@@ -229,7 +234,7 @@ async def test_a_burst_of_wrong_passwords_evaluates_at_most_the_maximum(
 
 
 async def test_a_burst_after_three_failures_cannot_reach_the_right_password(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     """3 failures, then 40 wrong passwords and the right one at once: at most 2 of the
     burst are evaluated, and success never wipes the failures counted before it."""
@@ -267,7 +272,7 @@ after_flood_answer_seconds = 2.0
 
 
 async def test_a_flood_of_unknown_logins_does_not_starve_a_real_sign_in(
-    server: ServerProcess, terminal_stub: TerminalServiceStub, business: Tenant
+    server: ServerProcess, terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     """200 made-up logins kept in flight on the suite's own connection: each is answered
     by the server (a wrong password, or busy with RetryInfo), never refused by the
@@ -308,7 +313,7 @@ async def test_a_flood_of_unknown_logins_does_not_starve_a_real_sign_in(
 
 
 async def test_more_sign_ins_at_once_than_password_checks_are_refused_as_busy(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     """Right passwords of 30 terminals at once: more than the server checks at a time, so
     some are refused at once with RetryInfo; those get in when they try again."""

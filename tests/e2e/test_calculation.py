@@ -4,6 +4,7 @@ every kind of pocket, and bad input — with nothing ever changed."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
@@ -21,7 +22,9 @@ from purse.v1 import admin_service_pb2 as admin
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.admin_service_pb2_grpc import AdminServiceStub
-from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 # Monday 08:30 in Kyiv: inside the demo's morning-coffee window.
 monday_morning = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
@@ -58,13 +61,13 @@ def request(
 
 
 async def calculate(
-    stub: TerminalServiceStub, business: Tenant, message: pb.CalculateCheckRequest
+    stub: TerminalServiceAsyncStub, business: Tenant, message: pb.CalculateCheckRequest
 ) -> pb.CalculateCheckResponse:
     return await stub.CalculateCheck(message, metadata=bearer(business.cash_desk.api_key))
 
 
 async def refusal(
-    stub: TerminalServiceStub, business: Tenant, message: pb.CalculateCheckRequest
+    stub: TerminalServiceAsyncStub, business: Tenant, message: pb.CalculateCheckRequest
 ) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await calculate(stub, business, message)
@@ -92,7 +95,7 @@ def percent_accrual(rule_id: int, basis_points: int, **selector: object) -> admi
 
 
 async def test_the_demo_business_answers_with_an_explained_receipt(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool
 ) -> None:
     demo = await create_demo(Provisioning(pool), CustomerStore(pool), Programs(ProgramStore(pool)))
     answer = await terminal_stub.CalculateCheck(
@@ -137,7 +140,7 @@ async def test_the_demo_business_answers_with_an_explained_receipt(
 
 
 async def test_calculating_changes_nothing(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     phone = new_phone()
     customer_id, _ = await CustomerStore(pool).enrol(business.business_id, phone, AccessType.FULL)
@@ -164,7 +167,7 @@ async def test_calculating_changes_nothing(
 
 
 async def test_rules_set_through_the_admin_service_apply_to_the_next_check(
-    terminal_stub: TerminalServiceStub, channel: grpc.aio.Channel, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
     phone = new_phone()
     first = await set_rules(channel, business, admin.ProgramRules(rules=[percent_accrual(1, 500)]))
@@ -240,7 +243,7 @@ async def test_an_administrator_sees_only_the_programs_of_their_business(
 
 
 async def test_a_products_account_pays_for_its_products_and_asks_for_a_pin_above_its_limit(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     phone = new_phone()
     customer_id, _ = await CustomerStore(pool).enrol(business.business_id, phone, AccessType.FULL)
@@ -270,7 +273,7 @@ async def test_a_products_account_pays_for_its_products_and_asks_for_a_pin_above
 
 
 async def test_spending_takes_the_soonest_expiring_lot_first(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     phone = new_phone()
     customer_id, _ = await CustomerStore(pool).enrol(business.business_id, phone, AccessType.FULL)
@@ -306,7 +309,7 @@ async def test_spending_takes_the_soonest_expiring_lot_first(
 
 
 async def test_a_check_without_a_customer_gets_discounts_but_no_points(
-    terminal_stub: TerminalServiceStub, channel: grpc.aio.Channel, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
     await set_rules(
         channel,
@@ -332,7 +335,7 @@ async def test_a_check_without_a_customer_gets_discounts_but_no_points(
 
 
 async def test_a_blacklisted_customer_cannot_transact(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     phone = new_phone()
     await CustomerStore(pool).enrol(business.business_id, phone, AccessType.BLACKLISTED)
@@ -342,7 +345,7 @@ async def test_a_blacklisted_customer_cannot_transact(
 
 
 async def test_another_customers_coupon_is_refused_with_its_field_path(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     store, provisioning = CustomerStore(pool), Provisioning(pool)
     owner, _ = await store.enrol(business.business_id, new_phone(), AccessType.FULL)
@@ -383,7 +386,7 @@ async def test_another_customers_coupon_is_refused_with_its_field_path(
     ],
 )
 async def test_bad_checks_are_invalid_argument_with_the_field_path(
-    terminal_stub: TerminalServiceStub,
+    terminal_stub: TerminalServiceAsyncStub,
     business: Tenant,
     lines: tuple[pb.CheckLine, ...],
     currency: str,
@@ -395,7 +398,7 @@ async def test_bad_checks_are_invalid_argument_with_the_field_path(
 
 
 async def test_a_stated_check_sum_must_match_the_lines(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     message = request(line(1, "X", 100), line(2, "Y", 200))
     message.check.sum_minor_units = 301
@@ -405,7 +408,7 @@ async def test_a_stated_check_sum_must_match_the_lines(
 
 
 async def test_a_check_without_currency_or_amounts_gets_the_business_currency_and_rounded_amounts(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     message = pb.CalculateCheckRequest(
         check=pb.Check(

@@ -6,8 +6,7 @@ import asyncio
 
 import grpc
 import pytest
-from conftest import terminal_token_lifetime_seconds
-from support import ServerProcess, Tenant, new_phone
+from support import ServerProcess, Tenant, new_phone, terminal_token_lifetime_seconds
 
 from purse.client import PurseError, TerminalClient, identifier
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
 import pytest
 from support import Tenant, bearer, error_reason, make_business, new_phone
 
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
-from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 
 async def register(
-    stub: TerminalServiceStub, business: Tenant, **fields: object
+    stub: TerminalServiceAsyncStub, business: Tenant, **fields: object
 ) -> pb.RegisterCustomerResponse:
     return await stub.RegisterCustomer(
         pb.RegisterCustomerRequest(**fields),  # type: ignore[arg-type]
@@ -21,7 +25,7 @@ async def register(
 
 
 async def test_registering_keeps_the_questionnaire_and_attaches_the_card(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     phone = new_phone()
     answer = await register(
@@ -46,7 +50,7 @@ async def test_registering_keeps_the_questionnaire_and_attaches_the_card(
 
 
 async def test_registering_with_another_customers_card_is_refused(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     await register(terminal_stub, business, phone=new_phone(), card_number="TAKEN01")
     with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -56,7 +60,7 @@ async def test_registering_with_another_customers_card_is_refused(
 
 
 async def test_cards_are_added_found_and_removed(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     auth = bearer(business.cash_desk.api_key)
     member = (await register(terminal_stub, business, phone=new_phone())).membership
@@ -97,7 +101,7 @@ async def test_cards_are_added_found_and_removed(
 
 
 async def test_a_terminal_cannot_touch_identifiers_of_another_business_customer(
-    terminal_stub: TerminalServiceStub, pool: object, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: object, business: Tenant
 ) -> None:
     member = (await register(terminal_stub, business, phone=new_phone())).membership
     other = await make_business(pool)  # type: ignore[arg-type]
@@ -114,7 +118,7 @@ async def test_a_terminal_cannot_touch_identifiers_of_another_business_customer(
 
 
 async def test_a_phone_cannot_be_added_as_a_stored_identifier(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     member = (await register(terminal_stub, business, phone=new_phone())).membership
     with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -131,7 +135,7 @@ async def test_a_phone_cannot_be_added_as_a_stored_identifier(
 
 
 async def test_search_by_phone_prefix_lists_matching_members_only(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     phone = new_phone()
     await register(terminal_stub, business, phone=phone)

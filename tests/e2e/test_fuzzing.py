@@ -12,7 +12,7 @@ the business fixture audits its ledger at the end.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 import grpc
@@ -27,6 +27,9 @@ from test_transactions import customer_with_points, sale, set_program
 
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 _field = descriptors.FieldDescriptor
 _methods = [
@@ -134,7 +137,7 @@ async def _state(pool: asyncpg.Pool, business_id: int) -> tuple[Any, ...]:
     return tuple(row)
 
 
-async def _prepare(pool: asyncpg.Pool, business: Tenant, stub: TerminalServiceStub) -> None:
+async def _prepare(pool: asyncpg.Pool, business: Tenant, stub: TerminalServiceAsyncStub) -> None:
     """A customer with points, a completed and a pending sale: ids worth guessing."""
     await set_program(pool, business, points_redemption_limit_without_pin=100)
     phone = await customer_with_points(pool, business, 50_000)
@@ -205,7 +208,10 @@ async def test_a_stream_of_random_checks_answers_every_message_without_internal_
     answers = []
     try:
         async for answer in stub.ProcessChecks(
-            iter(messages), metadata=bearer(business.cash_desk.api_key), timeout=20
+            # Built from ProcessChecksRequest.DESCRIPTOR, so they are ProcessChecksRequests.
+            iter(cast("list[pb.ProcessChecksRequest]", messages)),
+            metadata=bearer(business.cash_desk.api_key),
+            timeout=20,
         ):
             answers.append(answer)
     except grpc.aio.AioRpcError as error:

@@ -3,6 +3,8 @@ in code order across keyset pages, never another business's, tokens tied to the 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncpg
 import grpc
 import pytest
@@ -10,7 +12,9 @@ from support import Tenant, bearer, field_violations, make_business
 
 from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import terminal_service_pb2 as pb
-from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 
 async def stock(pool: asyncpg.Pool, business: Tenant, count: int, title: str) -> dict[str, int]:
@@ -29,7 +33,7 @@ async def stock(pool: asyncpg.Pool, business: Tenant, count: int, title: str) ->
 
 
 async def all_pages(
-    stub: TerminalServiceStub, business: Tenant, page_size: int, category: str = ""
+    stub: TerminalServiceAsyncStub, business: Tenant, page_size: int, category: str = ""
 ) -> list[list[pb.Goods]]:
     pages: list[list[pb.Goods]] = []
     token = ""
@@ -48,7 +52,7 @@ async def all_pages(
 
 
 async def test_250_goods_in_pages_of_100_come_once_each_in_product_code_order(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await stock(pool, business, 250, "Ours")
     other = await make_business(pool)
@@ -63,7 +67,7 @@ async def test_250_goods_in_pages_of_100_come_once_each_in_product_code_order(
 
 
 async def test_goods_of_one_category_are_listed_alone(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await stock(pool, business, 30, "Ours")
     pages = await all_pages(terminal_stub, business, 4, category="drinks")
@@ -73,7 +77,7 @@ async def test_goods_of_one_category_are_listed_alone(
 
 
 async def test_goods_categories_are_listed_in_code_order(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await stock(pool, business, 1, "Ours")
     metadata = bearer(business.cash_desk.api_key)
@@ -89,7 +93,7 @@ async def test_goods_categories_are_listed_in_code_order(
     assert second.next_page_token == ""
 
 
-async def refused_field(stub: TerminalServiceStub, business: Tenant, **fields: object) -> str:
+async def refused_field(stub: TerminalServiceAsyncStub, business: Tenant, **fields: object) -> str:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.ListGoods(
             pb.ListGoodsRequest(**fields),  # type: ignore[arg-type]
@@ -101,7 +105,7 @@ async def refused_field(stub: TerminalServiceStub, business: Tenant, **fields: o
 
 
 async def test_a_bad_page_token_or_size_is_refused_naming_the_field(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await stock(pool, business, 12, "Ours")
     metadata = bearer(business.cash_desk.api_key)

@@ -3,6 +3,8 @@ included, or the check is refused naming the line, and nothing changes."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncpg
 import grpc
 import pytest
@@ -12,7 +14,9 @@ from test_calculation import line, percent_accrual, request, set_rules
 from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import admin_service_pb2 as admin
 from purse.v1 import terminal_service_pb2 as pb
-from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 
 async def coffee_rules(channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant) -> None:
@@ -26,7 +30,7 @@ async def coffee_rules(channel: grpc.aio.Channel, pool: asyncpg.Pool, business: 
 
 
 async def test_a_line_of_a_catalogue_category_earns_what_its_rules_give(
-    terminal_stub: TerminalServiceStub,
+    terminal_stub: TerminalServiceAsyncStub,
     channel: grpc.aio.Channel,
     pool: asyncpg.Pool,
     business: Tenant,
@@ -40,7 +44,7 @@ async def test_a_line_of_a_catalogue_category_earns_what_its_rules_give(
 
 
 async def test_a_category_code_in_another_case_is_refused_naming_the_line(
-    terminal_stub: TerminalServiceStub,
+    terminal_stub: TerminalServiceAsyncStub,
     channel: grpc.aio.Channel,
     pool: asyncpg.Pool,
     business: Tenant,
@@ -59,7 +63,7 @@ async def test_a_category_code_in_another_case_is_refused_naming_the_line(
 
 
 async def test_a_processed_check_with_an_unknown_category_changes_nothing(
-    terminal_stub: TerminalServiceStub,
+    terminal_stub: TerminalServiceAsyncStub,
     channel: grpc.aio.Channel,
     pool: asyncpg.Pool,
     business: Tenant,

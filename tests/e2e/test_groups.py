@@ -13,6 +13,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
@@ -34,6 +35,9 @@ from test_transactions import (
 from purse.config import Settings
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 far_future = timestamp_pb2.Timestamp(seconds=253_402_300_799)  # 9999-12-31T23:59:59Z
 
@@ -68,7 +72,7 @@ def overflowing(number: str) -> pb.ProcessCheckRequest:
 
 
 async def process_or_error(
-    stub: TerminalServiceStub, request: pb.ProcessCheckRequest, key: str
+    stub: TerminalServiceAsyncStub, request: pb.ProcessCheckRequest, key: str
 ) -> pb.ProcessCheckResponse | grpc.aio.AioRpcError:
     try:
         return await stub.ProcessCheck(request, metadata=bearer(key), timeout=30)
@@ -77,7 +81,7 @@ async def process_or_error(
 
 
 async def test_a_sale_time_out_of_range_among_concurrent_calls_fails_alone(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business, rules=(five_percent_back,))
     phones = [new_phone() for _ in range(40)]
@@ -98,7 +102,7 @@ async def test_a_sale_time_out_of_range_among_concurrent_calls_fails_alone(
 
 
 async def test_line_totals_that_overflow_fail_alone_among_concurrent_calls(
-    terminal_stub: TerminalServiceStub,
+    terminal_stub: TerminalServiceAsyncStub,
     pool: asyncpg.Pool,
     business: Tenant,
     infrastructure: Settings,
@@ -172,7 +176,7 @@ async def test_sixteen_coffees_in_two_stream_messages_earn_what_one_by_one_earns
 
 
 async def test_sixteen_coffees_as_concurrent_calls_earn_exactly_two_free_and_none_is_refused(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business)
     card = await coffee_card(pool, business, every=7)
@@ -191,7 +195,7 @@ async def test_sixteen_coffees_as_concurrent_calls_earn_exactly_two_free_and_non
 
 
 async def test_the_answer_shows_the_membership_after_the_sale(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business, rules=(five_percent_back,))
     phone = new_phone()
@@ -230,7 +234,7 @@ async def test_each_check_of_a_stream_message_shows_its_own_membership_and_notic
 
 
 async def test_an_offline_sale_sets_the_last_visit_to_its_sale_time(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business)
     phone = new_phone()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
 import pytest
-from conftest import steward_code_lifetime_seconds
 from support import (
     Tenant,
     bearer,
@@ -17,6 +17,7 @@ from support import (
     make_terminal,
     new_phone,
     retry_delay_seconds,
+    steward_code_lifetime_seconds,
 )
 
 from purse.config import Settings
@@ -29,11 +30,13 @@ from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
-from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 
 async def identify(
-    stub: TerminalServiceStub, credential: str, **identifier: str
+    stub: TerminalServiceAsyncStub, credential: str, **identifier: str
 ) -> common_pb2.Membership:
     answer = await stub.IdentifyCustomer(
         pb.IdentifyCustomerRequest(identifier=common_pb2.CustomerIdentifier(**identifier)),
@@ -43,7 +46,7 @@ async def identify(
 
 
 async def refusal(
-    stub: TerminalServiceStub, credential: str, **identifier: str
+    stub: TerminalServiceAsyncStub, credential: str, **identifier: str
 ) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await identify(stub, credential, **identifier)
@@ -51,7 +54,7 @@ async def refusal(
 
 
 async def test_an_unknown_phone_enrols_the_customer_as_a_new_customer(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     phone = new_phone()
     membership = await identify(terminal_stub, business.cash_desk.api_key, phone=phone)
@@ -68,7 +71,7 @@ async def test_an_unknown_phone_enrols_the_customer_as_a_new_customer(
 
 
 async def test_a_locally_typed_phone_is_completed_with_the_business_prefix(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     phone = new_phone()
     local = "0" + phone.removeprefix("+380")
@@ -78,7 +81,7 @@ async def test_a_locally_typed_phone_is_completed_with_the_business_prefix(
 
 @pytest.mark.ledger_set_by_hand
 async def test_the_answer_carries_every_pocket_with_available_and_held_amounts(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     phone = new_phone()
     customer_id, _ = await CustomerStore(pool).enrol(business.business_id, phone, AccessType.FULL)
@@ -104,7 +107,7 @@ async def test_the_answer_carries_every_pocket_with_available_and_held_amounts(
 
 
 async def test_a_program_that_does_not_enrol_answers_not_found_for_unknown_phones(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool
 ) -> None:
     closed = await make_business(pool, enrols_unknown_phones=False)
     error = await refusal(terminal_stub, closed.cash_desk.api_key, phone=new_phone())
@@ -113,7 +116,7 @@ async def test_a_program_that_does_not_enrol_answers_not_found_for_unknown_phone
 
 
 async def test_a_customer_is_identified_by_card_number_and_by_card_qr(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     store = CustomerStore(pool)
     customer_id, _ = await store.enrol(business.business_id, new_phone(), AccessType.FULL)
@@ -129,7 +132,7 @@ async def test_a_customer_is_identified_by_card_number_and_by_card_qr(
 
 
 async def test_a_steward_code_identifies_the_customer_at_a_cash_desk_once(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     phone = new_phone()
     issued = await terminal_stub.IssueStewardCode(
@@ -145,7 +148,7 @@ async def test_a_steward_code_identifies_the_customer_at_a_cash_desk_once(
 
 
 async def test_guessing_steward_codes_is_refused_past_the_limit_per_terminal(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     """A cash desk that tried 10 codes that redeem nothing is refused even the live code,
     with a RetryInfo; another cash desk of the business redeems it."""
@@ -170,7 +173,7 @@ async def test_guessing_steward_codes_is_refused_past_the_limit_per_terminal(
 
 
 async def test_a_burst_of_steward_code_guesses_looks_up_no_more_than_the_limit(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     answers = await asyncio.gather(
         *(
@@ -184,7 +187,7 @@ async def test_a_burst_of_steward_code_guesses_looks_up_no_more_than_the_limit(
 
 
 async def test_an_expired_steward_code_has_its_own_reason(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     issued = await terminal_stub.IssueStewardCode(
         pb.IssueStewardCodeRequest(identifier=common_pb2.CustomerIdentifier(phone=new_phone())),
@@ -197,7 +200,7 @@ async def test_an_expired_steward_code_has_its_own_reason(
 
 
 async def test_an_unknown_steward_code_is_not_found_and_a_malformed_one_is_bad_input(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     other = await refusal(terminal_stub, business.cash_desk.api_key, steward_code="000000")
     assert other.code() == grpc.StatusCode.NOT_FOUND
@@ -208,7 +211,7 @@ async def test_an_unknown_steward_code_is_not_found_and_a_malformed_one_is_bad_i
 
 
 async def test_only_steward_terminals_issue_steward_codes(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await terminal_stub.IssueStewardCode(
@@ -220,7 +223,7 @@ async def test_only_steward_terminals_issue_steward_codes(
 
 
 async def test_the_app_qr_token_identifies_the_customer_in_any_business(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     import time
 
@@ -243,7 +246,7 @@ async def test_the_app_qr_token_identifies_the_customer_in_any_business(
 
 
 async def test_a_blacklisted_customer_is_identified_and_marked(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     phone = new_phone()
     await CustomerStore(pool).enrol(business.business_id, phone, AccessType.BLACKLISTED)
@@ -252,7 +255,7 @@ async def test_a_blacklisted_customer_is_identified_and_marked(
 
 
 async def test_a_terminal_never_sees_another_business_customers_pockets(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     store, phone = CustomerStore(pool), new_phone()
     customer_id, _ = await store.enrol(business.business_id, phone, AccessType.FULL)
@@ -280,7 +283,7 @@ async def test_a_terminal_never_sees_another_business_customers_pockets(
     ],
 )
 async def test_malformed_identifiers_are_invalid_argument_with_the_field_path(
-    terminal_stub: TerminalServiceStub,
+    terminal_stub: TerminalServiceAsyncStub,
     pool: asyncpg.Pool,
     business: Tenant,
     identifier: dict[str, str],
@@ -303,7 +306,7 @@ async def business_customer_count(pool: asyncpg.Pool, business: Tenant) -> int:
 
 
 async def test_an_unknown_card_is_not_found(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     error = await refusal(terminal_stub, business.cash_desk.api_key, card_number="NOSUCHCARD")
     assert error.code() == grpc.StatusCode.NOT_FOUND

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
@@ -21,8 +22,13 @@ from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
 
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
-async def available_points(stub: TerminalServiceStub, business: Tenant, **identifier: str) -> int:
+
+async def available_points(
+    stub: TerminalServiceAsyncStub, business: Tenant, **identifier: str
+) -> int:
     answer = await stub.IdentifyCustomer(
         pb.IdentifyCustomerRequest(identifier=common_pb2.CustomerIdentifier(**identifier)),
         metadata=bearer(business.cash_desk.api_key),
@@ -47,7 +53,7 @@ async def cache_hits(server: ServerProcess) -> float:
 
 
 async def test_identification_is_answered_from_the_cache_after_the_first_time(
-    terminal_stub: TerminalServiceStub,
+    terminal_stub: TerminalServiceAsyncStub,
     pool: asyncpg.Pool,
     redis_client: redis.Redis,
     server: ServerProcess,
@@ -65,7 +71,7 @@ async def test_identification_is_answered_from_the_cache_after_the_first_time(
 
 
 async def test_a_sale_a_hold_and_a_refund_each_show_at_the_next_identification(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business, points_redemption_limit_without_pin=1_000)
     phone = await customer_with_points(pool, business, 5_000)
@@ -89,18 +95,22 @@ async def test_a_sale_a_hold_and_a_refund_each_show_at_the_next_identification(
 
 
 async def test_a_removed_card_stops_identifying_its_customer_at_once(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     phone = await customer_with_points(pool, business, 100)
     customer_id = await customer_id_of(pool, phone)
     auth = bearer(business.cash_desk.api_key)
-    card = {"customer_id": customer_id, "kind": common_pb2.IDENTIFIER_KIND_CARD_NUMBER}
+    card = common_pb2.IDENTIFIER_KIND_CARD_NUMBER
     await terminal_stub.AddCustomerIdentifier(
-        pb.AddCustomerIdentifierRequest(**card, value="CACHE-CARD-1"), metadata=auth
+        pb.AddCustomerIdentifierRequest(customer_id=customer_id, kind=card, value="CACHE-CARD-1"),
+        metadata=auth,
     )
     assert await available_points(terminal_stub, business, card_number="CACHE-CARD-1") == 100
     await terminal_stub.RemoveCustomerIdentifier(
-        pb.RemoveCustomerIdentifierRequest(**card, value="CACHE-CARD-1"), metadata=auth
+        pb.RemoveCustomerIdentifierRequest(
+            customer_id=customer_id, kind=card, value="CACHE-CARD-1"
+        ),
+        metadata=auth,
     )
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await available_points(terminal_stub, business, card_number="CACHE-CARD-1")
@@ -108,7 +118,10 @@ async def test_a_removed_card_stops_identifying_its_customer_at_once(
 
 
 async def test_new_names_show_at_the_registering_business_next_identification(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, server: ServerProcess, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    server: ServerProcess,
+    business: Tenant,
 ) -> None:
     phone = await customer_with_points(pool, business, 100)
     auth = bearer(business.cash_desk.api_key)
@@ -126,7 +139,7 @@ async def test_new_names_show_at_the_registering_business_next_identification(
 
 
 async def test_process_check_spends_the_real_balance_not_a_cached_one(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business, points_redemption_limit_without_pin=None)
     phone = await customer_with_points(pool, business, 1_000)
@@ -142,7 +155,7 @@ async def test_process_check_spends_the_real_balance_not_a_cached_one(
 
 
 async def test_a_sale_through_one_server_shows_at_once_through_another(
-    terminal_stub: TerminalServiceStub,
+    terminal_stub: TerminalServiceAsyncStub,
     pool: asyncpg.Pool,
     infrastructure: Settings,
     business: Tenant,
@@ -170,7 +183,7 @@ async def test_a_sale_through_one_server_shows_at_once_through_another(
 
 
 async def test_each_sale_shows_at_once_while_other_identifications_fill_the_cache(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     """Readers keep filling the cache while sales commit; after every sale the seller's
     next identification shows exactly the balance the sale answered with."""

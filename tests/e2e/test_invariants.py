@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import asyncpg
 import grpc
@@ -38,6 +38,9 @@ from purse.store.postgres import database
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 call_seconds_max = 20.0
 pin_sends_window_seconds = Settings().pin_sends_window_seconds
@@ -142,13 +145,14 @@ async def test_acknowledged_checks_survive_sigkill_and_apply_once_after_restart(
     finally:
         server.kill()
     assert 100 <= len(acknowledged) < len(numbers)
-    stored = dict(
-        await pool.fetch(
+    stored: dict[str, int] = {
+        row["check_number"]: row["transaction_id"]
+        for row in await pool.fetch(
             "SELECT check_number, transaction_id FROM transactions"
             " WHERE business_id = $1 AND check_number LIKE 'I1-%'",
             business.business_id,
         )
-    )
+    }
     assert all(stored.get(number) == tid for number, tid in acknowledged.items())
     restarted = ServerProcess(external(infrastructure), tmp_path).start()
     try:
@@ -178,7 +182,7 @@ async def test_acknowledged_checks_survive_sigkill_and_apply_once_after_restart(
 
 
 async def test_losing_redis_loses_no_money_and_a_pending_pin_can_be_resent(
-    terminal_stub: TerminalServiceStub,
+    terminal_stub: TerminalServiceAsyncStub,
     redis_client: redis.Redis,
     pool: asyncpg.Pool,
     business: Tenant,
@@ -219,7 +223,7 @@ async def test_losing_redis_loses_no_money_and_a_pending_pin_can_be_resent(
 
 
 async def test_resending_a_pin_is_rate_limited_per_phone(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     """The sale's PIN and two resends use up the phone's 3 sends: the second resend says
     when the next one will be accepted (the window's end, not now), the third is refused
@@ -243,7 +247,7 @@ async def test_resending_a_pin_is_rate_limited_per_phone(
 
 
 async def test_new_pending_sales_count_against_the_phones_pin_sends(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     """Four pending sales to one phone: three PINs are sent; the fourth sale is made and
     pending all the same, but no PIN goes out and a resend is refused until the window
@@ -274,7 +278,7 @@ async def test_new_pending_sales_count_against_the_phones_pin_sends(
 
 
 async def test_a_resend_does_not_give_a_transaction_fresh_attempts(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business, points_redemption_limit_without_pin=0)
     phone = await customer_with_points(pool, business, 10_000)
@@ -363,7 +367,7 @@ async def test_a_postgresql_restart_is_an_outage_purse_recovers_from(tmp_path: P
 
 
 async def _until_it_works(
-    stub: TerminalServiceStub, request: pb.ProcessCheckRequest, auth: tuple[tuple[str, str]]
+    stub: TerminalServiceAsyncStub, request: pb.ProcessCheckRequest, auth: tuple[tuple[str, str]]
 ) -> pb.ProcessCheckResponse:
     deadline = time.monotonic() + call_seconds_max
     while True:

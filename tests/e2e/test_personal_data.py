@@ -5,6 +5,8 @@ customer receives."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncpg
 import grpc
 import pytest
@@ -18,7 +20,9 @@ from purse.notify import texts
 from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
-from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 collected_by_first = {"given_name": "Olena", "family_name": "Kosach", "language": "uk"}
 collected_by_second = {"given_name": "Lesya", "family_name": "Ukrainka", "language": "en"}
@@ -34,7 +38,7 @@ def as_collected(fields: dict[str, str]) -> tuple[str, str, str]:
 
 
 async def identify(
-    stub: TerminalServiceStub, business: Tenant, phone: str
+    stub: TerminalServiceAsyncStub, business: Tenant, phone: str
 ) -> common_pb2.Membership:
     answer = await stub.IdentifyCustomer(
         pb.IdentifyCustomerRequest(identifier=common_pb2.CustomerIdentifier(phone=phone)),
@@ -44,7 +48,7 @@ async def identify(
 
 
 async def register(
-    stub: TerminalServiceStub, business: Tenant, phone: str, **fields: str
+    stub: TerminalServiceAsyncStub, business: Tenant, phone: str, **fields: str
 ) -> common_pb2.Membership:
     answer = await stub.RegisterCustomer(
         pb.RegisterCustomerRequest(phone=phone, **fields),  # type: ignore[arg-type]
@@ -54,7 +58,7 @@ async def register(
 
 
 async def searched(
-    stub: TerminalServiceStub, business: Tenant, phone: str
+    stub: TerminalServiceAsyncStub, business: Tenant, phone: str
 ) -> list[common_pb2.Membership]:
     """What SearchCustomers (always read from PostgreSQL) finds for exactly `phone`."""
     found = await stub.SearchCustomers(
@@ -64,7 +68,7 @@ async def searched(
 
 
 async def identify_from_cache(
-    stub: TerminalServiceStub, server: ServerProcess, business: Tenant, phone: str
+    stub: TerminalServiceAsyncStub, server: ServerProcess, business: Tenant, phone: str
 ) -> common_pb2.Membership:
     """Identify twice; the second answer, returned, must come from the balance cache."""
     await identify(stub, business, phone)
@@ -75,7 +79,7 @@ async def identify_from_cache(
 
 
 async def known_to_the_first(
-    stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> tuple[Tenant, str]:
     """A second business, and a phone that only `business` registered (with its data)."""
     other, phone = await make_business(pool), a_new_phone()
@@ -84,7 +88,10 @@ async def known_to_the_first(
 
 
 async def test_a_business_never_sees_names_another_business_collected(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, server: ServerProcess, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    server: ServerProcess,
+    business: Tenant,
 ) -> None:
     other, phone = await known_to_the_first(terminal_stub, pool, business)
     first = await identify(terminal_stub, other, phone)
@@ -100,7 +107,7 @@ async def test_a_business_never_sees_names_another_business_collected(
 
 
 async def test_registering_a_phone_another_business_knows_shows_none_of_its_names(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     other, phone = await known_to_the_first(terminal_stub, pool, business)
     enrolled = await register(terminal_stub, other, phone)
@@ -115,7 +122,10 @@ async def test_registering_a_phone_another_business_knows_shows_none_of_its_name
 
 
 async def test_a_registration_by_another_business_leaves_what_the_first_collected(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, server: ServerProcess, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    server: ServerProcess,
+    business: Tenant,
 ) -> None:
     other, phone = await known_to_the_first(terminal_stub, pool, business)
     await identify_from_cache(terminal_stub, server, business, phone)  # now cached
@@ -148,7 +158,7 @@ async def outbox_text(
 
 
 async def sell(
-    stub: TerminalServiceStub, business: Tenant, request: pb.ProcessCheckRequest
+    stub: TerminalServiceAsyncStub, business: Tenant, request: pb.ProcessCheckRequest
 ) -> pb.ProcessCheckResponse:
     answer: pb.ProcessCheckResponse = await stub.ProcessCheck(
         request, metadata=bearer(business.cash_desk.api_key)
@@ -157,7 +167,7 @@ async def sell(
 
 
 async def test_texts_to_a_customer_go_in_the_language_their_business_recorded(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     other, phone = await make_business(pool), a_new_phone()
     for each in (business, other):
@@ -185,7 +195,7 @@ async def test_texts_to_a_customer_go_in_the_language_their_business_recorded(
 
 
 async def test_names_and_languages_beyond_their_limits_are_refused_and_enrol_nobody(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     phone = a_new_phone()
     with pytest.raises(grpc.aio.AioRpcError) as refused:

@@ -3,6 +3,8 @@ now: a rules change shows at the next call, whatever the balance cache holds."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncpg
 import grpc
 from support import Tenant, bearer, new_phone
@@ -12,7 +14,9 @@ from purse.v1 import admin_service_pb2 as admin
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.admin_service_pb2_grpc import AdminServiceStub
-from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 hundred_points = 10_000
 
@@ -42,7 +46,7 @@ def reported_limit(membership: common_pb2.Membership) -> int | None:
     return pocket.redemption_limit_without_pin
 
 
-async def identified(stub: TerminalServiceStub, business: Tenant, phone: str) -> int | None:
+async def identified(stub: TerminalServiceAsyncStub, business: Tenant, phone: str) -> int | None:
     answer = await stub.IdentifyCustomer(
         pb.IdentifyCustomerRequest(identifier=common_pb2.CustomerIdentifier(phone=phone)),
         metadata=bearer(business.cash_desk.api_key),
@@ -51,7 +55,7 @@ async def identified(stub: TerminalServiceStub, business: Tenant, phone: str) ->
 
 
 async def test_identification_reports_the_programs_limit_and_follows_a_rules_change(
-    terminal_stub: TerminalServiceStub, channel: grpc.aio.Channel, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
     phone = new_phone()
     await set_points_limit(channel, business, hundred_points)
@@ -65,7 +69,7 @@ async def test_identification_reports_the_programs_limit_and_follows_a_rules_cha
 
 
 async def test_every_membership_answer_reports_the_points_limit(
-    terminal_stub: TerminalServiceStub,
+    terminal_stub: TerminalServiceAsyncStub,
     channel: grpc.aio.Channel,
     pool: asyncpg.Pool,
     business: Tenant,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
@@ -33,12 +34,15 @@ from purse.store.embedded import EmbeddedRedis
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
 
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
+
 concurrent_retries = 8
 call_seconds_max = 20.0
 
 
 async def sold(
-    stub: TerminalServiceStub,
+    stub: TerminalServiceAsyncStub,
     pool: asyncpg.Pool,
     business: Tenant,
     points: int,
@@ -56,7 +60,7 @@ async def sold(
 
 
 async def test_identical_refunds_sent_at_once_all_get_the_one_stored_refund(
-    terminal_stub: TerminalServiceStub,
+    terminal_stub: TerminalServiceAsyncStub,
     pool: asyncpg.Pool,
     business: Tenant,
     infrastructure: Settings,
@@ -89,14 +93,16 @@ async def test_identical_refunds_sent_at_once_all_get_the_one_stored_refund(
 
 
 async def _listed(
-    stub: TerminalServiceStub, auth: tuple[tuple[str, str]], status: pb.TransactionStatus.ValueType
+    stub: TerminalServiceAsyncStub,
+    auth: tuple[tuple[str, str]],
+    status: pb.TransactionStatus.ValueType,
 ) -> list[int]:
     page = await stub.ListTransactions(pb.ListTransactionsRequest(status=status), metadata=auth)
     return [transaction.transaction_id for transaction in page.transactions]
 
 
 async def test_a_sale_reads_partially_refunded_then_refunded_and_is_listed_so(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     _, [done, kept] = await sold(
         terminal_stub, pool, business, 0,
@@ -147,7 +153,7 @@ async def test_a_sale_reads_partially_refunded_then_refunded_and_is_listed_so(
 
 
 async def test_cancelling_a_partially_refunded_sale_of_today_reverses_the_rest(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     phone, [done] = await sold(
         terminal_stub, pool, business, 5_000, lambda phone: two_lines("PC-1", phone, redeem=1_000)
@@ -169,7 +175,7 @@ async def test_cancelling_a_partially_refunded_sale_of_today_reverses_the_rest(
 
 
 async def test_an_unknown_status_filter_is_refused_naming_the_field(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await terminal_stub.ListTransactions(

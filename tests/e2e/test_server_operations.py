@@ -9,6 +9,7 @@ import os
 import subprocess
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
@@ -31,6 +32,9 @@ from purse.store.postgres.customers import CustomerStore
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 
 async def test_health_reports_serving_for_the_server_and_the_terminal_service(
@@ -55,7 +59,7 @@ async def test_reflection_lists_the_terminal_service(channel: grpc.aio.Channel) 
 
 
 async def test_metrics_count_calls_by_method_and_status_code(
-    server: ServerProcess, terminal_stub: TerminalServiceStub, business: Tenant
+    server: ServerProcess, terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     await terminal_stub.GetTerminalSettings(
         pb.GetTerminalSettingsRequest(), metadata=bearer(business.cash_desk.api_key)

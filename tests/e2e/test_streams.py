@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
@@ -17,6 +18,9 @@ from purse.domain.terminals import TerminalKind
 from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 # Generous bounds on every wait, so that a stream the server keeps open fails the test.
 read_seconds_max = 10.0
@@ -40,12 +44,13 @@ async def open_terminal(pool: asyncpg.Pool, business: Tenant) -> tuple[int, str,
 
 
 async def test_a_stream_ends_permission_denied_when_its_terminal_is_disabled_and_applies_no_more(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     terminal_id, api_key, _ = await open_terminal(pool, business)
     stream = terminal_stub.ProcessChecks(metadata=bearer(api_key), timeout=30)
     await stream.write(pb.ProcessChecksRequest(checks=[sale("S-1", new_phone())]))
     first = await asyncio.wait_for(stream.read(), read_seconds_max)
+    assert isinstance(first, pb.ProcessChecksResponse)  # not EOF (typed as object)
     assert first.results[0].HasField("processed")
     await Provisioning(pool).set_terminal_enabled(business.business_id, terminal_id, False)
     await asyncio.sleep(0.3)  # the server caches terminals for 0.2 s in this suite
@@ -59,7 +64,7 @@ async def test_a_stream_ends_permission_denied_when_its_terminal_is_disabled_and
 
 
 async def test_a_stream_opened_with_a_token_ends_unauthenticated_when_the_token_expires(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     terminal = await make_terminal(
         Provisioning(pool), business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
@@ -69,9 +74,9 @@ async def test_a_stream_opened_with_a_token_ends_unauthenticated_when_the_token_
     )
     stream = terminal_stub.ProcessChecks(metadata=bearer(signed_in.token), timeout=30)
     await stream.write(pb.ProcessChecksRequest(checks=[sale("T-1", new_phone())]))
-    assert (
-        (await asyncio.wait_for(stream.read(), read_seconds_max)).results[0].HasField("processed")
-    )
+    answer = await asyncio.wait_for(stream.read(), read_seconds_max)
+    assert isinstance(answer, pb.ProcessChecksResponse)  # not EOF (typed as object)
+    assert answer.results[0].HasField("processed")
     await asyncio.sleep(2.5)  # tokens live 2 s in this suite (streams may idle 3 s)
     await stream.write(pb.ProcessChecksRequest(checks=[sale("T-2", new_phone())]))
     with pytest.raises(grpc.aio.AioRpcError) as ended:
@@ -82,7 +87,7 @@ async def test_a_stream_opened_with_a_token_ends_unauthenticated_when_the_token_
 
 
 async def test_a_stream_without_messages_is_closed_after_the_idle_limit(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     stream = terminal_stub.ProcessChecks(metadata=bearer(business.cash_desk.api_key), timeout=30)
     with pytest.raises(grpc.aio.AioRpcError) as ended:

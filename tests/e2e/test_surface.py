@@ -7,7 +7,7 @@ import asyncio
 import socket
 import time
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -17,7 +17,9 @@ from test_transactions import sale
 
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
-from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 call_seconds_max = 10.0
 # What an error may weigh at most; gRPC clients refuse trailers over 16 KiB.
@@ -30,7 +32,7 @@ as_bytes: dict[str, Any] = {
 
 
 def details_size(error: grpc.aio.AioRpcError) -> int:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     assert status is not None
     return len(status.SerializeToString())
 
@@ -47,7 +49,7 @@ async def test_bytes_that_are_not_protobuf_are_invalid_argument(
         )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_reason(refused.value) == "REQUEST_UNDECODABLE"
-    status = rpc_status.from_call(refused.value)  # type: ignore[arg-type]
+    status = rpc_status.from_call(refused.value)
     assert status is not None and b"DecodeError" not in status.SerializeToString()
 
 
@@ -64,7 +66,7 @@ async def test_undecodable_stream_messages_are_invalid_argument(
 
 
 async def test_a_nul_character_anywhere_in_a_request_is_refused_naming_the_field(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     request = sale("NUL-1", new_phone())
     request.check.lines[0].title = "Latte\x00"
@@ -87,7 +89,7 @@ async def test_a_nul_character_anywhere_in_a_request_is_refused_naming_the_field
 
 @pytest.mark.parametrize("phone", ["+380٥٠١٢٣٤٥٦٧", "+38050123456²", "+" + "7" * 10_000])
 async def test_phones_with_other_than_ascii_digits_or_too_long_are_refused_without_echo(
-    terminal_stub: TerminalServiceStub, business: Tenant, phone: str
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant, phone: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await terminal_stub.IdentifyCustomer(
@@ -106,7 +108,7 @@ async def test_phones_with_other_than_ascii_digits_or_too_long_are_refused_witho
     [("coupon_codes", 10_000), ("certificate_codes", 11), ("account_payments", 21)],
 )
 async def test_a_check_naming_too_many_codes_or_payments_is_refused_naming_the_list(
-    terminal_stub: TerminalServiceStub, business: Tenant, field: str, count: int
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant, field: str, count: int
 ) -> None:
     request = pb.CalculateCheckRequest(check=sale("X").check)
     if field == "account_payments":
@@ -124,7 +126,7 @@ async def test_a_check_naming_too_many_codes_or_payments_is_refused_naming_the_l
 
 
 async def test_unknown_codes_within_the_limit_give_a_bounded_error(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     request = sale("MANY-CODES", new_phone())
     request.redemption.coupon_codes.extend("C" * 60 + f"{n:02d}" for n in range(20))
@@ -148,7 +150,7 @@ async def test_unknown_codes_within_the_limit_give_a_bounded_error(
     ],
 )
 async def test_a_page_token_out_of_range_is_invalid_argument(
-    terminal_stub: TerminalServiceStub, business: Tenant, token: str
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant, token: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await terminal_stub.ListTransactions(
@@ -174,7 +176,7 @@ async def test_a_silent_metrics_connection_is_dropped_after_the_timeout(
 
 
 async def test_stream_calls_and_their_messages_are_counted_in_the_metrics(
-    server: ServerProcess, terminal_stub: TerminalServiceStub, business: Tenant
+    server: ServerProcess, terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     stream = terminal_stub.ProcessChecks(
         metadata=bearer(business.cash_desk.api_key), timeout=call_seconds_max
@@ -192,7 +194,7 @@ async def test_stream_calls_and_their_messages_are_counted_in_the_metrics(
 
 @pytest.mark.parametrize("seconds", [253_402_300_799, -62_135_596_800])
 async def test_a_time_filter_out_of_range_is_invalid_argument(
-    terminal_stub: TerminalServiceStub, business: Tenant, seconds: int
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant, seconds: int
 ) -> None:
     request = pb.ListTransactionsRequest()
     request.end_time.seconds = seconds

@@ -4,7 +4,9 @@ PINs, cancelling, coupons used once, the stream, reads and statistics."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
@@ -26,6 +28,9 @@ from purse.store.redis import keys as redis_keys
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
+
+if TYPE_CHECKING:
+    from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 five_percent_back = Rule(1, "5% back", RuleKind.ACCRUAL, RuleScope.LINE, ValueKind.PERCENT, 500)
 
@@ -90,7 +95,7 @@ async def sent_pin(pool: asyncpg.Pool, business: Tenant, transaction_id: int) ->
 
 
 async def test_a_check_is_applied_once_and_a_retry_gets_the_identical_answer(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(
         pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
@@ -113,7 +118,7 @@ async def test_a_check_is_applied_once_and_a_retry_gets_the_identical_answer(
 
 
 async def test_the_same_check_sent_twenty_times_at_once_applies_once(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(
         pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
@@ -138,7 +143,7 @@ async def test_the_same_check_sent_twenty_times_at_once_applies_once(
 
 
 async def test_a_business_refusal_is_the_stored_answer_for_its_check_number(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business, points_redemption_limit_without_pin=None)
     phone = await customer_with_points(pool, business, 1_000)
@@ -158,7 +163,7 @@ async def test_a_business_refusal_is_the_stored_answer_for_its_check_number(
 
 
 async def test_a_redemption_above_the_limit_is_held_until_the_pin_confirms_it(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(
         pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=1_000
@@ -201,7 +206,7 @@ async def test_a_redemption_above_the_limit_is_held_until_the_pin_confirms_it(
 
 
 async def test_five_wrong_pins_lock_the_transaction_and_release_its_holds(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business, points_redemption_limit_without_pin=0)
     phone = await customer_with_points(pool, business, 10_000)
@@ -228,7 +233,7 @@ async def test_five_wrong_pins_lock_the_transaction_and_release_its_holds(
 
 
 async def test_a_burst_of_pins_compares_no_more_than_five_and_leaves_no_key_without_ttl(
-    terminal_stub: TerminalServiceStub,
+    terminal_stub: TerminalServiceAsyncStub,
     pool: asyncpg.Pool,
     business: Tenant,
     redis_client: redis.Redis,
@@ -285,7 +290,7 @@ async def test_a_burst_of_pins_compares_no_more_than_five_and_leaves_no_key_with
 
 
 async def test_cancelling_a_pending_transaction_releases_holds_and_reserved_coupons(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business, points_redemption_limit_without_pin=0)
     phone = await customer_with_points(pool, business, 10_000)
@@ -310,7 +315,7 @@ async def test_cancelling_a_pending_transaction_releases_holds_and_reserved_coup
 
 
 async def test_two_checks_racing_for_one_coupon_let_one_win(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business)
     provisioning = Provisioning(pool)
@@ -343,7 +348,7 @@ async def test_the_stream_answers_every_check_in_order_and_refuses_only_bad_ones
     phone = await customer_with_points(pool, business, 0)
     stub = TerminalServiceStub(channel)
 
-    async def messages() -> object:
+    async def messages() -> AsyncIterator[pb.ProcessChecksRequest]:
         for batch in range(3):
             checks = [sale(f"S-{batch}-{n}", phone) for n in range(10)]
             checks[5].check.lines[0].quantity_thousandths = 0  # bad input
@@ -369,12 +374,13 @@ async def test_the_stream_answers_every_check_in_order_and_refuses_only_bad_ones
         business.business_id,
         phone,
     )
+    assert statistics is not None
     assert (statistics["sales_count"], statistics["sales_sum_minor_units"]) == (27, 27 * 10_000)
     assert statistics["last_visit_at"] is not None
 
 
 async def test_transactions_are_read_by_id_and_number_and_listed_newest_first(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business)
     auth = bearer(business.cash_desk.api_key)
@@ -404,7 +410,7 @@ async def test_transactions_are_read_by_id_and_number_and_listed_newest_first(
 
 
 async def test_a_check_number_must_be_given(
-    terminal_stub: TerminalServiceStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await terminal_stub.ProcessCheck(sale(""), metadata=bearer(business.cash_desk.api_key))
@@ -426,7 +432,10 @@ def two_lines(number: str, phone: str, redeem: int = 0) -> pb.ProcessCheckReques
 
 
 async def test_partial_refunds_reverse_both_sides_and_never_exceed_the_sale(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant, infrastructure: object
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    infrastructure: object,
 ) -> None:
     await set_program(
         pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
@@ -472,7 +481,7 @@ async def test_partial_refunds_reverse_both_sides_and_never_exceed_the_sale(
 
 
 async def test_points_already_spent_are_reported_as_not_recovered(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(
         pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
@@ -521,7 +530,10 @@ def coffees(number: str, phone: str, cups: int) -> pb.ProcessCheckRequest:
 
 
 async def test_refunds_give_free_units_back_and_take_back_the_purchases_they_counted(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant, infrastructure: object
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    infrastructure: object,
 ) -> None:
     card = await coffee_card(pool, business, every=3)
     phone = await customer_with_points(pool, business, 0)
@@ -537,6 +549,7 @@ async def test_refunds_give_free_units_back_and_take_back_the_purchases_they_cou
         "SELECT pocket_id, balance FROM pockets WHERE business_id = $1 AND account_type_id = $2",
         business.business_id, card,
     )  # fmt: skip
+    assert opened is not None
     assert [
         (p.pocket_id, p.balance) for p in answer.membership.pockets if p.account_type_id == card
     ] == [(opened["pocket_id"], 2)]
@@ -566,7 +579,7 @@ async def test_refunds_give_free_units_back_and_take_back_the_purchases_they_cou
 
 
 async def test_a_confirmed_first_purchase_starts_the_achievements_card(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business, points_redemption_limit_without_pin=100)
     card = await coffee_card(pool, business, every=5)
@@ -597,7 +610,7 @@ async def lot_and_balance(pool: asyncpg.Pool, business: Tenant, lot: int) -> tup
 
 
 async def hold_across_a_lot_expiry(
-    stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant, number: str
+    stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant, number: str
 ) -> tuple[pb.Transaction, str, int]:
     """300 everlasting points and a lot of 500 special ones that expires while a pending
     sale holds 400 of the 800; the sweeper has run after the expiry. (sale, phone, lot)"""
@@ -620,7 +633,10 @@ async def hold_across_a_lot_expiry(
 
 
 async def test_points_held_from_a_lot_that_expires_are_spent_when_confirmed(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant, infrastructure: object
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    infrastructure: object,
 ) -> None:
     pending, phone, _ = await hold_across_a_lot_expiry(terminal_stub, pool, business, "EX-1")
     pin = await sent_pin(pool, business, pending.transaction_id)
@@ -634,7 +650,10 @@ async def test_points_held_from_a_lot_that_expires_are_spent_when_confirmed(
 
 
 async def test_points_a_released_hold_gives_back_to_an_expired_lot_expire_then(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant, infrastructure: object
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    infrastructure: object,
 ) -> None:
     pending, phone, lot = await hold_across_a_lot_expiry(terminal_stub, pool, business, "EX-2")
     await terminal_stub.CancelTransaction(
@@ -649,7 +668,10 @@ async def test_points_a_released_hold_gives_back_to_an_expired_lot_expire_then(
 
 
 async def test_refunded_special_points_go_back_to_their_lot_and_expire_with_it(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant, infrastructure: object
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    infrastructure: object,
 ) -> None:
     await set_program(pool, business, points_redemption_limit_without_pin=None)
     phone = await customer_with_points(pool, business, 200)
@@ -675,7 +697,7 @@ async def test_refunded_special_points_go_back_to_their_lot_and_expire_with_it(
 
 
 async def test_cancelling_a_completed_sale_of_today_reverses_it(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(
         pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
@@ -698,7 +720,7 @@ async def test_cancelling_a_completed_sale_of_today_reverses_it(
 
 
 async def test_a_program_may_refuse_to_cancel_completed_sales(
-    terminal_stub: TerminalServiceStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business, cancel_completed_sales=False)
     auth = bearer(business.cash_desk.api_key)

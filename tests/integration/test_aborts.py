@@ -61,7 +61,7 @@ async def test_aborted_calls_leave_no_call_state_for_the_collector() -> None:
     try:
         before = _live_call_states()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            refuse = channel.unary_unary(_method)
+            refuse: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(_method)
             for _ in range(aborted_calls):
                 with pytest.raises(grpc.aio.AioRpcError) as refused:
                     await refuse(b"", timeout=5)

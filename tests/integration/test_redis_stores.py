@@ -60,7 +60,9 @@ async def test_a_burst_reserves_no_more_attempts_than_the_maximum(
     assert sum(r.granted for r in reservations) == 5
     refused = [r for r in reservations if not r.granted]
     assert all(0 < r.window_left_seconds <= 60 for r in refused)
-    assert int(await redis_client.get(key)) == 5
+    stored = await redis_client.get(key)
+    assert stored is not None
+    assert int(stored) == 5
     assert 0 < await redis_client.ttl(key) <= 60
 
 
@@ -108,7 +110,9 @@ async def test_a_burst_of_wrong_pins_is_compared_no_more_than_the_maximum(
     assert sorted(left for state, left in results if state == "wrong") == [0, 1, 2, 3, 4]
     # Attempts used up: even the right PIN is not compared.
     assert await pins.check(9101, 1, "123456") == ("locked", 0)
-    assert int(await redis_client.hget(keys.pin(9101, 1), "attempts")) == pin_attempts_max
+    attempts = await redis_client.hget(keys.pin(9101, 1), "attempts")
+    assert attempts is not None
+    assert int(attempts) == pin_attempts_max
 
 
 async def test_a_missing_pin_key_is_never_recreated(redis_client: redis.Redis) -> None:

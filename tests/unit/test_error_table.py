@@ -92,7 +92,7 @@ def test_a_deadlock_that_reaches_the_api_is_aborted_with_a_time_to_retry(
 
 
 async def test_a_transaction_is_run_again_after_a_deadlock_until_it_passes() -> None:
-    attempts = []
+    attempts: list[int] = []
 
     async def deadlocks_twice() -> str:
         attempts.append(len(attempts) + 1)

@@ -23,7 +23,7 @@ async def test_checks_beyond_the_maximum_are_refused_at_once_unknown_logins_too(
         checks.verify("anything", None),
         return_exceptions=True,
     )
-    assert results[:2] == [True, False]
+    assert list(results[:2]) == [True, False]
     for refused in results[2:]:
         assert isinstance(refused, RateLimited)
         assert refused.reason == "SIGN_IN_BUSY" and refused.retry_after_seconds > 0

@@ -15,8 +15,8 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
@@ -63,12 +63,15 @@ async def retry_on_conflict(
 
 def retried_on_conflict(
     attempts_max: int,
-) -> Callable[[Callable[Arguments, Awaitable[Result]]], Callable[Arguments, Awaitable[Result]]]:
-    """A method that runs one whole database transaction, run as `retry_on_conflict` does."""
+) -> Callable[
+    [Callable[Arguments, Awaitable[Result]]], Callable[Arguments, Coroutine[Any, Any, Result]]
+]:
+    """A method that runs one whole database transaction, run as `retry_on_conflict` does.
+    The result is a coroutine function, so its calls can be given to `asyncio.create_task`."""
 
     def decorate(
         method: Callable[Arguments, Awaitable[Result]],
-    ) -> Callable[Arguments, Awaitable[Result]]:
+    ) -> Callable[Arguments, Coroutine[Any, Any, Result]]:
         @functools.wraps(method)
         async def retried(*args: Arguments.args, **kwargs: Arguments.kwargs) -> Result:
             return await retry_on_conflict(
