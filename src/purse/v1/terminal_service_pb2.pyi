@@ -1090,7 +1090,9 @@ class CalculateCheckRequest(_message.Message):
 
     @_builtins.property
     def sale_time(self) -> _timestamp_pb2.Timestamp:
-        """When the sale happens, for time-window rules; unset = now (point of sale's time zone)."""
+        """When the sale happens, for time-window rules; unset = now (point of sale's time zone).
+        From 2000-01-01 to before 2100-01-01, else INVALID_ARGUMENT TIMESTAMP_OUT_OF_RANGE.
+        """
 
     def __init__(
         self,
@@ -1168,7 +1170,10 @@ class ProcessCheckRequest(_message.Message):
 
     @_builtins.property
     def sale_time(self) -> _timestamp_pb2.Timestamp:
-        """When the sale happened at the POS (offline uploads); unset = now."""
+        """When the sale happened at the POS (offline uploads); unset = now. At most 5 minutes
+        ahead of the server's clock (SALE_TIME_IN_FUTURE) and 90 days back (SALE_TIME_TOO_OLD);
+        the membership's last visit becomes it, never moving back.
+        """
 
     def __init__(
         self,

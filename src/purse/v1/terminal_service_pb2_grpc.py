@@ -170,7 +170,11 @@ class TerminalServiceServicer(object):
     def ProcessCheck(self, request, context):
         """Calculates a check and applies it. Idempotent per terminal and `check_number`: a
         retry returns the first answer; the same number with a different check is refused
-        (ALREADY_EXISTS, reason IDEMPOTENCY_KEY_REUSED).
+        (ALREADY_EXISTS, reason IDEMPOTENCY_KEY_REUSED). Checks of one customer are applied
+        in the order they arrive, each on what the previous one left; a check whose
+        customer's balances kept changing meanwhile is ABORTED (CONCURRENT_CHANGE), stores
+        nothing, and may be sent again. The membership in the answer is as it stands right
+        after this check's transaction.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

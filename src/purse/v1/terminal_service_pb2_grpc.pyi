@@ -64,7 +64,11 @@ class TerminalServiceStub:
     ProcessCheck: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.ProcessCheckRequest, _terminal_service_pb2.ProcessCheckResponse]
     """Calculates a check and applies it. Idempotent per terminal and `check_number`: a
     retry returns the first answer; the same number with a different check is refused
-    (ALREADY_EXISTS, reason IDEMPOTENCY_KEY_REUSED).
+    (ALREADY_EXISTS, reason IDEMPOTENCY_KEY_REUSED). Checks of one customer are applied
+    in the order they arrive, each on what the previous one left; a check whose
+    customer's balances kept changing meanwhile is ABORTED (CONCURRENT_CHANGE), stores
+    nothing, and may be sent again. The membership in the answer is as it stands right
+    after this check's transaction.
     """
     ProcessChecks: _grpc.StreamStreamMultiCallable[_terminal_service_pb2.ProcessChecksRequest, _terminal_service_pb2.ProcessChecksResponse]
     """Processes many checks on one stream (an offline backlog, a partner backend). Each
@@ -129,7 +133,11 @@ class TerminalServiceAsyncStub(TerminalServiceStub):
     ProcessCheck: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.ProcessCheckRequest, _terminal_service_pb2.ProcessCheckResponse]  # type: ignore[assignment]
     """Calculates a check and applies it. Idempotent per terminal and `check_number`: a
     retry returns the first answer; the same number with a different check is refused
-    (ALREADY_EXISTS, reason IDEMPOTENCY_KEY_REUSED).
+    (ALREADY_EXISTS, reason IDEMPOTENCY_KEY_REUSED). Checks of one customer are applied
+    in the order they arrive, each on what the previous one left; a check whose
+    customer's balances kept changing meanwhile is ABORTED (CONCURRENT_CHANGE), stores
+    nothing, and may be sent again. The membership in the answer is as it stands right
+    after this check's transaction.
     """
     ProcessChecks: _aio.StreamStreamMultiCallable[_terminal_service_pb2.ProcessChecksRequest, _terminal_service_pb2.ProcessChecksResponse]  # type: ignore[assignment]
     """Processes many checks on one stream (an offline backlog, a partner backend). Each
@@ -221,7 +229,11 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_terminal_service_pb2.ProcessCheckResponse, _abc.Awaitable[_terminal_service_pb2.ProcessCheckResponse]]:
         """Calculates a check and applies it. Idempotent per terminal and `check_number`: a
         retry returns the first answer; the same number with a different check is refused
-        (ALREADY_EXISTS, reason IDEMPOTENCY_KEY_REUSED).
+        (ALREADY_EXISTS, reason IDEMPOTENCY_KEY_REUSED). Checks of one customer are applied
+        in the order they arrive, each on what the previous one left; a check whose
+        customer's balances kept changing meanwhile is ABORTED (CONCURRENT_CHANGE), stores
+        nothing, and may be sent again. The membership in the answer is as it stands right
+        after this check's transaction.
         """
 
     @_abc_1.abstractmethod
