@@ -37,11 +37,3 @@ class TerminalContext:
     default_access_type: str
     # A digest of the password's hash: tokens carry it, so a new password revokes them.
     credential_stamp: bytes = bytes(8)
-
-
-@dataclass(frozen=True, slots=True)
-class AdministratorContext:
-    """Who an administrator's API key speaks for."""
-
-    business_id: int
-    currency: str

@@ -27,7 +27,8 @@ from collections.abc import Callable
 
 from purse.domain import credentials
 from purse.domain.errors import PermissionDenied, RateLimited, Unauthenticated, invalid
-from purse.domain.terminals import AdministratorContext, TerminalContext
+from purse.domain.administrators import AdministratorContext
+from purse.domain.terminals import TerminalContext
 from purse.service.cache import ExpiringCache
 from purse.service.ports import AdministratorReads, Limit, TerminalReads
 from purse.store.redis import keys

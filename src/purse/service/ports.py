@@ -17,7 +17,8 @@ from purse.domain.catalogue import Goods, GoodsCategory
 from purse.domain.customers import AccessType, CustomerMatch, Membership, Questionnaire
 from purse.domain.identifiers import IdentifierKind
 from purse.domain.program import CompiledProgram
-from purse.domain.terminals import AdministratorContext, TerminalContext
+from purse.domain.administrators import AdministratorContext
+from purse.domain.terminals import TerminalContext
 from purse.domain.transactions import TransactionRecord, TransactionStatus
 from purse.service.operations import Message, Outcome, Sale, Transition
 from purse.store.postgres.calculation_inputs import CalculationInputs
@@ -280,3 +281,12 @@ class GoodsReads(Protocol):
     async def goods_categories_page(
         self, business_id: int, after: str | None, limit: int
     ) -> list[GoodsCategory]: ...
+
+
+class UniqueConflict(Exception):
+    """Raised by a store when a write breaks a unique constraint (the name says which);
+    the use case says which field that was and refuses the request."""
+
+    def __init__(self, constraint: str) -> None:
+        super().__init__(constraint)
+        self.constraint = constraint

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from purse.domain.terminals import AdministratorContext
+from purse.domain.administrators import AdministratorContext
 
 
 class AdministratorStore:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from purse.api.grpc.admin.programs import program_from_proto, program_to_proto
 from purse.api.grpc.common.calls import Context, authenticated_call
-from purse.domain.terminals import AdministratorContext
+from purse.domain.administrators import AdministratorContext
 from purse.service.admin.programs import Programs
 from purse.service.authentication import AdministratorAuthenticator
 from purse.v1 import admin_service_pb2 as pb
