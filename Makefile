@@ -2,7 +2,7 @@
 #   make serve   install into .venv and serve on the embedded PostgreSQL and Redis
 #   make test    install into .venv and run the whole test suite
 #   make check   formatting, lint and strict typing (src, tests and benchmarks)
-#   make protos  regenerate src/purse/v1 from protos/
+#   make protos  regenerate the generated code (src/purse/*v1) from protos/
 #   make bench   the engine benchmarks (figures go into the README)
 #   make bench-load  the load benchmark against a real server
 PYTHON ?= python3
@@ -10,7 +10,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINTED := $(wildcard src tests benchmarks)
-PROTO_FILES := $(wildcard protos/purse/v1/*.proto)
+PROTO_FILES := $(wildcard protos/purse/v1/*.proto protos/purse/*/v1/*.proto)
+# One generated package per proto package: purse.v1 (terminals), purse.admin.v1 …
+PROTO_PACKAGES := $(sort $(patsubst protos/%/,%,$(dir $(PROTO_FILES))))
 PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos \
 	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
 	--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc
@@ -43,7 +45,7 @@ check: $(STAMP) protos-check lint-protos
 	$(BIN)/mypy tests/e2e/conftest.py  # a second `conftest`: see [tool.mypy] in pyproject.toml
 
 protos: $(STAMP)
-	rm -f src/purse/v1/*_pb2*.py src/purse/v1/*_pb2*.pyi
+	for package in $(PROTO_PACKAGES); do rm -f src/$$package/*_pb2*.py src/$$package/*_pb2*.pyi; done
 	$(PROTOC) \
 		--python_out=src --grpc_python_out=src \
 		--mypy_out=src --mypy_grpc_out=src $(PROTO_FILES)
@@ -54,8 +56,9 @@ protos-check: $(STAMP)
 	$(PROTOC) \
 		--python_out=build/protos-check --grpc_python_out=build/protos-check \
 		--mypy_out=build/protos-check --mypy_grpc_out=build/protos-check $(PROTO_FILES)
-	diff -r -x __init__.py -x __pycache__ build/protos-check/purse/v1 src/purse/v1 \
-		|| (echo "src/purse/v1 is stale: run 'make protos' and commit" && exit 1)
+	for package in $(PROTO_PACKAGES); do \
+		diff -r -x __init__.py -x __pycache__ build/protos-check/$$package src/$$package \
+		|| { echo "src/$$package is stale: run 'make protos' and commit"; exit 1; }; done
 
 lint-protos: $(STAMP)
 	$(BIN)/buf lint

@@ -28,7 +28,8 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
 from purse import sealing
-from purse.api.grpc.admin.servicer import AdminServicer
+from purse.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
+from purse.api.grpc.admin.servicer import AdminServicer, AdminUseCases
 from purse.api.grpc.common.aborts import AbortRelease
 from purse.api.grpc.common.metrics import MetricsInterceptor
 from purse.api.grpc.common.surface import RequestGuard
@@ -39,6 +40,7 @@ from purse.domain import credentials
 from purse.notify import texts
 from purse.notify.dispatcher import OutboxDispatcher, pin_key_purpose
 from purse.notify.providers import ConsoleProvider, WebhookProvider
+from purse.service.admin.categories import CustomerCategories
 from purse.service.admin.programs import Programs
 from purse.service.authentication import (
     AdministratorAuthenticator,
@@ -65,9 +67,11 @@ from purse.store.data_directory import (
 from purse.store.embedded import EmbeddedPostgres, EmbeddedRedis
 from purse.store.postgres import database
 from purse.store.postgres.administrators import AdministratorStore
+from purse.store.postgres.back_office import BackOfficeReads, BackOfficeWrites
 from purse.store.postgres.batches import BatchStore
 from purse.store.postgres.calculation_inputs import CalculationInputStore
 from purse.store.postgres.catalogue import CatalogueStore
+from purse.store.postgres.categories import CategoryStore
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.outbox import OutboxStore
 from purse.store.postgres.programs import ProgramStore
@@ -79,12 +83,7 @@ from purse.store.redis.client import create_client
 from purse.store.redis.pins import PinStore
 from purse.store.redis.rate_limits import AttemptLimit
 from purse.store.redis.steward_codes import StewardCodes
-from purse.v1 import (
-    admin_service_pb2,
-    admin_service_pb2_grpc,
-    terminal_service_pb2,
-    terminal_service_pb2_grpc,
-)
+from purse.v1 import terminal_service_pb2, terminal_service_pb2_grpc
 
 _logger = logging.getLogger(__name__)
 # Finished outbox messages deleted per sweep (a backlog goes in steps, never in one lock).
@@ -265,15 +264,7 @@ class Application:
             self._terminal_servicer(self.pool, self.redis, secret, programs), self.server
         )
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(
-                AdministratorAuthenticator(
-                    AdministratorStore(self.pool),
-                    settings.terminal_cache_seconds,
-                    settings.terminal_cache_entries_max,
-                ),
-                programs,
-            ),
-            self.server,
+            AdminServicer(self._admin_use_cases(self.pool, programs)), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         served = (
@@ -312,6 +303,20 @@ class Application:
         _logger.info("serving", extra=where)
         _tune_garbage_collector(settings.gc_allocations_per_collection)
         return self.grpc_port
+
+    def _admin_use_cases(self, pool: asyncpg.Pool, programs: Programs) -> AdminUseCases:
+        settings = self.settings
+        writes = BackOfficeWrites(pool)
+        reads = BackOfficeReads(pool)
+        return AdminUseCases(
+            authenticator=AdministratorAuthenticator(
+                AdministratorStore(pool),
+                settings.terminal_cache_seconds,
+                settings.terminal_cache_entries_max,
+            ),
+            programs=programs,
+            categories=CustomerCategories(writes, reads, CategoryStore()),
+        )
 
     def _terminal_servicer(
         self, pool: asyncpg.Pool, client: redis.Redis, secret: bytes, programs: Programs

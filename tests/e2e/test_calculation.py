@@ -12,16 +12,16 @@ import pytest
 from google.protobuf import timestamp_pb2
 from support import Tenant, bearer, error_reason, field_violations, make_business, new_phone
 
+from purse.admin.v1 import admin_service_pb2 as admin
+from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
 from purse.domain.customers import AccessType
 from purse.service.admin.programs import Programs
 from purse.service.demo import create_demo, demo_customer_phone
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.programs import ProgramStore
 from purse.store.postgres.provisioning import Provisioning
-from purse.v1 import admin_service_pb2 as admin
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
-from purse.v1.admin_service_pb2_grpc import AdminServiceStub
 
 if TYPE_CHECKING:
     from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub

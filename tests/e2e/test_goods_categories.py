@@ -11,8 +11,8 @@ import pytest
 from support import Tenant, bearer, error_reason, field_violations, new_phone
 from test_calculation import line, percent_accrual, request, set_rules
 
+from purse.admin.v1 import admin_service_pb2 as admin
 from purse.store.postgres.provisioning import Provisioning
-from purse.v1 import admin_service_pb2 as admin
 from purse.v1 import terminal_service_pb2 as pb
 
 if TYPE_CHECKING:

@@ -10,10 +10,10 @@ import grpc
 from support import Tenant, bearer, new_phone
 from test_transactions import customer_with_points, sale, sent_pin
 
-from purse.v1 import admin_service_pb2 as admin
+from purse.admin.v1 import admin_service_pb2 as admin
+from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
-from purse.v1.admin_service_pb2_grpc import AdminServiceStub
 
 if TYPE_CHECKING:
     from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 import purse
+from purse.admin.v1 import admin_service_pb2
 from purse.domain import reasons
 from purse.domain.errors import FailedPrecondition
 from purse.domain.transactions import Refusal
-from purse.v1 import admin_service_pb2, common_pb2, terminal_service_pb2
+from purse.platform.v1 import platform_service_pb2
+from purse.v1 import common_pb2, terminal_service_pb2
 
 _source = Path(purse.__file__).parent
 _word = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
@@ -24,7 +26,7 @@ _not_reasons = {
     "PROMETHEUS_MULTIPROC_DIR",
     *(
         value.name
-        for module in (common_pb2, terminal_service_pb2, admin_service_pb2)
+        for module in (common_pb2, terminal_service_pb2, admin_service_pb2, platform_service_pb2)
         for enum in module.DESCRIPTOR.enum_types_by_name.values()
         for value in enum.values
     ),

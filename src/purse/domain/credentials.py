@@ -26,6 +26,7 @@ scrypt_hash_bytes = 32
 api_key_random_bytes = 32
 api_key_prefix = "purse_key_"
 terminal_token_prefix = "purse_tt_"
+administrator_token_prefix = "purse_at_"
 app_token_prefix = "P1"
 _signature_bytes = 16
 # business id, terminal id, expiry (s), the stamp of the password it was issued for
@@ -146,6 +147,47 @@ def verify_terminal_token(key: bytes, token: str, now_seconds: float) -> Termina
     if now_seconds >= expires_at:
         raise Unauthenticated("token expired; sign in again", reason="TOKEN_EXPIRED")
     return TerminalClaims(business_id, terminal_id, expires_at, stamp)
+
+
+@dataclass(frozen=True, slots=True)
+class AdministratorClaims:
+    """Who an administrator token speaks for, and until when."""
+
+    business_id: int
+    administrator_id: int
+    expires_at_seconds: int
+    # Changes whenever the administrator's password does: a token of the old one is refused.
+    credential_stamp: bytes
+
+
+def issue_administrator_token(key: bytes, claims: AdministratorClaims) -> str:
+    """Signed with a key of its own purpose: a terminal token never passes for one."""
+    payload = _terminal_token_layout.pack(
+        claims.business_id,
+        claims.administrator_id,
+        claims.expires_at_seconds,
+        claims.credential_stamp,
+    )
+    return administrator_token_prefix + _b64(payload + _sign(key, payload))
+
+
+def verify_administrator_token(key: bytes, token: str, now_seconds: float) -> AdministratorClaims:
+    """The token's claims; Unauthenticated if forged, malformed or expired."""
+    if not token.startswith(administrator_token_prefix):
+        raise Unauthenticated("not an administrator token", reason="TOKEN_INVALID")
+    try:
+        raw = _unb64(token[len(administrator_token_prefix) :])
+    except ValueError as error:
+        raise Unauthenticated("malformed token", reason="TOKEN_INVALID") from error
+    if len(raw) != _terminal_token_layout.size + _signature_bytes:
+        raise Unauthenticated("malformed token", reason="TOKEN_INVALID")
+    payload, signature = raw[: _terminal_token_layout.size], raw[_terminal_token_layout.size :]
+    if not hmac.compare_digest(signature, _sign(key, payload)):
+        raise Unauthenticated("token signature does not match", reason="TOKEN_INVALID")
+    business_id, administrator_id, expires_at, stamp = _terminal_token_layout.unpack(payload)
+    if now_seconds >= expires_at:
+        raise Unauthenticated("token expired; sign in again", reason="TOKEN_EXPIRED")
+    return AdministratorClaims(business_id, administrator_id, expires_at, stamp)
 
 
 def issue_app_token(key: bytes, customer_id: int, now_seconds: float, window_seconds: int) -> str:

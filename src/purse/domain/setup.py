@@ -55,9 +55,7 @@ class Fields:
 
     def password(self, path: str, value: str) -> None:
         if not password_characters_min <= len(value) <= password_characters_max:
-            self.wrong(
-                path, f"{password_characters_min} to {password_characters_max} characters"
-            )
+            self.wrong(path, f"{password_characters_min} to {password_characters_max} characters")
 
     def language(self, path: str, value: str) -> None:
         if not _language.fullmatch(value):

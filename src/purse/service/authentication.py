@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable
 
 from purse.domain import credentials
-from purse.domain.errors import PermissionDenied, RateLimited, Unauthenticated, invalid
 from purse.domain.administrators import AdministratorContext
+from purse.domain.errors import PermissionDenied, RateLimited, Unauthenticated, invalid
 from purse.domain.terminals import TerminalContext
 from purse.service.cache import ExpiringCache
 from purse.service.ports import AdministratorReads, Limit, TerminalReads

@@ -9,15 +9,18 @@ what its use cases call: adding a method a use case needs is a change here first
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Collection, Sequence
+import re
+from collections.abc import Awaitable, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from purse.domain.administrators import Actor, AdministratorContext
 from purse.domain.catalogue import Goods, GoodsCategory
 from purse.domain.customers import AccessType, CustomerMatch, Membership, Questionnaire
 from purse.domain.identifiers import IdentifierKind
 from purse.domain.program import CompiledProgram
-from purse.domain.administrators import AdministratorContext
 from purse.domain.terminals import TerminalContext
 from purse.domain.transactions import TransactionRecord, TransactionStatus
 from purse.service.operations import Message, Outcome, Sale, Transition
@@ -290,3 +293,57 @@ class UniqueConflict(Exception):
     def __init__(self, constraint: str) -> None:
         super().__init__(constraint)
         self.constraint = constraint
+
+
+_identifier = re.compile(r"[a-z_]{1,63}")
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A table the back office writes: its name, its key after business_id, and the
+    columns that never reach the audit log. Names come from constants, never input."""
+
+    name: str
+    key: str
+    secret_columns: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        assert _identifier.fullmatch(self.name) and _identifier.fullmatch(self.key)
+
+
+# A row the back office reads or writes, by column name.
+Row = Mapping[str, Any]
+
+
+class Writing(Protocol):
+    """One open back-office transaction (`purse.store.postgres.back_office.Writing`)."""
+
+    actor: Actor
+
+    async def locked(self, table: Table, key: object) -> Row | None: ...
+
+    async def inserted(self, table: Table, values: Mapping[str, object]) -> Row: ...
+
+    async def updated(self, table: Table, key: object, values: Mapping[str, object]) -> Row: ...
+
+    async def archived(self, table: Table, key: object) -> Row: ...
+
+    async def record(
+        self, action: str, table: Table, resource_id: object, before: Row | None, after: Row | None
+    ) -> None: ...
+
+
+class BackOfficeWriting(Protocol):
+    """Opens back-office transactions: the change and its audit entry commit together."""
+
+    def writing(self, actor: Actor) -> AbstractAsyncContextManager[Writing]: ...
+
+
+class BackOfficeReads(Protocol):
+    """Reads rows of one business by key, and keyset pages of them."""
+
+    async def row(self, table: Table, business_id: int, key: object) -> Row | None: ...
+
+    async def page(
+        self, table: Table, business_id: int, after_key: int, limit: int, show_archived: bool
+    ) -> Sequence[Row]: ...

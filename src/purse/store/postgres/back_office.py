@@ -17,28 +17,21 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from purse.domain.administrators import Actor
-from purse.service.ports import UniqueConflict
+from purse.service import ports
+from purse.service.ports import Row, Table, UniqueConflict
+
+if TYPE_CHECKING:
+    Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+else:  # generic only in the type stubs
+    Connection = asyncpg.pool.PoolConnectionProxy
 
 _identifier = re.compile(r"[a-z_]{1,63}")
-
-
-@dataclass(frozen=True, slots=True)
-class Table:
-    """A table the back office writes: its name, the key after business_id, its secrets."""
-
-    name: str
-    key: str
-    secret_columns: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        assert _identifier.fullmatch(self.name) and _identifier.fullmatch(self.key)
 
 
 def _column_names(names: Iterable[str]) -> list[str]:
@@ -47,7 +40,7 @@ def _column_names(names: Iterable[str]) -> list[str]:
     return names
 
 
-def document(table: Table, row: asyncpg.Record | Mapping[str, Any] | None) -> dict[str, Any] | None:
+def document(table: Table, row: Row | None) -> dict[str, Any] | None:
     """A row as the audit log keeps it: secrets left out, bytes as hex."""
     if row is None:
         return None
@@ -56,29 +49,33 @@ def document(table: Table, row: asyncpg.Record | Mapping[str, Any] | None) -> di
         if name in table.secret_columns:
             continue
         if isinstance(value, bytes | bytearray | memoryview):
-            value = bytes(value).hex()
+            kept[name] = bytes(value).hex()
         elif isinstance(value, datetime):
-            value = value.isoformat()
-        kept[name] = value
+            kept[name] = value.isoformat()
+        else:
+            kept[name] = value
     return kept
 
 
 class Writing:
     """One open back-office transaction of one business."""
 
-    def __init__(self, connection: asyncpg.Connection, actor: Actor) -> None:
+    def __init__(self, connection: Connection, actor: Actor) -> None:
         self.connection = connection
         self.actor = actor
 
-    async def locked(self, table: Table, key: object) -> asyncpg.Record | None:
+    async def locked(self, table: Table, key: object) -> Row | None:
         """The row of this business with this key, locked until the commit."""
-        return await self.connection.fetchrow(
-            f"SELECT * FROM {table.name} WHERE business_id = $1 AND {table.key} = $2 FOR UPDATE",
-            self.actor.business_id,
-            key,
+        return _dict(
+            await self.connection.fetchrow(
+                f"SELECT * FROM {table.name} WHERE business_id = $1 AND {table.key} = $2"
+                " FOR UPDATE",
+                self.actor.business_id,
+                key,
+            )
         )
 
-    async def inserted(self, table: Table, values: Mapping[str, object]) -> asyncpg.Record:
+    async def inserted(self, table: Table, values: Mapping[str, object]) -> Row:
         """Insert a row of this business; UniqueConflict when a unique key is taken."""
         names = _column_names(values)
         placeholders = ", ".join(f"${index}" for index in range(2, len(names) + 2))
@@ -92,11 +89,9 @@ class Writing:
         except asyncpg.UniqueViolationError as error:
             raise UniqueConflict(error.constraint_name or "") from error
         assert row is not None
-        return row
+        return dict(row)
 
-    async def updated(
-        self, table: Table, key: object, values: Mapping[str, object]
-    ) -> asyncpg.Record:
+    async def updated(self, table: Table, key: object, values: Mapping[str, object]) -> Row:
         """Update a row locked before; its version grows by one."""
         names = _column_names(values)
         assignments = ", ".join(f"{name} = ${index}" for index, name in enumerate(names, 3))
@@ -111,15 +106,26 @@ class Writing:
         except asyncpg.UniqueViolationError as error:
             raise UniqueConflict(error.constraint_name or "") from error
         assert row is not None, "update a row locked in this transaction"
-        return row
+        return dict(row)
+
+    async def archived(self, table: Table, key: object) -> Row:
+        """Archive a row locked before (now, by the database's clock); version grows."""
+        row = await self.connection.fetchrow(
+            f"UPDATE {table.name} SET archived_at = now(), version = version + 1"
+            f" WHERE business_id = $1 AND {table.key} = $2 RETURNING *",
+            self.actor.business_id,
+            key,
+        )
+        assert row is not None, "archive a row locked in this transaction"
+        return dict(row)
 
     async def record(
         self,
         action: str,
         table: Table,
         resource_id: object,
-        before: asyncpg.Record | Mapping[str, Any] | None,
-        after: asyncpg.Record | Mapping[str, Any] | None,
+        before: Row | None,
+        after: Row | None,
     ) -> None:
         """Append who changed what, from what to what, in this transaction."""
         await self.connection.execute(
@@ -137,6 +143,17 @@ class Writing:
         )
 
 
+def _dict(row: asyncpg.Record | None) -> Row | None:
+    return None if row is None else dict(row)
+
+
+def connection_of(writing: ports.Writing) -> Connection:
+    """The connection of a `Writing` this module opened (resource stores run their own
+    statements in the same transaction)."""
+    assert isinstance(writing, Writing)
+    return writing.connection
+
+
 class BackOfficeWrites:
     """Opens back-office transactions on the pool."""
 
@@ -149,21 +166,32 @@ class BackOfficeWrites:
             yield Writing(connection, actor)
 
 
-async def page_of(
-    pool: asyncpg.Pool,
-    table: Table,
-    business_id: int,
-    after_key: int,
-    limit: int,
-    show_archived: bool,
-) -> Sequence[asyncpg.Record]:
-    """Rows of a business in key order after `after_key`, at most `limit` (+1 to tell
-    whether another page follows); archived rows only when asked."""
-    archived = "" if show_archived else " AND archived_at IS NULL"
-    return await pool.fetch(
-        f"SELECT * FROM {table.name} WHERE business_id = $1 AND {table.key} > $2{archived}"
-        f" ORDER BY {table.key} LIMIT $3",
-        business_id,
-        after_key,
-        limit + 1,
-    )
+class BackOfficeReads:
+    """Rows of one business by key, and keyset pages of them."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def row(self, table: Table, business_id: int, key: object) -> Row | None:
+        return _dict(
+            await self._pool.fetchrow(
+                f"SELECT * FROM {table.name} WHERE business_id = $1 AND {table.key} = $2",
+                business_id,
+                key,
+            )
+        )
+
+    async def page(
+        self, table: Table, business_id: int, after_key: int, limit: int, show_archived: bool
+    ) -> Sequence[Row]:
+        """Rows in key order after `after_key`, at most `limit` + 1 (the extra one tells
+        whether another page follows); archived rows only when asked."""
+        archived = "" if show_archived else " AND archived_at IS NULL"
+        rows = await self._pool.fetch(
+            f"SELECT * FROM {table.name} WHERE business_id = $1 AND {table.key} > $2{archived}"
+            f" ORDER BY {table.key} LIMIT $3",
+            business_id,
+            after_key,
+            limit + 1,
+        )
+        return [dict(row) for row in rows]

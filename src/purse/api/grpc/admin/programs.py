@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from purse.admin.v1 import admin_service_pb2 as pb
 from purse.domain.errors import FieldViolation, InvalidArgument
 from purse.domain.program import (
     AccrualBase,
@@ -13,7 +14,6 @@ from purse.domain.program import (
     TimeWindow,
     ValueKind,
 )
-from purse.v1 import admin_service_pb2 as pb
 
 default_point_value_minor_units = 100
 default_hold_seconds = 600

@@ -1,44 +1,62 @@
-"""AdminService: a business administrator's calls, authenticated by an API key."""
+"""AdminService: a business administrator's calls.
+
+The service is assembled from one class of calls per part of the control panel
+(`categories.py`, `programs.py` …); each declares the access every method needs
+(`administrator_call`). The use cases arrive built, from the composition root.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from purse.admin.v1 import admin_service_pb2 as pb
+from purse.admin.v1 import admin_service_pb2_grpc
+from purse.api.grpc.admin.calls import administrator_call
+from purse.api.grpc.admin.categories import CategoryCalls
 from purse.api.grpc.admin.programs import program_from_proto, program_to_proto
-from purse.api.grpc.common.calls import Context, authenticated_call
-from purse.domain.administrators import AdministratorContext
+from purse.api.grpc.common.calls import Context
+from purse.domain.administrators import Access, AdministratorContext
+from purse.service.admin.categories import CustomerCategories
 from purse.service.admin.programs import Programs
 from purse.service.authentication import AdministratorAuthenticator
-from purse.v1 import admin_service_pb2 as pb
-from purse.v1 import admin_service_pb2_grpc
 
 
-class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
-    """The control panel contract over gRPC (program rules in this release)."""
+@dataclass(frozen=True, slots=True)
+class AdminUseCases:
+    """Everything the control panel calls, built at the composition root."""
 
-    def __init__(self, authenticator: AdministratorAuthenticator, programs: Programs) -> None:
-        self.authenticator = authenticator
-        self._programs = programs
+    authenticator: AdministratorAuthenticator
+    programs: Programs
+    categories: CustomerCategories
 
-    @authenticated_call
+
+class AdminServicer(CategoryCalls, admin_service_pb2_grpc.AdminServiceServicer):
+    """The control panel contract over gRPC."""
+
+    def __init__(self, use_cases: AdminUseCases) -> None:
+        self.authenticator = use_cases.authenticator
+        self._programs = use_cases.programs
+        self.categories = use_cases.categories
+
+    @administrator_call(Access.READ)
     async def GetProgramRules(
         self,
         request: pb.GetProgramRulesRequest,
         context: Context,
-        administrator: AdministratorContext,
+        caller: AdministratorContext,
     ) -> pb.GetProgramRulesResponse:
         program, version = await self._programs.rules(
-            administrator.business_id, request.program_id, administrator.currency
+            caller.business_id, request.program_id, caller.currency
         )
         return pb.GetProgramRulesResponse(rules=program_to_proto(program), rules_version=version)
 
-    @authenticated_call
+    @administrator_call(Access.CHANGE)
     async def SetProgramRules(
         self,
         request: pb.SetProgramRulesRequest,
         context: Context,
-        administrator: AdministratorContext,
+        caller: AdministratorContext,
     ) -> pb.SetProgramRulesResponse:
-        program = program_from_proto(request.rules, administrator.currency)
-        version = await self._programs.replace(
-            administrator.business_id, request.program_id, program
-        )
+        program = program_from_proto(request.rules, caller.currency)
+        version = await self._programs.replace(caller.business_id, request.program_id, program)
         return pb.SetProgramRulesResponse(rules_version=version)

@@ -1,0 +1,1 @@
+"""Generated control panel contract (purse.admin.v1); regenerate with `make protos`."""

@@ -1,0 +1,1 @@
+"""Generated operator contract (purse.platform.v1); regenerate with `make protos`."""
