@@ -41,7 +41,10 @@ from purse.notify import texts
 from purse.notify.dispatcher import OutboxDispatcher, pin_key_purpose
 from purse.notify.providers import ConsoleProvider, WebhookProvider
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.loyalty_programs import LoyaltyPrograms
+from purse.service.admin.points_of_sale import PointsOfSale
 from purse.service.admin.programs import Programs
+from purse.service.admin.terminals import TerminalApiKeys, Terminals
 from purse.service.authentication import (
     AdministratorAuthenticator,
     Authenticator,
@@ -76,6 +79,7 @@ from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.outbox import OutboxStore
 from purse.store.postgres.programs import ProgramStore
 from purse.store.postgres.refunds import RefundStore
+from purse.store.postgres.setup import SetupStore
 from purse.store.postgres.terminals import TerminalStore
 from purse.store.postgres.transactions import TransactionStore
 from purse.store.redis.balance_cache import BalanceCache
@@ -258,7 +262,7 @@ class Application:
             settings.redis_url, settings.redis_connections_max, settings.redis_timeout_seconds
         )
         secret = await database.load_instance_secret(self.pool)
-        programs = Programs(ProgramStore(self.pool))
+        programs = Programs(ProgramStore(self.pool), BackOfficeWrites(self.pool))
         self.server = self._grpc_server()
         terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server(
             self._terminal_servicer(self.pool, self.redis, secret, programs), self.server
@@ -316,6 +320,10 @@ class Application:
             ),
             programs=programs,
             categories=CustomerCategories(writes, reads, CategoryStore()),
+            loyalty_programs=LoyaltyPrograms(writes, reads, SetupStore()),
+            points_of_sale=PointsOfSale(writes, reads, SetupStore()),
+            terminals=Terminals(writes, reads),
+            terminal_api_keys=TerminalApiKeys(writes, reads, SetupStore()),
         )
 
     def _terminal_servicer(

@@ -15,11 +15,13 @@ import redis.asyncio as redis
 from support import Tenant, assert_audit_is_clean, bearer, error_reason, new_phone
 
 from purse import sealing
+from purse.domain.administrators import operator_actor
 from purse.domain.customers import AccessType, PocketKind
 from purse.domain.program import Program, Rule, RuleKind, RuleScope, ValueKind
 from purse.notify.dispatcher import pin_key_purpose
 from purse.service.admin.programs import Programs
 from purse.store.postgres import database
+from purse.store.postgres.back_office import BackOfficeWrites
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.programs import ProgramStore
 from purse.store.postgres.provisioning import Provisioning
@@ -37,7 +39,8 @@ five_percent_back = Rule(1, "5% back", RuleKind.ACCRUAL, RuleScope.LINE, ValueKi
 
 async def set_program(pool: asyncpg.Pool, business: Tenant, **settings: object) -> None:
     program = Program(currency="UAH", **settings)  # type: ignore[arg-type]
-    await Programs(ProgramStore(pool)).replace(business.business_id, business.program_id, program)
+    programs = Programs(ProgramStore(pool), BackOfficeWrites(pool))
+    await programs.replace(operator_actor(business.business_id), business.program_id, program)
 
 
 async def customer_with_points(pool: asyncpg.Pool, business: Tenant, points: int) -> str:

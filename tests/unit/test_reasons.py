@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import purse
-from purse.admin.v1 import admin_service_pb2
+from purse.admin.v1 import admin_service_pb2, setup_pb2
 from purse.domain import reasons
 from purse.domain.errors import FailedPrecondition
 from purse.domain.transactions import Refusal
@@ -26,7 +26,13 @@ _not_reasons = {
     "PROMETHEUS_MULTIPROC_DIR",
     *(
         value.name
-        for module in (common_pb2, terminal_service_pb2, admin_service_pb2, platform_service_pb2)
+        for module in (
+            common_pb2,
+            terminal_service_pb2,
+            admin_service_pb2,
+            setup_pb2,
+            platform_service_pb2,
+        )
         for enum in module.DESCRIPTOR.enum_types_by_name.values()
         for value in enum.values
     ),

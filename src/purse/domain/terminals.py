@@ -10,9 +10,21 @@ class TerminalKind(Enum):
     """The workplace a terminal is (stored as the enum value)."""
 
     CASH_DESK = "cash_desk"
+    POS_APP = "pos_app"
+    EXTERNAL_POS = "external_pos"
     KIOSK = "kiosk"
     STEWARD = "steward"
     ONLINE = "online"
+
+
+class NoticeChannel(Enum):
+    """How a program tells customers about their transactions (stored as the value, which
+    is the outbox's channel; NONE writes no notice at all)."""
+
+    SMS = "sms"
+    PUSH = "push"
+    SMART = "smart"
+    NONE = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +49,5 @@ class TerminalContext:
     default_access_type: str
     # A digest of the password's hash: tokens carry it, so a new password revokes them.
     credential_stamp: bytes = bytes(8)
+    # How the program tells customers about the transactions of this terminal.
+    notice_channel: NoticeChannel = NoticeChannel.SMS

@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass
 
 from purse.domain import credentials
+from purse.domain.administrators import operator_actor
 from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID, AccessType, PocketKind
 from purse.domain.identifiers import IdentifierKind
 from purse.domain.program import (
@@ -89,7 +90,7 @@ async def create_demo(
         default_category_title={"en": "New customers", "uk": "Нові клієнти"},
     )  # fmt: skip
     program_id = await provisioning.program(business_id, "Demo Coffee Club")
-    await programs.replace(business_id, program_id, demo_program("UAH"))
+    await programs.replace(operator_actor(business_id), program_id, demo_program("UAH"))
     await provisioning.category(business_id, "Regulars", {"en": "Regulars", "uk": "Постійні"})
     await _goods(provisioning, business_id)
     cups = await _accounts(provisioning, business_id)

@@ -58,9 +58,10 @@ class MembershipTotals:
 @dataclass(frozen=True, slots=True)
 class Notice:
     """A transaction notification to write once the points balance after is known, in the
-    language of the membership of the business that sold."""
+    language of the membership of the business that sold, on the program's channel."""
 
     customer_id: int
+    channel: str
     phone: str
     language: str
     points_accrued: int

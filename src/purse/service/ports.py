@@ -270,8 +270,8 @@ class ProgramDocuments(Protocol):
     async def version(self, business_id: int, program_id: int) -> int | None: ...
 
     async def replace_rules(
-        self, business_id: int, program_id: int, document: dict[str, Any]
-    ) -> int | None: ...
+        self, writing: Writing, program_id: int, document: dict[str, Any]
+    ) -> Row: ...
 
 
 class GoodsReads(Protocol):
@@ -300,15 +300,19 @@ _identifier = re.compile(r"[a-z_]{1,63}")
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """A table the back office writes: its name, its key after business_id, and the
-    columns that never reach the audit log. Names come from constants, never input."""
+    """A table the back office writes: its name, its key after business_id, the columns
+    that never reach the audit log, and the column that is set once a row is no longer
+    offered (archived; revoked, for keys). Names come from constants, never input."""
 
     name: str
     key: str
     secret_columns: frozenset[str] = frozenset()
+    archived_column: str = "archived_at"
 
     def __post_init__(self) -> None:
-        assert _identifier.fullmatch(self.name) and _identifier.fullmatch(self.key)
+        assert all(
+            _identifier.fullmatch(name) for name in (self.name, self.key, self.archived_column)
+        )
 
 
 # A row the back office reads or writes, by column name.
@@ -345,5 +349,11 @@ class BackOfficeReads(Protocol):
     async def row(self, table: Table, business_id: int, key: object) -> Row | None: ...
 
     async def page(
-        self, table: Table, business_id: int, after_key: int, limit: int, show_archived: bool
+        self,
+        table: Table,
+        business_id: int,
+        after_key: int,
+        limit: int,
+        show_archived: bool,
+        equal: Mapping[str, object] | None = None,
     ) -> Sequence[Row]: ...

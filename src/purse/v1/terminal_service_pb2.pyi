@@ -44,13 +44,17 @@ class _TerminalKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Terminal
     TERMINAL_KIND_UNSPECIFIED: _TerminalKind.ValueType  # 0
     """Not set."""
     TERMINAL_KIND_CASH_DESK: _TerminalKind.ValueType  # 1
-    """A cash desk or POS system operated by a salesperson."""
+    """A cash desk (till) operated by a salesperson."""
     TERMINAL_KIND_KIOSK: _TerminalKind.ValueType  # 2
     """A self-service kiosk."""
     TERMINAL_KIND_STEWARD: _TerminalKind.ValueType  # 3
     """A waiter's (steward's) app: may issue steward codes."""
     TERMINAL_KIND_ONLINE: _TerminalKind.ValueType  # 4
     """A partner backend or online store."""
+    TERMINAL_KIND_POS_APP: _TerminalKind.ValueType  # 5
+    """A POS app on a salesperson's phone or tablet."""
+    TERMINAL_KIND_EXTERNAL_POS: _TerminalKind.ValueType  # 6
+    """Another vendor's POS system that calls Purse through this contract."""
 
 class TerminalKind(_TerminalKind, metaclass=_TerminalKindEnumTypeWrapper):
     """What kind of workplace a terminal is."""
@@ -58,13 +62,17 @@ class TerminalKind(_TerminalKind, metaclass=_TerminalKindEnumTypeWrapper):
 TERMINAL_KIND_UNSPECIFIED: TerminalKind.ValueType  # 0
 """Not set."""
 TERMINAL_KIND_CASH_DESK: TerminalKind.ValueType  # 1
-"""A cash desk or POS system operated by a salesperson."""
+"""A cash desk (till) operated by a salesperson."""
 TERMINAL_KIND_KIOSK: TerminalKind.ValueType  # 2
 """A self-service kiosk."""
 TERMINAL_KIND_STEWARD: TerminalKind.ValueType  # 3
 """A waiter's (steward's) app: may issue steward codes."""
 TERMINAL_KIND_ONLINE: TerminalKind.ValueType  # 4
 """A partner backend or online store."""
+TERMINAL_KIND_POS_APP: TerminalKind.ValueType  # 5
+"""A POS app on a salesperson's phone or tablet."""
+TERMINAL_KIND_EXTERNAL_POS: TerminalKind.ValueType  # 6
+"""Another vendor's POS system that calls Purse through this contract."""
 Global___TerminalKind: _TypeAlias = TerminalKind  # noqa: Y015
 
 class _AdjustmentKind:

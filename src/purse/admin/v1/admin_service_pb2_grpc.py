@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from purse.admin.v1 import admin_service_pb2 as purse_dot_admin_dot_v1_dot_admin__service__pb2
+from purse.admin.v1 import setup_pb2 as purse_dot_admin_dot_v1_dot_setup__pb2
 
 GRPC_GENERATED_VERSION = '1.76.0'
 GRPC_VERSION = grpc.__version__
@@ -139,6 +140,106 @@ class AdminServiceStub(object):
                 '/purse.admin.v1.AdminService/SetProgramRules',
                 request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.SetProgramRulesRequest.SerializeToString,
                 response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.SetProgramRulesResponse.FromString,
+                _registered_method=True)
+        self.CreateProgram = channel.unary_unary(
+                '/purse.admin.v1.AdminService/CreateProgram',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreateProgramRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreateProgramResponse.FromString,
+                _registered_method=True)
+        self.GetProgram = channel.unary_unary(
+                '/purse.admin.v1.AdminService/GetProgram',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.GetProgramRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.GetProgramResponse.FromString,
+                _registered_method=True)
+        self.ListPrograms = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ListPrograms',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListProgramsRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListProgramsResponse.FromString,
+                _registered_method=True)
+        self.UpdateProgram = channel.unary_unary(
+                '/purse.admin.v1.AdminService/UpdateProgram',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.UpdateProgramRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.UpdateProgramResponse.FromString,
+                _registered_method=True)
+        self.ArchiveProgram = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ArchiveProgram',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.ArchiveProgramRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.ArchiveProgramResponse.FromString,
+                _registered_method=True)
+        self.CreatePointOfSale = channel.unary_unary(
+                '/purse.admin.v1.AdminService/CreatePointOfSale',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreatePointOfSaleRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreatePointOfSaleResponse.FromString,
+                _registered_method=True)
+        self.GetPointOfSale = channel.unary_unary(
+                '/purse.admin.v1.AdminService/GetPointOfSale',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.GetPointOfSaleRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.GetPointOfSaleResponse.FromString,
+                _registered_method=True)
+        self.ListPointsOfSale = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ListPointsOfSale',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListPointsOfSaleRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListPointsOfSaleResponse.FromString,
+                _registered_method=True)
+        self.UpdatePointOfSale = channel.unary_unary(
+                '/purse.admin.v1.AdminService/UpdatePointOfSale',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.UpdatePointOfSaleRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.UpdatePointOfSaleResponse.FromString,
+                _registered_method=True)
+        self.ArchivePointOfSale = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ArchivePointOfSale',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.ArchivePointOfSaleRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.ArchivePointOfSaleResponse.FromString,
+                _registered_method=True)
+        self.CreateTerminal = channel.unary_unary(
+                '/purse.admin.v1.AdminService/CreateTerminal',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreateTerminalRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreateTerminalResponse.FromString,
+                _registered_method=True)
+        self.GetTerminal = channel.unary_unary(
+                '/purse.admin.v1.AdminService/GetTerminal',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.GetTerminalRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.GetTerminalResponse.FromString,
+                _registered_method=True)
+        self.ListTerminals = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ListTerminals',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListTerminalsRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListTerminalsResponse.FromString,
+                _registered_method=True)
+        self.UpdateTerminal = channel.unary_unary(
+                '/purse.admin.v1.AdminService/UpdateTerminal',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.UpdateTerminalRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.UpdateTerminalResponse.FromString,
+                _registered_method=True)
+        self.ArchiveTerminal = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ArchiveTerminal',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.ArchiveTerminalRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.ArchiveTerminalResponse.FromString,
+                _registered_method=True)
+        self.SetTerminalPassword = channel.unary_unary(
+                '/purse.admin.v1.AdminService/SetTerminalPassword',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.SetTerminalPasswordRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.SetTerminalPasswordResponse.FromString,
+                _registered_method=True)
+        self.CreateTerminalApiKey = channel.unary_unary(
+                '/purse.admin.v1.AdminService/CreateTerminalApiKey',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreateTerminalApiKeyRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreateTerminalApiKeyResponse.FromString,
+                _registered_method=True)
+        self.ListTerminalApiKeys = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ListTerminalApiKeys',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListTerminalApiKeysRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListTerminalApiKeysResponse.FromString,
+                _registered_method=True)
+        self.RevokeTerminalApiKey = channel.unary_unary(
+                '/purse.admin.v1.AdminService/RevokeTerminalApiKey',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.RevokeTerminalApiKeyRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.RevokeTerminalApiKeyResponse.FromString,
+                _registered_method=True)
+        self.RotateTerminalApiKey = channel.unary_unary(
+                '/purse.admin.v1.AdminService/RotateTerminalApiKey',
+                request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.RotateTerminalApiKeyRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.RotateTerminalApiKeyResponse.FromString,
                 _registered_method=True)
 
 
@@ -295,8 +396,150 @@ class AdminServiceServicer(object):
 
     def SetProgramRules(self, request, context):
         """Replaces the rules of a program after validating them; the next check uses them.
-        Invalid rules → INVALID_ARGUMENT naming every wrong field; nothing changes.
-        (setup: programs)
+        Invalid rules → INVALID_ARGUMENT naming every wrong field; nothing changes. A stale
+        `expected_rules_version` → ABORTED VERSION_MISMATCH; an archived program →
+        FAILED_PRECONDITION ARCHIVED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateProgram(self, request, context):
+        """A new program, with no rules yet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProgram(self, request, context):
+        """One program.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPrograms(self, request, context):
+        """The business's programs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateProgram(self, request, context):
+        """Replaces a program's settable fields (its rules stay: SetProgramRules).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveProgram(self, request, context):
+        """Archives a program no live point of sale runs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePointOfSale(self, request, context):
+        """--- Points of sale and terminals ------------------------------------------------
+        A new point of sale of a live program.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPointOfSale(self, request, context):
+        """One point of sale.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPointsOfSale(self, request, context):
+        """The business's points of sale.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePointOfSale(self, request, context):
+        """Replaces a point of sale's settable fields.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchivePointOfSale(self, request, context):
+        """Archives a point of sale no live terminal is at.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTerminal(self, request, context):
+        """A new terminal at a live point of sale, with its login and password.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTerminal(self, request, context):
+        """One terminal (never its password).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTerminals(self, request, context):
+        """The business's terminals.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTerminal(self, request, context):
+        """Replaces a terminal's settable fields; disables or enables it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveTerminal(self, request, context):
+        """Archives a terminal: its password, tokens and API keys stop working.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetTerminalPassword(self, request, context):
+        """Replaces a terminal's password; tokens issued for the old one stop working.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTerminalApiKey(self, request, context):
+        """A new API key for a terminal, shown once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTerminalApiKeys(self, request, context):
+        """The terminals' API keys (never the keys themselves).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeTerminalApiKey(self, request, context):
+        """Revokes a terminal's API key; it stops working.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateTerminalApiKey(self, request, context):
+        """Replaces a terminal's API key by a new one, shown once; the old one stops working.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -409,6 +652,106 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.SetProgramRules,
                     request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.SetProgramRulesRequest.FromString,
                     response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.SetProgramRulesResponse.SerializeToString,
+            ),
+            'CreateProgram': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateProgram,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreateProgramRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreateProgramResponse.SerializeToString,
+            ),
+            'GetProgram': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProgram,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.GetProgramRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.GetProgramResponse.SerializeToString,
+            ),
+            'ListPrograms': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPrograms,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListProgramsRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListProgramsResponse.SerializeToString,
+            ),
+            'UpdateProgram': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateProgram,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.UpdateProgramRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.UpdateProgramResponse.SerializeToString,
+            ),
+            'ArchiveProgram': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveProgram,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.ArchiveProgramRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.ArchiveProgramResponse.SerializeToString,
+            ),
+            'CreatePointOfSale': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePointOfSale,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreatePointOfSaleRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreatePointOfSaleResponse.SerializeToString,
+            ),
+            'GetPointOfSale': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPointOfSale,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.GetPointOfSaleRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.GetPointOfSaleResponse.SerializeToString,
+            ),
+            'ListPointsOfSale': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPointsOfSale,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListPointsOfSaleRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListPointsOfSaleResponse.SerializeToString,
+            ),
+            'UpdatePointOfSale': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePointOfSale,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.UpdatePointOfSaleRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.UpdatePointOfSaleResponse.SerializeToString,
+            ),
+            'ArchivePointOfSale': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchivePointOfSale,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.ArchivePointOfSaleRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.ArchivePointOfSaleResponse.SerializeToString,
+            ),
+            'CreateTerminal': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTerminal,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreateTerminalRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreateTerminalResponse.SerializeToString,
+            ),
+            'GetTerminal': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTerminal,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.GetTerminalRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.GetTerminalResponse.SerializeToString,
+            ),
+            'ListTerminals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTerminals,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListTerminalsRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListTerminalsResponse.SerializeToString,
+            ),
+            'UpdateTerminal': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTerminal,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.UpdateTerminalRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.UpdateTerminalResponse.SerializeToString,
+            ),
+            'ArchiveTerminal': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveTerminal,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.ArchiveTerminalRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.ArchiveTerminalResponse.SerializeToString,
+            ),
+            'SetTerminalPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTerminalPassword,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.SetTerminalPasswordRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.SetTerminalPasswordResponse.SerializeToString,
+            ),
+            'CreateTerminalApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTerminalApiKey,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreateTerminalApiKeyRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.CreateTerminalApiKeyResponse.SerializeToString,
+            ),
+            'ListTerminalApiKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTerminalApiKeys,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListTerminalApiKeysRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.ListTerminalApiKeysResponse.SerializeToString,
+            ),
+            'RevokeTerminalApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeTerminalApiKey,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.RevokeTerminalApiKeyRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.RevokeTerminalApiKeyResponse.SerializeToString,
+            ),
+            'RotateTerminalApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateTerminalApiKey,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.RotateTerminalApiKeyRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.RotateTerminalApiKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -979,6 +1322,546 @@ class AdminService(object):
             '/purse.admin.v1.AdminService/SetProgramRules',
             purse_dot_admin_dot_v1_dot_admin__service__pb2.SetProgramRulesRequest.SerializeToString,
             purse_dot_admin_dot_v1_dot_admin__service__pb2.SetProgramRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateProgram(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/CreateProgram',
+            purse_dot_admin_dot_v1_dot_setup__pb2.CreateProgramRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.CreateProgramResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProgram(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/GetProgram',
+            purse_dot_admin_dot_v1_dot_setup__pb2.GetProgramRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.GetProgramResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPrograms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ListPrograms',
+            purse_dot_admin_dot_v1_dot_setup__pb2.ListProgramsRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.ListProgramsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateProgram(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/UpdateProgram',
+            purse_dot_admin_dot_v1_dot_setup__pb2.UpdateProgramRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.UpdateProgramResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveProgram(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ArchiveProgram',
+            purse_dot_admin_dot_v1_dot_setup__pb2.ArchiveProgramRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.ArchiveProgramResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePointOfSale(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/CreatePointOfSale',
+            purse_dot_admin_dot_v1_dot_setup__pb2.CreatePointOfSaleRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.CreatePointOfSaleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPointOfSale(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/GetPointOfSale',
+            purse_dot_admin_dot_v1_dot_setup__pb2.GetPointOfSaleRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.GetPointOfSaleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPointsOfSale(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ListPointsOfSale',
+            purse_dot_admin_dot_v1_dot_setup__pb2.ListPointsOfSaleRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.ListPointsOfSaleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePointOfSale(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/UpdatePointOfSale',
+            purse_dot_admin_dot_v1_dot_setup__pb2.UpdatePointOfSaleRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.UpdatePointOfSaleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchivePointOfSale(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ArchivePointOfSale',
+            purse_dot_admin_dot_v1_dot_setup__pb2.ArchivePointOfSaleRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.ArchivePointOfSaleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTerminal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/CreateTerminal',
+            purse_dot_admin_dot_v1_dot_setup__pb2.CreateTerminalRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.CreateTerminalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTerminal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/GetTerminal',
+            purse_dot_admin_dot_v1_dot_setup__pb2.GetTerminalRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.GetTerminalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTerminals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ListTerminals',
+            purse_dot_admin_dot_v1_dot_setup__pb2.ListTerminalsRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.ListTerminalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTerminal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/UpdateTerminal',
+            purse_dot_admin_dot_v1_dot_setup__pb2.UpdateTerminalRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.UpdateTerminalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveTerminal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ArchiveTerminal',
+            purse_dot_admin_dot_v1_dot_setup__pb2.ArchiveTerminalRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.ArchiveTerminalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTerminalPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/SetTerminalPassword',
+            purse_dot_admin_dot_v1_dot_setup__pb2.SetTerminalPasswordRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.SetTerminalPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTerminalApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/CreateTerminalApiKey',
+            purse_dot_admin_dot_v1_dot_setup__pb2.CreateTerminalApiKeyRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.CreateTerminalApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTerminalApiKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ListTerminalApiKeys',
+            purse_dot_admin_dot_v1_dot_setup__pb2.ListTerminalApiKeysRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.ListTerminalApiKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeTerminalApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/RevokeTerminalApiKey',
+            purse_dot_admin_dot_v1_dot_setup__pb2.RevokeTerminalApiKeyRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.RevokeTerminalApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateTerminalApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/RotateTerminalApiKey',
+            purse_dot_admin_dot_v1_dot_setup__pb2.RotateTerminalApiKeyRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_setup__pb2.RotateTerminalApiKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,6 +24,7 @@ by its path in the request; nothing partial is stored.
 from collections import abc as _abc
 from grpc import aio as _aio
 from purse.admin.v1 import admin_service_pb2 as _admin_service_pb2
+from purse.admin.v1 import setup_pb2 as _setup_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
@@ -106,9 +107,52 @@ class AdminServiceStub:
     """
     SetProgramRules: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetProgramRulesRequest, _admin_service_pb2.SetProgramRulesResponse]
     """Replaces the rules of a program after validating them; the next check uses them.
-    Invalid rules → INVALID_ARGUMENT naming every wrong field; nothing changes.
-    (setup: programs)
+    Invalid rules → INVALID_ARGUMENT naming every wrong field; nothing changes. A stale
+    `expected_rules_version` → ABORTED VERSION_MISMATCH; an archived program →
+    FAILED_PRECONDITION ARCHIVED.
     """
+    CreateProgram: _grpc.UnaryUnaryMultiCallable[_setup_pb2.CreateProgramRequest, _setup_pb2.CreateProgramResponse]
+    """A new program, with no rules yet."""
+    GetProgram: _grpc.UnaryUnaryMultiCallable[_setup_pb2.GetProgramRequest, _setup_pb2.GetProgramResponse]
+    """One program."""
+    ListPrograms: _grpc.UnaryUnaryMultiCallable[_setup_pb2.ListProgramsRequest, _setup_pb2.ListProgramsResponse]
+    """The business's programs."""
+    UpdateProgram: _grpc.UnaryUnaryMultiCallable[_setup_pb2.UpdateProgramRequest, _setup_pb2.UpdateProgramResponse]
+    """Replaces a program's settable fields (its rules stay: SetProgramRules)."""
+    ArchiveProgram: _grpc.UnaryUnaryMultiCallable[_setup_pb2.ArchiveProgramRequest, _setup_pb2.ArchiveProgramResponse]
+    """Archives a program no live point of sale runs."""
+    CreatePointOfSale: _grpc.UnaryUnaryMultiCallable[_setup_pb2.CreatePointOfSaleRequest, _setup_pb2.CreatePointOfSaleResponse]
+    """--- Points of sale and terminals ------------------------------------------------
+    A new point of sale of a live program.
+    """
+    GetPointOfSale: _grpc.UnaryUnaryMultiCallable[_setup_pb2.GetPointOfSaleRequest, _setup_pb2.GetPointOfSaleResponse]
+    """One point of sale."""
+    ListPointsOfSale: _grpc.UnaryUnaryMultiCallable[_setup_pb2.ListPointsOfSaleRequest, _setup_pb2.ListPointsOfSaleResponse]
+    """The business's points of sale."""
+    UpdatePointOfSale: _grpc.UnaryUnaryMultiCallable[_setup_pb2.UpdatePointOfSaleRequest, _setup_pb2.UpdatePointOfSaleResponse]
+    """Replaces a point of sale's settable fields."""
+    ArchivePointOfSale: _grpc.UnaryUnaryMultiCallable[_setup_pb2.ArchivePointOfSaleRequest, _setup_pb2.ArchivePointOfSaleResponse]
+    """Archives a point of sale no live terminal is at."""
+    CreateTerminal: _grpc.UnaryUnaryMultiCallable[_setup_pb2.CreateTerminalRequest, _setup_pb2.CreateTerminalResponse]
+    """A new terminal at a live point of sale, with its login and password."""
+    GetTerminal: _grpc.UnaryUnaryMultiCallable[_setup_pb2.GetTerminalRequest, _setup_pb2.GetTerminalResponse]
+    """One terminal (never its password)."""
+    ListTerminals: _grpc.UnaryUnaryMultiCallable[_setup_pb2.ListTerminalsRequest, _setup_pb2.ListTerminalsResponse]
+    """The business's terminals."""
+    UpdateTerminal: _grpc.UnaryUnaryMultiCallable[_setup_pb2.UpdateTerminalRequest, _setup_pb2.UpdateTerminalResponse]
+    """Replaces a terminal's settable fields; disables or enables it."""
+    ArchiveTerminal: _grpc.UnaryUnaryMultiCallable[_setup_pb2.ArchiveTerminalRequest, _setup_pb2.ArchiveTerminalResponse]
+    """Archives a terminal: its password, tokens and API keys stop working."""
+    SetTerminalPassword: _grpc.UnaryUnaryMultiCallable[_setup_pb2.SetTerminalPasswordRequest, _setup_pb2.SetTerminalPasswordResponse]
+    """Replaces a terminal's password; tokens issued for the old one stop working."""
+    CreateTerminalApiKey: _grpc.UnaryUnaryMultiCallable[_setup_pb2.CreateTerminalApiKeyRequest, _setup_pb2.CreateTerminalApiKeyResponse]
+    """A new API key for a terminal, shown once."""
+    ListTerminalApiKeys: _grpc.UnaryUnaryMultiCallable[_setup_pb2.ListTerminalApiKeysRequest, _setup_pb2.ListTerminalApiKeysResponse]
+    """The terminals' API keys (never the keys themselves)."""
+    RevokeTerminalApiKey: _grpc.UnaryUnaryMultiCallable[_setup_pb2.RevokeTerminalApiKeyRequest, _setup_pb2.RevokeTerminalApiKeyResponse]
+    """Revokes a terminal's API key; it stops working."""
+    RotateTerminalApiKey: _grpc.UnaryUnaryMultiCallable[_setup_pb2.RotateTerminalApiKeyRequest, _setup_pb2.RotateTerminalApiKeyResponse]
+    """Replaces a terminal's API key by a new one, shown once; the old one stops working."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -170,9 +214,52 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """
     SetProgramRules: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetProgramRulesRequest, _admin_service_pb2.SetProgramRulesResponse]  # type: ignore[assignment]
     """Replaces the rules of a program after validating them; the next check uses them.
-    Invalid rules → INVALID_ARGUMENT naming every wrong field; nothing changes.
-    (setup: programs)
+    Invalid rules → INVALID_ARGUMENT naming every wrong field; nothing changes. A stale
+    `expected_rules_version` → ABORTED VERSION_MISMATCH; an archived program →
+    FAILED_PRECONDITION ARCHIVED.
     """
+    CreateProgram: _aio.UnaryUnaryMultiCallable[_setup_pb2.CreateProgramRequest, _setup_pb2.CreateProgramResponse]  # type: ignore[assignment]
+    """A new program, with no rules yet."""
+    GetProgram: _aio.UnaryUnaryMultiCallable[_setup_pb2.GetProgramRequest, _setup_pb2.GetProgramResponse]  # type: ignore[assignment]
+    """One program."""
+    ListPrograms: _aio.UnaryUnaryMultiCallable[_setup_pb2.ListProgramsRequest, _setup_pb2.ListProgramsResponse]  # type: ignore[assignment]
+    """The business's programs."""
+    UpdateProgram: _aio.UnaryUnaryMultiCallable[_setup_pb2.UpdateProgramRequest, _setup_pb2.UpdateProgramResponse]  # type: ignore[assignment]
+    """Replaces a program's settable fields (its rules stay: SetProgramRules)."""
+    ArchiveProgram: _aio.UnaryUnaryMultiCallable[_setup_pb2.ArchiveProgramRequest, _setup_pb2.ArchiveProgramResponse]  # type: ignore[assignment]
+    """Archives a program no live point of sale runs."""
+    CreatePointOfSale: _aio.UnaryUnaryMultiCallable[_setup_pb2.CreatePointOfSaleRequest, _setup_pb2.CreatePointOfSaleResponse]  # type: ignore[assignment]
+    """--- Points of sale and terminals ------------------------------------------------
+    A new point of sale of a live program.
+    """
+    GetPointOfSale: _aio.UnaryUnaryMultiCallable[_setup_pb2.GetPointOfSaleRequest, _setup_pb2.GetPointOfSaleResponse]  # type: ignore[assignment]
+    """One point of sale."""
+    ListPointsOfSale: _aio.UnaryUnaryMultiCallable[_setup_pb2.ListPointsOfSaleRequest, _setup_pb2.ListPointsOfSaleResponse]  # type: ignore[assignment]
+    """The business's points of sale."""
+    UpdatePointOfSale: _aio.UnaryUnaryMultiCallable[_setup_pb2.UpdatePointOfSaleRequest, _setup_pb2.UpdatePointOfSaleResponse]  # type: ignore[assignment]
+    """Replaces a point of sale's settable fields."""
+    ArchivePointOfSale: _aio.UnaryUnaryMultiCallable[_setup_pb2.ArchivePointOfSaleRequest, _setup_pb2.ArchivePointOfSaleResponse]  # type: ignore[assignment]
+    """Archives a point of sale no live terminal is at."""
+    CreateTerminal: _aio.UnaryUnaryMultiCallable[_setup_pb2.CreateTerminalRequest, _setup_pb2.CreateTerminalResponse]  # type: ignore[assignment]
+    """A new terminal at a live point of sale, with its login and password."""
+    GetTerminal: _aio.UnaryUnaryMultiCallable[_setup_pb2.GetTerminalRequest, _setup_pb2.GetTerminalResponse]  # type: ignore[assignment]
+    """One terminal (never its password)."""
+    ListTerminals: _aio.UnaryUnaryMultiCallable[_setup_pb2.ListTerminalsRequest, _setup_pb2.ListTerminalsResponse]  # type: ignore[assignment]
+    """The business's terminals."""
+    UpdateTerminal: _aio.UnaryUnaryMultiCallable[_setup_pb2.UpdateTerminalRequest, _setup_pb2.UpdateTerminalResponse]  # type: ignore[assignment]
+    """Replaces a terminal's settable fields; disables or enables it."""
+    ArchiveTerminal: _aio.UnaryUnaryMultiCallable[_setup_pb2.ArchiveTerminalRequest, _setup_pb2.ArchiveTerminalResponse]  # type: ignore[assignment]
+    """Archives a terminal: its password, tokens and API keys stop working."""
+    SetTerminalPassword: _aio.UnaryUnaryMultiCallable[_setup_pb2.SetTerminalPasswordRequest, _setup_pb2.SetTerminalPasswordResponse]  # type: ignore[assignment]
+    """Replaces a terminal's password; tokens issued for the old one stop working."""
+    CreateTerminalApiKey: _aio.UnaryUnaryMultiCallable[_setup_pb2.CreateTerminalApiKeyRequest, _setup_pb2.CreateTerminalApiKeyResponse]  # type: ignore[assignment]
+    """A new API key for a terminal, shown once."""
+    ListTerminalApiKeys: _aio.UnaryUnaryMultiCallable[_setup_pb2.ListTerminalApiKeysRequest, _setup_pb2.ListTerminalApiKeysResponse]  # type: ignore[assignment]
+    """The terminals' API keys (never the keys themselves)."""
+    RevokeTerminalApiKey: _aio.UnaryUnaryMultiCallable[_setup_pb2.RevokeTerminalApiKeyRequest, _setup_pb2.RevokeTerminalApiKeyResponse]  # type: ignore[assignment]
+    """Revokes a terminal's API key; it stops working."""
+    RotateTerminalApiKey: _aio.UnaryUnaryMultiCallable[_setup_pb2.RotateTerminalApiKeyRequest, _setup_pb2.RotateTerminalApiKeyResponse]  # type: ignore[assignment]
+    """Replaces a terminal's API key by a new one, shown once; the old one stops working."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Serves business administrators."""
@@ -357,8 +444,171 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.SetProgramRulesResponse, _abc.Awaitable[_admin_service_pb2.SetProgramRulesResponse]]:
         """Replaces the rules of a program after validating them; the next check uses them.
-        Invalid rules → INVALID_ARGUMENT naming every wrong field; nothing changes.
-        (setup: programs)
+        Invalid rules → INVALID_ARGUMENT naming every wrong field; nothing changes. A stale
+        `expected_rules_version` → ABORTED VERSION_MISMATCH; an archived program →
+        FAILED_PRECONDITION ARCHIVED.
         """
+
+    @_abc_1.abstractmethod
+    def CreateProgram(
+        self,
+        request: _setup_pb2.CreateProgramRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.CreateProgramResponse, _abc.Awaitable[_setup_pb2.CreateProgramResponse]]:
+        """A new program, with no rules yet."""
+
+    @_abc_1.abstractmethod
+    def GetProgram(
+        self,
+        request: _setup_pb2.GetProgramRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.GetProgramResponse, _abc.Awaitable[_setup_pb2.GetProgramResponse]]:
+        """One program."""
+
+    @_abc_1.abstractmethod
+    def ListPrograms(
+        self,
+        request: _setup_pb2.ListProgramsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.ListProgramsResponse, _abc.Awaitable[_setup_pb2.ListProgramsResponse]]:
+        """The business's programs."""
+
+    @_abc_1.abstractmethod
+    def UpdateProgram(
+        self,
+        request: _setup_pb2.UpdateProgramRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.UpdateProgramResponse, _abc.Awaitable[_setup_pb2.UpdateProgramResponse]]:
+        """Replaces a program's settable fields (its rules stay: SetProgramRules)."""
+
+    @_abc_1.abstractmethod
+    def ArchiveProgram(
+        self,
+        request: _setup_pb2.ArchiveProgramRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.ArchiveProgramResponse, _abc.Awaitable[_setup_pb2.ArchiveProgramResponse]]:
+        """Archives a program no live point of sale runs."""
+
+    @_abc_1.abstractmethod
+    def CreatePointOfSale(
+        self,
+        request: _setup_pb2.CreatePointOfSaleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.CreatePointOfSaleResponse, _abc.Awaitable[_setup_pb2.CreatePointOfSaleResponse]]:
+        """--- Points of sale and terminals ------------------------------------------------
+        A new point of sale of a live program.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPointOfSale(
+        self,
+        request: _setup_pb2.GetPointOfSaleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.GetPointOfSaleResponse, _abc.Awaitable[_setup_pb2.GetPointOfSaleResponse]]:
+        """One point of sale."""
+
+    @_abc_1.abstractmethod
+    def ListPointsOfSale(
+        self,
+        request: _setup_pb2.ListPointsOfSaleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.ListPointsOfSaleResponse, _abc.Awaitable[_setup_pb2.ListPointsOfSaleResponse]]:
+        """The business's points of sale."""
+
+    @_abc_1.abstractmethod
+    def UpdatePointOfSale(
+        self,
+        request: _setup_pb2.UpdatePointOfSaleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.UpdatePointOfSaleResponse, _abc.Awaitable[_setup_pb2.UpdatePointOfSaleResponse]]:
+        """Replaces a point of sale's settable fields."""
+
+    @_abc_1.abstractmethod
+    def ArchivePointOfSale(
+        self,
+        request: _setup_pb2.ArchivePointOfSaleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.ArchivePointOfSaleResponse, _abc.Awaitable[_setup_pb2.ArchivePointOfSaleResponse]]:
+        """Archives a point of sale no live terminal is at."""
+
+    @_abc_1.abstractmethod
+    def CreateTerminal(
+        self,
+        request: _setup_pb2.CreateTerminalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.CreateTerminalResponse, _abc.Awaitable[_setup_pb2.CreateTerminalResponse]]:
+        """A new terminal at a live point of sale, with its login and password."""
+
+    @_abc_1.abstractmethod
+    def GetTerminal(
+        self,
+        request: _setup_pb2.GetTerminalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.GetTerminalResponse, _abc.Awaitable[_setup_pb2.GetTerminalResponse]]:
+        """One terminal (never its password)."""
+
+    @_abc_1.abstractmethod
+    def ListTerminals(
+        self,
+        request: _setup_pb2.ListTerminalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.ListTerminalsResponse, _abc.Awaitable[_setup_pb2.ListTerminalsResponse]]:
+        """The business's terminals."""
+
+    @_abc_1.abstractmethod
+    def UpdateTerminal(
+        self,
+        request: _setup_pb2.UpdateTerminalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.UpdateTerminalResponse, _abc.Awaitable[_setup_pb2.UpdateTerminalResponse]]:
+        """Replaces a terminal's settable fields; disables or enables it."""
+
+    @_abc_1.abstractmethod
+    def ArchiveTerminal(
+        self,
+        request: _setup_pb2.ArchiveTerminalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.ArchiveTerminalResponse, _abc.Awaitable[_setup_pb2.ArchiveTerminalResponse]]:
+        """Archives a terminal: its password, tokens and API keys stop working."""
+
+    @_abc_1.abstractmethod
+    def SetTerminalPassword(
+        self,
+        request: _setup_pb2.SetTerminalPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.SetTerminalPasswordResponse, _abc.Awaitable[_setup_pb2.SetTerminalPasswordResponse]]:
+        """Replaces a terminal's password; tokens issued for the old one stop working."""
+
+    @_abc_1.abstractmethod
+    def CreateTerminalApiKey(
+        self,
+        request: _setup_pb2.CreateTerminalApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.CreateTerminalApiKeyResponse, _abc.Awaitable[_setup_pb2.CreateTerminalApiKeyResponse]]:
+        """A new API key for a terminal, shown once."""
+
+    @_abc_1.abstractmethod
+    def ListTerminalApiKeys(
+        self,
+        request: _setup_pb2.ListTerminalApiKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.ListTerminalApiKeysResponse, _abc.Awaitable[_setup_pb2.ListTerminalApiKeysResponse]]:
+        """The terminals' API keys (never the keys themselves)."""
+
+    @_abc_1.abstractmethod
+    def RevokeTerminalApiKey(
+        self,
+        request: _setup_pb2.RevokeTerminalApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.RevokeTerminalApiKeyResponse, _abc.Awaitable[_setup_pb2.RevokeTerminalApiKeyResponse]]:
+        """Revokes a terminal's API key; it stops working."""
+
+    @_abc_1.abstractmethod
+    def RotateTerminalApiKey(
+        self,
+        request: _setup_pb2.RotateTerminalApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_setup_pb2.RotateTerminalApiKeyResponse, _abc.Awaitable[_setup_pb2.RotateTerminalApiKeyResponse]]:
+        """Replaces a terminal's API key by a new one, shown once; the old one stops working."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -4,27 +4,41 @@ A compiled program is reused as long as the version PostgreSQL reports is the on
 compiled from. Callers pass the version they read in the same round trip as the rest of
 a check's inputs, so a change made by any process takes effect on the very next check,
 with no extra query and no cross-process notification.
+
+Rules are replaced whole, under the program's row lock, naming the `rules_version` the
+caller read (0: whatever is there) and with their audit entry in the same transaction; an
+archived program's rules no longer change.
 """
 
 from __future__ import annotations
 
+from purse.domain.administrators import Actor
 from purse.domain.errors import NotFound
 from purse.domain.program import CompiledProgram, Program, compile_program, validate_program
+from purse.domain.setup import Fields
 from purse.domain.terminals import TerminalContext
+from purse.service.admin.records import current, found
 from purse.service.cache import ExpiringCache
-from purse.service.ports import ProgramDocuments
+from purse.service.ports import BackOfficeWriting, ProgramDocuments, Table
 from purse.store.postgres.programs import program_document, program_from_document
 
 # A compiled program is dropped after an hour unused; a version change replaces it sooner.
 compiled_program_lifetime_seconds = 3_600.0
 compiled_programs_max = 10_000
+PROGRAMS = Table("loyalty_programs", "program_id")
 
 
 class Programs:
     """Reads, replaces and compiles program rules, business by business."""
 
-    def __init__(self, store: ProgramDocuments, entries_max: int = compiled_programs_max) -> None:
+    def __init__(
+        self,
+        store: ProgramDocuments,
+        writes: BackOfficeWriting,
+        entries_max: int = compiled_programs_max,
+    ) -> None:
         self._store = store
+        self._writes = writes
         self._compiled: ExpiringCache[tuple[int, CompiledProgram]] = ExpiringCache(
             compiled_program_lifetime_seconds, entries_max
         )
@@ -36,14 +50,29 @@ class Programs:
         version, document = found
         return program_from_document(document, currency), version
 
-    async def replace(self, business_id: int, program_id: int, program: Program) -> int:
-        """Validate, then store; returns the new version. Invalid rules change nothing."""
+    async def replace(
+        self, actor: Actor, program_id: int, program: Program, expected_rules_version: int = 0
+    ) -> int:
+        """Validate, then store; returns the new version. Invalid rules, or rules changed
+        since `expected_rules_version` (unless 0), change nothing."""
+        fields = Fields()
+        fields.positive("expected_rules_version", expected_rules_version, required=False)
+        fields.raise_if_any()
         validate_program(program)
-        version = await self._store.replace_rules(
-            business_id, program_id, program_document(program)
-        )
-        if version is None:
-            raise NotFound("no such program in this business", reason="PROGRAM_NOT_FOUND")
+        async with self._writes.writing(actor) as writing:
+            before = found(
+                await writing.locked(PROGRAMS, program_id), "program", "PROGRAM_NOT_FOUND"
+            )
+            current(
+                before,
+                expected_rules_version or before["rules_version"],
+                "program's rules",
+                "PROGRAM_NOT_FOUND",
+                version_column="rules_version",
+            )
+            after = await self._store.replace_rules(writing, program_id, program_document(program))
+            await writing.record("set_rules", PROGRAMS, program_id, before, after)
+        version: int = after["rules_version"]
         return version
 
     async def compiled(

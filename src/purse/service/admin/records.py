@@ -5,15 +5,20 @@
   ARCHIVED) and still be at the version the caller read (ABORTED VERSION_MISMATCH,
   AIP-154) — checked on the row locked in the writing transaction, so a lost update is
   impossible.
+* `live_parent`: what a request attaches a resource to (a point of sale's program, a
+  terminal's point of sale) must be a live row of the business: NOT_FOUND naming the
+  request field otherwise — checked on the parent locked in the writing transaction, so it
+  cannot be archived meanwhile.
 * `unique_fields`: a unique constraint the write broke becomes ALREADY_EXISTS naming the
   request field.
 * `Page`: keyset pages (AIP-158) over rows ordered by their id, with tokens tied to the
   list, the business and the filters.
+* `ResourceReads`: a resource read by its id and listed by pages, the same for each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -26,6 +31,7 @@ from purse.domain.errors import (
     invalid,
 )
 from purse.domain.pages import page_limit, page_start, page_token
+from purse.service import ports
 from purse.service.ports import UniqueConflict
 
 page_size_default = 50
@@ -42,14 +48,21 @@ def found(row: Row | None, what: str, reason: str) -> Row:
     return row
 
 
-def current(row: Row | None, expected_version: int, what: str, reason: str) -> Row:
-    """The locked row an update names, as the caller last read it."""
+def current(
+    row: Row | None,
+    expected_version: int,
+    what: str,
+    reason: str,
+    version_column: str = "version",
+) -> Row:
+    """The locked row an update names, as the caller last read it (its `version_column`:
+    a program's rules have a version of their own)."""
     row = found(row, what, reason)
     if row["archived_at"] is not None:
         raise FailedPrecondition(f"the {what} is archived", reason="ARCHIVED")
-    if row["version"] != expected_version:
+    if row[version_column] != expected_version:
         raise Aborted(
-            f"the {what} is at version {row['version']}, not {expected_version}:"
+            f"the {what} is at version {row[version_column]}, not {expected_version}:"
             " read it again and reapply the change",
             reason="VERSION_MISMATCH",
             retry_after_seconds=0,
@@ -57,10 +70,21 @@ def current(row: Row | None, expected_version: int, what: str, reason: str) -> R
     return row
 
 
+def live_parent(row: Row | None, field_path: str, what: str, reason: str) -> Row:
+    """The locked parent row a request names in `field_path`, unless missing or archived."""
+    if row is None or row["archived_at"] is not None:
+        raise NotFound(
+            f"{field_path}: no such {what} in this business, or it is archived",
+            reason=reason,
+            metadata={"field": field_path},
+        )
+    return row
+
+
 @contextmanager
 def unique_fields(constraints: Mapping[str, tuple[str, str, str]]) -> Iterator[None]:
     """Map a broken unique constraint to ALREADY_EXISTS: constraint name → (request field,
-    what it is, reason)."""
+    what exists already, reason)."""
     try:
         yield
     except UniqueConflict as conflict:
@@ -69,7 +93,7 @@ def unique_fields(constraints: Mapping[str, tuple[str, str, str]]) -> Iterator[N
             raise
         field_path, what, reason = named
         raise AlreadyExists(
-            f"{field_path}: this business has {what} already",
+            f"{field_path}: {what} exists already",
             reason=reason,
             metadata={"field": field_path},
         ) from conflict
@@ -107,3 +131,48 @@ def page_of(request: PageRequest, rows: Sequence[Row], key: str, item: Any) -> P
     kept = rows[: request.limit]
     token = page_token(request.query, str(kept[-1][key])) if more and kept else ""
     return Page(tuple(item(row) for row in kept), token)
+
+
+class ResourceReads(Generic[Item]):
+    """Reads of one kind of resource of a business: one by id (NOT_FOUND with the
+    resource's reason otherwise), and keyset pages, optionally within a parent."""
+
+    def __init__(
+        self,
+        reads: ports.BackOfficeReads,
+        table: ports.Table,
+        what: str,
+        not_found: str,
+        item: Callable[[ports.Row], Item],
+    ) -> None:
+        self._reads = reads
+        self._table = table
+        self._what = what
+        self._not_found = not_found
+        self._item = item
+
+    async def get(self, business_id: int, key: int) -> Item:
+        row = await self._reads.row(self._table, business_id, key)
+        return self._item(found(row, self._what, self._not_found))
+
+    async def page(
+        self,
+        business_id: int,
+        page_size: int,
+        token: str,
+        show_archived: bool,
+        within: tuple[str, int] | None = None,
+    ) -> Page[Item]:
+        """A page of the list, of the rows whose column `within[0]` is `within[1]` when
+        given (0 there: every row)."""
+        query: list[str | int] = [self._table.name, business_id, int(show_archived)]
+        equal = None
+        if within is not None and within[1]:
+            column, value = within
+            equal = {column: value}
+            query += [column, value]
+        request = PageRequest.of(page_size, token, query)
+        rows = await self._reads.page(
+            self._table, business_id, request.after, request.limit, show_archived, equal
+        )
+        return page_of(request, rows, self._table.key, self._item)

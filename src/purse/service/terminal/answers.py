@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from purse.domain.checks import Receipt
 from purse.domain.customers import Membership, Pocket, with_points_limit
 from purse.domain.errors import invalid
-from purse.domain.terminals import TerminalContext
+from purse.domain.terminals import NoticeChannel, TerminalContext
 from purse.domain.transactions import Balance, Effects, PocketKey, TransactionRecord
 from purse.service.operations import Notice, Outcome
 from purse.service.ports import CustomerReads, ProgramRules
@@ -62,11 +62,18 @@ class AnsweredMemberships:
         return Answer(record, await self.of(terminal, record.customer_id))
 
 
-def notice(membership: Membership | None, receipt: Receipt) -> Notice | None:
-    if membership is None or not (receipt.points_accrued or receipt.points_redeemed):
+def notice(
+    terminal: TerminalContext, membership: Membership | None, receipt: Receipt
+) -> Notice | None:
+    """What the customer is told of a sale that moved points, on the channel of the
+    terminal's program (none when the program tells nothing)."""
+    channel = terminal.notice_channel
+    if membership is None or channel is NoticeChannel.NONE:
+        return None
+    if not (receipt.points_accrued or receipt.points_redeemed):
         return None
     return Notice(
-        membership.customer_id, membership.phone, membership.language,
+        membership.customer_id, channel.value, membership.phone, membership.language,
         receipt.points_accrued, receipt.points_redeemed,
     )  # fmt: skip
 

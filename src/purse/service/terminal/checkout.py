@@ -379,7 +379,7 @@ class Checkout:
             if completed and customer_id is not None
             else None,
             messages=messages,
-            notice=notice(membership, receipt) if completed else None,
+            notice=notice(terminal, membership, receipt) if completed else None,
             new_pockets=new_pockets(membership, effects),
         )
         return sale, pin

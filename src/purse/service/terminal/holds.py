@@ -146,7 +146,7 @@ class Holds:
             statistics=Statistics(record.customer_id, 1, record.receipt.check_sum, confirmed=True)
             if confirmed and record.customer_id is not None
             else None,
-            notice=notice(membership, record.receipt) if confirmed else None,
+            notice=notice(terminal, membership, record.receipt) if confirmed else None,
         )
         if membership is not None:
             transition = replace(

@@ -182,16 +182,27 @@ class BackOfficeReads:
         )
 
     async def page(
-        self, table: Table, business_id: int, after_key: int, limit: int, show_archived: bool
+        self,
+        table: Table,
+        business_id: int,
+        after_key: int,
+        limit: int,
+        show_archived: bool,
+        equal: Mapping[str, object] | None = None,
     ) -> Sequence[Row]:
         """Rows in key order after `after_key`, at most `limit` + 1 (the extra one tells
-        whether another page follows); archived rows only when asked."""
-        archived = "" if show_archived else " AND archived_at IS NULL"
+        whether another page follows); archived rows only when asked; only rows whose
+        columns have the values `equal` names (a list within a parent)."""
+        archived = "" if show_archived else f" AND {table.archived_column} IS NULL"
+        equal = equal or {}
+        names = _column_names(equal) if equal else []
+        within = "".join(f" AND {name} = ${index}" for index, name in enumerate(names, 4))
         rows = await self._pool.fetch(
             f"SELECT * FROM {table.name} WHERE business_id = $1 AND {table.key} > $2{archived}"
-            f" ORDER BY {table.key} LIMIT $3",
+            f"{within} ORDER BY {table.key} LIMIT $3",
             business_id,
             after_key,
             limit + 1,
+            *equal.values(),
         )
         return [dict(row) for row in rows]

@@ -517,7 +517,7 @@ class _Writes:
             notice.language, notice.points_accrued, notice.points_redeemed, points.balance
         )
         message = Message(
-            notice.customer_id, "sms", "transaction", notice.phone, notice.language, text
+            notice.customer_id, notice.channel, "transaction", notice.phone, notice.language, text
         )
         self.messages.append((message, transaction_id))
 

@@ -22,6 +22,8 @@ from purse.domain.program import (
     TimeWindow,
     ValueKind,
 )
+from purse.service.ports import Row, Writing
+from purse.store.postgres.back_office import connection_of
 
 
 def program_document(program: Program) -> dict[str, Any]:
@@ -132,14 +134,16 @@ class ProgramStore:
         return version
 
     async def replace_rules(
-        self, business_id: int, program_id: int, document: dict[str, Any]
-    ) -> int | None:
-        """Store and return the new version; None when the business has no such program."""
-        version: int | None = await self._pool.fetchval(
+        self, writing: Writing, program_id: int, document: dict[str, Any]
+    ) -> Row:
+        """Store the rules of a program locked in `writing`; its row as it is now (the
+        program's own `version` stays: its settings did not change)."""
+        row = await connection_of(writing).fetchrow(
             "UPDATE loyalty_programs SET rules = $3, rules_version = rules_version + 1"
-            " WHERE business_id = $1 AND program_id = $2 RETURNING rules_version",
-            business_id,
+            " WHERE business_id = $1 AND program_id = $2 RETURNING *",
+            writing.actor.business_id,
             program_id,
             document,
         )
-        return version
+        assert row is not None, "replace the rules of a program locked in this transaction"
+        return dict(row)

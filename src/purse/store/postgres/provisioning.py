@@ -134,9 +134,16 @@ class Provisioning:
         )
 
     async def admin_api_key(self, business_id: int, key_digest: bytes, name: str) -> int:
+        """A key of the business's provisioned owner (`owner-<business id>`, who cannot
+        sign in until given a password), made on first use as migration 0009 makes it."""
         return await self._id(
-            "INSERT INTO admin_api_keys (business_id, key_hash, name)"
-            " VALUES ($1, $2, $3) RETURNING api_key_id",
+            "WITH owner AS ("
+            "  INSERT INTO administrators (business_id, login, name, role, password_hash)"
+            "  VALUES ($1::bigint, 'owner-' || $1::bigint, 'Owner', 'owner', '!')"
+            "  ON CONFLICT (login) DO UPDATE SET login = EXCLUDED.login"
+            "  RETURNING administrator_id"
+            ") INSERT INTO admin_api_keys (business_id, administrator_id, key_hash, name)"
+            "  SELECT $1, administrator_id, $2, $3 FROM owner RETURNING api_key_id",
             business_id,
             key_digest,
             name,

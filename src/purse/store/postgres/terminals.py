@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncpg
 
-from purse.domain.terminals import TerminalContext, TerminalKind
+from purse.domain.terminals import NoticeChannel, TerminalContext, TerminalKind
 
 _context_columns = """
     t.business_id, b.name AS business_name, t.point_of_sale_id,
     s.name AS point_of_sale_name, t.terminal_id, t.name AS terminal_name, t.kind,
     t.enabled, s.program_id, p.name AS program_name, b.currency, b.currency_exponent,
     b.phone_prefix, s.time_zone, p.enrols_unknown_phones, p.default_access_type,
+    p.notice_channel,
     substr(sha256(convert_to(t.password_hash, 'UTF8')), 1, 8) AS credential_stamp
 """
 _context_joins = """
@@ -20,6 +21,8 @@ _context_joins = """
       ON s.business_id = t.business_id AND s.point_of_sale_id = t.point_of_sale_id
     JOIN loyalty_programs p ON p.business_id = s.business_id AND p.program_id = s.program_id
 """
+# An archived terminal is not found: its password, tokens and keys stop working.
+_live = "t.archived_at IS NULL"
 
 
 def _context(row: asyncpg.Record) -> TerminalContext:
@@ -41,6 +44,7 @@ def _context(row: asyncpg.Record) -> TerminalContext:
         enrols_unknown_phones=row["enrols_unknown_phones"],
         default_access_type=row["default_access_type"],
         credential_stamp=bytes(row["credential_stamp"]),
+        notice_channel=NoticeChannel(row["notice_channel"]),
     )
 
 
@@ -52,7 +56,8 @@ class TerminalStore:
 
     async def for_sign_in(self, login: str) -> tuple[TerminalContext, str] | None:
         row = await self._pool.fetchrow(
-            f"SELECT {_context_columns}, t.password_hash {_context_joins} WHERE t.login = $1",
+            f"SELECT {_context_columns}, t.password_hash {_context_joins}"
+            f" WHERE t.login = $1 AND {_live}",
             login,
         )
         return None if row is None else (_context(row), row["password_hash"])
@@ -60,7 +65,7 @@ class TerminalStore:
     async def by_id(self, business_id: int, terminal_id: int) -> TerminalContext | None:
         row = await self._pool.fetchrow(
             f"SELECT {_context_columns} {_context_joins}"
-            " WHERE t.business_id = $1 AND t.terminal_id = $2",
+            f" WHERE t.business_id = $1 AND t.terminal_id = $2 AND {_live}",
             business_id,
             terminal_id,
         )
@@ -71,7 +76,7 @@ class TerminalStore:
             f"SELECT {_context_columns} {_context_joins}"
             " JOIN terminal_api_keys k"
             "   ON k.business_id = t.business_id AND k.terminal_id = t.terminal_id"
-            " WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+            f" WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND {_live}",
             key_digest,
         )
         return None if row is None else _context(row)

@@ -13,11 +13,17 @@ from purse.admin.v1 import admin_service_pb2 as pb
 from purse.admin.v1 import admin_service_pb2_grpc
 from purse.api.grpc.admin.calls import administrator_call
 from purse.api.grpc.admin.categories import CategoryCalls
+from purse.api.grpc.admin.loyalty_programs import ProgramCalls
+from purse.api.grpc.admin.points_of_sale import PointOfSaleCalls
 from purse.api.grpc.admin.programs import program_from_proto, program_to_proto
+from purse.api.grpc.admin.terminals import TerminalCalls
 from purse.api.grpc.common.calls import Context
 from purse.domain.administrators import Access, AdministratorContext
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.loyalty_programs import LoyaltyPrograms
+from purse.service.admin.points_of_sale import PointsOfSale
 from purse.service.admin.programs import Programs
+from purse.service.admin.terminals import TerminalApiKeys, Terminals
 from purse.service.authentication import AdministratorAuthenticator
 
 
@@ -28,15 +34,29 @@ class AdminUseCases:
     authenticator: AdministratorAuthenticator
     programs: Programs
     categories: CustomerCategories
+    loyalty_programs: LoyaltyPrograms
+    points_of_sale: PointsOfSale
+    terminals: Terminals
+    terminal_api_keys: TerminalApiKeys
 
 
-class AdminServicer(CategoryCalls, admin_service_pb2_grpc.AdminServiceServicer):
+class AdminServicer(
+    CategoryCalls,
+    ProgramCalls,
+    PointOfSaleCalls,
+    TerminalCalls,
+    admin_service_pb2_grpc.AdminServiceServicer,
+):
     """The control panel contract over gRPC."""
 
     def __init__(self, use_cases: AdminUseCases) -> None:
         self.authenticator = use_cases.authenticator
         self._programs = use_cases.programs
         self.categories = use_cases.categories
+        self.loyalty_programs = use_cases.loyalty_programs
+        self.points_of_sale = use_cases.points_of_sale
+        self.terminals = use_cases.terminals
+        self.terminal_api_keys = use_cases.terminal_api_keys
 
     @administrator_call(Access.READ)
     async def GetProgramRules(
@@ -58,5 +78,7 @@ class AdminServicer(CategoryCalls, admin_service_pb2_grpc.AdminServiceServicer):
         caller: AdministratorContext,
     ) -> pb.SetProgramRulesResponse:
         program = program_from_proto(request.rules, caller.currency)
-        version = await self._programs.replace(caller.business_id, request.program_id, program)
+        version = await self._programs.replace(
+            caller.actor, request.program_id, program, request.expected_rules_version
+        )
         return pb.SetProgramRulesResponse(rules_version=version)

@@ -9,6 +9,8 @@ from purse.v1 import terminal_service_pb2
 
 TERMINAL_KINDS = {
     TerminalKind.CASH_DESK: terminal_service_pb2.TERMINAL_KIND_CASH_DESK,
+    TerminalKind.POS_APP: terminal_service_pb2.TERMINAL_KIND_POS_APP,
+    TerminalKind.EXTERNAL_POS: terminal_service_pb2.TERMINAL_KIND_EXTERNAL_POS,
     TerminalKind.KIOSK: terminal_service_pb2.TERMINAL_KIND_KIOSK,
     TerminalKind.STEWARD: terminal_service_pb2.TERMINAL_KIND_STEWARD,
     TerminalKind.ONLINE: terminal_service_pb2.TERMINAL_KIND_ONLINE,

@@ -1,0 +1,145 @@
+"""Loyalty programs: create, read, list, update, archive.
+
+A program's settings here say what its points of sale do with customers at the till (enrol
+a phone the business does not know, the access new customers get) and how customers hear
+of their transactions (`notice_channel`). Its rules — and the settings that live in them:
+the hold deadline, cancelling completed sales, the no-PIN limit, the redemption share cap
+— are replaced whole by `Programs.replace`, under a version of their own, so changing the
+settings here never refuses a rules change or the other way round.
+
+A program that live points of sale run is not archived (IN_USE, saying how many): its row
+is locked while they are counted, and creating or moving a point of sale locks it too, so
+none slips in meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from purse.domain.administrators import Actor
+from purse.domain.customers import AccessType
+from purse.domain.errors import FailedPrecondition
+from purse.domain.setup import Fields
+from purse.domain.terminals import NoticeChannel
+from purse.service.admin.programs import PROGRAMS
+from purse.service.admin.records import ResourceReads, current
+from purse.service.ports import BackOfficeReads, BackOfficeWriting, Row, Writing
+
+_what = "program"
+_not_found = "PROGRAM_NOT_FOUND"
+# What customers enrolled at a till may get (a blacklisted enrolment makes no sense).
+access_types_at_enrolment = frozenset({AccessType.FULL, AccessType.LIMITED, AccessType.NONE})
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramDraft:
+    """What an administrator sets on a program; None: the request left an enum unset."""
+
+    name: str
+    enrols_unknown_phones: bool
+    default_access_type: AccessType | None
+    notice_channel: NoticeChannel | None
+
+
+@dataclass(frozen=True, slots=True)
+class LoyaltyProgram:
+    program_id: int
+    name: str
+    enrols_unknown_phones: bool
+    default_access_type: AccessType
+    notice_channel: NoticeChannel
+    rules_version: int
+    version: int
+    created_at: datetime
+    archived_at: datetime | None
+
+
+def validate(draft: ProgramDraft) -> None:
+    fields = Fields()
+    fields.name("program.name", draft.name)
+    if draft.default_access_type not in access_types_at_enrolment:
+        fields.wrong("program.default_access_type", "required: FULL, LIMITED or NONE")
+    if draft.notice_channel is None:
+        fields.wrong("program.notice_channel", "required")
+    fields.raise_if_any()
+
+
+def _columns(draft: ProgramDraft) -> dict[str, object]:
+    assert draft.default_access_type is not None and draft.notice_channel is not None
+    return {
+        "name": draft.name,
+        "enrols_unknown_phones": draft.enrols_unknown_phones,
+        "default_access_type": draft.default_access_type.value,
+        "notice_channel": draft.notice_channel.value,
+    }
+
+
+def _program(row: Row) -> LoyaltyProgram:
+    return LoyaltyProgram(
+        row["program_id"],
+        row["name"],
+        row["enrols_unknown_phones"],
+        AccessType(row["default_access_type"]),
+        NoticeChannel(row["notice_channel"]),
+        row["rules_version"],
+        row["version"],
+        row["created_at"],
+        row["archived_at"],
+    )
+
+
+class ProgramUsage(Protocol):
+    """Who runs a program (`purse.store.postgres.setup`)."""
+
+    async def points_of_sale_running(self, writing: Writing, program_id: int) -> int: ...
+
+
+class LoyaltyPrograms(ResourceReads[LoyaltyProgram]):
+    def __init__(
+        self, writes: BackOfficeWriting, reads: BackOfficeReads, usage: ProgramUsage
+    ) -> None:
+        super().__init__(reads, PROGRAMS, _what, _not_found, _program)
+        self._writes = writes
+        self._usage = usage
+
+    async def create(self, actor: Actor, draft: ProgramDraft) -> LoyaltyProgram:
+        validate(draft)
+        async with self._writes.writing(actor) as writing:
+            row = await writing.inserted(PROGRAMS, _columns(draft))
+            await writing.record("create", PROGRAMS, row["program_id"], None, row)
+        return _program(row)
+
+    async def update(
+        self, actor: Actor, program_id: int, expected_version: int, draft: ProgramDraft
+    ) -> LoyaltyProgram:
+        fields = Fields()
+        fields.expected_version(expected_version)
+        fields.raise_if_any()
+        validate(draft)
+        async with self._writes.writing(actor) as writing:
+            before = current(
+                await writing.locked(PROGRAMS, program_id), expected_version, _what, _not_found
+            )
+            after = await writing.updated(PROGRAMS, program_id, _columns(draft))
+            await writing.record("update", PROGRAMS, program_id, before, after)
+        return _program(after)
+
+    async def archive(self, actor: Actor, program_id: int, expected_version: int) -> LoyaltyProgram:
+        fields = Fields()
+        fields.expected_version(expected_version)
+        fields.raise_if_any()
+        async with self._writes.writing(actor) as writing:
+            before = current(
+                await writing.locked(PROGRAMS, program_id), expected_version, _what, _not_found
+            )
+            running = await self._usage.points_of_sale_running(writing, program_id)
+            if running:
+                raise FailedPrecondition(
+                    f"{running} points of sale run this program: move or archive them first",
+                    reason="IN_USE",
+                )
+            after = await writing.archived(PROGRAMS, program_id)
+            await writing.record("archive", PROGRAMS, program_id, before, after)
+        return _program(after)
