@@ -85,7 +85,13 @@ _PROTO_FIELD_NAMES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             r"^program\.(rules\[\d+\]\.selector)\.check_sum_min$",
             r"rules.\1.check_sum_min_minor_units",
         ),
-        (r"^program\.(.+)$", r"rules.\1"),
+        # Only the rules' own fields: `program.name` … are the Program resource's paths.
+        (
+            r"^program\.((?:rules|accrual_base|point_value_minor_units_per_point"
+            r"|redemption_share_max_basis_points|hold_seconds|cancel_completed_sales"
+            r"|currency)\b.*)$",
+            r"rules.\1",
+        ),
     )
 )
 
