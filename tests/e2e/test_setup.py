@@ -577,3 +577,48 @@ async def test_transaction_notices_go_on_the_programs_channel(
         business.business_id,
     )
     assert [row["channel"] for row in rows] == stored
+
+
+async def test_customer_categories_share_the_versioned_flow(
+    stub: AdminServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    """The worked example, on the same `Resources` flow as the setup."""
+    created = await stub.CreateCustomerCategory(
+        admin.CreateCustomerCategoryRequest(
+            category=admin.CustomerCategory(name="Gold", title={"en": "Gold"}, is_default=True)
+        ),
+        metadata=auth(business),
+    )
+    gold = created.category
+    listed = await stub.ListCustomerCategories(
+        admin.ListCustomerCategoriesRequest(), metadata=auth(business)
+    )
+    assert [(each.name, each.is_default) for each in listed.categories] == [
+        ("New customers", False),
+        ("Gold", True),
+    ]
+    error = await refused(
+        stub.ArchiveCustomerCategory(
+            admin.ArchiveCustomerCategoryRequest(category_id=gold.category_id, expected_version=1),
+            metadata=auth(business),
+        )
+    )
+    assert error_reason(error) == "IN_USE"
+    renamed = admin.CustomerCategory(category_id=gold.category_id, name="Platinum", is_default=True)
+    updated = await stub.UpdateCustomerCategory(
+        admin.UpdateCustomerCategoryRequest(category=renamed, expected_version=1),
+        metadata=auth(business),
+    )
+    assert (updated.category.name, updated.category.version) == ("Platinum", 2)
+    error = await refused(
+        stub.UpdateCustomerCategory(
+            admin.UpdateCustomerCategoryRequest(
+                category=admin.CustomerCategory(category_id=gold.category_id, name=""),
+                expected_version=0,
+            ),
+            metadata=auth(business),
+        )
+    )
+    assert set(field_violations(error)) == {"category.name", "expected_version"}
+    entries = await audit_entries(pool, business, "customer_categories")
+    assert [entry["action"] for entry in entries] == ["update", "create", "update"]

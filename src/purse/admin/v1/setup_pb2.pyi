@@ -71,7 +71,8 @@ class Program(_message.Message):
     holds its points (`hold_seconds`), whether completed sales may be cancelled, the points
     redeemable without a PIN and the share of a check points may pay — are ProgramRules,
     read with GetProgramRules and replaced whole with SetProgramRules. Accrued points do
-    not expire; expiring points are credited as separate lots.
+    not expire; expiring points are credited as separate lots. Terminals see a change of
+    these fields within the terminal cache time.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

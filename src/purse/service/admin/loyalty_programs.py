@@ -24,11 +24,9 @@ from purse.domain.errors import FailedPrecondition
 from purse.domain.setup import Fields
 from purse.domain.terminals import NoticeChannel
 from purse.service.admin.programs import PROGRAMS
-from purse.service.admin.records import ResourceReads, current
+from purse.service.admin.records import Resources
 from purse.service.ports import BackOfficeReads, BackOfficeWriting, Row, Writing
 
-_what = "program"
-_not_found = "PROGRAM_NOT_FOUND"
 # What customers enrolled at a till may get (a blacklisted enrolment makes no sense).
 access_types_at_enrolment = frozenset({AccessType.FULL, AccessType.LIMITED, AccessType.NONE})
 
@@ -56,14 +54,19 @@ class LoyaltyProgram:
     archived_at: datetime | None
 
 
-def validate(draft: ProgramDraft) -> None:
+def violations(draft: ProgramDraft) -> Fields:
+    """The draft's wrong fields, collected (an update adds its version's)."""
     fields = Fields()
     fields.name("program.name", draft.name)
     if draft.default_access_type not in access_types_at_enrolment:
         fields.wrong("program.default_access_type", "required: FULL, LIMITED or NONE")
     if draft.notice_channel is None:
         fields.wrong("program.notice_channel", "required")
-    fields.raise_if_any()
+    return fields
+
+
+def validate(draft: ProgramDraft) -> None:
+    violations(draft).raise_if_any()
 
 
 def _columns(draft: ProgramDraft) -> dict[str, object]:
@@ -96,50 +99,31 @@ class ProgramUsage(Protocol):
     async def points_of_sale_running(self, writing: Writing, program_id: int) -> int: ...
 
 
-class LoyaltyPrograms(ResourceReads[LoyaltyProgram]):
+class LoyaltyPrograms(Resources[LoyaltyProgram]):
     def __init__(
         self, writes: BackOfficeWriting, reads: BackOfficeReads, usage: ProgramUsage
     ) -> None:
-        super().__init__(reads, PROGRAMS, _what, _not_found, _program)
-        self._writes = writes
+        super().__init__(writes, reads, PROGRAMS, "program", "PROGRAM_NOT_FOUND", _program)
         self._usage = usage
 
     async def create(self, actor: Actor, draft: ProgramDraft) -> LoyaltyProgram:
         validate(draft)
         async with self._writes.writing(actor) as writing:
-            row = await writing.inserted(PROGRAMS, _columns(draft))
-            await writing.record("create", PROGRAMS, row["program_id"], None, row)
-        return _program(row)
+            return await self.inserted(writing, _columns(draft))
 
     async def update(
         self, actor: Actor, program_id: int, expected_version: int, draft: ProgramDraft
     ) -> LoyaltyProgram:
-        fields = Fields()
-        fields.expected_version(expected_version)
-        fields.raise_if_any()
-        validate(draft)
-        async with self._writes.writing(actor) as writing:
-            before = current(
-                await writing.locked(PROGRAMS, program_id), expected_version, _what, _not_found
-            )
-            after = await writing.updated(PROGRAMS, program_id, _columns(draft))
-            await writing.record("update", PROGRAMS, program_id, before, after)
-        return _program(after)
+        fields = violations(draft)
+        async with self.changing(actor, program_id, expected_version, fields) as (writing, before):
+            return await self.updated(writing, before, _columns(draft))
 
     async def archive(self, actor: Actor, program_id: int, expected_version: int) -> LoyaltyProgram:
-        fields = Fields()
-        fields.expected_version(expected_version)
-        fields.raise_if_any()
-        async with self._writes.writing(actor) as writing:
-            before = current(
-                await writing.locked(PROGRAMS, program_id), expected_version, _what, _not_found
-            )
+        async with self.changing(actor, program_id, expected_version) as (writing, before):
             running = await self._usage.points_of_sale_running(writing, program_id)
             if running:
                 raise FailedPrecondition(
                     f"{running} points of sale run this program: move or archive them first",
                     reason="IN_USE",
                 )
-            after = await writing.archived(PROGRAMS, program_id)
-            await writing.record("archive", PROGRAMS, program_id, before, after)
-        return _program(after)
+            return await self.archived(writing, before)

@@ -18,12 +18,10 @@ from purse.domain.administrators import Actor
 from purse.domain.errors import FailedPrecondition
 from purse.domain.setup import Fields, address_characters_max, name_characters_max
 from purse.service.admin.programs import PROGRAMS
-from purse.service.admin.records import ResourceReads, current, live_parent
+from purse.service.admin.records import Resources, live_parent
 from purse.service.ports import BackOfficeReads, BackOfficeWriting, Row, Table, Writing
 
 POINTS_OF_SALE = Table("points_of_sale", "point_of_sale_id")
-_what = "point of sale"
-_not_found = "POINT_OF_SALE_NOT_FOUND"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +52,8 @@ class PointOfSale:
     archived_at: datetime | None
 
 
-def validate(draft: PointOfSaleDraft) -> None:
+def violations(draft: PointOfSaleDraft) -> Fields:
+    """The draft's wrong fields, collected (an update adds its version's)."""
     fields = Fields()
     fields.positive("point_of_sale.program_id", draft.program_id)
     fields.name("point_of_sale.name", draft.name)
@@ -62,7 +61,11 @@ def validate(draft: PointOfSaleDraft) -> None:
     fields.localized("point_of_sale.title", draft.title, name_characters_max)
     fields.localized("point_of_sale.description", draft.description)
     fields.localized("point_of_sale.address", draft.address, address_characters_max)
-    fields.raise_if_any()
+    return fields
+
+
+def validate(draft: PointOfSaleDraft) -> None:
+    violations(draft).raise_if_any()
 
 
 def _columns(draft: PointOfSaleDraft) -> dict[str, object]:
@@ -108,60 +111,38 @@ async def _lock_program(writing: Writing, program_id: int) -> None:
     )
 
 
-class PointsOfSale(ResourceReads[PointOfSale]):
+class PointsOfSale(Resources[PointOfSale]):
     def __init__(
         self, writes: BackOfficeWriting, reads: BackOfficeReads, usage: PointOfSaleUsage
     ) -> None:
-        super().__init__(reads, POINTS_OF_SALE, _what, _not_found, _point_of_sale)
-        self._writes = writes
+        super().__init__(
+            writes, reads, POINTS_OF_SALE, "point of sale", "POINT_OF_SALE_NOT_FOUND",
+            _point_of_sale,
+        )  # fmt: skip
         self._usage = usage
 
     async def create(self, actor: Actor, draft: PointOfSaleDraft) -> PointOfSale:
         validate(draft)
         async with self._writes.writing(actor) as writing:
             await _lock_program(writing, draft.program_id)
-            row = await writing.inserted(POINTS_OF_SALE, _columns(draft))
-            await writing.record("create", POINTS_OF_SALE, row["point_of_sale_id"], None, row)
-        return _point_of_sale(row)
+            return await self.inserted(writing, _columns(draft))
 
     async def update(
         self, actor: Actor, point_of_sale_id: int, expected_version: int, draft: PointOfSaleDraft
     ) -> PointOfSale:
-        fields = Fields()
-        fields.expected_version(expected_version)
-        fields.raise_if_any()
-        validate(draft)
-        async with self._writes.writing(actor) as writing:
-            before = current(
-                await writing.locked(POINTS_OF_SALE, point_of_sale_id),
-                expected_version,
-                _what,
-                _not_found,
-            )
+        changing = self.changing(actor, point_of_sale_id, expected_version, violations(draft))
+        async with changing as (writing, before):
             await _lock_program(writing, draft.program_id)
-            after = await writing.updated(POINTS_OF_SALE, point_of_sale_id, _columns(draft))
-            await writing.record("update", POINTS_OF_SALE, point_of_sale_id, before, after)
-        return _point_of_sale(after)
+            return await self.updated(writing, before, _columns(draft))
 
     async def archive(
         self, actor: Actor, point_of_sale_id: int, expected_version: int
     ) -> PointOfSale:
-        fields = Fields()
-        fields.expected_version(expected_version)
-        fields.raise_if_any()
-        async with self._writes.writing(actor) as writing:
-            before = current(
-                await writing.locked(POINTS_OF_SALE, point_of_sale_id),
-                expected_version,
-                _what,
-                _not_found,
-            )
+        async with self.changing(actor, point_of_sale_id, expected_version) as (writing, before):
             terminals = await self._usage.terminals_at(writing, point_of_sale_id)
             if terminals:
                 raise FailedPrecondition(
                     f"{terminals} terminals work at this point of sale: move or archive them first",
                     reason="IN_USE",
                 )
-            after = await writing.archived(POINTS_OF_SALE, point_of_sale_id)
-            await writing.record("archive", POINTS_OF_SALE, point_of_sale_id, before, after)
-        return _point_of_sale(after)
+            return await self.archived(writing, before)

@@ -25,7 +25,7 @@ from purse.domain.errors import FailedPrecondition
 from purse.domain.setup import Fields
 from purse.domain.terminals import TerminalKind
 from purse.service.admin.points_of_sale import POINTS_OF_SALE
-from purse.service.admin.records import ResourceReads, current, found, live_parent, unique_fields
+from purse.service.admin.records import Resources, found, live_parent, unique_fields
 from purse.service.ports import BackOfficeReads, BackOfficeWriting, Row, Table, Writing
 
 TERMINALS = Table("terminals", "terminal_id", secret_columns=frozenset({"password_hash"}))
@@ -35,8 +35,9 @@ API_KEYS = Table(
     secret_columns=frozenset({"key_hash"}),
     archived_column="revoked_at",
 )
-_what = "terminal"
-_not_found = "TERMINAL_NOT_FOUND"
+# (what it is, the reason when it is not found)
+_terminal_names = ("terminal", "TERMINAL_NOT_FOUND")
+_key_names = ("API key", "API_KEY_NOT_FOUND")
 _logins = {
     "terminals_login_key": (
         "terminal.login",
@@ -78,23 +79,23 @@ class TerminalApiKey:
     revoked_at: datetime | None
 
 
-def validate(draft: TerminalDraft) -> None:
+def violations(draft: TerminalDraft) -> Fields:
+    """The draft's wrong fields, collected (an update adds its version's)."""
     fields = Fields()
-    _draft_fields(fields, draft)
-    fields.raise_if_any()
-
-
-def _draft_fields(fields: Fields, draft: TerminalDraft) -> None:
     fields.positive("terminal.point_of_sale_id", draft.point_of_sale_id)
     fields.name("terminal.name", draft.name)
     if draft.kind is None:
         fields.wrong("terminal.kind", "required")
+    return fields
+
+
+def validate(draft: TerminalDraft) -> None:
+    violations(draft).raise_if_any()
 
 
 def validate_new(draft: TerminalDraft, login: str, password: str) -> None:
     """A new terminal: its settings, its login and its first password."""
-    fields = Fields()
-    _draft_fields(fields, draft)
+    fields = violations(draft)
     fields.login("terminal.login", login)
     fields.password("password", password)
     fields.raise_if_any()
@@ -146,16 +147,15 @@ async def _lock_point_of_sale(writing: Writing, point_of_sale_id: int) -> None:
 
 async def _live_terminal(writing: Writing, terminal_id: int) -> Row:
     """The terminal, locked: NOT_FOUND, or FAILED_PRECONDITION ARCHIVED."""
-    row = found(await writing.locked(TERMINALS, terminal_id), _what, _not_found)
+    row = found(await writing.locked(TERMINALS, terminal_id), *_terminal_names)
     if row["archived_at"] is not None:
         raise FailedPrecondition("the terminal is archived", reason="ARCHIVED")
     return row
 
 
-class Terminals(ResourceReads[Terminal]):
+class Terminals(Resources[Terminal]):
     def __init__(self, writes: BackOfficeWriting, reads: BackOfficeReads) -> None:
-        super().__init__(reads, TERMINALS, _what, _not_found, _terminal)
-        self._writes = writes
+        super().__init__(writes, reads, TERMINALS, *_terminal_names, _terminal)
 
     async def create(
         self, actor: Actor, draft: TerminalDraft, login: str, password: str
@@ -165,39 +165,21 @@ class Terminals(ResourceReads[Terminal]):
         async with self._writes.writing(actor) as writing:
             await _lock_point_of_sale(writing, draft.point_of_sale_id)
             with unique_fields(_logins):
-                row = await writing.inserted(
-                    TERMINALS, {**_columns(draft), "login": login, "password_hash": password_hash}
+                return await self.inserted(
+                    writing, {**_columns(draft), "login": login, "password_hash": password_hash}
                 )
-            await writing.record("create", TERMINALS, row["terminal_id"], None, row)
-        return _terminal(row)
 
     async def update(
         self, actor: Actor, terminal_id: int, expected_version: int, draft: TerminalDraft
     ) -> Terminal:
-        fields = Fields()
-        fields.expected_version(expected_version)
-        fields.raise_if_any()
-        validate(draft)
-        async with self._writes.writing(actor) as writing:
-            before = current(
-                await writing.locked(TERMINALS, terminal_id), expected_version, _what, _not_found
-            )
+        changing = self.changing(actor, terminal_id, expected_version, violations(draft))
+        async with changing as (writing, before):
             await _lock_point_of_sale(writing, draft.point_of_sale_id)
-            after = await writing.updated(TERMINALS, terminal_id, _columns(draft))
-            await writing.record("update", TERMINALS, terminal_id, before, after)
-        return _terminal(after)
+            return await self.updated(writing, before, _columns(draft))
 
     async def archive(self, actor: Actor, terminal_id: int, expected_version: int) -> Terminal:
-        fields = Fields()
-        fields.expected_version(expected_version)
-        fields.raise_if_any()
-        async with self._writes.writing(actor) as writing:
-            before = current(
-                await writing.locked(TERMINALS, terminal_id), expected_version, _what, _not_found
-            )
-            after = await writing.archived(TERMINALS, terminal_id)
-            await writing.record("archive", TERMINALS, terminal_id, before, after)
-        return _terminal(after)
+        async with self.changing(actor, terminal_id, expected_version) as (writing, before):
+            return await self.archived(writing, before)
 
     async def set_password(self, actor: Actor, terminal_id: int, new_password: str) -> Terminal:
         """A new password; tokens signed in with the old one are refused from then on."""
@@ -218,14 +200,13 @@ class KeyRevocation(Protocol):
     async def revoked_key(self, writing: Writing, api_key_id: int) -> Row: ...
 
 
-class TerminalApiKeys(ResourceReads[TerminalApiKey]):
+class TerminalApiKeys(Resources[TerminalApiKey]):
     """A terminal's API keys: each shown once, stored as its SHA-256 digest."""
 
     def __init__(
         self, writes: BackOfficeWriting, reads: BackOfficeReads, revocation: KeyRevocation
     ) -> None:
-        super().__init__(reads, API_KEYS, "API key", "API_KEY_NOT_FOUND", _api_key)
-        self._writes = writes
+        super().__init__(writes, reads, API_KEYS, *_key_names, _api_key)
         self._revocation = revocation
 
     async def create(self, actor: Actor, terminal_id: int, name: str) -> tuple[TerminalApiKey, str]:
@@ -235,15 +216,12 @@ class TerminalApiKeys(ResourceReads[TerminalApiKey]):
         fields.raise_if_any()
         async with self._writes.writing(actor) as writing:
             await _live_terminal(writing, terminal_id)
-            row, secret = await _new_key(writing, terminal_id, name)
-        return _api_key(row), secret
+            return await self._new_key(writing, terminal_id, name)
 
     async def revoke(self, actor: Actor, api_key_id: int) -> TerminalApiKey:
         """Revoke a key; a revoked one stays as it is."""
         async with self._writes.writing(actor) as writing:
-            before = found(
-                await writing.locked(API_KEYS, api_key_id), "API key", "API_KEY_NOT_FOUND"
-            )
+            before = found(await writing.locked(API_KEYS, api_key_id), *_key_names)
             if before["revoked_at"] is not None:
                 return _api_key(before)
             after = await self._revoke(writing, before)
@@ -252,17 +230,14 @@ class TerminalApiKeys(ResourceReads[TerminalApiKey]):
     async def rotate(self, actor: Actor, api_key_id: int) -> tuple[TerminalApiKey, str]:
         """Revoke a working key and create its replacement (same terminal and name)."""
         async with self._writes.writing(actor) as writing:
-            before = found(
-                await writing.locked(API_KEYS, api_key_id), "API key", "API_KEY_NOT_FOUND"
-            )
+            before = found(await writing.locked(API_KEYS, api_key_id), *_key_names)
             if before["revoked_at"] is not None:
                 raise FailedPrecondition(
                     "the API key is revoked: create a new one", reason="API_KEY_REVOKED"
                 )
             await _live_terminal(writing, before["terminal_id"])
             await self._revoke(writing, before)
-            row, secret = await _new_key(writing, before["terminal_id"], before["name"])
-        return _api_key(row), secret
+            return await self._new_key(writing, before["terminal_id"], before["name"])
 
     async def _revoke(self, writing: Writing, before: Row) -> Row:
         key = before["api_key_id"]
@@ -270,12 +245,12 @@ class TerminalApiKeys(ResourceReads[TerminalApiKey]):
         await writing.record("revoke", API_KEYS, key, before, after)
         return after
 
-
-async def _new_key(writing: Writing, terminal_id: int, name: str) -> tuple[Row, str]:
-    secret = credentials.new_api_key()
-    row = await writing.inserted(
-        API_KEYS,
-        {"terminal_id": terminal_id, "name": name, "key_hash": credentials.api_key_digest(secret)},
-    )
-    await writing.record("create", API_KEYS, row["api_key_id"], None, row)
-    return row, secret
+    async def _new_key(
+        self, writing: Writing, terminal_id: int, name: str
+    ) -> tuple[TerminalApiKey, str]:
+        secret = credentials.new_api_key()
+        digest = credentials.api_key_digest(secret)
+        created = await self.inserted(
+            writing, {"terminal_id": terminal_id, "name": name, "key_hash": digest}
+        )
+        return created, secret
