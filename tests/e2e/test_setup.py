@@ -154,6 +154,15 @@ async def test_programs_are_created_read_paged_updated_and_archived_with_their_a
     )
     assert created[1].program_id not in [program.program_id for program in live.programs]
     assert created[1].program_id in [program.program_id for program in everything.programs]
+    error = await refused(
+        stub.SetProgramRules(
+            admin.SetProgramRulesRequest(
+                program_id=created[1].program_id, rules=admin.ProgramRules()
+            ),
+            metadata=auth(business),
+        )
+    )
+    assert (error.code(), error_reason(error)) == (grpc.StatusCode.FAILED_PRECONDITION, "ARCHIVED")
 
     entries = await audit_entries(pool, business, "loyalty_programs")
     assert [(entry["action"], int(entry["resource_id"])) for entry in entries] == [
