@@ -11,11 +11,15 @@ from dataclasses import dataclass
 
 from purse.admin.v1 import admin_service_pb2 as pb
 from purse.admin.v1 import admin_service_pb2_grpc
+from purse.api.grpc.admin.access import AccessCalls
+from purse.api.grpc.admin.business import BusinessCalls
 from purse.api.grpc.admin.calls import administrator_call
 from purse.api.grpc.admin.categories import CategoryCalls
 from purse.api.grpc.admin.programs import program_from_proto, program_to_proto
 from purse.api.grpc.common.calls import Context
 from purse.domain.administrators import Access, AdministratorContext
+from purse.service.admin.administrators import Administrators
+from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
 from purse.service.admin.programs import Programs
 from purse.service.authentication import AdministratorAuthenticator
@@ -26,15 +30,24 @@ class AdminUseCases:
     """Everything the control panel calls, built at the composition root."""
 
     authenticator: AdministratorAuthenticator
+    administrators: Administrators
+    businesses: Businesses
     programs: Programs
     categories: CustomerCategories
 
 
-class AdminServicer(CategoryCalls, admin_service_pb2_grpc.AdminServiceServicer):
+class AdminServicer(
+    AccessCalls,
+    BusinessCalls,
+    CategoryCalls,
+    admin_service_pb2_grpc.AdminServiceServicer,
+):
     """The control panel contract over gRPC."""
 
     def __init__(self, use_cases: AdminUseCases) -> None:
         self.authenticator = use_cases.authenticator
+        self.administrators = use_cases.administrators
+        self.businesses = use_cases.businesses
         self._programs = use_cases.programs
         self.categories = use_cases.categories
 
