@@ -45,6 +45,7 @@ from purse.platform.v1 import platform_service_pb2, platform_service_pb2_grpc
 from purse.service.admin.administrators import Administrators
 from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.customers import CustomerCards
 from purse.service.admin.programs import Programs
 from purse.service.authentication import (
     AdministratorAuthenticator,
@@ -78,6 +79,7 @@ from purse.store.postgres.businesses import BusinessStore
 from purse.store.postgres.calculation_inputs import CalculationInputStore
 from purse.store.postgres.catalogue import CatalogueStore
 from purse.store.postgres.categories import CategoryStore
+from purse.store.postgres.customer_card import CustomerCardStore
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.outbox import OutboxStore
 from purse.store.postgres.programs import ProgramStore
@@ -243,6 +245,7 @@ class Application:
         )
         self.grpc_port = 0
         self.writer: BatchWriter | None = None
+        self.changes = UnitOfWork()
         self.maintenance: Maintenance | None = None
         self.unary: UnaryProcessing | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -346,6 +349,13 @@ class Application:
             businesses=Businesses(writes, reads, BusinessStore()),
             programs=programs,
             categories=CustomerCategories(writes, reads, CategoryStore()),
+            customers=CustomerCards(
+                writes,
+                CustomerStore(pool),
+                CustomerCardStore(pool),
+                History(TransactionStore(pool)),
+                self.changes,
+            ),
         )
 
     def _terminal_servicer(
@@ -372,7 +382,7 @@ class Application:
                 self.registry,
             )
         # Every write path tells the balance cache through it, after its commit.
-        changes = UnitOfWork(cache)
+        changes = self.changes = UnitOfWork(cache)
         identification = IdentificationService(
             customers=CustomerStore(pool),
             steward_codes=StewardCodes(client, settings.steward_code_lifetime_seconds),

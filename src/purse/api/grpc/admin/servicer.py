@@ -15,12 +15,14 @@ from purse.api.grpc.admin.access import AccessCalls
 from purse.api.grpc.admin.business import BusinessCalls
 from purse.api.grpc.admin.calls import administrator_call
 from purse.api.grpc.admin.categories import CategoryCalls
+from purse.api.grpc.admin.customers import CustomerCalls
 from purse.api.grpc.admin.programs import program_from_proto, program_to_proto
 from purse.api.grpc.common.calls import Context
 from purse.domain.administrators import Access, AdministratorContext
 from purse.service.admin.administrators import Administrators
 from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.customers import CustomerCards
 from purse.service.admin.programs import Programs
 from purse.service.authentication import AdministratorAuthenticator
 
@@ -34,12 +36,14 @@ class AdminUseCases:
     businesses: Businesses
     programs: Programs
     categories: CustomerCategories
+    customers: CustomerCards
 
 
 class AdminServicer(
     AccessCalls,
     BusinessCalls,
     CategoryCalls,
+    CustomerCalls,
     admin_service_pb2_grpc.AdminServiceServicer,
 ):
     """The control panel contract over gRPC."""
@@ -50,6 +54,7 @@ class AdminServicer(
         self.businesses = use_cases.businesses
         self._programs = use_cases.programs
         self.categories = use_cases.categories
+        self.customers = use_cases.customers
 
     @administrator_call(Access.READ)
     async def GetProgramRules(
