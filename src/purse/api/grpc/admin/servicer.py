@@ -11,15 +11,21 @@ from dataclasses import dataclass
 
 from purse.admin.v1 import admin_service_pb2 as pb
 from purse.admin.v1 import admin_service_pb2_grpc
+from purse.api.grpc.admin.access import AccessCalls
+from purse.api.grpc.admin.business import BusinessCalls
 from purse.api.grpc.admin.calls import administrator_call
 from purse.api.grpc.admin.categories import CategoryCalls
+from purse.api.grpc.admin.customers import CustomerCalls
 from purse.api.grpc.admin.loyalty_programs import ProgramCalls
 from purse.api.grpc.admin.points_of_sale import PointOfSaleCalls
 from purse.api.grpc.admin.programs import program_from_proto, program_to_proto
 from purse.api.grpc.admin.terminals import TerminalCalls
 from purse.api.grpc.common.calls import Context
 from purse.domain.administrators import Access, AdministratorContext
+from purse.service.admin.administrators import Administrators
+from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.customers import CustomerCards
 from purse.service.admin.loyalty_programs import LoyaltyPrograms
 from purse.service.admin.points_of_sale import PointsOfSale
 from purse.service.admin.programs import Programs
@@ -32,8 +38,11 @@ class AdminUseCases:
     """Everything the control panel calls, built at the composition root."""
 
     authenticator: AdministratorAuthenticator
+    administrators: Administrators
+    businesses: Businesses
     programs: Programs
     categories: CustomerCategories
+    customers: CustomerCards
     loyalty_programs: LoyaltyPrograms
     points_of_sale: PointsOfSale
     terminals: Terminals
@@ -41,7 +50,10 @@ class AdminUseCases:
 
 
 class AdminServicer(
+    AccessCalls,
+    BusinessCalls,
     CategoryCalls,
+    CustomerCalls,
     ProgramCalls,
     PointOfSaleCalls,
     TerminalCalls,
@@ -51,8 +63,11 @@ class AdminServicer(
 
     def __init__(self, use_cases: AdminUseCases) -> None:
         self.authenticator = use_cases.authenticator
+        self.administrators = use_cases.administrators
+        self.businesses = use_cases.businesses
         self._programs = use_cases.programs
         self.categories = use_cases.categories
+        self.customers = use_cases.customers
         self.loyalty_programs = use_cases.loyalty_programs
         self.points_of_sale = use_cases.points_of_sale
         self.terminals = use_cases.terminals
