@@ -362,7 +362,7 @@ class Application:
             ),
             loyalty_programs=LoyaltyPrograms(writes, reads, SetupStore()),
             points_of_sale=PointsOfSale(writes, reads, SetupStore()),
-            terminals=Terminals(writes, reads),
+            terminals=Terminals(writes, reads, SetupStore()),
             terminal_api_keys=TerminalApiKeys(writes, reads, SetupStore()),
         )
 

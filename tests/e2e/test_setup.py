@@ -468,16 +468,21 @@ async def test_api_keys_are_shown_once_revoked_and_rotated(
     for secret in (created.secret, rotated.secret):
         error = await refused(terminal_stub.GetTerminalSettings(settings, metadata=bearer(secret)))
         assert error_reason(error) == "API_KEY_INVALID"
-    error = await refused(
+    for call in (
         stub.RotateTerminalApiKey(
             setup.RotateTerminalApiKeyRequest(api_key_id=created.api_key.api_key_id),
             metadata=auth(business),
+        ),
+        stub.RevokeTerminalApiKey(
+            setup.RevokeTerminalApiKeyRequest(api_key_id=rotated.api_key.api_key_id),
+            metadata=auth(business),
+        ),
+    ):
+        error = await refused(call)
+        assert (error.code(), error_reason(error)) == (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "ARCHIVED",
         )
-    )
-    assert (error.code(), error_reason(error)) == (
-        grpc.StatusCode.FAILED_PRECONDITION,
-        "API_KEY_REVOKED",
-    )
 
     listed = await stub.ListTerminalApiKeys(
         setup.ListTerminalApiKeysRequest(terminal_id=terminal.terminal_id, show_revoked=True),
@@ -533,6 +538,10 @@ async def test_a_disabled_or_archived_terminal_stops_authenticating(
         metadata=auth(business),
     )
     assert archived.terminal.HasField("archive_time")
+    keys = await stub.ListTerminalApiKeys(
+        setup.ListTerminalApiKeysRequest(terminal_id=desk.terminal_id), metadata=auth(business)
+    )
+    assert list(keys.api_keys) == []  # revoked with the terminal
     await asyncio.sleep(terminal_cache_passed_seconds)
     error = await refused(
         terminal_stub.GetTerminalSettings(settings, metadata=bearer(desk.api_key))

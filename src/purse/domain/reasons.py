@@ -120,7 +120,6 @@ ERROR_REASONS: Final[Mapping[str, str]] = {
     # The back office: setup.
     "POINT_OF_SALE_NOT_FOUND": "no such point of sale in this business, or it is archived",
     "TERMINAL_NOT_FOUND": "no such terminal in this business",
-    "API_KEY_REVOKED": "the API key is revoked already; create a new one",
     # The server.
     "QUEUE_FULL": "the write queue stayed full until the deadline",
     "SHUTTING_DOWN": "the server is shutting down; retry on another",

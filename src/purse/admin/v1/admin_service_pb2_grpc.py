@@ -539,7 +539,7 @@ class AdminServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ArchiveTerminal(self, request, context):
-        """Archives a terminal: its password, tokens and API keys stop working.
+        """Archives a terminal: its password and tokens stop working, its API keys are revoked.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

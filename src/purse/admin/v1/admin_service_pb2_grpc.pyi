@@ -142,7 +142,7 @@ class AdminServiceStub:
     UpdateTerminal: _grpc.UnaryUnaryMultiCallable[_setup_pb2.UpdateTerminalRequest, _setup_pb2.UpdateTerminalResponse]
     """Replaces a terminal's settable fields; disables or enables it."""
     ArchiveTerminal: _grpc.UnaryUnaryMultiCallable[_setup_pb2.ArchiveTerminalRequest, _setup_pb2.ArchiveTerminalResponse]
-    """Archives a terminal: its password, tokens and API keys stop working."""
+    """Archives a terminal: its password and tokens stop working, its API keys are revoked."""
     SetTerminalPassword: _grpc.UnaryUnaryMultiCallable[_setup_pb2.SetTerminalPasswordRequest, _setup_pb2.SetTerminalPasswordResponse]
     """Replaces a terminal's password; tokens issued for the old one stop working."""
     CreateTerminalApiKey: _grpc.UnaryUnaryMultiCallable[_setup_pb2.CreateTerminalApiKeyRequest, _setup_pb2.CreateTerminalApiKeyResponse]
@@ -275,7 +275,7 @@ class AdminServiceAsyncStub(AdminServiceStub):
     UpdateTerminal: _aio.UnaryUnaryMultiCallable[_setup_pb2.UpdateTerminalRequest, _setup_pb2.UpdateTerminalResponse]  # type: ignore[assignment]
     """Replaces a terminal's settable fields; disables or enables it."""
     ArchiveTerminal: _aio.UnaryUnaryMultiCallable[_setup_pb2.ArchiveTerminalRequest, _setup_pb2.ArchiveTerminalResponse]  # type: ignore[assignment]
-    """Archives a terminal: its password, tokens and API keys stop working."""
+    """Archives a terminal: its password and tokens stop working, its API keys are revoked."""
     SetTerminalPassword: _aio.UnaryUnaryMultiCallable[_setup_pb2.SetTerminalPasswordRequest, _setup_pb2.SetTerminalPasswordResponse]  # type: ignore[assignment]
     """Replaces a terminal's password; tokens issued for the old one stop working."""
     CreateTerminalApiKey: _aio.UnaryUnaryMultiCallable[_setup_pb2.CreateTerminalApiKeyRequest, _setup_pb2.CreateTerminalApiKeyResponse]  # type: ignore[assignment]
@@ -621,7 +621,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.ArchiveTerminalRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.ArchiveTerminalResponse, _abc.Awaitable[_setup_pb2.ArchiveTerminalResponse]]:
-        """Archives a terminal: its password, tokens and API keys stop working."""
+        """Archives a terminal: its password and tokens stop working, its API keys are revoked."""
 
     @_abc_1.abstractmethod
     def SetTerminalPassword(

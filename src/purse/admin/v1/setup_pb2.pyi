@@ -821,7 +821,7 @@ class Terminal(_message.Message):
     @_builtins.property
     def archive_time(self) -> _timestamp_pb2.Timestamp:
         """When it was archived; unset while active. An archived terminal's credentials no
-        longer work.
+        longer work (its API keys are revoked with it).
         """
 
     def __init__(
@@ -1327,7 +1327,7 @@ class RevokeTerminalApiKeyRequest(_message.Message):
 
     API_KEY_ID_FIELD_NUMBER: _builtins.int
     api_key_id: _builtins.int
-    """The key to revoke; revoking a revoked key changes nothing."""
+    """The key to revoke: a working key (FAILED_PRECONDITION ARCHIVED otherwise)."""
     def __init__(
         self,
         *,
@@ -1373,8 +1373,8 @@ class RotateTerminalApiKeyRequest(_message.Message):
 
     API_KEY_ID_FIELD_NUMBER: _builtins.int
     api_key_id: _builtins.int
-    """The key to replace: a working key (FAILED_PRECONDITION API_KEY_REVOKED otherwise) of
-    a live terminal.
+    """The key to replace: a working key (FAILED_PRECONDITION ARCHIVED otherwise) of a
+    live terminal.
     """
     def __init__(
         self,

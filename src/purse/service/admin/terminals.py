@@ -153,9 +153,20 @@ async def _live_terminal(writing: Writing, terminal_id: int) -> Row:
     return row
 
 
+class KeyRevocation(Protocol):
+    """Revoking terminal keys in a writing (`purse.store.postgres.setup`)."""
+
+    async def revoked_key(self, writing: Writing, api_key_id: int) -> Row: ...
+
+    async def revoke_keys_of(self, writing: Writing, terminal_id: int) -> None: ...
+
+
 class Terminals(Resources[Terminal]):
-    def __init__(self, writes: BackOfficeWriting, reads: BackOfficeReads) -> None:
+    def __init__(
+        self, writes: BackOfficeWriting, reads: BackOfficeReads, keys: KeyRevocation
+    ) -> None:
         super().__init__(writes, reads, TERMINALS, *_terminal_names, _terminal)
+        self._keys = keys
 
     async def create(
         self, actor: Actor, draft: TerminalDraft, login: str, password: str
@@ -178,7 +189,9 @@ class Terminals(Resources[Terminal]):
             return await self.updated(writing, before, _columns(draft))
 
     async def archive(self, actor: Actor, terminal_id: int, expected_version: int) -> Terminal:
+        """Archive a terminal and revoke its keys (they stop working with it)."""
         async with self.changing(actor, terminal_id, expected_version) as (writing, before):
+            await self._keys.revoke_keys_of(writing, terminal_id)
             return await self.archived(writing, before)
 
     async def set_password(self, actor: Actor, terminal_id: int, new_password: str) -> Terminal:
@@ -192,12 +205,6 @@ class Terminals(Resources[Terminal]):
             after = await writing.updated(TERMINALS, terminal_id, {"password_hash": password_hash})
             await writing.record("set_password", TERMINALS, terminal_id, before, after)
         return _terminal(after)
-
-
-class KeyRevocation(Protocol):
-    """Revoking a terminal's key in a writing (`purse.store.postgres.setup`)."""
-
-    async def revoked_key(self, writing: Writing, api_key_id: int) -> Row: ...
 
 
 class TerminalApiKeys(Resources[TerminalApiKey]):
@@ -219,30 +226,24 @@ class TerminalApiKeys(Resources[TerminalApiKey]):
             return await self._new_key(writing, terminal_id, name)
 
     async def revoke(self, actor: Actor, api_key_id: int) -> TerminalApiKey:
-        """Revoke a key; a revoked one stays as it is."""
+        """Revoke a working key (a revoked one: FAILED_PRECONDITION ARCHIVED)."""
         async with self._writes.writing(actor) as writing:
-            before = found(await writing.locked(API_KEYS, api_key_id), *_key_names)
-            if before["revoked_at"] is not None:
-                return _api_key(before)
-            after = await self._revoke(writing, before)
-        return _api_key(after)
+            return _api_key(await self._revoke(writing, api_key_id))
 
     async def rotate(self, actor: Actor, api_key_id: int) -> tuple[TerminalApiKey, str]:
-        """Revoke a working key and create its replacement (same terminal and name)."""
+        """Revoke a working key of a live terminal and create its replacement (same
+        terminal and name)."""
         async with self._writes.writing(actor) as writing:
-            before = found(await writing.locked(API_KEYS, api_key_id), *_key_names)
-            if before["revoked_at"] is not None:
-                raise FailedPrecondition(
-                    "the API key is revoked: create a new one", reason="API_KEY_REVOKED"
-                )
-            await _live_terminal(writing, before["terminal_id"])
-            await self._revoke(writing, before)
-            return await self._new_key(writing, before["terminal_id"], before["name"])
+            revoked = await self._revoke(writing, api_key_id)
+            await _live_terminal(writing, revoked["terminal_id"])
+            return await self._new_key(writing, revoked["terminal_id"], revoked["name"])
 
-    async def _revoke(self, writing: Writing, before: Row) -> Row:
-        key = before["api_key_id"]
-        after = await self._revocation.revoked_key(writing, key)
-        await writing.record("revoke", API_KEYS, key, before, after)
+    async def _revoke(self, writing: Writing, api_key_id: int) -> Row:
+        before = found(await writing.locked(API_KEYS, api_key_id), *_key_names)
+        if before["revoked_at"] is not None:
+            raise FailedPrecondition("the API key is revoked already", reason="ARCHIVED")
+        after = await self._revocation.revoked_key(writing, api_key_id)
+        await writing.record("revoke", API_KEYS, api_key_id, before, after)
         return after
 
     async def _new_key(

@@ -1,6 +1,6 @@
 """What programs, points of sale and terminals need beyond plain rows, run inside a
 `Writing`: how many live things still use one (counted while the used row is locked, so
-none is added meanwhile), and revoking a terminal's API key."""
+none is added meanwhile), and revoking terminals' API keys."""
 
 from __future__ import annotations
 
@@ -37,6 +37,15 @@ class SetupStore:
         )
         assert row is not None, "revoke a key locked in this transaction"
         return dict(row)
+
+    async def revoke_keys_of(self, writing: Writing, terminal_id: int) -> None:
+        """Revoke every working key of a terminal (it is being archived)."""
+        await connection_of(writing).execute(
+            "UPDATE terminal_api_keys SET revoked_at = now()"
+            " WHERE business_id = $1 AND terminal_id = $2 AND revoked_at IS NULL",
+            writing.actor.business_id,
+            terminal_id,
+        )
 
 
 async def _count(writing: Writing, sql: str, key: int) -> int:
