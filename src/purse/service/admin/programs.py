@@ -44,10 +44,10 @@ class Programs:
         )
 
     async def rules(self, business_id: int, program_id: int, currency: str) -> tuple[Program, int]:
-        found = await self._store.rules(business_id, program_id)
-        if found is None:
+        stored = await self._store.rules(business_id, program_id)
+        if stored is None:
             raise NotFound("no such program in this business", reason="PROGRAM_NOT_FOUND")
-        version, document = found
+        version, document = stored
         return program_from_document(document, currency), version
 
     async def replace(
@@ -63,10 +63,12 @@ class Programs:
             before = found(
                 await writing.locked(PROGRAMS, program_id), "program", "PROGRAM_NOT_FOUND"
             )
+            # The rules have a version of their own: the program's settings may change
+            # meanwhile without refusing this.
             current(
                 before,
                 expected_rules_version or before["rules_version"],
-                "program's rules",
+                "program",
                 "PROGRAM_NOT_FOUND",
                 version_column="rules_version",
             )
