@@ -13,7 +13,16 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from support import Tenant, bearer, error_reason, field_violations, make_business, new_phone
+from support import (
+    Tenant,
+    bearer,
+    error_reason,
+    field_violations,
+    found_business,
+    make_business,
+    new_phone,
+)
+from test_back_office_access import administrator_key
 from test_transactions import sale
 
 from purse.admin.v1 import admin_service_pb2 as admin
@@ -640,3 +649,26 @@ async def test_customer_categories_share_the_versioned_flow(
     assert set(field_violations(error)) == {"category.name", "expected_version"}
     entries = await audit_entries(pool, business, "customer_categories")
     assert [entry["action"] for entry in entries] == ["update", "create", "update"]
+
+
+async def test_an_analyst_reads_the_setup_and_changes_none_of_it(
+    stub: AdminServiceAsyncStub, channel: grpc.aio.Channel, pool: asyncpg.Pool
+) -> None:
+    founded = await found_business(channel, pool)
+    analyst = await administrator_key(
+        stub, founded.owner_api_key, admin.ADMINISTRATOR_ROLE_ANALYST, f"an-{new_phone()[1:]}"
+    )
+    await stub.ListPrograms(setup.ListProgramsRequest(), metadata=bearer(analyst))
+    error = await refused(
+        stub.CreateProgram(
+            setup.CreateProgramRequest(program=a_program()), metadata=bearer(analyst)
+        )
+    )
+    assert (error.code(), error_reason(error)) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "ROLE_NOT_ALLOWED",
+    )
+    created = await stub.CreateProgram(
+        setup.CreateProgramRequest(program=a_program()), metadata=bearer(founded.owner_api_key)
+    )
+    assert created.program.version == 1
