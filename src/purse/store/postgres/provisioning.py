@@ -134,9 +134,15 @@ class Provisioning:
         )
 
     async def admin_api_key(self, business_id: int, key_digest: bytes, name: str) -> int:
+        # Each key acts for an owner of its own, who cannot sign in (no password matches).
         return await self._id(
-            "INSERT INTO admin_api_keys (business_id, key_hash, name)"
-            " VALUES ($1, $2, $3) RETURNING api_key_id",
+            "WITH owner AS ("
+            "  INSERT INTO administrators (business_id, login, name, role, password_hash)"
+            "  VALUES ($1, 'owner-' || $1::bigint || '-' || substr(md5(random()::text), 1, 12),"
+            "          'Owner', 'owner', '!')"
+            "  RETURNING administrator_id"
+            ") INSERT INTO admin_api_keys (business_id, administrator_id, key_hash, name)"
+            "  SELECT $1, administrator_id, $2, $3 FROM owner RETURNING api_key_id",
             business_id,
             key_digest,
             name,
