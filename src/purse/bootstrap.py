@@ -41,7 +41,9 @@ from purse.notify import texts
 from purse.notify.dispatcher import OutboxDispatcher, pin_key_purpose
 from purse.notify.providers import ConsoleProvider, WebhookProvider
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.goods import Goods, GoodsCategories
 from purse.service.admin.programs import Programs
+from purse.service.admin.wallet import AccountTypes, Certificates, CouponSeries
 from purse.service.authentication import (
     AdministratorAuthenticator,
     Authenticator,
@@ -71,6 +73,7 @@ from purse.store.postgres.back_office import BackOfficeReads, BackOfficeWrites
 from purse.store.postgres.batches import BatchStore
 from purse.store.postgres.calculation_inputs import CalculationInputStore
 from purse.store.postgres.catalogue import CatalogueStore
+from purse.store.postgres.catalogue_setup import CatalogueSetupStore
 from purse.store.postgres.categories import CategoryStore
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.outbox import OutboxStore
@@ -308,6 +311,7 @@ class Application:
         settings = self.settings
         writes = BackOfficeWrites(pool)
         reads = BackOfficeReads(pool)
+        catalogue = CatalogueSetupStore()
         return AdminUseCases(
             authenticator=AdministratorAuthenticator(
                 AdministratorStore(pool),
@@ -316,6 +320,11 @@ class Application:
             ),
             programs=programs,
             categories=CustomerCategories(writes, reads, CategoryStore()),
+            goods_categories=GoodsCategories(writes, reads, catalogue),
+            goods=Goods(writes, reads, catalogue),
+            account_types=AccountTypes(writes, reads, catalogue),
+            coupon_series=CouponSeries(writes, reads, catalogue),
+            certificates=Certificates(writes, reads),
         )
 
     def _terminal_servicer(

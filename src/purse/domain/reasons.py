@@ -118,6 +118,12 @@ ERROR_REASONS: Final[Mapping[str, str]] = {
     "ADMINISTRATOR_NOT_FOUND": "no such administrator in this business",
     "API_KEY_NOT_FOUND": "no such API key in this business",
     "LAST_OWNER": "a business keeps at least one owner who can sign in",
+    "FIELD_IMMUTABLE": "the field is set at creation and cannot change; the violation names it",
+    "CAP_BELOW_ISSUED": "a coupon series' cap would be below the coupons it has issued",
+    "GOODS_CATEGORY_NOT_FOUND": "no such goods category in this business",
+    "GOODS_NOT_FOUND": "no product with this code in this business",
+    "ACCOUNT_TYPE_NOT_FOUND": "no such account type in this business",
+    "COUPON_SERIES_NOT_FOUND": "no such coupon series in this business",
     # The server.
     "QUEUE_FULL": "the write queue stayed full until the deadline",
     "SHUTTING_DOWN": "the server is shutting down; retry on another",

@@ -345,5 +345,10 @@ class BackOfficeReads(Protocol):
     async def row(self, table: Table, business_id: int, key: object) -> Row | None: ...
 
     async def page(
-        self, table: Table, business_id: int, after_key: int, limit: int, show_archived: bool
+        self,
+        table: Table,
+        business_id: int,
+        after_key: int | str,
+        limit: int,
+        show_archived: bool,
     ) -> Sequence[Row]: ...

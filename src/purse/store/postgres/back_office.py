@@ -182,7 +182,12 @@ class BackOfficeReads:
         )
 
     async def page(
-        self, table: Table, business_id: int, after_key: int, limit: int, show_archived: bool
+        self,
+        table: Table,
+        business_id: int,
+        after_key: int | str,
+        limit: int,
+        show_archived: bool,
     ) -> Sequence[Row]:
         """Rows in key order after `after_key`, at most `limit` + 1 (the extra one tells
         whether another page follows); archived rows only when asked."""

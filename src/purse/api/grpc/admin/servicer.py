@@ -13,11 +13,15 @@ from purse.admin.v1 import admin_service_pb2 as pb
 from purse.admin.v1 import admin_service_pb2_grpc
 from purse.api.grpc.admin.calls import administrator_call
 from purse.api.grpc.admin.categories import CategoryCalls
+from purse.api.grpc.admin.goods import GoodsCalls
 from purse.api.grpc.admin.programs import program_from_proto, program_to_proto
+from purse.api.grpc.admin.wallet import AccountTypeCalls, CertificateCalls, CouponSeriesCalls
 from purse.api.grpc.common.calls import Context
 from purse.domain.administrators import Access, AdministratorContext
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.goods import Goods, GoodsCategories
 from purse.service.admin.programs import Programs
+from purse.service.admin.wallet import AccountTypes, Certificates, CouponSeries
 from purse.service.authentication import AdministratorAuthenticator
 
 
@@ -28,15 +32,32 @@ class AdminUseCases:
     authenticator: AdministratorAuthenticator
     programs: Programs
     categories: CustomerCategories
+    goods_categories: GoodsCategories
+    goods: Goods
+    account_types: AccountTypes
+    coupon_series: CouponSeries
+    certificates: Certificates
 
 
-class AdminServicer(CategoryCalls, admin_service_pb2_grpc.AdminServiceServicer):
+class AdminServicer(
+    CategoryCalls,
+    GoodsCalls,
+    AccountTypeCalls,
+    CouponSeriesCalls,
+    CertificateCalls,
+    admin_service_pb2_grpc.AdminServiceServicer,
+):
     """The control panel contract over gRPC."""
 
     def __init__(self, use_cases: AdminUseCases) -> None:
         self.authenticator = use_cases.authenticator
         self._programs = use_cases.programs
         self.categories = use_cases.categories
+        self.goods_categories = use_cases.goods_categories
+        self.goods = use_cases.goods
+        self.account_types = use_cases.account_types
+        self.coupon_series = use_cases.coupon_series
+        self.certificates = use_cases.certificates
 
     @administrator_call(Access.READ)
     async def GetProgramRules(
