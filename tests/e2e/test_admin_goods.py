@@ -378,6 +378,23 @@ async def test_a_price_list_brings_an_archived_product_back_and_tills_skip_archi
         terminal_pb.ListGoodsRequest(), metadata=bearer(business.cash_desk.api_key)
     )
     assert [each.product_code for each in till.goods] == ["SKU-00000"]
+    active = await stub.ListGoods(pb.ListGoodsRequest(), metadata=owner(business))
+    assert [each.product_code for each in active.goods] == ["SKU-00000"]
+    shown = []
+    token = ""
+    while True:
+        page = await stub.ListGoods(
+            pb.ListGoodsRequest(page_size=1, page_token=token, show_archived=True),
+            metadata=owner(business),
+        )
+        shown.extend(page.goods)
+        token = page.next_page_token
+        if not token or len(shown) > 2:
+            break
+    assert [(each.product_code, each.HasField("archive_time")) for each in shown] == [
+        ("SKU-00000", False),
+        ("SKU-00001", True),
+    ]
     again = await stub.UpsertGoods(
         pb.UpsertGoodsRequest(goods=price_list(2)), metadata=owner(business)
     )
