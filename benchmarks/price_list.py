@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,11 +32,11 @@ import grpc
 
 from benchmarks.load.run import (
     ChildServer,
-    _child_environment,
     _health_serving,
     cpu_seconds,
     database_pids,
     log,
+    purse_server,
 )
 
 goods_default = 10_000
@@ -149,22 +148,7 @@ def run(arguments: argparse.Namespace, data_dir: Path) -> str:
         asyncio.run(database.migrate(settings.database_url))
         key = asyncio.run(provision(settings.database_url))
         port = free_port()
-        server = ChildServer(
-            "purse",
-            [sys.executable, "-m", "purse.cli", "serve"],
-            _child_environment(
-                {
-                    "PURSE_DATABASE_URL": settings.database_url,
-                    "PURSE_REDIS_URL": settings.redis_url,
-                    "PURSE_DATA_DIR": str(data_dir),
-                    "PURSE_GRPC_HOST": "127.0.0.1",
-                    "PURSE_GRPC_PORT": str(port),
-                    "PURSE_HTTP_PORT": str(free_port()),
-                    "PURSE_MIGRATE_ON_START": "false",
-                }
-            ),
-            data_dir / "purse-server.log",
-        )
+        server = purse_server(settings, data_dir, port, free_port())
         target = f"127.0.0.1:{port}"
         server.start(lambda: _health_serving(target))
         pids = (server.pid, database_pids(infrastructure))

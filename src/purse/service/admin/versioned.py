@@ -124,12 +124,7 @@ class Versioned(Generic[Item]):
         _version_given(expected_version)
         resource = self.resource
         async with self._writes.writing(actor) as writing:
-            before = current(
-                await writing.locked(resource.table, key),
-                expected_version,
-                resource.what,
-                resource.not_found,
-            )
+            before = await self._current(writing, key, expected_version)
             if check is not None:
                 await check(writing, before)
             if prepare is not None:
@@ -144,17 +139,18 @@ class Versioned(Generic[Item]):
     ) -> Row:
         """The row as archived, unless something live still uses it."""
         _version_given(expected_version)
-        resource = self.resource
+        table = self.resource.table
         async with self._writes.writing(actor) as writing:
-            before = current(
-                await writing.locked(resource.table, key),
-                expected_version,
-                resource.what,
-                resource.not_found,
-            )
+            before = await self._current(writing, key, expected_version)
             using = await users(writing, before)
             if using:
                 raise FailedPrecondition(using, reason="IN_USE")
-            after = await writing.archived(resource.table, key)
-            await writing.record("archive", resource.table, key, before, after)
+            after = await writing.archived(table, key)
+            await writing.record("archive", table, key, before, after)
         return after
+
+    async def _current(self, writing: Writing, key: int | str, expected_version: int) -> Row:
+        """The row, locked, as the caller last read it (`records.current`)."""
+        resource = self.resource
+        row = await writing.locked(resource.table, key)
+        return current(row, expected_version, resource.what, resource.not_found)

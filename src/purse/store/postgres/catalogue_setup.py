@@ -60,16 +60,21 @@ SELECT count(*) FILTER (WHERE created) AS created,
 """
 
 
+async def _count(writing: Writing, query: str, key: int) -> int:
+    """A count of this business's rows, in the writing transaction."""
+    count = await connection_of(writing).fetchval(query, writing.actor.business_id, key)
+    return int(count)
+
+
 class CatalogueSetupStore:
     async def goods_in_category(self, writing: Writing, goods_category_id: int) -> int:
         """How many active goods are in the category."""
-        count = await connection_of(writing).fetchval(
+        return await _count(
+            writing,
             "SELECT count(*) FROM goods"
             " WHERE business_id = $1 AND goods_category_id = $2 AND archived_at IS NULL",
-            writing.actor.business_id,
             goods_category_id,
         )
-        return int(count)
 
     async def programs_selecting(self, writing: Writing, code: str) -> list[str]:
         """Names of the active programs whose rules select goods of this category code."""
@@ -137,24 +142,22 @@ class CatalogueSetupStore:
 
     async def balances_in(self, writing: Writing, account_type_id: int) -> int:
         """How many customers have a balance or a hold in accounts of this type."""
-        count = await connection_of(writing).fetchval(
+        return await _count(
+            writing,
             "SELECT count(*) FROM pockets"
             " WHERE business_id = $1 AND account_type_id = $2 AND (balance <> 0 OR held <> 0)",
-            writing.actor.business_id,
             account_type_id,
         )
-        return int(count)
 
     async def usable_coupons(self, writing: Writing, series_id: int) -> int:
         """How many coupons of the series can still be used: issued and not expired, or
         reserved by a pending transaction."""
-        count = await connection_of(writing).fetchval(
+        return await _count(
+            writing,
             "SELECT count(*) FROM coupons c"
             "  JOIN coupon_series s ON s.business_id = c.business_id AND s.series_id = c.series_id"
             " WHERE c.business_id = $1 AND c.series_id = $2 AND (c.status = 'reserved'"
             "        OR c.status = 'issued' AND least(c.expires_at, s.valid_until) IS NULL"
             "        OR c.status = 'issued' AND least(c.expires_at, s.valid_until) > now())",
-            writing.actor.business_id,
             series_id,
         )
-        return int(count)
