@@ -323,3 +323,51 @@ def sealed_by_purse_0_1(old_key: bytes, secret: str) -> bytes:
     stream = hmac.new(old_key, nonce + (0).to_bytes(4, "big"), hashlib.sha256).digest()
     cipher = bytes(a ^ b for a, b in zip(secret.encode(), stream, strict=False))
     return nonce + cipher + hmac.new(old_key, nonce + cipher, hashlib.sha256).digest()[:16]
+
+
+@dataclass(frozen=True)
+class Founded:
+    """A business made through PlatformService, with its first owner's credentials."""
+
+    business_id: int
+    owner_administrator_id: int
+    owner_login: str
+    owner_password: str
+    owner_api_key: str
+
+
+async def operator_key(pool: asyncpg.Pool) -> str:
+    """A fresh operator key, kept as `purse operator-key create` keeps one."""
+    from purse.store.postgres.administrators import OperatorKeyStore
+
+    key = credentials.new_api_key()
+    await OperatorKeyStore(pool).add("tests", credentials.api_key_digest(key))
+    return key
+
+
+async def found_business(channel: grpc.aio.Channel, pool: asyncpg.Pool, **fields: str) -> Founded:
+    """A business of its own through the operator's API (defaults: UAH, Kyiv, +380)."""
+    from purse.platform.v1 import platform_service_pb2 as platform
+    from purse.platform.v1.platform_service_pb2_grpc import PlatformServiceStub
+
+    login = f"owner-{secrets.token_hex(6)}"
+    request = platform.CreateBusinessRequest(
+        name=fields.get("name", f"Business {next(_business_numbers)}"),
+        currency=fields.get("currency", "UAH"),
+        languages=["uk", "en"],
+        time_zone="Europe/Kyiv",
+        phone_prefix="+380",
+        owner_login=login,
+        owner_password=test_password,
+        owner_name="First Owner",
+    )
+    answer = await PlatformServiceStub(channel).CreateBusiness(
+        request, metadata=bearer(await operator_key(pool))
+    )
+    return Founded(
+        answer.business_id,
+        answer.owner_administrator_id,
+        login,
+        test_password,
+        answer.owner_api_key,
+    )

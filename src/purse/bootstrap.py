@@ -33,6 +33,7 @@ from purse.api.grpc.admin.servicer import AdminServicer, AdminUseCases
 from purse.api.grpc.common.aborts import AbortRelease
 from purse.api.grpc.common.metrics import MetricsInterceptor
 from purse.api.grpc.common.surface import RequestGuard
+from purse.api.grpc.platform.servicer import PlatformServicer
 from purse.api.grpc.terminal.servicer import TerminalServicer
 from purse.api.http.metrics_server import MetricsEndpoint
 from purse.config import Settings
@@ -40,7 +41,11 @@ from purse.domain import credentials
 from purse.notify import texts
 from purse.notify.dispatcher import OutboxDispatcher, pin_key_purpose
 from purse.notify.providers import ConsoleProvider, WebhookProvider
+from purse.platform.v1 import platform_service_pb2, platform_service_pb2_grpc
+from purse.service.admin.administrators import Administrators
+from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.customers import CustomerCards
 from purse.service.admin.goods import Goods, GoodsCategories
 from purse.service.admin.programs import Programs
 from purse.service.admin.wallet import AccountTypes, Certificates, CouponSeries
@@ -52,6 +57,7 @@ from purse.service.authentication import (
 from purse.service.batch_writer import BatchWriter
 from purse.service.goods import GoodsCatalogue
 from purse.service.maintenance import Maintenance
+from purse.service.platform import Platform
 from purse.service.terminal.calculation import CheckCalculation
 from purse.service.terminal.checkout import Checkout
 from purse.service.terminal.history import History
@@ -68,13 +74,15 @@ from purse.store.data_directory import (
 )
 from purse.store.embedded import EmbeddedPostgres, EmbeddedRedis
 from purse.store.postgres import database
-from purse.store.postgres.administrators import AdministratorStore
+from purse.store.postgres.administrators import AdministratorStore, OperatorKeyStore
 from purse.store.postgres.back_office import BackOfficeReads, BackOfficeWrites
 from purse.store.postgres.batches import BatchStore
+from purse.store.postgres.businesses import BusinessStore
 from purse.store.postgres.calculation_inputs import CalculationInputStore
 from purse.store.postgres.catalogue import CatalogueStore
 from purse.store.postgres.catalogue_setup import CatalogueSetupStore
 from purse.store.postgres.categories import CategoryStore
+from purse.store.postgres.customer_card import CustomerCardStore
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.outbox import OutboxStore
 from purse.store.postgres.programs import ProgramStore
@@ -240,6 +248,7 @@ class Application:
         )
         self.grpc_port = 0
         self.writer: BatchWriter | None = None
+        self.changes = UnitOfWork()
         self.maintenance: Maintenance | None = None
         self.unary: UnaryProcessing | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -267,12 +276,25 @@ class Application:
             self._terminal_servicer(self.pool, self.redis, secret, programs), self.server
         )
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(self._admin_use_cases(self.pool, programs)), self.server
+            AdminServicer(self._admin_use_cases(self.pool, self.redis, secret, programs)),
+            self.server,
+        )
+        platform_service_pb2_grpc.add_PlatformServiceServicer_to_server(
+            PlatformServicer(
+                Platform(
+                    BackOfficeWrites(self.pool),
+                    AdministratorStore(self.pool),
+                    OperatorKeyStore(self.pool),
+                    settings.terminal_cache_seconds,
+                )
+            ),
+            self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         served = (
             terminal_service_pb2.DESCRIPTOR.services_by_name["TerminalService"].full_name,
             admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+            platform_service_pb2.DESCRIPTOR.services_by_name["PlatformService"].full_name,
         )
         reflection.enable_server_reflection(
             (
@@ -307,19 +329,37 @@ class Application:
         _tune_garbage_collector(settings.gc_allocations_per_collection)
         return self.grpc_port
 
-    def _admin_use_cases(self, pool: asyncpg.Pool, programs: Programs) -> AdminUseCases:
+    def _admin_use_cases(
+        self, pool: asyncpg.Pool, client: redis.Redis, secret: bytes, programs: Programs
+    ) -> AdminUseCases:
         settings = self.settings
         writes = BackOfficeWrites(pool)
         reads = BackOfficeReads(pool)
+        administrators = AdministratorStore(pool)
         catalogue = CatalogueSetupStore()
         return AdminUseCases(
             authenticator=AdministratorAuthenticator(
-                AdministratorStore(pool),
-                settings.terminal_cache_seconds,
-                settings.terminal_cache_entries_max,
+                administrators,
+                attempts=AttemptLimit(
+                    client, settings.sign_in_attempts_max, settings.sign_in_attempts_window_seconds
+                ),
+                password_checks=PasswordChecks(settings.password_checks_concurrent_max),
+                token_key=credentials.derive_key(secret, "administrator-token"),
+                token_lifetime_seconds=settings.terminal_token_lifetime_seconds,
+                cache_seconds=settings.terminal_cache_seconds,
+                cache_entries_max=settings.terminal_cache_entries_max,
             ),
+            administrators=Administrators(writes, reads, administrators),
+            businesses=Businesses(writes, reads, BusinessStore()),
             programs=programs,
             categories=CustomerCategories(writes, reads, CategoryStore()),
+            customers=CustomerCards(
+                writes,
+                CustomerStore(pool),
+                CustomerCardStore(pool),
+                History(TransactionStore(pool)),
+                self.changes,
+            ),
             goods_categories=GoodsCategories(writes, reads, catalogue),
             goods=Goods(writes, reads, catalogue),
             account_types=AccountTypes(writes, reads, catalogue),
@@ -351,7 +391,7 @@ class Application:
                 self.registry,
             )
         # Every write path tells the balance cache through it, after its commit.
-        changes = UnitOfWork(cache)
+        changes = self.changes = UnitOfWork(cache)
         identification = IdentificationService(
             customers=CustomerStore(pool),
             steward_codes=StewardCodes(client, settings.steward_code_lifetime_seconds),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -442,6 +443,78 @@ def _admin_key(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _operator_key(arguments: argparse.Namespace) -> int:
+    """A new operator key, printed once; the database keeps its digest."""
+    from purse.domain import credentials
+
+    async def create(url: str) -> None:
+        import asyncpg
+
+        from purse.store.postgres.administrators import OperatorKeyStore
+
+        pool: asyncpg.Pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
+        try:
+            await OperatorKeyStore(pool).add(arguments.name, credentials.api_key_digest(key))
+        finally:
+            await pool.close()
+
+    key = credentials.new_api_key()
+    with _LocalDatabase(_settings(arguments)) as settings:
+        asyncio.run(create(settings.database_url))
+    print(key)
+    return 0
+
+
+def _business_create(arguments: argparse.Namespace) -> int:
+    """The operator's CreateBusiness, run on the server's machine against its database."""
+    import getpass
+
+    from purse.domain.errors import DomainError
+    from purse.service.admin.business import BusinessSettings, languages_or_default
+    from purse.service.platform import FoundedBusiness, NewOwner
+
+    password = os.environ.get("PURSE_OWNER_PASSWORD") or getpass.getpass("Owner's password: ")
+    settings_sent = BusinessSettings(
+        arguments.name,
+        arguments.currency,
+        languages_or_default(arguments.language or ()),
+        arguments.time_zone,
+        arguments.phone_prefix,
+    )
+    owner = NewOwner(arguments.owner_login, password, arguments.owner_name)
+
+    async def create(url: str) -> FoundedBusiness:
+        import asyncpg
+
+        from purse.service.platform import Platform
+        from purse.store.postgres import database
+        from purse.store.postgres.administrators import AdministratorStore, OperatorKeyStore
+        from purse.store.postgres.back_office import BackOfficeWrites
+
+        pool: asyncpg.Pool = await database.create_pool(url, 1, 1, 30_000, 10.0)
+        try:
+            platform = Platform(
+                BackOfficeWrites(pool), AdministratorStore(pool), OperatorKeyStore(pool), 0
+            )
+            return await platform.create_business(settings_sent, owner)
+        finally:
+            await pool.close()
+
+    with _LocalDatabase(_settings(arguments)) as settings:
+        try:
+            founded = asyncio.run(create(settings.database_url))
+        except DomainError as refusal:
+            print(f"refused: {refusal}", file=sys.stderr)
+            return 2
+    if arguments.json:
+        print(json.dumps(dataclasses.asdict(founded), indent=2))
+        return 0
+    print(f"business {founded.business_id} created")
+    print(f"owner administrator {founded.owner_administrator_id}: {arguments.owner_login}")
+    print(f"owner API key (shown once): {founded.owner_api_key}")
+    return 0
+
+
 def _print_answer(answer: Any, settings: Any) -> None:
     """JSON as the API answers (`--json`, settings None), else lines in their units."""
     from purse.cli_output import render
@@ -532,8 +605,60 @@ def _parser() -> argparse.ArgumentParser:
     admin_key.add_argument("--name", default="")
     admin_key.add_argument("--data-dir", type=Path)
     admin_key.set_defaults(handler=_admin_key)
+    operator_key = commands.add_parser(
+        "operator-key", help="create an operator key for PlatformService (printed once)"
+    )
+    operator_key.add_argument("action", choices=["create"])
+    operator_key.add_argument("--name", default="")
+    operator_key.add_argument("--data-dir", type=Path)
+    operator_key.set_defaults(handler=_operator_key)
+    business = commands.add_parser(
+        "business",
+        help="create a business and its first owner (on the server's machine)",
+        description="Create a business with its default customer category and first owner."
+        " The owner's password comes from PURSE_OWNER_PASSWORD, else it is asked for.",
+    )
+    business.add_argument("action", choices=["create"])
+    business.add_argument("--name", required=True)
+    business.add_argument("--currency", required=True, help="ISO 4217, e.g. UAH")
+    business.add_argument("--language", action="append", help="BCP 47; repeat; first = default")
+    business.add_argument("--time-zone", default="UTC")
+    business.add_argument("--phone-prefix", default="", help="e.g. +380")
+    business.add_argument("--owner-login", required=True)
+    business.add_argument("--owner-name", default="")
+    business.add_argument("--json", action="store_true", help="print the answer as JSON")
+    business.add_argument("--data-dir", type=Path)
+    business.set_defaults(handler=_business_create)
     _terminal_parser(commands)
+    _admin_parser(commands)
     return parser
+
+
+def _admin_parser(commands: Any) -> None:
+    admin = commands.add_parser(
+        "admin",
+        help="the control panel's calls (sign in first, or give an API key)",
+        description="Every AdminService RPC as a command in kebab case"
+        " (create-point-of-sale calls CreatePointOfSale); `purse admin commands` lists them."
+        " The request is protobuf JSON (or - for stdin) with --set PATH=VALUE for single"
+        " fields. Credentials: --api-key, PURSE_ADMIN_API_KEY, else the token"
+        " `purse admin sign-in --login …` saved (password from PURSE_ADMIN_PASSWORD or asked).",
+    )
+    admin.add_argument("command", help="sign-in, sign-out, commands, or an RPC in kebab case")
+    admin.add_argument("request", nargs="?", default="", help="the request as JSON, or -")
+    admin.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
+    admin.add_argument("--login", default="", help="sign-in: the administrator's login")
+    admin.add_argument("--api-key", default="")
+    admin.add_argument("--target", default="")
+    admin.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    admin.add_argument("--data-dir", type=Path)
+    admin.set_defaults(handler=_admin)
+
+
+def _admin(arguments: argparse.Namespace) -> int:
+    from purse import admin_cli
+
+    return admin_cli.run(arguments)
 
 
 _terminal_description = """Act as a point-of-sale terminal against a running server.

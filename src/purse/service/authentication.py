@@ -173,27 +173,101 @@ def _enabled(terminal: TerminalContext) -> TerminalContext:
 
 
 class AdministratorAuthenticator:
-    """Turns an administrator's API key into the business it speaks for."""
+    """Turns an administrator's credentials into the administrator they speak for.
+
+    Sign-in works as for terminals (count before compare, hashes off the loop, unknown
+    logins answered after a typical check's time) with a lockout per login of its own.
+    API keys are found by digest, tokens verified by signature; either is cached for
+    `cache_seconds` (the terminal cache's window), so a revoked key, an archived
+    administrator or a new password stop working within it.
+    """
 
     def __init__(
-        self, administrators: AdministratorReads, cache_seconds: float, cache_entries_max: int
+        self,
+        administrators: AdministratorReads,
+        attempts: Limit,
+        password_checks: PasswordChecks,
+        token_key: bytes,
+        token_lifetime_seconds: int,
+        cache_seconds: float,
+        cache_entries_max: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._administrators = administrators
+        self._attempts = attempts
+        self._password_checks = password_checks
+        self._token_key = token_key
+        self._token_lifetime_seconds = token_lifetime_seconds
+        self._clock = clock
         self._cache: ExpiringCache[AdministratorContext] = ExpiringCache(
             cache_seconds, cache_entries_max
         )
 
+    async def sign_in(self, login: str, password: str) -> tuple[str, int, AdministratorContext]:
+        """(token, expiry in Unix seconds, administrator)."""
+        if not login or len(login) > login_characters_max:
+            raise invalid("login", f"a login has 1 to {login_characters_max} characters")
+        if not password or len(password) > password_characters_max:
+            raise invalid("password", f"a password has 1 to {password_characters_max} characters")
+        attempt_key = keys.administrator_sign_in_attempts(login)
+        await self._attempts.take(
+            attempt_key,
+            "too many wrong passwords for this login; try again later",
+            "SIGN_IN_RATE_LIMITED",
+        )
+        failed = False
+        try:
+            found = await self._administrators.for_sign_in(login)
+            matches = await self._password_checks.verify(
+                password, None if found is None else found[1]
+            )
+            failed = found is None or not matches
+        finally:
+            if not failed:
+                await self._attempts.release(attempt_key)
+        if found is None or failed:
+            raise Unauthenticated("wrong login or password", reason="WRONG_CREDENTIALS")
+        administrator = found[0]
+        expires_at = int(self._clock()) + self._token_lifetime_seconds
+        token = credentials.issue_administrator_token(
+            self._token_key,
+            credentials.AdministratorClaims(
+                administrator.business_id,
+                administrator.administrator_id,
+                expires_at,
+                administrator.credential_stamp,
+            ),
+        )
+        return token, expires_at, administrator
+
     async def authenticate(self, credential: str) -> AdministratorContext:
-        if not credential.startswith(credentials.api_key_prefix):
+        if not credential:
             raise Unauthenticated(
-                "send 'authorization: Bearer <administrator API key>'",
+                "send 'authorization: Bearer <token or administrator API key>'",
                 reason="CREDENTIALS_MISSING",
             )
-        digest = credentials.api_key_digest(credential)
-        administrator = self._cache.get(digest)
-        if administrator is None:
-            administrator = await self._administrators.by_api_key(digest)
+        if credential.startswith(credentials.api_key_prefix):
+            digest = credentials.api_key_digest(credential)
+            administrator = self._cache.get(digest)
             if administrator is None:
-                raise Unauthenticated("unknown or revoked API key", reason="API_KEY_INVALID")
-            self._cache.put(digest, administrator)
+                administrator = await self._administrators.by_api_key(digest)
+                if administrator is None:
+                    raise Unauthenticated("unknown or revoked API key", reason="API_KEY_INVALID")
+                self._cache.put(digest, administrator)
+            return administrator
+        claims = credentials.verify_administrator_token(self._token_key, credential, self._clock())
+        cache_key = (claims.business_id, claims.administrator_id)
+        administrator = self._cache.get(cache_key)
+        if administrator is None:
+            administrator = await self._administrators.by_id(
+                claims.business_id, claims.administrator_id
+            )
+            if administrator is None:
+                raise Unauthenticated("the administrator no longer exists", reason="TOKEN_INVALID")
+            self._cache.put(cache_key, administrator)
+        if not hmac.compare_digest(claims.credential_stamp, administrator.credential_stamp):
+            raise Unauthenticated(
+                "the password changed after this token was issued; sign in again",
+                reason="TOKEN_REVOKED",
+            )
         return administrator

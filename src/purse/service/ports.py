@@ -259,6 +259,12 @@ class AdministratorReads(Protocol):
 
     async def by_api_key(self, key_digest: bytes) -> AdministratorContext | None: ...
 
+    async def by_id(
+        self, business_id: int, administrator_id: int
+    ) -> AdministratorContext | None: ...
+
+    async def for_sign_in(self, login: str) -> tuple[AdministratorContext, str] | None: ...
+
 
 class ProgramDocuments(Protocol):
     """A program's stored rules document and its version."""
@@ -337,6 +343,8 @@ class BackOfficeWriting(Protocol):
     """Opens back-office transactions: the change and its audit entry commit together."""
 
     def writing(self, actor: Actor) -> AbstractAsyncContextManager[Writing]: ...
+
+    def founding(self, values: Mapping[str, object]) -> AbstractAsyncContextManager[Writing]: ...
 
 
 class BackOfficeReads(Protocol):

@@ -27,6 +27,9 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from purse.admin.v1 import customers_pb2 as _customers_pb2
+from purse.v1 import common_pb2 as _common_pb2
+from purse.v1 import terminal_service_pb2 as _terminal_service_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -1788,3 +1791,395 @@ class SetProgramRulesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetProgramRulesResponse: _TypeAlias = SetProgramRulesResponse  # noqa: Y015
+
+@_typing.final
+class FindCustomerRequest(_message.Message):
+    """FindCustomer input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTIFIER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def identifier(self) -> _common_pb2.CustomerIdentifier:
+        """A phone, card number or card QR payload (app tokens and steward codes are for tills)."""
+
+    def __init__(
+        self,
+        *,
+        identifier: _common_pb2.CustomerIdentifier | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["identifier", b"identifier"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identifier", b"identifier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindCustomerRequest: _TypeAlias = FindCustomerRequest  # noqa: Y015
+
+@_typing.final
+class FindCustomerResponse(_message.Message):
+    """FindCustomer output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def card(self) -> _customers_pb2.CustomerCard:
+        """The customer's card."""
+
+    def __init__(
+        self,
+        *,
+        card: _customers_pb2.CustomerCard | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindCustomerResponse: _TypeAlias = FindCustomerResponse  # noqa: Y015
+
+@_typing.final
+class GetCustomerRequest(_message.Message):
+    """GetCustomer input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.int
+    """A customer of the business."""
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCustomerRequest: _TypeAlias = GetCustomerRequest  # noqa: Y015
+
+@_typing.final
+class GetCustomerResponse(_message.Message):
+    """GetCustomer output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def card(self) -> _customers_pb2.CustomerCard:
+        """The customer's card."""
+
+    def __init__(
+        self,
+        *,
+        card: _customers_pb2.CustomerCard | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCustomerResponse: _TypeAlias = GetCustomerResponse  # noqa: Y015
+
+@_typing.final
+class ListCustomerLedgerEntriesRequest(_message.Message):
+    """ListCustomerLedgerEntries input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.int
+    """A customer of the business."""
+    page_size: _builtins.int
+    """0 = 50; at most 1000."""
+    page_token: _builtins.str
+    """From the previous page."""
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCustomerLedgerEntriesRequest: _TypeAlias = ListCustomerLedgerEntriesRequest  # noqa: Y015
+
+@_typing.final
+class ListCustomerLedgerEntriesResponse(_message.Message):
+    """ListCustomerLedgerEntries output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[_customers_pb2.LedgerEntry]:
+        """Newest first."""
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[_customers_pb2.LedgerEntry] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCustomerLedgerEntriesResponse: _TypeAlias = ListCustomerLedgerEntriesResponse  # noqa: Y015
+
+@_typing.final
+class ListCustomerTransactionsRequest(_message.Message):
+    """ListCustomerTransactions input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.int
+    """A customer of the business."""
+    page_size: _builtins.int
+    """0 = 50; at most 500."""
+    page_token: _builtins.str
+    """From the previous page."""
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCustomerTransactionsRequest: _TypeAlias = ListCustomerTransactionsRequest  # noqa: Y015
+
+@_typing.final
+class ListCustomerTransactionsResponse(_message.Message):
+    """ListCustomerTransactions output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def transactions(self) -> _containers.RepeatedCompositeFieldContainer[_terminal_service_pb2.Transaction]:
+        """Newest first."""
+
+    def __init__(
+        self,
+        *,
+        transactions: _abc.Iterable[_terminal_service_pb2.Transaction] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "transactions", b"transactions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCustomerTransactionsResponse: _TypeAlias = ListCustomerTransactionsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateCustomerRequest(_message.Message):
+    """UpdateCustomer input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_PROFILE_VERSION_FIELD_NUMBER: _builtins.int
+    CATEGORY_ID_FIELD_NUMBER: _builtins.int
+    ACCESS_TYPE_FIELD_NUMBER: _builtins.int
+    GIVEN_NAME_FIELD_NUMBER: _builtins.int
+    FAMILY_NAME_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    PERSONAL_DATA_CONSENT_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.int
+    """A customer of the business."""
+    expected_profile_version: _builtins.int
+    """The `profile_version` last read."""
+    category_id: _builtins.int
+    """A live category of the business."""
+    access_type: _common_pb2.AccessType.ValueType
+    """Required."""
+    given_name: _builtins.str
+    """Up to 100 characters; empty clears it."""
+    family_name: _builtins.str
+    """Up to 100 characters; empty clears it."""
+    language: _builtins.str
+    """BCP 47; empty clears it."""
+    personal_data_consent: _builtins.bool
+    """Whether the customer agreed to the processing of personal data."""
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.int = ...,
+        expected_profile_version: _builtins.int = ...,
+        category_id: _builtins.int = ...,
+        access_type: _common_pb2.AccessType.ValueType = ...,
+        given_name: _builtins.str = ...,
+        family_name: _builtins.str = ...,
+        language: _builtins.str = ...,
+        personal_data_consent: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_type", b"access_type", "category_id", b"category_id", "customer_id", b"customer_id", "expected_profile_version", b"expected_profile_version", "family_name", b"family_name", "given_name", b"given_name", "language", b"language", "personal_data_consent", b"personal_data_consent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCustomerRequest: _TypeAlias = UpdateCustomerRequest  # noqa: Y015
+
+@_typing.final
+class UpdateCustomerResponse(_message.Message):
+    """UpdateCustomer output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def card(self) -> _customers_pb2.CustomerCard:
+        """The card as it is now."""
+
+    def __init__(
+        self,
+        *,
+        card: _customers_pb2.CustomerCard | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCustomerResponse: _TypeAlias = UpdateCustomerResponse  # noqa: Y015
+
+@_typing.final
+class AddCustomerCardRequest(_message.Message):
+    """AddCustomerCard input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.int
+    """A customer of the business."""
+    kind: _common_pb2.IdentifierKind.ValueType
+    """CARD_NUMBER or CARD_QR."""
+    value: _builtins.str
+    """The card's number or QR payload."""
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.int = ...,
+        kind: _common_pb2.IdentifierKind.ValueType = ...,
+        value: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "kind", b"kind", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddCustomerCardRequest: _TypeAlias = AddCustomerCardRequest  # noqa: Y015
+
+@_typing.final
+class AddCustomerCardResponse(_message.Message):
+    """AddCustomerCard output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def card(self) -> _customers_pb2.CustomerCard:
+        """The card as it is now."""
+
+    def __init__(
+        self,
+        *,
+        card: _customers_pb2.CustomerCard | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddCustomerCardResponse: _TypeAlias = AddCustomerCardResponse  # noqa: Y015
+
+@_typing.final
+class RemoveCustomerCardRequest(_message.Message):
+    """RemoveCustomerCard input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.int
+    """A customer of the business."""
+    kind: _common_pb2.IdentifierKind.ValueType
+    """CARD_NUMBER or CARD_QR."""
+    value: _builtins.str
+    """The card's number or QR payload."""
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.int = ...,
+        kind: _common_pb2.IdentifierKind.ValueType = ...,
+        value: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "kind", b"kind", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveCustomerCardRequest: _TypeAlias = RemoveCustomerCardRequest  # noqa: Y015
+
+@_typing.final
+class RemoveCustomerCardResponse(_message.Message):
+    """RemoveCustomerCard output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def card(self) -> _customers_pb2.CustomerCard:
+        """The card as it is now."""
+
+    def __init__(
+        self,
+        *,
+        card: _customers_pb2.CustomerCard | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveCustomerCardResponse: _TypeAlias = RemoveCustomerCardResponse  # noqa: Y015

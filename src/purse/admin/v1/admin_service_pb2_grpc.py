@@ -271,6 +271,41 @@ class AdminServiceStub(object):
                 request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateRequest.SerializeToString,
                 response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateResponse.FromString,
                 _registered_method=True)
+        self.FindCustomer = channel.unary_unary(
+                '/purse.admin.v1.AdminService/FindCustomer',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.FindCustomerRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.FindCustomerResponse.FromString,
+                _registered_method=True)
+        self.GetCustomer = channel.unary_unary(
+                '/purse.admin.v1.AdminService/GetCustomer',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.GetCustomerRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.GetCustomerResponse.FromString,
+                _registered_method=True)
+        self.ListCustomerLedgerEntries = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ListCustomerLedgerEntries',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomerLedgerEntriesRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomerLedgerEntriesResponse.FromString,
+                _registered_method=True)
+        self.ListCustomerTransactions = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ListCustomerTransactions',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomerTransactionsRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomerTransactionsResponse.FromString,
+                _registered_method=True)
+        self.UpdateCustomer = channel.unary_unary(
+                '/purse.admin.v1.AdminService/UpdateCustomer',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.UpdateCustomerRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.UpdateCustomerResponse.FromString,
+                _registered_method=True)
+        self.AddCustomerCard = channel.unary_unary(
+                '/purse.admin.v1.AdminService/AddCustomerCard',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.AddCustomerCardRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.AddCustomerCardResponse.FromString,
+                _registered_method=True)
+        self.RemoveCustomerCard = channel.unary_unary(
+                '/purse.admin.v1.AdminService/RemoveCustomerCard',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.RemoveCustomerCardRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.RemoveCustomerCardResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer(object):
@@ -629,6 +664,60 @@ class AdminServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindCustomer(self, request, context):
+        """--- One customer ------------------------------------------------------------------
+        The card of the customer an identifier names (a phone, local digits completed with
+        the business's prefix, or a card). NOT_FOUND CUSTOMER_NOT_FOUND when none is a member.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCustomer(self, request, context):
+        """The card of one customer of the business.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCustomerLedgerEntries(self, request, context):
+        """The customer's ledger entries, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCustomerTransactions(self, request, context):
+        """The customer's transactions, newest first (sales and back-office operations).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCustomer(self, request, context):
+        """Replaces the customer's category, access type and this business's personal data.
+        A terminal identifying the customer right after sees the change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddCustomerCard(self, request, context):
+        """Registers a card of this business to the customer (ALREADY_EXISTS IDENTIFIER_TAKEN
+        when another customer holds it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveCustomerCard(self, request, context):
+        """Removes a card from the customer; the card no longer identifies anyone.
+        (customers: operations)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -866,6 +955,41 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ArchiveCertificate,
                     request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateRequest.FromString,
                     response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateResponse.SerializeToString,
+            ),
+            'FindCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindCustomer,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.FindCustomerRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.FindCustomerResponse.SerializeToString,
+            ),
+            'GetCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCustomer,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.GetCustomerRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.GetCustomerResponse.SerializeToString,
+            ),
+            'ListCustomerLedgerEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCustomerLedgerEntries,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomerLedgerEntriesRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomerLedgerEntriesResponse.SerializeToString,
+            ),
+            'ListCustomerTransactions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCustomerTransactions,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomerTransactionsRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomerTransactionsResponse.SerializeToString,
+            ),
+            'UpdateCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCustomer,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.UpdateCustomerRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.UpdateCustomerResponse.SerializeToString,
+            ),
+            'AddCustomerCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCustomerCard,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.AddCustomerCardRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.AddCustomerCardResponse.SerializeToString,
+            ),
+            'RemoveCustomerCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveCustomerCard,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.RemoveCustomerCardRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.RemoveCustomerCardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2138,6 +2262,195 @@ class AdminService(object):
             '/purse.admin.v1.AdminService/ArchiveCertificate',
             purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateRequest.SerializeToString,
             purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/FindCustomer',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.FindCustomerRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.FindCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/GetCustomer',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.GetCustomerRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.GetCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCustomerLedgerEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ListCustomerLedgerEntries',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomerLedgerEntriesRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomerLedgerEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCustomerTransactions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ListCustomerTransactions',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomerTransactionsRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomerTransactionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/UpdateCustomer',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.UpdateCustomerRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.UpdateCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCustomerCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/AddCustomerCard',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.AddCustomerCardRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.AddCustomerCardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveCustomerCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/RemoveCustomerCard',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.RemoveCustomerCardRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.RemoveCustomerCardResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -184,6 +184,29 @@ class AdminServiceStub:
     """Archives a certificate: it is no longer accepted (not while a pending transaction
     holds part of it).
     """
+    FindCustomer: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.FindCustomerRequest, _admin_service_pb2.FindCustomerResponse]
+    """--- One customer ------------------------------------------------------------------
+    The card of the customer an identifier names (a phone, local digits completed with
+    the business's prefix, or a card). NOT_FOUND CUSTOMER_NOT_FOUND when none is a member.
+    """
+    GetCustomer: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetCustomerRequest, _admin_service_pb2.GetCustomerResponse]
+    """The card of one customer of the business."""
+    ListCustomerLedgerEntries: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListCustomerLedgerEntriesRequest, _admin_service_pb2.ListCustomerLedgerEntriesResponse]
+    """The customer's ledger entries, newest first."""
+    ListCustomerTransactions: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListCustomerTransactionsRequest, _admin_service_pb2.ListCustomerTransactionsResponse]
+    """The customer's transactions, newest first (sales and back-office operations)."""
+    UpdateCustomer: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateCustomerRequest, _admin_service_pb2.UpdateCustomerResponse]
+    """Replaces the customer's category, access type and this business's personal data.
+    A terminal identifying the customer right after sees the change.
+    """
+    AddCustomerCard: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.AddCustomerCardRequest, _admin_service_pb2.AddCustomerCardResponse]
+    """Registers a card of this business to the customer (ALREADY_EXISTS IDENTIFIER_TAKEN
+    when another customer holds it).
+    """
+    RemoveCustomerCard: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RemoveCustomerCardRequest, _admin_service_pb2.RemoveCustomerCardResponse]
+    """Removes a card from the customer; the card no longer identifies anyone.
+    (customers: operations)
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -321,6 +344,29 @@ class AdminServiceAsyncStub(AdminServiceStub):
     ArchiveCertificate: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveCertificateRequest, _catalogue_pb2.ArchiveCertificateResponse]  # type: ignore[assignment]
     """Archives a certificate: it is no longer accepted (not while a pending transaction
     holds part of it).
+    """
+    FindCustomer: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.FindCustomerRequest, _admin_service_pb2.FindCustomerResponse]  # type: ignore[assignment]
+    """--- One customer ------------------------------------------------------------------
+    The card of the customer an identifier names (a phone, local digits completed with
+    the business's prefix, or a card). NOT_FOUND CUSTOMER_NOT_FOUND when none is a member.
+    """
+    GetCustomer: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetCustomerRequest, _admin_service_pb2.GetCustomerResponse]  # type: ignore[assignment]
+    """The card of one customer of the business."""
+    ListCustomerLedgerEntries: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListCustomerLedgerEntriesRequest, _admin_service_pb2.ListCustomerLedgerEntriesResponse]  # type: ignore[assignment]
+    """The customer's ledger entries, newest first."""
+    ListCustomerTransactions: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListCustomerTransactionsRequest, _admin_service_pb2.ListCustomerTransactionsResponse]  # type: ignore[assignment]
+    """The customer's transactions, newest first (sales and back-office operations)."""
+    UpdateCustomer: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateCustomerRequest, _admin_service_pb2.UpdateCustomerResponse]  # type: ignore[assignment]
+    """Replaces the customer's category, access type and this business's personal data.
+    A terminal identifying the customer right after sees the change.
+    """
+    AddCustomerCard: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.AddCustomerCardRequest, _admin_service_pb2.AddCustomerCardResponse]  # type: ignore[assignment]
+    """Registers a card of this business to the customer (ALREADY_EXISTS IDENTIFIER_TAKEN
+    when another customer holds it).
+    """
+    RemoveCustomerCard: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RemoveCustomerCardRequest, _admin_service_pb2.RemoveCustomerCardResponse]  # type: ignore[assignment]
+    """Removes a card from the customer; the card no longer identifies anyone.
+    (customers: operations)
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -738,6 +784,71 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_catalogue_pb2.ArchiveCertificateResponse, _abc.Awaitable[_catalogue_pb2.ArchiveCertificateResponse]]:
         """Archives a certificate: it is no longer accepted (not while a pending transaction
         holds part of it).
+        """
+
+    @_abc_1.abstractmethod
+    def FindCustomer(
+        self,
+        request: _admin_service_pb2.FindCustomerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.FindCustomerResponse, _abc.Awaitable[_admin_service_pb2.FindCustomerResponse]]:
+        """--- One customer ------------------------------------------------------------------
+        The card of the customer an identifier names (a phone, local digits completed with
+        the business's prefix, or a card). NOT_FOUND CUSTOMER_NOT_FOUND when none is a member.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCustomer(
+        self,
+        request: _admin_service_pb2.GetCustomerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.GetCustomerResponse, _abc.Awaitable[_admin_service_pb2.GetCustomerResponse]]:
+        """The card of one customer of the business."""
+
+    @_abc_1.abstractmethod
+    def ListCustomerLedgerEntries(
+        self,
+        request: _admin_service_pb2.ListCustomerLedgerEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListCustomerLedgerEntriesResponse, _abc.Awaitable[_admin_service_pb2.ListCustomerLedgerEntriesResponse]]:
+        """The customer's ledger entries, newest first."""
+
+    @_abc_1.abstractmethod
+    def ListCustomerTransactions(
+        self,
+        request: _admin_service_pb2.ListCustomerTransactionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListCustomerTransactionsResponse, _abc.Awaitable[_admin_service_pb2.ListCustomerTransactionsResponse]]:
+        """The customer's transactions, newest first (sales and back-office operations)."""
+
+    @_abc_1.abstractmethod
+    def UpdateCustomer(
+        self,
+        request: _admin_service_pb2.UpdateCustomerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.UpdateCustomerResponse, _abc.Awaitable[_admin_service_pb2.UpdateCustomerResponse]]:
+        """Replaces the customer's category, access type and this business's personal data.
+        A terminal identifying the customer right after sees the change.
+        """
+
+    @_abc_1.abstractmethod
+    def AddCustomerCard(
+        self,
+        request: _admin_service_pb2.AddCustomerCardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.AddCustomerCardResponse, _abc.Awaitable[_admin_service_pb2.AddCustomerCardResponse]]:
+        """Registers a card of this business to the customer (ALREADY_EXISTS IDENTIFIER_TAKEN
+        when another customer holds it).
+        """
+
+    @_abc_1.abstractmethod
+    def RemoveCustomerCard(
+        self,
+        request: _admin_service_pb2.RemoveCustomerCardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.RemoveCustomerCardResponse, _abc.Awaitable[_admin_service_pb2.RemoveCustomerCardResponse]]:
+        """Removes a card from the customer; the card no longer identifies anyone.
+        (customers: operations)
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

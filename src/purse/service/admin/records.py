@@ -77,12 +77,13 @@ def unique_fields(constraints: Mapping[str, tuple[str, str, str]]) -> Iterator[N
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
-    """Which page of a list: `after` is the last key of the previous page (0, or "" for
-    lists keyed by a code: the first page)."""
+    """Which page of a list: `after` is the last id of the previous page (0: first), or
+    `after_code` its last code for lists keyed by a code ("": first)."""
 
-    after: int | str
+    after: int
     limit: int
     query: list[str | int]
+    after_code: str = ""
 
     @classmethod
     def of(
@@ -92,7 +93,7 @@ class PageRequest:
         start = page_start(token, query)
         if by_code:
             # Codes are never empty: every one sorts after "".
-            return cls(start or "", limit, query)
+            return cls(0, limit, query, start or "")
         after = 0
         if start is not None:
             if not start.isdigit() or len(start) > 19:

@@ -93,9 +93,8 @@ class Versioned(Generic[Item]):
         table = resource.view or resource.table
         query: list[str | int] = [table.name, business_id, int(show_archived)]
         request = PageRequest.of(page_size, token, query, resource.by_code)
-        rows = await self._reads.page(
-            table, business_id, request.after, request.limit, show_archived
-        )
+        after = request.after_code if resource.by_code else request.after
+        rows = await self._reads.page(table, business_id, after, request.limit, show_archived)
         return page_of(request, rows, table.key, resource.item)
 
     async def create_row(

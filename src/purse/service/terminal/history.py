@@ -67,11 +67,12 @@ class History:
         return record
 
     async def page(
-        self, terminal: TerminalContext, page_size: int, page_token: str, filters: ListFilter
+        self, business_id: int, page_size: int, page_token: str, filters: ListFilter
     ) -> tuple[list[TransactionRecord], str]:
+        """A page of the business's transactions (terminals and the control panel)."""
         limit = page_limit(page_size, list_page_size_default, list_page_size_max)
         records = await self._transactions.page(
-            terminal.business_id, limit, _after(page_token), filters.customer_id,
+            business_id, limit, _after(page_token), filters.customer_id,
             filters.terminal_id, filters.status, filters.created_from, filters.created_before,
         )  # fmt: skip
         next_token = _token(records[-1]) if len(records) == limit else ""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from purse.domain.administrators import Actor
+from purse.domain.administrators import Actor, operator_actor
 from purse.service import ports
 from purse.service.ports import Row, Table, UniqueConflict
 
@@ -143,6 +143,9 @@ class Writing:
         )
 
 
+BUSINESSES = Table("businesses", "business_id")
+
+
 def _dict(row: asyncpg.Record | None) -> Row | None:
     return None if row is None else dict(row)
 
@@ -164,6 +167,22 @@ class BackOfficeWrites:
     async def writing(self, actor: Actor) -> AsyncIterator[Writing]:
         async with self._pool.acquire() as connection, connection.transaction():
             yield Writing(connection, actor)
+
+    @asynccontextmanager
+    async def founding(self, values: Mapping[str, object]) -> AsyncIterator[Writing]:
+        """A new business row, and a Writing of the operator in that business: whatever
+        else the block writes commits with the business, or nothing does."""
+        names = _column_names(values)
+        placeholders = ", ".join(f"${index}" for index in range(1, len(names) + 1))
+        async with self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(
+                f"INSERT INTO businesses ({', '.join(names)}) VALUES ({placeholders}) RETURNING *",
+                *values.values(),
+            )
+            assert row is not None
+            writing = Writing(connection, operator_actor(row["business_id"]))
+            await writing.record("create", BUSINESSES, row["business_id"], None, dict(row))
+            yield writing
 
 
 class BackOfficeReads:

@@ -62,6 +62,25 @@ SELECT m.customer_id, c.phone, m.given_name, m.family_name, m.language,
     ON cat.business_id = m.business_id AND cat.category_id = m.category_id
 """
 
+# ($1 business, $2 customer, $3 kind, $4 value) -> member (NULL: not one), holder (the
+# customer holding the value now: another one means it is taken).
+ATTACH_IDENTIFIER = """
+WITH member AS (
+  SELECT customer_id FROM memberships WHERE business_id = $1 AND customer_id = $2
+), inserted AS (
+  INSERT INTO customer_identifiers (business_id, kind, value, customer_id)
+  SELECT $1, $3, $4, customer_id FROM member
+  ON CONFLICT (business_id, kind, value) DO NOTHING RETURNING customer_id
+) SELECT (SELECT customer_id FROM member) AS member,
+         coalesce((SELECT customer_id FROM inserted),
+                  (SELECT customer_id FROM customer_identifiers
+                    WHERE business_id = $1 AND kind = $3 AND value = $4)) AS holder
+"""
+DETACH_IDENTIFIER = """
+DELETE FROM customer_identifiers
+ WHERE business_id = $1 AND customer_id = $2 AND kind = $3 AND value = $4
+"""
+
 _enrol = """
 WITH customer AS (
     -- A no-op update, so that RETURNING gives the id of a phone known already, one a
@@ -84,7 +103,8 @@ WITH customer AS (
         family_name = CASE WHEN EXCLUDED.family_name <> '' THEN EXCLUDED.family_name
                            ELSE memberships.family_name END,
         language = CASE WHEN EXCLUDED.language <> '' THEN EXCLUDED.language
-                        ELSE memberships.language END
+                        ELSE memberships.language END,
+        profile_version = memberships.profile_version + 1
      WHERE EXCLUDED.given_name <> '' OR EXCLUDED.family_name <> '' OR EXCLUDED.language <> ''
     -- xmax is 0 only in a row version this statement inserted (an update sets it).
     RETURNING customer_id, xmax = 0 AS inserted
@@ -222,16 +242,7 @@ class CustomerStore:
         """Attach; returns the customer who holds the value now (another one = conflict),
         or None when the customer is not a member of this business."""
         row = await self._pool.fetchrow(
-            "WITH member AS ("
-            "  SELECT customer_id FROM memberships WHERE business_id = $1 AND customer_id = $2"
-            "), inserted AS ("
-            "  INSERT INTO customer_identifiers (business_id, kind, value, customer_id)"
-            "  SELECT $1, $3, $4, customer_id FROM member"
-            "  ON CONFLICT (business_id, kind, value) DO NOTHING RETURNING customer_id"
-            ") SELECT (SELECT customer_id FROM member) AS member,"
-            "         coalesce((SELECT customer_id FROM inserted),"
-            "                  (SELECT customer_id FROM customer_identifiers"
-            "                    WHERE business_id = $1 AND kind = $3 AND value = $4)) AS holder",
+            ATTACH_IDENTIFIER,
             business_id,
             customer_id,
             kind.value,
@@ -244,8 +255,7 @@ class CustomerStore:
         self, business_id: int, customer_id: int, kind: IdentifierKind, value: str
     ) -> bool:
         status = await self._pool.execute(
-            "DELETE FROM customer_identifiers"
-            " WHERE business_id = $1 AND customer_id = $2 AND kind = $3 AND value = $4",
+            DETACH_IDENTIFIER,
             business_id,
             customer_id,
             kind.value,

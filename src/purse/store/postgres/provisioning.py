@@ -134,15 +134,19 @@ class Provisioning:
         )
 
     async def admin_api_key(self, business_id: int, key_digest: bytes, name: str) -> int:
-        # Each key acts for an owner of its own, who cannot sign in (no password matches).
+        """A key of the business's keys-only owner (made on first use; it cannot sign in:
+        its password hash matches nothing)."""
         return await self._id(
-            "WITH owner AS ("
+            "WITH made AS ("
             "  INSERT INTO administrators (business_id, login, name, role, password_hash)"
-            "  VALUES ($1, 'owner-' || $1::bigint || '-' || substr(md5(random()::text), 1, 12),"
-            "          'Owner', 'owner', '!')"
-            "  RETURNING administrator_id"
+            "  VALUES ($1, 'owner-' || $1::bigint, 'Owner', 'owner', '!')"
+            "  ON CONFLICT (login) DO NOTHING RETURNING administrator_id"
+            "), owner AS ("
+            "  SELECT administrator_id FROM made UNION ALL"
+            "  SELECT administrator_id FROM administrators"
+            "   WHERE business_id = $1 AND login = 'owner-' || $1::bigint"
             ") INSERT INTO admin_api_keys (business_id, administrator_id, key_hash, name)"
-            "  SELECT $1, administrator_id, $2, $3 FROM owner RETURNING api_key_id",
+            "  SELECT $1, administrator_id, $2, $3 FROM owner LIMIT 1 RETURNING api_key_id",
             business_id,
             key_digest,
             name,

@@ -27,6 +27,10 @@ def sign_in_attempts(login: str) -> str:
     return f"{{login{_hidden(login)}}}:sign-in-attempts"
 
 
+def administrator_sign_in_attempts(login: str) -> str:
+    return f"{{admin-login{_hidden(login)}}}:sign-in-attempts"
+
+
 def steward_code_guesses(business_id: int, terminal_id: int) -> str:
     return f"{business_tag(business_id)}:steward-guesses:{terminal_id}"
 

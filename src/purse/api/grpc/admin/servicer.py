@@ -11,14 +11,20 @@ from dataclasses import dataclass
 
 from purse.admin.v1 import admin_service_pb2 as pb
 from purse.admin.v1 import admin_service_pb2_grpc
+from purse.api.grpc.admin.access import AccessCalls
+from purse.api.grpc.admin.business import BusinessCalls
 from purse.api.grpc.admin.calls import administrator_call
 from purse.api.grpc.admin.categories import CategoryCalls
+from purse.api.grpc.admin.customers import CustomerCalls
 from purse.api.grpc.admin.goods import GoodsCalls
 from purse.api.grpc.admin.programs import program_from_proto, program_to_proto
 from purse.api.grpc.admin.wallet import AccountTypeCalls, CertificateCalls, CouponSeriesCalls
 from purse.api.grpc.common.calls import Context
 from purse.domain.administrators import Access, AdministratorContext
+from purse.service.admin.administrators import Administrators
+from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.customers import CustomerCards
 from purse.service.admin.goods import Goods, GoodsCategories
 from purse.service.admin.programs import Programs
 from purse.service.admin.wallet import AccountTypes, Certificates, CouponSeries
@@ -30,6 +36,8 @@ class AdminUseCases:
     """Everything the control panel calls, built at the composition root."""
 
     authenticator: AdministratorAuthenticator
+    administrators: Administrators
+    businesses: Businesses
     programs: Programs
     categories: CustomerCategories
     goods_categories: GoodsCategories
@@ -37,10 +45,14 @@ class AdminUseCases:
     account_types: AccountTypes
     coupon_series: CouponSeries
     certificates: Certificates
+    customers: CustomerCards
 
 
 class AdminServicer(
+    AccessCalls,
+    BusinessCalls,
     CategoryCalls,
+    CustomerCalls,
     GoodsCalls,
     AccountTypeCalls,
     CouponSeriesCalls,
@@ -51,6 +63,8 @@ class AdminServicer(
 
     def __init__(self, use_cases: AdminUseCases) -> None:
         self.authenticator = use_cases.authenticator
+        self.administrators = use_cases.administrators
+        self.businesses = use_cases.businesses
         self._programs = use_cases.programs
         self.categories = use_cases.categories
         self.goods_categories = use_cases.goods_categories
@@ -58,6 +72,7 @@ class AdminServicer(
         self.account_types = use_cases.account_types
         self.coupon_series = use_cases.coupon_series
         self.certificates = use_cases.certificates
+        self.customers = use_cases.customers
 
     @administrator_call(Access.READ)
     async def GetProgramRules(

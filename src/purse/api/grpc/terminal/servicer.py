@@ -373,7 +373,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             else None,
         )
         records, token = await self._history.page(
-            terminal, request.page_size, request.page_token, filters
+            terminal.business_id, request.page_size, request.page_token, filters
         )
         return pb.ListTransactionsResponse(
             transactions=[transaction_to_proto(record) for record in records],

@@ -1,0 +1,1 @@
+"""PlatformService over gRPC."""
