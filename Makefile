@@ -5,6 +5,7 @@
 #   make protos  regenerate the generated code (src/purse/*v1) from protos/
 #   make bench   the engine benchmarks (figures go into the README)
 #   make bench-load  the load benchmark against a real server
+#   make bench-price-list  UpsertGoods of 10,000 goods a call against a real server
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,7 +18,8 @@ PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos \
 	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
 	--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc
 
-.PHONY: serve test check protos protos-check lint-protos bench bench-load load-tools clean install
+.PHONY: serve test check protos protos-check lint-protos bench bench-load bench-price-list \
+	load-tools clean install
 
 install: $(STAMP)
 
@@ -74,6 +76,10 @@ load-tools:
 bench-load: $(STAMP) load-tools
 	mkdir -p build
 	$(BIN)/python -m benchmarks.load.run --markdown build/bench-load.md
+
+# A price list through AdminService.UpsertGoods: create, update, unchanged (about 30 s).
+bench-price-list: $(STAMP)
+	$(BIN)/python -m benchmarks.price_list
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

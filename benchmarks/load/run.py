@@ -944,12 +944,9 @@ class Servers:
     echo_http_port: int
 
 
-def start_servers(settings: Any, data_dir: Path, started: list[ChildServer]) -> Servers:
-    """The Purse server and the echo server (appended to `started` as each starts)."""
-    from purse.store.embedded import free_port
-
-    purse_port, purse_http, echo_port, echo_http = (free_port() for _ in range(4))
-    purse = ChildServer(
+def purse_server(settings: Any, data_dir: Path, port: int, http_port: int) -> ChildServer:
+    """`purse serve` on 127.0.0.1, on migrated PostgreSQL and Redis (not started yet)."""
+    return ChildServer(
         "purse",
         [sys.executable, "-m", "purse.cli", "serve"],
         _child_environment(
@@ -958,15 +955,23 @@ def start_servers(settings: Any, data_dir: Path, started: list[ChildServer]) -> 
                 "PURSE_REDIS_URL": settings.redis_url,
                 "PURSE_DATA_DIR": str(data_dir),
                 "PURSE_GRPC_HOST": "127.0.0.1",
-                "PURSE_GRPC_PORT": str(purse_port),
+                "PURSE_GRPC_PORT": str(port),
                 "PURSE_HTTP_HOST": "127.0.0.1",
-                "PURSE_HTTP_PORT": str(purse_http),
+                "PURSE_HTTP_PORT": str(http_port),
                 "PURSE_LOG_FORMAT": "text",
-                "PURSE_MIGRATE_ON_START": "false",  # migrated above
+                "PURSE_MIGRATE_ON_START": "false",  # migrated before
             }
         ),
         data_dir / "purse-server.log",
     )
+
+
+def start_servers(settings: Any, data_dir: Path, started: list[ChildServer]) -> Servers:
+    """The Purse server and the echo server (appended to `started` as each starts)."""
+    from purse.store.embedded import free_port
+
+    purse_port, purse_http, echo_port, echo_http = (free_port() for _ in range(4))
+    purse = purse_server(settings, data_dir, purse_port, purse_http)
     echo = ChildServer(
         "echo",
         [

@@ -46,10 +46,12 @@ from purse.service.admin.administrators import Administrators
 from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
 from purse.service.admin.customers import CustomerCards
+from purse.service.admin.goods import Goods, GoodsCategories
 from purse.service.admin.loyalty_programs import LoyaltyPrograms
 from purse.service.admin.points_of_sale import PointsOfSale
 from purse.service.admin.programs import Programs
 from purse.service.admin.terminals import TerminalApiKeys, Terminals
+from purse.service.admin.wallet import AccountTypes, Certificates, CouponSeries
 from purse.service.authentication import (
     AdministratorAuthenticator,
     Authenticator,
@@ -81,6 +83,7 @@ from purse.store.postgres.batches import BatchStore
 from purse.store.postgres.businesses import BusinessStore
 from purse.store.postgres.calculation_inputs import CalculationInputStore
 from purse.store.postgres.catalogue import CatalogueStore
+from purse.store.postgres.catalogue_setup import CatalogueSetupStore
 from purse.store.postgres.categories import CategoryStore
 from purse.store.postgres.customer_card import CustomerCardStore
 from purse.store.postgres.customers import CustomerStore
@@ -337,6 +340,7 @@ class Application:
         writes = BackOfficeWrites(pool)
         reads = BackOfficeReads(pool)
         administrators = AdministratorStore(pool)
+        catalogue = CatalogueSetupStore()
         return AdminUseCases(
             authenticator=AdministratorAuthenticator(
                 administrators,
@@ -360,6 +364,11 @@ class Application:
                 History(TransactionStore(pool)),
                 self.changes,
             ),
+            goods_categories=GoodsCategories(writes, reads, catalogue),
+            goods=Goods(writes, reads, catalogue),
+            account_types=AccountTypes(writes, reads, catalogue),
+            coupon_series=CouponSeries(writes, reads, catalogue),
+            certificates=Certificates(writes, reads),
             loyalty_programs=LoyaltyPrograms(writes, reads, SetupStore()),
             points_of_sale=PointsOfSale(writes, reads, SetupStore()),
             terminals=Terminals(writes, reads, SetupStore()),

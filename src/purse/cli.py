@@ -633,7 +633,35 @@ def _parser() -> argparse.ArgumentParser:
     business.add_argument("--data-dir", type=Path)
     business.set_defaults(handler=_business_create)
     _terminal_parser(commands)
+    _admin_parser(commands)
     return parser
+
+
+def _admin_parser(commands: Any) -> None:
+    admin = commands.add_parser(
+        "admin",
+        help="the control panel's calls (sign in first, or give an API key)",
+        description="Every AdminService RPC as a command in kebab case"
+        " (create-point-of-sale calls CreatePointOfSale); `purse admin commands` lists them."
+        " The request is protobuf JSON (or - for stdin) with --set PATH=VALUE for single"
+        " fields. Credentials: --api-key, PURSE_ADMIN_API_KEY, else the token"
+        " `purse admin sign-in --login …` saved (password from PURSE_ADMIN_PASSWORD or asked).",
+    )
+    admin.add_argument("command", help="sign-in, sign-out, commands, or an RPC in kebab case")
+    admin.add_argument("request", nargs="?", default="", help="the request as JSON, or -")
+    admin.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
+    admin.add_argument("--login", default="", help="sign-in: the administrator's login")
+    admin.add_argument("--api-key", default="")
+    admin.add_argument("--target", default="")
+    admin.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    admin.add_argument("--data-dir", type=Path)
+    admin.set_defaults(handler=_admin)
+
+
+def _admin(arguments: argparse.Namespace) -> int:
+    from purse import admin_cli
+
+    return admin_cli.run(arguments)
 
 
 _terminal_description = """Act as a point-of-sale terminal against a running server.

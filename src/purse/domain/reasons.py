@@ -117,6 +117,13 @@ ERROR_REASONS: Final[Mapping[str, str]] = {
     "ADMINISTRATOR_NOT_FOUND": "no such administrator in this business",
     "API_KEY_NOT_FOUND": "no such API key in this business",
     "LAST_OWNER": "a business keeps at least one owner who can sign in",
+    "CODE_TAKEN": "the code is used by another item of this business already",
+    "FIELD_IMMUTABLE": "the field is set at creation and cannot change; the violation names it",
+    "CAP_BELOW_ISSUED": "a coupon series' cap would be below the coupons it has issued",
+    "GOODS_CATEGORY_NOT_FOUND": "no such goods category in this business",
+    "GOODS_NOT_FOUND": "no product with this code in this business",
+    "ACCOUNT_TYPE_NOT_FOUND": "no such account type in this business",
+    "COUPON_SERIES_NOT_FOUND": "no such coupon series in this business",
     # The back office: setup.
     "POINT_OF_SALE_NOT_FOUND": "no such point of sale in this business, or it is archived",
     "TERMINAL_NOT_FOUND": "no such terminal in this business",

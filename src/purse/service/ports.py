@@ -360,7 +360,7 @@ class BackOfficeReads(Protocol):
         self,
         table: Table,
         business_id: int,
-        after_key: int,
+        after_key: int | str,
         limit: int,
         show_archived: bool,
         equal: Mapping[str, object] | None = None,

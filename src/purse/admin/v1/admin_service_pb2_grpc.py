@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from purse.admin.v1 import admin_service_pb2 as purse_dot_admin_dot_v1_dot_admin__service__pb2
+from purse.admin.v1 import catalogue_pb2 as purse_dot_admin_dot_v1_dot_catalogue__pb2
 from purse.admin.v1 import setup_pb2 as purse_dot_admin_dot_v1_dot_setup__pb2
 
 GRPC_GENERATED_VERSION = '1.76.0'
@@ -240,6 +241,136 @@ class AdminServiceStub(object):
                 '/purse.admin.v1.AdminService/RotateTerminalApiKey',
                 request_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.RotateTerminalApiKeyRequest.SerializeToString,
                 response_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.RotateTerminalApiKeyResponse.FromString,
+                _registered_method=True)
+        self.CreateGoodsCategory = channel.unary_unary(
+                '/purse.admin.v1.AdminService/CreateGoodsCategory',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateGoodsCategoryRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateGoodsCategoryResponse.FromString,
+                _registered_method=True)
+        self.GetGoodsCategory = channel.unary_unary(
+                '/purse.admin.v1.AdminService/GetGoodsCategory',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetGoodsCategoryRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetGoodsCategoryResponse.FromString,
+                _registered_method=True)
+        self.ListGoodsCategories = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ListGoodsCategories',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListGoodsCategoriesRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListGoodsCategoriesResponse.FromString,
+                _registered_method=True)
+        self.UpdateGoodsCategory = channel.unary_unary(
+                '/purse.admin.v1.AdminService/UpdateGoodsCategory',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateGoodsCategoryRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateGoodsCategoryResponse.FromString,
+                _registered_method=True)
+        self.ArchiveGoodsCategory = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ArchiveGoodsCategory',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveGoodsCategoryRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveGoodsCategoryResponse.FromString,
+                _registered_method=True)
+        self.CreateGoods = channel.unary_unary(
+                '/purse.admin.v1.AdminService/CreateGoods',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateGoodsRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateGoodsResponse.FromString,
+                _registered_method=True)
+        self.GetGoods = channel.unary_unary(
+                '/purse.admin.v1.AdminService/GetGoods',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetGoodsRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetGoodsResponse.FromString,
+                _registered_method=True)
+        self.ListGoods = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ListGoods',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListGoodsRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListGoodsResponse.FromString,
+                _registered_method=True)
+        self.UpdateGoods = channel.unary_unary(
+                '/purse.admin.v1.AdminService/UpdateGoods',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateGoodsRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateGoodsResponse.FromString,
+                _registered_method=True)
+        self.ArchiveGoods = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ArchiveGoods',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveGoodsRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveGoodsResponse.FromString,
+                _registered_method=True)
+        self.UpsertGoods = channel.unary_unary(
+                '/purse.admin.v1.AdminService/UpsertGoods',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpsertGoodsRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpsertGoodsResponse.FromString,
+                _registered_method=True)
+        self.CreateAccountType = channel.unary_unary(
+                '/purse.admin.v1.AdminService/CreateAccountType',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateAccountTypeRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateAccountTypeResponse.FromString,
+                _registered_method=True)
+        self.GetAccountType = channel.unary_unary(
+                '/purse.admin.v1.AdminService/GetAccountType',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetAccountTypeRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetAccountTypeResponse.FromString,
+                _registered_method=True)
+        self.ListAccountTypes = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ListAccountTypes',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListAccountTypesRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListAccountTypesResponse.FromString,
+                _registered_method=True)
+        self.UpdateAccountType = channel.unary_unary(
+                '/purse.admin.v1.AdminService/UpdateAccountType',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateAccountTypeRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateAccountTypeResponse.FromString,
+                _registered_method=True)
+        self.ArchiveAccountType = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ArchiveAccountType',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveAccountTypeRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveAccountTypeResponse.FromString,
+                _registered_method=True)
+        self.CreateCouponSeries = channel.unary_unary(
+                '/purse.admin.v1.AdminService/CreateCouponSeries',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateCouponSeriesRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateCouponSeriesResponse.FromString,
+                _registered_method=True)
+        self.GetCouponSeries = channel.unary_unary(
+                '/purse.admin.v1.AdminService/GetCouponSeries',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetCouponSeriesRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetCouponSeriesResponse.FromString,
+                _registered_method=True)
+        self.ListCouponSeries = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ListCouponSeries',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListCouponSeriesRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListCouponSeriesResponse.FromString,
+                _registered_method=True)
+        self.UpdateCouponSeries = channel.unary_unary(
+                '/purse.admin.v1.AdminService/UpdateCouponSeries',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateCouponSeriesRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateCouponSeriesResponse.FromString,
+                _registered_method=True)
+        self.ArchiveCouponSeries = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ArchiveCouponSeries',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCouponSeriesRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCouponSeriesResponse.FromString,
+                _registered_method=True)
+        self.CreateCertificate = channel.unary_unary(
+                '/purse.admin.v1.AdminService/CreateCertificate',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateCertificateRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateCertificateResponse.FromString,
+                _registered_method=True)
+        self.GetCertificate = channel.unary_unary(
+                '/purse.admin.v1.AdminService/GetCertificate',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetCertificateRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetCertificateResponse.FromString,
+                _registered_method=True)
+        self.ListCertificates = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ListCertificates',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListCertificatesRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListCertificatesResponse.FromString,
+                _registered_method=True)
+        self.UpdateCertificate = channel.unary_unary(
+                '/purse.admin.v1.AdminService/UpdateCertificate',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateCertificateRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateCertificateResponse.FromString,
+                _registered_method=True)
+        self.ArchiveCertificate = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ArchiveCertificate',
+                request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateResponse.FromString,
                 _registered_method=True)
         self.FindCustomer = channel.unary_unary(
                 '/purse.admin.v1.AdminService/FindCustomer',
@@ -580,14 +711,201 @@ class AdminServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def FindCustomer(self, request, context):
+    def CreateGoodsCategory(self, request, context):
         """--- Goods ---------------------------------------------------------------------
-        (catalogue: goods categories, goods)
+        A new goods category.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
-        --- Account types, coupon series, certificates ---------------------------------------
-        (catalogue: account types, coupon series, certificates)
+    def GetGoodsCategory(self, request, context):
+        """One goods category.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
-        --- One customer ------------------------------------------------------------------
+    def ListGoodsCategories(self, request, context):
+        """The business's goods categories.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateGoodsCategory(self, request, context):
+        """Renames a goods category (its code stays).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveGoodsCategory(self, request, context):
+        """Archives a goods category no active product is in and no active program's rules
+        select.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateGoods(self, request, context):
+        """A new product.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGoods(self, request, context):
+        """One product, by product code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGoods(self, request, context):
+        """The business's goods.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateGoods(self, request, context):
+        """Replaces a product's title, price and category.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveGoods(self, request, context):
+        """Archives a product: tills no longer list it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertGoods(self, request, context):
+        """A price list in one call: up to 10,000 products created or replaced by product
+        code, all or none. An archived product listed is active again. Versions grow only
+        on products that change. A call that changes anything writes one audit entry
+        (resource `goods`, action `upsert`, resource_id `price_list`) whose `after_json`
+        counts the goods and lists the product codes created and updated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAccountType(self, request, context):
+        """--- Account types, coupon series, certificates ---------------------------------------
+        A new customer account type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAccountType(self, request, context):
+        """One account type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccountTypes(self, request, context):
+        """The business's account types.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAccountType(self, request, context):
+        """Replaces an account type's settable fields (its kind stays).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveAccountType(self, request, context):
+        """Archives an account type no customer has a balance in: tills stop offering and
+        crediting it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCouponSeries(self, request, context):
+        """A new coupon series.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCouponSeries(self, request, context):
+        """One coupon series.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCouponSeries(self, request, context):
+        """The business's coupon series.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCouponSeries(self, request, context):
+        """Replaces a series' settable fields (its kind stays; its cap never below what it
+        issued).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveCouponSeries(self, request, context):
+        """Archives a series none of whose coupons can still be used.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCertificate(self, request, context):
+        """A new gift certificate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCertificate(self, request, context):
+        """One certificate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCertificates(self, request, context):
+        """The business's certificates.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCertificate(self, request, context):
+        """Replaces a certificate's balance and expiry (not while a pending transaction holds
+        part of it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveCertificate(self, request, context):
+        """Archives a certificate: it is no longer accepted (not while a pending transaction
+        holds part of it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindCustomer(self, request, context):
+        """--- One customer ------------------------------------------------------------------
         The card of the customer an identifier names (a phone, local digits completed with
         the business's prefix, or a card). NOT_FOUND CUSTOMER_NOT_FOUND when none is a member.
         """
@@ -847,6 +1165,136 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RotateTerminalApiKey,
                     request_deserializer=purse_dot_admin_dot_v1_dot_setup__pb2.RotateTerminalApiKeyRequest.FromString,
                     response_serializer=purse_dot_admin_dot_v1_dot_setup__pb2.RotateTerminalApiKeyResponse.SerializeToString,
+            ),
+            'CreateGoodsCategory': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateGoodsCategory,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateGoodsCategoryRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateGoodsCategoryResponse.SerializeToString,
+            ),
+            'GetGoodsCategory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGoodsCategory,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetGoodsCategoryRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetGoodsCategoryResponse.SerializeToString,
+            ),
+            'ListGoodsCategories': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGoodsCategories,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListGoodsCategoriesRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListGoodsCategoriesResponse.SerializeToString,
+            ),
+            'UpdateGoodsCategory': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateGoodsCategory,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateGoodsCategoryRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateGoodsCategoryResponse.SerializeToString,
+            ),
+            'ArchiveGoodsCategory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveGoodsCategory,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveGoodsCategoryRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveGoodsCategoryResponse.SerializeToString,
+            ),
+            'CreateGoods': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateGoods,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateGoodsRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateGoodsResponse.SerializeToString,
+            ),
+            'GetGoods': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGoods,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetGoodsRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetGoodsResponse.SerializeToString,
+            ),
+            'ListGoods': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGoods,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListGoodsRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListGoodsResponse.SerializeToString,
+            ),
+            'UpdateGoods': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateGoods,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateGoodsRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateGoodsResponse.SerializeToString,
+            ),
+            'ArchiveGoods': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveGoods,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveGoodsRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveGoodsResponse.SerializeToString,
+            ),
+            'UpsertGoods': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertGoods,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpsertGoodsRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpsertGoodsResponse.SerializeToString,
+            ),
+            'CreateAccountType': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAccountType,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateAccountTypeRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateAccountTypeResponse.SerializeToString,
+            ),
+            'GetAccountType': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccountType,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetAccountTypeRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetAccountTypeResponse.SerializeToString,
+            ),
+            'ListAccountTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccountTypes,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListAccountTypesRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListAccountTypesResponse.SerializeToString,
+            ),
+            'UpdateAccountType': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAccountType,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateAccountTypeRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateAccountTypeResponse.SerializeToString,
+            ),
+            'ArchiveAccountType': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveAccountType,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveAccountTypeRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveAccountTypeResponse.SerializeToString,
+            ),
+            'CreateCouponSeries': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCouponSeries,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateCouponSeriesRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateCouponSeriesResponse.SerializeToString,
+            ),
+            'GetCouponSeries': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCouponSeries,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetCouponSeriesRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetCouponSeriesResponse.SerializeToString,
+            ),
+            'ListCouponSeries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCouponSeries,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListCouponSeriesRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListCouponSeriesResponse.SerializeToString,
+            ),
+            'UpdateCouponSeries': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCouponSeries,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateCouponSeriesRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateCouponSeriesResponse.SerializeToString,
+            ),
+            'ArchiveCouponSeries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveCouponSeries,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCouponSeriesRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCouponSeriesResponse.SerializeToString,
+            ),
+            'CreateCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCertificate,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateCertificateRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateCertificateResponse.SerializeToString,
+            ),
+            'GetCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCertificate,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetCertificateRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.GetCertificateResponse.SerializeToString,
+            ),
+            'ListCertificates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCertificates,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListCertificatesRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ListCertificatesResponse.SerializeToString,
+            ),
+            'UpdateCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCertificate,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateCertificateRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateCertificateResponse.SerializeToString,
+            ),
+            'ArchiveCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveCertificate,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateResponse.SerializeToString,
             ),
             'FindCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.FindCustomer,
@@ -1992,6 +2440,708 @@ class AdminService(object):
             '/purse.admin.v1.AdminService/RotateTerminalApiKey',
             purse_dot_admin_dot_v1_dot_setup__pb2.RotateTerminalApiKeyRequest.SerializeToString,
             purse_dot_admin_dot_v1_dot_setup__pb2.RotateTerminalApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateGoodsCategory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/CreateGoodsCategory',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateGoodsCategoryRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateGoodsCategoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGoodsCategory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/GetGoodsCategory',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.GetGoodsCategoryRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.GetGoodsCategoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGoodsCategories(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ListGoodsCategories',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ListGoodsCategoriesRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ListGoodsCategoriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateGoodsCategory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/UpdateGoodsCategory',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateGoodsCategoryRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateGoodsCategoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveGoodsCategory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ArchiveGoodsCategory',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveGoodsCategoryRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveGoodsCategoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateGoods(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/CreateGoods',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateGoodsRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateGoodsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGoods(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/GetGoods',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.GetGoodsRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.GetGoodsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGoods(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ListGoods',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ListGoodsRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ListGoodsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateGoods(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/UpdateGoods',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateGoodsRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateGoodsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveGoods(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ArchiveGoods',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveGoodsRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveGoodsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertGoods(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/UpsertGoods',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.UpsertGoodsRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.UpsertGoodsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAccountType(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/CreateAccountType',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateAccountTypeRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateAccountTypeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccountType(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/GetAccountType',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.GetAccountTypeRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.GetAccountTypeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccountTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ListAccountTypes',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ListAccountTypesRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ListAccountTypesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAccountType(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/UpdateAccountType',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateAccountTypeRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateAccountTypeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveAccountType(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ArchiveAccountType',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveAccountTypeRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveAccountTypeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCouponSeries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/CreateCouponSeries',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateCouponSeriesRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateCouponSeriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCouponSeries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/GetCouponSeries',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.GetCouponSeriesRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.GetCouponSeriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCouponSeries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ListCouponSeries',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ListCouponSeriesRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ListCouponSeriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCouponSeries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/UpdateCouponSeries',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateCouponSeriesRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateCouponSeriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveCouponSeries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ArchiveCouponSeries',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCouponSeriesRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCouponSeriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/CreateCertificate',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateCertificateRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.CreateCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/GetCertificate',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.GetCertificateRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.GetCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCertificates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ListCertificates',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ListCertificatesRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ListCertificatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/UpdateCertificate',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateCertificateRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.UpdateCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ArchiveCertificate',
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

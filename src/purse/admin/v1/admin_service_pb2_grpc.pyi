@@ -24,6 +24,7 @@ by its path in the request; nothing partial is stored.
 from collections import abc as _abc
 from grpc import aio as _aio
 from purse.admin.v1 import admin_service_pb2 as _admin_service_pb2
+from purse.admin.v1 import catalogue_pb2 as _catalogue_pb2
 from purse.admin.v1 import setup_pb2 as _setup_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -153,11 +154,79 @@ class AdminServiceStub:
     """Revokes a terminal's API key; it stops working."""
     RotateTerminalApiKey: _grpc.UnaryUnaryMultiCallable[_setup_pb2.RotateTerminalApiKeyRequest, _setup_pb2.RotateTerminalApiKeyResponse]
     """Replaces a terminal's API key by a new one, shown once; the old one stops working."""
-    FindCustomer: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.FindCustomerRequest, _admin_service_pb2.FindCustomerResponse]
+    CreateGoodsCategory: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.CreateGoodsCategoryRequest, _catalogue_pb2.CreateGoodsCategoryResponse]
+    """--- Goods ---------------------------------------------------------------------
+    A new goods category.
+    """
+    GetGoodsCategory: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.GetGoodsCategoryRequest, _catalogue_pb2.GetGoodsCategoryResponse]
+    """One goods category."""
+    ListGoodsCategories: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ListGoodsCategoriesRequest, _catalogue_pb2.ListGoodsCategoriesResponse]
+    """The business's goods categories."""
+    UpdateGoodsCategory: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateGoodsCategoryRequest, _catalogue_pb2.UpdateGoodsCategoryResponse]
+    """Renames a goods category (its code stays)."""
+    ArchiveGoodsCategory: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveGoodsCategoryRequest, _catalogue_pb2.ArchiveGoodsCategoryResponse]
+    """Archives a goods category no active product is in and no active program's rules
+    select.
+    """
+    CreateGoods: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.CreateGoodsRequest, _catalogue_pb2.CreateGoodsResponse]
+    """A new product."""
+    GetGoods: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.GetGoodsRequest, _catalogue_pb2.GetGoodsResponse]
+    """One product, by product code."""
+    ListGoods: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ListGoodsRequest, _catalogue_pb2.ListGoodsResponse]
+    """The business's goods."""
+    UpdateGoods: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateGoodsRequest, _catalogue_pb2.UpdateGoodsResponse]
+    """Replaces a product's title, price and category."""
+    ArchiveGoods: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveGoodsRequest, _catalogue_pb2.ArchiveGoodsResponse]
+    """Archives a product: tills no longer list it."""
+    UpsertGoods: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.UpsertGoodsRequest, _catalogue_pb2.UpsertGoodsResponse]
+    """A price list in one call: up to 10,000 products created or replaced by product
+    code, all or none. An archived product listed is active again. Versions grow only
+    on products that change. A call that changes anything writes one audit entry
+    (resource `goods`, action `upsert`, resource_id `price_list`) whose `after_json`
+    counts the goods and lists the product codes created and updated.
+    """
+    CreateAccountType: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.CreateAccountTypeRequest, _catalogue_pb2.CreateAccountTypeResponse]
     """--- Account types, coupon series, certificates ---------------------------------------
-    (catalogue: account types, coupon series, certificates)
-
-    --- One customer ------------------------------------------------------------------
+    A new customer account type.
+    """
+    GetAccountType: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.GetAccountTypeRequest, _catalogue_pb2.GetAccountTypeResponse]
+    """One account type."""
+    ListAccountTypes: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ListAccountTypesRequest, _catalogue_pb2.ListAccountTypesResponse]
+    """The business's account types."""
+    UpdateAccountType: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateAccountTypeRequest, _catalogue_pb2.UpdateAccountTypeResponse]
+    """Replaces an account type's settable fields (its kind stays)."""
+    ArchiveAccountType: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveAccountTypeRequest, _catalogue_pb2.ArchiveAccountTypeResponse]
+    """Archives an account type no customer has a balance in: tills stop offering and
+    crediting it.
+    """
+    CreateCouponSeries: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.CreateCouponSeriesRequest, _catalogue_pb2.CreateCouponSeriesResponse]
+    """A new coupon series."""
+    GetCouponSeries: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.GetCouponSeriesRequest, _catalogue_pb2.GetCouponSeriesResponse]
+    """One coupon series."""
+    ListCouponSeries: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ListCouponSeriesRequest, _catalogue_pb2.ListCouponSeriesResponse]
+    """The business's coupon series."""
+    UpdateCouponSeries: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateCouponSeriesRequest, _catalogue_pb2.UpdateCouponSeriesResponse]
+    """Replaces a series' settable fields (its kind stays; its cap never below what it
+    issued).
+    """
+    ArchiveCouponSeries: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveCouponSeriesRequest, _catalogue_pb2.ArchiveCouponSeriesResponse]
+    """Archives a series none of whose coupons can still be used."""
+    CreateCertificate: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.CreateCertificateRequest, _catalogue_pb2.CreateCertificateResponse]
+    """A new gift certificate."""
+    GetCertificate: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.GetCertificateRequest, _catalogue_pb2.GetCertificateResponse]
+    """One certificate."""
+    ListCertificates: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ListCertificatesRequest, _catalogue_pb2.ListCertificatesResponse]
+    """The business's certificates."""
+    UpdateCertificate: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateCertificateRequest, _catalogue_pb2.UpdateCertificateResponse]
+    """Replaces a certificate's balance and expiry (not while a pending transaction holds
+    part of it).
+    """
+    ArchiveCertificate: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveCertificateRequest, _catalogue_pb2.ArchiveCertificateResponse]
+    """Archives a certificate: it is no longer accepted (not while a pending transaction
+    holds part of it).
+    """
+    FindCustomer: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.FindCustomerRequest, _admin_service_pb2.FindCustomerResponse]
+    """--- One customer ------------------------------------------------------------------
     The card of the customer an identifier names (a phone, local digits completed with
     the business's prefix, or a card). NOT_FOUND CUSTOMER_NOT_FOUND when none is a member.
     """
@@ -286,11 +355,79 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Revokes a terminal's API key; it stops working."""
     RotateTerminalApiKey: _aio.UnaryUnaryMultiCallable[_setup_pb2.RotateTerminalApiKeyRequest, _setup_pb2.RotateTerminalApiKeyResponse]  # type: ignore[assignment]
     """Replaces a terminal's API key by a new one, shown once; the old one stops working."""
-    FindCustomer: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.FindCustomerRequest, _admin_service_pb2.FindCustomerResponse]  # type: ignore[assignment]
+    CreateGoodsCategory: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.CreateGoodsCategoryRequest, _catalogue_pb2.CreateGoodsCategoryResponse]  # type: ignore[assignment]
+    """--- Goods ---------------------------------------------------------------------
+    A new goods category.
+    """
+    GetGoodsCategory: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.GetGoodsCategoryRequest, _catalogue_pb2.GetGoodsCategoryResponse]  # type: ignore[assignment]
+    """One goods category."""
+    ListGoodsCategories: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ListGoodsCategoriesRequest, _catalogue_pb2.ListGoodsCategoriesResponse]  # type: ignore[assignment]
+    """The business's goods categories."""
+    UpdateGoodsCategory: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateGoodsCategoryRequest, _catalogue_pb2.UpdateGoodsCategoryResponse]  # type: ignore[assignment]
+    """Renames a goods category (its code stays)."""
+    ArchiveGoodsCategory: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveGoodsCategoryRequest, _catalogue_pb2.ArchiveGoodsCategoryResponse]  # type: ignore[assignment]
+    """Archives a goods category no active product is in and no active program's rules
+    select.
+    """
+    CreateGoods: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.CreateGoodsRequest, _catalogue_pb2.CreateGoodsResponse]  # type: ignore[assignment]
+    """A new product."""
+    GetGoods: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.GetGoodsRequest, _catalogue_pb2.GetGoodsResponse]  # type: ignore[assignment]
+    """One product, by product code."""
+    ListGoods: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ListGoodsRequest, _catalogue_pb2.ListGoodsResponse]  # type: ignore[assignment]
+    """The business's goods."""
+    UpdateGoods: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateGoodsRequest, _catalogue_pb2.UpdateGoodsResponse]  # type: ignore[assignment]
+    """Replaces a product's title, price and category."""
+    ArchiveGoods: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveGoodsRequest, _catalogue_pb2.ArchiveGoodsResponse]  # type: ignore[assignment]
+    """Archives a product: tills no longer list it."""
+    UpsertGoods: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.UpsertGoodsRequest, _catalogue_pb2.UpsertGoodsResponse]  # type: ignore[assignment]
+    """A price list in one call: up to 10,000 products created or replaced by product
+    code, all or none. An archived product listed is active again. Versions grow only
+    on products that change. A call that changes anything writes one audit entry
+    (resource `goods`, action `upsert`, resource_id `price_list`) whose `after_json`
+    counts the goods and lists the product codes created and updated.
+    """
+    CreateAccountType: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.CreateAccountTypeRequest, _catalogue_pb2.CreateAccountTypeResponse]  # type: ignore[assignment]
     """--- Account types, coupon series, certificates ---------------------------------------
-    (catalogue: account types, coupon series, certificates)
-
-    --- One customer ------------------------------------------------------------------
+    A new customer account type.
+    """
+    GetAccountType: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.GetAccountTypeRequest, _catalogue_pb2.GetAccountTypeResponse]  # type: ignore[assignment]
+    """One account type."""
+    ListAccountTypes: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ListAccountTypesRequest, _catalogue_pb2.ListAccountTypesResponse]  # type: ignore[assignment]
+    """The business's account types."""
+    UpdateAccountType: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateAccountTypeRequest, _catalogue_pb2.UpdateAccountTypeResponse]  # type: ignore[assignment]
+    """Replaces an account type's settable fields (its kind stays)."""
+    ArchiveAccountType: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveAccountTypeRequest, _catalogue_pb2.ArchiveAccountTypeResponse]  # type: ignore[assignment]
+    """Archives an account type no customer has a balance in: tills stop offering and
+    crediting it.
+    """
+    CreateCouponSeries: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.CreateCouponSeriesRequest, _catalogue_pb2.CreateCouponSeriesResponse]  # type: ignore[assignment]
+    """A new coupon series."""
+    GetCouponSeries: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.GetCouponSeriesRequest, _catalogue_pb2.GetCouponSeriesResponse]  # type: ignore[assignment]
+    """One coupon series."""
+    ListCouponSeries: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ListCouponSeriesRequest, _catalogue_pb2.ListCouponSeriesResponse]  # type: ignore[assignment]
+    """The business's coupon series."""
+    UpdateCouponSeries: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateCouponSeriesRequest, _catalogue_pb2.UpdateCouponSeriesResponse]  # type: ignore[assignment]
+    """Replaces a series' settable fields (its kind stays; its cap never below what it
+    issued).
+    """
+    ArchiveCouponSeries: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveCouponSeriesRequest, _catalogue_pb2.ArchiveCouponSeriesResponse]  # type: ignore[assignment]
+    """Archives a series none of whose coupons can still be used."""
+    CreateCertificate: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.CreateCertificateRequest, _catalogue_pb2.CreateCertificateResponse]  # type: ignore[assignment]
+    """A new gift certificate."""
+    GetCertificate: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.GetCertificateRequest, _catalogue_pb2.GetCertificateResponse]  # type: ignore[assignment]
+    """One certificate."""
+    ListCertificates: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ListCertificatesRequest, _catalogue_pb2.ListCertificatesResponse]  # type: ignore[assignment]
+    """The business's certificates."""
+    UpdateCertificate: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateCertificateRequest, _catalogue_pb2.UpdateCertificateResponse]  # type: ignore[assignment]
+    """Replaces a certificate's balance and expiry (not while a pending transaction holds
+    part of it).
+    """
+    ArchiveCertificate: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveCertificateRequest, _catalogue_pb2.ArchiveCertificateResponse]  # type: ignore[assignment]
+    """Archives a certificate: it is no longer accepted (not while a pending transaction
+    holds part of it).
+    """
+    FindCustomer: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.FindCustomerRequest, _admin_service_pb2.FindCustomerResponse]  # type: ignore[assignment]
+    """--- One customer ------------------------------------------------------------------
     The card of the customer an identifier names (a phone, local digits completed with
     the business's prefix, or a card). NOT_FOUND CUSTOMER_NOT_FOUND when none is a member.
     """
@@ -664,15 +801,239 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """Replaces a terminal's API key by a new one, shown once; the old one stops working."""
 
     @_abc_1.abstractmethod
+    def CreateGoodsCategory(
+        self,
+        request: _catalogue_pb2.CreateGoodsCategoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.CreateGoodsCategoryResponse, _abc.Awaitable[_catalogue_pb2.CreateGoodsCategoryResponse]]:
+        """--- Goods ---------------------------------------------------------------------
+        A new goods category.
+        """
+
+    @_abc_1.abstractmethod
+    def GetGoodsCategory(
+        self,
+        request: _catalogue_pb2.GetGoodsCategoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.GetGoodsCategoryResponse, _abc.Awaitable[_catalogue_pb2.GetGoodsCategoryResponse]]:
+        """One goods category."""
+
+    @_abc_1.abstractmethod
+    def ListGoodsCategories(
+        self,
+        request: _catalogue_pb2.ListGoodsCategoriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.ListGoodsCategoriesResponse, _abc.Awaitable[_catalogue_pb2.ListGoodsCategoriesResponse]]:
+        """The business's goods categories."""
+
+    @_abc_1.abstractmethod
+    def UpdateGoodsCategory(
+        self,
+        request: _catalogue_pb2.UpdateGoodsCategoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.UpdateGoodsCategoryResponse, _abc.Awaitable[_catalogue_pb2.UpdateGoodsCategoryResponse]]:
+        """Renames a goods category (its code stays)."""
+
+    @_abc_1.abstractmethod
+    def ArchiveGoodsCategory(
+        self,
+        request: _catalogue_pb2.ArchiveGoodsCategoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.ArchiveGoodsCategoryResponse, _abc.Awaitable[_catalogue_pb2.ArchiveGoodsCategoryResponse]]:
+        """Archives a goods category no active product is in and no active program's rules
+        select.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateGoods(
+        self,
+        request: _catalogue_pb2.CreateGoodsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.CreateGoodsResponse, _abc.Awaitable[_catalogue_pb2.CreateGoodsResponse]]:
+        """A new product."""
+
+    @_abc_1.abstractmethod
+    def GetGoods(
+        self,
+        request: _catalogue_pb2.GetGoodsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.GetGoodsResponse, _abc.Awaitable[_catalogue_pb2.GetGoodsResponse]]:
+        """One product, by product code."""
+
+    @_abc_1.abstractmethod
+    def ListGoods(
+        self,
+        request: _catalogue_pb2.ListGoodsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.ListGoodsResponse, _abc.Awaitable[_catalogue_pb2.ListGoodsResponse]]:
+        """The business's goods."""
+
+    @_abc_1.abstractmethod
+    def UpdateGoods(
+        self,
+        request: _catalogue_pb2.UpdateGoodsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.UpdateGoodsResponse, _abc.Awaitable[_catalogue_pb2.UpdateGoodsResponse]]:
+        """Replaces a product's title, price and category."""
+
+    @_abc_1.abstractmethod
+    def ArchiveGoods(
+        self,
+        request: _catalogue_pb2.ArchiveGoodsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.ArchiveGoodsResponse, _abc.Awaitable[_catalogue_pb2.ArchiveGoodsResponse]]:
+        """Archives a product: tills no longer list it."""
+
+    @_abc_1.abstractmethod
+    def UpsertGoods(
+        self,
+        request: _catalogue_pb2.UpsertGoodsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.UpsertGoodsResponse, _abc.Awaitable[_catalogue_pb2.UpsertGoodsResponse]]:
+        """A price list in one call: up to 10,000 products created or replaced by product
+        code, all or none. An archived product listed is active again. Versions grow only
+        on products that change. A call that changes anything writes one audit entry
+        (resource `goods`, action `upsert`, resource_id `price_list`) whose `after_json`
+        counts the goods and lists the product codes created and updated.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateAccountType(
+        self,
+        request: _catalogue_pb2.CreateAccountTypeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.CreateAccountTypeResponse, _abc.Awaitable[_catalogue_pb2.CreateAccountTypeResponse]]:
+        """--- Account types, coupon series, certificates ---------------------------------------
+        A new customer account type.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAccountType(
+        self,
+        request: _catalogue_pb2.GetAccountTypeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.GetAccountTypeResponse, _abc.Awaitable[_catalogue_pb2.GetAccountTypeResponse]]:
+        """One account type."""
+
+    @_abc_1.abstractmethod
+    def ListAccountTypes(
+        self,
+        request: _catalogue_pb2.ListAccountTypesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.ListAccountTypesResponse, _abc.Awaitable[_catalogue_pb2.ListAccountTypesResponse]]:
+        """The business's account types."""
+
+    @_abc_1.abstractmethod
+    def UpdateAccountType(
+        self,
+        request: _catalogue_pb2.UpdateAccountTypeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.UpdateAccountTypeResponse, _abc.Awaitable[_catalogue_pb2.UpdateAccountTypeResponse]]:
+        """Replaces an account type's settable fields (its kind stays)."""
+
+    @_abc_1.abstractmethod
+    def ArchiveAccountType(
+        self,
+        request: _catalogue_pb2.ArchiveAccountTypeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.ArchiveAccountTypeResponse, _abc.Awaitable[_catalogue_pb2.ArchiveAccountTypeResponse]]:
+        """Archives an account type no customer has a balance in: tills stop offering and
+        crediting it.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateCouponSeries(
+        self,
+        request: _catalogue_pb2.CreateCouponSeriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.CreateCouponSeriesResponse, _abc.Awaitable[_catalogue_pb2.CreateCouponSeriesResponse]]:
+        """A new coupon series."""
+
+    @_abc_1.abstractmethod
+    def GetCouponSeries(
+        self,
+        request: _catalogue_pb2.GetCouponSeriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.GetCouponSeriesResponse, _abc.Awaitable[_catalogue_pb2.GetCouponSeriesResponse]]:
+        """One coupon series."""
+
+    @_abc_1.abstractmethod
+    def ListCouponSeries(
+        self,
+        request: _catalogue_pb2.ListCouponSeriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.ListCouponSeriesResponse, _abc.Awaitable[_catalogue_pb2.ListCouponSeriesResponse]]:
+        """The business's coupon series."""
+
+    @_abc_1.abstractmethod
+    def UpdateCouponSeries(
+        self,
+        request: _catalogue_pb2.UpdateCouponSeriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.UpdateCouponSeriesResponse, _abc.Awaitable[_catalogue_pb2.UpdateCouponSeriesResponse]]:
+        """Replaces a series' settable fields (its kind stays; its cap never below what it
+        issued).
+        """
+
+    @_abc_1.abstractmethod
+    def ArchiveCouponSeries(
+        self,
+        request: _catalogue_pb2.ArchiveCouponSeriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.ArchiveCouponSeriesResponse, _abc.Awaitable[_catalogue_pb2.ArchiveCouponSeriesResponse]]:
+        """Archives a series none of whose coupons can still be used."""
+
+    @_abc_1.abstractmethod
+    def CreateCertificate(
+        self,
+        request: _catalogue_pb2.CreateCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.CreateCertificateResponse, _abc.Awaitable[_catalogue_pb2.CreateCertificateResponse]]:
+        """A new gift certificate."""
+
+    @_abc_1.abstractmethod
+    def GetCertificate(
+        self,
+        request: _catalogue_pb2.GetCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.GetCertificateResponse, _abc.Awaitable[_catalogue_pb2.GetCertificateResponse]]:
+        """One certificate."""
+
+    @_abc_1.abstractmethod
+    def ListCertificates(
+        self,
+        request: _catalogue_pb2.ListCertificatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.ListCertificatesResponse, _abc.Awaitable[_catalogue_pb2.ListCertificatesResponse]]:
+        """The business's certificates."""
+
+    @_abc_1.abstractmethod
+    def UpdateCertificate(
+        self,
+        request: _catalogue_pb2.UpdateCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.UpdateCertificateResponse, _abc.Awaitable[_catalogue_pb2.UpdateCertificateResponse]]:
+        """Replaces a certificate's balance and expiry (not while a pending transaction holds
+        part of it).
+        """
+
+    @_abc_1.abstractmethod
+    def ArchiveCertificate(
+        self,
+        request: _catalogue_pb2.ArchiveCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalogue_pb2.ArchiveCertificateResponse, _abc.Awaitable[_catalogue_pb2.ArchiveCertificateResponse]]:
+        """Archives a certificate: it is no longer accepted (not while a pending transaction
+        holds part of it).
+        """
+
+    @_abc_1.abstractmethod
     def FindCustomer(
         self,
         request: _admin_service_pb2.FindCustomerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.FindCustomerResponse, _abc.Awaitable[_admin_service_pb2.FindCustomerResponse]]:
-        """--- Account types, coupon series, certificates ---------------------------------------
-        (catalogue: account types, coupon series, certificates)
-
-        --- One customer ------------------------------------------------------------------
+        """--- One customer ------------------------------------------------------------------
         The card of the customer an identifier names (a phone, local digits completed with
         the business's prefix, or a card). NOT_FOUND CUSTOMER_NOT_FOUND when none is a member.
         """

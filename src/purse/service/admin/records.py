@@ -104,16 +104,23 @@ def unique_fields(constraints: Mapping[str, tuple[str, str, str]]) -> Iterator[N
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
-    """Which page of a list: `after` is the last id of the previous page (0: first)."""
+    """Which page of a list: `after` is the last id of the previous page (0: first), or
+    `after_code` its last code for lists keyed by a code ("": first)."""
 
     after: int
     limit: int
     query: list[str | int]
+    after_code: str = ""
 
     @classmethod
-    def of(cls, page_size: int, token: str, query: list[str | int]) -> PageRequest:
+    def of(
+        cls, page_size: int, token: str, query: list[str | int], by_code: bool = False
+    ) -> PageRequest:
         limit = page_limit(page_size, page_size_default, page_size_max)
         start = page_start(token, query)
+        if by_code:
+            # Codes are never empty: every one sorts after "".
+            return cls(0, limit, query, start or "")
         after = 0
         if start is not None:
             if not start.isdigit() or len(start) > 19:

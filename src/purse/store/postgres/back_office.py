@@ -204,7 +204,7 @@ class BackOfficeReads:
         self,
         table: Table,
         business_id: int,
-        after_key: int,
+        after_key: int | str,
         limit: int,
         show_archived: bool,
         equal: Mapping[str, object] | None = None,

@@ -1,6 +1,7 @@
 """Everything a check calculation reads besides the membership, in one round trip:
-the program's rules version, the customer's live points lots, the business's account
-types, the coupons and certificates the cashier named, the catalogue's goods
+the program's rules version, the customer's live points lots, the business's active
+account types, the coupons (each expiring when it or its series does) and the active
+certificates the cashier named, the catalogue's goods
 categories of the check's products, and which of the category codes the lines name
 the catalogue knows.
 """
@@ -28,9 +29,10 @@ SELECT
   ARRAY(SELECT ROW(t.account_type_id, t.kind, t.product_codes,
                    t.redemption_limit_without_pin, t.purchases_per_reward, t.name,
                    t.title::text)
-          FROM account_types t WHERE t.business_id = $1
+          FROM account_types t WHERE t.business_id = $1 AND t.archived_at IS NULL
          ORDER BY t.account_type_id) AS account_types,
-  ARRAY(SELECT ROW(c.coupon_id, c.code, c.customer_id, c.status, c.expires_at, s.kind,
+  ARRAY(SELECT ROW(c.coupon_id, c.code, c.customer_id, c.status,
+                   least(c.expires_at, s.valid_until), s.kind,
                    s.value, s.product_codes, s.check_sum_min_minor_units, s.name,
                    s.title::text)
           FROM coupons c
@@ -38,7 +40,8 @@ SELECT
          WHERE c.business_id = $1 AND c.code = ANY($4::text[])) AS coupons,
   ARRAY(SELECT ROW(certificate_id, code, balance_minor_units - held_minor_units, expires_at)
           FROM certificates
-         WHERE business_id = $1 AND code = ANY($5::text[])) AS certificates,
+         WHERE business_id = $1 AND code = ANY($5::text[]) AND archived_at IS NULL
+       ) AS certificates,
   ARRAY(SELECT ROW(g.product_code, k.code)
           FROM goods g
           JOIN goods_categories k

@@ -1,6 +1,7 @@
 """Reading a business's setup: customer categories and account types in one round trip,
 goods and goods categories by keyset pages (the primary key's order: product code, and
-the unique (business, code) of categories), so a page costs the same deep in a list."""
+the unique (business, code) of active categories), so a page costs the same deep in a
+list. Archived account types, goods and goods categories are no longer offered."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ class CatalogueStore:
             " ARRAY(SELECT ROW(account_type_id, kind, name, title::text, product_codes,"
             "                  redemption_limit_without_pin, purchases_per_reward)"
             "        FROM account_types"
-            "        WHERE business_id = $1 ORDER BY account_type_id) AS account_types",
+            "        WHERE business_id = $1 AND archived_at IS NULL"
+            "        ORDER BY account_type_id) AS account_types",
             business_id,
         )
         assert row is not None
@@ -64,7 +66,8 @@ class CatalogueStore:
             "  FROM goods g"
             "  LEFT JOIN goods_categories k"
             "    ON k.business_id = g.business_id AND k.goods_category_id = g.goods_category_id"
-            " WHERE g.business_id = $1 AND ($2::text IS NULL OR g.product_code > $2)"
+            " WHERE g.business_id = $1 AND g.archived_at IS NULL"
+            "   AND ($2::text IS NULL OR g.product_code > $2)"
             "   AND ($4::text IS NULL OR k.code = $4)"
             " ORDER BY g.product_code LIMIT $3",
             business_id,
@@ -80,7 +83,7 @@ class CatalogueStore:
         """Goods categories by code after `after`."""
         rows = await self._pool.fetch(
             "SELECT code, name FROM goods_categories"
-            " WHERE business_id = $1 AND ($2::text IS NULL OR code > $2)"
+            " WHERE business_id = $1 AND archived_at IS NULL AND ($2::text IS NULL OR code > $2)"
             " ORDER BY code LIMIT $3",
             business_id,
             after,

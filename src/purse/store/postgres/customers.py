@@ -46,6 +46,8 @@ SELECT m.customer_id, c.phone, m.given_name, m.family_name, m.language,
            LEFT JOIN account_types a
              ON a.business_id = p.business_id AND a.account_type_id = p.account_type_id
           WHERE p.business_id = m.business_id AND p.customer_id = m.customer_id
+            -- An archived account type is no longer offered: its empty pockets go.
+            AND (a.archived_at IS NULL OR p.balance <> 0 OR p.held <> 0)
           ORDER BY p.account_type_id
        ) AS pockets,
        (SELECT ROW(coalesce(sum(l.remaining), 0), min(l.expires_at))

@@ -16,20 +16,24 @@ from purse.api.grpc.admin.business import BusinessCalls
 from purse.api.grpc.admin.calls import administrator_call
 from purse.api.grpc.admin.categories import CategoryCalls
 from purse.api.grpc.admin.customers import CustomerCalls
+from purse.api.grpc.admin.goods import GoodsCalls
 from purse.api.grpc.admin.loyalty_programs import ProgramCalls
 from purse.api.grpc.admin.points_of_sale import PointOfSaleCalls
 from purse.api.grpc.admin.programs import program_from_proto, program_to_proto
 from purse.api.grpc.admin.terminals import TerminalCalls
+from purse.api.grpc.admin.wallet import AccountTypeCalls, CertificateCalls, CouponSeriesCalls
 from purse.api.grpc.common.calls import Context
 from purse.domain.administrators import Access, AdministratorContext
 from purse.service.admin.administrators import Administrators
 from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
 from purse.service.admin.customers import CustomerCards
+from purse.service.admin.goods import Goods, GoodsCategories
 from purse.service.admin.loyalty_programs import LoyaltyPrograms
 from purse.service.admin.points_of_sale import PointsOfSale
 from purse.service.admin.programs import Programs
 from purse.service.admin.terminals import TerminalApiKeys, Terminals
+from purse.service.admin.wallet import AccountTypes, Certificates, CouponSeries
 from purse.service.authentication import AdministratorAuthenticator
 
 
@@ -42,6 +46,11 @@ class AdminUseCases:
     businesses: Businesses
     programs: Programs
     categories: CustomerCategories
+    goods_categories: GoodsCategories
+    goods: Goods
+    account_types: AccountTypes
+    coupon_series: CouponSeries
+    certificates: Certificates
     customers: CustomerCards
     loyalty_programs: LoyaltyPrograms
     points_of_sale: PointsOfSale
@@ -54,6 +63,10 @@ class AdminServicer(
     BusinessCalls,
     CategoryCalls,
     CustomerCalls,
+    GoodsCalls,
+    AccountTypeCalls,
+    CouponSeriesCalls,
+    CertificateCalls,
     ProgramCalls,
     PointOfSaleCalls,
     TerminalCalls,
@@ -67,6 +80,11 @@ class AdminServicer(
         self.businesses = use_cases.businesses
         self._programs = use_cases.programs
         self.categories = use_cases.categories
+        self.goods_categories = use_cases.goods_categories
+        self.goods = use_cases.goods
+        self.account_types = use_cases.account_types
+        self.coupon_series = use_cases.coupon_series
+        self.certificates = use_cases.certificates
         self.customers = use_cases.customers
         self.loyalty_programs = use_cases.loyalty_programs
         self.points_of_sale = use_cases.points_of_sale

@@ -1,0 +1,75 @@
+"""The back office from the command line, as an operator and an owner use it: an operator
+key, a business with its owner, sign-in, then any control panel call by name."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+from support import run_purse, side_server
+
+from purse.config import Settings
+
+
+def _environment(data_dir: Path, infrastructure: Settings) -> dict[str, str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("PURSE_")}
+    return {
+        **clean,
+        "PURSE_DATA_DIR": str(data_dir),
+        "PURSE_DATABASE_URL": infrastructure.database_url,
+        "PURSE_REDIS_URL": infrastructure.redis_url,
+        "PURSE_OWNER_PASSWORD": "owner's long password",
+        "PURSE_ADMIN_PASSWORD": "owner's long password",
+    }
+
+
+async def test_an_owner_founded_on_the_command_line_signs_in_and_sets_up_by_name(
+    infrastructure: Settings, tmp_path: Path
+) -> None:
+    server = side_server(infrastructure.database_url, infrastructure.redis_url, tmp_path)
+    await asyncio.to_thread(server.start)
+    environment = _environment(tmp_path, infrastructure)
+
+    async def purse(*arguments: str, status: int = 0) -> str:
+        finished = await asyncio.to_thread(run_purse, environment, *arguments)
+        assert finished.returncode == status, finished.stdout + finished.stderr
+        return finished.stdout + finished.stderr
+
+    try:
+        assert (await purse("operator-key", "create")).startswith("purse_key_")
+        login = f"cli-owner-{os.getpid()}"
+        founded = json.loads(
+            await purse(
+                "business", "create", "--name", "CLI Coffee", "--currency", "UAH",
+                "--language", "uk", "--language", "en", "--time-zone", "Europe/Kyiv",
+                "--owner-login", login, "--json",
+            )
+        )  # fmt: skip
+        assert founded["owner_api_key"].startswith("purse_key_")
+        signed_in = await purse("admin", "sign-in", "--login", login)
+        assert f"business {founded['business_id']}" in signed_in
+        token = tmp_path / "admin-token"
+        assert token.stat().st_mode & 0o077 == 0
+        business = await purse("admin", "get-business")
+        assert "currency: UAH" in business and "time zone: Europe/Kyiv" in business
+        created = json.loads(
+            await purse(
+                "admin", "create-customer-category", "--json",
+                "--set", "category.name=Gold", "--set", 'category.title={"en": "Gold"}',
+            )
+        )  # fmt: skip
+        assert created["category"]["name"] == "Gold"
+        listed = await purse("admin", "list-customer-categories")
+        assert "name: Gold" in listed and "name: New customers" in listed
+        refused = await purse(
+            "admin", "create-customer-category", '{"category": {"name": ""}}', status=1
+        )
+        assert "INVALID_ARGUMENT" in refused and "category.name" in refused
+        await purse("admin", "sign-out")
+        assert not token.exists()
+        anonymous = await purse("admin", "get-business", status=1)
+        assert "no administrator credentials" in anonymous
+    finally:
+        assert await asyncio.to_thread(server.stop) == 0, server.log()
