@@ -53,8 +53,9 @@ async def refused(call: Awaitable[object]) -> grpc.aio.AioRpcError:
     return raised.value
 
 
-def _error_field(error: grpc.aio.AioRpcError) -> str:
-    """The field an ALREADY_EXISTS names in its ErrorInfo metadata."""
+def error_field(error: grpc.aio.AioRpcError) -> str:
+    """The field an ALREADY_EXISTS (or a NOT_FOUND of what a request names) names in its
+    ErrorInfo metadata."""
     status = rpc_status.from_call(error)
     assert status is not None
     for detail in status.details:
@@ -71,7 +72,7 @@ def assert_refused(
     violations, or the one field an ALREADY_EXISTS names."""
     assert (error.code(), error_reason(error)) == (code, reason), error.details()
     if fields and code == grpc.StatusCode.ALREADY_EXISTS:
-        assert [_error_field(error)] == list(fields)
+        assert [error_field(error)] == list(fields)
     elif fields:
         assert sorted(field_violations(error)) == sorted(fields)
 
@@ -83,7 +84,7 @@ async def audit_entries(
     first."""
     return list(
         await pool.fetch(
-            "SELECT action, resource_id, before, after FROM audit_log"
+            "SELECT action, resource_id, actor, before, after FROM audit_log"
             " WHERE business_id = $1 AND resource = $2"
             "   AND ($3::text IS NULL OR resource_id = $3) ORDER BY entry_id",
             business_id,

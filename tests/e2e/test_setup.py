@@ -6,13 +6,13 @@ terminals (sign-in, tokens, keys, notices) within the server's terminal cache ti
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from admin_support import audit_entries, error_field, owner, refused
 from support import (
     Tenant,
     bearer,
@@ -46,38 +46,6 @@ def stub(channel: grpc.aio.Channel) -> AdminServiceAsyncStub:
     return AdminServiceStub(channel)
 
 
-def auth(business: Tenant) -> tuple[tuple[str, str]]:
-    return bearer(business.administrator_api_key)
-
-
-def error_field(error: grpc.RpcError) -> str:
-    """The `field` metadata of a failed call's ErrorInfo."""
-    status = rpc_status.from_call(error)
-    assert status is not None
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return str(info.metadata["field"])
-    raise AssertionError("no ErrorInfo in the status details")
-
-
-async def refused(call: Any) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value
-
-
-async def audit_entries(pool: asyncpg.Pool, business: Tenant, resource: str) -> list[Any]:
-    return list(
-        await pool.fetch(
-            "SELECT action, resource_id, actor, before, after FROM audit_log"
-            " WHERE business_id = $1 AND resource = $2 ORDER BY entry_id",
-            business.business_id,
-            resource,
-        )
-    )
-
-
 def a_program(name: str = "Club", **fields: Any) -> setup.Program:
     settings: dict[str, Any] = {
         "default_access_type": common_pb2.ACCESS_TYPE_FULL,
@@ -105,7 +73,7 @@ async def create_terminal(
     )  # fmt: skip
     created = await stub.CreateTerminal(
         setup.CreateTerminalRequest(terminal=terminal, password="first password!"),
-        metadata=auth(business),
+        metadata=owner(business),
     )
     return created.terminal
 
@@ -116,7 +84,7 @@ async def test_programs_are_created_read_paged_updated_and_archived_with_their_a
     created = [
         (
             await stub.CreateProgram(
-                setup.CreateProgramRequest(program=a_program(f"Club {n}")), metadata=auth(business)
+                setup.CreateProgramRequest(program=a_program(f"Club {n}")), metadata=owner(business)
             )
         ).program
         for n in range(3)
@@ -124,10 +92,12 @@ async def test_programs_are_created_read_paged_updated_and_archived_with_their_a
     assert [program.version for program in created] == [1, 1, 1]
     assert created[0].notice_channel == setup.NOTICE_CHANNEL_SMS
     assert created[0].HasField("create_time") and not created[0].HasField("archive_time")
-    first = await stub.ListPrograms(setup.ListProgramsRequest(page_size=2), metadata=auth(business))
+    first = await stub.ListPrograms(
+        setup.ListProgramsRequest(page_size=2), metadata=owner(business)
+    )
     rest = await stub.ListPrograms(
         setup.ListProgramsRequest(page_size=2, page_token=first.next_page_token),
-        metadata=auth(business),
+        metadata=owner(business),
     )
     listed = [program.program_id for program in [*first.programs, *rest.programs]]
     assert listed == [business.program_id, *(program.program_id for program in created)]
@@ -136,30 +106,30 @@ async def test_programs_are_created_read_paged_updated_and_archived_with_their_a
     changed = a_program("Club renamed", notice_channel=setup.NOTICE_CHANNEL_NONE)
     changed.program_id = created[0].program_id
     updated = await stub.UpdateProgram(
-        setup.UpdateProgramRequest(program=changed, expected_version=1), metadata=auth(business)
+        setup.UpdateProgramRequest(program=changed, expected_version=1), metadata=owner(business)
     )
     assert (updated.program.name, updated.program.version) == ("Club renamed", 2)
     stale = a_program("Lost update")
     stale.program_id = created[0].program_id
     error = await refused(
         stub.UpdateProgram(
-            setup.UpdateProgramRequest(program=stale, expected_version=1), metadata=auth(business)
+            setup.UpdateProgramRequest(program=stale, expected_version=1), metadata=owner(business)
         )
     )
     assert (error.code(), error_reason(error)) == (grpc.StatusCode.ABORTED, "VERSION_MISMATCH")
     read = await stub.GetProgram(
-        setup.GetProgramRequest(program_id=created[0].program_id), metadata=auth(business)
+        setup.GetProgramRequest(program_id=created[0].program_id), metadata=owner(business)
     )
     assert read.program == updated.program
 
     archived = await stub.ArchiveProgram(
         setup.ArchiveProgramRequest(program_id=created[1].program_id, expected_version=1),
-        metadata=auth(business),
+        metadata=owner(business),
     )
     assert archived.program.HasField("archive_time")
-    live = await stub.ListPrograms(setup.ListProgramsRequest(), metadata=auth(business))
+    live = await stub.ListPrograms(setup.ListProgramsRequest(), metadata=owner(business))
     everything = await stub.ListPrograms(
-        setup.ListProgramsRequest(show_archived=True), metadata=auth(business)
+        setup.ListProgramsRequest(show_archived=True), metadata=owner(business)
     )
     assert created[1].program_id not in [program.program_id for program in live.programs]
     assert created[1].program_id in [program.program_id for program in everything.programs]
@@ -168,12 +138,12 @@ async def test_programs_are_created_read_paged_updated_and_archived_with_their_a
             admin.SetProgramRulesRequest(
                 program_id=created[1].program_id, rules=admin.ProgramRules()
             ),
-            metadata=auth(business),
+            metadata=owner(business),
         )
     )
     assert (error.code(), error_reason(error)) == (grpc.StatusCode.FAILED_PRECONDITION, "ARCHIVED")
 
-    entries = await audit_entries(pool, business, "loyalty_programs")
+    entries = await audit_entries(pool, business.business_id, "loyalty_programs")
     assert [(entry["action"], int(entry["resource_id"])) for entry in entries] == [
         *(("create", program.program_id) for program in created),
         ("update", created[0].program_id),
@@ -189,7 +159,7 @@ async def test_a_program_that_points_of_sale_run_is_not_archived(
     error = await refused(
         stub.ArchiveProgram(
             setup.ArchiveProgramRequest(program_id=business.program_id, expected_version=1),
-            metadata=auth(business),
+            metadata=owner(business),
         )
     )
     assert (error.code(), error_reason(error)) == (grpc.StatusCode.FAILED_PRECONDITION, "IN_USE")
@@ -201,7 +171,7 @@ async def test_bad_setup_input_is_refused_naming_every_field(
 ) -> None:
     error = await refused(
         stub.CreateProgram(
-            setup.CreateProgramRequest(program=setup.Program(name=" ")), metadata=auth(business)
+            setup.CreateProgramRequest(program=setup.Program(name=" ")), metadata=owner(business)
         )
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -214,7 +184,7 @@ async def test_bad_setup_input_is_refused_naming_every_field(
     bad_place.title["english"] = "Coffee"
     error = await refused(
         stub.CreatePointOfSale(
-            setup.CreatePointOfSaleRequest(point_of_sale=bad_place), metadata=auth(business)
+            setup.CreatePointOfSaleRequest(point_of_sale=bad_place), metadata=owner(business)
         )
     )
     assert set(field_violations(error)) == {
@@ -227,7 +197,7 @@ async def test_bad_setup_input_is_refused_naming_every_field(
                 terminal=setup.Terminal(point_of_sale_id=business.point_of_sale_id, name="T"),
                 password="short",
             ),
-            metadata=auth(business),
+            metadata=owner(business),
         )
     )
     assert set(field_violations(error)) == {"terminal.kind", "terminal.login", "password"}
@@ -237,31 +207,31 @@ async def test_another_businesses_setup_is_not_found(
     stub: AdminServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     other = await make_business(pool)
-    calls = [
+    calls: list[Awaitable[object]] = [
         stub.GetProgram(
-            setup.GetProgramRequest(program_id=other.program_id), metadata=auth(business)
+            setup.GetProgramRequest(program_id=other.program_id), metadata=owner(business)
         ),
         stub.ArchiveProgram(
             setup.ArchiveProgramRequest(program_id=other.program_id, expected_version=1),
-            metadata=auth(business),
+            metadata=owner(business),
         ),
         stub.GetPointOfSale(
             setup.GetPointOfSaleRequest(point_of_sale_id=other.point_of_sale_id),
-            metadata=auth(business),
+            metadata=owner(business),
         ),
         stub.GetTerminal(
             setup.GetTerminalRequest(terminal_id=other.cash_desk.terminal_id),
-            metadata=auth(business),
+            metadata=owner(business),
         ),
         stub.SetTerminalPassword(
             setup.SetTerminalPasswordRequest(
                 terminal_id=other.cash_desk.terminal_id, new_password=new_password
             ),
-            metadata=auth(business),
+            metadata=owner(business),
         ),
         stub.CreateTerminalApiKey(
             setup.CreateTerminalApiKeyRequest(terminal_id=other.cash_desk.terminal_id),
-            metadata=auth(business),
+            metadata=owner(business),
         ),
     ]
     reasons = []
@@ -276,14 +246,14 @@ async def test_another_businesses_setup_is_not_found(
     error = await refused(
         stub.CreatePointOfSale(
             setup.CreatePointOfSaleRequest(point_of_sale=a_point_of_sale(other.program_id)),
-            metadata=auth(business),
+            metadata=owner(business),
         )
     )
     assert (error_reason(error), error_field(error)) == (
         "PROGRAM_NOT_FOUND",
         "point_of_sale.program_id",
     )
-    listed = await stub.ListTerminals(setup.ListTerminalsRequest(), metadata=auth(business))
+    listed = await stub.ListTerminals(setup.ListTerminalsRequest(), metadata=owner(business))
     assert other.cash_desk.terminal_id not in [
         terminal.terminal_id for terminal in listed.terminals
     ]
@@ -293,14 +263,14 @@ async def test_set_program_rules_names_the_version_it_read_and_is_audited(
     stub: AdminServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     read = await stub.GetProgramRules(
-        admin.GetProgramRulesRequest(program_id=business.program_id), metadata=auth(business)
+        admin.GetProgramRulesRequest(program_id=business.program_id), metadata=owner(business)
     )
     rules = admin.ProgramRules(hold_seconds=120, redemption_share_max_basis_points=5_000)
     answer = await stub.SetProgramRules(
         admin.SetProgramRulesRequest(
             program_id=business.program_id, rules=rules, expected_rules_version=read.rules_version
         ),
-        metadata=auth(business),
+        metadata=owner(business),
     )
     assert answer.rules_version == read.rules_version + 1
     error = await refused(
@@ -310,19 +280,19 @@ async def test_set_program_rules_names_the_version_it_read_and_is_audited(
                 rules=admin.ProgramRules(hold_seconds=30),
                 expected_rules_version=read.rules_version,
             ),
-            metadata=auth(business),
+            metadata=owner(business),
         )
     )
     assert (error.code(), error_reason(error)) == (grpc.StatusCode.ABORTED, "VERSION_MISMATCH")
     now = await stub.GetProgramRules(
-        admin.GetProgramRulesRequest(program_id=business.program_id), metadata=auth(business)
+        admin.GetProgramRulesRequest(program_id=business.program_id), metadata=owner(business)
     )
     assert (now.rules_version, now.rules.hold_seconds) == (answer.rules_version, 120)
     program = await stub.GetProgram(
-        setup.GetProgramRequest(program_id=business.program_id), metadata=auth(business)
+        setup.GetProgramRequest(program_id=business.program_id), metadata=owner(business)
     )
     assert (program.program.version, program.program.rules_version) == (1, answer.rules_version)
-    entries = await audit_entries(pool, business, "loyalty_programs")
+    entries = await audit_entries(pool, business.business_id, "loyalty_programs")
     assert [entry["action"] for entry in entries] == ["set_rules"]
     assert entries[0]["after"]["rules"]["hold_seconds"] == 120
     assert entries[0]["actor"]
@@ -333,7 +303,7 @@ async def test_points_of_sale_are_versioned_and_archived_once_no_terminal_is_at_
 ) -> None:
     created = await stub.CreatePointOfSale(
         setup.CreatePointOfSaleRequest(point_of_sale=a_point_of_sale(business.program_id)),
-        metadata=auth(business),
+        metadata=owner(business),
     )
     place = created.point_of_sale
     assert (place.title["uk"], place.address["en"], place.published) == (
@@ -346,13 +316,13 @@ async def test_points_of_sale_are_versioned_and_archived_once_no_terminal_is_at_
     moved.published = False
     updated = await stub.UpdatePointOfSale(
         setup.UpdatePointOfSaleRequest(point_of_sale=moved, expected_version=1),
-        metadata=auth(business),
+        metadata=owner(business),
     )
     assert (updated.point_of_sale.version, updated.point_of_sale.published) == (2, False)
     error = await refused(
         stub.UpdatePointOfSale(
             setup.UpdatePointOfSaleRequest(point_of_sale=moved, expected_version=1),
-            metadata=auth(business),
+            metadata=owner(business),
         )
     )
     assert error_reason(error) == "VERSION_MISMATCH"
@@ -362,7 +332,7 @@ async def test_points_of_sale_are_versioned_and_archived_once_no_terminal_is_at_
             setup.ArchivePointOfSaleRequest(
                 point_of_sale_id=business.point_of_sale_id, expected_version=1
             ),
-            metadata=auth(business),
+            metadata=owner(business),
         )
     )
     assert error_reason(error) == "IN_USE" and "2 terminals" in (error.details() or "")
@@ -370,7 +340,7 @@ async def test_points_of_sale_are_versioned_and_archived_once_no_terminal_is_at_
         setup.ArchivePointOfSaleRequest(
             point_of_sale_id=place.point_of_sale_id, expected_version=2
         ),
-        metadata=auth(business),
+        metadata=owner(business),
     )
     assert archived.point_of_sale.HasField("archive_time")
     error = await refused(
@@ -382,14 +352,14 @@ async def test_points_of_sale_are_versioned_and_archived_once_no_terminal_is_at_
                 ),
                 password=new_password,
             ),
-            metadata=auth(business),
+            metadata=owner(business),
         )
     )  # fmt: skip
     assert (error_reason(error), error_field(error)) == (
         "POINT_OF_SALE_NOT_FOUND",
         "terminal.point_of_sale_id",
     )
-    entries = await audit_entries(pool, business, "points_of_sale")
+    entries = await audit_entries(pool, business.business_id, "points_of_sale")
     assert [entry["action"] for entry in entries] == ["create", "update", "archive"]
 
 
@@ -417,7 +387,7 @@ async def test_a_new_password_revokes_the_tokens_of_the_old_one(
         setup.SetTerminalPasswordRequest(
             terminal_id=terminal.terminal_id, new_password=new_password
         ),
-        metadata=auth(business),
+        metadata=owner(business),
     )
     assert changed.terminal.version == 2
     await asyncio.sleep(terminal_cache_passed_seconds)
@@ -435,7 +405,7 @@ async def test_a_new_password_revokes_the_tokens_of_the_old_one(
     again = await terminal_stub.SignIn(pb.SignInRequest(login=login, password=new_password))
     await terminal_stub.GetTerminalSettings(settings, metadata=bearer(again.token))
 
-    entries = await audit_entries(pool, business, "terminals")
+    entries = await audit_entries(pool, business.business_id, "terminals")
     assert [entry["action"] for entry in entries] == ["create", "set_password"]
     for entry in entries:
         for document in (entry["before"], entry["after"]):
@@ -458,19 +428,19 @@ async def test_api_keys_are_shown_once_revoked_and_rotated(
     settings = pb.GetTerminalSettingsRequest()
     created = await stub.CreateTerminalApiKey(
         setup.CreateTerminalApiKeyRequest(terminal_id=terminal.terminal_id, name="till app"),
-        metadata=auth(business),
+        metadata=owner(business),
     )
     answer = await terminal_stub.GetTerminalSettings(settings, metadata=bearer(created.secret))
     assert answer.terminal.terminal_id == terminal.terminal_id
     rotated = await stub.RotateTerminalApiKey(
         setup.RotateTerminalApiKeyRequest(api_key_id=created.api_key.api_key_id),
-        metadata=auth(business),
+        metadata=owner(business),
     )
     assert rotated.api_key.name == "till app" and rotated.secret != created.secret
     await terminal_stub.GetTerminalSettings(settings, metadata=bearer(rotated.secret))
     revoked = await stub.RevokeTerminalApiKey(
         setup.RevokeTerminalApiKeyRequest(api_key_id=rotated.api_key.api_key_id),
-        metadata=auth(business),
+        metadata=owner(business),
     )
     assert revoked.api_key.HasField("revoke_time")
     await asyncio.sleep(terminal_cache_passed_seconds)
@@ -480,11 +450,11 @@ async def test_api_keys_are_shown_once_revoked_and_rotated(
     for call in (
         stub.RotateTerminalApiKey(
             setup.RotateTerminalApiKeyRequest(api_key_id=created.api_key.api_key_id),
-            metadata=auth(business),
+            metadata=owner(business),
         ),
         stub.RevokeTerminalApiKey(
             setup.RevokeTerminalApiKeyRequest(api_key_id=rotated.api_key.api_key_id),
-            metadata=auth(business),
+            metadata=owner(business),
         ),
     ):
         error = await refused(call)
@@ -495,20 +465,20 @@ async def test_api_keys_are_shown_once_revoked_and_rotated(
 
     listed = await stub.ListTerminalApiKeys(
         setup.ListTerminalApiKeysRequest(terminal_id=terminal.terminal_id, show_revoked=True),
-        metadata=auth(business),
+        metadata=owner(business),
     )
     assert [key.api_key_id for key in listed.api_keys] == [
         created.api_key.api_key_id,
         rotated.api_key.api_key_id,
     ]
     live = await stub.ListTerminalApiKeys(
-        setup.ListTerminalApiKeysRequest(), metadata=auth(business)
+        setup.ListTerminalApiKeysRequest(), metadata=owner(business)
     )
     assert {key.terminal_id for key in live.api_keys} == {
         business.cash_desk.terminal_id,
         business.steward.terminal_id,
     }
-    entries = await audit_entries(pool, business, "terminal_api_keys")
+    entries = await audit_entries(pool, business.business_id, "terminal_api_keys")
     assert [entry["action"] for entry in entries] == ["create", "revoke", "create", "revoke"]
     for entry in entries:
         for document in (entry["before"], entry["after"]):
@@ -521,13 +491,13 @@ async def test_a_disabled_or_archived_terminal_stops_authenticating(
     desk = business.cash_desk
     settings = pb.GetTerminalSettingsRequest()
     read = await stub.GetTerminal(
-        setup.GetTerminalRequest(terminal_id=desk.terminal_id), metadata=auth(business)
+        setup.GetTerminalRequest(terminal_id=desk.terminal_id), metadata=owner(business)
     )
     disabled = setup.Terminal()
     disabled.CopyFrom(read.terminal)
     disabled.enabled = False
     await stub.UpdateTerminal(
-        setup.UpdateTerminalRequest(terminal=disabled, expected_version=1), metadata=auth(business)
+        setup.UpdateTerminalRequest(terminal=disabled, expected_version=1), metadata=owner(business)
     )
     await asyncio.sleep(terminal_cache_passed_seconds)
     error = await refused(
@@ -544,11 +514,11 @@ async def test_a_disabled_or_archived_terminal_stops_authenticating(
 
     archived = await stub.ArchiveTerminal(
         setup.ArchiveTerminalRequest(terminal_id=desk.terminal_id, expected_version=2),
-        metadata=auth(business),
+        metadata=owner(business),
     )
     assert archived.terminal.HasField("archive_time")
     keys = await stub.ListTerminalApiKeys(
-        setup.ListTerminalApiKeysRequest(terminal_id=desk.terminal_id), metadata=auth(business)
+        setup.ListTerminalApiKeysRequest(terminal_id=desk.terminal_id), metadata=owner(business)
     )
     assert list(keys.api_keys) == []  # revoked with the terminal
     await asyncio.sleep(terminal_cache_passed_seconds)
@@ -587,12 +557,12 @@ async def test_transaction_notices_go_on_the_programs_channel(
                 ]
             ),
         ),
-        metadata=auth(business),
+        metadata=owner(business),
     )  # fmt: skip
     program = a_program("Test program", notice_channel=notice_channel)
     program.program_id = business.program_id
     await stub.UpdateProgram(
-        setup.UpdateProgramRequest(program=program, expected_version=1), metadata=auth(business)
+        setup.UpdateProgramRequest(program=program, expected_version=1), metadata=owner(business)
     )
     await asyncio.sleep(terminal_cache_passed_seconds)
     answer = await terminal_stub.ProcessCheck(
@@ -614,11 +584,11 @@ async def test_customer_categories_share_the_versioned_flow(
         admin.CreateCustomerCategoryRequest(
             category=admin.CustomerCategory(name="Gold", title={"en": "Gold"}, is_default=True)
         ),
-        metadata=auth(business),
+        metadata=owner(business),
     )
     gold = created.category
     listed = await stub.ListCustomerCategories(
-        admin.ListCustomerCategoriesRequest(), metadata=auth(business)
+        admin.ListCustomerCategoriesRequest(), metadata=owner(business)
     )
     assert [(each.name, each.is_default) for each in listed.categories] == [
         ("New customers", False),
@@ -627,14 +597,14 @@ async def test_customer_categories_share_the_versioned_flow(
     error = await refused(
         stub.ArchiveCustomerCategory(
             admin.ArchiveCustomerCategoryRequest(category_id=gold.category_id, expected_version=1),
-            metadata=auth(business),
+            metadata=owner(business),
         )
     )
     assert error_reason(error) == "IN_USE"
     renamed = admin.CustomerCategory(category_id=gold.category_id, name="Platinum", is_default=True)
     updated = await stub.UpdateCustomerCategory(
         admin.UpdateCustomerCategoryRequest(category=renamed, expected_version=1),
-        metadata=auth(business),
+        metadata=owner(business),
     )
     assert (updated.category.name, updated.category.version) == ("Platinum", 2)
     error = await refused(
@@ -643,11 +613,11 @@ async def test_customer_categories_share_the_versioned_flow(
                 category=admin.CustomerCategory(category_id=gold.category_id, name=""),
                 expected_version=0,
             ),
-            metadata=auth(business),
+            metadata=owner(business),
         )
     )
     assert set(field_violations(error)) == {"category.name", "expected_version"}
-    entries = await audit_entries(pool, business, "customer_categories")
+    entries = await audit_entries(pool, business.business_id, "customer_categories")
     assert [entry["action"] for entry in entries] == ["update", "create", "update"]
 
 
