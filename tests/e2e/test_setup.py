@@ -576,51 +576,6 @@ async def test_transaction_notices_go_on_the_programs_channel(
     assert [row["channel"] for row in rows] == stored
 
 
-async def test_customer_categories_share_the_versioned_flow(
-    stub: AdminServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
-) -> None:
-    """The worked example, on the same `Resources` flow as the setup."""
-    created = await stub.CreateCustomerCategory(
-        admin.CreateCustomerCategoryRequest(
-            category=admin.CustomerCategory(name="Gold", title={"en": "Gold"}, is_default=True)
-        ),
-        metadata=owner(business),
-    )
-    gold = created.category
-    listed = await stub.ListCustomerCategories(
-        admin.ListCustomerCategoriesRequest(), metadata=owner(business)
-    )
-    assert [(each.name, each.is_default) for each in listed.categories] == [
-        ("New customers", False),
-        ("Gold", True),
-    ]
-    error = await refused(
-        stub.ArchiveCustomerCategory(
-            admin.ArchiveCustomerCategoryRequest(category_id=gold.category_id, expected_version=1),
-            metadata=owner(business),
-        )
-    )
-    assert error_reason(error) == "IN_USE"
-    renamed = admin.CustomerCategory(category_id=gold.category_id, name="Platinum", is_default=True)
-    updated = await stub.UpdateCustomerCategory(
-        admin.UpdateCustomerCategoryRequest(category=renamed, expected_version=1),
-        metadata=owner(business),
-    )
-    assert (updated.category.name, updated.category.version) == ("Platinum", 2)
-    error = await refused(
-        stub.UpdateCustomerCategory(
-            admin.UpdateCustomerCategoryRequest(
-                category=admin.CustomerCategory(category_id=gold.category_id, name=""),
-                expected_version=0,
-            ),
-            metadata=owner(business),
-        )
-    )
-    assert set(field_violations(error)) == {"category.name", "expected_version"}
-    entries = await audit_entries(pool, business.business_id, "customer_categories")
-    assert [entry["action"] for entry in entries] == ["update", "create", "update"]
-
-
 async def test_an_analyst_reads_the_setup_and_changes_none_of_it(
     stub: AdminServiceAsyncStub, channel: grpc.aio.Channel, pool: asyncpg.Pool
 ) -> None:

@@ -16,7 +16,7 @@ from typing import Protocol
 from purse.domain.administrators import Actor
 from purse.domain.errors import FailedPrecondition
 from purse.domain.setup import Fields
-from purse.service.admin.records import Resources
+from purse.service.admin.records import Page, PageRequest, current, found, page_of
 from purse.service.ports import BackOfficeReads, BackOfficeWriting, Row, Table, Writing
 
 CATEGORIES = Table("customer_categories", "category_id")
@@ -45,17 +45,12 @@ class Category:
     archived_at: datetime | None
 
 
-def violations(draft: CategoryDraft) -> Fields:
-    """The draft's wrong fields, collected (an update adds its version's)."""
+def validate(draft: CategoryDraft) -> None:
     fields = Fields()
     fields.name("category.name", draft.name)
     fields.localized("category.title", draft.title, 200)
     fields.localized("category.description", draft.description)
-    return fields
-
-
-def validate(draft: CategoryDraft) -> None:
-    violations(draft).raise_if_any()
+    fields.raise_if_any()
 
 
 def _columns(draft: CategoryDraft) -> dict[str, object]:
@@ -87,25 +82,47 @@ class CategoryWrites(Protocol):
     async def take_default_mark(self, writing: Writing) -> Row | None: ...
 
 
-class CustomerCategories(Resources[Category]):
+class CustomerCategories:
     def __init__(
         self, writes: BackOfficeWriting, reads: BackOfficeReads, categories: CategoryWrites
     ) -> None:
-        super().__init__(writes, reads, CATEGORIES, _what, _not_found, _category)
+        self._writes = writes
+        self._reads = reads
         self._categories = categories
+
+    async def get(self, business_id: int, category_id: int) -> Category:
+        row = await self._reads.row(CATEGORIES, business_id, category_id)
+        return _category(found(row, _what, _not_found))
+
+    async def page(
+        self, business_id: int, page_size: int, token: str, show_archived: bool
+    ) -> Page[Category]:
+        request = PageRequest.of(page_size, token, ["categories", business_id, int(show_archived)])
+        rows = await self._reads.page(
+            CATEGORIES, business_id, request.after, request.limit, show_archived
+        )
+        return page_of(request, rows, CATEGORIES.key, _category)
 
     async def create(self, actor: Actor, draft: CategoryDraft) -> Category:
         validate(draft)
         async with self._writes.writing(actor) as writing:
             if draft.is_default:
                 await self._mark_default(writing)
-            return await self.inserted(writing, _columns(draft))
+            row = await writing.inserted(CATEGORIES, _columns(draft))
+            await writing.record("create", CATEGORIES, row["category_id"], None, row)
+        return _category(row)
 
     async def update(
         self, actor: Actor, category_id: int, expected_version: int, draft: CategoryDraft
     ) -> Category:
-        changing = self.changing(actor, category_id, expected_version, violations(draft))
-        async with changing as (writing, before):
+        fields = Fields()
+        fields.expected_version(expected_version)
+        fields.raise_if_any()
+        validate(draft)
+        async with self._writes.writing(actor) as writing:
+            before = current(
+                await writing.locked(CATEGORIES, category_id), expected_version, _what, _not_found
+            )
             if before["is_default"] and not draft.is_default:
                 raise FailedPrecondition(
                     "the default category stays the default: make another one the default",
@@ -113,10 +130,18 @@ class CustomerCategories(Resources[Category]):
                 )
             if draft.is_default and not before["is_default"]:
                 await self._mark_default(writing)
-            return await self.updated(writing, before, _columns(draft))
+            after = await writing.updated(CATEGORIES, category_id, _columns(draft))
+            await writing.record("update", CATEGORIES, category_id, before, after)
+        return _category(after)
 
     async def archive(self, actor: Actor, category_id: int, expected_version: int) -> Category:
-        async with self.changing(actor, category_id, expected_version) as (writing, before):
+        fields = Fields()
+        fields.expected_version(expected_version)
+        fields.raise_if_any()
+        async with self._writes.writing(actor) as writing:
+            before = current(
+                await writing.locked(CATEGORIES, category_id), expected_version, _what, _not_found
+            )
             if before["is_default"]:
                 raise FailedPrecondition(
                     "the default category is never archived: new customers join it",
@@ -128,7 +153,9 @@ class CustomerCategories(Resources[Category]):
                     f"{members} customers are in this category: move them first",
                     reason="IN_USE",
                 )
-            return await self.archived(writing, before)
+            after = await writing.archived(CATEGORIES, category_id)
+            await writing.record("archive", CATEGORIES, category_id, before, after)
+        return _category(after)
 
     async def _mark_default(self, writing: Writing) -> None:
         """Take the default mark from the category holding it (audited as its update)."""

@@ -20,11 +20,10 @@ from typing import Protocol
 
 from purse.domain.administrators import Actor
 from purse.domain.customers import AccessType
-from purse.domain.errors import FailedPrecondition
 from purse.domain.setup import Fields
 from purse.domain.terminals import NoticeChannel
 from purse.service.admin.programs import PROGRAMS
-from purse.service.admin.records import Resources
+from purse.service.admin.versioned import Resource, Versioned
 from purse.service.ports import BackOfficeReads, BackOfficeWriting, Row, Writing
 
 # What customers enrolled at a till may get (a blacklisted enrolment makes no sense).
@@ -99,31 +98,31 @@ class ProgramUsage(Protocol):
     async def points_of_sale_running(self, writing: Writing, program_id: int) -> int: ...
 
 
-class LoyaltyPrograms(Resources[LoyaltyProgram]):
+class LoyaltyPrograms(Versioned[LoyaltyProgram]):
     def __init__(
         self, writes: BackOfficeWriting, reads: BackOfficeReads, usage: ProgramUsage
     ) -> None:
-        super().__init__(writes, reads, PROGRAMS, "program", "PROGRAM_NOT_FOUND", _program)
+        super().__init__(
+            Resource(PROGRAMS, "program", "PROGRAM_NOT_FOUND", _program), writes, reads
+        )
         self._usage = usage
 
     async def create(self, actor: Actor, draft: ProgramDraft) -> LoyaltyProgram:
         validate(draft)
-        async with self._writes.writing(actor) as writing:
-            return await self.inserted(writing, _columns(draft))
+        return _program(await self.create_row(actor, _columns(draft)))
 
     async def update(
         self, actor: Actor, program_id: int, expected_version: int, draft: ProgramDraft
     ) -> LoyaltyProgram:
-        fields = violations(draft)
-        async with self.changing(actor, program_id, expected_version, fields) as (writing, before):
-            return await self.updated(writing, before, _columns(draft))
+        validate(draft)
+        row = await self.update_row(actor, program_id, expected_version, _columns(draft))
+        return _program(row)
 
     async def archive(self, actor: Actor, program_id: int, expected_version: int) -> LoyaltyProgram:
-        async with self.changing(actor, program_id, expected_version) as (writing, before):
+        async def users(writing: Writing, before: Row) -> str:
             running = await self._usage.points_of_sale_running(writing, program_id)
-            if running:
-                raise FailedPrecondition(
-                    f"{running} points of sale run this program: move or archive them first",
-                    reason="IN_USE",
-                )
-            return await self.archived(writing, before)
+            if not running:
+                return ""
+            return f"{running} points of sale run this program: move or archive them first"
+
+        return _program(await self.archive_row(actor, program_id, expected_version, users))

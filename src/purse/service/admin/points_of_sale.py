@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Protocol
 
 from purse.domain.administrators import Actor
-from purse.domain.errors import FailedPrecondition
 from purse.domain.setup import Fields, address_characters_max, name_characters_max
 from purse.service.admin.programs import PROGRAMS
-from purse.service.admin.records import Resources, live_parent
+from purse.service.admin.records import live_parent
+from purse.service.admin.versioned import Columns, Prepare, Resource, Versioned
 from purse.service.ports import BackOfficeReads, BackOfficeWriting, Row, Table, Writing
 
 POINTS_OF_SALE = Table("points_of_sale", "point_of_sale_id")
@@ -102,47 +102,57 @@ class PointOfSaleUsage(Protocol):
     async def terminals_at(self, writing: Writing, point_of_sale_id: int) -> int: ...
 
 
-async def _lock_program(writing: Writing, program_id: int) -> None:
-    live_parent(
-        await writing.locked(PROGRAMS, program_id),
-        "point_of_sale.program_id",
-        "program",
-        "PROGRAM_NOT_FOUND",
-    )
+def _program_locker(program_id: int) -> Prepare:
+    """Lock the program a point of sale is to run, which must be live (adds no column)."""
+
+    async def lock(writing: Writing) -> Columns:
+        live_parent(
+            await writing.locked(PROGRAMS, program_id),
+            "point_of_sale.program_id",
+            "program",
+            "PROGRAM_NOT_FOUND",
+        )
+        return {}
+
+    return lock
 
 
-class PointsOfSale(Resources[PointOfSale]):
+class PointsOfSale(Versioned[PointOfSale]):
     def __init__(
         self, writes: BackOfficeWriting, reads: BackOfficeReads, usage: PointOfSaleUsage
     ) -> None:
-        super().__init__(
-            writes, reads, POINTS_OF_SALE, "point of sale", "POINT_OF_SALE_NOT_FOUND",
-            _point_of_sale,
-        )  # fmt: skip
+        resource = Resource(
+            POINTS_OF_SALE, "point of sale", "POINT_OF_SALE_NOT_FOUND", _point_of_sale
+        )
+        super().__init__(resource, writes, reads)
         self._usage = usage
 
     async def create(self, actor: Actor, draft: PointOfSaleDraft) -> PointOfSale:
         validate(draft)
-        async with self._writes.writing(actor) as writing:
-            await _lock_program(writing, draft.program_id)
-            return await self.inserted(writing, _columns(draft))
+        row = await self.create_row(actor, _columns(draft), _program_locker(draft.program_id))
+        return _point_of_sale(row)
 
     async def update(
         self, actor: Actor, point_of_sale_id: int, expected_version: int, draft: PointOfSaleDraft
     ) -> PointOfSale:
-        changing = self.changing(actor, point_of_sale_id, expected_version, violations(draft))
-        async with changing as (writing, before):
-            await _lock_program(writing, draft.program_id)
-            return await self.updated(writing, before, _columns(draft))
+        validate(draft)
+        row = await self.update_row(
+            actor,
+            point_of_sale_id,
+            expected_version,
+            _columns(draft),
+            prepare=_program_locker(draft.program_id),
+        )
+        return _point_of_sale(row)
 
     async def archive(
         self, actor: Actor, point_of_sale_id: int, expected_version: int
     ) -> PointOfSale:
-        async with self.changing(actor, point_of_sale_id, expected_version) as (writing, before):
+        async def users(writing: Writing, before: Row) -> str:
             terminals = await self._usage.terminals_at(writing, point_of_sale_id)
-            if terminals:
-                raise FailedPrecondition(
-                    f"{terminals} terminals work at this point of sale: move or archive them first",
-                    reason="IN_USE",
-                )
-            return await self.archived(writing, before)
+            if not terminals:
+                return ""
+            return f"{terminals} terminals work at this point of sale: move or archive them first"
+
+        row = await self.archive_row(actor, point_of_sale_id, expected_version, users)
+        return _point_of_sale(row)

@@ -13,18 +13,15 @@
   request field.
 * `Page`: keyset pages (AIP-158) over rows ordered by their id, with tokens tied to the
   list, the business and the filters.
-* `Resources`: a resource read by its id, listed by pages and changed with its audit
-  entry, the same way for each.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from purse.domain.administrators import Actor
 from purse.domain.errors import (
     Aborted,
     AlreadyExists,
@@ -33,8 +30,6 @@ from purse.domain.errors import (
     invalid,
 )
 from purse.domain.pages import page_limit, page_start, page_token
-from purse.domain.setup import Fields
-from purse.service import ports
 from purse.service.ports import UniqueConflict
 
 page_size_default = 50
@@ -141,84 +136,3 @@ def page_of(request: PageRequest, rows: Sequence[Row], key: str, item: Any) -> P
     kept = rows[: request.limit]
     token = page_token(request.query, str(kept[-1][key])) if more and kept else ""
     return Page(tuple(item(row) for row in kept), token)
-
-
-class Resources(Generic[Item]):
-    """One kind of resource of a business, read and changed the same way by every use
-    case: one by id (NOT_FOUND with the resource's reason otherwise), keyset pages
-    (optionally within a parent), and changes — each with its audit entry — to the row an
-    update or archive names, locked as the caller read it (`changing`)."""
-
-    def __init__(
-        self,
-        writes: ports.BackOfficeWriting,
-        reads: ports.BackOfficeReads,
-        table: ports.Table,
-        what: str,
-        not_found: str,
-        item: Callable[[ports.Row], Item],
-    ) -> None:
-        self._writes = writes
-        self._reads = reads
-        self._table = table
-        self._what = what
-        self._not_found = not_found
-        self._item = item
-
-    async def get(self, business_id: int, key: int) -> Item:
-        row = await self._reads.row(self._table, business_id, key)
-        return self._item(found(row, self._what, self._not_found))
-
-    async def page(
-        self,
-        business_id: int,
-        page_size: int,
-        token: str,
-        show_archived: bool,
-        within: tuple[str, int] | None = None,
-    ) -> Page[Item]:
-        """A page of the list, of the rows whose column `within[0]` is `within[1]` when
-        given (0 there: every row)."""
-        query: list[str | int] = [self._table.name, business_id, int(show_archived)]
-        equal = None
-        if within is not None and within[1]:
-            column, value = within
-            equal = {column: value}
-            query += [column, value]
-        request = PageRequest.of(page_size, token, query)
-        rows = await self._reads.page(
-            self._table, business_id, request.after, request.limit, show_archived, equal
-        )
-        return page_of(request, rows, self._table.key, self._item)
-
-    @asynccontextmanager
-    async def changing(
-        self, actor: Actor, key: int, expected_version: int, fields: Fields | None = None
-    ) -> AsyncIterator[tuple[ports.Writing, ports.Row]]:
-        """A writing with the row locked as the caller read it; `fields` (the request's
-        other violations, if any) are refused together with a missing version."""
-        fields = Fields() if fields is None else fields
-        fields.expected_version(expected_version)
-        fields.raise_if_any()
-        async with self._writes.writing(actor) as writing:
-            locked = await writing.locked(self._table, key)
-            yield writing, current(locked, expected_version, self._what, self._not_found)
-
-    async def inserted(self, writing: ports.Writing, values: Mapping[str, object]) -> Item:
-        after = await writing.inserted(self._table, values)
-        await writing.record("create", self._table, after[self._table.key], None, after)
-        return self._item(after)
-
-    async def updated(
-        self, writing: ports.Writing, before: ports.Row, values: Mapping[str, object]
-    ) -> Item:
-        key = before[self._table.key]
-        after = await writing.updated(self._table, key, values)
-        await writing.record("update", self._table, key, before, after)
-        return self._item(after)
-
-    async def archived(self, writing: ports.Writing, before: ports.Row) -> Item:
-        key = before[self._table.key]
-        after = await writing.archived(self._table, key)
-        await writing.record("archive", self._table, key, before, after)
-        return self._item(after)

@@ -25,7 +25,8 @@ from purse.domain.errors import FailedPrecondition
 from purse.domain.setup import Fields
 from purse.domain.terminals import TerminalKind
 from purse.service.admin.points_of_sale import POINTS_OF_SALE
-from purse.service.admin.records import Resources, found, live_parent, unique_fields
+from purse.service.admin.records import found, live_parent
+from purse.service.admin.versioned import Columns, Resource, Versioned
 from purse.service.ports import BackOfficeReads, BackOfficeWriting, Row, Table, Writing
 
 TERMINALS = Table("terminals", "terminal_id", secret_columns=frozenset({"password_hash"}))
@@ -136,13 +137,16 @@ async def _hash(password: str) -> str:
     return await asyncio.to_thread(credentials.hash_password, password)
 
 
-async def _lock_point_of_sale(writing: Writing, point_of_sale_id: int) -> None:
+async def _lock_point_of_sale(writing: Writing, point_of_sale_id: int) -> Columns:
+    """Lock the point of sale a terminal is to work at, which must be live (adds no
+    column)."""
     live_parent(
         await writing.locked(POINTS_OF_SALE, point_of_sale_id),
         "terminal.point_of_sale_id",
         "point of sale",
         "POINT_OF_SALE_NOT_FOUND",
     )
+    return {}
 
 
 async def _live_terminal(writing: Writing, terminal_id: int) -> Row:
@@ -161,38 +165,46 @@ class KeyRevocation(Protocol):
     async def revoke_keys_of(self, writing: Writing, terminal_id: int) -> None: ...
 
 
-class Terminals(Resources[Terminal]):
+class Terminals(Versioned[Terminal]):
     def __init__(
         self, writes: BackOfficeWriting, reads: BackOfficeReads, keys: KeyRevocation
     ) -> None:
-        super().__init__(writes, reads, TERMINALS, *_terminal_names, _terminal)
+        resource = Resource(TERMINALS, *_terminal_names, _terminal, unique=_logins)
+        super().__init__(resource, writes, reads)
         self._keys = keys
 
     async def create(
         self, actor: Actor, draft: TerminalDraft, login: str, password: str
     ) -> Terminal:
         validate_new(draft, login, password)
-        password_hash = await _hash(password)
-        async with self._writes.writing(actor) as writing:
-            await _lock_point_of_sale(writing, draft.point_of_sale_id)
-            with unique_fields(_logins):
-                return await self.inserted(
-                    writing, {**_columns(draft), "login": login, "password_hash": password_hash}
-                )
+        columns = {**_columns(draft), "login": login, "password_hash": await _hash(password)}
+
+        async def prepare(writing: Writing) -> Columns:
+            return await _lock_point_of_sale(writing, draft.point_of_sale_id)
+
+        return _terminal(await self.create_row(actor, columns, prepare))
 
     async def update(
         self, actor: Actor, terminal_id: int, expected_version: int, draft: TerminalDraft
     ) -> Terminal:
-        changing = self.changing(actor, terminal_id, expected_version, violations(draft))
-        async with changing as (writing, before):
-            await _lock_point_of_sale(writing, draft.point_of_sale_id)
-            return await self.updated(writing, before, _columns(draft))
+        validate(draft)
+
+        async def prepare(writing: Writing) -> Columns:
+            return await _lock_point_of_sale(writing, draft.point_of_sale_id)
+
+        row = await self.update_row(
+            actor, terminal_id, expected_version, _columns(draft), prepare=prepare
+        )
+        return _terminal(row)
 
     async def archive(self, actor: Actor, terminal_id: int, expected_version: int) -> Terminal:
-        """Archive a terminal and revoke its keys (they stop working with it)."""
-        async with self.changing(actor, terminal_id, expected_version) as (writing, before):
+        """Archive a terminal; nothing live depends on one, and its keys go with it."""
+
+        async def users(writing: Writing, before: Row) -> str:
             await self._keys.revoke_keys_of(writing, terminal_id)
-            return await self.archived(writing, before)
+            return ""
+
+        return _terminal(await self.archive_row(actor, terminal_id, expected_version, users))
 
     async def set_password(self, actor: Actor, terminal_id: int, new_password: str) -> Terminal:
         """A new password; tokens signed in with the old one are refused from then on."""
@@ -207,13 +219,13 @@ class Terminals(Resources[Terminal]):
         return _terminal(after)
 
 
-class TerminalApiKeys(Resources[TerminalApiKey]):
+class TerminalApiKeys(Versioned[TerminalApiKey]):
     """A terminal's API keys: each shown once, stored as its SHA-256 digest."""
 
     def __init__(
         self, writes: BackOfficeWriting, reads: BackOfficeReads, revocation: KeyRevocation
     ) -> None:
-        super().__init__(writes, reads, API_KEYS, *_key_names, _api_key)
+        super().__init__(Resource(API_KEYS, *_key_names, _api_key), writes, reads)
         self._revocation = revocation
 
     async def create(self, actor: Actor, terminal_id: int, name: str) -> tuple[TerminalApiKey, str]:
@@ -251,7 +263,8 @@ class TerminalApiKeys(Resources[TerminalApiKey]):
     ) -> tuple[TerminalApiKey, str]:
         secret = credentials.new_api_key()
         digest = credentials.api_key_digest(secret)
-        created = await self.inserted(
-            writing, {"terminal_id": terminal_id, "name": name, "key_hash": digest}
+        row = await writing.inserted(
+            API_KEYS, {"terminal_id": terminal_id, "name": name, "key_hash": digest}
         )
-        return created, secret
+        await writing.record("create", API_KEYS, row["api_key_id"], None, row)
+        return _api_key(row), secret

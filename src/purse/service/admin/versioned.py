@@ -87,14 +87,27 @@ class Versioned(Generic[Item]):
         return resource.item(found(row, resource.what, resource.not_found))
 
     async def page(
-        self, business_id: int, page_size: int, token: str, show_archived: bool
+        self,
+        business_id: int,
+        page_size: int,
+        token: str,
+        show_archived: bool,
+        within: tuple[str, int] | None = None,
     ) -> Page[Item]:
+        """A page of the list; of the rows whose column `within[0]` is `within[1]` when
+        given (0 there: every row — a list within a parent, or all of them)."""
         resource = self.resource
         table = resource.view or resource.table
         query: list[str | int] = [table.name, business_id, int(show_archived)]
+        equal = None
+        if within is not None and within[1]:
+            equal = {within[0]: within[1]}
+            query += list(within)
         request = PageRequest.of(page_size, token, query, resource.by_code)
         after = request.after_code if resource.by_code else request.after
-        rows = await self._reads.page(table, business_id, after, request.limit, show_archived)
+        rows = await self._reads.page(
+            table, business_id, after, request.limit, show_archived, equal
+        )
         return page_of(request, rows, table.key, resource.item)
 
     async def create_row(
