@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from purse.domain.administrators import Actor, AdministratorContext
 from purse.domain.catalogue import Goods, GoodsCategory
+from purse.domain.customer_operations import Circumstances
 from purse.domain.customers import AccessType, CustomerMatch, Membership, Questionnaire
 from purse.domain.identifiers import IdentifierKind
 from purse.domain.program import CompiledProgram
@@ -290,6 +291,19 @@ class GoodsReads(Protocol):
     async def goods_categories_page(
         self, business_id: int, after: str | None, limit: int
     ) -> list[GoodsCategory]: ...
+
+
+class CustomerOperationReads(Protocol):
+    """What an administrator's operation on one customer is decided on, read together."""
+
+    async def circumstances(
+        self,
+        business_id: int,
+        terminal_id: int,
+        customer_id: int,
+        account_type_id: int | None,
+        series_id: int | None,
+    ) -> Circumstances: ...
 
 
 class UniqueConflict(Exception):
