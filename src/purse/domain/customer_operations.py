@@ -91,12 +91,22 @@ class OperationKind(Enum):
 
 @dataclass(frozen=True, slots=True)
 class PointsCredit:
-    """Credit points; with `expires_at`, as special points spendable until then (the
-    caller turns "for 30 days" into a moment)."""
+    """Credit points; with `expires_at`, as special points spendable until then; with
+    `valid_days`, for that many days from when the operation is first applied (a retry
+    of the same key names the same period, so it matches; `with_expiry` turns it into a
+    moment)."""
 
     kind: ClassVar[OperationKind] = OperationKind.POINTS_CREDIT
     points_hundredths: int
     expires_at: datetime | None = None
+    valid_days: int = 0
+
+
+def with_expiry(operation: CustomerOperation, now: datetime) -> CustomerOperation:
+    """The operation as applied: a credit valid for some days gets its moment."""
+    if isinstance(operation, PointsCredit) and operation.valid_days:
+        return PointsCredit(operation.points_hundredths, now + timedelta(days=operation.valid_days))
+    return operation
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +166,18 @@ def validate_operation(operation: CustomerOperation, now: datetime) -> None:
     """InvalidArgument naming every malformed field; the reason is the first one's."""
     violations: list[tuple[str, str, str]] = []
     match operation:
-        case PointsCredit(points, expires_at):
+        case PointsCredit(points, expires_at, valid_days):
             violations += _amount("points_hundredths", points)
             if expires_at is not None:
                 violations += _expiry(expires_at, now)
+            if valid_days and expires_at is not None:
+                violations.append(
+                    ("valid_days", "give expires_at or valid_days, not both", "INVALID_ARGUMENT")
+                )
+            elif not 0 <= valid_days <= special_points_days_max:
+                violations.append(
+                    ("valid_days", f"0 to {special_points_days_max}", "EXPIRY_OUT_OF_RANGE")
+                )
         case PointsDebit(points):
             violations += _amount("points_hundredths", points)
         case AccountCredit(account_type_id, amount) | AccountDebit(account_type_id, amount):
@@ -306,12 +324,14 @@ def operation_document(operation: CustomerOperation) -> dict[str, Any]:
     """The operation as stored with its transaction (and in the audit log)."""
     document: dict[str, Any] = {"kind": operation.kind.value}
     match operation:
-        case PointsCredit(points, expires_at):
+        case PointsCredit(points, expires_at, valid_days):
             document["points_hundredths"] = points
             # In UTC: one moment, one text, one digest, whatever zone it came in.
             document["expires_at"] = (
                 None if expires_at is None else expires_at.astimezone(UTC).isoformat()
             )
+            if valid_days:
+                document["valid_days"] = valid_days
         case PointsDebit(points):
             document["points_hundredths"] = points
         case AccountCredit(account_type_id, amount) | AccountDebit(account_type_id, amount):
@@ -331,6 +351,7 @@ def operation_from_document(document: dict[str, Any]) -> CustomerOperation:
         return PointsCredit(
             document["points_hundredths"],
             None if expires_at is None else datetime.fromisoformat(expires_at),
+            document.get("valid_days", 0),
         )
     if kind is OperationKind.POINTS_DEBIT:
         return PointsDebit(document["points_hundredths"])

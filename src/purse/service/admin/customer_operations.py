@@ -55,6 +55,7 @@ from purse.domain.customer_operations import (
     stored_refusal,
     terminal_refusal,
     validate_operation,
+    with_expiry,
 )
 from purse.domain.customers import Membership
 from purse.domain.errors import Aborted, AlreadyExists, FailedPrecondition
@@ -117,8 +118,10 @@ class CustomerOperations:
         """Make `operation` on the customer through the terminal, once per key (see the
         module's docstring for every answer)."""
         check_number = check_number_of(idempotency_key)
-        validate_operation(operation, datetime.fromtimestamp(self._clock(), UTC))
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        validate_operation(operation, now)
         digest = request_digest(customer_id, operation)
+        operation = with_expiry(operation, now)
         business_id = actor.business_id
         stored, circumstances = await asyncio.gather(
             self._transactions.by_check_number(business_id, terminal_id, check_number),

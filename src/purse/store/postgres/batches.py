@@ -182,8 +182,12 @@ WITH lot_rows AS (
     FROM unnest($6::bigint[], $7::bigint[]) AS d(series_id, issued)
    WHERE s.business_id = $1 AND s.series_id = d.series_id
 ), coupon_rows AS (
-  INSERT INTO coupons (business_id, series_id, code, customer_id)
-  SELECT $1, * FROM unnest($8::bigint[], $9::text[], $10::bigint[])
+  -- A coupon lives its series' lifetime from today, and never past the series' end.
+  INSERT INTO coupons (business_id, series_id, code, customer_id, expires_at)
+  SELECT $1, d.series_id, d.code, d.customer_id,
+         least(s.valid_until, now() + make_interval(days => s.coupon_lifetime_days))
+    FROM unnest($8::bigint[], $9::text[], $10::bigint[]) AS d(series_id, code, customer_id)
+    JOIN coupon_series s ON s.business_id = $1 AND s.series_id = d.series_id
 )
 INSERT INTO audit_log (business_id, administrator_id, actor, action, resource, resource_id,
                        before, after)

@@ -24,6 +24,7 @@ from purse.domain.administrators import Access, AdministratorContext
 from purse.service.admin.administrators import Administrators
 from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.customer_operations import CustomerOperations
 from purse.service.admin.customers import CustomerCards
 from purse.service.admin.goods import Goods, GoodsCategories
 from purse.service.admin.programs import Programs
@@ -46,6 +47,7 @@ class AdminUseCases:
     coupon_series: CouponSeries
     certificates: Certificates
     customers: CustomerCards
+    operations: CustomerOperations
 
 
 class AdminServicer(
@@ -73,6 +75,7 @@ class AdminServicer(
         self.coupon_series = use_cases.coupon_series
         self.certificates = use_cases.certificates
         self.customers = use_cases.customers
+        self.operations = use_cases.operations
 
     @administrator_call(Access.READ)
     async def GetProgramRules(
