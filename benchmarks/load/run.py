@@ -728,7 +728,6 @@ async def provision(database_url: str, customers: int) -> Provisioned:
     from purse.service.admin.programs import Programs
     from purse.service.demo import create_demo
     from purse.store.postgres import database
-    from purse.store.postgres.back_office import BackOfficeWrites
     from purse.store.postgres.customers import CustomerStore
     from purse.store.postgres.programs import ProgramStore
     from purse.store.postgres.provisioning import Provisioning
@@ -737,8 +736,7 @@ async def provision(database_url: str, customers: int) -> Provisioned:
     pool = await database.create_pool(database_url, 1, connections_max, 60_000, 10.0)
     try:
         store = CustomerStore(pool)
-        programs = Programs(ProgramStore(pool), BackOfficeWrites(pool))
-        demo = await create_demo(Provisioning(pool), store, programs)
+        demo = await create_demo(Provisioning(pool), store, Programs(ProgramStore(pool)))
         phones = tuple(f"{customer_phone_prefix}{index:07d}" for index in range(customers))
         for start in range(0, len(phones), connections_max):
             chunk = phones[start : start + connections_max]

@@ -45,6 +45,7 @@ from purse.platform.v1 import platform_service_pb2, platform_service_pb2_grpc
 from purse.service.admin.administrators import Administrators
 from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.customer_operations import CustomerOperations
 from purse.service.admin.customers import CustomerCards
 from purse.service.admin.goods import Goods, GoodsCategories
 from purse.service.admin.loyalty_programs import LoyaltyPrograms
@@ -86,6 +87,7 @@ from purse.store.postgres.catalogue import CatalogueStore
 from purse.store.postgres.catalogue_setup import CatalogueSetupStore
 from purse.store.postgres.categories import CategoryStore
 from purse.store.postgres.customer_card import CustomerCardStore
+from purse.store.postgres.customer_operations import CustomerOperationStore
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.outbox import OutboxStore
 from purse.store.postgres.programs import ProgramStore
@@ -274,7 +276,7 @@ class Application:
             settings.redis_url, settings.redis_connections_max, settings.redis_timeout_seconds
         )
         secret = await database.load_instance_secret(self.pool)
-        programs = Programs(ProgramStore(self.pool), BackOfficeWrites(self.pool))
+        programs = Programs(ProgramStore(self.pool))
         self.server = self._grpc_server()
         terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server(
             self._terminal_servicer(self.pool, self.redis, secret, programs), self.server
@@ -337,6 +339,7 @@ class Application:
         self, pool: asyncpg.Pool, client: redis.Redis, secret: bytes, programs: Programs
     ) -> AdminUseCases:
         settings = self.settings
+        assert self.writer is not None, "the terminal's use cases (and the writer) come first"
         writes = BackOfficeWrites(pool)
         reads = BackOfficeReads(pool)
         administrators = AdministratorStore(pool)
@@ -363,6 +366,12 @@ class Application:
                 CustomerCardStore(pool),
                 History(TransactionStore(pool)),
                 self.changes,
+            ),
+            operations=CustomerOperations(
+                CustomerOperationStore(pool),
+                self.writer,
+                TransactionStore(pool),
+                CustomerStore(pool),
             ),
             goods_categories=GoodsCategories(writes, reads, catalogue),
             goods=Goods(writes, reads, catalogue),

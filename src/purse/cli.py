@@ -170,7 +170,6 @@ def _demo(arguments: argparse.Namespace) -> int:
 
     from purse.service.admin.programs import Programs
     from purse.service.demo import create_demo
-    from purse.store.postgres.back_office import BackOfficeWrites
     from purse.store.postgres.customers import CustomerStore
     from purse.store.postgres.programs import ProgramStore
     from purse.store.postgres.provisioning import Provisioning
@@ -188,9 +187,7 @@ def _demo(arguments: argparse.Namespace) -> int:
             ):
                 return None
             demo = await create_demo(
-                Provisioning(pool),
-                CustomerStore(pool),
-                Programs(ProgramStore(pool), BackOfficeWrites(pool)),
+                Provisioning(pool), CustomerStore(pool), Programs(ProgramStore(pool))
             )
             return asdict(demo)
         finally:

@@ -17,7 +17,6 @@ from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
 from purse.domain.customers import AccessType
 from purse.service.admin.programs import Programs
 from purse.service.demo import create_demo, demo_customer_phone
-from purse.store.postgres.back_office import BackOfficeWrites
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.programs import ProgramStore
 from purse.store.postgres.provisioning import Provisioning
@@ -98,8 +97,7 @@ def percent_accrual(rule_id: int, basis_points: int, **selector: object) -> admi
 async def test_the_demo_business_answers_with_an_explained_receipt(
     terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool
 ) -> None:
-    programs = Programs(ProgramStore(pool), BackOfficeWrites(pool))
-    demo = await create_demo(Provisioning(pool), CustomerStore(pool), programs)
+    demo = await create_demo(Provisioning(pool), CustomerStore(pool), Programs(ProgramStore(pool)))
     answer = await terminal_stub.CalculateCheck(
         request(
             line(1, "CAPPUCCINO", 6500, 2000),

@@ -21,7 +21,6 @@ from purse.domain.program import Program, Rule, RuleKind, RuleScope, ValueKind
 from purse.notify.dispatcher import pin_key_purpose
 from purse.service.admin.programs import Programs
 from purse.store.postgres import database
-from purse.store.postgres.back_office import BackOfficeWrites
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.programs import ProgramStore
 from purse.store.postgres.provisioning import Provisioning
@@ -39,7 +38,7 @@ five_percent_back = Rule(1, "5% back", RuleKind.ACCRUAL, RuleScope.LINE, ValueKi
 
 async def set_program(pool: asyncpg.Pool, business: Tenant, **settings: object) -> None:
     program = Program(currency="UAH", **settings)  # type: ignore[arg-type]
-    programs = Programs(ProgramStore(pool), BackOfficeWrites(pool))
+    programs = Programs(ProgramStore(pool))
     await programs.replace(operator_actor(business.business_id), business.program_id, program)
 
 

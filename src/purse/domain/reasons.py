@@ -28,7 +28,8 @@ ERROR_REASONS: Final[Mapping[str, str]] = {
     "TIMED_OUT": "a time limit of the call ran out",
     "INTERNAL": "a bug on the server's side; its log has the details",
     # Input.
-    "AMOUNT_OUT_OF_RANGE": "a line amount or the check's sum is too large",
+    "AMOUNT_OUT_OF_RANGE": "a line amount or the check's sum is too large, or an operation's"
+    " amount is not from 1 to its largest",
     "CHECK_SUM_MISMATCH": "the check's stated sum is not the sum of its lines",
     "CURRENCY_MISMATCH": "the check is not in the program's currency",
     "UNKNOWN_CURRENCY": "not an ISO 4217 currency code",
@@ -49,6 +50,11 @@ ERROR_REASONS: Final[Mapping[str, str]] = {
     "REQUEST_UNDECODABLE": "the request's bytes are not the message the method takes",
     "STRING_HAS_NUL": "a text field holds a NUL character",
     "GOODS_CATEGORY_UNKNOWN": "a goods category code that is not in the business's catalogue",
+    "IDEMPOTENCY_KEY_INVALID": "an operation's idempotency key is empty, too long or has a"
+    " character keys may not have",
+    "EXPIRY_OUT_OF_RANGE": "special points must expire after now and within the longest period"
+    " allowed",
+    "COUPON_CODE_INVALID": "not a coupon code",
     # Credentials.
     "CREDENTIALS_MISSING": "no bearer credential in the authorization metadata",
     "WRONG_CREDENTIALS": "login or password wrong",
@@ -95,6 +101,8 @@ ERROR_REASONS: Final[Mapping[str, str]] = {
     "TRANSACTION_NOT_PENDING": "the transaction no longer waits for its PIN",
     "TRANSACTION_NOT_COMPLETED": "only a completed sale can be refunded",
     "TRANSACTION_NOT_CANCELLABLE": "the transaction is in a state that cannot be cancelled",
+    "TRANSACTION_NOT_A_SALE": "an administrator's operation is not refunded or cancelled; make"
+    " the opposite operation instead",
     "TRANSACTION_LOCKED": "too many wrong PINs: the transaction is locked, its holds released",
     "ALREADY_REFUNDED": "nothing is left to refund of these lines",
     "CANCEL_NOT_ALLOWED": "the program does not cancel completed sales",
@@ -124,9 +132,13 @@ ERROR_REASONS: Final[Mapping[str, str]] = {
     "GOODS_NOT_FOUND": "no product with this code in this business",
     "ACCOUNT_TYPE_NOT_FOUND": "no such account type in this business",
     "COUPON_SERIES_NOT_FOUND": "no such coupon series in this business",
+    # Operations on one customer.
+    "TERMINAL_NOT_FOUND": "no such terminal in this business",
+    "ACCOUNT_KIND_NOT_ADJUSTABLE": "only money and products accounts are credited or debited"
+    " by hand",
+    "COUPON_SERIES_EXHAUSTED": "the coupon series has issued every coupon its cap allows",
     # The back office: setup.
     "POINT_OF_SALE_NOT_FOUND": "no such point of sale in this business, or it is archived",
-    "TERMINAL_NOT_FOUND": "no such terminal in this business",
     # The server.
     "QUEUE_FULL": "the write queue stayed full until the deadline",
     "SHUTTING_DOWN": "the server is shutting down; retry on another",

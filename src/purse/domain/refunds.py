@@ -91,9 +91,11 @@ def _requested(
 refundable_statuses = frozenset({TransactionStatus.COMPLETED, TransactionStatus.PARTIALLY_REFUNDED})
 
 
-def check_refundable(status: TransactionStatus) -> None:
+def check_refundable(status: TransactionStatus, is_sale: bool = True) -> None:
     """A completed sale, or one refunded in part, can be refunded (further); decided on
-    the sale as locked, so a concurrent refund or cancel is seen."""
+    the sale as locked, so a concurrent refund or cancel is seen. An administrator's
+    operation (no receipt: `is_sale` False) is not a sale: it is undone by the opposite
+    operation, which the audit log then shows too."""
     if status is TransactionStatus.REFUNDED:
         raise FailedPrecondition(
             "everything of this sale is refunded already", reason="ALREADY_REFUNDED"
@@ -102,6 +104,12 @@ def check_refundable(status: TransactionStatus) -> None:
         raise FailedPrecondition(
             f"only a completed sale can be refunded; this one is {status.value}",
             reason="TRANSACTION_NOT_COMPLETED",
+        )
+    if not is_sale:
+        raise FailedPrecondition(
+            "an administrator's operation is not refunded or cancelled; make the opposite"
+            " operation instead",
+            reason="TRANSACTION_NOT_A_SALE",
         )
 
 

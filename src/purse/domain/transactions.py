@@ -30,6 +30,12 @@ touches no longer holds what was read — another check of the same customer cam
 Such a refusal is not an answer: the sale is calculated again on what is committed now,
 so every check of a customer is calculated on the state the previous one left, exactly
 as if they had been sent one by one. Only FINAL_REFUSALS are stored as a check's answer.
+
+An administrator's operation (`purse.domain.customer_operations`) may also create what a
+check never does: a points lot (a credit with `expires_at`: special points) and coupons
+of a series (`Effects.coupons_issued`), which settlement counts against the series' cap
+as it stands locked, refusing one too many, or one of an archived series, or a code the
+business has already.
 """
 
 from __future__ import annotations
@@ -38,10 +44,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from purse.domain.checks import Receipt, SourceKind
 from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID
+
+if TYPE_CHECKING:  # that module builds on this one
+    from purse.domain.customer_operations import CustomerOperation
 
 
 class LedgerKind(Enum):
@@ -78,12 +87,14 @@ pocket_balance_max: Final = 10**17
 
 @dataclass(frozen=True, slots=True)
 class PocketChange:
-    """One ledger entry: `amount` changes the balance, `held_amount` the held part."""
+    """One ledger entry: `amount` changes the balance, `held_amount` the held part. A
+    credit of points with `expires_at` makes its points a new lot, spendable until then."""
 
     pocket: PocketKey
     kind: LedgerKind
     amount: int = 0
     held_amount: int = 0
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +114,15 @@ class CouponChange:
 
 
 @dataclass(frozen=True, slots=True)
+class CouponGrant:
+    """Issue a coupon of `series_id` with `code` into the customer's wallet."""
+
+    series_id: int
+    code: str
+    customer_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class Effects:
     """Everything one operation changes, besides its own transaction or refund row."""
 
@@ -118,6 +138,8 @@ class Effects:
     # (pocket, balance, held) as the calculation read them; settlement refuses the
     # operation when a pocket it touches holds anything else.
     expected: tuple[tuple[PocketKey, int, int], ...] = ()
+    # Coupons to issue, each counted against its series' cap.
+    coupons_issued: tuple[CouponGrant, ...] = ()
 
 
 @dataclass(slots=True)
@@ -131,12 +153,25 @@ class Balance:
 
 
 @dataclass(slots=True)
+class SeriesCount:
+    """A coupon series as locked: how many coupons it has issued, of at most how many
+    (None: no cap), and whether it is archived."""
+
+    coupons_issued: int
+    coupons_max: int | None
+    archived: bool
+
+
+@dataclass(slots=True)
 class LockedState:
-    """What a batch locked: pockets, certificates and coupon statuses, by key."""
+    """What a batch locked: pockets, certificates and coupon statuses, by key; the coupon
+    series it issues from, and which of the codes it issues the business has already."""
 
     pockets: dict[PocketKey, Balance] = field(default_factory=dict)
     certificates: dict[int, Balance] = field(default_factory=dict)
     coupons: dict[int, str] = field(default_factory=dict)
+    series: dict[int, SeriesCount] = field(default_factory=dict)
+    coupon_codes_taken: set[str] = field(default_factory=set)
 
 
 class Refusal(Enum):
@@ -148,6 +183,10 @@ class Refusal(Enum):
     COUPON_ALREADY_USED = "COUPON_ALREADY_USED"
     BALANCE_CHANGED = "BALANCE_CHANGED"
     BALANCE_LIMIT = "BALANCE_LIMIT"
+    COUPON_SERIES_NOT_FOUND = "COUPON_SERIES_NOT_FOUND"
+    COUPON_SERIES_EXHAUSTED = "COUPON_SERIES_EXHAUSTED"
+    ARCHIVED = "ARCHIVED"
+    CODE_TAKEN = "CODE_TAKEN"
 
 
 # Refusals that do not depend on what other operations did first: they are a check's
@@ -314,10 +353,36 @@ def settle(state: LockedState, effects: Effects) -> Refusal | None:
     for coupon in effects.coupons:
         if state.coupons.get(coupon.coupon_id) != coupon.expected:
             return Refusal.COUPON_ALREADY_USED
+    series = _issued(state, effects.coupons_issued)
+    if isinstance(series, Refusal):
+        return series
     state.pockets.update(pockets)
     state.certificates.update(certificates)
     state.coupons.update({coupon.coupon_id: coupon.status for coupon in effects.coupons})
+    state.series.update(series)
+    state.coupon_codes_taken.update(grant.code for grant in effects.coupons_issued)
     return None
+
+
+def _issued(state: LockedState, grants: Sequence[CouponGrant]) -> dict[int, SeriesCount] | Refusal:
+    """The series' counts once `grants` are issued, or why they cannot be."""
+    counts: dict[int, SeriesCount] = {}
+    codes: set[str] = set()
+    for grant in grants:
+        before = counts.get(grant.series_id) or state.series.get(grant.series_id)
+        if before is None:
+            return Refusal.COUPON_SERIES_NOT_FOUND
+        if before.archived:
+            return Refusal.ARCHIVED
+        if before.coupons_max is not None and before.coupons_issued >= before.coupons_max:
+            return Refusal.COUPON_SERIES_EXHAUSTED
+        if grant.code in state.coupon_codes_taken or grant.code in codes:
+            return Refusal.CODE_TAKEN
+        codes.add(grant.code)
+        counts[grant.series_id] = SeriesCount(
+            before.coupons_issued + 1, before.coupons_max, before.archived
+        )
+    return counts
 
 
 def take_from_lots(lots: list[tuple[int, int]], points: int) -> list[tuple[int, int]]:
@@ -357,6 +422,8 @@ class TransactionRecord:
     # The points the sale took from lots (held or spent), by lot id; None when stored
     # before they were kept.
     lot_reservations: dict[int, int] | None = None
+    # An administrator's operation (it has no receipt); None for a check.
+    operation: CustomerOperation | None = None
 
 
 @dataclass(frozen=True, slots=True)

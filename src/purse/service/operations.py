@@ -3,8 +3,9 @@
 A use case builds a `Sale` (a new transaction) or a `Transition` (a pending one moving
 on) with the effects settlement is to apply; the writer answers each with an `Outcome`.
 `Message`s and the `Notice` go to the outbox in the same database transaction as the
-operation they belong to; `Statistics` are the membership's deltas, applied with it. The
-store (`purse.store.postgres.batches`) only turns these into SQL.
+operation they belong to; `Statistics` are the membership's deltas, applied with it; an
+`AuditNote` (an administrator's operation) goes to the audit log with it, when it
+applies. The store (`purse.store.postgres.batches`) only turns these into SQL.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from purse.domain.administrators import Actor
 from purse.domain.transactions import Balance, Effects, PocketKey, Refusal, TransactionStatus
 
 
@@ -73,6 +75,19 @@ NoticeText = Callable[[str, int, int, int], str]
 
 
 @dataclass(frozen=True, slots=True)
+class AuditNote:
+    """The audit log's entry for an administrator's operation, written in the same database
+    transaction when the operation applies. The store adds to `after` the transaction's id
+    and the balances the operation changed, and makes `before` their balances before."""
+
+    actor: Actor
+    action: str
+    resource: str
+    resource_id: str
+    after: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Sale:
     """A new transaction. `effects` are applied unless settlement refuses them."""
 
@@ -95,6 +110,11 @@ class Sale:
     refusal: dict[str, Any] | None = None
     # Pockets the effects reach that the customer may not have yet; None = any of them.
     new_pockets: tuple[PocketKey, ...] | None = None
+    # An administrator's operation: recorded in the audit log when it applies.
+    audit: AuditNote | None = None
+    # Settlement's refusals are the answer, stored for the key (FINAL_REFUSALS are for
+    # every sale): an operation with nothing calculated has nothing to calculate again.
+    refusals_final: bool = False
 
 
 @dataclass(frozen=True, slots=True)

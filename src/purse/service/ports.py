@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from purse.domain.administrators import Actor, AdministratorContext
 from purse.domain.catalogue import Goods, GoodsCategory
+from purse.domain.customer_operations import Circumstances
 from purse.domain.customers import AccessType, CustomerMatch, Membership, Questionnaire
 from purse.domain.identifiers import IdentifierKind
 from purse.domain.program import CompiledProgram
@@ -267,7 +268,10 @@ class AdministratorReads(Protocol):
 
 
 class ProgramDocuments(Protocol):
-    """A program's stored rules document and its version."""
+    """A program's stored rules document and its version; replaced in a back-office
+    writing (with its audit entry)."""
+
+    def writing(self, actor: Actor) -> AbstractAsyncContextManager[Writing]: ...
 
     async def rules(
         self, business_id: int, program_id: int
@@ -290,6 +294,19 @@ class GoodsReads(Protocol):
     async def goods_categories_page(
         self, business_id: int, after: str | None, limit: int
     ) -> list[GoodsCategory]: ...
+
+
+class CustomerOperationReads(Protocol):
+    """What an administrator's operation on one customer is decided on, read together."""
+
+    async def circumstances(
+        self,
+        business_id: int,
+        terminal_id: int,
+        customer_id: int,
+        account_type_id: int | None,
+        series_id: int | None,
+    ) -> Circumstances: ...
 
 
 class UniqueConflict(Exception):

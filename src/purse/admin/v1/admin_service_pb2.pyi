@@ -2183,3 +2183,105 @@ class RemoveCustomerCardResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RemoveCustomerCardResponse: _TypeAlias = RemoveCustomerCardResponse  # noqa: Y015
+
+@_typing.final
+class ApplyCustomerOperationRequest(_message.Message):
+    """ApplyCustomerOperation input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    TERMINAL_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    CREDIT_POINTS_FIELD_NUMBER: _builtins.int
+    DEBIT_POINTS_FIELD_NUMBER: _builtins.int
+    CREDIT_ACCOUNT_FIELD_NUMBER: _builtins.int
+    DEBIT_ACCOUNT_FIELD_NUMBER: _builtins.int
+    ISSUE_COUPON_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.int
+    """A customer of the business."""
+    terminal_id: _builtins.int
+    """An enabled terminal of the business the operation goes through."""
+    idempotency_key: _builtins.str
+    """Makes the operation happen once: 1 to 57 of A-Z a-z 0-9 . _ : -."""
+    @_builtins.property
+    def credit_points(self) -> _customers_pb2.PointsCreditOperation:
+        """Credit points."""
+
+    @_builtins.property
+    def debit_points(self) -> _customers_pb2.PointsDebitOperation:
+        """Debit points."""
+
+    @_builtins.property
+    def credit_account(self) -> _customers_pb2.AccountCreditOperation:
+        """Replenish an account."""
+
+    @_builtins.property
+    def debit_account(self) -> _customers_pb2.AccountDebitOperation:
+        """Debit an account."""
+
+    @_builtins.property
+    def issue_coupon(self) -> _customers_pb2.CouponIssueOperation:
+        """Issue a coupon."""
+
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.int = ...,
+        terminal_id: _builtins.int = ...,
+        idempotency_key: _builtins.str = ...,
+        credit_points: _customers_pb2.PointsCreditOperation | None = ...,
+        debit_points: _customers_pb2.PointsDebitOperation | None = ...,
+        credit_account: _customers_pb2.AccountCreditOperation | None = ...,
+        debit_account: _customers_pb2.AccountDebitOperation | None = ...,
+        issue_coupon: _customers_pb2.CouponIssueOperation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credit_account", b"credit_account", "credit_points", b"credit_points", "debit_account", b"debit_account", "debit_points", b"debit_points", "issue_coupon", b"issue_coupon", "operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credit_account", b"credit_account", "credit_points", b"credit_points", "customer_id", b"customer_id", "debit_account", b"debit_account", "debit_points", b"debit_points", "idempotency_key", b"idempotency_key", "issue_coupon", b"issue_coupon", "operation", b"operation", "terminal_id", b"terminal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_operation: _TypeAlias = _typing.Literal["credit_points", "debit_points", "credit_account", "debit_account", "issue_coupon"]  # noqa: Y015
+    _WhichOneofArgType_operation: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_operation) -> _WhichOneofReturnType_operation | None: ...
+
+Global___ApplyCustomerOperationRequest: _TypeAlias = ApplyCustomerOperationRequest  # noqa: Y015
+
+@_typing.final
+class ApplyCustomerOperationResponse(_message.Message):
+    """ApplyCustomerOperation output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_FIELD_NUMBER: _builtins.int
+    MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    COUPON_CODE_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    coupon_code: _builtins.str
+    """For an issued coupon: its code (the one generated, when none was given)."""
+    @_builtins.property
+    def transaction(self) -> _terminal_service_pb2.Transaction:
+        """The operation's transaction (its check number is "~admin:" + the key)."""
+
+    @_builtins.property
+    def membership(self) -> _common_pb2.Membership:
+        """The customer as committed now."""
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """For special points: when they expire."""
+
+    def __init__(
+        self,
+        *,
+        transaction: _terminal_service_pb2.Transaction | None = ...,
+        membership: _common_pb2.Membership | None = ...,
+        coupon_code: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "membership", b"membership", "transaction", b"transaction"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coupon_code", b"coupon_code", "expire_time", b"expire_time", "membership", b"membership", "transaction", b"transaction"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyCustomerOperationResponse: _TypeAlias = ApplyCustomerOperationResponse  # noqa: Y015

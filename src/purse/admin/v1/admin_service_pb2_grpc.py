@@ -407,6 +407,11 @@ class AdminServiceStub(object):
                 request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.RemoveCustomerCardRequest.SerializeToString,
                 response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.RemoveCustomerCardResponse.FromString,
                 _registered_method=True)
+        self.ApplyCustomerOperation = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ApplyCustomerOperation',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ApplyCustomerOperationRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ApplyCustomerOperationResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer(object):
@@ -952,7 +957,19 @@ class AdminServiceServicer(object):
 
     def RemoveCustomerCard(self, request, context):
         """Removes a card from the customer; the card no longer identifies anyone.
-        (customers: operations)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyCustomerOperation(self, request, context):
+        """Credits or debits points or an account, or issues a coupon, through a terminal of
+        the business (so it shows in the transaction log), once per idempotency key: the
+        same key with the same operation answers what the first did, with another operation
+        ABORTED IDEMPOTENCY_KEY_REUSED. A refusal by the ledger (INSUFFICIENT_POINTS,
+        INSUFFICIENT_BALANCE, COUPON_SERIES_EXHAUSTED …) is the key's answer too. A terminal
+        identifying the customer right after sees the change. Certificates are bearer
+        values: issue one with CreateCertificate.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1330,6 +1347,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RemoveCustomerCard,
                     request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.RemoveCustomerCardRequest.FromString,
                     response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.RemoveCustomerCardResponse.SerializeToString,
+            ),
+            'ApplyCustomerOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyCustomerOperation,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ApplyCustomerOperationRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ApplyCustomerOperationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -3331,6 +3353,33 @@ class AdminService(object):
             '/purse.admin.v1.AdminService/RemoveCustomerCard',
             purse_dot_admin_dot_v1_dot_admin__service__pb2.RemoveCustomerCardRequest.SerializeToString,
             purse_dot_admin_dot_v1_dot_admin__service__pb2.RemoveCustomerCardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyCustomerOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ApplyCustomerOperation',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.ApplyCustomerOperationRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.ApplyCustomerOperationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -245,8 +245,15 @@ class AdminServiceStub:
     when another customer holds it).
     """
     RemoveCustomerCard: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RemoveCustomerCardRequest, _admin_service_pb2.RemoveCustomerCardResponse]
-    """Removes a card from the customer; the card no longer identifies anyone.
-    (customers: operations)
+    """Removes a card from the customer; the card no longer identifies anyone."""
+    ApplyCustomerOperation: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ApplyCustomerOperationRequest, _admin_service_pb2.ApplyCustomerOperationResponse]
+    """Credits or debits points or an account, or issues a coupon, through a terminal of
+    the business (so it shows in the transaction log), once per idempotency key: the
+    same key with the same operation answers what the first did, with another operation
+    ABORTED IDEMPOTENCY_KEY_REUSED. A refusal by the ledger (INSUFFICIENT_POINTS,
+    INSUFFICIENT_BALANCE, COUPON_SERIES_EXHAUSTED …) is the key's answer too. A terminal
+    identifying the customer right after sees the change. Certificates are bearer
+    values: issue one with CreateCertificate.
     """
 
 @_typing.type_check_only
@@ -446,8 +453,15 @@ class AdminServiceAsyncStub(AdminServiceStub):
     when another customer holds it).
     """
     RemoveCustomerCard: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RemoveCustomerCardRequest, _admin_service_pb2.RemoveCustomerCardResponse]  # type: ignore[assignment]
-    """Removes a card from the customer; the card no longer identifies anyone.
-    (customers: operations)
+    """Removes a card from the customer; the card no longer identifies anyone."""
+    ApplyCustomerOperation: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ApplyCustomerOperationRequest, _admin_service_pb2.ApplyCustomerOperationResponse]  # type: ignore[assignment]
+    """Credits or debits points or an account, or issues a coupon, through a terminal of
+    the business (so it shows in the transaction log), once per idempotency key: the
+    same key with the same operation answers what the first did, with another operation
+    ABORTED IDEMPOTENCY_KEY_REUSED. A refusal by the ledger (INSUFFICIENT_POINTS,
+    INSUFFICIENT_BALANCE, COUPON_SERIES_EXHAUSTED …) is the key's answer too. A terminal
+    identifying the customer right after sees the change. Certificates are bearer
+    values: issue one with CreateCertificate.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -1088,8 +1102,21 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.RemoveCustomerCardRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.RemoveCustomerCardResponse, _abc.Awaitable[_admin_service_pb2.RemoveCustomerCardResponse]]:
-        """Removes a card from the customer; the card no longer identifies anyone.
-        (customers: operations)
+        """Removes a card from the customer; the card no longer identifies anyone."""
+
+    @_abc_1.abstractmethod
+    def ApplyCustomerOperation(
+        self,
+        request: _admin_service_pb2.ApplyCustomerOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ApplyCustomerOperationResponse, _abc.Awaitable[_admin_service_pb2.ApplyCustomerOperationResponse]]:
+        """Credits or debits points or an account, or issues a coupon, through a terminal of
+        the business (so it shows in the transaction log), once per idempotency key: the
+        same key with the same operation answers what the first did, with another operation
+        ABORTED IDEMPOTENCY_KEY_REUSED. A refusal by the ledger (INSUFFICIENT_POINTS,
+        INSUFFICIENT_BALANCE, COUPON_SERIES_EXHAUSTED …) is the key's answer too. A terminal
+        identifying the customer right after sees the change. Certificates are bearer
+        values: issue one with CreateCertificate.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

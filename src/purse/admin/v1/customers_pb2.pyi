@@ -220,3 +220,141 @@ class LedgerEntry(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LedgerEntry: _TypeAlias = LedgerEntry  # noqa: Y015
+
+@_typing.final
+class PointsCreditOperation(_message.Message):
+    """Credit bonus points; optionally as special points that expire."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POINTS_HUNDREDTHS_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    VALID_DAYS_FIELD_NUMBER: _builtins.int
+    points_hundredths: _builtins.int
+    """Points to credit, hundredths (1 to 10^17)."""
+    valid_days: _builtins.int
+    """Special points spendable for this many days from when the operation is applied
+    (1 to 1830); a retry of the same key names the same period and matches.
+    """
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Special points spendable until then (within 1830 days)."""
+
+    def __init__(
+        self,
+        *,
+        points_hundredths: _builtins.int = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        valid_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "expiry", b"expiry", "valid_days", b"valid_days"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "expiry", b"expiry", "points_hundredths", b"points_hundredths", "valid_days", b"valid_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_expiry: _TypeAlias = _typing.Literal["expire_time", "valid_days"]  # noqa: Y015
+    _WhichOneofArgType_expiry: _TypeAlias = _typing.Literal["expiry", b"expiry"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_expiry) -> _WhichOneofReturnType_expiry | None: ...
+
+Global___PointsCreditOperation: _TypeAlias = PointsCreditOperation  # noqa: Y015
+
+@_typing.final
+class PointsDebitOperation(_message.Message):
+    """Debit bonus points (never below what is available)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POINTS_HUNDREDTHS_FIELD_NUMBER: _builtins.int
+    points_hundredths: _builtins.int
+    """Points to debit, hundredths."""
+    def __init__(
+        self,
+        *,
+        points_hundredths: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["points_hundredths", b"points_hundredths"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PointsDebitOperation: _TypeAlias = PointsDebitOperation  # noqa: Y015
+
+@_typing.final
+class AccountCreditOperation(_message.Message):
+    """Replenish a money or products account."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_TYPE_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    account_type_id: _builtins.int
+    """A money or products account type of the business."""
+    amount: _builtins.int
+    """In the account's unit: minor units for money, thousandths for products."""
+    def __init__(
+        self,
+        *,
+        account_type_id: _builtins.int = ...,
+        amount: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_type_id", b"account_type_id", "amount", b"amount"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountCreditOperation: _TypeAlias = AccountCreditOperation  # noqa: Y015
+
+@_typing.final
+class AccountDebitOperation(_message.Message):
+    """Debit a money or products account (never below what is available)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_TYPE_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    account_type_id: _builtins.int
+    """A money or products account type of the business."""
+    amount: _builtins.int
+    """In the account's unit."""
+    def __init__(
+        self,
+        *,
+        account_type_id: _builtins.int = ...,
+        amount: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_type_id", b"account_type_id", "amount", b"amount"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountDebitOperation: _TypeAlias = AccountDebitOperation  # noqa: Y015
+
+@_typing.final
+class CouponIssueOperation(_message.Message):
+    """Issue a coupon of a series into the customer's wallet; refused when the series' cap
+    is reached (FAILED_PRECONDITION COUPON_SERIES_EXHAUSTED) or it is archived.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERIES_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    series_id: _builtins.int
+    """A live coupon series of the business."""
+    code: _builtins.str
+    """The coupon's code; empty: one is generated (12 unambiguous characters)."""
+    def __init__(
+        self,
+        *,
+        series_id: _builtins.int = ...,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "series_id", b"series_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CouponIssueOperation: _TypeAlias = CouponIssueOperation  # noqa: Y015

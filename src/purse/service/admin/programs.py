@@ -19,7 +19,7 @@ from purse.domain.setup import Fields
 from purse.domain.terminals import TerminalContext
 from purse.service.admin.records import current, found
 from purse.service.cache import ExpiringCache
-from purse.service.ports import BackOfficeWriting, ProgramDocuments, Table
+from purse.service.ports import ProgramDocuments, Table
 from purse.store.postgres.programs import program_document, program_from_document
 
 # A compiled program is dropped after an hour unused; a version change replaces it sooner.
@@ -31,14 +31,8 @@ PROGRAMS = Table("loyalty_programs", "program_id")
 class Programs:
     """Reads, replaces and compiles program rules, business by business."""
 
-    def __init__(
-        self,
-        store: ProgramDocuments,
-        writes: BackOfficeWriting,
-        entries_max: int = compiled_programs_max,
-    ) -> None:
+    def __init__(self, store: ProgramDocuments, entries_max: int = compiled_programs_max) -> None:
         self._store = store
-        self._writes = writes
         self._compiled: ExpiringCache[tuple[int, CompiledProgram]] = ExpiringCache(
             compiled_program_lifetime_seconds, entries_max
         )
@@ -59,7 +53,7 @@ class Programs:
         fields.positive("expected_rules_version", expected_rules_version, required=False)
         fields.raise_if_any()
         validate_program(program)
-        async with self._writes.writing(actor) as writing:
+        async with self._store.writing(actor) as writing:
             before = found(
                 await writing.locked(PROGRAMS, program_id), "program", "PROGRAM_NOT_FOUND"
             )

@@ -134,6 +134,6 @@ def _plan(
     lines: Sequence[tuple[int, int]],
 ) -> RefundPlan:
     """The refund of `lines` of the sale as locked: refused unless it may be refunded."""
-    check_refundable(status)
+    check_refundable(status, is_sale="receipt" in document)
     quantities = {int(position): quantity for position, quantity in document["quantities"].items()}
     return plan_refund(receipt_from_document(document["receipt"]), quantities, refunded, lines)

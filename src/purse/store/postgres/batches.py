@@ -8,6 +8,14 @@ claimed earlier (only when there are some); one statement that writes everything
 (`unnest` into every table); COMMIT. Between the two, `purse.domain.transactions.settle`
 decides operation by operation against the locked rows, so a refused operation never
 fails its neighbours.
+
+A batch that carries administrators' operations (`purse.service.admin`) takes two more,
+and only such a batch: before settlement, one that locks the coupon series they issue
+from (after everything else, in id order), finds which of their codes are taken, and
+draws ids for the points lots they may create; after the write, one that inserts the new
+lots, coupons and audit entries (`unnest` again) and counts the coupons in their series.
+A lot's id is drawn early so that a debit later in the same batch takes from it
+(soonest-to-expire first) and the lot is inserted with what is left of it.
 """
 
 from __future__ import annotations
@@ -21,14 +29,17 @@ import asyncpg
 from purse.domain.transactions import (
     FINAL_REFUSALS,
     Balance,
+    CouponGrant,
     Effects,
     LockedState,
     PocketKey,
+    SeriesCount,
     TransactionStatus,
     settle,
     take_from_lots,
 )
 from purse.service.operations import (
+    AuditNote,
     MembershipTotals,
     Message,
     Notice,
@@ -38,6 +49,7 @@ from purse.service.operations import (
     Statistics,
     Transition,
 )
+from purse.service.ports import UniqueConflict
 
 if TYPE_CHECKING:
     Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
@@ -102,8 +114,10 @@ WITH pocket_rows AS (
     FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS d(pocket_id, amount, held)
    WHERE p.business_id = $1 AND p.pocket_id = d.pocket_id
 ), ledger AS (
-  INSERT INTO ledger_entries (business_id, pocket_id, transaction_id, kind, amount, held_amount)
-  SELECT $1, * FROM unnest($5::bigint[], $6::bigint[], $7::text[], $8::bigint[], $9::bigint[])
+  INSERT INTO ledger_entries (business_id, pocket_id, transaction_id, kind, amount, held_amount,
+                              expires_at)
+  SELECT $1, * FROM unnest($5::bigint[], $6::bigint[], $7::text[], $8::bigint[], $9::bigint[],
+                           $37::timestamptz[])
 ), lot_rows AS (
   UPDATE points_lots l SET remaining = l.remaining - d.taken
     FROM unnest($10::bigint[], $11::bigint[]) AS d(lot_id, taken)
@@ -146,6 +160,41 @@ SELECT $1, * FROM unnest($26::bigint[], $27::bigint[], $28::text[], $29::text[],
                          $31::text[], $32::text[], $33::bytea[])
 """
 
+# Only for a batch with administrators' operations: the series they issue from, locked
+# after everything the claim locked; which of their codes are taken; ids for new lots.
+_lock_administered = """
+SELECT
+  ARRAY(SELECT ROW(series_id, coupons_issued, coupons_max, archived_at IS NOT NULL)
+          FROM coupon_series WHERE business_id = $1 AND series_id = ANY($2::bigint[])
+         ORDER BY series_id FOR UPDATE) AS series,
+  ARRAY(SELECT code FROM coupons WHERE business_id = $1 AND code = ANY($3::text[])) AS taken,
+  ARRAY(SELECT nextval(pg_get_serial_sequence('points_lots', 'lot_id'))
+          FROM generate_series(1, $4)) AS lot_ids
+"""
+
+_write_administered = """
+WITH lot_rows AS (
+  INSERT INTO points_lots (business_id, lot_id, pocket_id, remaining, expires_at)
+  OVERRIDING SYSTEM VALUE
+  SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::timestamptz[])
+), series_rows AS (
+  UPDATE coupon_series s SET coupons_issued = s.coupons_issued + d.issued
+    FROM unnest($6::bigint[], $7::bigint[]) AS d(series_id, issued)
+   WHERE s.business_id = $1 AND s.series_id = d.series_id
+), coupon_rows AS (
+  -- A coupon lives its series' lifetime from today, and never past the series' end.
+  INSERT INTO coupons (business_id, series_id, code, customer_id, expires_at)
+  SELECT $1, d.series_id, d.code, d.customer_id,
+         least(s.valid_until, now() + make_interval(days => s.coupon_lifetime_days))
+    FROM unnest($8::bigint[], $9::text[], $10::bigint[]) AS d(series_id, code, customer_id)
+    JOIN coupon_series s ON s.business_id = $1 AND s.series_id = d.series_id
+)
+INSERT INTO audit_log (business_id, administrator_id, actor, action, resource, resource_id,
+                       before, after)
+SELECT $1, * FROM unnest($11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[],
+                         $16::jsonb[], $17::jsonb[])
+"""
+
 
 class BatchStore:
     """Applies the operations of one business in one database transaction."""
@@ -168,6 +217,7 @@ class BatchStore:
             )
             assert locked is not None
             state, lots = _locked_state(locked)
+            lot_ids = await _lock_administered_rows(connection, business_id, sales, state)
             pockets = _Pockets(locked["pockets"], state, _Totals(locked))
             claimed = {(row[0], row[1]): (row[2], row[3]) for row in locked["claimed"]}
             statuses = {row[0]: row[1] for row in locked["transitions"]}
@@ -175,10 +225,17 @@ class BatchStore:
                 connection, business_id, sales, claimed, state, pockets
             )
             transition_outcomes = _settle_transitions(transitions, statuses, state, pockets)
-            writes = _Writes(business_id, locked, lots, self._notice_text)
+            writes = _Writes(business_id, locked, lots, self._notice_text, lot_ids)
             writes.add_sales(sales, sale_outcomes)
             writes.add_transitions(transitions, transition_outcomes)
             await connection.execute(_write, *writes.arguments(pockets.totals))
+            administered = writes.administered_arguments()
+            if administered is not None:
+                try:
+                    await connection.execute(_write_administered, *administered)
+                except asyncpg.UniqueViolationError as error:
+                    # A coupon code another batch committed after the codes were read.
+                    raise UniqueConflict(error.constraint_name or "") from error
         return sale_outcomes, transition_outcomes
 
 
@@ -254,6 +311,28 @@ def _claim_arguments(
             | {transition.customer_id for transition in transitions if transition.customer_id}
         ),
     ]
+
+
+async def _lock_administered_rows(
+    connection: Connection, business_id: int, sales: Sequence[Sale], state: LockedState
+) -> list[int]:
+    """For administrators' operations only: lock the coupon series they issue from into
+    `state`, with the codes taken; the ids drawn for the points lots they may create."""
+    grants = [grant for sale in sales for grant in sale.effects.coupons_issued]
+    lots = sum(change.expires_at is not None for sale in sales for change in sale.effects.pockets)
+    if not grants and not lots:
+        return []
+    row = await connection.fetchrow(
+        _lock_administered,
+        business_id,
+        sorted({grant.series_id for grant in grants}),
+        sorted({grant.code for grant in grants}),
+        lots,
+    )
+    assert row is not None
+    state.series = {values[0]: SeriesCount(*values[1:]) for values in row["series"]}
+    state.coupon_codes_taken = set(row["taken"])
+    return list(row["lot_ids"])
 
 
 def _locked_state(locked: asyncpg.Record) -> tuple[LockedState, dict[int, list[tuple[int, int]]]]:
@@ -426,13 +505,21 @@ class _Writes:
         locked: asyncpg.Record,
         lots: dict[int, list[tuple[int, int]]],
         notice_text: NoticeText,
+        lot_ids: Sequence[int] = (),
     ) -> None:
         self.business_id = business_id
         self.pocket_ids = {(row[0], row[1]): row[2] for row in locked["pockets"]}
         self.lots = lots
+        self.expiries: dict[int, datetime] = {row[1]: row[3] for row in locked["lots"]}
         self.notice_text = notice_text
         self.pocket_deltas: dict[int, list[int]] = {}
-        self.ledger: list[tuple[int, int | None, str, int, int]] = []
+        self.ledger: list[tuple[int, int | None, str, int, int, datetime | None]] = []
+        # Administrators' operations: ids drawn for new lots, the lots (pocket, points,
+        # expiry), coupons issued, audit entries.
+        self.lot_ids = iter(lot_ids)
+        self.new_lots: dict[int, tuple[int, int, datetime]] = {}
+        self.coupons_issued: list[CouponGrant] = []
+        self.audits: list[tuple[Any, ...]] = []
         self.lot_takes: dict[int, int] = {}
         self.certificates: dict[int, list[int]] = {}
         self.coupons: list[tuple[int, str, int]] = []
@@ -454,13 +541,17 @@ class _Writes:
             delta[0] += change.amount
             delta[1] += change.held_amount
             self.ledger.append(
-                (pocket_id, transaction_id, change.kind.value, change.amount, change.held_amount)
-            )
+                (pocket_id, transaction_id, change.kind.value, change.amount,
+                 change.held_amount, change.expires_at)
+            )  # fmt: skip
+            if change.expires_at is not None and customer_id is not None:
+                self._new_lot(customer_id, pocket_id, change.amount, change.expires_at)
         for certificate in effects.certificates:
             delta = self.certificates.setdefault(certificate.certificate_id, [0, 0])
             delta[0] += certificate.amount
             delta[1] += certificate.held_amount
         self.coupons += [(c.coupon_id, c.status, transaction_id) for c in effects.coupons]
+        self.coupons_issued += effects.coupons_issued
         if customer_id is None:
             return
         taken = self._take_lots(customer_id, effects.points_spent + effects.points_reserved)
@@ -470,6 +561,15 @@ class _Writes:
             self.lots_taken.append((transaction_id, {str(lot): n for lot, n in taken}))
         for lot_id, amount in effects.lots_returned:
             self._return_to_lot(customer_id, lot_id, amount)
+
+    def _new_lot(self, customer_id: int, pocket_id: int, points: int, expires_at: datetime) -> None:
+        """A lot of special points, live at once: what the batch takes from it later is
+        left out of what it is inserted with."""
+        lot_id = next(self.lot_ids)
+        self.new_lots[lot_id] = (pocket_id, points, expires_at)
+        self.expiries[lot_id] = expires_at
+        lots = [*self.lots.get(customer_id, ()), (lot_id, points)]
+        self.lots[customer_id] = sorted(lots, key=lambda lot: (self.expiries[lot[0]], lot[0]))
 
     def _take_lots(self, customer_id: int, points: int) -> list[tuple[int, int]]:
         if not points:
@@ -498,7 +598,9 @@ class _Writes:
         for sale, outcome in zip(sales, outcomes, strict=True):
             if outcome.existing:
                 continue
-            if outcome.refusal in FINAL_REFUSALS:
+            if outcome.refusal in FINAL_REFUSALS or (
+                sale.refusals_final and outcome.refusal is not None
+            ):
                 refusal = {"reason": str(getattr(outcome.refusal, "value", outcome.refusal))}
                 self.transactions.append((outcome.transaction_id, "rejected", refusal))
                 continue
@@ -507,6 +609,8 @@ class _Writes:
                 continue
             self.add_effects(sale.effects, outcome.transaction_id, sale.customer_id, new_sale=True)
             self.messages += [(message, outcome.transaction_id) for message in sale.messages]
+            if sale.audit is not None:
+                self.audits.append(_audit_entry(sale.audit, sale.effects, outcome))
             if sale.notice is not None:
                 self._notice(sale.notice, outcome.transaction_id, outcome)
 
@@ -538,13 +642,15 @@ class _Writes:
         pockets = sorted(self.pocket_deltas.items())
         certificates = sorted(self.certificates.items())
         coupons = sorted(self.coupons)
-        lots = sorted(self.lot_takes.items())
+        # New lots are inserted with what is left of them (`administered_arguments`).
+        lots = sorted(item for item in self.lot_takes.items() if item[0] not in self.new_lots)
+        ledger = _columns(self.ledger, 6)
         return [
             self.business_id,
             [pocket_id for pocket_id, _ in pockets],
             [delta[0] for _, delta in pockets],
             [delta[1] for _, delta in pockets],
-            *_columns(self.ledger, 5),
+            *ledger[:5],
             [lot_id for lot_id, _ in lots],
             [taken for _, taken in lots],
             [certificate_id for certificate_id, _ in certificates],
@@ -568,7 +674,52 @@ class _Writes:
             [transaction_id for transaction_id, _ in self.lots_taken],
             [taken for _, taken in self.lots_taken],
             sorted(self.released),
+            ledger[5],
         ]
+
+    def administered_arguments(self) -> list[Any] | None:
+        """The arguments of `_write_administered`; None when the batch has nothing for it."""
+        if not (self.new_lots or self.coupons_issued or self.audits):
+            return None
+        lots = sorted(self.new_lots.items())
+        issued: dict[int, int] = {}
+        for grant in self.coupons_issued:
+            issued[grant.series_id] = issued.get(grant.series_id, 0) + 1
+        return [
+            self.business_id,
+            [lot_id for lot_id, _ in lots],
+            [pocket_id for _, (pocket_id, _, _) in lots],
+            [points - self.lot_takes.get(lot_id, 0) for lot_id, (_, points, _) in lots],
+            [expires_at for _, (_, _, expires_at) in lots],
+            sorted(issued),
+            [issued[series_id] for series_id in sorted(issued)],
+            [grant.series_id for grant in self.coupons_issued],
+            [grant.code for grant in self.coupons_issued],
+            [grant.customer_id for grant in self.coupons_issued],
+            *_columns(self.audits, 7),
+        ]
+
+
+def _audit_entry(note: AuditNote, effects: Effects, outcome: Outcome) -> tuple[Any, ...]:
+    """The audit log's row: the balances the operation changed before and after it (by
+    account type id; 0 is points), and its transaction."""
+    changed: dict[PocketKey, int] = {}
+    for change in effects.pockets:
+        changed[change.pocket] = changed.get(change.pocket, 0) + change.amount
+    after = {str(key[1]): outcome.balances[key].balance for key in changed}
+    before = {
+        str(key[1]): outcome.balances[key].balance - amount for key, amount in changed.items()
+    }
+    return (
+        note.actor.administrator_id,
+        note.actor.name,
+        note.action,
+        note.resource,
+        note.resource_id,
+        {"balances": before} if changed else None,
+        {**note.after, "transaction_id": outcome.transaction_id}
+        | ({"balances": after} if changed else {}),
+    )
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:

@@ -8,10 +8,12 @@ inverses for every valid program.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import asyncpg
 
+from purse.domain.administrators import Actor
 from purse.domain.program import (
     AccrualBase,
     Program,
@@ -23,7 +25,8 @@ from purse.domain.program import (
     ValueKind,
 )
 from purse.service.ports import Row, Writing
-from purse.store.postgres.back_office import connection_of
+from purse.store.postgres import back_office
+from purse.store.postgres.back_office import BackOfficeWrites, connection_of
 
 
 def program_document(program: Program) -> dict[str, Any]:
@@ -110,10 +113,15 @@ def _rule_from_document(document: dict[str, Any]) -> Rule:
 
 
 class ProgramStore:
-    """Rules of the programs of one business at a time."""
+    """Rules of the programs of one business at a time; replaced in a back-office writing."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._writes = BackOfficeWrites(pool)
+
+    def writing(self, actor: Actor) -> AbstractAsyncContextManager[back_office.Writing]:
+        """A back-office transaction, for replacing rules with their audit entry."""
+        return self._writes.writing(actor)
 
     async def rules(self, business_id: int, program_id: int) -> tuple[int, dict[str, Any]] | None:
         """(version, document), or None when the business has no such program."""

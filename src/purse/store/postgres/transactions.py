@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from purse.domain.customer_operations import CustomerOperation, operation_from_document
 from purse.domain.transactions import (
     RefundedAccount,
     RefundRecord,
@@ -102,7 +103,13 @@ def record_from_row(row: asyncpg.Record) -> TransactionRecord:
         refusal=row["refusal"],
         refunds=tuple(_refund(values) for values in row.get("refund_rows") or ()),
         lot_reservations=_reservations(row.get("lot_reservations")),
+        operation=_operation(document.get("operation")),
     )
+
+
+def _operation(stored: dict[str, Any] | None) -> CustomerOperation | None:
+    # An administrator's operation keeps what it did where a check keeps its receipt.
+    return None if stored is None else operation_from_document(stored)
 
 
 def _reservations(stored: dict[str, int] | None) -> dict[int, int] | None:

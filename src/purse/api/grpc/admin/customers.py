@@ -10,14 +10,25 @@ from purse.api.grpc.common.mapping import (
     ACCESS_TYPES,
     identifier_from_proto,
     membership_to_proto,
+    moment_from_proto,
     stored_kind_from_proto,
     timestamp,
 )
 from purse.api.grpc.terminal.customers import stored_identifier_to_proto
 from purse.api.grpc.terminal.transactions import transaction_to_proto
 from purse.domain.administrators import Access, AdministratorContext
+from purse.domain.customer_operations import (
+    AccountCredit,
+    AccountDebit,
+    CouponIssue,
+    CustomerOperation,
+    PointsCredit,
+    PointsDebit,
+)
 from purse.domain.customers import Questionnaire
+from purse.domain.errors import FieldViolation, InvalidArgument, invalid
 from purse.service.admin.business import Businesses
+from purse.service.admin.customer_operations import CustomerOperations
 from purse.service.admin.customers import CustomerCard, CustomerCards, LedgerEntry, Profile
 
 _access_types = {number: access for access, number in ACCESS_TYPES.items()}
@@ -64,9 +75,90 @@ def _entry_to_proto(entry: LedgerEntry) -> customers_pb2.LedgerEntry:
     return message
 
 
+_top_level_fields = frozenset({"customer_id", "terminal_id", "idempotency_key"})
+
+
+def operation_from_proto(
+    request: pb.ApplyCustomerOperationRequest,
+) -> tuple[CustomerOperation, str]:
+    """The domain's operation, and the request field it came in (a path prefix)."""
+    which = request.WhichOneof("operation")
+    if which == "credit_points":
+        sent = request.credit_points
+        expires_at = (
+            moment_from_proto(sent.expire_time, "credit_points.expire_time")
+            if sent.HasField("expire_time")
+            else None
+        )
+        return PointsCredit(sent.points_hundredths, expires_at, sent.valid_days), which
+    if which == "debit_points":
+        return PointsDebit(request.debit_points.points_hundredths), which
+    if which == "credit_account":
+        credit = request.credit_account
+        return AccountCredit(credit.account_type_id, credit.amount), which
+    if which == "debit_account":
+        debit = request.debit_account
+        return AccountDebit(debit.account_type_id, debit.amount), which
+    if which == "issue_coupon":
+        coupon = request.issue_coupon
+        return CouponIssue(coupon.series_id, coupon.code or None), which
+    raise invalid(
+        "operation",
+        "set one of credit_points, debit_points, credit_account, debit_account, issue_coupon",
+    )
+
+
+def _in_request(error: InvalidArgument, operation_field: str) -> InvalidArgument:
+    """The use case names an operation's fields as the operation does; the request holds
+    them inside its oneof field (and calls a moment `expire_time`)."""
+
+    def path(field: str) -> str:
+        if field in _top_level_fields:
+            return field
+        return f"{operation_field}.{'expire_time' if field == 'expires_at' else field}"
+
+    violations = tuple(
+        FieldViolation(path(each.field), each.description) for each in error.violations
+    )
+    first = violations[0] if violations else None
+    message = f"{first.field}: {first.description}" if first else error.message
+    return InvalidArgument(message, reason=error.reason, violations=violations)
+
+
 class CustomerCalls:
     customers: CustomerCards
     businesses: Businesses
+    operations: CustomerOperations
+
+    @administrator_call(Access.CHANGE)
+    async def ApplyCustomerOperation(
+        self,
+        request: pb.ApplyCustomerOperationRequest,
+        context: Context,
+        caller: AdministratorContext,
+    ) -> pb.ApplyCustomerOperationResponse:
+        operation, field = operation_from_proto(request)
+        try:
+            result = await self.operations.apply(
+                caller.actor,
+                request.terminal_id,
+                request.idempotency_key,
+                request.customer_id,
+                operation,
+            )
+        except InvalidArgument as error:
+            raise _in_request(error, field) from error
+        response = pb.ApplyCustomerOperationResponse(
+            transaction=transaction_to_proto(result.transaction)
+        )
+        if result.membership is not None:
+            response.membership.CopyFrom(membership_to_proto(result.membership))
+        applied = result.operation
+        if isinstance(applied, CouponIssue) and applied.code is not None:
+            response.coupon_code = applied.code
+        if isinstance(applied, PointsCredit) and applied.expires_at is not None:
+            response.expire_time.FromDatetime(applied.expires_at)
+        return response
 
     @administrator_call(Access.READ)
     async def FindCustomer(

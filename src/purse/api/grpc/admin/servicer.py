@@ -27,6 +27,7 @@ from purse.domain.administrators import Access, AdministratorContext
 from purse.service.admin.administrators import Administrators
 from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.customer_operations import CustomerOperations
 from purse.service.admin.customers import CustomerCards
 from purse.service.admin.goods import Goods, GoodsCategories
 from purse.service.admin.loyalty_programs import LoyaltyPrograms
@@ -52,6 +53,7 @@ class AdminUseCases:
     coupon_series: CouponSeries
     certificates: Certificates
     customers: CustomerCards
+    operations: CustomerOperations
     loyalty_programs: LoyaltyPrograms
     points_of_sale: PointsOfSale
     terminals: Terminals
@@ -86,6 +88,7 @@ class AdminServicer(
         self.coupon_series = use_cases.coupon_series
         self.certificates = use_cases.certificates
         self.customers = use_cases.customers
+        self.operations = use_cases.operations
         self.loyalty_programs = use_cases.loyalty_programs
         self.points_of_sale = use_cases.points_of_sale
         self.terminals = use_cases.terminals
