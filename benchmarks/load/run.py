@@ -5,10 +5,10 @@ Contract. On 127.0.0.1 only, in one run on one machine, it
 1. starts PostgreSQL and Redis (the embedded ones under a temporary directory, or the
    servers PURSE_DATABASE_URL / PURSE_REDIS_URL name), migrates, and measures pgbench's
    built-in TPC-B-like transactions/s on that PostgreSQL (scratch database, dropped after);
-2. creates a demo business (`purse.service.demo.create_demo`) and enrols `--customers`
-   customers in it, then starts `python -m purse.cli serve` and the echo server
-   (`benchmarks.load.echo_server`, Purse's own gRPC server with an empty method) as child
-   processes;
+2. starts `python -m purse.cli serve` and the echo server (`benchmarks.load.echo_server`,
+   Purse's own gRPC server with an empty method) as child processes, then founds the demo
+   business through the server's API (`purse.demo.create_demo`) and enrols `--customers`
+   customers in it;
 3. for each workload asked for, probes one call (a workload the server refuses, such as
    UNIMPLEMENTED, is reported as skipped), measures its throughput (h2load for requests
    that may repeat, the generator's closed loop for those that must differ), then its
@@ -722,21 +722,26 @@ class Provisioned:
     postgres_version: str
 
 
-async def provision(database_url: str, customers: int) -> Provisioned:
-    """The demo business (a cash desk and its API key) and `customers` enrolled phones."""
+async def provision(database_url: str, purse_address: str, customers: int) -> Provisioned:
+    """The demo business, founded through the running server's API (`purse.demo`), and
+    `customers` phones enrolled in it (straight into the database: setup, not measured)."""
+    import grpc
+
+    from purse.demo import create_demo
+    from purse.domain import credentials
     from purse.domain.customers import AccessType
-    from purse.service.admin.programs import Programs
-    from purse.service.demo import create_demo
     from purse.store.postgres import database
+    from purse.store.postgres.administrators import OperatorKeyStore
     from purse.store.postgres.customers import CustomerStore
-    from purse.store.postgres.programs import ProgramStore
-    from purse.store.postgres.provisioning import Provisioning
 
     connections_max = 8
     pool = await database.create_pool(database_url, 1, connections_max, 60_000, 10.0)
     try:
+        operator_key = credentials.new_api_key()
+        await OperatorKeyStore(pool).add("load benchmark", credentials.api_key_digest(operator_key))
+        async with grpc.aio.insecure_channel(purse_address) as channel:
+            demo = await create_demo(channel, operator_key)
         store = CustomerStore(pool)
-        demo = await create_demo(Provisioning(pool), store, Programs(ProgramStore(pool)))
         phones = tuple(f"{customer_phone_prefix}{index:07d}" for index in range(customers))
         for start in range(0, len(phones), connections_max):
             chunk = phones[start : start + connections_max]
@@ -1018,10 +1023,12 @@ def run_benchmark(arguments: argparse.Namespace, data_dir: Path, report: Report)
             except Exception as error:  # e.g. no right to create a database: report, go on
                 report.pgbench_note = f"(pgbench failed: {error})"
                 log(f"pgbench failed, going on without the baseline: {error}")
-        log(f"provisioning the demo business and {arguments.customers:,} customers")
-        provisioned = asyncio.run(provision(resolved.database_url, arguments.customers))
-        report.machine = machine(provisioned.postgres_version)
         servers = start_servers(resolved, data_dir, started)
+        log(f"provisioning the demo business and {arguments.customers:,} customers")
+        provisioned = asyncio.run(
+            provision(resolved.database_url, servers.purse_address, arguments.customers)
+        )
+        report.machine = machine(provisioned.postgres_version)
         memory.watch("purse", servers.purse.pid)
         memory.watch("echo", servers.echo.pid)
         memory.start()

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ from purse.config import Settings, load_settings
 
 _logger = logging.getLogger("purse")
 demo_credentials_file = "demo-terminal.json"
+# How long `purse demo` waits for the server to answer before saying how to start one.
+demo_server_wait_seconds = 5.0
 
 
 def _settings(arguments: argparse.Namespace) -> Settings:
@@ -165,38 +168,38 @@ def _migrate(arguments: argparse.Namespace) -> int:
 
 
 def _demo(arguments: argparse.Namespace) -> int:
-    """Create the demo once; run again, it prints what the first run created."""
+    """Found the demo through the running server's public API, once; run again, it prints
+    what the first run created."""
     from dataclasses import asdict
 
-    from purse.service.admin.programs import Programs
-    from purse.service.demo import create_demo
-    from purse.store.postgres.customers import CustomerStore
-    from purse.store.postgres.programs import ProgramStore
-    from purse.store.postgres.provisioning import Provisioning
+    import grpc
 
-    async def existing_or_new(url: str, saved: dict[str, Any]) -> dict[str, Any] | None:
-        """None when the saved demo business still exists, else a new demo."""
-        import asyncpg
+    from purse.demo import create_demo
+    from purse.store.data_directory import read_server_target
 
-        from purse.store.postgres.database import create_pool
+    settings = _settings(arguments)
+    path = Path(settings.data_dir) / demo_credentials_file
+    saved: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    target = read_server_target(settings.data_dir) or f"{settings.grpc_host}:{settings.grpc_port}"
 
-        pool: asyncpg.Pool = await create_pool(url, 1, 2, 10_000, 10.0)
-        try:
-            if saved and await pool.fetchval(
-                "SELECT 1 FROM businesses WHERE business_id = $1", saved.get("business_id", 0)
-            ):
-                return None
-            demo = await create_demo(
-                Provisioning(pool), CustomerStore(pool), Programs(ProgramStore(pool))
-            )
-            return asdict(demo)
-        finally:
-            await pool.close()
+    async def exists() -> bool:
+        async with grpc.aio.insecure_channel(target) as channel:
+            try:
+                await asyncio.wait_for(channel.channel_ready(), demo_server_wait_seconds)
+            except TimeoutError:
+                raise SystemExit(
+                    f"no Purse server answers at {target}: start one with `make serve`"
+                ) from None
+            return bool(saved) and await _demo_exists(channel, saved)
 
-    with _LocalDatabase(_settings(arguments), requires_data=False) as settings:
-        path = Path(settings.data_dir) / demo_credentials_file
-        saved: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-        created = asyncio.run(existing_or_new(settings.database_url, saved))
+    async def create(operator_key: str) -> dict[str, Any]:
+        async with grpc.aio.insecure_channel(target) as channel:
+            return asdict(await create_demo(channel, operator_key))
+
+    created = None
+    if not asyncio.run(exists()):
+        with _operator_key_for_once(settings) as operator_key:
+            created = asyncio.run(create(operator_key))
     if created is None:
         print(f"The demo business already exists; nothing created. Its credentials ({path}):")
     else:
@@ -209,8 +212,60 @@ def _demo(arguments: argparse.Namespace) -> int:
     return 0
 
 
+async def _demo_exists(channel: Any, saved: dict[str, Any]) -> bool:
+    """Whether the saved demo's owner key still opens its business."""
+    import grpc
+
+    from purse.admin.v1 import admin_service_pb2
+    from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
+
+    key = saved.get("administrator_api_key", "")
+    try:
+        await AdminServiceStub(channel).GetBusiness(
+            admin_service_pb2.GetBusinessRequest(), metadata=(("authorization", f"Bearer {key}"),)
+        )
+    except grpc.aio.AioRpcError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _operator_key_for_once(settings: Settings) -> Iterator[str]:
+    """PURSE_OPERATOR_KEY, else a key made for this run in the instance's database (as
+    `purse operator-key create` makes one) and revoked when the run ends."""
+    if os.environ.get("PURSE_OPERATOR_KEY"):
+        yield os.environ["PURSE_OPERATOR_KEY"]
+        return
+    from purse.domain import credentials
+    from purse.store.postgres import database
+    from purse.store.postgres.administrators import OperatorKeyStore
+
+    async def keys(url: str, action: Callable[[OperatorKeyStore], Awaitable[int]]) -> int:
+        pool = await database.create_pool(url, 1, 1, 10_000, 10.0)
+        try:
+            return await action(OperatorKeyStore(pool))
+        finally:
+            await pool.close()
+
+    key = credentials.new_api_key()
+    with _LocalDatabase(settings, requires_data=False) as resolved:
+        url = resolved.database_url
+        made = asyncio.run(
+            keys(url, lambda store: store.add("purse demo", credentials.api_key_digest(key)))
+        )
+        try:
+            yield key
+        finally:
+
+            async def revoke(store: OperatorKeyStore) -> int:
+                await store.revoke(made)
+                return made
+
+            asyncio.run(keys(url, revoke))
+
+
 def _print_demo(demo: dict[str, Any]) -> None:
-    from purse.service.demo import demo_customer_card, demo_customer_phone
+    from purse.demo import demo_customer_card, demo_customer_phone
 
     purse = ".venv/bin/purse"
     print(f"  business    {demo['business_name']!r} (id {demo['business_id']})")
@@ -221,6 +276,8 @@ def _print_demo(demo: dict[str, Any]) -> None:
         "  (used by `purse terminal --steward`)"
     )
     print(f"  control panel API key {demo['administrator_api_key']} (program {demo['program_id']})")
+    if "owner_login" in demo:
+        print(f"  owner       login {demo['owner_login']}  password {demo['owner_password']}")
     print(f"  customer    {demo_customer_phone}, card {demo_customer_card}, 250 points,")
     print(
         f"              coupon {demo['coupon_code']} (free espresso); certificate "

@@ -10,15 +10,21 @@ import asyncpg
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
-from support import Tenant, bearer, error_reason, field_violations, make_business, new_phone
+from support import (
+    Tenant,
+    bearer,
+    error_reason,
+    field_violations,
+    make_business,
+    new_phone,
+    operator_key,
+)
 
 from purse.admin.v1 import admin_service_pb2 as admin
 from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
+from purse.demo import create_demo, demo_customer_phone
 from purse.domain.customers import AccessType
-from purse.service.admin.programs import Programs
-from purse.service.demo import create_demo, demo_customer_phone
 from purse.store.postgres.customers import CustomerStore
-from purse.store.postgres.programs import ProgramStore
 from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
@@ -95,9 +101,9 @@ def percent_accrual(rule_id: int, basis_points: int, **selector: object) -> admi
 
 
 async def test_the_demo_business_answers_with_an_explained_receipt(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, pool: asyncpg.Pool
 ) -> None:
-    demo = await create_demo(Provisioning(pool), CustomerStore(pool), Programs(ProgramStore(pool)))
+    demo = await create_demo(channel, await operator_key(pool))
     answer = await terminal_stub.CalculateCheck(
         request(
             line(1, "CAPPUCCINO", 6500, 2000),

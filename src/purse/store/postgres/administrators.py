@@ -192,6 +192,13 @@ class OperatorKeyStore:
         assert isinstance(value, int)
         return value
 
+    async def revoke(self, api_key_id: int) -> None:
+        await self._pool.execute(
+            "UPDATE operator_api_keys SET revoked_at = now()"
+            " WHERE api_key_id = $1 AND revoked_at IS NULL",
+            api_key_id,
+        )
+
     async def known(self, key_digest: bytes) -> bool:
         return bool(
             await self._pool.fetchval(
