@@ -386,3 +386,18 @@ async def test_another_business_s_ids_are_not_found(
         )
     )
     assert error.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_wrong_passwords_lock_an_administrator_login_out_even_for_the_right_one(
+    stub: AdminServiceAsyncStub, founded: Founded
+) -> None:
+    wrong = admin.SignInRequest(login=founded.owner_login, password="not the password")
+    codes = []
+    for _ in range(6):
+        codes.append((await refused(stub.SignIn(wrong))).code())
+    assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 5 + [grpc.StatusCode.RESOURCE_EXHAUSTED]
+    right = admin.SignInRequest(login=founded.owner_login, password=founded.owner_password)
+    error = await refused(stub.SignIn(right))
+    assert error_reason(error) == "SIGN_IN_RATE_LIMITED"
+    # Keys keep working: the lockout is about guessing this login's password.
+    await stub.GetCaller(admin.GetCallerRequest(), metadata=bearer(founded.owner_api_key))

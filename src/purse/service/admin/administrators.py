@@ -308,6 +308,8 @@ class Administrators:
         request = PageRequest.of(
             page_size, token, ["api_keys", business_id, administrator_id, int(show_revoked)]
         )
+        if administrator_id and not token:
+            await self.get(business_id, administrator_id)  # another business's: NOT_FOUND
         rows = await self._store.keys(
             business_id, administrator_id, request.after, request.limit, show_revoked
         )

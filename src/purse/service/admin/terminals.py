@@ -169,7 +169,13 @@ class Terminals(Versioned[Terminal]):
     def __init__(
         self, writes: BackOfficeWriting, reads: BackOfficeReads, keys: KeyRevocation
     ) -> None:
-        resource = Resource(TERMINALS, *_terminal_names, _terminal, unique=_logins)
+        resource = Resource(
+            TERMINALS,
+            *_terminal_names,
+            _terminal,
+            unique=_logins,
+            parent=(POINTS_OF_SALE, "POINT_OF_SALE_NOT_FOUND"),
+        )
         super().__init__(resource, writes, reads)
         self._keys = keys
 
@@ -225,7 +231,10 @@ class TerminalApiKeys(Versioned[TerminalApiKey]):
     def __init__(
         self, writes: BackOfficeWriting, reads: BackOfficeReads, revocation: KeyRevocation
     ) -> None:
-        super().__init__(Resource(API_KEYS, *_key_names, _api_key), writes, reads)
+        resource = Resource(
+            API_KEYS, *_key_names, _api_key, parent=(TERMINALS, "TERMINAL_NOT_FOUND")
+        )
+        super().__init__(resource, writes, reads)
         self._revocation = revocation
 
     async def create(self, actor: Actor, terminal_id: int, name: str) -> tuple[TerminalApiKey, str]:

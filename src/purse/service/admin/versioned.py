@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from purse.domain.administrators import Actor
-from purse.domain.errors import FailedPrecondition, FieldViolation
+from purse.domain.errors import FailedPrecondition, FieldViolation, NotFound
 from purse.domain.setup import Fields
 from purse.service.admin.records import Page, PageRequest, current, found, page_of, unique_fields
 from purse.service.ports import BackOfficeReads, BackOfficeWriting, Row, Table, Writing
@@ -44,6 +44,9 @@ class Resource(Generic[Item]):
     by_code: bool = False
     # Where reads come from, when not the table itself.
     view: Table | None = None
+    # The resource lists within (points of sale for terminals): its table and NOT_FOUND
+    # reason. A list within a parent of another business is NOT_FOUND, not empty.
+    parent: tuple[Table, str] | None = None
 
 
 def immutable(path: str, before: object, after: object, what: str) -> None:
@@ -104,11 +107,23 @@ class Versioned(Generic[Item]):
             equal = {within[0]: within[1]}
             query += list(within)
         request = PageRequest.of(page_size, token, query, resource.by_code)
+        if within is not None and equal is not None and resource.parent is not None and not token:
+            await self._parent(business_id, *resource.parent, *within)
         after = request.after_code if resource.by_code else request.after
         rows = await self._reads.page(
             table, business_id, after, request.limit, show_archived, equal
         )
         return page_of(request, rows, table.key, resource.item)
+
+    async def _parent(
+        self, business_id: int, table: Table, reason: str, field: str, key: int
+    ) -> None:
+        if await self._reads.row(table, business_id, key) is None:
+            raise NotFound(
+                f"{field}: no such {table.name.replace('_', ' ')} row in this business",
+                reason=reason,
+                metadata={"field": field},
+            )
 
     async def create_row(
         self, actor: Actor, columns: Columns, prepare: Prepare | None = None
