@@ -98,9 +98,14 @@ def _named(key: str, value: Any, currency: str, exponent: int) -> tuple[str, str
             )
     text = str(value)
     if isinstance(value, str) and value.isupper():
-        prefix = key.upper() + "_"
-        if prefix in text:
-            text = text.split(prefix, 1)[1].lower().replace("_", " ")
+        # The enum's name ends with the field's name or its last words (`default_access_type`
+        # holds ACCESS_TYPE_FULL; `kind` holds ACCOUNT_KIND_MONEY).
+        words = key.upper().split("_")
+        for start in range(len(words)):
+            prefix = "_".join(words[start:]) + "_"
+            if text.startswith(prefix) or f"_{prefix}" in text:
+                text = text.split(prefix, 1)[1].lower().replace("_", " ")
+                break
     if isinstance(value, bool):
         text = "yes" if value else "no"
     return key.replace("_", " "), text
