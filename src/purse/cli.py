@@ -478,40 +478,37 @@ def _process_request(calculate: Any, check_number: str) -> Any:
 
 
 def _admin_key(arguments: argparse.Namespace) -> int:
-    from purse.domain import credentials
+    """A key of the business's keys-only owner, printed once."""
 
-    async def create(url: str) -> None:
-        import asyncpg
-
+    async def keep(pool: Any, digest: bytes) -> None:
         from purse.store.postgres.provisioning import Provisioning
 
-        pool: asyncpg.Pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
-        try:
-            await Provisioning(pool).admin_api_key(
-                arguments.business_id, credentials.api_key_digest(key), arguments.name
-            )
-        finally:
-            await pool.close()
+        await Provisioning(pool).admin_api_key(arguments.business_id, digest, arguments.name)
 
-    key = credentials.new_api_key()
-    with _LocalDatabase(_settings(arguments)) as settings:
-        asyncio.run(create(settings.database_url))
-    print(key)
-    return 0
+    return _new_key(arguments, keep)
 
 
 def _operator_key(arguments: argparse.Namespace) -> int:
     """A new operator key, printed once; the database keeps its digest."""
+
+    async def keep(pool: Any, digest: bytes) -> None:
+        from purse.store.postgres.administrators import OperatorKeyStore
+
+        await OperatorKeyStore(pool).add(arguments.name, digest)
+
+    return _new_key(arguments, keep)
+
+
+def _new_key(arguments: argparse.Namespace, keep: Callable[[Any, bytes], Awaitable[None]]) -> int:
+    """A fresh API key, its digest kept by `keep` in the local database, printed once."""
     from purse.domain import credentials
 
     async def create(url: str) -> None:
         import asyncpg
 
-        from purse.store.postgres.administrators import OperatorKeyStore
-
         pool: asyncpg.Pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
         try:
-            await OperatorKeyStore(pool).add(arguments.name, credentials.api_key_digest(key))
+            await keep(pool, credentials.api_key_digest(key))
         finally:
             await pool.close()
 

@@ -9,17 +9,14 @@ import os
 from pathlib import Path
 
 from support import run_purse, side_server
+from test_cli_first_hour import cli_environment
 
 from purse.config import Settings
 
 
 def _environment(data_dir: Path, infrastructure: Settings) -> dict[str, str]:
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("PURSE_")}
     return {
-        **clean,
-        "PURSE_DATA_DIR": str(data_dir),
-        "PURSE_DATABASE_URL": infrastructure.database_url,
-        "PURSE_REDIS_URL": infrastructure.redis_url,
+        **cli_environment(data_dir, infrastructure),
         "PURSE_OWNER_PASSWORD": "owner's long password",
         "PURSE_ADMIN_PASSWORD": "owner's long password",
     }

@@ -15,7 +15,8 @@ from purse.config import Settings
 demo_phone = "+380501234567"
 
 
-def _environment(data_dir: Path, infrastructure: Settings) -> dict[str, str]:
+def cli_environment(data_dir: Path, infrastructure: Settings) -> dict[str, str]:
+    """What a newcomer's shell holds: no PURSE_* of ours but the data and the servers."""
     clean = {key: value for key, value in os.environ.items() if not key.startswith("PURSE_")}
     return {
         **clean,
@@ -30,7 +31,7 @@ async def test_the_quick_tour_prints_amounts_in_their_units_and_json_on_request(
 ) -> None:
     server = side_server(infrastructure.database_url, infrastructure.redis_url, tmp_path)
     await asyncio.to_thread(server.start)
-    environment = _environment(tmp_path, infrastructure)
+    environment = cli_environment(tmp_path, infrastructure)
 
     async def purse(*arguments: str) -> str:
         finished = await asyncio.to_thread(run_purse, environment, *arguments)

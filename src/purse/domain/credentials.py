@@ -119,19 +119,22 @@ class TerminalClaims:
     credential_stamp: bytes = bytes(8)
 
 
-def issue_terminal_token(key: bytes, claims: TerminalClaims) -> str:
-    payload = _terminal_token_layout.pack(
-        claims.business_id, claims.terminal_id, claims.expires_at_seconds, claims.credential_stamp
-    )
-    return terminal_token_prefix + _b64(payload + _sign(key, payload))
+def _issue(
+    prefix: str, key: bytes, owner_id: int, subject_id: int, expires_at: int, stamp: bytes
+) -> str:
+    payload = _terminal_token_layout.pack(owner_id, subject_id, expires_at, stamp)
+    return prefix + _b64(payload + _sign(key, payload))
 
 
-def verify_terminal_token(key: bytes, token: str, now_seconds: float) -> TerminalClaims:
-    """The token's claims; Unauthenticated if forged, malformed or expired."""
-    if not token.startswith(terminal_token_prefix):
-        raise Unauthenticated("not a terminal token", reason="TOKEN_INVALID")
+def _verify(
+    prefix: str, key: bytes, token: str, now_seconds: float, what: str
+) -> tuple[int, int, int, bytes]:
+    """(business id, subject id, expiry, stamp) of a token; Unauthenticated if forged,
+    malformed or expired."""
+    if not token.startswith(prefix):
+        raise Unauthenticated(f"not {what} token", reason="TOKEN_INVALID")
     try:
-        raw = _unb64(token[len(terminal_token_prefix) :])
+        raw = _unb64(token[len(prefix) :])
     except ValueError as error:
         raise Unauthenticated("malformed token", reason="TOKEN_INVALID") from error
     if len(raw) == _stampless_token_layout.size + _signature_bytes:
@@ -143,10 +146,22 @@ def verify_terminal_token(key: bytes, token: str, now_seconds: float) -> Termina
     payload, signature = raw[: _terminal_token_layout.size], raw[_terminal_token_layout.size :]
     if not hmac.compare_digest(signature, _sign(key, payload)):
         raise Unauthenticated("token signature does not match", reason="TOKEN_INVALID")
-    business_id, terminal_id, expires_at, stamp = _terminal_token_layout.unpack(payload)
+    business_id, subject_id, expires_at, stamp = _terminal_token_layout.unpack(payload)
     if now_seconds >= expires_at:
         raise Unauthenticated("token expired; sign in again", reason="TOKEN_EXPIRED")
-    return TerminalClaims(business_id, terminal_id, expires_at, stamp)
+    return business_id, subject_id, expires_at, stamp
+
+
+def issue_terminal_token(key: bytes, claims: TerminalClaims) -> str:
+    return _issue(
+        terminal_token_prefix, key, claims.business_id, claims.terminal_id,
+        claims.expires_at_seconds, claims.credential_stamp,
+    )  # fmt: skip
+
+
+def verify_terminal_token(key: bytes, token: str, now_seconds: float) -> TerminalClaims:
+    """The token's claims; Unauthenticated if forged, malformed or expired."""
+    return TerminalClaims(*_verify(terminal_token_prefix, key, token, now_seconds, "a terminal"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,32 +177,17 @@ class AdministratorClaims:
 
 def issue_administrator_token(key: bytes, claims: AdministratorClaims) -> str:
     """Signed with a key of its own purpose: a terminal token never passes for one."""
-    payload = _terminal_token_layout.pack(
-        claims.business_id,
-        claims.administrator_id,
-        claims.expires_at_seconds,
-        claims.credential_stamp,
-    )
-    return administrator_token_prefix + _b64(payload + _sign(key, payload))
+    return _issue(
+        administrator_token_prefix, key, claims.business_id, claims.administrator_id,
+        claims.expires_at_seconds, claims.credential_stamp,
+    )  # fmt: skip
 
 
 def verify_administrator_token(key: bytes, token: str, now_seconds: float) -> AdministratorClaims:
     """The token's claims; Unauthenticated if forged, malformed or expired."""
-    if not token.startswith(administrator_token_prefix):
-        raise Unauthenticated("not an administrator token", reason="TOKEN_INVALID")
-    try:
-        raw = _unb64(token[len(administrator_token_prefix) :])
-    except ValueError as error:
-        raise Unauthenticated("malformed token", reason="TOKEN_INVALID") from error
-    if len(raw) != _terminal_token_layout.size + _signature_bytes:
-        raise Unauthenticated("malformed token", reason="TOKEN_INVALID")
-    payload, signature = raw[: _terminal_token_layout.size], raw[_terminal_token_layout.size :]
-    if not hmac.compare_digest(signature, _sign(key, payload)):
-        raise Unauthenticated("token signature does not match", reason="TOKEN_INVALID")
-    business_id, administrator_id, expires_at, stamp = _terminal_token_layout.unpack(payload)
-    if now_seconds >= expires_at:
-        raise Unauthenticated("token expired; sign in again", reason="TOKEN_EXPIRED")
-    return AdministratorClaims(business_id, administrator_id, expires_at, stamp)
+    return AdministratorClaims(
+        *_verify(administrator_token_prefix, key, token, now_seconds, "an administrator")
+    )
 
 
 def issue_app_token(key: bytes, customer_id: int, now_seconds: float, window_seconds: int) -> str:

@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from purse.domain import credentials
 from purse.domain.administrators import AdministratorContext
@@ -33,6 +34,7 @@ from purse.service.cache import ExpiringCache
 from purse.service.ports import AdministratorReads, Limit, TerminalReads
 from purse.store.redis import keys
 
+Caller = TypeVar("Caller", TerminalContext, AdministratorContext)
 login_characters_max = 64
 password_characters_max = 256
 # When every password check is busy: how long until trying again makes sense.
@@ -75,6 +77,39 @@ class PasswordChecks:
             self._in_flight -= 1
 
 
+async def _checked_sign_in(
+    attempts: Limit,
+    password_checks: PasswordChecks,
+    attempt_key: str,
+    login: str,
+    password: str,
+    lookup: Callable[[str], Awaitable[tuple[Caller, str | None] | None]],
+) -> Caller:
+    """Count before compare: one attempt of the login is reserved, then its password is
+    checked (an unknown login, or one `lookup` gives no hash, computes none); a right
+    password, or one never evaluated (busy, an outage), gives the attempt back."""
+    if not login or len(login) > login_characters_max:
+        raise invalid("login", f"a login has 1 to {login_characters_max} characters")
+    if not password or len(password) > password_characters_max:
+        raise invalid("password", f"a password has 1 to {password_characters_max} characters")
+    await attempts.take(
+        attempt_key,
+        "too many wrong passwords for this login; try again later",
+        "SIGN_IN_RATE_LIMITED",
+    )
+    failed = False
+    try:
+        found = await lookup(login)
+        matches = await password_checks.verify(password, None if found is None else found[1])
+        failed = found is None or not matches
+    finally:
+        if not failed:
+            await attempts.release(attempt_key)
+    if found is None or failed:
+        raise Unauthenticated("wrong login or password", reason="WRONG_CREDENTIALS")
+    return found[0]
+
+
 class Authenticator:
     """Turns credentials into a TerminalContext, or refuses."""
 
@@ -101,31 +136,20 @@ class Authenticator:
 
     async def sign_in(self, login: str, password: str) -> tuple[str, int, TerminalContext]:
         """(token, expiry in Unix seconds, terminal)."""
-        if not login or len(login) > login_characters_max:
-            raise invalid("login", f"a login has 1 to {login_characters_max} characters")
-        if not password or len(password) > password_characters_max:
-            raise invalid("password", f"a password has 1 to {password_characters_max} characters")
-        attempt_key = keys.sign_in_attempts(login)
-        await self._attempts.take(
-            attempt_key,
-            "too many wrong passwords for this login; try again later",
-            "SIGN_IN_RATE_LIMITED",
-        )
-        failed = False
-        try:
+
+        async def lookup(login: str) -> tuple[TerminalContext, str | None] | None:
             found = await self._terminals.for_sign_in(login)
+            if found is None:
+                return None
             # A disabled terminal is answered as an unknown login is: no hash is checked,
             # so the answer cannot tell a right password from a wrong one.
-            stored_hash = None if found is None or not found[0].enabled else found[1]
-            matches = await self._password_checks.verify(password, stored_hash)
-            failed = found is None or not matches
-        finally:
-            if not failed:
-                # Right, or never evaluated (busy, an outage): the attempt is given back.
-                await self._attempts.release(attempt_key)
-        if found is None or failed:
-            raise Unauthenticated("wrong login or password", reason="WRONG_CREDENTIALS")
-        terminal = _enabled(found[0])
+            return found[0], found[1] if found[0].enabled else None
+
+        found = await _checked_sign_in(
+            self._attempts, self._password_checks, keys.sign_in_attempts(login), login,
+            password, lookup,
+        )  # fmt: skip
+        terminal = _enabled(found)
         expires_at = int(self._clock()) + self._token_lifetime_seconds
         token = credentials.issue_terminal_token(
             self._token_key,
@@ -205,29 +229,10 @@ class AdministratorAuthenticator:
 
     async def sign_in(self, login: str, password: str) -> tuple[str, int, AdministratorContext]:
         """(token, expiry in Unix seconds, administrator)."""
-        if not login or len(login) > login_characters_max:
-            raise invalid("login", f"a login has 1 to {login_characters_max} characters")
-        if not password or len(password) > password_characters_max:
-            raise invalid("password", f"a password has 1 to {password_characters_max} characters")
-        attempt_key = keys.administrator_sign_in_attempts(login)
-        await self._attempts.take(
-            attempt_key,
-            "too many wrong passwords for this login; try again later",
-            "SIGN_IN_RATE_LIMITED",
-        )
-        failed = False
-        try:
-            found = await self._administrators.for_sign_in(login)
-            matches = await self._password_checks.verify(
-                password, None if found is None else found[1]
-            )
-            failed = found is None or not matches
-        finally:
-            if not failed:
-                await self._attempts.release(attempt_key)
-        if found is None or failed:
-            raise Unauthenticated("wrong login or password", reason="WRONG_CREDENTIALS")
-        administrator = found[0]
+        administrator = await _checked_sign_in(
+            self._attempts, self._password_checks, keys.administrator_sign_in_attempts(login),
+            login, password, self._administrators.for_sign_in,
+        )  # fmt: skip
         expires_at = int(self._clock()) + self._token_lifetime_seconds
         token = credentials.issue_administrator_token(
             self._token_key,
