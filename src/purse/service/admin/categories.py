@@ -16,7 +16,7 @@ from typing import Protocol
 from purse.domain.administrators import Actor
 from purse.domain.errors import FailedPrecondition
 from purse.domain.setup import Fields
-from purse.service.admin.records import Page, PageRequest, current, found, page_of
+from purse.service.admin.versioned import Columns, Resource, Versioned
 from purse.service.ports import BackOfficeReads, BackOfficeWriting, Row, Table, Writing
 
 CATEGORIES = Table("customer_categories", "category_id")
@@ -82,47 +82,29 @@ class CategoryWrites(Protocol):
     async def take_default_mark(self, writing: Writing) -> Row | None: ...
 
 
-class CustomerCategories:
+class CustomerCategories(Versioned[Category]):
     def __init__(
         self, writes: BackOfficeWriting, reads: BackOfficeReads, categories: CategoryWrites
     ) -> None:
-        self._writes = writes
-        self._reads = reads
+        super().__init__(Resource(CATEGORIES, _what, _not_found, _category), writes, reads)
         self._categories = categories
-
-    async def get(self, business_id: int, category_id: int) -> Category:
-        row = await self._reads.row(CATEGORIES, business_id, category_id)
-        return _category(found(row, _what, _not_found))
-
-    async def page(
-        self, business_id: int, page_size: int, token: str, show_archived: bool
-    ) -> Page[Category]:
-        request = PageRequest.of(page_size, token, ["categories", business_id, int(show_archived)])
-        rows = await self._reads.page(
-            CATEGORIES, business_id, request.after, request.limit, show_archived
-        )
-        return page_of(request, rows, CATEGORIES.key, _category)
 
     async def create(self, actor: Actor, draft: CategoryDraft) -> Category:
         validate(draft)
-        async with self._writes.writing(actor) as writing:
+
+        async def prepare(writing: Writing) -> Columns:
             if draft.is_default:
                 await self._mark_default(writing)
-            row = await writing.inserted(CATEGORIES, _columns(draft))
-            await writing.record("create", CATEGORIES, row["category_id"], None, row)
-        return _category(row)
+            return {}
+
+        return _category(await self.create_row(actor, _columns(draft), prepare))
 
     async def update(
         self, actor: Actor, category_id: int, expected_version: int, draft: CategoryDraft
     ) -> Category:
-        fields = Fields()
-        fields.expected_version(expected_version)
-        fields.raise_if_any()
         validate(draft)
-        async with self._writes.writing(actor) as writing:
-            before = current(
-                await writing.locked(CATEGORIES, category_id), expected_version, _what, _not_found
-            )
+
+        async def check(writing: Writing, before: Row) -> None:
             if before["is_default"] and not draft.is_default:
                 raise FailedPrecondition(
                     "the default category stays the default: make another one the default",
@@ -130,32 +112,18 @@ class CustomerCategories:
                 )
             if draft.is_default and not before["is_default"]:
                 await self._mark_default(writing)
-            after = await writing.updated(CATEGORIES, category_id, _columns(draft))
-            await writing.record("update", CATEGORIES, category_id, before, after)
-        return _category(after)
+
+        row = await self.update_row(actor, category_id, expected_version, _columns(draft), check)
+        return _category(row)
 
     async def archive(self, actor: Actor, category_id: int, expected_version: int) -> Category:
-        fields = Fields()
-        fields.expected_version(expected_version)
-        fields.raise_if_any()
-        async with self._writes.writing(actor) as writing:
-            before = current(
-                await writing.locked(CATEGORIES, category_id), expected_version, _what, _not_found
-            )
+        async def users(writing: Writing, before: Row) -> str:
             if before["is_default"]:
-                raise FailedPrecondition(
-                    "the default category is never archived: new customers join it",
-                    reason="IN_USE",
-                )
+                return "the default category is never archived: new customers join it"
             members = await self._categories.members(writing, category_id)
-            if members:
-                raise FailedPrecondition(
-                    f"{members} customers are in this category: move them first",
-                    reason="IN_USE",
-                )
-            after = await writing.archived(CATEGORIES, category_id)
-            await writing.record("archive", CATEGORIES, category_id, before, after)
-        return _category(after)
+            return f"{members} customers are in this category: move them first" if members else ""
+
+        return _category(await self.archive_row(actor, category_id, expected_version, users))
 
     async def _mark_default(self, writing: Writing) -> None:
         """Take the default mark from the category holding it (audited as its update)."""
