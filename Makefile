@@ -1,7 +1,7 @@
 # Purse: one command to run the server, one to run every test.
 #   make serve   install into .venv and serve on the embedded PostgreSQL and Redis
 #   make test    install into .venv and run the whole test suite
-#   make check   formatting, lint and strict typing (src, tests and benchmarks)
+#   make check   formatting, lint and strict typing (src, tests, benchmarks and examples)
 #   make protos  regenerate the generated code (src/purse/*v1) from protos/
 #   make bench   the engine benchmarks (figures go into the README)
 #   make bench-load  the load benchmark against a real server
@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LINTED := $(wildcard src tests benchmarks)
+LINTED := $(wildcard src tests benchmarks examples)
 PROTO_FILES := $(wildcard protos/purse/v1/*.proto protos/purse/*/v1/*.proto)
 # One generated package per proto package: purse.v1 (terminals), purse.admin.v1 …
 PROTO_PACKAGES := $(sort $(patsubst protos/%/,%,$(dir $(PROTO_FILES))))
