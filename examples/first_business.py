@@ -5,9 +5,10 @@ generated stubs that ship in the `purse` package (purse.platform.v1, purse.admin
 purse.v1) and talks to a running server; it never touches the database.
 
   1. As the operator of the instance (PlatformService): found a business and its owner.
-  2. As that owner (AdminService), signed in with the owner's password: a program and its
-     rules, a customer category, a point of sale, a terminal and its API key, goods
-     categories and goods, two account types and a coupon series.
+  2. As that owner (AdminService), signed in with the owner's password: goods categories
+     and goods (first: rules may only name goods categories the catalogue has), a program
+     and its rules, a customer category, a point of sale, a terminal and its API key, two
+     account types and a coupon series.
   3. As the terminal (TerminalService), with its API key: identify (and so enrol) a new
      customer by phone, calculate a check, process it, and process it again with the same
      check number to see the first answer come back.
@@ -229,7 +230,7 @@ def set_up_shop(stub: AdminServiceStub, owner: str, program_id: int) -> str:
             terminal=setup.Terminal(
                 point_of_sale_id=shop.point_of_sale_id, name="Till 1",
                 kind=terminal.TERMINAL_KIND_CASH_DESK, login=f"till-{secrets.token_hex(4)}",
-                enabled=True,  # a terminal created without it is disabled
+                enabled=True,  # unset would mean the same: a new terminal works at once
             ),
             password=secrets.token_urlsafe(16),
         ),
@@ -421,10 +422,10 @@ def run(target: str, operator_key: str) -> None:
         login, password = found_business(channel, operator_key)
         stub = AdminServiceStub(channel)
         owner = sign_in(stub, login, password)
+        set_up_goods(stub, owner)  # first: the rules name its goods categories
         program_id = set_up_program(stub, owner)
         set_up_customer_category(stub, owner)
         till_key = set_up_shop(stub, owner, program_id)
-        set_up_goods(stub, owner)
         set_up_accounts_and_coupons(stub, owner)
         customer_id = sell(channel, till_key)
         look_back(stub, owner, customer_id)

@@ -108,6 +108,7 @@ async def create_demo(channel: grpc.aio.Channel, operator_key: str) -> DemoBusin
     )  # fmt: skip
     owner = _bearer(founded.owner_api_key)
     stub: AdminServiceAsyncStub = AdminServiceStub(channel)
+    await _goods(stub, owner)  # the rules name its goods categories
     program_id = await _program(stub, owner)
     await stub.CreateCustomerCategory(
         admin.CreateCustomerCategoryRequest(
@@ -117,7 +118,6 @@ async def create_demo(channel: grpc.aio.Channel, operator_key: str) -> DemoBusin
         ),
         metadata=owner,
     )
-    await _goods(stub, owner)
     cups = await _accounts(stub, owner)
     shop = await stub.CreatePointOfSale(
         setup.CreatePointOfSaleRequest(
@@ -225,7 +225,7 @@ async def _terminal(
         setup.CreateTerminalRequest(
             terminal=setup.Terminal(
                 point_of_sale_id=shop_id, name="Cash desk 1" if cash else "Waiter app",
-                kind=kind, login=login, enabled=True,  # type: ignore[arg-type]
+                kind=kind, login=login,  # type: ignore[arg-type]
             ),
             password=password,
         ),

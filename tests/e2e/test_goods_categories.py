@@ -87,3 +87,23 @@ async def test_a_processed_check_with_an_unknown_category_changes_nothing(
     await Provisioning(pool).goods_category(business.business_id, "tea", "Tea")
     processed = await terminal_stub.ProcessCheck(sale, metadata=metadata)
     assert processed.transaction.status == pb.TRANSACTION_STATUS_COMPLETED
+
+
+async def test_rules_naming_a_goods_category_the_catalogue_lacks_are_refused_naming_it(
+    channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant
+) -> None:
+    await Provisioning(pool).goods_category(business.business_id, "coffee", "Coffee")
+    version = await set_rules(channel, business, admin.ProgramRules())
+    rules = admin.ProgramRules(
+        rules=[
+            percent_accrual(1, 1000, goods_category_codes=["coffee"]),
+            percent_accrual(2, 500, goods_category_codes=["coffee", "Bakery-typo"]),
+        ]
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await set_rules(channel, business, rules)
+    assert error_reason(refused.value) == "GOODS_CATEGORY_UNKNOWN"
+    assert set(field_violations(refused.value)) == {
+        "rules.rules[1].selector.goods_category_codes[1]"
+    }
+    assert await set_rules(channel, business, admin.ProgramRules()) == version + 1

@@ -69,7 +69,7 @@ async def create_terminal(
 ) -> setup.Terminal:
     terminal = setup.Terminal(
         point_of_sale_id=business.point_of_sale_id, name="Till 2",
-        kind=pb.TERMINAL_KIND_POS_APP, login=login, enabled=True, **fields,
+        kind=pb.TERMINAL_KIND_POS_APP, login=login, **fields,
     )  # fmt: skip
     created = await stub.CreateTerminal(
         setup.CreateTerminalRequest(terminal=terminal, password="first password!"),
@@ -371,6 +371,7 @@ async def test_a_new_password_revokes_the_tokens_of_the_old_one(
 ) -> None:
     login = f"till-{new_phone()[1:]}"
     terminal = await create_terminal(stub, business, login)
+    # Created without `enabled`: a new terminal works at once.
     assert (terminal.login, terminal.kind, terminal.enabled) == (
         login,
         pb.TERMINAL_KIND_POS_APP,

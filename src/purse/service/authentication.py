@@ -171,7 +171,7 @@ class Authenticator:
             if terminal is None:
                 terminal = await self._terminals.by_api_key(digest)
                 if terminal is None:
-                    raise Unauthenticated("unknown or revoked API key", reason="API_KEY_INVALID")
+                    raise Unauthenticated(_unknown_key("terminal"), reason="API_KEY_INVALID")
                 self._cache.put(digest, terminal)
             return _enabled(terminal)
         claims = credentials.verify_terminal_token(self._token_key, credential, self._clock())
@@ -188,6 +188,14 @@ class Authenticator:
                 reason="TOKEN_REVOKED",
             )
         return _enabled(terminal)
+
+
+def _unknown_key(kind: str) -> str:
+    """Every kind of key looks alike (purse_key_…): say which kind this service takes."""
+    return (
+        f"unknown or revoked {kind} API key (terminal, administrator and operator keys"
+        " each open their own service)"
+    )
 
 
 def _enabled(terminal: TerminalContext) -> TerminalContext:
@@ -257,7 +265,7 @@ class AdministratorAuthenticator:
             if administrator is None:
                 administrator = await self._administrators.by_api_key(digest)
                 if administrator is None:
-                    raise Unauthenticated("unknown or revoked API key", reason="API_KEY_INVALID")
+                    raise Unauthenticated(_unknown_key("administrator"), reason="API_KEY_INVALID")
                 self._cache.put(digest, administrator)
             return administrator
         claims = credentials.verify_administrator_token(self._token_key, credential, self._clock())

@@ -62,15 +62,23 @@ class Platform:
 
     async def authenticate(self, credential: str) -> None:
         """Refuses anything but a live operator key."""
-        if not credential.startswith(credentials.api_key_prefix):
+        if not credential:
             raise Unauthenticated(
                 "send 'authorization: Bearer <operator key>'", reason="CREDENTIALS_MISSING"
+            )
+        if not credential.startswith(credentials.api_key_prefix):
+            raise Unauthenticated(
+                f"not an operator key: they start with {credentials.api_key_prefix}"
+                " (send 'authorization: Bearer <key>', 'Bearer' once)",
+                reason="OPERATOR_KEY_INVALID",
             )
         digest = credentials.api_key_digest(credential)
         if self._known.get(digest) is None:
             if not await self._operator_keys.known(digest):
                 raise Unauthenticated(
-                    "unknown or revoked operator key", reason="OPERATOR_KEY_INVALID"
+                    "unknown or revoked operator key (terminal and administrator keys open"
+                    " their own services)",
+                    reason="OPERATOR_KEY_INVALID",
                 )
             self._known.put(digest, True)
 

@@ -283,6 +283,8 @@ class ProgramDocuments(Protocol):
         self, writing: Writing, program_id: int, document: dict[str, Any]
     ) -> Row: ...
 
+    async def live_goods_categories(self, writing: Writing, codes: Collection[str]) -> set[str]: ...
+
 
 class GoodsReads(Protocol):
     """Pages of a business's goods and goods categories, by code."""

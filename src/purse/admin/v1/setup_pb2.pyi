@@ -810,7 +810,7 @@ class Terminal(_message.Message):
     """
     enabled: _builtins.bool
     """A disabled terminal is refused (PERMISSION_DENIED TERMINAL_DISABLED) and cannot
-    sign in.
+    sign in. Unset in a request: true (a new terminal works at once).
     """
     version: _builtins.int
     """Grows with every change, a new password included; name it in updates."""
@@ -832,16 +832,18 @@ class Terminal(_message.Message):
         name: _builtins.str = ...,
         kind: _terminal_service_pb2.TerminalKind.ValueType = ...,
         login: _builtins.str = ...,
-        enabled: _builtins.bool = ...,
+        enabled: _builtins.bool | None = ...,
         version: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         archive_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["archive_time", b"archive_time", "create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "archive_time", b"archive_time", "create_time", b"create_time", "enabled", b"enabled"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["archive_time", b"archive_time", "create_time", b"create_time", "enabled", b"enabled", "kind", b"kind", "login", b"login", "name", b"name", "point_of_sale_id", b"point_of_sale_id", "terminal_id", b"terminal_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "archive_time", b"archive_time", "create_time", b"create_time", "enabled", b"enabled", "kind", b"kind", "login", b"login", "name", b"name", "point_of_sale_id", b"point_of_sale_id", "terminal_id", b"terminal_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__enabled: _TypeAlias = _typing.Literal["enabled"]  # noqa: Y015
+    _WhichOneofArgType__enabled: _TypeAlias = _typing.Literal["_enabled", b"_enabled"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__enabled) -> _WhichOneofReturnType__enabled | None: ...
 
 Global___Terminal: _TypeAlias = Terminal  # noqa: Y015
 

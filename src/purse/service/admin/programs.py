@@ -13,13 +13,13 @@ archived program's rules no longer change.
 from __future__ import annotations
 
 from purse.domain.administrators import Actor
-from purse.domain.errors import NotFound
+from purse.domain.errors import FieldViolation, InvalidArgument, NotFound, echoed
 from purse.domain.program import CompiledProgram, Program, compile_program, validate_program
 from purse.domain.setup import Fields
 from purse.domain.terminals import TerminalContext
 from purse.service.admin.records import current, found
 from purse.service.cache import ExpiringCache
-from purse.service.ports import ProgramDocuments, Table
+from purse.service.ports import ProgramDocuments, Table, Writing
 from purse.store.postgres.programs import program_document, program_from_document
 
 # A compiled program is dropped after an hour unused; a version change replaces it sooner.
@@ -66,10 +66,34 @@ class Programs:
                 "PROGRAM_NOT_FOUND",
                 version_column="rules_version",
             )
+            await self._catalogued(writing, program)
             after = await self._store.replace_rules(writing, program_id, program_document(program))
             await writing.record("set_rules", PROGRAMS, program_id, before, after)
         version: int = after["rules_version"]
         return version
+
+    async def _catalogued(self, writing: Writing, program: Program) -> None:
+        """Rules name goods categories of the business's catalogue: a code it does not
+        have (a typo) would match nothing, silently; it is refused instead."""
+        named = {code for rule in program.rules for code in rule.selector.goods_category_codes}
+        if not named:
+            return
+        unknown = named - await self._store.live_goods_categories(writing, named)
+        violations = tuple(
+            FieldViolation(
+                f"rules.rules[{index}].selector.goods_category_codes[{position}]",
+                f"{echoed(code)} is not a live goods category of this business",
+            )
+            for index, rule in enumerate(program.rules)
+            for position, code in enumerate(rule.selector.goods_category_codes)
+            if code in unknown
+        )
+        if violations:
+            raise InvalidArgument(
+                f"{violations[0].field}: {violations[0].description}",
+                reason="GOODS_CATEGORY_UNKNOWN",
+                violations=violations,
+            )
 
     async def compiled(
         self, business_id: int, program_id: int, currency: str, version: int | None = None

@@ -8,6 +8,7 @@ inverses for every valid program.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -155,3 +156,15 @@ class ProgramStore:
         )
         assert row is not None, "replace the rules of a program locked in this transaction"
         return dict(row)
+
+    async def live_goods_categories(self, writing: Writing, codes: Collection[str]) -> set[str]:
+        """Which of `codes` are live goods categories of the business (locked, so that
+        none is archived before the rules naming it commit)."""
+        rows = await connection_of(writing).fetch(
+            "SELECT code FROM goods_categories"
+            " WHERE business_id = $1 AND code = ANY($2::text[]) AND archived_at IS NULL"
+            " FOR SHARE",
+            writing.actor.business_id,
+            sorted(codes),
+        )
+        return {row["code"] for row in rows}

@@ -50,7 +50,7 @@ def _draft(message: pb.Terminal) -> TerminalDraft:
         message.point_of_sale_id,
         message.name,
         _terminal_kinds.get(message.kind),
-        message.enabled,
+        message.enabled if message.HasField("enabled") else True,
     )
 
 
