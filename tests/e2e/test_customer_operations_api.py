@@ -71,10 +71,19 @@ async def test_points_credited_show_at_the_till_at_once_and_a_retry_credits_noth
     with pytest.raises(grpc.aio.AioRpcError) as reused:
         await stub.ApplyCustomerOperation(other, metadata=key)
     assert error_reason(reused.value) == "IDEMPOTENCY_KEY_REUSED"
+    debit = operation(
+        business, customer.customer_id, "correction-1",
+        debit_points=customers_pb2.PointsDebitOperation(points_hundredths=2_500),
+    )  # fmt: skip
+    await stub.ApplyCustomerOperation(debit, metadata=key)
+    assert (await member(terminal_stub, business, phone)).pockets[0].balance == 10_000
     listed = await stub.ListCustomerTransactions(
         admin.ListCustomerTransactionsRequest(customer_id=customer.customer_id), metadata=key
     )
-    assert [each.check_number for each in listed.transactions] == ["~admin:welcome-1"]
+    assert [each.check_number for each in listed.transactions] == [
+        "~admin:correction-1",
+        "~admin:welcome-1",
+    ]
 
 
 async def test_special_points_expire_after_their_period_and_show_as_a_lot(
@@ -180,6 +189,24 @@ async def test_coupons_are_issued_until_the_series_cap_and_land_in_the_wallet(
     )
     (coupon,) = card.card.coupons
     assert coupon.code == issued.coupon_code and coupon.HasField("expire_time")
+    # The till takes it at once: 50.00 off the check.
+    calculated = await terminal_stub.CalculateCheck(
+        pb.CalculateCheckRequest(
+            check=pb.Check(
+                currency="UAH",
+                lines=[
+                    pb.CheckLine(
+                        position=1, product_code="CAKE", price_minor_units=9_000,
+                        quantity_thousandths=1000, amount_minor_units=9_000,
+                    )
+                ],
+            ),
+            identifier=common_pb2.CustomerIdentifier(phone=customer.phone),
+            redemption=pb.Redemption(coupon_codes=[issued.coupon_code]),
+        ),
+        metadata=bearer(business.cash_desk.api_key),
+    )  # fmt: skip
+    assert calculated.receipt.to_pay_minor_units == 4_000
     with pytest.raises(grpc.aio.AioRpcError) as exhausted:
         await stub.ApplyCustomerOperation(
             operation(
