@@ -15,11 +15,19 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 import redis.asyncio as redis
-from support import Tenant, assert_audit_is_clean, make_business
+from support import (
+    Tenant,
+    TerminalAccess,
+    audit_unless_set_by_hand,
+    make_business,
+    make_terminal,
+)
 
 from purse.bootstrap import Infrastructure
 from purse.config import Settings, load_settings
+from purse.domain.terminals import TerminalKind
 from purse.store.postgres import database
+from purse.store.postgres.provisioning import Provisioning
 from purse.store.redis.client import create_client
 
 
@@ -61,10 +69,17 @@ async def redis_client(infrastructure: Settings) -> AsyncIterator[redis.Redis]:
 async def business(
     pool: asyncpg.Pool, infrastructure: Settings, request: pytest.FixtureRequest
 ) -> AsyncIterator[Tenant]:
-    """A business of this test's own, with a cash desk and a steward terminal. Whatever
-    the test did with its money, every pocket still equals its ledger afterwards (unless
-    the test wrote pockets by hand)."""
+    """A business of this test's own, with a cash desk. Whatever the test did with its
+    money, every pocket still equals its ledger afterwards (unless the test wrote pockets
+    by hand)."""
     tenant = await make_business(pool)
     yield tenant
-    if request.node.get_closest_marker("ledger_set_by_hand") is None:
-        await assert_audit_is_clean(infrastructure.database_url, tenant.business_id)
+    await audit_unless_set_by_hand(request, infrastructure.database_url, tenant.business_id)
+
+
+@pytest.fixture
+async def steward(pool: asyncpg.Pool, business: Tenant) -> TerminalAccess:
+    """A steward terminal (a waiter's app) at the business's point of sale."""
+    return await make_terminal(
+        Provisioning(pool), business.business_id, business.point_of_sale_id, TerminalKind.STEWARD
+    )

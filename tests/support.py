@@ -11,21 +11,35 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
+import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from purse.admin.v1 import catalogue_pb2 as catalogue
+from purse.admin.v1 import setup_pb2 as setup
+from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
 from purse.domain import credentials
 from purse.domain.customers import PocketKind
 from purse.domain.terminals import TerminalKind
+from purse.platform.v1 import platform_service_pb2 as platform
+from purse.platform.v1.platform_service_pb2_grpc import PlatformServiceStub
 from purse.store.embedded import free_port
+from purse.store.postgres.administrators import OperatorKeyStore
 from purse.store.postgres.audit import audit
 from purse.store.postgres.provisioning import Provisioning
+from purse.v1 import common_pb2
+from purse.v1 import terminal_service_pb2 as terminal_pb
+
+if TYPE_CHECKING:
+    from purse.admin.v1.admin_service_pb2_grpc import AdminServiceAsyncStub
 
 server_start_seconds_max = 30.0
 server_stop_seconds_max = 20.0
@@ -54,13 +68,13 @@ class TerminalAccess:
 
 @dataclass(frozen=True)
 class Tenant:
-    """A business of its own for one test."""
+    """A business of its own for one test. Its steward terminal is the `steward` fixture's,
+    made only for the tests that use one."""
 
     business_id: int
     program_id: int
     point_of_sale_id: int
     cash_desk: TerminalAccess
-    steward: TerminalAccess
     products_account_type_id: int
     money_account_type_id: int
     administrator_api_key: str
@@ -70,6 +84,16 @@ _business_numbers = itertools.count(1)
 # A known password hashed once: scrypt is deliberately slow, tests make many terminals.
 test_password = "correct horse battery staple"
 _test_password_hash = credentials.hash_password(test_password)
+# What every test business is made of, whichever way it is made.
+_program_name = "Test program"
+_shop_name = "Shop"
+_time_zone = "UTC"
+_products = "Fuel"
+_products_title = {"en": "Fuel A-95", "uk": "Пальне А-95"}
+_products_codes = ("A95",)
+_products_limit_without_pin = 20_000
+_money = "Wallet"
+_money_title = {"en": "Wallet"}
 
 
 async def make_terminal(
@@ -78,6 +102,7 @@ async def make_terminal(
     point_of_sale_id: int,
     kind: TerminalKind,
 ) -> TerminalAccess:
+    """A terminal written straight to the database, for tests without a server."""
     login = f"t-{secrets.token_hex(6)}"
     terminal_id = await provisioning.terminal(
         business_id, point_of_sale_id, f"{kind.value} terminal", kind, login, _test_password_hash
@@ -90,26 +115,27 @@ async def make_terminal(
 async def make_business(
     pool: asyncpg.Pool, enrols_unknown_phones: bool = True, phone_prefix: str = "+380"
 ) -> Tenant:
+    """A business written straight to the database with Provisioning: for the integration
+    tests, which run no server to ask. Tests with a server use make_business_through_api;
+    both make the same business."""
     provisioning = Provisioning(pool)
     number = next(_business_numbers)
     business_id = await provisioning.business(
-        f"Test business {number}", "UAH", 2, phone_prefix=phone_prefix
+        f"Test business {number}", "UAH", 2, phone_prefix=phone_prefix, time_zone=_time_zone
     )
     program_id = await provisioning.program(
-        business_id, "Test program", enrols_unknown_phones=enrols_unknown_phones
+        business_id, _program_name, enrols_unknown_phones=enrols_unknown_phones
     )
-    shop = await provisioning.point_of_sale(business_id, program_id, "Shop")
+    shop = await provisioning.point_of_sale(business_id, program_id, _shop_name, _time_zone)
     products = await provisioning.account_type(
         business_id,
         PocketKind.PRODUCTS,
-        "Fuel",
-        {"en": "Fuel A-95", "uk": "Пальне А-95"},
-        product_codes=("A95",),
-        redemption_limit_without_pin=20_000,
+        _products,
+        _products_title,
+        product_codes=_products_codes,
+        redemption_limit_without_pin=_products_limit_without_pin,
     )
-    money = await provisioning.account_type(
-        business_id, PocketKind.MONEY, "Wallet", {"en": "Wallet"}
-    )
+    money = await provisioning.account_type(business_id, PocketKind.MONEY, _money, _money_title)
     administrator_api_key = credentials.new_api_key()
     await provisioning.admin_api_key(
         business_id, credentials.api_key_digest(administrator_api_key), "tests"
@@ -119,10 +145,138 @@ async def make_business(
         program_id=program_id,
         point_of_sale_id=shop,
         cash_desk=await make_terminal(provisioning, business_id, shop, TerminalKind.CASH_DESK),
-        steward=await make_terminal(provisioning, business_id, shop, TerminalKind.STEWARD),
         products_account_type_id=products,
         money_account_type_id=money,
         administrator_api_key=administrator_api_key,
+    )
+
+
+async def make_terminal_through_api(
+    channel: grpc.aio.Channel,
+    owner_api_key: str,
+    point_of_sale_id: int,
+    kind: terminal_pb.TerminalKind.ValueType,
+) -> TerminalAccess:
+    """An enabled terminal with an API key, made by the owner through AdminService."""
+    stub: AdminServiceAsyncStub = AdminServiceStub(channel)
+    login, owner = f"t-{secrets.token_hex(6)}", bearer(owner_api_key)
+    kind_name = terminal_pb.TerminalKind.Name(kind).removeprefix("TERMINAL_KIND_").lower()
+    created = await stub.CreateTerminal(
+        setup.CreateTerminalRequest(
+            terminal=setup.Terminal(
+                point_of_sale_id=point_of_sale_id,
+                name=f"{kind_name} terminal",  # as make_terminal names it
+                kind=kind,
+                login=login,
+                enabled=True,
+            ),
+            password=test_password,
+        ),
+        metadata=owner,
+    )
+    terminal_id = created.terminal.terminal_id
+    key = await stub.CreateTerminalApiKey(
+        setup.CreateTerminalApiKeyRequest(terminal_id=terminal_id, name="t"), metadata=owner
+    )
+    return TerminalAccess(terminal_id, login, test_password, key.secret)
+
+
+async def new_terminal(
+    channel: grpc.aio.Channel,
+    business: Tenant,
+    kind: terminal_pb.TerminalKind.ValueType = terminal_pb.TERMINAL_KIND_KIOSK,
+) -> TerminalAccess:
+    """Another terminal at the business's point of sale, made by its owner through the API."""
+    return await make_terminal_through_api(
+        channel, business.administrator_api_key, business.point_of_sale_id, kind
+    )
+
+
+async def disable_terminal(channel: grpc.aio.Channel, business: Tenant, terminal_id: int) -> None:
+    """The owner disables a terminal of the business through the API (UpdateTerminal)."""
+    stub: AdminServiceAsyncStub = AdminServiceStub(channel)
+    owner = bearer(business.administrator_api_key)
+    read = await stub.GetTerminal(setup.GetTerminalRequest(terminal_id=terminal_id), metadata=owner)
+    disabled = setup.Terminal()
+    disabled.CopyFrom(read.terminal)
+    disabled.enabled = False
+    await stub.UpdateTerminal(
+        setup.UpdateTerminalRequest(terminal=disabled, expected_version=read.terminal.version),
+        metadata=owner,
+    )
+
+
+async def make_business_through_api(
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    enrols_unknown_phones: bool = True,
+    phone_prefix: str = "+380",
+) -> Tenant:
+    """make_business's business, every step through the public API of the server at
+    `channel`: the operator founds it, its owner sets it up. `pool` only keeps the
+    operator's key, as `purse operator-key create` would on the server's machine."""
+    founded = await found_business(
+        channel,
+        pool,
+        name=f"Test business {next(_business_numbers)}",
+        languages=("en",),
+        time_zone=_time_zone,
+        phone_prefix=phone_prefix,
+    )
+    stub: AdminServiceAsyncStub = AdminServiceStub(channel)
+    owner = bearer(founded.owner_api_key)
+    program = await stub.CreateProgram(
+        setup.CreateProgramRequest(
+            program=setup.Program(
+                name=_program_name,
+                enrols_unknown_phones=enrols_unknown_phones,
+                default_access_type=common_pb2.ACCESS_TYPE_FULL,
+                notice_channel=setup.NOTICE_CHANNEL_SMS,
+            )
+        ),
+        metadata=owner,
+    )
+    program_id = program.program.program_id
+    shop = await stub.CreatePointOfSale(
+        setup.CreatePointOfSaleRequest(
+            point_of_sale=setup.PointOfSale(
+                program_id=program_id, name=_shop_name, time_zone=_time_zone
+            )
+        ),
+        metadata=owner,
+    )
+    shop_id = shop.point_of_sale.point_of_sale_id
+    products = await stub.CreateAccountType(
+        catalogue.CreateAccountTypeRequest(
+            account_type=catalogue.AccountType(
+                kind=catalogue.ACCOUNT_KIND_PRODUCTS,
+                name=_products,
+                title=_products_title,
+                product_codes=_products_codes,
+                redemption_limit_without_pin=_products_limit_without_pin,
+            )
+        ),
+        metadata=owner,
+    )
+    money = await stub.CreateAccountType(
+        catalogue.CreateAccountTypeRequest(
+            account_type=catalogue.AccountType(
+                kind=catalogue.ACCOUNT_KIND_MONEY, name=_money, title=_money_title
+            )
+        ),
+        metadata=owner,
+    )
+    key = founded.owner_api_key
+    return Tenant(
+        business_id=founded.business_id,
+        program_id=program_id,
+        point_of_sale_id=shop_id,
+        cash_desk=await make_terminal_through_api(
+            channel, key, shop_id, terminal_pb.TERMINAL_KIND_CASH_DESK
+        ),
+        products_account_type_id=products.account_type.account_type_id,
+        money_account_type_id=money.account_type.account_type_id,
+        administrator_api_key=key,
     )
 
 
@@ -317,6 +471,15 @@ async def assert_audit_is_clean(database_url: str, business_id: int) -> None:
     assert [discrepancy.describe() for discrepancy in discrepancies] == []
 
 
+async def audit_unless_set_by_hand(
+    request: pytest.FixtureRequest, database_url: str, business_id: int
+) -> None:
+    """After a test: `purse audit`'s check on its business, unless the test is marked
+    `ledger_set_by_hand` (it wrote pockets by hand, so they need not match the ledger)."""
+    if request.node.get_closest_marker("ledger_set_by_hand") is None:
+        await assert_audit_is_clean(database_url, business_id)
+
+
 def sealed_by_purse_0_1(old_key: bytes, secret: str) -> bytes:
     """What `credentials.seal` wrote before this format: nonce, HMAC-CTR text, HMAC tag."""
     nonce = bytes(range(1, 17))  # any nonce but one starting with the version byte
@@ -338,25 +501,28 @@ class Founded:
 
 async def operator_key(pool: asyncpg.Pool) -> str:
     """A fresh operator key, kept as `purse operator-key create` keeps one."""
-    from purse.store.postgres.administrators import OperatorKeyStore
-
     key = credentials.new_api_key()
     await OperatorKeyStore(pool).add("tests", credentials.api_key_digest(key))
     return key
 
 
-async def found_business(channel: grpc.aio.Channel, pool: asyncpg.Pool, **fields: str) -> Founded:
+async def found_business(
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    name: str = "",
+    currency: str = "UAH",
+    languages: Sequence[str] = ("uk", "en"),
+    time_zone: str = "Europe/Kyiv",
+    phone_prefix: str = "+380",
+) -> Founded:
     """A business of its own through the operator's API (defaults: UAH, Kyiv, +380)."""
-    from purse.platform.v1 import platform_service_pb2 as platform
-    from purse.platform.v1.platform_service_pb2_grpc import PlatformServiceStub
-
     login = f"owner-{secrets.token_hex(6)}"
     request = platform.CreateBusinessRequest(
-        name=fields.get("name", f"Business {next(_business_numbers)}"),
-        currency=fields.get("currency", "UAH"),
-        languages=["uk", "en"],
-        time_zone="Europe/Kyiv",
-        phone_prefix="+380",
+        name=name or f"Business {next(_business_numbers)}",
+        currency=currency,
+        languages=languages,
+        time_zone=time_zone,
+        phone_prefix=phone_prefix,
         owner_login=login,
         owner_password=test_password,
         owner_name="First Owner",

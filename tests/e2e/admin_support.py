@@ -77,18 +77,34 @@ def assert_refused(
         assert sorted(field_violations(error)) == sorted(fields)
 
 
+async def audit_mark(pool: asyncpg.Pool, business_id: int) -> int:
+    """The business's newest audit entry: its setup through the API (audited like any
+    other) comes before it, what the test does after it."""
+    return int(
+        await pool.fetchval(
+            "SELECT coalesce(max(entry_id), 0) FROM audit_log WHERE business_id = $1",
+            business_id,
+        )
+    )
+
+
 async def audit_entries(
-    pool: asyncpg.Pool, business_id: int, resource: str, resource_id: str | None = None
+    pool: asyncpg.Pool,
+    business_id: int,
+    resource: str,
+    resource_id: str | None = None,
+    after: int = 0,
 ) -> list[asyncpg.Record]:
     """The audit log's entries for a resource (one when `resource_id` is given), oldest
-    first."""
+    first; only those after the entry `after` (an audit_mark) when it is given."""
     return list(
         await pool.fetch(
             "SELECT action, resource_id, actor, before, after FROM audit_log"
             " WHERE business_id = $1 AND resource = $2"
-            "   AND ($3::text IS NULL OR resource_id = $3) ORDER BY entry_id",
+            "   AND ($3::text IS NULL OR resource_id = $3) AND entry_id > $4 ORDER BY entry_id",
             business_id,
             resource,
             resource_id,
+            after,
         )
     )

@@ -1,21 +1,28 @@
-"""A real `purse serve` process on the session's PostgreSQL and Redis, and a channel to it."""
+"""A real `purse serve` process on the session's PostgreSQL and Redis, a channel to it, and
+each test's business made through its API (tests/conftest.py makes them in the database)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import asyncpg
 import grpc
 import pytest
 from support import (
     ServerProcess,
+    Tenant,
+    TerminalAccess,
+    audit_unless_set_by_hand,
+    make_business_through_api,
     metrics_connection_timeout_seconds,
+    new_terminal,
     steward_code_lifetime_seconds,
     stream_idle_seconds_max,
     terminal_token_lifetime_seconds,
 )
 
 from purse.config import Settings
-from purse.v1 import terminal_service_pb2_grpc
+from purse.v1 import terminal_service_pb2, terminal_service_pb2_grpc
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +58,23 @@ async def channel(server: ServerProcess) -> AsyncIterator[grpc.aio.Channel]:
 @pytest.fixture(scope="session")
 def terminal_stub(channel: grpc.aio.Channel) -> terminal_service_pb2_grpc.TerminalServiceAsyncStub:
     return terminal_service_pb2_grpc.TerminalServiceStub(channel)
+
+
+@pytest.fixture
+async def business(
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    infrastructure: Settings,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Tenant]:
+    """tests/conftest.py's `business`, made through the server's API as a real business is
+    made: the operator founds it, its owner sets it up. The same audit follows the test."""
+    tenant = await make_business_through_api(channel, pool)
+    yield tenant
+    await audit_unless_set_by_hand(request, infrastructure.database_url, tenant.business_id)
+
+
+@pytest.fixture
+async def steward(channel: grpc.aio.Channel, business: Tenant) -> TerminalAccess:
+    """tests/conftest.py's `steward`, made by the business's owner through the API."""
+    return await new_terminal(channel, business, terminal_service_pb2.TERMINAL_KIND_STEWARD)

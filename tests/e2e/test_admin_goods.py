@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import grpc
 from admin_support import admin, assert_refused, audit_entries, details, key_of_role, owner, refused
-from support import Tenant, bearer, make_business
+from support import Tenant, bearer, make_business_through_api
 from test_calculation import percent_accrual, set_rules
 
 from purse.admin.v1 import admin_service_pb2 as rules_pb
@@ -180,7 +180,7 @@ async def test_a_goods_category_in_use_is_not_archived_and_says_by_what(
 async def test_another_business_s_goods_and_categories_are_not_found(
     channel: grpc.aio.Channel, business: Tenant, pool: asyncpg.Pool
 ) -> None:
-    other = await make_business(pool)
+    other = await make_business_through_api(channel, pool)
     stub = admin(channel)
     category = await new_category(channel, other, "secret")
     await stub.UpsertGoods(pb.UpsertGoodsRequest(goods=price_list(1)), metadata=owner(other))

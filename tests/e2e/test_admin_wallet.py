@@ -12,7 +12,7 @@ import asyncpg
 import grpc
 from admin_support import admin, assert_refused, audit_entries, details, owner, refused
 from google.protobuf import timestamp_pb2
-from support import Tenant, bearer, make_business, new_phone
+from support import Tenant, bearer, make_business_through_api, new_phone
 
 from purse.admin.v1 import catalogue_pb2 as pb
 from purse.domain.customers import AccessType
@@ -193,7 +193,7 @@ async def test_an_account_type_with_balances_is_not_archived_and_tills_drop_it_o
 async def test_another_business_s_account_types_series_and_certificates_are_not_found(
     channel: grpc.aio.Channel, business: Tenant, pool: asyncpg.Pool
 ) -> None:
-    other = await make_business(pool)
+    other = await make_business_through_api(channel, pool)
     stub = admin(channel)
     series = await new_series(channel, other)
     certificate = await new_certificate(channel, other, "OTHER-1")

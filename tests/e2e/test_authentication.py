@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import asyncpg
 import grpc
 import pytest
 from google.rpc import error_details_pb2
@@ -17,14 +16,14 @@ from support import (
     Tenant,
     TerminalAccess,
     bearer,
+    disable_terminal,
     error_reason,
-    make_terminal,
+    new_terminal,
     retry_delay_seconds,
 )
 
-from purse.domain import credentials
-from purse.domain.terminals import TerminalKind
-from purse.store.postgres.provisioning import Provisioning
+from purse.admin.v1 import setup_pb2 as setup
+from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
 
@@ -93,12 +92,10 @@ async def test_an_empty_login_is_bad_input(terminal_stub: TerminalServiceAsyncSt
 
 
 async def signed_in_kiosk(
-    stub: TerminalServiceAsyncStub, provisioning: Provisioning, business: Tenant
+    stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> tuple[TerminalAccess, pb.SignInResponse]:
     """A new kiosk of the business, and its first sign-in."""
-    terminal = await make_terminal(
-        provisioning, business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
-    )
+    terminal = await new_terminal(channel, business)
     signed_in = await stub.SignIn(
         pb.SignInRequest(login=terminal.login, password=terminal.password)
     )
@@ -106,11 +103,10 @@ async def signed_in_kiosk(
 
 
 async def test_a_disabled_terminal_is_permission_denied_for_token_and_key(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
-    provisioning = Provisioning(pool)
-    terminal, signed_in = await signed_in_kiosk(terminal_stub, provisioning, business)
-    await provisioning.set_terminal_enabled(business.business_id, terminal.terminal_id, False)
+    terminal, signed_in = await signed_in_kiosk(terminal_stub, channel, business)
+    await disable_terminal(channel, business, terminal.terminal_id)
     await asyncio.sleep(0.3)  # the server caches terminals for 0.2 s in this suite
     for credential in (signed_in.token, terminal.api_key):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -131,33 +127,29 @@ async def test_a_disabled_terminal_is_permission_denied_for_token_and_key(
 
 
 async def test_a_new_password_revokes_the_tokens_of_the_old_one(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
-    provisioning = Provisioning(pool)
-    terminal, signed_in = await signed_in_kiosk(terminal_stub, provisioning, business)
+    terminal, signed_in = await signed_in_kiosk(terminal_stub, channel, business)
     settings = pb.GetTerminalSettingsRequest()
+    new_one = "a new password"
     await terminal_stub.GetTerminalSettings(settings, metadata=bearer(signed_in.token))
-    await pool.execute(
-        "UPDATE terminals SET password_hash = $3 WHERE business_id = $1 AND terminal_id = $2",
-        business.business_id, terminal.terminal_id, credentials.hash_password("a new one"),
-    )  # fmt: skip
+    await AdminServiceStub(channel).SetTerminalPassword(
+        setup.SetTerminalPasswordRequest(terminal_id=terminal.terminal_id, new_password=new_one),
+        metadata=bearer(business.administrator_api_key),
+    )
     await asyncio.sleep(0.3)  # the server caches terminals for 0.2 s in this suite
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await terminal_stub.GetTerminalSettings(settings, metadata=bearer(signed_in.token))
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error_reason(refused.value) == "TOKEN_REVOKED"
-    renewed = await terminal_stub.SignIn(
-        pb.SignInRequest(login=terminal.login, password="a new one")
-    )
+    renewed = await terminal_stub.SignIn(pb.SignInRequest(login=terminal.login, password=new_one))
     await terminal_stub.GetTerminalSettings(settings, metadata=bearer(renewed.token))
 
 
 async def test_repeated_wrong_passwords_lock_the_login_even_for_the_right_one(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
-    terminal = await make_terminal(
-        Provisioning(pool), business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
-    )
+    terminal = await new_terminal(channel, business)
     for _ in range(5):
         with pytest.raises(grpc.aio.AioRpcError) as wrong:
             await terminal_stub.SignIn(pb.SignInRequest(login=terminal.login, password="guess"))
@@ -193,13 +185,11 @@ def refusals(results: Sequence[object]) -> list[tuple[grpc.StatusCode, str]]:
 
 
 async def test_a_burst_of_wrong_passwords_evaluates_at_most_the_maximum(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
     """200 concurrent wrong passwords: no more than 5 are ever evaluated (WRONG_CREDENTIALS),
     the rest are refused before any hash; then even the right password is refused."""
-    terminal = await make_terminal(
-        Provisioning(pool), business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
-    )
+    terminal = await new_terminal(channel, business)
     burst = await asyncio.gather(
         *(
             terminal_stub.SignIn(pb.SignInRequest(login=terminal.login, password=f"guess-{n}"))
@@ -234,13 +224,11 @@ async def test_a_burst_of_wrong_passwords_evaluates_at_most_the_maximum(
 
 
 async def test_a_burst_after_three_failures_cannot_reach_the_right_password(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
     """3 failures, then 40 wrong passwords and the right one at once: at most 2 of the
     burst are evaluated, and success never wipes the failures counted before it."""
-    terminal = await make_terminal(
-        Provisioning(pool), business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
-    )
+    terminal = await new_terminal(channel, business)
     for _ in range(3):
         with pytest.raises(grpc.aio.AioRpcError):
             await terminal_stub.SignIn(pb.SignInRequest(login=terminal.login, password="guess"))
@@ -313,17 +301,11 @@ async def test_a_flood_of_unknown_logins_does_not_starve_a_real_sign_in(
 
 
 async def test_more_sign_ins_at_once_than_password_checks_are_refused_as_busy(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
     """Right passwords of 30 terminals at once: more than the server checks at a time, so
     some are refused at once with RetryInfo; those get in when they try again."""
-    provisioning = Provisioning(pool)
-    terminals = [
-        await make_terminal(
-            provisioning, business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
-        )
-        for _ in range(30)
-    ]
+    terminals = [await new_terminal(channel, business) for _ in range(30)]
     burst = await asyncio.gather(
         *(
             terminal_stub.SignIn(pb.SignInRequest(login=t.login, password=t.password))

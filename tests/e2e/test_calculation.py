@@ -15,7 +15,7 @@ from support import (
     bearer,
     error_reason,
     field_violations,
-    make_business,
+    make_business_through_api,
     new_phone,
     operator_key,
 )
@@ -232,7 +232,7 @@ async def test_invalid_rules_are_refused_with_field_paths_and_change_nothing(
 async def test_an_administrator_sees_only_the_programs_of_their_business(
     channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant
 ) -> None:
-    other = await make_business(pool)
+    other = await make_business_through_api(channel, pool)
     stub = AdminServiceStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.GetProgramRules(

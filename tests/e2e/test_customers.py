@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import asyncpg
 import grpc
 import pytest
-from support import Tenant, bearer, error_reason, make_business, new_phone
+from support import Tenant, bearer, error_reason, make_business_through_api, new_phone
 
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
@@ -101,10 +102,13 @@ async def test_cards_are_added_found_and_removed(
 
 
 async def test_a_terminal_cannot_touch_identifiers_of_another_business_customer(
-    terminal_stub: TerminalServiceAsyncStub, pool: object, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
     member = (await register(terminal_stub, business, phone=new_phone())).membership
-    other = await make_business(pool)  # type: ignore[arg-type]
+    other = await make_business_through_api(channel, pool)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await terminal_stub.AddCustomerIdentifier(
             pb.AddCustomerIdentifierRequest(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import grpc
 import pytest
-from support import Tenant, bearer, field_violations, make_business
+from support import Tenant, bearer, field_violations, make_business_through_api
 
 from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import terminal_service_pb2 as pb
@@ -52,10 +52,13 @@ async def all_pages(
 
 
 async def test_250_goods_in_pages_of_100_come_once_each_in_product_code_order(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
     await stock(pool, business, 250, "Ours")
-    other = await make_business(pool)
+    other = await make_business_through_api(channel, pool)
     await stock(pool, other, 260, "Theirs")
     pages = await all_pages(terminal_stub, business, 100)
     assert [len(page) for page in pages] == [100, 100, 50]
@@ -105,7 +108,10 @@ async def refused_field(stub: TerminalServiceAsyncStub, business: Tenant, **fiel
 
 
 async def test_a_bad_page_token_or_size_is_refused_naming_the_field(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
     await stock(pool, business, 12, "Ours")
     metadata = bearer(business.cash_desk.api_key)
@@ -130,7 +136,7 @@ async def test_a_bad_page_token_or_size_is_refused_naming_the_field(
     )
     assert await refused_field(terminal_stub, business, page_size=1_001) == "page_size"
     assert await refused_field(terminal_stub, business, page_size=-1) == "page_size"
-    other = await make_business(pool)
+    other = await make_business_through_api(channel, pool)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await terminal_stub.ListGoods(
             pb.ListGoodsRequest(page_token=token, goods_category_code="food"),

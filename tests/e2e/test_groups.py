@@ -20,7 +20,15 @@ import grpc
 from google.protobuf import timestamp_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import Tenant, assert_audit_is_clean, bearer, error_reason, field_violations, new_phone
+from support import (
+    Tenant,
+    TerminalAccess,
+    assert_audit_is_clean,
+    bearer,
+    error_reason,
+    field_violations,
+    new_phone,
+)
 from test_transactions import (
     coffee_card,
     coffees,
@@ -105,11 +113,12 @@ async def test_line_totals_that_overflow_fail_alone_among_concurrent_calls(
     terminal_stub: TerminalServiceAsyncStub,
     pool: asyncpg.Pool,
     business: Tenant,
+    steward: TerminalAccess,
     infrastructure: Settings,
 ) -> None:
     await set_program(pool, business, rules=(five_percent_back,))
     phones = [new_phone() for _ in range(30)]
-    good_key, poison_key = business.cash_desk.api_key, business.steward.api_key
+    good_key, poison_key = business.cash_desk.api_key, steward.api_key
     answers = await asyncio.gather(
         *(process_or_error(terminal_stub, sale(f"O-{n}", phone), good_key)
           for n, phone in enumerate(phones)),

@@ -10,12 +10,13 @@ import grpc
 import pytest
 from support import (
     Tenant,
+    TerminalAccess,
     bearer,
     error_reason,
     field_violations,
-    make_business,
-    make_terminal,
+    make_business_through_api,
     new_phone,
+    new_terminal,
     retry_delay_seconds,
     steward_code_lifetime_seconds,
 )
@@ -24,7 +25,6 @@ from purse.config import Settings
 from purse.domain import credentials
 from purse.domain.customers import AccessType
 from purse.domain.identifiers import IdentifierKind
-from purse.domain.terminals import TerminalKind
 from purse.store.postgres import database
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.provisioning import Provisioning
@@ -107,9 +107,9 @@ async def test_the_answer_carries_every_pocket_with_available_and_held_amounts(
 
 
 async def test_a_program_that_does_not_enrol_answers_not_found_for_unknown_phones(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, pool: asyncpg.Pool
 ) -> None:
-    closed = await make_business(pool, enrols_unknown_phones=False)
+    closed = await make_business_through_api(channel, pool, enrols_unknown_phones=False)
     error = await refusal(terminal_stub, closed.cash_desk.api_key, phone=new_phone())
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert error_reason(error) == "CUSTOMER_NOT_FOUND"
@@ -132,12 +132,12 @@ async def test_a_customer_is_identified_by_card_number_and_by_card_qr(
 
 
 async def test_a_steward_code_identifies_the_customer_at_a_cash_desk_once(
-    terminal_stub: TerminalServiceAsyncStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant, steward: TerminalAccess
 ) -> None:
     phone = new_phone()
     issued = await terminal_stub.IssueStewardCode(
         pb.IssueStewardCodeRequest(identifier=common_pb2.CustomerIdentifier(phone=phone)),
-        metadata=bearer(business.steward.api_key),
+        metadata=bearer(steward.api_key),
     )
     assert len(issued.code) == 6
     membership = await identify(terminal_stub, business.cash_desk.api_key, steward_code=issued.code)
@@ -148,13 +148,16 @@ async def test_a_steward_code_identifies_the_customer_at_a_cash_desk_once(
 
 
 async def test_guessing_steward_codes_is_refused_past_the_limit_per_terminal(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    business: Tenant,
+    steward: TerminalAccess,
 ) -> None:
     """A cash desk that tried 10 codes that redeem nothing is refused even the live code,
     with a RetryInfo; another cash desk of the business redeems it."""
     issued = await terminal_stub.IssueStewardCode(
         pb.IssueStewardCodeRequest(identifier=common_pb2.CustomerIdentifier(phone=new_phone())),
-        metadata=bearer(business.steward.api_key),
+        metadata=bearer(steward.api_key),
     )
     guesses = [f"{n:06d}" for n in range(12) if f"{n:06d}" != issued.code][:10]
     wrong = await asyncio.gather(
@@ -165,9 +168,7 @@ async def test_guessing_steward_codes_is_refused_past_the_limit_per_terminal(
     assert limited.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error_reason(limited) == "STEWARD_CODE_RATE_LIMITED"
     assert 0 < retry_delay_seconds(limited) <= Settings().steward_code_guesses_window_seconds
-    other_desk = await make_terminal(
-        Provisioning(pool), business.business_id, business.point_of_sale_id, TerminalKind.CASH_DESK
-    )
+    other_desk = await new_terminal(channel, business, pb.TERMINAL_KIND_CASH_DESK)
     membership = await identify(terminal_stub, other_desk.api_key, steward_code=issued.code)
     assert membership.customer_id > 0
 
@@ -187,11 +188,11 @@ async def test_a_burst_of_steward_code_guesses_looks_up_no_more_than_the_limit(
 
 
 async def test_an_expired_steward_code_has_its_own_reason(
-    terminal_stub: TerminalServiceAsyncStub, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, business: Tenant, steward: TerminalAccess
 ) -> None:
     issued = await terminal_stub.IssueStewardCode(
         pb.IssueStewardCodeRequest(identifier=common_pb2.CustomerIdentifier(phone=new_phone())),
-        metadata=bearer(business.steward.api_key),
+        metadata=bearer(steward.api_key),
     )
     await asyncio.sleep(steward_code_lifetime_seconds + 0.2)
     expired = await refusal(terminal_stub, business.cash_desk.api_key, steward_code=issued.code)
@@ -223,7 +224,10 @@ async def test_only_steward_terminals_issue_steward_codes(
 
 
 async def test_the_app_qr_token_identifies_the_customer_in_any_business(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
     import time
 
@@ -233,7 +237,7 @@ async def test_the_app_qr_token_identifies_the_customer_in_any_business(
     token = credentials.issue_app_token(key, customer_id, time.time(), 30)
     membership = await identify(terminal_stub, business.cash_desk.api_key, app_token=token)
     assert membership.customer_id == customer_id
-    elsewhere = await make_business(pool)
+    elsewhere = await make_business_through_api(channel, pool)
     joined = await identify(terminal_stub, elsewhere.cash_desk.api_key, app_token=token)
     assert joined.customer_id == customer_id and joined.newly_enrolled
     stale = credentials.issue_app_token(key, customer_id, time.time() - 120, 30)
@@ -255,7 +259,10 @@ async def test_a_blacklisted_customer_is_identified_and_marked(
 
 
 async def test_a_terminal_never_sees_another_business_customers_pockets(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
     store, phone = CustomerStore(pool), new_phone()
     customer_id, _ = await store.enrol(business.business_id, phone, AccessType.FULL)
@@ -263,7 +270,7 @@ async def test_a_terminal_never_sees_another_business_customers_pockets(
     await store.add_identifier(
         business.business_id, customer_id, IdentifierKind.CARD_NUMBER, "ISOLATED1"
     )
-    other = await make_business(pool)
+    other = await make_business_through_api(channel, pool)
     unknown_card = await refusal(terminal_stub, other.cash_desk.api_key, card_number="ISOLATED1")
     assert unknown_card.code() == grpc.StatusCode.NOT_FOUND
     theirs = await identify(terminal_stub, other.cash_desk.api_key, phone=phone)

@@ -26,7 +26,7 @@ from support import (
     assert_audit_is_clean,
     bearer,
     error_reason,
-    make_business,
+    make_business_through_api,
     retry_delay_seconds,
 )
 from test_transactions import customer_with_points, points_of, sale, sent_pin, set_program
@@ -334,21 +334,21 @@ async def test_a_postgresql_restart_is_an_outage_purse_recovers_from(tmp_path: P
     postgres, redis_server = EmbeddedPostgres(tmp_path), EmbeddedRedis(tmp_path)
     database_url, redis_url = postgres.start(), redis_server.start()
     await database.migrate(database_url)
-    pool = await database.create_pool(database_url, 1, 2, 10_000, 10.0)
-    try:
-        business = await make_business(pool)
-        await set_program(pool, business, points_redemption_limit_without_pin=None)
-        phone = await customer_with_points(pool, business, 0)
-    finally:
-        await pool.close()
     server = ServerProcess(
         {"PURSE_DATABASE_URL": database_url, "PURSE_REDIS_URL": redis_url,
          "PURSE_NOTIFY_ENABLED": "false"},
         tmp_path,
     ).start()  # fmt: skip
-    auth = bearer(business.cash_desk.api_key)
     try:
         async with grpc.aio.insecure_channel(server.target) as channel:
+            pool = await database.create_pool(database_url, 1, 2, 10_000, 10.0)
+            try:
+                business = await make_business_through_api(channel, pool)
+                await set_program(pool, business, points_redemption_limit_without_pin=None)
+                phone = await customer_with_points(pool, business, 0)
+            finally:
+                await pool.close()
+            auth = bearer(business.cash_desk.api_key)
             stub = TerminalServiceStub(channel)
             await stub.ProcessCheck(sale("PG-1", phone), metadata=auth, timeout=call_seconds_max)
             await asyncio.to_thread(postgres.stop)

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING
 import asyncpg
 import grpc
 import pytest
-from support import ServerProcess, Tenant, bearer, error_reason, field_violations, make_business
+from support import (
+    ServerProcess,
+    Tenant,
+    bearer,
+    error_reason,
+    field_violations,
+    make_business_through_api,
+)
 from support import new_phone as a_new_phone
 from test_identification_cache import cache_hits
 from test_transactions import five_percent_back, sale, set_program
@@ -79,21 +86,22 @@ async def identify_from_cache(
 
 
 async def known_to_the_first(
-    stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant
 ) -> tuple[Tenant, str]:
     """A second business, and a phone that only `business` registered (with its data)."""
-    other, phone = await make_business(pool), a_new_phone()
+    other, phone = await make_business_through_api(channel, pool), a_new_phone()
     await register(stub, business, phone, **collected_by_first)
     return other, phone
 
 
 async def test_a_business_never_sees_names_another_business_collected(
     terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
     pool: asyncpg.Pool,
     server: ServerProcess,
     business: Tenant,
 ) -> None:
-    other, phone = await known_to_the_first(terminal_stub, pool, business)
+    other, phone = await known_to_the_first(terminal_stub, channel, pool, business)
     first = await identify(terminal_stub, other, phone)
     assert first.newly_enrolled
     assert personal_data(first) == nothing_collected
@@ -107,9 +115,12 @@ async def test_a_business_never_sees_names_another_business_collected(
 
 
 async def test_registering_a_phone_another_business_knows_shows_none_of_its_names(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
-    other, phone = await known_to_the_first(terminal_stub, pool, business)
+    other, phone = await known_to_the_first(terminal_stub, channel, pool, business)
     enrolled = await register(terminal_stub, other, phone)
     assert enrolled.newly_enrolled
     assert personal_data(enrolled) == nothing_collected
@@ -123,11 +134,12 @@ async def test_registering_a_phone_another_business_knows_shows_none_of_its_name
 
 async def test_a_registration_by_another_business_leaves_what_the_first_collected(
     terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
     pool: asyncpg.Pool,
     server: ServerProcess,
     business: Tenant,
 ) -> None:
-    other, phone = await known_to_the_first(terminal_stub, pool, business)
+    other, phone = await known_to_the_first(terminal_stub, channel, pool, business)
     await identify_from_cache(terminal_stub, server, business, phone)  # now cached
     theirs = await register(terminal_stub, other, phone, **collected_by_second)
     assert personal_data(theirs) == as_collected(collected_by_second)
@@ -167,9 +179,12 @@ async def sell(
 
 
 async def test_texts_to_a_customer_go_in_the_language_their_business_recorded(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
-    other, phone = await make_business(pool), a_new_phone()
+    other, phone = await make_business_through_api(channel, pool), a_new_phone()
     for each in (business, other):
         await set_program(
             pool, each, rules=(five_percent_back,), points_redemption_limit_without_pin=1_000

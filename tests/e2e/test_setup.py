@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import grpc
 import pytest
-from admin_support import audit_entries, error_field, owner, refused
+from admin_support import audit_entries, audit_mark, error_field, owner, refused
 from support import (
     Tenant,
+    TerminalAccess,
     bearer,
     error_reason,
     field_violations,
     found_business,
-    make_business,
+    make_business_through_api,
     new_phone,
 )
 from test_back_office_access import administrator_key
@@ -81,6 +82,7 @@ async def create_terminal(
 async def test_programs_are_created_read_paged_updated_and_archived_with_their_audit(
     stub: AdminServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
+    set_up = await audit_mark(pool, business.business_id)
     created = [
         (
             await stub.CreateProgram(
@@ -143,7 +145,7 @@ async def test_programs_are_created_read_paged_updated_and_archived_with_their_a
     )
     assert (error.code(), error_reason(error)) == (grpc.StatusCode.FAILED_PRECONDITION, "ARCHIVED")
 
-    entries = await audit_entries(pool, business.business_id, "loyalty_programs")
+    entries = await audit_entries(pool, business.business_id, "loyalty_programs", after=set_up)
     assert [(entry["action"], int(entry["resource_id"])) for entry in entries] == [
         *(("create", program.program_id) for program in created),
         ("update", created[0].program_id),
@@ -204,9 +206,9 @@ async def test_bad_setup_input_is_refused_naming_every_field(
 
 
 async def test_another_businesses_setup_is_not_found(
-    stub: AdminServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    stub: AdminServiceAsyncStub, channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant
 ) -> None:
-    other = await make_business(pool)
+    other = await make_business_through_api(channel, pool)
     calls: list[Awaitable[object]] = [
         stub.GetProgram(
             setup.GetProgramRequest(program_id=other.program_id), metadata=owner(business)
@@ -262,6 +264,7 @@ async def test_another_businesses_setup_is_not_found(
 async def test_set_program_rules_names_the_version_it_read_and_is_audited(
     stub: AdminServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
 ) -> None:
+    set_up = await audit_mark(pool, business.business_id)
     read = await stub.GetProgramRules(
         admin.GetProgramRulesRequest(program_id=business.program_id), metadata=owner(business)
     )
@@ -292,15 +295,17 @@ async def test_set_program_rules_names_the_version_it_read_and_is_audited(
         setup.GetProgramRequest(program_id=business.program_id), metadata=owner(business)
     )
     assert (program.program.version, program.program.rules_version) == (1, answer.rules_version)
-    entries = await audit_entries(pool, business.business_id, "loyalty_programs")
+    entries = await audit_entries(pool, business.business_id, "loyalty_programs", after=set_up)
     assert [entry["action"] for entry in entries] == ["set_rules"]
     assert entries[0]["after"]["rules"]["hold_seconds"] == 120
     assert entries[0]["actor"]
 
 
 async def test_points_of_sale_are_versioned_and_archived_once_no_terminal_is_at_them(
-    stub: AdminServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    stub: AdminServiceAsyncStub, pool: asyncpg.Pool, business: Tenant, steward: TerminalAccess
 ) -> None:
+    """The business's point of sale has two terminals: its cash desk and `steward`."""
+    set_up = await audit_mark(pool, business.business_id)
     created = await stub.CreatePointOfSale(
         setup.CreatePointOfSaleRequest(point_of_sale=a_point_of_sale(business.program_id)),
         metadata=owner(business),
@@ -359,7 +364,7 @@ async def test_points_of_sale_are_versioned_and_archived_once_no_terminal_is_at_
         "POINT_OF_SALE_NOT_FOUND",
         "terminal.point_of_sale_id",
     )
-    entries = await audit_entries(pool, business.business_id, "points_of_sale")
+    entries = await audit_entries(pool, business.business_id, "points_of_sale", after=set_up)
     assert [entry["action"] for entry in entries] == ["create", "update", "archive"]
 
 
@@ -369,6 +374,7 @@ async def test_a_new_password_revokes_the_tokens_of_the_old_one(
     pool: asyncpg.Pool,
     business: Tenant,
 ) -> None:
+    set_up = await audit_mark(pool, business.business_id)
     login = f"till-{new_phone()[1:]}"
     terminal = await create_terminal(stub, business, login)
     # Created without `enabled`: a new terminal works at once.
@@ -406,7 +412,7 @@ async def test_a_new_password_revokes_the_tokens_of_the_old_one(
     again = await terminal_stub.SignIn(pb.SignInRequest(login=login, password=new_password))
     await terminal_stub.GetTerminalSettings(settings, metadata=bearer(again.token))
 
-    entries = await audit_entries(pool, business.business_id, "terminals")
+    entries = await audit_entries(pool, business.business_id, "terminals", after=set_up)
     assert [entry["action"] for entry in entries] == ["create", "set_password"]
     for entry in entries:
         for document in (entry["before"], entry["after"]):
@@ -424,7 +430,9 @@ async def test_api_keys_are_shown_once_revoked_and_rotated(
     terminal_stub: TerminalServiceAsyncStub,
     pool: asyncpg.Pool,
     business: Tenant,
+    steward: TerminalAccess,
 ) -> None:
+    set_up = await audit_mark(pool, business.business_id)
     terminal = await create_terminal(stub, business, f"keys-{new_phone()[1:]}")
     settings = pb.GetTerminalSettingsRequest()
     created = await stub.CreateTerminalApiKey(
@@ -477,9 +485,9 @@ async def test_api_keys_are_shown_once_revoked_and_rotated(
     )
     assert {key.terminal_id for key in live.api_keys} == {
         business.cash_desk.terminal_id,
-        business.steward.terminal_id,
+        steward.terminal_id,
     }
-    entries = await audit_entries(pool, business.business_id, "terminal_api_keys")
+    entries = await audit_entries(pool, business.business_id, "terminal_api_keys", after=set_up)
     assert [entry["action"] for entry in entries] == ["create", "revoke", "create", "revoke"]
     for entry in entries:
         for document in (entry["before"], entry["after"]):
@@ -487,7 +495,10 @@ async def test_api_keys_are_shown_once_revoked_and_rotated(
 
 
 async def test_a_disabled_or_archived_terminal_stops_authenticating(
-    stub: AdminServiceAsyncStub, terminal_stub: TerminalServiceAsyncStub, business: Tenant
+    stub: AdminServiceAsyncStub,
+    terminal_stub: TerminalServiceAsyncStub,
+    business: Tenant,
+    steward: TerminalAccess,
 ) -> None:
     desk = business.cash_desk
     settings = pb.GetTerminalSettingsRequest()
@@ -527,10 +538,8 @@ async def test_a_disabled_or_archived_terminal_stops_authenticating(
         terminal_stub.GetTerminalSettings(settings, metadata=bearer(desk.api_key))
     )
     assert error_reason(error) == "API_KEY_INVALID"
-    steward = await terminal_stub.GetTerminalSettings(
-        settings, metadata=bearer(business.steward.api_key)
-    )
-    assert steward.terminal.terminal_id == business.steward.terminal_id
+    other = await terminal_stub.GetTerminalSettings(settings, metadata=bearer(steward.api_key))
+    assert other.terminal.terminal_id == steward.terminal_id
 
 
 @pytest.mark.parametrize(

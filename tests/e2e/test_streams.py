@@ -10,12 +10,18 @@ from typing import TYPE_CHECKING
 import asyncpg
 import grpc
 import pytest
-from support import Tenant, bearer, error_reason, make_terminal, new_phone, side_server
+from support import (
+    Tenant,
+    bearer,
+    disable_terminal,
+    error_reason,
+    new_phone,
+    new_terminal,
+    side_server,
+)
 from test_transactions import sale
 
 from purse.config import Settings
-from purse.domain.terminals import TerminalKind
-from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
 
@@ -35,24 +41,19 @@ async def transactions_with_number(pool: asyncpg.Pool, business: Tenant, number:
     return int(count)
 
 
-async def open_terminal(pool: asyncpg.Pool, business: Tenant) -> tuple[int, str, str]:
-    """A kiosk of its own: (terminal id, API key, login)."""
-    terminal = await make_terminal(
-        Provisioning(pool), business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
-    )
-    return terminal.terminal_id, terminal.api_key, terminal.login
-
-
 async def test_a_stream_ends_permission_denied_when_its_terminal_is_disabled_and_applies_no_more(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
-    terminal_id, api_key, _ = await open_terminal(pool, business)
-    stream = terminal_stub.ProcessChecks(metadata=bearer(api_key), timeout=30)
+    kiosk = await new_terminal(channel, business)
+    stream = terminal_stub.ProcessChecks(metadata=bearer(kiosk.api_key), timeout=30)
     await stream.write(pb.ProcessChecksRequest(checks=[sale("S-1", new_phone())]))
     first = await asyncio.wait_for(stream.read(), read_seconds_max)
     assert isinstance(first, pb.ProcessChecksResponse)  # not EOF (typed as object)
     assert first.results[0].HasField("processed")
-    await Provisioning(pool).set_terminal_enabled(business.business_id, terminal_id, False)
+    await disable_terminal(channel, business, kiosk.terminal_id)
     await asyncio.sleep(0.3)  # the server caches terminals for 0.2 s in this suite
     await stream.write(pb.ProcessChecksRequest(checks=[sale("S-2", new_phone())]))
     with pytest.raises(grpc.aio.AioRpcError) as ended:
@@ -64,11 +65,12 @@ async def test_a_stream_ends_permission_denied_when_its_terminal_is_disabled_and
 
 
 async def test_a_stream_opened_with_a_token_ends_unauthenticated_when_the_token_expires(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
-    terminal = await make_terminal(
-        Provisioning(pool), business.business_id, business.point_of_sale_id, TerminalKind.KIOSK
-    )
+    terminal = await new_terminal(channel, business)
     signed_in = await terminal_stub.SignIn(
         pb.SignInRequest(login=terminal.login, password=terminal.password)
     )

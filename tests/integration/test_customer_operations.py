@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
-from support import Tenant, new_phone
+from support import Tenant, TerminalAccess, new_phone
 
 from purse.domain.administrators import Actor
 from purse.domain.customer_operations import (
@@ -70,6 +70,7 @@ class Desk:
 
     pool: asyncpg.Pool
     business: Tenant
+    steward: TerminalAccess  # the terminal operations go through unless a test names one
     operations: CustomerOperations
     writer: BatchWriter
     cache: BalanceCache
@@ -81,7 +82,7 @@ class Desk:
     ) -> OperationResult:
         return await self.operations.apply(
             self.actor,
-            terminal_id or self.business.steward.terminal_id,
+            terminal_id or self.steward.terminal_id,
             key,
             customer_id,
             operation,
@@ -125,7 +126,7 @@ class Desk:
 
 @pytest.fixture
 async def desk(
-    pool: asyncpg.Pool, business: Tenant, redis_client: redis.Redis
+    pool: asyncpg.Pool, business: Tenant, steward: TerminalAccess, redis_client: redis.Redis
 ) -> AsyncIterator[Desk]:
     cache = BalanceCache(redis_client, 60, 1.0, CollectorRegistry())
     changes = UnitOfWork(cache)
@@ -141,7 +142,7 @@ async def desk(
     )
     actor = Actor(business.business_id, owner["administrator_id"], f"{owner['login']} (owner)")
     try:
-        yield Desk(pool, business, operations, writer, cache, changes, actor)
+        yield Desk(pool, business, steward, operations, writer, cache, changes, actor)
     finally:
         await writer.close()
 
@@ -161,7 +162,7 @@ async def test_a_points_credit_is_an_adjust_entry_of_a_completed_transaction_of_
     result = await desk.apply("credit-1", customer, PointsCredit(1_500))
     record = result.transaction
     assert record.status is TransactionStatus.COMPLETED
-    assert record.terminal_id == desk.business.steward.terminal_id
+    assert record.terminal_id == desk.steward.terminal_id
     assert record.check_number == "~admin:credit-1" == check_number_of("credit-1")
     assert record.customer_id == customer and record.receipt is None
     assert result.operation == PointsCredit(1_500)
@@ -221,7 +222,7 @@ async def test_special_points_credited_and_spent_in_one_batch_leave_the_lot_what
     ]
     sales = [
         Sale(
-            terminal_id=desk.business.steward.terminal_id,
+            terminal_id=desk.steward.terminal_id,
             point_of_sale_id=desk.business.point_of_sale_id,
             check_number=f"~admin:batch-{index}",
             request_digest=request_digest(customer, operation),
@@ -276,7 +277,7 @@ async def test_a_key_a_till_used_as_a_check_number_is_refused_as_reused(desk: De
         desk.business.business_id,
         [
             Sale(
-                terminal_id=desk.business.steward.terminal_id,
+                terminal_id=desk.steward.terminal_id,
                 point_of_sale_id=desk.business.point_of_sale_id,
                 check_number="~admin:till",
                 request_digest=b"a till's check",
@@ -510,7 +511,7 @@ async def test_the_audit_log_names_who_did_what_with_the_balances_before_and_aft
     assert last["before"] == {"balances": {"0": 400}}
     assert last["after"] == {
         "operation": {"kind": "debit_points", "points_hundredths": 150},
-        "terminal_id": desk.business.steward.terminal_id,
+        "terminal_id": desk.steward.terminal_id,
         "check_number": "~admin:two",
         "transaction_id": result.transaction.transaction_id,
         "balances": {"0": 250},
@@ -522,9 +523,7 @@ async def test_the_operation_is_in_the_terminals_log_and_is_not_refunded(
 ) -> None:
     customer = await desk.customer()
     result = await desk.apply("logged", customer, PointsCredit(300))
-    terminal = await TerminalStore(pool).by_id(
-        desk.business.business_id, desk.business.steward.terminal_id
-    )
+    terminal = await TerminalStore(pool).by_id(desk.business.business_id, desk.steward.terminal_id)
     assert terminal is not None
     transactions = TransactionStore(pool)
     records, _ = await History(transactions).page(
