@@ -13,6 +13,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from support import Tenant, bearer, error_reason, field_violations
 
+from purse.admin.v1 import catalogue_pb2 as catalogue
 from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
 from purse.domain import credentials
 
@@ -24,6 +25,43 @@ def admin(channel: grpc.aio.Channel) -> Any:
 
 def owner(business: Tenant) -> tuple[tuple[str, str]]:
     return bearer(business.administrator_api_key)
+
+
+async def new_category(
+    channel: grpc.aio.Channel, business: Tenant, code: str
+) -> catalogue.GoodsCategory:
+    """A goods category of the business, named after its code ("coffee": "Coffee")."""
+    answer = await admin(channel).CreateGoodsCategory(
+        catalogue.CreateGoodsCategoryRequest(
+            goods_category=catalogue.GoodsCategory(code=code, name=code.title())
+        ),
+        metadata=owner(business),
+    )
+    category: catalogue.GoodsCategory = answer.goods_category
+    return category
+
+
+async def new_series(
+    channel: grpc.aio.Channel, business: Tenant, **changes: object
+) -> catalogue.CouponSeries:
+    """A coupon series of the business: 10% off, at most 5 coupons, each for 30 days
+    (`changes` replace any of that)."""
+    fields: dict[str, Any] = {
+        "name": "Spring 10%",
+        "title": {"en": "10% off"},
+        "kind": catalogue.COUPON_KIND_PERCENT,
+        "value": 1000,
+        "coupons_max": 5,
+        "coupon_lifetime_days": 30,
+    }
+    answer = await admin(channel).CreateCouponSeries(
+        catalogue.CreateCouponSeriesRequest(
+            coupon_series=catalogue.CouponSeries(**{**fields, **changes})
+        ),
+        metadata=owner(business),
+    )
+    series: catalogue.CouponSeries = answer.coupon_series
+    return series
 
 
 async def key_of_role(pool: asyncpg.Pool, business: Tenant, role: str) -> tuple[tuple[str, str]]:

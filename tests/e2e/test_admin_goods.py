@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
-from admin_support import admin, assert_refused, audit_entries, details, key_of_role, owner, refused
+from admin_support import (
+    admin,
+    assert_refused,
+    audit_entries,
+    details,
+    key_of_role,
+    new_category,
+    owner,
+    refused,
+)
 from support import Tenant, bearer, make_business_through_api
 from test_calculation import percent_accrual, set_rules
 
@@ -21,17 +30,6 @@ if TYPE_CHECKING:
     from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 Code = grpc.StatusCode
-
-
-async def new_category(channel: grpc.aio.Channel, business: Tenant, code: str) -> pb.GoodsCategory:
-    answer = await admin(channel).CreateGoodsCategory(
-        pb.CreateGoodsCategoryRequest(
-            goods_category=pb.GoodsCategory(code=code, name=code.title())
-        ),
-        metadata=owner(business),
-    )
-    category: pb.GoodsCategory = answer.goods_category
-    return category
 
 
 def price_list(count: int, category: str = "", prefix: str = "SKU") -> list[pb.Goods]:

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import grpc
-from admin_support import admin, assert_refused, audit_entries, details, owner, refused
+from admin_support import (
+    admin,
+    assert_refused,
+    audit_entries,
+    details,
+    new_series,
+    owner,
+    refused,
+)
 from google.protobuf import timestamp_pb2
 from support import Tenant, bearer, make_business_through_api, new_phone
 
@@ -231,31 +239,13 @@ async def test_another_business_s_account_types_series_and_certificates_are_not_
     ]
 
 
-async def new_series(
-    channel: grpc.aio.Channel, business: Tenant, **changes: object
-) -> pb.CouponSeries:
-    fields: dict[str, Any] = {
-        "name": "Spring 10%",
-        "title": {"en": "10% off"},
-        "kind": pb.COUPON_KIND_PERCENT,
-        "value": 1000,
-        "coupons_max": 5,
-        "coupon_lifetime_days": 30,
-    }
-    answer = await admin(channel).CreateCouponSeries(
-        pb.CreateCouponSeriesRequest(coupon_series=pb.CouponSeries(**{**fields, **changes})),
-        metadata=owner(business),
-    )
-    series: pb.CouponSeries = answer.coupon_series
-    return series
-
-
 async def test_a_coupon_series_cap_never_falls_below_what_it_issued_and_live_coupons_keep_it(
     channel: grpc.aio.Channel, business: Tenant, pool: asyncpg.Pool
 ) -> None:
     stub = admin(channel)
     series = await new_series(channel, business)
     assert (series.coupons_max, series.coupons_issued, series.coupon_lifetime_days) == (5, 0, 30)
+    # Coupons of no customer's (printed ones): the API issues coupons only to customers.
     provisioning = Provisioning(pool)
     for code in ("SPRING-1", "SPRING-2"):
         await provisioning.coupon(business.business_id, series.series_id, code, None)
@@ -344,6 +334,7 @@ async def test_a_series_past_its_end_makes_its_coupons_expired_at_the_till(
     discounts = []
     for code, days in (("FRESH-1", 1), ("LATE-1", -1)):
         series = await new_series(channel, business, valid_until=moment(days))
+        # A coupon of no customer's, of a series already past its end: no API issues that.
         await Provisioning(pool).coupon(business.business_id, series.series_id, code, None)
         answer = await terminal_stub.CalculateCheck(
             terminal_pb.CalculateCheckRequest(

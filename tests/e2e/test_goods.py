@@ -8,28 +8,34 @@ from typing import TYPE_CHECKING
 import asyncpg
 import grpc
 import pytest
+from admin_support import admin, new_category, owner
 from support import Tenant, bearer, field_violations, make_business_through_api
 
-from purse.store.postgres.provisioning import Provisioning
+from purse.admin.v1 import catalogue_pb2 as catalogue
 from purse.v1 import terminal_service_pb2 as pb
 
 if TYPE_CHECKING:
     from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 
-async def stock(pool: asyncpg.Pool, business: Tenant, count: int, title: str) -> dict[str, int]:
-    """`count` goods P0001…, every third a "drinks" one; returns the category ids."""
-    provisioning = Provisioning(pool)
-    drinks = await provisioning.goods_category(business.business_id, "drinks", "Drinks")
-    food = await provisioning.goods_category(business.business_id, "food", "Food")
-    await provisioning.goods(
-        business.business_id,
-        [
-            (f"P{n:04d}", f"{title} {n}", 100 * n, drinks if n % 3 == 0 else food)
-            for n in range(1, count + 1)
-        ],
+async def stock(channel: grpc.aio.Channel, business: Tenant, count: int, title: str) -> None:
+    """`count` goods P0001…, every third a "drinks" one, the rest "food", by the owner."""
+    for code in ("drinks", "food"):
+        await new_category(channel, business, code)
+    await admin(channel).UpsertGoods(
+        catalogue.UpsertGoodsRequest(
+            goods=[
+                catalogue.Goods(
+                    product_code=f"P{n:04d}",
+                    title=f"{title} {n}",
+                    price_minor_units=100 * n,
+                    goods_category_code="drinks" if n % 3 == 0 else "food",
+                )
+                for n in range(1, count + 1)
+            ]
+        ),
+        metadata=owner(business),
     )
-    return {"drinks": drinks, "food": food}
 
 
 async def all_pages(
@@ -57,9 +63,9 @@ async def test_250_goods_in_pages_of_100_come_once_each_in_product_code_order(
     pool: asyncpg.Pool,
     business: Tenant,
 ) -> None:
-    await stock(pool, business, 250, "Ours")
+    await stock(channel, business, 250, "Ours")
     other = await make_business_through_api(channel, pool)
-    await stock(pool, other, 260, "Theirs")
+    await stock(channel, other, 260, "Theirs")
     pages = await all_pages(terminal_stub, business, 100)
     assert [len(page) for page in pages] == [100, 100, 50]
     listed = [item for page in pages for item in page]
@@ -70,9 +76,9 @@ async def test_250_goods_in_pages_of_100_come_once_each_in_product_code_order(
 
 
 async def test_goods_of_one_category_are_listed_alone(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
-    await stock(pool, business, 30, "Ours")
+    await stock(channel, business, 30, "Ours")
     pages = await all_pages(terminal_stub, business, 4, category="drinks")
     listed = [item.product_code for page in pages for item in page]
     assert listed == [f"P{n:04d}" for n in range(3, 31, 3)]
@@ -80,9 +86,9 @@ async def test_goods_of_one_category_are_listed_alone(
 
 
 async def test_goods_categories_are_listed_in_code_order(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
-    await stock(pool, business, 1, "Ours")
+    await stock(channel, business, 1, "Ours")
     metadata = bearer(business.cash_desk.api_key)
     first = await terminal_stub.ListGoodsCategories(
         pb.ListGoodsCategoriesRequest(page_size=1), metadata=metadata
@@ -113,7 +119,7 @@ async def test_a_bad_page_token_or_size_is_refused_naming_the_field(
     pool: asyncpg.Pool,
     business: Tenant,
 ) -> None:
-    await stock(pool, business, 12, "Ours")
+    await stock(channel, business, 12, "Ours")
     metadata = bearer(business.cash_desk.api_key)
     first = await terminal_stub.ListGoods(
         pb.ListGoodsRequest(page_size=5, goods_category_code="food"), metadata=metadata

@@ -8,20 +8,20 @@ from typing import TYPE_CHECKING
 import asyncpg
 import grpc
 import pytest
+from admin_support import new_category
 from support import Tenant, bearer, error_reason, field_violations, new_phone
 from test_calculation import line, percent_accrual, request, set_rules
 
 from purse.admin.v1 import admin_service_pb2 as admin
-from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import terminal_service_pb2 as pb
 
 if TYPE_CHECKING:
     from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 
-async def coffee_rules(channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant) -> None:
+async def coffee_rules(channel: grpc.aio.Channel, business: Tenant) -> None:
     """10% back on the business's "coffee" category."""
-    await Provisioning(pool).goods_category(business.business_id, "coffee", "Coffee")
+    await new_category(channel, business, "coffee")
     await set_rules(
         channel,
         business,
@@ -30,12 +30,9 @@ async def coffee_rules(channel: grpc.aio.Channel, pool: asyncpg.Pool, business: 
 
 
 async def test_a_line_of_a_catalogue_category_earns_what_its_rules_give(
-    terminal_stub: TerminalServiceAsyncStub,
-    channel: grpc.aio.Channel,
-    pool: asyncpg.Pool,
-    business: Tenant,
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
-    await coffee_rules(channel, pool, business)
+    await coffee_rules(channel, business)
     answer = await terminal_stub.CalculateCheck(
         request(line(1, "LATTE", 7000, goods_category_code="coffee"), phone=new_phone()),
         metadata=bearer(business.cash_desk.api_key),
@@ -44,12 +41,9 @@ async def test_a_line_of_a_catalogue_category_earns_what_its_rules_give(
 
 
 async def test_a_category_code_in_another_case_is_refused_naming_the_line(
-    terminal_stub: TerminalServiceAsyncStub,
-    channel: grpc.aio.Channel,
-    pool: asyncpg.Pool,
-    business: Tenant,
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
-    await coffee_rules(channel, pool, business)
+    await coffee_rules(channel, business)
     check = request(
         line(1, "LATTE", 7000, goods_category_code="coffee"),
         line(2, "MOCHA", 8000, goods_category_code="Coffee"),
@@ -68,7 +62,7 @@ async def test_a_processed_check_with_an_unknown_category_changes_nothing(
     pool: asyncpg.Pool,
     business: Tenant,
 ) -> None:
-    await coffee_rules(channel, pool, business)
+    await coffee_rules(channel, business)
     sale = pb.ProcessCheckRequest(
         check_number="category-1",
         check=request(line(1, "TEA", 3000, goods_category_code="tea")).check,
@@ -84,15 +78,15 @@ async def test_a_processed_check_with_an_unknown_category_changes_nothing(
     assert stored == 0
     # The refusal is not the check number's answer: once the catalogue knows the
     # category, the same check number is processed.
-    await Provisioning(pool).goods_category(business.business_id, "tea", "Tea")
+    await new_category(channel, business, "tea")
     processed = await terminal_stub.ProcessCheck(sale, metadata=metadata)
     assert processed.transaction.status == pb.TRANSACTION_STATUS_COMPLETED
 
 
 async def test_rules_naming_a_goods_category_the_catalogue_lacks_are_refused_naming_it(
-    channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant
+    channel: grpc.aio.Channel, business: Tenant
 ) -> None:
-    await Provisioning(pool).goods_category(business.business_id, "coffee", "Coffee")
+    await new_category(channel, business, "coffee")
     version = await set_rules(channel, business, admin.ProgramRules())
     rules = admin.ProgramRules(
         rules=[

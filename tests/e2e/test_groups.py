@@ -164,7 +164,7 @@ async def test_sixteen_coffees_in_two_stream_messages_earn_what_one_by_one_earns
     channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant
 ) -> None:
     await set_program(pool, business)
-    card = await coffee_card(pool, business, every=7)
+    card = await coffee_card(channel, business, every=7)
     phone = new_phone()
 
     async def messages() -> AsyncIterator[pb.ProcessChecksRequest]:
@@ -185,10 +185,13 @@ async def test_sixteen_coffees_in_two_stream_messages_earn_what_one_by_one_earns
 
 
 async def test_sixteen_coffees_as_concurrent_calls_earn_exactly_two_free_and_none_is_refused(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
     await set_program(pool, business)
-    card = await coffee_card(pool, business, every=7)
+    card = await coffee_card(channel, business, every=7)
     phone = new_phone()
     key = business.cash_desk.api_key
     answers = await asyncio.gather(
@@ -284,7 +287,7 @@ async def test_any_grouping_of_checks_ends_where_one_by_one_ends(
     await set_program(
         pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
     )
-    card = _cards.get(business.business_id) or await coffee_card(pool, business, every=3)
+    card = _cards.get(business.business_id) or await coffee_card(channel, business, every=3)
     _cards[business.business_id] = card
     alone = await customer_with_points(pool, business, 3_000)
     grouped = await customer_with_points(pool, business, 3_000)

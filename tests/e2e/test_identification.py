@@ -90,6 +90,7 @@ async def test_the_answer_carries_every_pocket_with_available_and_held_amounts(
     await provisioning.adjust_pocket(
         business.business_id, customer_id, business.products_account_type_id, 40_500
     )
+    # Points held with no pending sale to hold them: a state no API call makes.
     await pool.execute(
         "UPDATE pockets SET held = 345 WHERE business_id = $1 AND customer_id = $2"
         " AND account_type_id = 0",

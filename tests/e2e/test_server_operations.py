@@ -218,6 +218,7 @@ async def test_purse_audit_finds_a_pocket_that_disagrees_with_its_ledger(
     clean = await asyncio.to_thread(run_purse, environment, *audit)
     assert clean.returncode == 0, clean.stdout
     assert "0 discrepancies" in clean.stdout
+    # A pocket that disagrees with its ledger: no API call can make one, so by hand.
     await pool.execute(
         "UPDATE pockets SET balance = balance + 1 WHERE business_id = $1 AND customer_id = $2",
         business.business_id,

@@ -12,11 +12,13 @@ import asyncpg
 import grpc
 import pytest
 import redis.asyncio as redis
+from admin_support import admin, new_series, owner
 from support import Tenant, assert_audit_is_clean, bearer, error_reason, new_phone
 
 from purse import sealing
+from purse.admin.v1 import catalogue_pb2 as catalogue
 from purse.domain.administrators import operator_actor
-from purse.domain.customers import AccessType, PocketKind
+from purse.domain.customers import AccessType
 from purse.domain.program import Program, Rule, RuleKind, RuleScope, ValueKind
 from purse.notify.dispatcher import pin_key_purpose
 from purse.service.admin.programs import Programs
@@ -292,14 +294,17 @@ async def test_a_burst_of_pins_compares_no_more_than_five_and_leaves_no_key_with
 
 
 async def test_cancelling_a_pending_transaction_releases_holds_and_reserved_coupons(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
     await set_program(pool, business, points_redemption_limit_without_pin=0)
     phone = await customer_with_points(pool, business, 10_000)
-    provisioning = Provisioning(pool)
-    series = await provisioning.coupon_series(business.business_id, "-10%", "percent", 1000)
+    series = await new_series(channel, business, name="-10%", value=1000)
     code = f"CANCEL-{business.business_id}"
-    await provisioning.coupon(business.business_id, series, code, None)
+    # A coupon of no customer's (a printed one): the API issues coupons only to customers.
+    await Provisioning(pool).coupon(business.business_id, series.series_id, code, None)
     auth = bearer(business.cash_desk.api_key)
     pending = await terminal_stub.ProcessCheck(
         sale("P-CANCEL", phone, redeem=1_000, coupon_codes=[code]), metadata=auth
@@ -317,13 +322,18 @@ async def test_cancelling_a_pending_transaction_releases_holds_and_reserved_coup
 
 
 async def test_two_checks_racing_for_one_coupon_let_one_win(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
     await set_program(pool, business)
-    provisioning = Provisioning(pool)
-    series = await provisioning.coupon_series(business.business_id, "-50.00", "fixed", 5000)
+    series = await new_series(
+        channel, business, name="-50.00", kind=catalogue.COUPON_KIND_FIXED, value=5000
+    )
     code = f"RACE-{business.business_id}"
-    await provisioning.coupon(business.business_id, series, code, None)
+    # A coupon of no customer's (a printed one): the API issues coupons only to customers.
+    await Provisioning(pool).coupon(business.business_id, series.series_id, code, None)
     auth = bearer(business.cash_desk.api_key)
     results = await asyncio.gather(
         *(
@@ -504,12 +514,18 @@ async def test_points_already_spent_are_reported_as_not_recovered(
     assert await points_of(pool, business, phone) == (0, 0)
 
 
-async def coffee_card(pool: asyncpg.Pool, business: Tenant, every: int) -> int:
+async def coffee_card(channel: grpc.aio.Channel, business: Tenant, every: int) -> int:
     """An achievements account type: every `every`-th cappuccino (CAP) free."""
-    return await Provisioning(pool).account_type(
-        business.business_id, PocketKind.ACHIEVEMENTS, "Coffee card", {"en": "Coffee card"},
-        product_codes=("CAP",), purchases_per_reward=every,
+    created = await admin(channel).CreateAccountType(
+        catalogue.CreateAccountTypeRequest(
+            account_type=catalogue.AccountType(
+                kind=catalogue.ACCOUNT_KIND_ACHIEVEMENTS, name="Coffee card",
+                title={"en": "Coffee card"}, product_codes=["CAP"], purchases_per_reward=every,
+            )
+        ),
+        metadata=owner(business),
     )  # fmt: skip
+    return int(created.account_type.account_type_id)
 
 
 async def purchases_counted(pool: asyncpg.Pool, business: Tenant, phone: str, card: int) -> int:
@@ -533,11 +549,12 @@ def coffees(number: str, phone: str, cups: int) -> pb.ProcessCheckRequest:
 
 async def test_refunds_give_free_units_back_and_take_back_the_purchases_they_counted(
     terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
     pool: asyncpg.Pool,
     business: Tenant,
     infrastructure: object,
 ) -> None:
-    card = await coffee_card(pool, business, every=3)
+    card = await coffee_card(channel, business, every=3)
     phone = await customer_with_points(pool, business, 0)
     auth = bearer(business.cash_desk.api_key)
 
@@ -581,10 +598,13 @@ async def test_refunds_give_free_units_back_and_take_back_the_purchases_they_cou
 
 
 async def test_a_confirmed_first_purchase_starts_the_achievements_card(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
     await set_program(pool, business, points_redemption_limit_without_pin=100)
-    card = await coffee_card(pool, business, every=5)
+    card = await coffee_card(channel, business, every=5)
     phone = await customer_with_points(pool, business, 1_000)
     auth = bearer(business.cash_desk.api_key)
     request = coffees("FA-1", phone, 2)
