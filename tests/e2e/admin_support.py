@@ -79,14 +79,31 @@ async def new_series(
     return series
 
 
-five_percent_back = admin_pb.Rule(
-    rule_id=1,
-    title="5% back",
-    kind=admin_pb.RULE_KIND_ACCRUAL,
-    scope=admin_pb.RULE_SCOPE_LINE,
-    value_kind=admin_pb.VALUE_KIND_PERCENT,
-    value=500,
-)
+async def set_rules(
+    channel: grpc.aio.Channel, business: Tenant, rules: admin_pb.ProgramRules
+) -> int:
+    """The owner replaces the program's rules with `rules` as they are; the new version."""
+    answer = await admin(channel).SetProgramRules(
+        admin_pb.SetProgramRulesRequest(program_id=business.program_id, rules=rules),
+        metadata=owner(business),
+    )
+    return int(answer.rules_version)
+
+
+def percent_accrual(rule_id: int, basis_points: int, **selector: object) -> admin_pb.Rule:
+    """An accrual of `basis_points` of each line the selector fields match."""
+    return admin_pb.Rule(
+        rule_id=rule_id,
+        title=f"{basis_points / 100}% back",
+        kind=admin_pb.RULE_KIND_ACCRUAL,
+        scope=admin_pb.RULE_SCOPE_LINE,
+        value_kind=admin_pb.VALUE_KIND_PERCENT,
+        value=basis_points,
+        selector=admin_pb.Selector(**selector),  # type: ignore[arg-type]
+    )
+
+
+five_percent_back = percent_accrual(1, 500)
 
 
 async def set_program(
@@ -110,10 +127,7 @@ async def set_program(
         settings.points_redemption_limit_without_pin_hundredths = (
             points_redemption_limit_without_pin
         )
-    await admin(channel).SetProgramRules(
-        admin_pb.SetProgramRulesRequest(program_id=business.program_id, rules=settings),
-        metadata=owner(business),
-    )
+    await set_rules(channel, business, settings)
 
 
 async def enrol(
@@ -131,17 +145,18 @@ async def enrol(
     return membership
 
 
-_back_offices: dict[int, TerminalAccess] = {}
+# By tenant, not business id: a test with a database of its own numbers businesses anew.
+_back_offices: dict[Tenant, TerminalAccess] = {}
 
 
 async def back_office(channel: grpc.aio.Channel, business: Tenant) -> TerminalAccess:
     """The business's terminal for the owner's operations on customers, made once: so
     that they stay out of the cash desk's transaction log."""
-    if business.business_id not in _back_offices:
-        _back_offices[business.business_id] = await new_terminal(
+    if business not in _back_offices:
+        _back_offices[business] = await new_terminal(
             channel, business, terminal_pb.TERMINAL_KIND_ONLINE
         )
-    return _back_offices[business.business_id]
+    return _back_offices[business]
 
 
 async def apply_operation(

@@ -158,7 +158,6 @@ async def test_account_type_input_is_refused_naming_every_wrong_field(
 async def test_an_account_type_with_balances_is_not_archived_and_tills_drop_it_once_archived(
     channel: grpc.aio.Channel,
     business: Tenant,
-    pool: asyncpg.Pool,
     terminal_stub: TerminalServiceAsyncStub,
 ) -> None:
     customer_id = (await enrol(channel, business)).customer_id

@@ -16,6 +16,8 @@ from admin_support import (
     customer_with_points,
     enrol,
     new_series,
+    percent_accrual,
+    set_rules,
     special_points_lot,
 )
 from google.protobuf import timestamp_pb2
@@ -86,26 +88,6 @@ async def refusal(
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await calculate(stub, business, message)
     return refused.value
-
-
-async def set_rules(channel: grpc.aio.Channel, business: Tenant, rules: admin.ProgramRules) -> int:
-    answer = await AdminServiceStub(channel).SetProgramRules(
-        admin.SetProgramRulesRequest(program_id=business.program_id, rules=rules),
-        metadata=bearer(business.administrator_api_key),
-    )
-    return answer.rules_version
-
-
-def percent_accrual(rule_id: int, basis_points: int, **selector: object) -> admin.Rule:
-    return admin.Rule(
-        rule_id=rule_id,
-        title=f"{basis_points / 100}% back",
-        kind=admin.RULE_KIND_ACCRUAL,
-        scope=admin.RULE_SCOPE_LINE,
-        value_kind=admin.VALUE_KIND_PERCENT,
-        value=basis_points,
-        selector=admin.Selector(**selector),  # type: ignore[arg-type]
-    )
 
 
 async def test_the_demo_business_answers_with_an_explained_receipt(
@@ -368,7 +350,6 @@ async def test_a_blacklisted_customer_cannot_transact(
 async def test_another_customers_coupon_is_refused_with_its_field_path(
     terminal_stub: TerminalServiceAsyncStub,
     channel: grpc.aio.Channel,
-    pool: asyncpg.Pool,
     business: Tenant,
 ) -> None:
     holder = (await enrol(channel, business)).customer_id

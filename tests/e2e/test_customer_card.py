@@ -49,7 +49,6 @@ async def identify(
 async def test_the_card_shows_what_the_customer_holds_and_did(
     stub: AdminServiceAsyncStub,
     terminal_stub: TerminalServiceAsyncStub,
-    pool: asyncpg.Pool,
     business: Tenant,
     channel: grpc.aio.Channel,
 ) -> None:

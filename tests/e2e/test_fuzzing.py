@@ -139,7 +139,7 @@ async def _state(pool: asyncpg.Pool, business_id: int) -> tuple[Any, ...]:
 
 
 async def _prepare(
-    pool: asyncpg.Pool, business: Tenant, stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel
+    business: Tenant, stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel
 ) -> None:
     """A customer with points, a completed and a pending sale: ids worth guessing."""
     await set_program(channel, business, points_redemption_limit_without_pin=100)
@@ -171,7 +171,7 @@ async def test_no_request_earns_an_internal_error_and_a_refused_one_changes_noth
 ) -> None:
     stub = TerminalServiceStub(channel)
     if _prepared.get("business") != business.business_id:
-        await _prepare(pool, business, stub, channel)
+        await _prepare(business, stub, channel)
         _prepared["business"] = business.business_id
     request = data.draw(_message(method.input_type))
     before = await _state(pool, business.business_id)
@@ -205,7 +205,7 @@ async def test_bytes_that_are_not_a_request_are_invalid_argument(
 )  # fmt: skip
 @given(messages=st.lists(_message(pb.ProcessChecksRequest.DESCRIPTOR), min_size=1, max_size=3))
 async def test_a_stream_of_random_checks_answers_every_message_without_internal_errors(
-    channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant, messages: list[Message]
+    channel: grpc.aio.Channel, business: Tenant, messages: list[Message]
 ) -> None:
     stub = TerminalServiceStub(channel)
     answers = []

@@ -106,7 +106,6 @@ async def test_a_sale_time_out_of_range_among_concurrent_calls_fails_alone(
 
 async def test_line_totals_that_overflow_fail_alone_among_concurrent_calls(
     terminal_stub: TerminalServiceAsyncStub,
-    pool: asyncpg.Pool,
     business: Tenant,
     steward: TerminalAccess,
     infrastructure: Settings,
@@ -204,7 +203,6 @@ async def test_sixteen_coffees_as_concurrent_calls_earn_exactly_two_free_and_non
 
 async def test_the_answer_shows_the_membership_after_the_sale(
     terminal_stub: TerminalServiceAsyncStub,
-    pool: asyncpg.Pool,
     business: Tenant,
     channel: grpc.aio.Channel,
 ) -> None:
@@ -246,7 +244,6 @@ async def test_each_check_of_a_stream_message_shows_its_own_membership_and_notic
 
 async def test_an_offline_sale_sets_the_last_visit_to_its_sale_time(
     terminal_stub: TerminalServiceAsyncStub,
-    pool: asyncpg.Pool,
     business: Tenant,
     channel: grpc.aio.Channel,
 ) -> None:

@@ -127,7 +127,6 @@ async def test_a_removed_card_stops_identifying_its_customer_at_once(
 
 async def test_new_names_show_at_the_registering_business_next_identification(
     terminal_stub: TerminalServiceAsyncStub,
-    pool: asyncpg.Pool,
     server: ServerProcess,
     business: Tenant,
     channel: grpc.aio.Channel,
@@ -168,7 +167,6 @@ async def test_process_check_spends_the_real_balance_not_a_cached_one(
 
 async def test_a_sale_through_one_server_shows_at_once_through_another(
     terminal_stub: TerminalServiceAsyncStub,
-    pool: asyncpg.Pool,
     infrastructure: Settings,
     business: Tenant,
     tmp_path: Path,

@@ -231,7 +231,6 @@ async def test_losing_redis_loses_no_money_and_a_pending_pin_can_be_resent(
 
 async def test_resending_a_pin_is_rate_limited_per_phone(
     terminal_stub: TerminalServiceAsyncStub,
-    pool: asyncpg.Pool,
     business: Tenant,
     channel: grpc.aio.Channel,
 ) -> None:

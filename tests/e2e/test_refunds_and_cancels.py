@@ -99,7 +99,6 @@ async def _listed(
 async def test_a_sale_reads_partially_refunded_then_refunded_and_is_listed_so(
     terminal_stub: TerminalServiceAsyncStub,
     channel: grpc.aio.Channel,
-    pool: asyncpg.Pool,
     business: Tenant,
 ) -> None:
     _, [done, kept] = await sold(

@@ -143,7 +143,6 @@ async def test_the_same_check_sent_twenty_times_at_once_applies_once(
 
 async def test_a_business_refusal_is_the_stored_answer_for_its_check_number(
     terminal_stub: TerminalServiceAsyncStub,
-    pool: asyncpg.Pool,
     business: Tenant,
     channel: grpc.aio.Channel,
 ) -> None:
@@ -395,7 +394,6 @@ async def test_the_stream_answers_every_check_in_order_and_refuses_only_bad_ones
 
 async def test_transactions_are_read_by_id_and_number_and_listed_newest_first(
     terminal_stub: TerminalServiceAsyncStub,
-    pool: asyncpg.Pool,
     business: Tenant,
     channel: grpc.aio.Channel,
 ) -> None:
@@ -766,7 +764,6 @@ async def test_cancelling_a_completed_sale_of_today_reverses_it(
 
 async def test_a_program_may_refuse_to_cancel_completed_sales(
     terminal_stub: TerminalServiceAsyncStub,
-    pool: asyncpg.Pool,
     business: Tenant,
     channel: grpc.aio.Channel,
 ) -> None:
