@@ -17,10 +17,11 @@ from admin_support import (
     key_of_role,
     new_category,
     owner,
+    percent_accrual,
     refused,
+    set_rules,
 )
 from support import Tenant, bearer, make_business_through_api
-from test_calculation import percent_accrual, set_rules
 
 from purse.admin.v1 import admin_service_pb2 as rules_pb
 from purse.admin.v1 import catalogue_pb2 as pb

@@ -12,19 +12,21 @@ import asyncpg
 import grpc
 from admin_support import (
     admin,
+    apply_operation,
     assert_refused,
     audit_entries,
+    credit_account,
     details,
+    enrol,
     new_series,
     owner,
     refused,
 )
 from google.protobuf import timestamp_pb2
-from support import Tenant, bearer, make_business_through_api, new_phone
+from support import Tenant, bearer, make_business_through_api
 
 from purse.admin.v1 import catalogue_pb2 as pb
-from purse.domain.customers import AccessType
-from purse.store.postgres.customers import CustomerStore
+from purse.admin.v1 import customers_pb2
 from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import terminal_service_pb2 as terminal_pb
 
@@ -156,30 +158,20 @@ async def test_account_type_input_is_refused_naming_every_wrong_field(
 async def test_an_account_type_with_balances_is_not_archived_and_tills_drop_it_once_archived(
     channel: grpc.aio.Channel,
     business: Tenant,
-    pool: asyncpg.Pool,
     terminal_stub: TerminalServiceAsyncStub,
 ) -> None:
-    customer_id, _ = await CustomerStore(pool).enrol(
-        business.business_id, new_phone(), AccessType.FULL
-    )
-    provisioning = Provisioning(pool)
+    customer_id = (await enrol(channel, business)).customer_id
     money = business.money_account_type_id
-    await provisioning.adjust_pocket(business.business_id, customer_id, money, 500)
+    await credit_account(channel, business, customer_id, money, 500)
     archive = pb.ArchiveAccountTypeRequest(account_type_id=money, expected_version=1)
     held = await refused(admin(channel).ArchiveAccountType(archive, metadata=owner(business)))
     assert_refused(held, Code.FAILED_PRECONDITION, "IN_USE")
     assert "1 customers have a balance" in details(held)
-    # Spent to nothing, with its ledger entry (adjust_pocket only credits a pocket).
-    await pool.execute(
-        "WITH pocket AS ("
-        "  UPDATE pockets SET balance = balance - 500"
-        "   WHERE business_id = $1 AND customer_id = $2 AND account_type_id = $3"
-        "  RETURNING pocket_id"
-        ") INSERT INTO ledger_entries (business_id, pocket_id, kind, amount)"
-        "  SELECT $1, pocket_id, 'adjust', -500 FROM pocket",
-        business.business_id,
+    await apply_operation(
+        channel,
+        business,
         customer_id,
-        money,
+        debit_account=customers_pb2.AccountDebitOperation(account_type_id=money, amount=500),
     )
     archived = await admin(channel).ArchiveAccountType(archive, metadata=owner(business))
     assert archived.account_type.HasField("archive_time")

@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING
 import asyncpg
 import grpc
 import pytest
-from admin_support import new_series
+from admin_support import (
+    blacklist,
+    credit_account,
+    credit_points,
+    customer_with_points,
+    enrol,
+    new_series,
+    percent_accrual,
+    set_rules,
+    special_points_lot,
+)
 from google.protobuf import timestamp_pb2
 from support import (
     Tenant,
@@ -25,8 +35,6 @@ from purse.admin.v1 import admin_service_pb2 as admin
 from purse.admin.v1 import customers_pb2
 from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
 from purse.demo import create_demo, demo_customer_phone
-from purse.domain.customers import AccessType
-from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
@@ -82,26 +90,6 @@ async def refusal(
     return refused.value
 
 
-async def set_rules(channel: grpc.aio.Channel, business: Tenant, rules: admin.ProgramRules) -> int:
-    answer = await AdminServiceStub(channel).SetProgramRules(
-        admin.SetProgramRulesRequest(program_id=business.program_id, rules=rules),
-        metadata=bearer(business.administrator_api_key),
-    )
-    return answer.rules_version
-
-
-def percent_accrual(rule_id: int, basis_points: int, **selector: object) -> admin.Rule:
-    return admin.Rule(
-        rule_id=rule_id,
-        title=f"{basis_points / 100}% back",
-        kind=admin.RULE_KIND_ACCRUAL,
-        scope=admin.RULE_SCOPE_LINE,
-        value_kind=admin.VALUE_KIND_PERCENT,
-        value=basis_points,
-        selector=admin.Selector(**selector),  # type: ignore[arg-type]
-    )
-
-
 async def test_the_demo_business_answers_with_an_explained_receipt(
     terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, pool: asyncpg.Pool
 ) -> None:
@@ -148,11 +136,12 @@ async def test_the_demo_business_answers_with_an_explained_receipt(
 
 
 async def test_calculating_changes_nothing(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
-    phone = new_phone()
-    customer_id, _ = await CustomerStore(pool).enrol(business.business_id, phone, AccessType.FULL)
-    await Provisioning(pool).adjust_pocket(business.business_id, customer_id, 0, 10_000)
+    phone = await customer_with_points(channel, business, 10_000)
 
     async def snapshot() -> list[tuple[object, ...]]:
         rows = await pool.fetch(
@@ -251,12 +240,12 @@ async def test_an_administrator_sees_only_the_programs_of_their_business(
 
 
 async def test_a_products_account_pays_for_its_products_and_asks_for_a_pin_above_its_limit(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
-    phone = new_phone()
-    customer_id, _ = await CustomerStore(pool).enrol(business.business_id, phone, AccessType.FULL)
-    await Provisioning(pool).adjust_pocket(
-        business.business_id, customer_id, business.products_account_type_id, 30_000
+    customer = await enrol(channel, business)
+    phone = customer.phone
+    await credit_account(
+        channel, business, customer.customer_id, business.products_account_type_id, 30_000
     )
     answer = await calculate(
         terminal_stub,
@@ -281,21 +270,25 @@ async def test_a_products_account_pays_for_its_products_and_asks_for_a_pin_above
 
 
 async def test_spending_takes_the_soonest_expiring_lot_first(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
-    phone = new_phone()
-    customer_id, _ = await CustomerStore(pool).enrol(business.business_id, phone, AccessType.FULL)
-    provisioning = Provisioning(pool)
-    await provisioning.adjust_pocket(business.business_id, customer_id, 0, 10_000)
+    customer = await enrol(channel, business)
+    phone, customer_id = customer.phone, customer.customer_id
+    await credit_points(channel, business, customer_id, 10_000)
     now = datetime.now(UTC)
-    later = await provisioning.points_lot(
-        business.business_id, customer_id, 3_000, now + timedelta(days=30)
+    later = await special_points_lot(
+        channel, business, customer_id, 3_000, now + timedelta(days=30)
     )
-    sooner = await provisioning.points_lot(
-        business.business_id, customer_id, 2_000, now + timedelta(days=2)
+    sooner = await special_points_lot(
+        channel, business, customer_id, 2_000, now + timedelta(days=2)
     )
     # A lot already expired but not yet swept: the API credits only lots still to expire.
-    await provisioning.points_lot(business.business_id, customer_id, 4_000, now - timedelta(days=1))
+    await Provisioning(pool).points_lot(
+        business.business_id, customer_id, 4_000, now - timedelta(days=1)
+    )
     answer = await calculate(
         terminal_stub,
         business,
@@ -344,10 +337,11 @@ async def test_a_check_without_a_customer_gets_discounts_but_no_points(
 
 
 async def test_a_blacklisted_customer_cannot_transact(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
-    phone = new_phone()
-    await CustomerStore(pool).enrol(business.business_id, phone, AccessType.BLACKLISTED)
+    customer = await enrol(channel, business)
+    phone = customer.phone
+    await blacklist(channel, business, customer.customer_id)
     error = await refusal(terminal_stub, business, request(line(1, "X", 100), phone=phone))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_reason(error) == "CUSTOMER_BLACKLISTED"
@@ -356,10 +350,9 @@ async def test_a_blacklisted_customer_cannot_transact(
 async def test_another_customers_coupon_is_refused_with_its_field_path(
     terminal_stub: TerminalServiceAsyncStub,
     channel: grpc.aio.Channel,
-    pool: asyncpg.Pool,
     business: Tenant,
 ) -> None:
-    holder, _ = await CustomerStore(pool).enrol(business.business_id, new_phone(), AccessType.FULL)
+    holder = (await enrol(channel, business)).customer_id
     series = await new_series(channel, business, name="-5%", value=500)
     code = f"C-{business.business_id}"
     await AdminServiceStub(channel).ApplyCustomerOperation(

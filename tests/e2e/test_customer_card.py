@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 import asyncpg
 import grpc
 import pytest
+from admin_support import credit_points, enrol
 from support import Tenant, bearer, error_reason, field_violations, found_business, new_phone
-from test_transactions import customer_with_points, sale
+from test_transactions import sale
 
 from purse.admin.v1 import admin_service_pb2 as admin
 from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
@@ -48,10 +49,12 @@ async def identify(
 async def test_the_card_shows_what_the_customer_holds_and_did(
     stub: AdminServiceAsyncStub,
     terminal_stub: TerminalServiceAsyncStub,
-    pool: asyncpg.Pool,
     business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
-    phone = await customer_with_points(pool, business, 5_000)
+    customer = await enrol(channel, business)
+    phone = customer.phone
+    credited = await credit_points(channel, business, customer.customer_id, 5_000)
     till = bearer(business.cash_desk.api_key)
     await terminal_stub.ProcessCheck(sale("card-1", phone), metadata=till)
     # Above the no-PIN limit: held until the PIN comes.
@@ -78,7 +81,12 @@ async def test_the_card_shows_what_the_customer_holds_and_did(
     transactions = await stub.ListCustomerTransactions(
         admin.ListCustomerTransactionsRequest(customer_id=membership.customer_id), metadata=key
     )
-    assert [each.check_number for each in transactions.transactions] == ["card-2", "card-1"]
+    # Newest first, the owner's credit of the starting points too.
+    assert [each.check_number for each in transactions.transactions] == [
+        "card-2",
+        "card-1",
+        credited.transaction.check_number,
+    ]
 
 
 async def test_a_profile_change_is_what_a_terminal_sees_next(

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any, cast
 import asyncpg
 import grpc
 import pytest
+from admin_support import customer_with_points, set_program
 from google.protobuf import descriptor as descriptors
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import Tenant, bearer
-from test_transactions import customer_with_points, sale, set_program
+from test_transactions import sale
 
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
@@ -137,10 +138,12 @@ async def _state(pool: asyncpg.Pool, business_id: int) -> tuple[Any, ...]:
     return tuple(row)
 
 
-async def _prepare(pool: asyncpg.Pool, business: Tenant, stub: TerminalServiceAsyncStub) -> None:
+async def _prepare(
+    business: Tenant, stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel
+) -> None:
     """A customer with points, a completed and a pending sale: ids worth guessing."""
-    await set_program(pool, business, points_redemption_limit_without_pin=100)
-    phone = await customer_with_points(pool, business, 50_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=100)
+    phone = await customer_with_points(channel, business, 50_000)
     auth = bearer(business.cash_desk.api_key)
     completed = await stub.ProcessCheck(sale("FUZZ-1", phone), metadata=auth)
     pending = await stub.ProcessCheck(
@@ -168,7 +171,7 @@ async def test_no_request_earns_an_internal_error_and_a_refused_one_changes_noth
 ) -> None:
     stub = TerminalServiceStub(channel)
     if _prepared.get("business") != business.business_id:
-        await _prepare(pool, business, stub)
+        await _prepare(business, stub, channel)
         _prepared["business"] = business.business_id
     request = data.draw(_message(method.input_type))
     before = await _state(pool, business.business_id)
@@ -202,7 +205,7 @@ async def test_bytes_that_are_not_a_request_are_invalid_argument(
 )  # fmt: skip
 @given(messages=st.lists(_message(pb.ProcessChecksRequest.DESCRIPTOR), min_size=1, max_size=3))
 async def test_a_stream_of_random_checks_answers_every_message_without_internal_errors(
-    channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant, messages: list[Message]
+    channel: grpc.aio.Channel, business: Tenant, messages: list[Message]
 ) -> None:
     stub = TerminalServiceStub(channel)
     answers = []

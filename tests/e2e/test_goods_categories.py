@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import asyncpg
 import grpc
 import pytest
-from admin_support import new_category
+from admin_support import new_category, percent_accrual, set_rules
 from support import Tenant, bearer, error_reason, field_violations, new_phone
-from test_calculation import line, percent_accrual, request, set_rules
+from test_calculation import line, request
 
 from purse.admin.v1 import admin_service_pb2 as admin
 from purse.v1 import terminal_service_pb2 as pb

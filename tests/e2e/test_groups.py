@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
+from admin_support import customer_with_points, five_percent_back, set_program
 from google.protobuf import timestamp_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,16 +30,7 @@ from support import (
     field_violations,
     new_phone,
 )
-from test_transactions import (
-    coffee_card,
-    coffees,
-    customer_with_points,
-    five_percent_back,
-    points_of,
-    purchases_counted,
-    sale,
-    set_program,
-)
+from test_transactions import coffee_card, coffees, points_of, purchases_counted, sale
 
 from purse.config import Settings
 from purse.v1 import terminal_service_pb2 as pb
@@ -89,9 +81,12 @@ async def process_or_error(
 
 
 async def test_a_sale_time_out_of_range_among_concurrent_calls_fails_alone(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business, rules=(five_percent_back,))
+    await set_program(channel, business, rules=(five_percent_back,))
     phones = [new_phone() for _ in range(40)]
     poison = sale("POISON-TIME", phones[0])
     poison.sale_time.CopyFrom(far_future)
@@ -111,12 +106,12 @@ async def test_a_sale_time_out_of_range_among_concurrent_calls_fails_alone(
 
 async def test_line_totals_that_overflow_fail_alone_among_concurrent_calls(
     terminal_stub: TerminalServiceAsyncStub,
-    pool: asyncpg.Pool,
     business: Tenant,
     steward: TerminalAccess,
     infrastructure: Settings,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business, rules=(five_percent_back,))
+    await set_program(channel, business, rules=(five_percent_back,))
     phones = [new_phone() for _ in range(30)]
     good_key, poison_key = business.cash_desk.api_key, steward.api_key
     answers = await asyncio.gather(
@@ -139,7 +134,7 @@ async def test_line_totals_that_overflow_fail_alone_among_concurrent_calls(
 async def test_a_bad_timestamp_in_a_stream_message_fails_that_check_alone(
     channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant
 ) -> None:
-    await set_program(pool, business, rules=(five_percent_back,))
+    await set_program(channel, business, rules=(five_percent_back,))
     phones = [new_phone() for _ in range(6)]
 
     async def messages() -> AsyncIterator[pb.ProcessChecksRequest]:
@@ -163,7 +158,7 @@ async def test_a_bad_timestamp_in_a_stream_message_fails_that_check_alone(
 async def test_sixteen_coffees_in_two_stream_messages_earn_what_one_by_one_earns(
     channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant
 ) -> None:
-    await set_program(pool, business)
+    await set_program(channel, business)
     card = await coffee_card(channel, business, every=7)
     phone = new_phone()
 
@@ -190,7 +185,7 @@ async def test_sixteen_coffees_as_concurrent_calls_earn_exactly_two_free_and_non
     pool: asyncpg.Pool,
     business: Tenant,
 ) -> None:
-    await set_program(pool, business)
+    await set_program(channel, business)
     card = await coffee_card(channel, business, every=7)
     phone = new_phone()
     key = business.cash_desk.api_key
@@ -207,9 +202,11 @@ async def test_sixteen_coffees_as_concurrent_calls_earn_exactly_two_free_and_non
 
 
 async def test_the_answer_shows_the_membership_after_the_sale(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business, rules=(five_percent_back,))
+    await set_program(channel, business, rules=(five_percent_back,))
     phone = new_phone()
     auth = bearer(business.cash_desk.api_key)
     first = await terminal_stub.ProcessCheck(sale("M-1", phone, amount=4_000), metadata=auth)
@@ -224,7 +221,7 @@ async def test_the_answer_shows_the_membership_after_the_sale(
 async def test_each_check_of_a_stream_message_shows_its_own_membership_and_notice(
     channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant
 ) -> None:
-    await set_program(pool, business, rules=(five_percent_back,))
+    await set_program(channel, business, rules=(five_percent_back,))
     phone = new_phone()
 
     async def messages() -> AsyncIterator[pb.ProcessChecksRequest]:
@@ -246,9 +243,11 @@ async def test_each_check_of_a_stream_message_shows_its_own_membership_and_notic
 
 
 async def test_an_offline_sale_sets_the_last_visit_to_its_sale_time(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business)
+    await set_program(channel, business)
     phone = new_phone()
     auth = bearer(business.cash_desk.api_key)
     when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
@@ -285,12 +284,12 @@ async def test_any_grouping_of_checks_ends_where_one_by_one_ends(
     cuts: list[int],
 ) -> None:
     await set_program(
-        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
+        channel, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
     )
     card = _cards.get(business.business_id) or await coffee_card(channel, business, every=3)
     _cards[business.business_id] = card
-    alone = await customer_with_points(pool, business, 3_000)
-    grouped = await customer_with_points(pool, business, 3_000)
+    alone = await customer_with_points(channel, business, 3_000)
+    grouped = await customer_with_points(channel, business, 3_000)
     stub = TerminalServiceStub(channel)
 
     def requests(phone: str) -> list[pb.ProcessCheckRequest]:
@@ -346,7 +345,7 @@ def _receipt_shape(answer: pb.ProcessCheckResponse) -> tuple[object, ...]:
 async def test_a_nul_character_in_one_streamed_check_fails_that_check_alone(
     channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant
 ) -> None:
-    await set_program(pool, business, rules=(five_percent_back,))
+    await set_program(channel, business, rules=(five_percent_back,))
     phone = new_phone()
     checks = [sale(f"NUL-{n}", phone) for n in range(3)]
     checks[1].check.lines[0].product_code = "GO\x00ODS"

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import grpc
 import pytest
+from admin_support import blacklist, credit_account, credit_points, enrol
 from support import (
     Tenant,
     TerminalAccess,
@@ -23,11 +24,7 @@ from support import (
 
 from purse.config import Settings
 from purse.domain import credentials
-from purse.domain.customers import AccessType
-from purse.domain.identifiers import IdentifierKind
 from purse.store.postgres import database
-from purse.store.postgres.customers import CustomerStore
-from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 
@@ -51,6 +48,20 @@ async def refusal(
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await identify(stub, credential, **identifier)
     return refused.value
+
+
+async def add_card(
+    stub: TerminalServiceAsyncStub,
+    business: Tenant,
+    customer_id: int,
+    value: str,
+    kind: common_pb2.IdentifierKind.ValueType = common_pb2.IDENTIFIER_KIND_CARD_NUMBER,
+) -> None:
+    """The cash desk gives the customer a card (AddCustomerIdentifier)."""
+    await stub.AddCustomerIdentifier(
+        pb.AddCustomerIdentifierRequest(customer_id=customer_id, kind=kind, value=value),
+        metadata=bearer(business.cash_desk.api_key),
+    )
 
 
 async def test_an_unknown_phone_enrols_the_customer_as_a_new_customer(
@@ -81,15 +92,15 @@ async def test_a_locally_typed_phone_is_completed_with_the_business_prefix(
 
 @pytest.mark.ledger_set_by_hand
 async def test_the_answer_carries_every_pocket_with_available_and_held_amounts(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
-    phone = new_phone()
-    customer_id, _ = await CustomerStore(pool).enrol(business.business_id, phone, AccessType.FULL)
-    provisioning = Provisioning(pool)
-    await provisioning.adjust_pocket(business.business_id, customer_id, 0, 12_345)
-    await provisioning.adjust_pocket(
-        business.business_id, customer_id, business.products_account_type_id, 40_500
-    )
+    customer = await enrol(channel, business)
+    phone, customer_id = customer.phone, customer.customer_id
+    await credit_points(channel, business, customer_id, 12_345)
+    await credit_account(channel, business, customer_id, business.products_account_type_id, 40_500)
     # Points held with no pending sale to hold them: a state no API call makes.
     await pool.execute(
         "UPDATE pockets SET held = 345 WHERE business_id = $1 AND customer_id = $2"
@@ -117,15 +128,16 @@ async def test_a_program_that_does_not_enrol_answers_not_found_for_unknown_phone
 
 
 async def test_a_customer_is_identified_by_card_number_and_by_card_qr(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
-    store = CustomerStore(pool)
-    customer_id, _ = await store.enrol(business.business_id, new_phone(), AccessType.FULL)
-    await store.add_identifier(
-        business.business_id, customer_id, IdentifierKind.CARD_NUMBER, "E2E00001"
-    )
-    await store.add_identifier(
-        business.business_id, customer_id, IdentifierKind.CARD_QR, "https://q.test/E2E1"
+    customer_id = (await enrol(channel, business)).customer_id
+    await add_card(terminal_stub, business, customer_id, "E2E00001")
+    await add_card(
+        terminal_stub,
+        business,
+        customer_id,
+        "https://q.test/E2E1",
+        common_pb2.IDENTIFIER_KIND_CARD_QR,
     )
     by_card = await identify(terminal_stub, business.cash_desk.api_key, card_number="e2e-0000-1")
     by_qr = await identify(terminal_stub, business.cash_desk.api_key, card_qr="https://q.test/E2E1")
@@ -232,8 +244,7 @@ async def test_the_app_qr_token_identifies_the_customer_in_any_business(
 ) -> None:
     import time
 
-    phone = new_phone()
-    customer_id, _ = await CustomerStore(pool).enrol(business.business_id, phone, AccessType.FULL)
+    customer_id = (await enrol(channel, business)).customer_id
     key = credentials.derive_key(await database.load_instance_secret(pool), "app-token")
     token = credentials.issue_app_token(key, customer_id, time.time(), 30)
     membership = await identify(terminal_stub, business.cash_desk.api_key, app_token=token)
@@ -251,10 +262,11 @@ async def test_the_app_qr_token_identifies_the_customer_in_any_business(
 
 
 async def test_a_blacklisted_customer_is_identified_and_marked(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub, channel: grpc.aio.Channel, business: Tenant
 ) -> None:
-    phone = new_phone()
-    await CustomerStore(pool).enrol(business.business_id, phone, AccessType.BLACKLISTED)
+    customer = await enrol(channel, business)
+    phone = customer.phone
+    await blacklist(channel, business, customer.customer_id)
     membership = await identify(terminal_stub, business.cash_desk.api_key, phone=phone)
     assert membership.access_type == common_pb2.ACCESS_TYPE_BLACKLISTED
 
@@ -265,12 +277,10 @@ async def test_a_terminal_never_sees_another_business_customers_pockets(
     pool: asyncpg.Pool,
     business: Tenant,
 ) -> None:
-    store, phone = CustomerStore(pool), new_phone()
-    customer_id, _ = await store.enrol(business.business_id, phone, AccessType.FULL)
-    await Provisioning(pool).adjust_pocket(business.business_id, customer_id, 0, 99_900)
-    await store.add_identifier(
-        business.business_id, customer_id, IdentifierKind.CARD_NUMBER, "ISOLATED1"
-    )
+    customer = await enrol(channel, business)
+    phone, customer_id = customer.phone, customer.customer_id
+    await credit_points(channel, business, customer_id, 99_900)
+    await add_card(terminal_stub, business, customer_id, "ISOLATED1")
     other = await make_business_through_api(channel, pool)
     unknown_card = await refusal(terminal_stub, other.cash_desk.api_key, card_number="ISOLATED1")
     assert unknown_card.code() == grpc.StatusCode.NOT_FOUND

@@ -12,8 +12,9 @@ import asyncpg
 import grpc
 import pytest
 import redis.asyncio as redis
+from admin_support import customer_with_points, set_program
 from support import ServerProcess, Tenant, bearer, error_reason
-from test_transactions import customer_with_points, points_of, sale, sent_pin, set_program
+from test_transactions import points_of, sale, sent_pin
 
 from purse.config import Settings
 from purse.store.postgres.provisioning import Provisioning
@@ -58,8 +59,9 @@ async def test_identification_is_answered_from_the_cache_after_the_first_time(
     redis_client: redis.Redis,
     server: ServerProcess,
     business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
-    phone = await customer_with_points(pool, business, 5_000)
+    phone = await customer_with_points(channel, business, 5_000)
     customer_id = await customer_id_of(pool, phone)
     assert await available_points(terminal_stub, business, phone=phone) == 5_000
     assert await redis_client.exists(keys.membership(business.business_id, customer_id))
@@ -71,10 +73,13 @@ async def test_identification_is_answered_from_the_cache_after_the_first_time(
 
 
 async def test_a_sale_a_hold_and_a_refund_each_show_at_the_next_identification(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=1_000)
-    phone = await customer_with_points(pool, business, 5_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=1_000)
+    phone = await customer_with_points(channel, business, 5_000)
     auth = bearer(business.cash_desk.api_key)
     assert await available_points(terminal_stub, business, phone=phone) == 5_000
     await terminal_stub.ProcessCheck(sale("BC-1", phone, redeem=500), metadata=auth)
@@ -95,9 +100,12 @@ async def test_a_sale_a_hold_and_a_refund_each_show_at_the_next_identification(
 
 
 async def test_a_removed_card_stops_identifying_its_customer_at_once(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
-    phone = await customer_with_points(pool, business, 100)
+    phone = await customer_with_points(channel, business, 100)
     customer_id = await customer_id_of(pool, phone)
     auth = bearer(business.cash_desk.api_key)
     card = common_pb2.IDENTIFIER_KIND_CARD_NUMBER
@@ -119,11 +127,11 @@ async def test_a_removed_card_stops_identifying_its_customer_at_once(
 
 async def test_new_names_show_at_the_registering_business_next_identification(
     terminal_stub: TerminalServiceAsyncStub,
-    pool: asyncpg.Pool,
     server: ServerProcess,
     business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
-    phone = await customer_with_points(pool, business, 100)
+    phone = await customer_with_points(channel, business, 100)
     auth = bearer(business.cash_desk.api_key)
     identify = pb.IdentifyCustomerRequest(identifier=common_pb2.CustomerIdentifier(phone=phone))
     await terminal_stub.IdentifyCustomer(identify, metadata=auth)
@@ -139,10 +147,13 @@ async def test_new_names_show_at_the_registering_business_next_identification(
 
 
 async def test_process_check_spends_the_real_balance_not_a_cached_one(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=None)
-    phone = await customer_with_points(pool, business, 1_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=None)
+    phone = await customer_with_points(channel, business, 1_000)
     customer_id = await customer_id_of(pool, phone)
     assert await available_points(terminal_stub, business, phone=phone) == 1_000
     # The cache still says 1,000 (this write bypasses the server); the check needs 3,000.
@@ -156,13 +167,13 @@ async def test_process_check_spends_the_real_balance_not_a_cached_one(
 
 async def test_a_sale_through_one_server_shows_at_once_through_another(
     terminal_stub: TerminalServiceAsyncStub,
-    pool: asyncpg.Pool,
     infrastructure: Settings,
     business: Tenant,
     tmp_path: Path,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=None)
-    phone = await customer_with_points(pool, business, 5_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=None)
+    phone = await customer_with_points(channel, business, 5_000)
     assert await available_points(terminal_stub, business, phone=phone) == 5_000  # cached
     second = ServerProcess(
         {
@@ -173,8 +184,8 @@ async def test_a_sale_through_one_server_shows_at_once_through_another(
         tmp_path,
     ).start()
     try:
-        async with grpc.aio.insecure_channel(second.target) as channel:
-            await TerminalServiceStub(channel).ProcessCheck(
+        async with grpc.aio.insecure_channel(second.target) as side:
+            await TerminalServiceStub(side).ProcessCheck(
                 sale("BC-X1", phone, redeem=1_200), metadata=bearer(business.cash_desk.api_key)
             )
     finally:
@@ -183,12 +194,15 @@ async def test_a_sale_through_one_server_shows_at_once_through_another(
 
 
 async def test_each_sale_shows_at_once_while_other_identifications_fill_the_cache(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
     """Readers keep filling the cache while sales commit; after every sale the seller's
     next identification shows exactly the balance the sale answered with."""
-    await set_program(pool, business, points_redemption_limit_without_pin=None)
-    phone = await customer_with_points(pool, business, 100_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=None)
+    phone = await customer_with_points(channel, business, 100_000)
     auth = bearer(business.cash_desk.api_key)
     identify = pb.IdentifyCustomerRequest(identifier=common_pb2.CustomerIdentifier(phone=phone))
     selling = asyncio.Event()

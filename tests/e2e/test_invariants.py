@@ -20,6 +20,7 @@ import asyncpg
 import grpc
 import pytest
 import redis.asyncio as redis
+from admin_support import customer_with_points, five_percent_back, set_program
 from support import (
     ServerProcess,
     Tenant,
@@ -29,10 +30,9 @@ from support import (
     make_business_through_api,
     retry_delay_seconds,
 )
-from test_transactions import customer_with_points, points_of, sale, sent_pin, set_program
+from test_transactions import points_of, sale, sent_pin
 
 from purse.config import Settings
-from purse.domain.program import Rule, RuleKind, RuleScope, ValueKind
 from purse.store.embedded import EmbeddedPostgres, EmbeddedRedis
 from purse.store.postgres import database
 from purse.v1 import common_pb2
@@ -61,9 +61,10 @@ async def test_two_processes_let_exactly_the_covered_redemptions_through(
     pool: asyncpg.Pool,
     business: Tenant,
     tmp_path: Path,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=None)
-    phone = await customer_with_points(pool, business, 50 * 1_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=None)
+    phone = await customer_with_points(channel, business, 50 * 1_000)
     second = ServerProcess(external(infrastructure), tmp_path).start()
     try:
         channels = [grpc.aio.insecure_channel(target) for target in (server.target, second.target)]
@@ -92,8 +93,8 @@ async def test_two_processes_let_exactly_the_covered_redemptions_through(
                     sale(f"I2-{n}", phone, redeem=1_000, amount=2_000), metadata=auth
                 )
             assert error_reason(retried.value) == "INSUFFICIENT_POINTS"
-        for channel in channels:
-            await channel.close()
+        for opened in channels:
+            await opened.close()
     finally:
         second.stop()
     succeeded = [r for r in results if isinstance(r, pb.ProcessCheckResponse)]
@@ -115,18 +116,23 @@ async def test_two_processes_let_exactly_the_covered_redemptions_through(
 
 
 async def test_acknowledged_checks_survive_sigkill_and_apply_once_after_restart(
-    infrastructure: Settings, pool: asyncpg.Pool, business: Tenant, tmp_path: Path
+    infrastructure: Settings,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    tmp_path: Path,
+    channel: grpc.aio.Channel,
 ) -> None:
-    accrual = Rule(1, "5%", RuleKind.ACCRUAL, RuleScope.LINE, ValueKind.PERCENT, 500)
-    await set_program(pool, business, rules=(accrual,), points_redemption_limit_without_pin=None)
-    phone = await customer_with_points(pool, business, 0)
+    await set_program(
+        channel, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
+    )
+    phone = await customer_with_points(channel, business, 0)
     server = ServerProcess(external(infrastructure), tmp_path).start()
     acknowledged: dict[str, int] = {}
     numbers = [f"I1-{n}" for n in range(300)]
     auth = bearer(business.cash_desk.api_key)
     try:
-        async with grpc.aio.insecure_channel(server.target) as channel:
-            stub = TerminalServiceStub(channel)
+        async with grpc.aio.insecure_channel(server.target) as side:
+            stub = TerminalServiceStub(side)
             gate = asyncio.Semaphore(20)
 
             async def send(number: str) -> None:
@@ -156,8 +162,8 @@ async def test_acknowledged_checks_survive_sigkill_and_apply_once_after_restart(
     assert all(stored.get(number) == tid for number, tid in acknowledged.items())
     restarted = ServerProcess(external(infrastructure), tmp_path).start()
     try:
-        async with grpc.aio.insecure_channel(restarted.target) as channel:
-            stub = TerminalServiceStub(channel)
+        async with grpc.aio.insecure_channel(restarted.target) as side:
+            stub = TerminalServiceStub(side)
             answers = [
                 await stub.ProcessCheck(
                     sale(number, phone), metadata=auth, timeout=call_seconds_max
@@ -187,9 +193,10 @@ async def test_losing_redis_loses_no_money_and_a_pending_pin_can_be_resent(
     pool: asyncpg.Pool,
     business: Tenant,
     infrastructure: Settings,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=0)
-    phone = await customer_with_points(pool, business, 10_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(channel, business, 10_000)
     auth = bearer(business.cash_desk.api_key)
     pending = await terminal_stub.ProcessCheck(sale("I6-1", phone, redeem=2_000), metadata=auth)
     transaction_id = pending.transaction.transaction_id
@@ -223,13 +230,15 @@ async def test_losing_redis_loses_no_money_and_a_pending_pin_can_be_resent(
 
 
 async def test_resending_a_pin_is_rate_limited_per_phone(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
     """The sale's PIN and two resends use up the phone's 3 sends: the second resend says
     when the next one will be accepted (the window's end, not now), the third is refused
     with a RetryInfo to match."""
-    await set_program(pool, business, points_redemption_limit_without_pin=0)
-    phone = await customer_with_points(pool, business, 10_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(channel, business, 10_000)
     auth = bearer(business.cash_desk.api_key)
     pending = await terminal_stub.ProcessCheck(sale("RS-1", phone, redeem=100), metadata=auth)
     request = pb.ResendCodeRequest(transaction_id=pending.transaction.transaction_id)
@@ -247,13 +256,16 @@ async def test_resending_a_pin_is_rate_limited_per_phone(
 
 
 async def test_new_pending_sales_count_against_the_phones_pin_sends(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
     """Four pending sales to one phone: three PINs are sent; the fourth sale is made and
     pending all the same, but no PIN goes out and a resend is refused until the window
     ends, so fresh sales cannot buy fresh PINs (and fresh attempts) past the limit."""
-    await set_program(pool, business, points_redemption_limit_without_pin=0)
-    phone = await customer_with_points(pool, business, 10_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(channel, business, 10_000)
     auth = bearer(business.cash_desk.api_key)
     sales = [
         await terminal_stub.ProcessCheck(sale(f"PS-{n}", phone, redeem=100), metadata=auth)
@@ -278,10 +290,13 @@ async def test_new_pending_sales_count_against_the_phones_pin_sends(
 
 
 async def test_a_resend_does_not_give_a_transaction_fresh_attempts(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=0)
-    phone = await customer_with_points(pool, business, 10_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(channel, business, 10_000)
     auth = bearer(business.cash_desk.api_key)
     pending = await terminal_stub.ProcessCheck(sale("RA-1", phone, redeem=100), metadata=auth)
     transaction_id = pending.transaction.transaction_id
@@ -304,17 +319,21 @@ async def test_a_resend_does_not_give_a_transaction_fresh_attempts(
 
 
 async def test_holds_past_their_deadline_are_released_by_the_sweeper(
-    infrastructure: Settings, pool: asyncpg.Pool, business: Tenant, tmp_path: Path
+    infrastructure: Settings,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    tmp_path: Path,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=0, hold_seconds=1)
-    phone = await customer_with_points(pool, business, 10_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=0, hold_seconds=1)
+    phone = await customer_with_points(channel, business, 10_000)
     server = ServerProcess(
         external(infrastructure, PURSE_HOLD_SWEEP_INTERVAL_SECONDS="0.2"),
         tmp_path,
     ).start()
     try:
-        async with grpc.aio.insecure_channel(server.target) as channel:
-            stub = TerminalServiceStub(channel)
+        async with grpc.aio.insecure_channel(server.target) as side:
+            stub = TerminalServiceStub(side)
             auth = bearer(business.cash_desk.api_key)
             pending = await stub.ProcessCheck(sale("EXP-1", phone, redeem=3_000), metadata=auth)
             assert await points_of(pool, business, phone) == (10_000, 3_000)
@@ -344,8 +363,8 @@ async def test_a_postgresql_restart_is_an_outage_purse_recovers_from(tmp_path: P
             pool = await database.create_pool(database_url, 1, 2, 10_000, 10.0)
             try:
                 business = await make_business_through_api(channel, pool)
-                await set_program(pool, business, points_redemption_limit_without_pin=None)
-                phone = await customer_with_points(pool, business, 0)
+                await set_program(channel, business, points_redemption_limit_without_pin=None)
+                phone = await customer_with_points(channel, business, 0)
             finally:
                 await pool.close()
             auth = bearer(business.cash_desk.api_key)
@@ -411,10 +430,11 @@ async def test_the_pin_reaches_the_customer_through_the_webhook_and_confirms(
     business: Tenant,
     tmp_path: Path,
     gateway: tuple[str, list[dict[str, object]]],
+    channel: grpc.aio.Channel,
 ) -> None:
     url, received = gateway
-    await set_program(pool, business, points_redemption_limit_without_pin=0)
-    phone = await customer_with_points(pool, business, 10_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(channel, business, 10_000)
     server = ServerProcess(
         external(
             infrastructure, PURSE_NOTIFY_ENABLED="true", PURSE_NOTIFY_PROVIDER="webhook",
@@ -423,8 +443,8 @@ async def test_the_pin_reaches_the_customer_through_the_webhook_and_confirms(
         tmp_path,
     ).start()  # fmt: skip
     try:
-        async with grpc.aio.insecure_channel(server.target) as channel:
-            stub = TerminalServiceStub(channel)
+        async with grpc.aio.insecure_channel(server.target) as side:
+            stub = TerminalServiceStub(side)
             auth = bearer(business.cash_desk.api_key)
             pending = await stub.ProcessCheck(sale("WH-1", phone, redeem=1_000), metadata=auth)
             sms = await _first(received, phone)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import grpc
 import pytest
+from admin_support import credit_points, five_percent_back, set_program
 from support import (
     ServerProcess,
     Tenant,
@@ -20,11 +21,10 @@ from support import (
 )
 from support import new_phone as a_new_phone
 from test_identification_cache import cache_hits
-from test_transactions import five_percent_back, sale, set_program
+from test_transactions import sale
 
 from purse.domain.customers import given_name_characters_max
 from purse.notify import texts
-from purse.store.postgres.provisioning import Provisioning
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 
@@ -187,10 +187,10 @@ async def test_texts_to_a_customer_go_in_the_language_their_business_recorded(
     other, phone = await make_business_through_api(channel, pool), a_new_phone()
     for each in (business, other):
         await set_program(
-            pool, each, rules=(five_percent_back,), points_redemption_limit_without_pin=1_000
+            channel, each, rules=(five_percent_back,), points_redemption_limit_without_pin=1_000
         )
     member = await register(terminal_stub, business, phone, **collected_by_first)
-    await Provisioning(pool).adjust_pocket(business.business_id, member.customer_id, 0, 5_000)
+    await credit_points(channel, business, member.customer_id, 5_000)
     await register(terminal_stub, other, phone, **collected_by_second)
     held = await sell(terminal_stub, business, sale("PD-PIN", phone, redeem=2_000))
     assert held.transaction.status == pb.TRANSACTION_STATUS_PENDING

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
+from admin_support import customer_with_points
 from support import Tenant, bearer, new_phone
-from test_transactions import customer_with_points, sale, sent_pin
+from test_transactions import sale, sent_pin
 
 from purse.admin.v1 import admin_service_pb2 as admin
 from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
@@ -75,7 +76,7 @@ async def test_every_membership_answer_reports_the_points_limit(
     business: Tenant,
 ) -> None:
     await set_points_limit(channel, business, hundred_points)
-    phone = await customer_with_points(pool, business, 50_000)
+    phone = await customer_with_points(channel, business, 50_000)
     metadata = bearer(business.cash_desk.api_key)
     calculated = await terminal_stub.CalculateCheck(
         pb.CalculateCheckRequest(

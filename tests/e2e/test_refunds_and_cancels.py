@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import grpc
 import pytest
+from admin_support import customer_with_points, five_percent_back, set_program
 from support import (
     ServerProcess,
     Tenant,
@@ -20,14 +21,7 @@ from support import (
     error_reason,
     field_violations,
 )
-from test_transactions import (
-    customer_with_points,
-    five_percent_back,
-    points_of,
-    sale,
-    set_program,
-    two_lines,
-)
+from test_transactions import points_of, sale, two_lines
 
 from purse.config import Settings
 from purse.store.embedded import EmbeddedRedis
@@ -43,7 +37,7 @@ call_seconds_max = 20.0
 
 async def sold(
     stub: TerminalServiceAsyncStub,
-    pool: asyncpg.Pool,
+    channel: grpc.aio.Channel,
     business: Tenant,
     points: int,
     *requests: Callable[[str], pb.ProcessCheckRequest],
@@ -51,9 +45,9 @@ async def sold(
     """A customer with `points` (and 5 % back, no PIN) and the sales `requests` make for
     their phone: (phone, transactions)."""
     await set_program(
-        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
+        channel, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
     )
-    phone = await customer_with_points(pool, business, points)
+    phone = await customer_with_points(channel, business, points)
     auth = bearer(business.cash_desk.api_key)
     answers = [await stub.ProcessCheck(request(phone), metadata=auth) for request in requests]
     return phone, [answer.transaction for answer in answers]
@@ -61,12 +55,13 @@ async def sold(
 
 async def test_identical_refunds_sent_at_once_all_get_the_one_stored_refund(
     terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
     pool: asyncpg.Pool,
     business: Tenant,
     infrastructure: Settings,
 ) -> None:
     phone, [done] = await sold(
-        terminal_stub, pool, business, 5_000, lambda phone: sale("RR-1", phone, redeem=2_000)
+        terminal_stub, channel, business, 5_000, lambda phone: sale("RR-1", phone, redeem=2_000)
     )
     auth = bearer(business.cash_desk.api_key)
     request = pb.RefundTransactionRequest(transaction_id=done.transaction_id, refund_number="RR-R")
@@ -102,10 +97,12 @@ async def _listed(
 
 
 async def test_a_sale_reads_partially_refunded_then_refunded_and_is_listed_so(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    business: Tenant,
 ) -> None:
     _, [done, kept] = await sold(
-        terminal_stub, pool, business, 0,
+        terminal_stub, channel, business, 0,
         lambda phone: two_lines("RS-1", phone), lambda phone: two_lines("RS-2", phone),
     )  # fmt: skip
     auth = bearer(business.cash_desk.api_key)
@@ -153,10 +150,17 @@ async def test_a_sale_reads_partially_refunded_then_refunded_and_is_listed_so(
 
 
 async def test_cancelling_a_partially_refunded_sale_of_today_reverses_the_rest(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
 ) -> None:
     phone, [done] = await sold(
-        terminal_stub, pool, business, 5_000, lambda phone: two_lines("PC-1", phone, redeem=1_000)
+        terminal_stub,
+        channel,
+        business,
+        5_000,
+        lambda phone: two_lines("PC-1", phone, redeem=1_000),
     )
     auth = bearer(business.cash_desk.api_key)
     await terminal_stub.RefundTransaction(
@@ -187,10 +191,14 @@ async def test_an_unknown_status_filter_is_refused_naming_the_field(
 
 
 async def test_a_pending_sale_is_cancelled_with_redis_down_and_a_retry_gets_the_same_answer(
-    pool: asyncpg.Pool, business: Tenant, infrastructure: Settings, tmp_path: Path
+    pool: asyncpg.Pool,
+    business: Tenant,
+    infrastructure: Settings,
+    tmp_path: Path,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=0)
-    phone = await customer_with_points(pool, business, 10_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(channel, business, 10_000)
     redis_server = EmbeddedRedis(tmp_path)
     server = ServerProcess(
         {"PURSE_DATABASE_URL": infrastructure.database_url,
@@ -200,8 +208,8 @@ async def test_a_pending_sale_is_cancelled_with_redis_down_and_a_retry_gets_the_
     auth = bearer(business.cash_desk.api_key)
     try:
         server.start()
-        async with grpc.aio.insecure_channel(server.target) as channel:
-            stub = TerminalServiceStub(channel)
+        async with grpc.aio.insecure_channel(server.target) as side:
+            stub = TerminalServiceStub(side)
             pending = await stub.ProcessCheck(
                 sale("RD-1", phone, redeem=1_000), metadata=auth, timeout=call_seconds_max
             )

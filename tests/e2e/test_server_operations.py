@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import grpc
 import pytest
+from admin_support import enrol
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from support import (
@@ -27,8 +28,6 @@ from support import (
 )
 
 from purse.config import Settings
-from purse.domain.customers import AccessType
-from purse.store.postgres.customers import CustomerStore
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
@@ -203,11 +202,13 @@ def test_purse_migrate_reports_a_current_schema(infrastructure: Settings, tmp_pa
 
 @pytest.mark.ledger_set_by_hand
 async def test_purse_audit_finds_a_pocket_that_disagrees_with_its_ledger(
-    infrastructure: Settings, pool: asyncpg.Pool, business: Tenant, tmp_path: Path
+    infrastructure: Settings,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    tmp_path: Path,
 ) -> None:
-    customer_id, _ = await CustomerStore(pool).enrol(
-        business.business_id, new_phone(), AccessType.FULL
-    )
+    customer_id = (await enrol(channel, business)).customer_id
     environment = {
         **os.environ,
         "PURSE_DATABASE_URL": infrastructure.database_url,

@@ -12,19 +12,23 @@ import asyncpg
 import grpc
 import pytest
 import redis.asyncio as redis
-from admin_support import admin, new_series, owner
-from support import Tenant, assert_audit_is_clean, bearer, error_reason, new_phone
+from admin_support import (
+    admin,
+    credit_points,
+    customer_with_points,
+    enrol,
+    five_percent_back,
+    new_series,
+    owner,
+    set_program,
+    special_points_lot,
+)
+from support import Tenant, assert_audit_is_clean, bearer, error_reason
 
 from purse import sealing
 from purse.admin.v1 import catalogue_pb2 as catalogue
-from purse.domain.administrators import operator_actor
-from purse.domain.customers import AccessType
-from purse.domain.program import Program, Rule, RuleKind, RuleScope, ValueKind
 from purse.notify.dispatcher import pin_key_purpose
-from purse.service.admin.programs import Programs
 from purse.store.postgres import database
-from purse.store.postgres.customers import CustomerStore
-from purse.store.postgres.programs import ProgramStore
 from purse.store.postgres.provisioning import Provisioning
 from purse.store.postgres.transactions import TransactionStore
 from purse.store.redis import keys as redis_keys
@@ -34,21 +38,6 @@ from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
 
 if TYPE_CHECKING:
     from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
-
-five_percent_back = Rule(1, "5% back", RuleKind.ACCRUAL, RuleScope.LINE, ValueKind.PERCENT, 500)
-
-
-async def set_program(pool: asyncpg.Pool, business: Tenant, **settings: object) -> None:
-    program = Program(currency="UAH", **settings)  # type: ignore[arg-type]
-    programs = Programs(ProgramStore(pool))
-    await programs.replace(operator_actor(business.business_id), business.program_id, program)
-
-
-async def customer_with_points(pool: asyncpg.Pool, business: Tenant, points: int) -> str:
-    phone = new_phone()
-    customer_id, _ = await CustomerStore(pool).enrol(business.business_id, phone, AccessType.FULL)
-    await Provisioning(pool).adjust_pocket(business.business_id, customer_id, 0, points)
-    return phone
 
 
 def sale(
@@ -99,12 +88,15 @@ async def sent_pin(pool: asyncpg.Pool, business: Tenant, transaction_id: int) ->
 
 
 async def test_a_check_is_applied_once_and_a_retry_gets_the_identical_answer(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
     await set_program(
-        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
+        channel, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
     )
-    phone = await customer_with_points(pool, business, 10_000)
+    phone = await customer_with_points(channel, business, 10_000)
     auth = bearer(business.cash_desk.api_key)
     first = await terminal_stub.ProcessCheck(sale("P-1", phone, redeem=2_000), metadata=auth)
     assert first.transaction.status == pb.TRANSACTION_STATUS_COMPLETED
@@ -122,12 +114,15 @@ async def test_a_check_is_applied_once_and_a_retry_gets_the_identical_answer(
 
 
 async def test_the_same_check_sent_twenty_times_at_once_applies_once(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
     await set_program(
-        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
+        channel, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
     )
-    phone = await customer_with_points(pool, business, 10_000)
+    phone = await customer_with_points(channel, business, 10_000)
     auth = bearer(business.cash_desk.api_key)
     answers = await asyncio.gather(
         *(
@@ -147,19 +142,18 @@ async def test_the_same_check_sent_twenty_times_at_once_applies_once(
 
 
 async def test_a_business_refusal_is_the_stored_answer_for_its_check_number(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=None)
-    phone = await customer_with_points(pool, business, 1_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=None)
+    phone = await customer_with_points(channel, business, 1_000)
     auth = bearer(business.cash_desk.api_key)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await terminal_stub.ProcessCheck(sale("P-R", phone, redeem=5_000), metadata=auth)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    await Provisioning(pool).adjust_pocket(
-        business.business_id,
-        (await CustomerStore(pool).membership_by_phone(business.business_id, phone)).customer_id,  # type: ignore[union-attr]
-        0,
-        10_000,
+    await credit_points(
+        channel, business, (await enrol(channel, business, phone)).customer_id, 10_000
     )
     with pytest.raises(grpc.aio.AioRpcError) as again:
         await terminal_stub.ProcessCheck(sale("P-R", phone, redeem=5_000), metadata=auth)
@@ -167,12 +161,15 @@ async def test_a_business_refusal_is_the_stored_answer_for_its_check_number(
 
 
 async def test_a_redemption_above_the_limit_is_held_until_the_pin_confirms_it(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
     await set_program(
-        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=1_000
+        channel, business, rules=(five_percent_back,), points_redemption_limit_without_pin=1_000
     )
-    phone = await customer_with_points(pool, business, 10_000)
+    phone = await customer_with_points(channel, business, 10_000)
     auth = bearer(business.cash_desk.api_key)
     pending = await terminal_stub.ProcessCheck(sale("P-PIN", phone, redeem=2_000), metadata=auth)
     transaction = pending.transaction
@@ -210,10 +207,13 @@ async def test_a_redemption_above_the_limit_is_held_until_the_pin_confirms_it(
 
 
 async def test_five_wrong_pins_lock_the_transaction_and_release_its_holds(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=0)
-    phone = await customer_with_points(pool, business, 10_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(channel, business, 10_000)
     auth = bearer(business.cash_desk.api_key)
     pending = await terminal_stub.ProcessCheck(sale("P-LOCK", phone, redeem=500), metadata=auth)
     pin = await sent_pin(pool, business, pending.transaction.transaction_id)
@@ -241,12 +241,13 @@ async def test_a_burst_of_pins_compares_no_more_than_five_and_leaves_no_key_with
     pool: asyncpg.Pool,
     business: Tenant,
     redis_client: redis.Redis,
+    channel: grpc.aio.Channel,
 ) -> None:
     """30 concurrent confirms, 29 wrong and the right one among them: at most 5 PINs are
     compared, so the transaction completes only if the right one came before the 5th wrong
     one; otherwise it is locked and the right PIN is refused after."""
-    await set_program(pool, business, points_redemption_limit_without_pin=0)
-    phone = await customer_with_points(pool, business, 10_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(channel, business, 10_000)
     auth = bearer(business.cash_desk.api_key)
     pending = await terminal_stub.ProcessCheck(sale("P-BURST", phone, redeem=500), metadata=auth)
     transaction_id = pending.transaction.transaction_id
@@ -299,8 +300,8 @@ async def test_cancelling_a_pending_transaction_releases_holds_and_reserved_coup
     pool: asyncpg.Pool,
     business: Tenant,
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=0)
-    phone = await customer_with_points(pool, business, 10_000)
+    await set_program(channel, business, points_redemption_limit_without_pin=0)
+    phone = await customer_with_points(channel, business, 10_000)
     series = await new_series(channel, business, name="-10%", value=1000)
     code = f"CANCEL-{business.business_id}"
     # A coupon of no customer's (a printed one): the API issues coupons only to customers.
@@ -327,7 +328,7 @@ async def test_two_checks_racing_for_one_coupon_let_one_win(
     pool: asyncpg.Pool,
     business: Tenant,
 ) -> None:
-    await set_program(pool, business)
+    await set_program(channel, business)
     series = await new_series(
         channel, business, name="-50.00", kind=catalogue.COUPON_KIND_FIXED, value=5000
     )
@@ -356,8 +357,8 @@ async def test_two_checks_racing_for_one_coupon_let_one_win(
 async def test_the_stream_answers_every_check_in_order_and_refuses_only_bad_ones(
     channel: grpc.aio.Channel, pool: asyncpg.Pool, business: Tenant
 ) -> None:
-    await set_program(pool, business, rules=(five_percent_back,))
-    phone = await customer_with_points(pool, business, 0)
+    await set_program(channel, business, rules=(five_percent_back,))
+    phone = await customer_with_points(channel, business, 0)
     stub = TerminalServiceStub(channel)
 
     async def messages() -> AsyncIterator[pb.ProcessChecksRequest]:
@@ -392,9 +393,11 @@ async def test_the_stream_answers_every_check_in_order_and_refuses_only_bad_ones
 
 
 async def test_transactions_are_read_by_id_and_number_and_listed_newest_first(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business)
+    await set_program(channel, business)
     auth = bearer(business.cash_desk.api_key)
     made = [
         (await terminal_stub.ProcessCheck(sale(f"L-{n}"), metadata=auth)).transaction
@@ -448,11 +451,12 @@ async def test_partial_refunds_reverse_both_sides_and_never_exceed_the_sale(
     pool: asyncpg.Pool,
     business: Tenant,
     infrastructure: object,
+    channel: grpc.aio.Channel,
 ) -> None:
     await set_program(
-        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
+        channel, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
     )
-    phone = await customer_with_points(pool, business, 5_000)
+    phone = await customer_with_points(channel, business, 5_000)
     auth = bearer(business.cash_desk.api_key)
     done = (
         await terminal_stub.ProcessCheck(two_lines("R-1", phone, redeem=2_000), metadata=auth)
@@ -493,12 +497,15 @@ async def test_partial_refunds_reverse_both_sides_and_never_exceed_the_sale(
 
 
 async def test_points_already_spent_are_reported_as_not_recovered(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
     await set_program(
-        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
+        channel, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
     )
-    phone = await customer_with_points(pool, business, 0)
+    phone = await customer_with_points(channel, business, 0)
     auth = bearer(business.cash_desk.api_key)
     done = (
         await terminal_stub.ProcessCheck(sale("NR-1", phone, amount=100_000), metadata=auth)
@@ -555,7 +562,7 @@ async def test_refunds_give_free_units_back_and_take_back_the_purchases_they_cou
     infrastructure: object,
 ) -> None:
     card = await coffee_card(channel, business, every=3)
-    phone = await customer_with_points(pool, business, 0)
+    phone = await customer_with_points(channel, business, 0)
     auth = bearer(business.cash_desk.api_key)
 
     async def cups_counted() -> int:
@@ -603,9 +610,9 @@ async def test_a_confirmed_first_purchase_starts_the_achievements_card(
     pool: asyncpg.Pool,
     business: Tenant,
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=100)
+    await set_program(channel, business, points_redemption_limit_without_pin=100)
     card = await coffee_card(channel, business, every=5)
-    phone = await customer_with_points(pool, business, 1_000)
+    phone = await customer_with_points(channel, business, 1_000)
     auth = bearer(business.cash_desk.api_key)
     request = coffees("FA-1", phone, 2)
     request.redemption.points_hundredths = 500  # above the no-PIN limit: pending
@@ -632,15 +639,19 @@ async def lot_and_balance(pool: asyncpg.Pool, business: Tenant, lot: int) -> tup
 
 
 async def hold_across_a_lot_expiry(
-    stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant, number: str
+    stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    number: str,
 ) -> tuple[pb.Transaction, str, int]:
     """300 everlasting points and a lot of 500 special ones that expires while a pending
     sale holds 400 of the 800; the sweeper has run after the expiry. (sale, phone, lot)"""
-    await set_program(pool, business, points_redemption_limit_without_pin=100)
-    phone = await customer_with_points(pool, business, 300)
-    customer_id, _ = await CustomerStore(pool).enrol(business.business_id, phone, AccessType.FULL)
+    await set_program(channel, business, points_redemption_limit_without_pin=100)
+    phone = await customer_with_points(channel, business, 300)
+    customer_id = (await enrol(channel, business, phone)).customer_id
     expiry = datetime.now(UTC) + timedelta(seconds=2)
-    lot = await Provisioning(pool).points_lot(business.business_id, customer_id, 500, expiry)
+    lot = await special_points_lot(channel, business, customer_id, 500, expiry)
     pending = (
         await stub.ProcessCheck(
             sale(number, phone, redeem=400), metadata=bearer(business.cash_desk.api_key)
@@ -656,11 +667,14 @@ async def hold_across_a_lot_expiry(
 
 async def test_points_held_from_a_lot_that_expires_are_spent_when_confirmed(
     terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
     pool: asyncpg.Pool,
     business: Tenant,
     infrastructure: object,
 ) -> None:
-    pending, phone, _ = await hold_across_a_lot_expiry(terminal_stub, pool, business, "EX-1")
+    pending, phone, _ = await hold_across_a_lot_expiry(
+        terminal_stub, channel, pool, business, "EX-1"
+    )
     pin = await sent_pin(pool, business, pending.transaction_id)
     await terminal_stub.ConfirmTransaction(
         pb.ConfirmTransactionRequest(transaction_id=pending.transaction_id, pin=pin),
@@ -673,11 +687,14 @@ async def test_points_held_from_a_lot_that_expires_are_spent_when_confirmed(
 
 async def test_points_a_released_hold_gives_back_to_an_expired_lot_expire_then(
     terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
     pool: asyncpg.Pool,
     business: Tenant,
     infrastructure: object,
 ) -> None:
-    pending, phone, lot = await hold_across_a_lot_expiry(terminal_stub, pool, business, "EX-2")
+    pending, phone, lot = await hold_across_a_lot_expiry(
+        terminal_stub, channel, pool, business, "EX-2"
+    )
     await terminal_stub.CancelTransaction(
         pb.CancelTransactionRequest(transaction_id=pending.transaction_id),
         metadata=bearer(business.cash_desk.api_key),
@@ -694,12 +711,13 @@ async def test_refunded_special_points_go_back_to_their_lot_and_expire_with_it(
     pool: asyncpg.Pool,
     business: Tenant,
     infrastructure: object,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business, points_redemption_limit_without_pin=None)
-    phone = await customer_with_points(pool, business, 200)
-    customer_id, _ = await CustomerStore(pool).enrol(business.business_id, phone, AccessType.FULL)
+    await set_program(channel, business, points_redemption_limit_without_pin=None)
+    phone = await customer_with_points(channel, business, 200)
+    customer_id = (await enrol(channel, business, phone)).customer_id
     expiry = datetime.now(UTC) + timedelta(seconds=2)
-    lot = await Provisioning(pool).points_lot(business.business_id, customer_id, 500, expiry)
+    lot = await special_points_lot(channel, business, customer_id, 500, expiry)
     auth = bearer(business.cash_desk.api_key)
     # 600 points: the special 500 first (they expire first), then 100 everlasting ones.
     done = (
@@ -719,12 +737,15 @@ async def test_refunded_special_points_go_back_to_their_lot_and_expire_with_it(
 
 
 async def test_cancelling_a_completed_sale_of_today_reverses_it(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    pool: asyncpg.Pool,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
     await set_program(
-        pool, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
+        channel, business, rules=(five_percent_back,), points_redemption_limit_without_pin=None
     )
-    phone = await customer_with_points(pool, business, 3_000)
+    phone = await customer_with_points(channel, business, 3_000)
     auth = bearer(business.cash_desk.api_key)
     done = (
         await terminal_stub.ProcessCheck(sale("CC-1", phone, redeem=1_000), metadata=auth)
@@ -742,9 +763,11 @@ async def test_cancelling_a_completed_sale_of_today_reverses_it(
 
 
 async def test_a_program_may_refuse_to_cancel_completed_sales(
-    terminal_stub: TerminalServiceAsyncStub, pool: asyncpg.Pool, business: Tenant
+    terminal_stub: TerminalServiceAsyncStub,
+    business: Tenant,
+    channel: grpc.aio.Channel,
 ) -> None:
-    await set_program(pool, business, cancel_completed_sales=False)
+    await set_program(channel, business, cancel_completed_sales=False)
     auth = bearer(business.cash_desk.api_key)
     done = (await terminal_stub.ProcessCheck(sale("NC-1"), metadata=auth)).transaction
     with pytest.raises(grpc.aio.AioRpcError) as refused:
