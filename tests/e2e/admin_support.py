@@ -27,7 +27,6 @@ from purse.admin.v1 import admin_service_pb2 as admin_pb
 from purse.admin.v1 import catalogue_pb2 as catalogue
 from purse.admin.v1 import customers_pb2
 from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
-from purse.domain import credentials
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as terminal_pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
@@ -256,21 +255,24 @@ async def blacklist(channel: grpc.aio.Channel, business: Tenant, customer_id: in
     )
 
 
-async def key_of_role(pool: asyncpg.Pool, business: Tenant, role: str) -> tuple[tuple[str, str]]:
-    """Call metadata of a new administrator of `role` of the business, by API key."""
-    key = credentials.new_api_key()
-    await pool.execute(
-        "WITH made AS ("
-        "  INSERT INTO administrators (business_id, login, name, role, password_hash)"
-        "  VALUES ($1, $2, $3, $3, '!') RETURNING administrator_id"
-        ") INSERT INTO admin_api_keys (business_id, administrator_id, key_hash, name)"
-        "  SELECT $1, administrator_id, $4, 'tests' FROM made",
-        business.business_id,
-        f"{role}-{secrets.token_hex(6)}",
-        role,
-        credentials.api_key_digest(key),
+async def key_of_role(
+    channel: grpc.aio.Channel, business: Tenant, role: admin_pb.AdministratorRole.ValueType
+) -> tuple[tuple[str, str]]:
+    """Call metadata of a new administrator of `role` of the business, by API key (made
+    by the owner, as a business would)."""
+    stub: Any = AdminServiceStub(channel)
+    owner_key = bearer(business.administrator_api_key)
+    created = await stub.CreateAdministrator(
+        admin_pb.CreateAdministratorRequest(
+            login=f"role-{secrets.token_hex(6)}", role=role, password="a long enough password"
+        ),
+        metadata=owner_key,
     )
-    return bearer(key)
+    key = await stub.CreateApiKey(
+        admin_pb.CreateApiKeyRequest(administrator_id=created.administrator.administrator_id),
+        metadata=owner_key,
+    )
+    return bearer(key.secret)
 
 
 def details(error: grpc.aio.AioRpcError) -> str:

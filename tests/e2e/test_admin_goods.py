@@ -252,9 +252,9 @@ async def test_goods_input_is_refused_naming_every_wrong_field(
 
 
 async def test_an_analyst_reads_the_catalogue_but_may_not_change_it(
-    channel: grpc.aio.Channel, business: Tenant, pool: asyncpg.Pool
+    channel: grpc.aio.Channel, business: Tenant
 ) -> None:
-    analyst = await key_of_role(pool, business, "analyst")
+    analyst = await key_of_role(channel, business, rules_pb.ADMINISTRATOR_ROLE_ANALYST)
     stub = admin(channel)
     await stub.ListGoods(pb.ListGoodsRequest(), metadata=analyst)
     denied = await refused(
