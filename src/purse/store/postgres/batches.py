@@ -107,12 +107,16 @@ SELECT
   now() AS now
 """
 
+# Every UPDATE names its keys twice: `= ANY(keys)` beside the business makes the row's
+# primary key the way to it, whatever the planner's statistics say (joined with `unnest`
+# alone, a large business's rows were found by scanning all of them); the join with the
+# same arrays brings each row its values.
 _write = """
 WITH pocket_rows AS (
   UPDATE pockets p SET balance = p.balance + d.amount, held = p.held + d.held,
                        updated_at = now()
     FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS d(pocket_id, amount, held)
-   WHERE p.business_id = $1 AND p.pocket_id = d.pocket_id
+   WHERE p.business_id = $1 AND p.pocket_id = ANY($2::bigint[]) AND p.pocket_id = d.pocket_id
 ), ledger AS (
   INSERT INTO ledger_entries (business_id, pocket_id, transaction_id, kind, amount, held_amount,
                               expires_at)
@@ -121,33 +125,36 @@ WITH pocket_rows AS (
 ), lot_rows AS (
   UPDATE points_lots l SET remaining = l.remaining - d.taken
     FROM unnest($10::bigint[], $11::bigint[]) AS d(lot_id, taken)
-   WHERE l.business_id = $1 AND l.lot_id = d.lot_id
+   WHERE l.business_id = $1 AND l.lot_id = ANY($10::bigint[]) AND l.lot_id = d.lot_id
 ), certificate_rows AS (
   UPDATE certificates c SET balance_minor_units = c.balance_minor_units + d.amount,
                             held_minor_units = c.held_minor_units + d.held
     FROM unnest($12::bigint[], $13::bigint[], $14::bigint[]) AS d(certificate_id, amount, held)
-   WHERE c.business_id = $1 AND c.certificate_id = d.certificate_id
+   WHERE c.business_id = $1 AND c.certificate_id = ANY($12::bigint[])
+     AND c.certificate_id = d.certificate_id
 ), coupon_rows AS (
   UPDATE coupons c SET status = d.status, transaction_id = d.transaction_id,
                        used_at = CASE WHEN d.status = 'used' THEN now() ELSE c.used_at END
     FROM unnest($15::bigint[], $16::text[], $17::bigint[]) AS d(coupon_id, status, transaction_id)
-   WHERE c.business_id = $1 AND c.coupon_id = d.coupon_id
+   WHERE c.business_id = $1 AND c.coupon_id = ANY($15::bigint[]) AND c.coupon_id = d.coupon_id
 ), transaction_rows AS (
   UPDATE transactions t SET status = d.status, refusal = d.refusal,
          finished_at = CASE WHEN d.status = 'pending' THEN NULL ELSE now() END
     FROM unnest($18::bigint[], $19::text[], $20::jsonb[]) AS d(transaction_id, status, refusal)
-   WHERE t.business_id = $1 AND t.transaction_id = d.transaction_id
+   WHERE t.business_id = $1 AND t.transaction_id = ANY($18::bigint[])
+     AND t.transaction_id = d.transaction_id
 ), membership_rows AS (
   -- Absolute values, worked out on the rows the batch locked.
   UPDATE memberships m SET sales_count = d.sales_count, sales_sum_minor_units = d.sales_sum,
          last_visit_at = d.last_visit, participation_confirmed = d.confirmed
     FROM unnest($21::bigint[], $22::bigint[], $23::bigint[], $24::timestamptz[],
                 $25::boolean[]) AS d(customer_id, sales_count, sales_sum, last_visit, confirmed)
-   WHERE m.business_id = $1 AND m.customer_id = d.customer_id
+   WHERE m.business_id = $1 AND m.customer_id = ANY($21::bigint[]) AND m.customer_id = d.customer_id
 ), reservation_rows AS (
   UPDATE transactions t SET lot_reservations = d.reservations
     FROM unnest($34::bigint[], $35::jsonb[]) AS d(transaction_id, reservations)
-   WHERE t.business_id = $1 AND t.transaction_id = d.transaction_id
+   WHERE t.business_id = $1 AND t.transaction_id = ANY($34::bigint[])
+     AND t.transaction_id = d.transaction_id
 ), released_claims AS (
   -- Sales refused because a balance changed after they were calculated: their check
   -- numbers stay free, for the same check calculated again.

@@ -103,6 +103,7 @@ SELECT claimed.*, coalesce(m.participation_confirmed, false) AS participation_co
  ORDER BY claimed.business_id, claimed.message_id
 """
 
+# Results are matched by primary key (`= ANY` on both columns).
 _record = """
 UPDATE outbox_messages o
    SET status = r.status,
@@ -114,8 +115,13 @@ UPDATE outbox_messages o
   FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
               $6::integer[], $7::bigint[])
        AS r(business_id, message_id, claimed_until, status, reason, attempts, retry_delay_ms)
- WHERE o.business_id = r.business_id AND o.message_id = r.message_id
-   AND o.status = 'pending' AND o.next_attempt_at = r.claimed_until
+ WHERE o.business_id = ANY($1::bigint[]) AND o.message_id = ANY($2::bigint[])
+   AND o.business_id = r.business_id AND o.message_id = r.message_id
+   AND o.status = 'pending'
+   -- Still this claimant's lease. `IS TRUE` keeps the comparison from being an index
+   -- condition: every message of a claim shares one lease, so probing the `due` index by
+   -- it returned the whole claim for each result (the square of the claim).
+   AND (o.next_attempt_at = r.claimed_until) IS TRUE
 """
 
 
