@@ -580,10 +580,16 @@ async def test_transaction_notices_go_on_the_programs_channel(
     )
     assert answer.transaction.receipt.points_accrued_hundredths == 500
     rows = await pool.fetch(
-        "SELECT channel FROM outbox_messages WHERE business_id = $1 AND purpose = 'transaction'",
+        "SELECT channel, status, reason FROM outbox_messages"
+        " WHERE business_id = $1 AND purpose = 'transaction'",
         business.business_id,
     )
     assert [row["channel"] for row in rows] == stored
+    # A customer who has not confirmed participation gets nothing: the notice is written
+    # as rejected, never handed to the dispatcher.
+    assert {(row["status"], row["reason"]) for row in rows} <= {
+        ("rejected", "PARTICIPATION_NOT_CONFIRMED")
+    }
 
 
 async def test_an_analyst_reads_the_setup_and_changes_none_of_it(

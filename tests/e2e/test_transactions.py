@@ -21,11 +21,13 @@ from admin_support import (
     new_series,
     owner,
     set_program,
+    set_rules,
     special_points_lot,
 )
 from support import Tenant, assert_audit_is_clean, bearer, error_reason
 
 from purse import sealing
+from purse.admin.v1 import admin_service_pb2 as admin_pb
 from purse.admin.v1 import catalogue_pb2 as catalogue
 from purse.notify.dispatcher import pin_key_purpose
 from purse.store.postgres import database
@@ -775,3 +777,35 @@ async def test_a_program_may_refuse_to_cancel_completed_sales(
             pb.CancelTransactionRequest(transaction_id=done.transaction_id), metadata=auth
         )
     assert error_reason(refused.value) == "CANCEL_NOT_ALLOWED"
+
+
+async def test_a_notice_waits_for_the_dispatcher_only_when_the_customer_confirmed(
+    terminal_stub: TerminalServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    pool: asyncpg.Pool,
+    business: Tenant,
+) -> None:
+    await set_rules(channel, business, admin_pb.ProgramRules(rules=[five_percent_back]))
+    confirmed = (await enrol(channel, business)).phone
+    unconfirmed = (await enrol(channel, business)).phone
+    # Participation is confirmed by a PIN at the till; set here without one.
+    await pool.execute(
+        "UPDATE memberships m SET participation_confirmed = true FROM customers c"
+        " WHERE m.business_id = $1 AND c.customer_id = m.customer_id AND c.phone = $2",
+        business.business_id,
+        confirmed,
+    )
+    till = bearer(business.cash_desk.api_key)
+    for number, phone in (("N-1", confirmed), ("N-2", unconfirmed)):
+        await terminal_stub.ProcessCheck(sale(number, phone), metadata=till)
+    rows = await pool.fetch(
+        "SELECT t.check_number, o.status, o.reason FROM outbox_messages o"
+        "  JOIN transactions t"
+        "    ON t.business_id = o.business_id AND t.transaction_id = o.transaction_id"
+        " WHERE o.business_id = $1 AND o.purpose = 'transaction' ORDER BY t.check_number",
+        business.business_id,
+    )
+    assert [tuple(row) for row in rows] == [
+        ("N-1", "pending", ""),
+        ("N-2", "rejected", "PARTICIPATION_NOT_CONFIRMED"),
+    ]

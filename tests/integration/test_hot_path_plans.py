@@ -7,6 +7,7 @@ would return them all: the cost would grow with the square of the claim)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -83,7 +84,8 @@ async def test_a_batch_updates_pockets_and_memberships_by_key_in_a_large_busines
                 business.business_id,
             )
         ]
-        arguments: list[Any] = [business.business_id] + [[] for _ in range(36)]
+        parameters = max(int(number) for number in re.findall(r"\$(\d+)", batches._write))
+        arguments: list[Any] = [business.business_id] + [[] for _ in range(parameters - 1)]
         arguments[1], arguments[2], arguments[3] = pocket_ids, [1] * 50, [0] * 50
         nodes = await _explained(connection, batches._write, *arguments)
     for table in _keyed_tables:

@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 else:  # generic only in the type stubs
     Connection = asyncpg.pool.PoolConnectionProxy
 
+# The delivery reason of a notice to a customer who has not confirmed participation (as
+# the dispatcher would record it; see purse.notify.dispatcher).
+participation_not_confirmed = "PARTICIPATION_NOT_CONFIRMED"
 # Statistics saturate rather than overflow a bigint (checks are bounded far below it).
 statistics_sum_max = 2**63 - 1
 
@@ -162,9 +165,9 @@ WITH pocket_rows AS (
    WHERE t.business_id = $1 AND t.transaction_id = ANY($36::bigint[])
 )
 INSERT INTO outbox_messages (business_id, customer_id, transaction_id, channel, purpose, phone,
-                             language, body, sealed_secret)
+                             language, body, sealed_secret, status, reason)
 SELECT $1, * FROM unnest($26::bigint[], $27::bigint[], $28::text[], $29::text[], $30::text[],
-                         $31::text[], $32::text[], $33::bytea[])
+                         $31::text[], $32::text[], $33::bytea[], $38::text[], $39::text[])
 """
 
 # Only for a batch with administrators' operations: the series they issue from, locked
@@ -532,6 +535,9 @@ class _Writes:
         self.coupons: list[tuple[int, str, int]] = []
         self.transactions: list[tuple[int, str, dict[str, str] | None]] = []
         self.messages: list[tuple[Message, int | None]] = []
+        # Per message: its status as written, and why (a notice to a customer who has not
+        # confirmed participation is rejected here: the dispatcher would only reject it).
+        self.message_states: list[tuple[str, str]] = []
         self.lots_taken: list[tuple[int, dict[str, int]]] = []
         self.released: list[int] = []
 
@@ -615,7 +621,7 @@ class _Writes:
                 self.released.append(outcome.transaction_id)
                 continue
             self.add_effects(sale.effects, outcome.transaction_id, sale.customer_id, new_sale=True)
-            self.messages += [(message, outcome.transaction_id) for message in sale.messages]
+            self._messages(sale.messages, outcome.transaction_id)
             if sale.audit is not None:
                 self.audits.append(_audit_entry(sale.audit, sale.effects, outcome))
             if sale.notice is not None:
@@ -631,6 +637,14 @@ class _Writes:
             notice.customer_id, notice.channel, "transaction", notice.phone, notice.language, text
         )
         self.messages.append((message, transaction_id))
+        if outcome.totals is not None and not outcome.totals.participation_confirmed:
+            self.message_states.append(("rejected", participation_not_confirmed))
+        else:
+            self.message_states.append(("pending", ""))
+
+    def _messages(self, messages: Sequence[Message], transaction_id: int | None) -> None:
+        self.messages += [(message, transaction_id) for message in messages]
+        self.message_states += [("pending", "")] * len(messages)
 
     def add_transitions(
         self, transitions: Sequence[Transition], outcomes: Sequence[Outcome]
@@ -640,7 +654,7 @@ class _Writes:
                 continue
             self.add_effects(transition.effects, transition.transaction_id, transition.customer_id)
             self.transactions.append((transition.transaction_id, transition.status.value, None))
-            self.messages += [(m, transition.transaction_id) for m in transition.messages]
+            self._messages(transition.messages, transition.transaction_id)
             if transition.notice is not None:
                 self._notice(transition.notice, transition.transaction_id, outcome)
 
@@ -682,6 +696,8 @@ class _Writes:
             [taken for _, taken in self.lots_taken],
             sorted(self.released),
             ledger[5],
+            [status for status, _ in self.message_states],
+            [reason for _, reason in self.message_states],
         ]
 
     def administered_arguments(self) -> list[Any] | None:
