@@ -210,3 +210,17 @@ def test_calculate(benchmark: Any, scenario: str) -> None:
         + receipt.to_pay
     )
     assert receipt.discounts and receipt.accruals and receipt.payments
+
+
+def test_receipt_to_proto(benchmark: Any) -> None:
+    """Building a 10-line receipt's protobuf (the response and the stored answer)."""
+    from purse.api.grpc.terminal.receipts import receipt_to_proto
+    from purse.service.terminal.calculation import Calculation
+
+    receipt = calculate(
+        check_of(10), program_of(eight_rules()), customer(), redemption_everything(),
+        moment=moment, point_of_sale_id=point_of_sale_id,
+    )  # fmt: skip
+    calculation = Calculation(receipt, None, {}, {})
+    message = benchmark(receipt_to_proto, calculation)
+    assert len(message.lines) == 10 and message.adjustments

@@ -3,6 +3,8 @@ into protobuf. The only place the two meet."""
 
 from __future__ import annotations
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+
 from purse.api.grpc.common.mapping import identifier_from_proto, moment_from_proto
 from purse.domain import amounts, checks
 from purse.domain.errors import FieldViolation, InvalidArgument
@@ -172,47 +174,24 @@ def calculation_request_from_proto(request: pb.CalculateCheckRequest) -> Calcula
     )
 
 
-def _shares(
-    positions: list[int], amounts: tuple[int, ...], pocket_amounts: tuple[int, ...]
-) -> list[pb.LineShare]:
-    return [
-        pb.LineShare(position=position, amount_minor_units=amount, pocket_amount=pocket)
-        for position, amount, pocket in zip(positions, amounts, pocket_amounts, strict=True)
-        if amount or pocket
-    ]
+def _add_shares(
+    shares: RepeatedCompositeFieldContainer[pb.LineShare],
+    positions: list[int],
+    amounts: tuple[int, ...],
+    pocket_amounts: tuple[int, ...],
+) -> None:
+    add = shares.add
+    for position, amount, pocket in zip(positions, amounts, pocket_amounts, strict=True):
+        if amount or pocket:
+            add(position=position, amount_minor_units=amount, pocket_amount=pocket)
 
 
 def receipt_to_proto(calculation: Calculation) -> pb.Receipt:
+    """The receipt as the contract has it, built in place: every nested message is added
+    to its parent (`.add`) rather than built apart and copied in, which the response path
+    paid for on every check (95 -> 58 us for a 10-line receipt, identical bytes)."""
     receipt = calculation.receipt
-    positions = [line.position for line in receipt.lines]
-    zeros = (0,) * len(positions)
-    adjustments = [
-        pb.Adjustment(
-            kind=pb.ADJUSTMENT_KIND_COUPON
-            if discount.source_kind is checks.SourceKind.COUPON
-            else pb.ADJUSTMENT_KIND_RULE_DISCOUNT,
-            rule_id=discount.source_id if discount.source_kind is checks.SourceKind.RULE else 0,
-            code=calculation.coupon_codes.get(discount.source_id, "")
-            if discount.source_kind is checks.SourceKind.COUPON
-            else "",
-            title=discount.title,
-            amount_minor_units=discount.amount,
-            lines=_shares(positions, discount.line_amounts, zeros),
-        )
-        for discount in receipt.discounts
-    ]
-    adjustments += [_payment(payment, calculation, positions) for payment in receipt.payments]
-    adjustments += [
-        pb.Adjustment(
-            kind=pb.ADJUSTMENT_KIND_POINTS_ACCRUAL,
-            rule_id=accrual.rule_id,
-            title=accrual.title,
-            pocket_amount=accrual.points,
-            lines=_shares(positions, zeros, accrual.line_points),
-        )
-        for accrual in receipt.accruals
-    ]
-    return pb.Receipt(
+    message = pb.Receipt(
         currency=receipt.currency,
         sum_minor_units=receipt.check_sum,
         discount_minor_units=receipt.discount_total,
@@ -222,70 +201,90 @@ def receipt_to_proto(calculation: Calculation) -> pb.Receipt:
         points_redeemed_hundredths=receipt.points_redeemed,
         points_accrued_hundredths=receipt.points_accrued,
         points_redeemable_max_hundredths=receipt.points_redeemable_max,
-        lines=[_line(line) for line in receipt.lines],
-        adjustments=adjustments,
-        lots_taken=[
-            pb.LotTaken(lot_id=lot.lot_id, points_hundredths=lot.points)
-            for lot in receipt.lots_taken
-        ],
-        achievements=[
-            pb.AchievementProgress(
-                account_type_id=item.account_id,
-                purchases=item.purchases,
-                rewards=item.rewards,
-                balance_after=item.balance_after,
-            )
-            for item in receipt.achievements
-        ],
-        not_applied=[_not_applied(item, calculation) for item in receipt.not_applied],
         confirmation_required=receipt.confirmation_required,
-        confirmation_reasons=[
-            pb.ConfirmationReason(
-                source_kind=_source_kinds[item.source_kind],
-                account_type_id=item.source_id
-                if item.source_kind is checks.SourceKind.ACCOUNT
-                else 0,
-                amount=item.debit,
-                limit=item.limit,
-            )
-            for item in receipt.confirmations
-        ],
     )
+    add_line = message.lines.add
+    for line in receipt.lines:
+        add_line(
+            position=line.position,
+            product_code=line.product_code,
+            amount_minor_units=line.amount,
+            discount_minor_units=line.discount,
+            paid_with_points_minor_units=line.paid_with_points,
+            paid_with_accounts_minor_units=line.paid_with_accounts,
+            to_pay_minor_units=line.to_pay,
+            points_redeemed_hundredths=line.points_redeemed,
+            points_accrued_hundredths=line.points_accrued,
+        )
+    _add_adjustments(message, calculation)
+    for lot in receipt.lots_taken:
+        message.lots_taken.add(lot_id=lot.lot_id, points_hundredths=lot.points)
+    for item in receipt.achievements:
+        message.achievements.add(
+            account_type_id=item.account_id,
+            purchases=item.purchases,
+            rewards=item.rewards,
+            balance_after=item.balance_after,
+        )
+    for not_applied in receipt.not_applied:
+        _add_not_applied(message.not_applied, not_applied, calculation)
+    for confirmation in receipt.confirmations:
+        message.confirmation_reasons.add(
+            source_kind=_source_kinds[confirmation.source_kind],
+            account_type_id=confirmation.source_id
+            if confirmation.source_kind is checks.SourceKind.ACCOUNT
+            else 0,
+            amount=confirmation.debit,
+            limit=confirmation.limit,
+        )
+    return message
 
 
-def _line(line: checks.ReceiptLine) -> pb.ReceiptLine:
-    return pb.ReceiptLine(
-        position=line.position,
-        product_code=line.product_code,
-        amount_minor_units=line.amount,
-        discount_minor_units=line.discount,
-        paid_with_points_minor_units=line.paid_with_points,
-        paid_with_accounts_minor_units=line.paid_with_accounts,
-        to_pay_minor_units=line.to_pay,
-        points_redeemed_hundredths=line.points_redeemed,
-        points_accrued_hundredths=line.points_accrued,
-    )
+def _add_adjustments(message: pb.Receipt, calculation: Calculation) -> None:
+    """Discounts, then payments, then accruals, each with its shares of the lines."""
+    receipt = calculation.receipt
+    positions = [line.position for line in receipt.lines]
+    zeros = (0,) * len(positions)
+    add = message.adjustments.add
+    for discount in receipt.discounts:
+        coupon = discount.source_kind is checks.SourceKind.COUPON
+        adjustment = add(
+            kind=pb.ADJUSTMENT_KIND_COUPON if coupon else pb.ADJUSTMENT_KIND_RULE_DISCOUNT,
+            rule_id=discount.source_id if discount.source_kind is checks.SourceKind.RULE else 0,
+            code=calculation.coupon_codes.get(discount.source_id, "") if coupon else "",
+            title=discount.title,
+            amount_minor_units=discount.amount,
+        )
+        _add_shares(adjustment.lines, positions, discount.line_amounts, zeros)
+    for payment in receipt.payments:
+        kind = payment.source_kind
+        adjustment = add(
+            kind=_payment_kinds[kind],
+            code=calculation.certificate_codes.get(payment.source_id, "")
+            if kind is checks.SourceKind.CERTIFICATE
+            else "",
+            account_type_id=payment.source_id if kind is checks.SourceKind.ACCOUNT else 0,
+            title=payment.title,
+            amount_minor_units=payment.amount,
+            pocket_amount=payment.debit,
+        )
+        _add_shares(adjustment.lines, positions, payment.line_amounts, payment.line_debits)
+    for accrual in receipt.accruals:
+        adjustment = add(
+            kind=pb.ADJUSTMENT_KIND_POINTS_ACCRUAL,
+            rule_id=accrual.rule_id,
+            title=accrual.title,
+            pocket_amount=accrual.points,
+        )
+        _add_shares(adjustment.lines, positions, zeros, accrual.line_points)
 
 
-def _payment(
-    payment: checks.Payment, calculation: Calculation, positions: list[int]
-) -> pb.Adjustment:
-    kind = payment.source_kind
-    return pb.Adjustment(
-        kind=_payment_kinds[kind],
-        code=calculation.certificate_codes.get(payment.source_id, "")
-        if kind is checks.SourceKind.CERTIFICATE
-        else "",
-        account_type_id=payment.source_id if kind is checks.SourceKind.ACCOUNT else 0,
-        title=payment.title,
-        amount_minor_units=payment.amount,
-        pocket_amount=payment.debit,
-        lines=_shares(positions, payment.line_amounts, payment.line_debits),
-    )
-
-
-def _not_applied(item: checks.NotApplied, calculation: Calculation) -> pb.NotApplied:
-    return pb.NotApplied(
+def _add_not_applied(
+    not_applied: RepeatedCompositeFieldContainer[pb.NotApplied],
+    item: checks.NotApplied,
+    calculation: Calculation,
+) -> None:
+    not_applied.add(
         source_kind=_source_kinds[item.source_kind],
         rule_id=item.source_id if item.source_kind is checks.SourceKind.RULE else 0,
         code=calculation.coupon_codes.get(item.source_id, "")
