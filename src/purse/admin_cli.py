@@ -73,6 +73,8 @@ def request_fields(text: str, assignments: list[str]) -> dict[str, Any]:
         *parents, last = path.split(".")
         for part in parents:
             target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise SystemExit(f"--set {path}: {part} is not a message in the request")
         target[last] = value
     return fields
 

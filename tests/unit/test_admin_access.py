@@ -26,3 +26,19 @@ def test_owners_do_everything_managers_change_and_analysts_only_read() -> None:
         Access.CHANGE,
     ]
     assert [access for access in Access if allows(Role.ANALYST, access)] == [Access.READ]
+
+
+def test_admin_cli_sets_nested_fields_and_refuses_a_path_through_a_value() -> None:
+    from purse.admin_cli import command_name, request_fields
+
+    assert command_name("CreatePointOfSale") == "create-point-of-sale"
+    assert request_fields('{"a": 1}', ["b.c=2", "b.d=x", 'b.e={"en": "Gold"}']) == {
+        "a": 1,
+        "b": {"c": 2, "d": "x", "e": {"en": "Gold"}},
+    }
+    try:
+        request_fields('{"a": 1}', ["a.b=2"])
+    except SystemExit as refused:
+        assert "a is not a message" in str(refused)
+    else:
+        raise AssertionError("a path through a value was accepted")
