@@ -164,9 +164,13 @@ def test_sigterm_stops_the_benchmark_and_every_server_it_started(tmp_path: Path)
     servers: list[int] = []
     try:
         assert runner.stdout is not None
+        early: list[str] = []
         for line in runner.stdout:  # bounded by the pytest timeout
+            early.append(line)
             if "empty / " in line:
                 break
+        else:
+            raise AssertionError("the runner ended before measuring:\n" + "".join(early[-100:]))
         started = psutil.Process(runner.pid).children(recursive=True)
         servers = [
             int((tmp_path / "postgres" / "postmaster.pid").read_text().split()[0]),
