@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import TypeVar
 
 from purse.domain import credentials
@@ -167,27 +167,40 @@ class Authenticator:
             )
         if credential.startswith(credentials.api_key_prefix):
             digest = credentials.api_key_digest(credential)
-            terminal = self._cache.get(digest)
-            if terminal is None:
-                terminal = await self._terminals.by_api_key(digest)
-                if terminal is None:
-                    raise Unauthenticated(_unknown_key("terminal"), reason="API_KEY_INVALID")
-                self._cache.put(digest, terminal)
+            terminal = await _cached(
+                self._cache, digest, lambda: self._terminals.by_api_key(digest),
+                Unauthenticated(_unknown_key("terminal"), reason="API_KEY_INVALID"),
+            )  # fmt: skip
             return _enabled(terminal)
         claims = credentials.verify_terminal_token(self._token_key, credential, self._clock())
-        cache_key = (claims.business_id, claims.terminal_id)
-        terminal = self._cache.get(cache_key)
-        if terminal is None:
-            terminal = await self._terminals.by_id(claims.business_id, claims.terminal_id)
-            if terminal is None:
-                raise Unauthenticated("the terminal no longer exists", reason="TOKEN_INVALID")
-            self._cache.put(cache_key, terminal)
+        terminal = await _cached(
+            self._cache, (claims.business_id, claims.terminal_id),
+            lambda: self._terminals.by_id(claims.business_id, claims.terminal_id),
+            Unauthenticated("the terminal no longer exists", reason="TOKEN_INVALID"),
+        )  # fmt: skip
         if not hmac.compare_digest(claims.credential_stamp, terminal.credential_stamp):
             raise Unauthenticated(
                 "the terminal's password changed after this token was issued; sign in again",
                 reason="TOKEN_REVOKED",
             )
         return _enabled(terminal)
+
+
+async def _cached(
+    cache: ExpiringCache[Caller],
+    key: Hashable,
+    lookup: Callable[[], Awaitable[Caller | None]],
+    refusal: Unauthenticated,
+) -> Caller:
+    """Who a credential speaks for: from the cache, else looked up (and kept); `refusal`
+    when no one is behind it."""
+    found = cache.get(key)
+    if found is None:
+        found = await lookup()
+        if found is None:
+            raise refusal
+        cache.put(key, found)
+    return found
 
 
 def _unknown_key(kind: str) -> str:
@@ -261,23 +274,16 @@ class AdministratorAuthenticator:
             )
         if credential.startswith(credentials.api_key_prefix):
             digest = credentials.api_key_digest(credential)
-            administrator = self._cache.get(digest)
-            if administrator is None:
-                administrator = await self._administrators.by_api_key(digest)
-                if administrator is None:
-                    raise Unauthenticated(_unknown_key("administrator"), reason="API_KEY_INVALID")
-                self._cache.put(digest, administrator)
-            return administrator
+            return await _cached(
+                self._cache, digest, lambda: self._administrators.by_api_key(digest),
+                Unauthenticated(_unknown_key("administrator"), reason="API_KEY_INVALID"),
+            )  # fmt: skip
         claims = credentials.verify_administrator_token(self._token_key, credential, self._clock())
-        cache_key = (claims.business_id, claims.administrator_id)
-        administrator = self._cache.get(cache_key)
-        if administrator is None:
-            administrator = await self._administrators.by_id(
-                claims.business_id, claims.administrator_id
-            )
-            if administrator is None:
-                raise Unauthenticated("the administrator no longer exists", reason="TOKEN_INVALID")
-            self._cache.put(cache_key, administrator)
+        administrator = await _cached(
+            self._cache, (claims.business_id, claims.administrator_id),
+            lambda: self._administrators.by_id(claims.business_id, claims.administrator_id),
+            Unauthenticated("the administrator no longer exists", reason="TOKEN_INVALID"),
+        )  # fmt: skip
         if not hmac.compare_digest(claims.credential_stamp, administrator.credential_stamp):
             raise Unauthenticated(
                 "the password changed after this token was issued; sign in again",
