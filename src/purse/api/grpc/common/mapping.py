@@ -5,6 +5,7 @@ package. Nothing outside `purse.api` sees a protobuf message."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -62,10 +63,25 @@ def timestamp(moment: datetime | float | None) -> timestamp_pb2.Timestamp | None
         return None
     value = timestamp_pb2.Timestamp()
     if isinstance(moment, datetime):
-        value.FromDatetime(moment)
+        set_timestamp(value, moment)
     else:
         value.FromNanoseconds(int(moment * 1_000_000_000))
     return value
+
+
+_epoch = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def set_timestamp(target: timestamp_pb2.Timestamp, moment: datetime) -> None:
+    """`target` set to `moment` in place (a response's own field: nothing built apart and
+    copied in). Timezone-aware moments by arithmetic, which `FromDatetime` costs several
+    times over; a naive one is UTC, as `FromDatetime` has it."""
+    if moment.tzinfo is None:
+        target.FromDatetime(moment)
+        return
+    elapsed = moment - _epoch
+    target.seconds = elapsed.days * 86_400 + elapsed.seconds
+    target.nanos = elapsed.microseconds * 1000
 
 
 def identifier_from_proto(
@@ -90,37 +106,54 @@ def stored_kind_from_proto(kind: int) -> IdentifierKind:
 
 
 def pocket_to_proto(pocket: Pocket) -> common_pb2.Pocket:
-    return common_pb2.Pocket(
-        pocket_id=pocket.pocket_id,
-        kind=POCKET_KINDS[pocket.kind],
-        unit=POCKET_UNITS[pocket.kind],
-        account_type_id=pocket.account_type_id
+    message = common_pb2.Pocket(**_pocket_fields(pocket))
+    if pocket.next_expiry is not None:
+        set_timestamp(message.next_expiry_time, pocket.next_expiry)
+    return message
+
+
+def _pocket_fields(pocket: Pocket) -> dict[str, Any]:
+    """A pocket's scalar fields by their proto names (its next expiry is a message)."""
+    return {
+        "pocket_id": pocket.pocket_id,
+        "kind": POCKET_KINDS[pocket.kind],
+        "unit": POCKET_UNITS[pocket.kind],
+        "account_type_id": pocket.account_type_id
         if pocket.account_type_id != POINTS_ACCOUNT_TYPE_ID
         else 0,
-        title=pocket.title,
-        balance=pocket.balance,
-        held=pocket.held,
-        available=pocket.available,
-        expiring=pocket.expiring,
-        next_expiry_time=timestamp(pocket.next_expiry),
-        redemption_limit_without_pin=pocket.redemption_limit_without_pin,
-    )
+        "title": pocket.title,
+        "balance": pocket.balance,
+        "held": pocket.held,
+        "available": pocket.available,
+        "expiring": pocket.expiring,
+        "redemption_limit_without_pin": pocket.redemption_limit_without_pin,
+    }
 
 
 def membership_to_proto(membership: Membership) -> common_pb2.Membership:
-    return common_pb2.Membership(
-        customer_id=membership.customer_id,
-        phone=membership.phone,
-        category_id=membership.category_id,
-        category_title=membership.category_title,
-        access_type=ACCESS_TYPES[membership.access_type],
-        participation_confirmed=membership.participation_confirmed,
-        newly_enrolled=membership.newly_enrolled,
-        pockets=[pocket_to_proto(pocket) for pocket in membership.pockets],
-        sales_count=membership.sales_count,
-        sales_sum_minor_units=membership.sales_sum_minor_units,
-        last_visit_time=timestamp(membership.last_visit),
-        given_name=membership.given_name,
-        family_name=membership.family_name,
-        language=membership.language,
-    )
+    message = common_pb2.Membership()
+    fill_membership(message, membership)
+    return message
+
+
+def fill_membership(message: common_pb2.Membership, membership: Membership) -> None:
+    """`message` (empty, usually a response's own field) set to `membership` in place."""
+    message.customer_id = membership.customer_id
+    message.phone = membership.phone
+    message.category_id = membership.category_id
+    message.category_title = membership.category_title
+    message.access_type = ACCESS_TYPES[membership.access_type]
+    message.participation_confirmed = membership.participation_confirmed
+    message.newly_enrolled = membership.newly_enrolled
+    add_pocket = message.pockets.add
+    for pocket in membership.pockets:
+        added = add_pocket(**_pocket_fields(pocket))
+        if pocket.next_expiry is not None:
+            set_timestamp(added.next_expiry_time, pocket.next_expiry)
+    message.sales_count = membership.sales_count
+    message.sales_sum_minor_units = membership.sales_sum_minor_units
+    if membership.last_visit is not None:
+        set_timestamp(message.last_visit_time, membership.last_visit)
+    message.given_name = membership.given_name
+    message.family_name = membership.family_name
+    message.language = membership.language

@@ -29,7 +29,6 @@ from purse.api.grpc.common.errors import (
     status_code_for,
     unavailable_status,
 )
-from purse.api.grpc.common.surface import nul_field_path
 from purse.api.grpc.terminal.customers import (
     match_to_proto,
     stored_identifier_to_proto,
@@ -37,6 +36,7 @@ from purse.api.grpc.terminal.customers import (
 )
 from purse.api.grpc.terminal.receipts import calculation_request_from_proto, receipt_to_proto
 from purse.api.grpc.terminal.transactions import (
+    fill_transaction,
     process_request_from_proto,
     refund_to_proto,
     status_filter_from_proto,
@@ -235,7 +235,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
                     raise invalid(
                         "checks", f"at most {checks_per_stream_message_max} checks a message"
                     )
-                yield pb.ProcessChecksResponse(results=await self._many(terminal, message.checks))
+                yield await self._many(terminal, message.checks)
         except grpc.aio.AbortError:
             raise
         except Exception as failure:
@@ -265,14 +265,12 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
 
     async def _many(
         self, terminal: TerminalContext, checks: Sequence[pb.ProcessCheckRequest]
-    ) -> list[pb.CheckResult]:
-        """A stream message's checks, each answered as the unary call would answer it."""
+    ) -> pb.ProcessChecksResponse:
+        """A stream message's checks, each answered as the unary call would answer it; the
+        response is built in place (a result copied into its list costs its whole size)."""
         requests: list[ProcessRequest | DomainError] = []
         for check in checks:
             try:
-                nul_path = nul_field_path(check)
-                if nul_path is not None:
-                    raise invalid(nul_path, "text may not contain NUL characters", "STRING_HAS_NUL")
                 requests.append(process_request_from_proto(check))
             except DomainError as refusal:
                 requests.append(refusal)
@@ -280,26 +278,24 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
                 _logger.exception("mapping one check of a stream message failed")
                 requests.append(UnexpectedFailure("this check could not be read"))
         valid = [request for request in requests if not isinstance(request, DomainError)]
+        response = pb.ProcessChecksResponse()
+        add_result = response.results.add
         try:
             answers = iter(await self._checkout.process_group(terminal, valid))
         except DEPENDENCY_FAILURES as failure:
             status = unavailable_status(failure)
-            error = pb.CheckError(code=status.code.value[0], message=status.details or "")
-            return [pb.CheckResult(check_number=c.check_number, error=error) for c in checks]
-        results = []
+            for check in checks:
+                error = add_result(check_number=check.check_number).error
+                error.code, error.message = status.code.value[0], status.details or ""
+            return response
         for check, request in zip(checks, requests, strict=True):
             outcome = request if isinstance(request, DomainError) else next(answers)
+            result = add_result(check_number=check.check_number)
             if isinstance(outcome, DomainError):
-                results.append(
-                    pb.CheckResult(check_number=check.check_number, error=_check_error(outcome))
-                )
+                result.error.CopyFrom(_check_error(outcome))
             else:
-                results.append(
-                    pb.CheckResult(
-                        check_number=check.check_number, processed=_process_response(outcome)
-                    )
-                )
-        return results
+                _fill_process_response(result.processed, outcome)
+        return response
 
     @authenticated_call
     async def ConfirmTransaction(
@@ -416,10 +412,15 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
 
 
 def _process_response(answer: Answer) -> pb.ProcessCheckResponse:
-    response = pb.ProcessCheckResponse(transaction=transaction_to_proto(answer.record))
-    if answer.membership is not None:
-        response.membership.CopyFrom(mapping.membership_to_proto(answer.membership))
+    response = pb.ProcessCheckResponse()
+    _fill_process_response(response, answer)
     return response
+
+
+def _fill_process_response(response: pb.ProcessCheckResponse, answer: Answer) -> None:
+    fill_transaction(response.transaction, answer.record)
+    if answer.membership is not None:
+        mapping.fill_membership(response.membership, answer.membership)
 
 
 def _check_error(refusal: DomainError) -> pb.CheckError:

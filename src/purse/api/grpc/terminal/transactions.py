@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from purse.api.grpc.common.mapping import timestamp
-from purse.api.grpc.terminal.receipts import calculation_request_from_proto, receipt_to_proto
+from purse.api.grpc.common.mapping import set_timestamp, timestamp
+from purse.api.grpc.common.surface import nul_field_path
+from purse.api.grpc.terminal.receipts import calculation_request_from_proto, fill_receipt
 from purse.domain.errors import invalid
 from purse.domain.transactions import RefundRecord, TransactionRecord, TransactionStatus
 from purse.service.terminal.calculation import Calculation, CalculationRequest
@@ -37,17 +38,16 @@ def status_filter_from_proto(number: int, field: str = "status") -> TransactionS
 
 
 def process_request_from_proto(request: pb.ProcessCheckRequest) -> ProcessRequest:
-    """The request's digest covers every field: the same key with any difference is refused."""
-    calculation: CalculationRequest = calculation_request_from_proto(
-        pb.CalculateCheckRequest(
-            identifier=request.identifier if request.HasField("identifier") else None,
-            check=request.check,
-            redemption=request.redemption,
-            sale_time=request.sale_time if request.HasField("sale_time") else None,
-        )
-    )
-    digest = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
-    return ProcessRequest(request.check_number, digest, calculation)
+    """The request's digest covers every field: the same key with any difference is refused.
+    A string holding NUL is refused with its path; only a request whose bytes hold a zero
+    byte at all (rare: zeros and empty messages are mostly not on the wire) is searched."""
+    serialized = request.SerializeToString(deterministic=True)
+    if b"\x00" in serialized:
+        nul_path = nul_field_path(request)
+        if nul_path is not None:
+            raise invalid(nul_path, "text may not contain NUL characters", "STRING_HAS_NUL")
+    calculation: CalculationRequest = calculation_request_from_proto(request)
+    return ProcessRequest(request.check_number, hashlib.sha256(serialized).digest(), calculation)
 
 
 def refund_to_proto(refund: RefundRecord) -> pb.Refund:
@@ -72,23 +72,27 @@ def refund_to_proto(refund: RefundRecord) -> pb.Refund:
 
 
 def transaction_to_proto(record: TransactionRecord) -> pb.Transaction:
-    message = pb.Transaction(
-        transaction_id=record.transaction_id,
-        check_number=record.check_number,
-        terminal_id=record.terminal_id,
-        status=STATUSES[record.status],
-        customer_id=record.customer_id or 0,
-        create_time=timestamp(record.created_at),
-        finish_time=timestamp(record.finished_at),
-        confirmation_deadline=timestamp(record.confirmation_deadline)
-        if record.status is TransactionStatus.PENDING
-        else None,
-        refunds=[refund_to_proto(refund) for refund in record.refunds],
-    )
-    if record.receipt is not None:
-        message.receipt.CopyFrom(
-            receipt_to_proto(
-                Calculation(record.receipt, None, record.coupon_codes, record.certificate_codes)
-            )
-        )
+    message = pb.Transaction()
+    fill_transaction(message, record)
     return message
+
+
+def fill_transaction(message: pb.Transaction, record: TransactionRecord) -> None:
+    """`message` (empty, usually a response's own field) set to `record` in place."""
+    message.transaction_id = record.transaction_id
+    message.check_number = record.check_number
+    message.terminal_id = record.terminal_id
+    message.status = STATUSES[record.status]
+    message.customer_id = record.customer_id or 0
+    set_timestamp(message.create_time, record.created_at)
+    if record.finished_at is not None:
+        set_timestamp(message.finish_time, record.finished_at)
+    if record.status is TransactionStatus.PENDING and record.confirmation_deadline is not None:
+        set_timestamp(message.confirmation_deadline, record.confirmation_deadline)
+    for refund in record.refunds:
+        message.refunds.append(refund_to_proto(refund))
+    if record.receipt is not None:
+        fill_receipt(
+            message.receipt,
+            Calculation(record.receipt, None, record.coupon_codes, record.certificate_codes),
+        )
