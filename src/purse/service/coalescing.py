@@ -49,6 +49,9 @@ class Coalescer(Generic[Item]):
             raise Overloaded(
                 "the server is shutting down; retry on another", reason="SHUTTING_DOWN"
             )
+        if not self._queue.full():
+            self._queue.put_nowait(item)  # no task for a deadline that cannot be met
+            return
         try:
             await asyncio.wait_for(self._queue.put(item), timeout_seconds)
         except TimeoutError as error:

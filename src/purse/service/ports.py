@@ -219,6 +219,15 @@ class Writer(Protocol):
         self, business_id: int, operation: Sale | Transition, timeout_seconds: float | None
     ) -> Outcome: ...
 
+    async def submit_many(
+        self,
+        business_id: int,
+        operations: Sequence[Sale | Transition],
+        timeout_seconds: float | None,
+    ) -> list[Outcome | BaseException]:
+        """Each operation's outcome, or what failed its batch, in the order given."""
+        ...
+
 
 class SaleReversals(Protocol):
     """Cancelling a completed sale of today, as a whole refund (the refunds use case)."""

@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from purse.domain.customers import Membership, points_limit, with_points_limit
 from purse.domain.errors import (
@@ -73,6 +73,7 @@ from purse.store.redis import keys
 from purse.store.redis.pins import new_pin
 
 _logger = logging.getLogger(__name__)
+_Answered = TypeVar("_Answered", Answer, Answer | None)
 # How many times a check is calculated again when a balance it was calculated on changed
 # before it could be applied (concurrent checks of one customer).
 settlement_attempts_max = 8
@@ -204,7 +205,9 @@ class Checkout:
         requests: Sequence[ProcessRequest],
         memberships: Sequence[Membership | DomainError | None],
     ) -> list[Answer | DomainError]:
-        """Checks of distinct customers, calculated together once their turns are taken."""
+        """Checks of distinct customers, calculated together once their turns are taken.
+        Sales that need no PIN go to the writer together and share one wake-up; the rest
+        go one by one, and so does a sale sent back to be calculated again."""
         customers = [m.customer_id for m in memberships if isinstance(m, Membership)]
         async with self._turns.taken(terminal.business_id, customers) as shared:
             if shared:
@@ -212,14 +215,56 @@ class Checkout:
             calculations = await self._calculation.calculate_for(
                 terminal, [request.calculation for request in requests], memberships
             )
-            return list(
-                await asyncio.gather(
-                    *(
-                        _answer_or_refusal(self._process_one(terminal, request, calculation))
-                        for request, calculation in zip(requests, calculations, strict=True)
+            together = [
+                (index, request, calculation)
+                for index, (request, calculation) in enumerate(
+                    zip(requests, calculations, strict=True)
+                )
+                if isinstance(calculation, Calculation)
+                and not calculation.receipt.confirmation_required
+            ]
+            applied = await self._apply_together(terminal, [item[1:] for item in together])
+            results: list[Answer | DomainError | None] = [None] * len(requests)
+            stale: set[int] = set()
+            for (index, _, _), answer in zip(together, applied, strict=True):
+                results[index] = answer
+                if answer is None:
+                    stale.add(index)
+            alone = [index for index, result in enumerate(results) if result is None]
+            answers = await asyncio.gather(
+                *(
+                    _answer_or_refusal(
+                        self._process_one(terminal, requests[i], calculations[i], i in stale)
                     )
+                    for i in alone
                 )
             )
+            for index, answer in zip(alone, answers, strict=True):
+                results[index] = answer
+            return [result for result in results if result is not None]
+
+    async def _apply_together(
+        self,
+        terminal: TerminalContext,
+        calculated: Sequence[tuple[ProcessRequest, Calculation]],
+    ) -> list[Answer | DomainError | None]:
+        """The answer or refusal of each calculated sale that needs no PIN, written
+        together; None for one whose balances changed meanwhile (to calculate again)."""
+        if not calculated:
+            return []
+        sales = [
+            self._sale(terminal, request, calculation, False)[0]
+            for request, calculation in calculated
+        ]
+        outcomes = await self._writer.submit_many(terminal.business_id, sales, None)
+        answers: list[Answer | DomainError | None] = []
+        for (request, calculation), sale, outcome in zip(calculated, sales, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                answers.append(await _answer_or_refusal(_raise(outcome)))
+            else:
+                answered = self._answered(terminal, request, calculation, sale, outcome, None)
+                answers.append(await _answer_or_refusal(answered))
+        return answers
 
     async def _reread(
         self,
@@ -248,14 +293,18 @@ class Checkout:
         terminal: TerminalContext,
         request: ProcessRequest,
         calculation: Calculation | DomainError,
+        stale: bool = False,
     ) -> Answer:
         """Apply one calculated check. When settlement finds that a balance it was calculated
         on changed meanwhile (a concurrent check of the same customer), it is calculated
-        again on what is committed now: such a refusal is never the check's answer."""
-        for attempt in range(settlement_attempts_max):
+        again on what is committed now: such a refusal is never the check's answer.
+        `stale`: settlement already found that, so the first attempt calculates again."""
+        for attempt in range(int(stale), settlement_attempts_max):
             if attempt:
                 # Another process applies checks of this customer too: let it finish first.
                 await asyncio.sleep(random.uniform(0, settlement_backoff_seconds * 2**attempt))
+                assert isinstance(calculation, Calculation)
+                calculation = await self._recalculated(terminal, request, calculation)
             if isinstance(calculation, FailedPrecondition):
                 stored = await self._store_refusal(terminal, request, calculation)
                 if stored is not None:
@@ -265,7 +314,6 @@ class Checkout:
             answer = await self._apply(terminal, request, calculation)
             if answer is not None:
                 return answer
-            calculation = await self._recalculated(terminal, request, calculation)
         raise Aborted(
             "the customer's balances kept changing while this check was applied; send it again",
             reason="CONCURRENT_CHANGE",
@@ -296,6 +344,19 @@ class Checkout:
             outcome.existing or outcome.refusal is not None or outcome.leader_digest is not None
         ):
             await self._release_pin_send(send_key)  # no new transaction, no PIN sent
+        return await self._answered(terminal, request, calculation, sale, outcome, pin)
+
+    async def _answered(
+        self,
+        terminal: TerminalContext,
+        request: ProcessRequest,
+        calculation: Calculation,
+        sale: Sale,
+        outcome: Outcome,
+        pin: str | None,
+    ) -> Answer | None:
+        """The answer to a sale the writer has settled; None when settlement found a
+        balance changed since the calculation read it."""
         if outcome.existing:
             assert outcome.stored is not None
             return await self._stored(
@@ -455,7 +516,7 @@ class Checkout:
         return with_balances(with_totals(membership, outcome), outcome.balances)
 
 
-async def _answer_or_refusal(answer: Awaitable[Answer]) -> Answer | DomainError:
+async def _answer_or_refusal(answer: Awaitable[_Answered]) -> _Answered | DomainError:
     """The answer, or the refusal of this one member of a group: whatever fails for one
     check fails it alone."""
     try:
@@ -470,6 +531,11 @@ async def _answer_or_refusal(answer: Awaitable[Answer]) -> Answer | DomainError:
     except Exception:
         _logger.exception("one check of a group failed unexpectedly")
         return UnexpectedFailure("this check could not be processed; the server log has why")
+
+
+async def _raise(failure: BaseException) -> None:
+    """What failed a sale's batch, raised where `_answer_or_refusal` maps it."""
+    raise failure
 
 
 def _dependency_unavailable() -> Unavailable:
