@@ -52,8 +52,9 @@ def text(language: str, accrued: int, redeemed: int, balance: int) -> str:
     return f"{accrued} {redeemed} {balance}"
 
 
+@pytest.mark.parametrize("together", [False, True], ids=["submitted apart", "submitted together"])
 async def test_an_operation_that_breaks_its_batch_fails_alone(
-    pool: asyncpg.Pool, business: Tenant, infrastructure: Settings
+    pool: asyncpg.Pool, business: Tenant, infrastructure: Settings, together: bool
 ) -> None:
     customers = CustomerStore(pool)
     good_ids = [
@@ -63,22 +64,24 @@ async def test_an_operation_that_breaks_its_batch_fails_alone(
     poisoned_id, _ = await customers.enrol(business.business_id, new_phone(), AccessType.FULL)
     writer = BatchWriter(BatchStore(pool, text), 500, 1_000, 1, CollectorRegistry())
     writer.start()
+    sales = [accrual(business, customer, f"W-{n}", 100) for n, customer in enumerate(good_ids)]
+    # A check number longer than the table allows: PostgreSQL refuses the whole batch.
+    sales.insert(6, accrual(business, poisoned_id, poison_number, 100))
     try:
-        good = [
-            writer.submit(business.business_id, accrual(business, customer, f"W-{n}", 100), 5)
-            for n, customer in enumerate(good_ids)
-        ]
-        # A check number longer than the table allows: PostgreSQL refuses the whole batch.
-        poison = writer.submit(
-            business.business_id, accrual(business, poisoned_id, poison_number, 100), 5
-        )
-        outcomes = await asyncio.gather(*good[:6], poison, *good[6:], return_exceptions=True)
+        outcomes: list[object] = []
+        if together:
+            outcomes += await writer.submit_many(business.business_id, sales, 5)
+        else:
+            outcomes += await asyncio.gather(
+                *(writer.submit(business.business_id, sale, 5) for sale in sales),
+                return_exceptions=True,
+            )
     finally:
         await writer.close()
     poisoned = outcomes.pop(6)
     assert isinstance(poisoned, Exception) and not isinstance(poisoned, AssertionError)
     assert all(not isinstance(outcome, BaseException) for outcome in outcomes), outcomes
-    assert all(outcome.refusal is None for outcome in outcomes)  # type: ignore[union-attr]
+    assert all(outcome.refusal is None for outcome in outcomes)  # type: ignore[attr-defined]
     balances = await pool.fetch(
         "SELECT customer_id, balance FROM pockets WHERE business_id = $1"
         " AND customer_id = ANY($2::bigint[]) AND account_type_id = 0",
@@ -95,6 +98,32 @@ async def test_an_operation_that_breaks_its_batch_fails_alone(
     )
     assert stored == 0
     await assert_audit_is_clean(infrastructure.database_url, business.business_id)
+
+
+async def test_a_check_number_repeated_in_one_submission_follows_the_first(
+    pool: asyncpg.Pool, business: Tenant
+) -> None:
+    customer_id, _ = await CustomerStore(pool).enrol(
+        business.business_id, new_phone(), AccessType.FULL
+    )
+    writer = BatchWriter(BatchStore(pool, text), 500, 1_000, 1, CollectorRegistry())
+    writer.start()
+    first = accrual(business, customer_id, "R-1", 100)
+    try:
+        outcomes = await writer.submit_many(business.business_id, [first, first], 5)
+    finally:
+        await writer.close()
+    leader, follower = outcomes
+    assert not isinstance(leader, BaseException) and not isinstance(follower, BaseException)
+    assert leader.leader_digest is None
+    assert follower.leader_digest == first.request_digest
+    assert follower.transaction_id == leader.transaction_id
+    balance = await pool.fetchval(
+        "SELECT balance FROM pockets WHERE business_id = $1 AND customer_id = $2"
+        " AND account_type_id = 0",
+        business.business_id, customer_id,
+    )  # fmt: skip
+    assert balance == 100
 
 
 @pytest.mark.parametrize("cut", [0, 1])
