@@ -115,8 +115,8 @@ class Settings:
     # Sent, rejected and failed messages are deleted this long after they were written.
     notify_retention_days: int = 30
     # Container allocations between two collections of the garbage collector's young
-    # generation, once serving (CPython's default is 700).
-    gc_allocations_per_collection: int = 10_000
+    # generation, once serving (CPython's default is 700): see `_tune_garbage_collector`.
+    gc_allocations_per_collection: int = 100_000
     log_level: str = "INFO"
     log_format: str = "json"
     # How long the server waits at start for PostgreSQL and Redis to answer, trying again
