@@ -50,7 +50,7 @@ from purse.service.admin.customers import CustomerCards
 from purse.service.admin.goods import Goods, GoodsCategories
 from purse.service.admin.loyalty_programs import LoyaltyPrograms
 from purse.service.admin.points_of_sale import PointsOfSale
-from purse.service.admin.programs import Programs
+from purse.service.admin.programs import Programs, compiled_programs_max
 from purse.service.admin.terminals import TerminalApiKeys, Terminals
 from purse.service.admin.wallet import AccountTypes, Certificates, CouponSeries
 from purse.service.authentication import (
@@ -62,6 +62,7 @@ from purse.service.batch_writer import BatchWriter
 from purse.service.goods import GoodsCatalogue
 from purse.service.maintenance import Maintenance
 from purse.service.platform import Platform
+from purse.service.program_versions import AnnouncedVersions
 from purse.service.terminal.calculation import CheckCalculation
 from purse.service.terminal.checkout import Checkout
 from purse.service.terminal.history import History
@@ -90,6 +91,7 @@ from purse.store.postgres.customer_card import CustomerCardStore
 from purse.store.postgres.customer_operations import CustomerOperationStore
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.outbox import OutboxStore
+from purse.store.postgres.program_announcements import ProgramAnnouncements
 from purse.store.postgres.programs import ProgramStore
 from purse.store.postgres.refunds import RefundStore
 from purse.store.postgres.setup import SetupStore
@@ -257,6 +259,7 @@ class Application:
         self.changes = UnitOfWork()
         self.maintenance: Maintenance | None = None
         self.unary: UnaryProcessing | None = None
+        self.announcements: ProgramAnnouncements | None = None
         self._background: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._served: tuple[str, ...] = ("",)
@@ -276,7 +279,16 @@ class Application:
             settings.redis_url, settings.redis_connections_max, settings.redis_timeout_seconds
         )
         secret = await database.load_instance_secret(self.pool)
-        programs = Programs(ProgramStore(self.pool))
+        versions = AnnouncedVersions(settings.program_version_trust_seconds, compiled_programs_max)
+        self.announcements = ProgramAnnouncements(
+            settings.database_url,
+            versions.learned,
+            versions.listening,
+            versions.deaf,
+            settings.database_connect_timeout_seconds,
+        )
+        await self.announcements.start()
+        programs = Programs(ProgramStore(self.pool), versions=versions)
         self.server = self._grpc_server()
         terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server(
             self._terminal_servicer(self.pool, self.redis, secret, programs), self.server
@@ -602,6 +614,8 @@ class Application:
             await self.writer.close()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self.announcements is not None:
+            await self.announcements.close()
         if self.settings.workers == 1:
             self.metrics.stop()
         if self.redis is not None:

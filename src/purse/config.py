@@ -64,6 +64,9 @@ class Settings:
     # Authentication.
     terminal_token_lifetime_seconds: int = 3_600
     terminal_cache_seconds: float = 5.0
+    # How long a program's rules version, as PostgreSQL announced it, is trusted without
+    # asking again (a lost announcement the connection did not report costs at most this).
+    program_version_trust_seconds: float = 30.0
     terminal_cache_entries_max: int = 100_000
     # Passwords evaluated per login and window: each attempt is reserved before the
     # password is checked; a right password gives its attempt back.

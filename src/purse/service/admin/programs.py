@@ -3,7 +3,9 @@
 A compiled program is reused as long as the version PostgreSQL reports is the one it was
 compiled from. Callers pass the version they read in the same round trip as the rest of
 a check's inputs, so a change made by any process takes effect on the very next check,
-with no extra query and no cross-process notification.
+with no extra query. Callers without such a read (identification, which shows the
+points no-PIN limit) take the version PostgreSQL last announced (`AnnouncedVersions`),
+and ask only when none is trusted.
 
 Rules are replaced whole, under the program's row lock, naming the `rules_version` the
 caller read (0: whatever is there) and with their audit entry in the same transaction; an
@@ -20,6 +22,7 @@ from purse.domain.terminals import TerminalContext
 from purse.service.admin.records import current, found
 from purse.service.cache import ExpiringCache
 from purse.service.ports import ProgramDocuments, Table, Writing
+from purse.service.program_versions import AnnouncedVersions
 from purse.store.postgres.programs import program_document, program_from_document
 
 # A compiled program is dropped after an hour unused; a version change replaces it sooner.
@@ -31,8 +34,14 @@ PROGRAMS = Table("loyalty_programs", "program_id")
 class Programs:
     """Reads, replaces and compiles program rules, business by business."""
 
-    def __init__(self, store: ProgramDocuments, entries_max: int = compiled_programs_max) -> None:
+    def __init__(
+        self,
+        store: ProgramDocuments,
+        entries_max: int = compiled_programs_max,
+        versions: AnnouncedVersions | None = None,
+    ) -> None:
         self._store = store
+        self._versions = versions or AnnouncedVersions(0.0, 1)  # never listening: asks
         self._compiled: ExpiringCache[tuple[int, CompiledProgram]] = ExpiringCache(
             compiled_program_lifetime_seconds, entries_max
         )
@@ -70,6 +79,7 @@ class Programs:
             after = await self._store.replace_rules(writing, program_id, program_document(program))
             await writing.record("set_rules", PROGRAMS, program_id, before, after)
         version: int = after["rules_version"]
+        self._versions.learned(actor.business_id, program_id, version)
         return version
 
     async def _catalogued(self, writing: Writing, program: Program) -> None:
@@ -98,10 +108,15 @@ class Programs:
     async def compiled(
         self, business_id: int, program_id: int, currency: str, version: int | None = None
     ) -> CompiledProgram:
-        """The compiled program at `version` (read it first when not given)."""
+        """The compiled program at `version` (when not given: the version announced, or
+        read when none is trusted)."""
         key = (business_id, program_id)
         if version is None:
+            version = self._versions.known(business_id, program_id)
+        if version is None:
             version = await self._store.version(business_id, program_id)
+        if version is not None:
+            self._versions.learned(business_id, program_id, version)
         cached = self._compiled.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
@@ -112,6 +127,7 @@ class Programs:
 
     async def points_limit(self, terminal: TerminalContext) -> int | None:
         """The terminal's program's no-PIN limit for points, hundredths (None: never),
-        at the version stored now: one small read, then the compiled program's cache."""
+        at the version stored now (announced, or one small read), from the compiled
+        program's cache."""
         compiled = await self.compiled(terminal.business_id, terminal.program_id, terminal.currency)
         return compiled.program.points_redemption_limit_without_pin
