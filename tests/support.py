@@ -13,8 +13,9 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import grpc
@@ -29,12 +30,14 @@ from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
 from purse.domain import credentials
 from purse.domain.customers import PocketKind
 from purse.domain.terminals import TerminalKind
+from purse.domain.transactions import SaleReceipt
 from purse.platform.v1 import platform_service_pb2 as platform
 from purse.platform.v1.platform_service_pb2_grpc import PlatformServiceStub
 from purse.store.embedded import free_port
 from purse.store.postgres.administrators import OperatorKeyStore
 from purse.store.postgres.audit import audit
 from purse.store.postgres.provisioning import Provisioning
+from purse.store.postgres.receipts import DOCUMENT_FIELDS, LINE_FIELDS, TOTAL_FIELDS
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as terminal_pb
 
@@ -537,3 +540,30 @@ async def found_business(
         test_password,
         answer.owner_api_key,
     )
+
+
+def _document_value(value: object) -> object:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def legacy_document(sale: SaleReceipt) -> dict[str, Any]:
+    """A sale's receipt as sales stored it before migration 0013: the jsonb document that
+    `purse.store.postgres.receipts` reads (and `purse migrate` converts)."""
+    receipt = sale.receipt
+    document: dict[str, Any] = {name: getattr(receipt, name) for name in TOTAL_FIELDS}
+    document["lines"] = [[getattr(line, name) for name in LINE_FIELDS] for line in receipt.lines]
+    for attribute, _, names in DOCUMENT_FIELDS:
+        document[attribute] = [
+            [_document_value(getattr(record, name)) for name in names]
+            for record in getattr(receipt, attribute)
+        ]
+    return {
+        "receipt": document,
+        "coupons": {str(key): code for key, code in sale.coupon_codes.items()},
+        "certificates": {str(key): code for key, code in sale.certificate_codes.items()},
+        "quantities": {str(position): value for position, value in sale.quantities.items()},
+    }

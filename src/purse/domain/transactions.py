@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from purse.domain.checks import Receipt, SourceKind
 from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID
@@ -399,6 +399,24 @@ def take_from_lots(lots: list[tuple[int, int]], points: int) -> list[tuple[int, 
             taken.append((lot_id, amount))
             points -= amount
     return taken
+
+
+@dataclass(frozen=True, slots=True)
+class SaleReceipt:
+    """What a sale keeps of its check: the receipt, each line's quantity (thousandths, by
+    position; refunds take lines back by quantity), and the codes of the coupons and
+    certificates the check named, by id."""
+
+    receipt: Receipt
+    quantities: dict[int, int]
+    coupon_codes: dict[int, str]
+    certificate_codes: dict[int, str]
+
+
+# A sale's receipt as stored, opaque to the use cases (`purse.service.ports.ReceiptCodec`
+# reads and writes it): bytes, or for a sale stored before receipts were bytes and not
+# converted yet (`purse migrate` converts them), the JSON document it was stored as.
+StoredReceipt = bytes | dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

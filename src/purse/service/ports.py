@@ -23,7 +23,12 @@ from purse.domain.customers import AccessType, CustomerMatch, Membership, Questi
 from purse.domain.identifiers import IdentifierKind
 from purse.domain.program import CompiledProgram
 from purse.domain.terminals import TerminalContext
-from purse.domain.transactions import TransactionRecord, TransactionStatus
+from purse.domain.transactions import (
+    SaleReceipt,
+    StoredReceipt,
+    TransactionRecord,
+    TransactionStatus,
+)
 from purse.service.operations import Message, Outcome, Sale, Transition
 from purse.store.postgres.calculation_inputs import CalculationInputs
 from purse.store.postgres.refunds import Planner, StoredRefund
@@ -227,6 +232,16 @@ class Writer(Protocol):
     ) -> list[Outcome | BaseException]:
         """Each operation's outcome, or what failed its batch, in the order given."""
         ...
+
+
+class ReceiptCodec(Protocol):
+    """A sale's receipt as stored (`TransactionRecord.receipt`), which the use cases never
+    look into. The API layer implements it: the stored bytes hold the receipt as the
+    terminal is answered with it, built once before the sale is written."""
+
+    def encode(self, sale: SaleReceipt) -> bytes: ...
+
+    def decode(self, stored: StoredReceipt) -> SaleReceipt: ...
 
 
 class SaleReversals(Protocol):

@@ -10,17 +10,18 @@ from operator import attrgetter
 from typing import Any
 
 from purse.domain import checks
+from purse.domain.transactions import SaleReceipt
 
-_line_fields = (
+LINE_FIELDS = (
     "position", "product_code", "amount", "discount", "paid_with_points", "paid_with_accounts",
     "to_pay", "points_redeemed", "points_accrued",
 )  # fmt: skip
-_total_fields = (
+TOTAL_FIELDS = (
     "currency", "check_sum", "discount_total", "paid_with_points", "paid_with_accounts",
     "to_pay", "points_redeemed", "points_accrued", "points_redeemable_max",
 )  # fmt: skip
 # (receipt attribute, record type, its fields, fields that hold enums, fields that are tuples)
-_record_lists: tuple[tuple[str, type[Any], tuple[str, ...]], ...] = (
+DOCUMENT_FIELDS: tuple[tuple[str, type[Any], tuple[str, ...]], ...] = (
     ("discounts", checks.Discount, ("source_kind", "source_id", "title", "amount", "line_amounts")),
     (
         "payments",
@@ -39,10 +40,11 @@ _record_lists: tuple[tuple[str, type[Any], tuple[str, ...]], ...] = (
 )
 
 
-_totals_of = attrgetter(*_total_fields)
-_line_of = attrgetter(*_line_fields)
+_totals_of = attrgetter(*TOTAL_FIELDS)
+_line_of = attrgetter(*LINE_FIELDS)
 _records_of = tuple(
-    (attribute, attrgetter(attribute), attrgetter(*names)) for attribute, _, names in _record_lists
+    (attribute, attrgetter(attribute), attrgetter(*names))
+    for attribute, _, names in DOCUMENT_FIELDS
 )
 
 
@@ -55,7 +57,7 @@ def _restored(name: str, value: Any) -> Any:
 
 
 def receipt_document(receipt: checks.Receipt) -> dict[str, Any]:
-    document: dict[str, Any] = dict(zip(_total_fields, _totals_of(receipt), strict=True))
+    document: dict[str, Any] = dict(zip(TOTAL_FIELDS, _totals_of(receipt), strict=True))
     document["lines"] = [_line_of(line) for line in receipt.lines]
     for attribute, records_of, fields_of in _records_of:
         document[attribute] = [fields_of(record) for record in records_of(receipt)]
@@ -63,12 +65,12 @@ def receipt_document(receipt: checks.Receipt) -> dict[str, Any]:
 
 
 def receipt_from_document(document: dict[str, Any]) -> checks.Receipt:
-    values: dict[str, Any] = {name: document[name] for name in _total_fields}
+    values: dict[str, Any] = {name: document[name] for name in TOTAL_FIELDS}
     values["lines"] = tuple(
-        checks.ReceiptLine(**dict(zip(_line_fields, line, strict=True)))
+        checks.ReceiptLine(**dict(zip(LINE_FIELDS, line, strict=True)))
         for line in document["lines"]
     )
-    for attribute, record_type, names in _record_lists:
+    for attribute, record_type, names in DOCUMENT_FIELDS:
         values[attribute] = tuple(
             record_type(
                 **{name: _restored(name, value) for name, value in zip(names, record, strict=True)}
@@ -76,3 +78,15 @@ def receipt_from_document(document: dict[str, Any]) -> checks.Receipt:
             for record in document[attribute]
         )
     return checks.Receipt(**values)
+
+
+def sale_receipt_from_document(document: dict[str, Any]) -> SaleReceipt:
+    """A sale's receipt from the document it is stored as (`checkout` writes it)."""
+    return SaleReceipt(
+        receipt_from_document(document["receipt"]),
+        quantities={int(key): value for key, value in document["quantities"].items()},
+        coupon_codes={int(key): value for key, value in document.get("coupons", {}).items()},
+        certificate_codes={
+            int(key): value for key, value in document.get("certificates", {}).items()
+        },
+    )
