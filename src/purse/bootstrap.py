@@ -35,6 +35,7 @@ from purse.api.grpc.common.metrics import MetricsInterceptor
 from purse.api.grpc.common.surface import RequestGuard
 from purse.api.grpc.platform.servicer import PlatformServicer
 from purse.api.grpc.terminal.servicer import TerminalServicer
+from purse.api.grpc.terminal.stored_receipts import StoredReceipts, encode
 from purse.api.http.metrics_server import MetricsEndpoint
 from purse.config import Settings
 from purse.domain import credentials
@@ -174,6 +175,12 @@ class Infrastructure:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+async def migrate(database_url: str) -> list[str]:
+    """`database.migrate` with the receipt codec: receipts stored as documents before
+    migration 0013 are converted to bytes too (only the API's codec can write them)."""
+    return await database.migrate(database_url, encode_receipt=encode)
 
 
 class DependencyUnavailable(RuntimeError):
@@ -481,10 +488,15 @@ class Application:
             sealing.sealing_key(secret, pin_key_purpose),
             texts.pin_text,
         )
-        checkout = Checkout(calculation, self.writer, transactions, customers, pins, programs)
-        refunds = Refunds(RefundStore(pool), transactions, programs, changes)
-        holds = Holds(self.writer, transactions, transactions, customers, pins, programs, refunds)
-        self.maintenance = Maintenance(transactions, transactions, self.writer, changes)
+        receipts = StoredReceipts()
+        checkout = Checkout(
+            calculation, self.writer, transactions, customers, pins, programs, receipts
+        )
+        refunds = Refunds(RefundStore(pool), transactions, programs, changes, receipts)
+        holds = Holds(
+            self.writer, transactions, transactions, customers, pins, programs, refunds, receipts
+        )
+        self.maintenance = Maintenance(transactions, transactions, self.writer, changes, receipts)
         return checkout, holds, refunds, History(transactions)
 
     def _grpc_server(self) -> grpc.aio.Server:

@@ -61,9 +61,13 @@ def _serve(arguments: argparse.Namespace) -> int:
 
         # Before anything imports prometheus_client: it reads the variable on import.
         prepare_shared_metrics(settings)
-    from purse.bootstrap import Infrastructure, require_fast_protobuf, wait_for_dependencies
+    from purse.bootstrap import (
+        Infrastructure,
+        migrate,
+        require_fast_protobuf,
+        wait_for_dependencies,
+    )
     from purse.logs import configure_logging
-    from purse.store.postgres import database
 
     configure_logging(settings.log_level, settings.log_format == "json")
     require_fast_protobuf()
@@ -72,7 +76,7 @@ def _serve(arguments: argparse.Namespace) -> int:
         resolved = infrastructure.start()
         asyncio.run(wait_for_dependencies(resolved))
         if settings.embedded or settings.migrate_on_start:
-            applied = asyncio.run(database.migrate(resolved.database_url))
+            applied = asyncio.run(migrate(resolved.database_url))
             if applied:
                 _logger.info("migrated", extra={"applied": applied})
         if settings.workers > 1:
@@ -129,13 +133,12 @@ class _LocalDatabase:
         if self._requires_data:
             _require_data(self.settings)
         resolved = self._infrastructure.start(stop_only_what_was_started=True)
-        from purse.bootstrap import wait_for_dependencies
-        from purse.store.postgres import database
+        from purse.bootstrap import migrate, wait_for_dependencies
 
         try:
             asyncio.run(wait_for_dependencies(resolved))
             if self._migrate:
-                asyncio.run(database.migrate(resolved.database_url))
+                asyncio.run(migrate(resolved.database_url))
         except BaseException:
             self._infrastructure.stop()
             raise
@@ -160,9 +163,9 @@ def _require_data(settings: Settings) -> None:
 def _migrate(arguments: argparse.Namespace) -> int:
     local = _LocalDatabase(_settings(arguments), requires_data=False, migrate=False)
     with local as settings:
-        from purse.store.postgres import database
+        from purse.bootstrap import migrate
 
-        applied = asyncio.run(database.migrate(settings.database_url))
+        applied = asyncio.run(migrate(settings.database_url))
     print("applied: " + (", ".join(applied) if applied else "nothing, the schema is current"))
     return 0
 

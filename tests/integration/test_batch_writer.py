@@ -38,7 +38,7 @@ def accrual(business: Tenant, customer_id: int, number: str, points: int) -> Sal
         request_digest=number.encode(),
         customer_id=customer_id,
         status=TransactionStatus.COMPLETED,
-        receipt_document={},
+        receipt=None,
         sum_minor_units=1_000,
         effects=Effects(pockets=(PocketChange((customer_id, 0), LedgerKind.ACCRUE, points),)),
         statistics=Statistics(customer_id, 1, 1_000),

@@ -18,6 +18,7 @@ import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
 from support import Tenant, TerminalAccess, new_phone
 
+from purse.api.grpc.terminal.stored_receipts import StoredReceipts
 from purse.domain.administrators import Actor
 from purse.domain.customer_operations import (
     AccountCredit,
@@ -228,7 +229,7 @@ async def test_special_points_credited_and_spent_in_one_batch_leave_the_lot_what
             request_digest=request_digest(customer, operation),
             customer_id=customer,
             status=TransactionStatus.COMPLETED,
-            receipt_document={},
+            receipt=None,
             sum_minor_units=0,
             effects=effects_of_operation(operation, customer),
             refusals_final=True,
@@ -283,7 +284,7 @@ async def test_a_key_a_till_used_as_a_check_number_is_refused_as_reused(desk: De
                 request_digest=b"a till's check",
                 customer_id=None,
                 status=TransactionStatus.COMPLETED,
-                receipt_document={},
+                receipt=None,
                 sum_minor_units=100,
                 effects=Effects(),
             )
@@ -534,7 +535,13 @@ async def test_the_operation_is_in_the_terminals_log_and_is_not_refunded(
     )
     assert [record.transaction_id for record in records] == [result.transaction.transaction_id]
     assert records[0].operation == PointsCredit(300)
-    refunds = Refunds(RefundStore(pool), transactions, Programs(ProgramStore(pool)), desk.changes)
+    refunds = Refunds(
+        RefundStore(pool),
+        transactions,
+        Programs(ProgramStore(pool)),
+        desk.changes,
+        StoredReceipts(),
+    )
     refusal = await refusal_of(
         refunds.refund(terminal, result.transaction.transaction_id, "R-1", (), b"refund")
     )

@@ -5,17 +5,45 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from support import Tenant
+from support import Tenant, legacy_document, make_business
 
+from purse.api.grpc.terminal.receipts import receipt_to_proto
+from purse.api.grpc.terminal.stored_receipts import StoredReceipts, decode, encode
+from purse.api.grpc.terminal.transactions import transaction_to_proto
 from purse.config import Settings
+from purse.domain.checks import (
+    Certificate,
+    CertificateSpending,
+    Check,
+    CheckLine,
+    Coupon,
+    CouponKind,
+    Customer,
+    PointsLot,
+    Redemption,
+)
+from purse.domain.customer_operations import PointsCredit, operation_document
 from purse.domain.customers import AccessType
-from purse.store.postgres import database
+from purse.domain.engine import calculate
+from purse.domain.program import Program, Rule, RuleKind, RuleScope, ValueKind, compile_program
+from purse.domain.transactions import SaleReceipt, TransactionStatus
+from purse.service.admin.programs import Programs
+from purse.service.terminal.calculation import Calculation
+from purse.service.terminal.refunds import Refunds
+from purse.service.unit_of_work import UnitOfWork
+from purse.store.postgres import database, receipts
 from purse.store.postgres.customers import CustomerStore
+from purse.store.postgres.programs import ProgramStore
 from purse.store.postgres.provisioning import Provisioning
+from purse.store.postgres.refunds import RefundStore
+from purse.store.postgres.terminals import TerminalStore
+from purse.store.postgres.transactions import TransactionStore
 
 
 async def test_migrating_again_applies_nothing(infrastructure: Settings) -> None:
@@ -179,3 +207,123 @@ async def test_migration_0007_fits_what_the_shared_row_took_unchecked_to_the_new
             )
     finally:
         await connection.close()
+
+
+def sale_with_every_kind_of_pocket() -> SaleReceipt:
+    """A sale the engine calculates: two lines (one of two units), 5 % back in points,
+    points redeemed, a coupon and a certificate named by their codes."""
+    program = compile_program(
+        Program(
+            currency="UAH",
+            rules=(Rule(1, "5% back", RuleKind.ACCRUAL, RuleScope.LINE, ValueKind.PERCENT, 500),),
+            points_redemption_limit_without_pin=None,
+        )
+    )
+    lines = (CheckLine(1, "TEA", 5_000, 2_000, 10_000), CheckLine(2, "CAKE", 8_000, 1_000, 8_000))
+    customer = Customer(
+        category_id=1,
+        points_lots=(PointsLot(0, 100_000),),
+        coupons=(Coupon(5, CouponKind.FIXED, 1_000),),
+        certificates=(Certificate(9, 3_000),),
+    )
+    asked = Redemption(points=2_000, coupon_ids=(5,), certificates=(CertificateSpending(9),))
+    receipt = calculate(
+        Check("UAH", lines),
+        program,
+        customer,
+        asked,
+        moment=datetime(2026, 3, 2),
+        point_of_sale_id=1,
+    )
+    return SaleReceipt(receipt, {1: 2_000, 2: 1_000}, {5: "TEN-OFF"}, {9: "GIFT-9"})
+
+
+async def transaction_before_0013(
+    pool: asyncpg.Pool,
+    business: Tenant,
+    check_number: str,
+    customer_id: int | None,
+    status: str,
+    document: dict[str, Any],
+) -> None:
+    """A transaction as the schema before 0013 kept one: its receipt a jsonb document."""
+    await pool.execute(
+        "INSERT INTO transactions (business_id, terminal_id, point_of_sale_id, check_number,"
+        "                          request_digest, customer_id, status, receipt,"
+        "                          sum_minor_units, refusal, finished_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 18000, $9, now())",
+        business.business_id, business.cash_desk.terminal_id, business.point_of_sale_id,
+        check_number, check_number.encode(), customer_id, status, document,
+        {"reason": "COUPON_USED", "message": "used"} if status == "rejected" else None,
+    )  # fmt: skip
+
+
+async def test_sales_stored_before_0013_are_answered_and_refunded_as_before_and_after_conversion(
+    empty_database_url: str,
+) -> None:
+    await database.migrate(empty_database_url, through=12)
+    pool = await database.create_pool(empty_database_url, 1, 4, 10_000, 10.0)
+    try:
+        business = await make_business(pool)
+        customer_id, _ = await CustomerStore(pool).enrol(
+            business.business_id, "+380991230101", AccessType.FULL
+        )
+        await Provisioning(pool).adjust_pocket(business.business_id, customer_id, 0, 100_000)
+        sale = sale_with_every_kind_of_pocket()
+        await transaction_before_0013(
+            pool, business, "S-1", customer_id, "completed", legacy_document(sale)
+        )
+        credit = {"operation": operation_document(PointsCredit(300))}
+        await transaction_before_0013(pool, business, "OP-1", customer_id, "completed", credit)
+        await transaction_before_0013(pool, business, "R-1", None, "rejected", {})
+        calculation = Calculation(sale.receipt, None, sale.coupon_codes, sale.certificate_codes)
+        answered = receipt_to_proto(calculation).SerializeToString()  # what terminals were told
+
+        await database.migrate(empty_database_url)  # without the codec: documents stay
+        store = TransactionStore(pool)
+        record = await store.by_check_number(
+            business.business_id, business.cash_desk.terminal_id, "S-1"
+        )
+        assert record is not None and isinstance(record.receipt, dict)
+        assert decode(record.receipt) == sale
+        assert transaction_to_proto(record).receipt.SerializeToString() == answered
+        operation = await store.by_check_number(
+            business.business_id, business.cash_desk.terminal_id, "OP-1"
+        )
+        assert operation is not None and operation.receipt is None
+        assert operation.operation == PointsCredit(300)
+        refused = await store.by_check_number(
+            business.business_id, business.cash_desk.terminal_id, "R-1"
+        )
+        assert refused is not None and refused.receipt is None and refused.refusal is not None
+        terminal = await TerminalStore(pool).by_id(
+            business.business_id, business.cash_desk.terminal_id
+        )
+        assert terminal is not None
+        refunds = Refunds(
+            RefundStore(pool), store, Programs(ProgramStore(pool)), UnitOfWork(), StoredReceipts()
+        )
+        half, _ = await refunds.refund(terminal, record.transaction_id, "RF-1", [(1, 1_000)], b"1")
+
+        connection = await asyncpg.connect(empty_database_url)
+        try:
+            assert await receipts.convert_documents(connection, encode, rows_per_chunk=1) == 1
+            assert await receipts.convert_documents(connection, encode) == 0
+        finally:
+            await connection.close()
+        converted = await store.by_id(business.business_id, record.transaction_id)
+        assert converted is not None and isinstance(converted.receipt, bytes)
+        assert decode(converted.receipt) == sale
+        assert transaction_to_proto(converted).receipt.SerializeToString() == answered
+        rest, after = await refunds.refund(terminal, record.transaction_id, "RF-2", [], b"2")
+        assert after.status is TransactionStatus.REFUNDED
+        assert half.refunded_minor_units + rest.refunded_minor_units == sale.receipt.to_pay
+        assert half.points_returned + rest.points_returned == sale.receipt.points_redeemed
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM transactions WHERE receipt_document IS NOT NULL"
+            )
+            == 0
+        )
+    finally:
+        await pool.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from copy import deepcopy
 from datetime import datetime
 
-import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +34,6 @@ from purse.domain.transactions import (
     effects_of_sale,
     settle,
 )
-from purse.store.postgres.receipts import receipt_document, receipt_from_document
 
 customers = st.integers(1, 3)
 accounts = st.sampled_from([0, 7])
@@ -199,13 +197,3 @@ def test_partial_refunds_add_up_exactly_to_the_sale_and_never_more(
         "returned": receipt.points_redeemed,  # type: ignore[attr-defined]
         "recovered": receipt.points_accrued,  # type: ignore[attr-defined]
     }
-
-
-@settings(max_examples=60, deadline=None)
-@given(sales())
-def test_a_receipt_survives_its_stored_document_unchanged(
-    sale: tuple[object, dict[int, int]],
-) -> None:
-    receipt, _ = sale
-    stored = orjson.loads(orjson.dumps(receipt_document(receipt)))  # type: ignore[arg-type]
-    assert receipt_from_document(stored) == receipt

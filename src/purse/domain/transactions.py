@@ -428,9 +428,8 @@ class TransactionRecord:
     terminal_id: int
     status: TransactionStatus
     customer_id: int | None
-    receipt: Receipt | None
-    coupon_codes: dict[int, str]
-    certificate_codes: dict[int, str]
+    # None for an administrator's operation and for a check refused for good.
+    receipt: StoredReceipt | None
     request_digest: bytes
     created_at: datetime
     finished_at: datetime | None = None

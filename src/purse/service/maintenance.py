@@ -13,7 +13,7 @@ import asyncio
 
 from purse.domain.transactions import TransactionRecord, TransactionStatus, effects_of_release
 from purse.service.operations import Transition
-from purse.service.ports import Sweeps, TransactionReads, Writer
+from purse.service.ports import ReceiptCodec, Sweeps, TransactionReads, Writer
 from purse.service.unit_of_work import UnitOfWork
 
 overdue_holds_per_sweep_max = 500
@@ -24,12 +24,18 @@ class Maintenance:
     """The sweeps the server runs every `hold_sweep_interval_seconds`."""
 
     def __init__(
-        self, sweeps: Sweeps, transactions: TransactionReads, writer: Writer, changes: UnitOfWork
+        self,
+        sweeps: Sweeps,
+        transactions: TransactionReads,
+        writer: Writer,
+        changes: UnitOfWork,
+        receipts: ReceiptCodec,
     ) -> None:
         self._sweeps = sweeps
         self._transactions = transactions
         self._writer = writer
         self._changes = changes
+        self._receipts = receipts
 
     async def expire_overdue(self) -> int:
         """Void the holds of pending transactions past their deadline; returns how many.
@@ -44,7 +50,7 @@ class Maintenance:
         for business_id, transaction_ids in by_business.items():
             records = await self._transactions.by_ids(business_id, transaction_ids)
             submissions += [
-                self._writer.submit(business_id, _expiry(record), None)
+                self._writer.submit(business_id, self._expiry(record), None)
                 for record in records
                 if record.receipt is not None
             ]
@@ -61,15 +67,15 @@ class Maintenance:
             await self._changes.committed(business_id, customer_ids)
         return written
 
-
-def _expiry(record: TransactionRecord) -> Transition:
-    assert record.receipt is not None
-    return Transition(
-        transaction_id=record.transaction_id,
-        expected=TransactionStatus.PENDING,
-        status=TransactionStatus.EXPIRED,
-        effects=effects_of_release(
-            record.receipt, record.customer_id, list(record.coupon_codes), record.lot_reservations
-        ),
-        customer_id=record.customer_id,
-    )
+    def _expiry(self, record: TransactionRecord) -> Transition:
+        assert record.receipt is not None
+        sale = self._receipts.decode(record.receipt)
+        return Transition(
+            transaction_id=record.transaction_id,
+            expected=TransactionStatus.PENDING,
+            status=TransactionStatus.EXPIRED,
+            effects=effects_of_release(
+                sale.receipt, record.customer_id, list(sale.coupon_codes), record.lot_reservations
+            ),
+            customer_id=record.customer_id,
+        )

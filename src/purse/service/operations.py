@@ -97,7 +97,9 @@ class Sale:
     request_digest: bytes
     customer_id: int | None
     status: TransactionStatus
-    receipt_document: dict[str, Any]
+    # The receipt as stored (`ports.ReceiptCodec`); None for a check refused for good and
+    # for an administrator's operation.
+    receipt: bytes | None
     sum_minor_units: int
     effects: Effects
     confirmation_deadline: datetime | None = None
@@ -110,8 +112,10 @@ class Sale:
     refusal: dict[str, Any] | None = None
     # Pockets the effects reach that the customer may not have yet; None = any of them.
     new_pockets: tuple[PocketKey, ...] | None = None
-    # An administrator's operation: recorded in the audit log when it applies.
+    # An administrator's operation: recorded in the audit log when it applies; what it
+    # did is kept with its transaction (`operation_document`), as a check keeps its receipt.
     audit: AuditNote | None = None
+    operation: dict[str, Any] | None = None
     # Settlement's refusals are the answer, stored for the key (FINAL_REFUSALS are for
     # every sale): an operation with nothing calculated has nothing to calculate again.
     refusals_final: bool = False

@@ -215,9 +215,10 @@ def _sale(
         customer_id=customer_id,
         status=TransactionStatus.COMPLETED,
         # No receipt: readers show the transaction without one; refunds refuse it.
-        receipt_document={"operation": document},
+        receipt=None,
         sum_minor_units=0,
         effects=Effects(),
+        operation=document,
     )
     if refusal is not None:
         return replace(

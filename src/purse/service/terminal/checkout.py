@@ -42,6 +42,7 @@ from purse.domain.transactions import (
     FINAL_REFUSALS,
     Effects,
     PocketKey,
+    SaleReceipt,
     TransactionRecord,
     TransactionStatus,
     effects_of_sale,
@@ -50,6 +51,7 @@ from purse.service.operations import Message, Outcome, Sale, Statistics
 from purse.service.ports import (
     CustomerReads,
     ProgramRules,
+    ReceiptCodec,
     TransactionReads,
     Writer,
 )
@@ -67,7 +69,6 @@ from purse.service.terminal.customer_turns import CustomerTurns
 from purse.service.terminal.pins import Pins
 from purse.store.failures import DEPENDENCY_FAILURES
 from purse.store.postgres.conflicts import CONFLICT_FAILURES, conflict_refusal
-from purse.store.postgres.receipts import receipt_document
 from purse.store.postgres.transactions import record_from_row
 from purse.store.redis import keys
 from purse.store.redis.pins import new_pin
@@ -123,6 +124,7 @@ class Checkout:
         customers: CustomerReads,
         pins: Pins,
         programs: ProgramRules,
+        receipts: ReceiptCodec,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._turns = CustomerTurns()
@@ -132,6 +134,7 @@ class Checkout:
         self._customers = customers
         self._memberships = AnsweredMemberships(customers, programs)
         self._pins = pins
+        self._receipts = receipts
         self._clock = clock
 
     def validate(self, request: ProcessRequest) -> None:
@@ -372,7 +375,7 @@ class Checkout:
             await self._remember_pin(
                 terminal.business_id, outcome.transaction_id, pin, calculation.hold_seconds
             )
-        record = _record(sale, outcome, calculation)
+        record = _record(sale, outcome)
         return Answer(record, await self._membership_after(terminal, calculation, outcome))
 
     async def _reserve_pin_send(
@@ -429,7 +432,7 @@ class Checkout:
             request_digest=request.request_digest,
             customer_id=customer_id,
             status=TransactionStatus.PENDING if pending else TransactionStatus.COMPLETED,
-            receipt_document=_document(calculation, request.calculation),
+            receipt=self._receipts.encode(_sale_receipt(calculation, request.calculation)),
             sum_minor_units=receipt.check_sum,
             effects=effects,
             confirmation_deadline=deadline,
@@ -469,7 +472,7 @@ class Checkout:
             request_digest=request.request_digest,
             customer_id=None,
             status=TransactionStatus.REJECTED,
-            receipt_document={},
+            receipt=None,
             sum_minor_units=sum(line.amount for line in request.calculation.check.lines),
             effects=Effects(),
             refusal={
@@ -565,16 +568,17 @@ def _stored_refusal(refusal: dict[str, Any]) -> FailedPrecondition:
     return FailedPrecondition(refusal["message"], reason=refusal["reason"], violations=violations)
 
 
-def _document(calculation: Calculation, request: CalculationRequest) -> dict[str, Any]:
-    return {
-        "receipt": receipt_document(calculation.receipt),
-        "coupons": {str(key): code for key, code in calculation.coupon_codes.items()},
-        "certificates": {str(key): code for key, code in calculation.certificate_codes.items()},
-        "quantities": {str(line.position): line.quantity for line in request.check.lines},
-    }
+def _sale_receipt(calculation: Calculation, request: CalculationRequest) -> SaleReceipt:
+    return SaleReceipt(
+        calculation.receipt,
+        {line.position: line.quantity for line in request.check.lines},
+        calculation.coupon_codes,
+        calculation.certificate_codes,
+    )
 
 
-def _record(sale: Sale, outcome: Outcome, calculation: Calculation) -> TransactionRecord:
+def _record(sale: Sale, outcome: Outcome) -> TransactionRecord:
+    """The new transaction, its receipt the bytes just stored: the answer parses them."""
     assert outcome.created_at is not None
     return TransactionRecord(
         transaction_id=outcome.transaction_id,
@@ -582,9 +586,7 @@ def _record(sale: Sale, outcome: Outcome, calculation: Calculation) -> Transacti
         terminal_id=sale.terminal_id,
         status=sale.status,
         customer_id=sale.customer_id,
-        receipt=calculation.receipt,
-        coupon_codes=calculation.coupon_codes,
-        certificate_codes=calculation.certificate_codes,
+        receipt=sale.receipt,
         request_digest=sale.request_digest,
         created_at=outcome.created_at,
         finished_at=None if sale.status is TransactionStatus.PENDING else outcome.created_at,

@@ -32,6 +32,7 @@ from purse.service.operations import Statistics, Transition
 from purse.service.ports import (
     CustomerReads,
     ProgramRules,
+    ReceiptCodec,
     SaleReversals,
     TransactionMessages,
     TransactionReads,
@@ -73,6 +74,7 @@ class Holds:
         pins: Pins,
         programs: ProgramRules,
         reversals: SaleReversals,
+        receipts: ReceiptCodec,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._writer = writer
@@ -82,6 +84,7 @@ class Holds:
         self._memberships = AnsweredMemberships(customers, programs)
         self._pins = pins
         self._reversals = reversals
+        self._receipts = receipts
         self._clock = clock
 
     async def confirm(
@@ -132,7 +135,8 @@ class Holds:
     ) -> Answer:
         """Move a pending transaction on: COMPLETED posts its holds, anything else voids them."""
         assert record.receipt is not None
-        coupon_ids = list(record.coupon_codes)
+        sale = self._receipts.decode(record.receipt)
+        coupon_ids = list(sale.coupon_codes)
         confirmed = status is TransactionStatus.COMPLETED
         membership = await self._memberships.of(terminal, record.customer_id)
         transition = Transition(
@@ -140,13 +144,13 @@ class Holds:
             expected=TransactionStatus.PENDING,
             status=status,
             effects=(effects_of_confirmation if confirmed else effects_of_release)(
-                record.receipt, record.customer_id, coupon_ids, record.lot_reservations
+                sale.receipt, record.customer_id, coupon_ids, record.lot_reservations
             ),
             customer_id=record.customer_id,
-            statistics=Statistics(record.customer_id, 1, record.receipt.check_sum, confirmed=True)
+            statistics=Statistics(record.customer_id, 1, sale.receipt.check_sum, confirmed=True)
             if confirmed and record.customer_id is not None
             else None,
-            notice=notice(terminal, membership, record.receipt) if confirmed else None,
+            notice=notice(terminal, membership, sale.receipt) if confirmed else None,
         )
         if membership is not None:
             transition = replace(

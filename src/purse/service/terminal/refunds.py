@@ -14,18 +14,21 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from purse.domain.errors import AlreadyExists, FailedPrecondition, NotFound
 from purse.domain.refunds import RefundPlan, check_refundable, plan_refund
 from purse.domain.terminals import TerminalContext
-from purse.domain.transactions import RefundRecord, TransactionRecord, TransactionStatus
-from purse.service.ports import ProgramRules, RefundWrites, TransactionReads
+from purse.domain.transactions import (
+    RefundRecord,
+    StoredReceipt,
+    TransactionRecord,
+    TransactionStatus,
+)
+from purse.service.ports import ProgramRules, ReceiptCodec, RefundWrites, TransactionReads
 from purse.service.terminal.answers import validate_key
 from purse.service.terminal.history import find_transaction
 from purse.service.unit_of_work import UnitOfWork
-from purse.store.postgres.receipts import receipt_from_document
 from purse.store.postgres.refunds import RefundRaced, StoredRefund
 
 
@@ -38,12 +41,14 @@ class Refunds:
         transactions: TransactionReads,
         programs: ProgramRules,
         changes: UnitOfWork,
+        receipts: ReceiptCodec,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._refunds = refunds
         self._transactions = transactions
         self._programs = programs
         self._changes = changes
+        self._receipts = receipts
         self._clock = clock
 
     async def refund(
@@ -65,7 +70,7 @@ class Refunds:
                     stored = await self._refunds.refund(
                         terminal.business_id, transaction_id, terminal.terminal_id,
                         refund_number, request_digest,
-                        functools.partial(_plan, lines=lines),
+                        functools.partial(_plan, receipts=self._receipts, lines=lines),
                         cancel=False,
                     )  # fmt: skip
                 except RefundRaced:
@@ -115,7 +120,7 @@ class Refunds:
                     terminal.terminal_id,
                     number,
                     b"cancel",
-                    functools.partial(_plan, lines=()),
+                    functools.partial(_plan, receipts=self._receipts, lines=()),
                     cancel=True,
                 )
                 if stored is None:
@@ -129,11 +134,13 @@ def _transaction_not_found() -> NotFound:
 
 def _plan(
     status: TransactionStatus,
-    document: dict[str, Any],
+    stored: StoredReceipt | None,
     refunded: dict[int, int],
+    receipts: ReceiptCodec,
     lines: Sequence[tuple[int, int]],
 ) -> RefundPlan:
     """The refund of `lines` of the sale as locked: refused unless it may be refunded."""
-    check_refundable(status, is_sale="receipt" in document)
-    quantities = {int(position): quantity for position, quantity in document["quantities"].items()}
-    return plan_refund(receipt_from_document(document["receipt"]), quantities, refunded, lines)
+    check_refundable(status, is_sale=stored is not None)
+    assert stored is not None
+    sale = receipts.decode(stored)
+    return plan_refund(sale.receipt, sale.quantities, refunded, lines)

@@ -66,14 +66,14 @@ _claim_and_lock = """
 WITH claimed AS (
   INSERT INTO transactions (business_id, terminal_id, point_of_sale_id, check_number,
                             request_digest, customer_id, status, receipt, sum_minor_units,
-                            confirmation_deadline, sale_time, refusal, finished_at)
+                            confirmation_deadline, sale_time, refusal, operation, finished_at)
   SELECT *, CASE WHEN status = 'pending' THEN NULL ELSE now() END
     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bytea[],
-                $6::bigint[], $7::text[], $8::jsonb[], $9::bigint[],
-                $10::timestamptz[], $11::timestamptz[], $19::jsonb[])
+                $6::bigint[], $7::text[], $8::bytea[], $9::bigint[],
+                $10::timestamptz[], $11::timestamptz[], $19::jsonb[], $22::jsonb[])
          AS claim(business_id, terminal_id, point_of_sale_id, check_number, request_digest,
                   customer_id, status, receipt, sum_minor_units, confirmation_deadline,
-                  sale_time, refusal)
+                  sale_time, refusal, operation)
   ON CONFLICT (business_id, terminal_id, check_number) DO NOTHING
   RETURNING business_id, terminal_id, check_number, transaction_id, created_at
 )
@@ -296,7 +296,7 @@ def _claim_arguments(
         [sale.request_digest for sale in ordered],
         [sale.customer_id for sale in ordered],
         [sale.status.value for sale in ordered],
-        [sale.receipt_document for sale in ordered],
+        [sale.receipt for sale in ordered],
         [sale.sum_minor_units for sale in ordered],
         [sale.confirmation_deadline for sale in ordered],
         [sale.sale_time for sale in ordered],
@@ -320,6 +320,7 @@ def _claim_arguments(
             {sale.customer_id for sale in sales if sale.customer_id}
             | {transition.customer_id for transition in transitions if transition.customer_id}
         ),
+        [sale.operation for sale in ordered],
     ]
 
 

@@ -3,24 +3,34 @@
 `migrate()` applies the numbered SQL files in `migrations/` in order, each once, under an
 advisory lock so that several processes starting together do not race, and creates the
 instance signing secret on first run (shared by every process and host through the
-database, so tokens signed by one verify on another).
+database, so tokens signed by one verify on another). Given the receipt codec, it then
+converts receipts stored as documents before 0013 to bytes (`receipts.convert_documents`).
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import orjson
 
+from purse.domain.transactions import SaleReceipt
+from purse.store.postgres import receipts
+
+_logger = logging.getLogger(__name__)
 _migration_lock_key = 0x70757273  # "purs"
+# The migration after which sales store their receipts as bytes.
+receipt_bytes_migration = 13
 instance_secret_bytes = 32
 
 
 def _json_text(value: Any) -> str:
-    # orjson: receipts are encoded on every check, and it is several times faster.
+    # orjson: several times faster, and documents are written on hot paths (a sale's lot
+    # reservations, refusals, audit entries).
     return orjson.dumps(value).decode()
 
 
@@ -79,40 +89,55 @@ def migration_number(version: str) -> int:
     return int(version.partition("_")[0])
 
 
-async def migrate(url: str, through: int | None = None) -> list[str]:
+async def migrate(
+    url: str,
+    through: int | None = None,
+    encode_receipt: Callable[[SaleReceipt], bytes] | None = None,
+) -> list[str]:
     """Apply what is missing; returns the versions applied now. `through` stops after the
-    migration of that number: tests build an older schema with it to migrate data on."""
+    migration of that number: tests build an older schema with it to migrate data on.
+    With `encode_receipt` (the composition root's receipt codec), receipts still stored
+    as documents are converted afterwards, in chunks, each its own transaction (without
+    it they stay readable as documents)."""
     connection: asyncpg.Connection = await asyncpg.connect(url)
     try:
-        async with connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", _migration_lock_key)
-            await connection.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = {
-                row["version"]
-                for row in await connection.fetch("SELECT version FROM schema_migrations")
-            }
-            applied = []
-            for version, sql in migration_files():
-                if version in done:
-                    continue
-                if through is not None and migration_number(version) > through:
-                    break
-                await connection.execute(sql)
-                await connection.execute(
-                    "INSERT INTO schema_migrations (version) VALUES ($1)", version
-                )
-                applied.append(version)
-            await connection.execute(
-                "INSERT INTO instance_secrets (name, value) VALUES ('signing', $1)"
-                " ON CONFLICT (name) DO NOTHING",
-                secrets.token_bytes(instance_secret_bytes),
-            )
+        applied = await _apply_migrations(connection, through)
+        if encode_receipt is not None and (through is None or through >= receipt_bytes_migration):
+            converted = await receipts.convert_documents(connection, encode_receipt)
+            if converted:
+                _logger.info("converted %d receipts stored as documents to bytes", converted)
         return applied
     finally:
         await connection.close()
+
+
+async def _apply_migrations(connection: asyncpg.Connection, through: int | None) -> list[str]:
+    """The SQL migrations missing, in one transaction under the advisory lock."""
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _migration_lock_key)
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {
+            row["version"]
+            for row in await connection.fetch("SELECT version FROM schema_migrations")
+        }
+        applied = []
+        for version, sql in migration_files():
+            if version in done:
+                continue
+            if through is not None and migration_number(version) > through:
+                break
+            await connection.execute(sql)
+            await connection.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+            applied.append(version)
+        await connection.execute(
+            "INSERT INTO instance_secrets (name, value) VALUES ('signing', $1)"
+            " ON CONFLICT (name) DO NOTHING",
+            secrets.token_bytes(instance_secret_bytes),
+        )
+    return applied
 
 
 async def load_instance_secret(pool: asyncpg.Pool) -> bytes:

@@ -24,12 +24,14 @@ import asyncpg
 
 from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID
 from purse.domain.refunds import RefundPlan
-from purse.domain.transactions import LedgerKind, TransactionStatus
+from purse.domain.transactions import LedgerKind, StoredReceipt, TransactionStatus
 from purse.store.postgres.conflicts import retried_on_conflict
+from purse.store.postgres.receipts import stored_receipt
 
-# (the sale's status as locked, its stored document, quantities refunded before) -> the
-# plan; the service's planner decides, and refuses what may not be refunded.
-Planner = Callable[[TransactionStatus, dict[str, Any], dict[int, int]], RefundPlan]
+# (the sale's status as locked, its stored receipt (None: not a sale), quantities
+# refunded before) -> the plan; the service's planner decides, and refuses what may not
+# be refunded.
+Planner = Callable[[TransactionStatus, StoredReceipt | None, dict[int, int]], RefundPlan]
 refund_retries_on_deadlock_max = 5
 
 
@@ -68,7 +70,8 @@ class RefundStore:
         retried (`conflicts`). The store decides nothing: the planner refuses."""
         async with self._pool.acquire() as connection, connection.transaction():
             sale = await connection.fetchrow(
-                "SELECT status, customer_id, receipt, lot_reservations FROM transactions"
+                "SELECT status, customer_id, receipt, receipt_document, lot_reservations"
+                "  FROM transactions"
                 " WHERE business_id = $1 AND transaction_id = $2 FOR UPDATE",
                 business_id,
                 transaction_id,
@@ -80,7 +83,7 @@ class RefundStore:
             if stored is not None:
                 return stored
             refunded, lots_returned = await _refunded(connection, business_id, transaction_id)
-            plan = planner(TransactionStatus(sale["status"]), sale["receipt"], refunded)
+            plan = planner(TransactionStatus(sale["status"]), stored_receipt(sale), refunded)
             lots = _lots_left(sale["lot_reservations"], lots_returned)
             result = await _apply(
                 connection, business_id, transaction_id, sale["customer_id"], plan, lots

@@ -19,7 +19,7 @@ from purse.domain.transactions import (
 )
 from purse.service.operations import Message
 from purse.store.postgres.conflicts import retried_on_conflict
-from purse.store.postgres.receipts import receipt_from_document
+from purse.store.postgres.receipts import stored_receipt
 
 list_page_size_max = 500
 sweep_retries_on_deadlock_max = 3
@@ -83,19 +83,13 @@ SELECT (SELECT count(*) FROM due) AS lots,
 
 
 def record_from_row(row: asyncpg.Record) -> TransactionRecord:
-    document: dict[str, Any] = row["receipt"]
-    stored = document.get("receipt")
     return TransactionRecord(
         transaction_id=row["transaction_id"],
         check_number=row["check_number"],
         terminal_id=row["terminal_id"],
         status=TransactionStatus(row["status"]),
         customer_id=row["customer_id"],
-        receipt=None if stored is None else receipt_from_document(stored),
-        coupon_codes={int(key): value for key, value in document.get("coupons", {}).items()},
-        certificate_codes={
-            int(key): value for key, value in document.get("certificates", {}).items()
-        },
+        receipt=stored_receipt(row),
         request_digest=bytes(row["request_digest"]),
         created_at=row["created_at"],
         finished_at=row["finished_at"],
@@ -103,12 +97,12 @@ def record_from_row(row: asyncpg.Record) -> TransactionRecord:
         refusal=row["refusal"],
         refunds=tuple(_refund(values) for values in row.get("refund_rows") or ()),
         lot_reservations=_reservations(row.get("lot_reservations")),
-        operation=_operation(document.get("operation")),
+        operation=_operation(row["operation"]),
     )
 
 
 def _operation(stored: dict[str, Any] | None) -> CustomerOperation | None:
-    # An administrator's operation keeps what it did where a check keeps its receipt.
+    # An administrator's operation keeps what it did beside where a check keeps its receipt.
     return None if stored is None else operation_from_document(stored)
 
 

@@ -6,10 +6,11 @@ import hashlib
 
 from purse.api.grpc.common.mapping import set_timestamp, timestamp
 from purse.api.grpc.common.surface import nul_field_path
-from purse.api.grpc.terminal.receipts import calculation_request_from_proto, fill_receipt
+from purse.api.grpc.terminal.receipts import calculation_request_from_proto
+from purse.api.grpc.terminal.stored_receipts import answered_receipt
 from purse.domain.errors import invalid
 from purse.domain.transactions import RefundRecord, TransactionRecord, TransactionStatus
-from purse.service.terminal.calculation import Calculation, CalculationRequest
+from purse.service.terminal.calculation import CalculationRequest
 from purse.service.terminal.checkout import ProcessRequest
 from purse.v1 import terminal_service_pb2 as pb
 
@@ -92,7 +93,5 @@ def fill_transaction(message: pb.Transaction, record: TransactionRecord) -> None
     for refund in record.refunds:
         message.refunds.append(refund_to_proto(refund))
     if record.receipt is not None:
-        fill_receipt(
-            message.receipt,
-            Calculation(record.receipt, None, record.coupon_codes, record.certificate_codes),
-        )
+        # As stored: every answer about a sale has the receipt its first answer had.
+        message.receipt.MergeFromString(answered_receipt(record.receipt))
