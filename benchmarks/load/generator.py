@@ -7,8 +7,12 @@ Contract:
   `calculate` (CalculateCheck of a 10-line check), `process` (ProcessCheck of the same
   check with a unique `check_number` per call) and `process-stream` (ProcessChecks:
   `checks_per_message` checks per request message on long-lived streams; one *call* is
-  one message and its response, one *item* one check). Customers are taken round-robin
-  from `Target.phones` across all workers, so calls in flight rarely share a customer.
+  one message and its response, one *item* one check). Call k (numbered across all
+  workers) is for customer k × s mod n of the n in `Target.phones`, s a step near n × 0.618
+  with no factor in common with n: every customer once in n calls, so calls in flight never
+  share one, and consecutive calls far apart in the list, so that a large business is
+  visited all over (its PostgreSQL working set is the whole business, not its first rows).
+  `PhoneNumbers` stands for a million phones in a few bytes.
 - Latency mode is an open model: call k of a worker is due at start + k / rate; its
   latency runs from that due time to the answer, so a server that stalls cannot slow the
   sender down and hide the stall (no coordinated omission). At most
@@ -36,9 +40,9 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, overload
 
 import grpc
 from hdrh.histogram import HdrHistogram
@@ -62,6 +66,13 @@ histogram_highest_microseconds = 120_000_000
 histogram_significant_digits = 3
 # Warm-up calls get sequence numbers (hence check numbers) of their own.
 warm_up_sequence_offset = 1_000_000_000
+# Where the step through the customers starts looking: the golden ratio's fraction puts
+# consecutive calls as far apart as a fixed step can.
+spread_fraction = 0.618_033_988_75
+phone_index_digits = 7
+# Requests kept ready per worker, one per customer (about 350 bytes each), so that the
+# demo business's customers cost a lookup from their second call on.
+prepared_customers_max = 20_000
 
 echo_service = "purse.bench.v1.Echo"
 echo_method = f"/{echo_service}/Empty"
@@ -93,6 +104,31 @@ check_lines = (
 )
 
 _code_names = {code.value[0]: code.name for code in grpc.StatusCode}
+_phone_field = common_pb2.CustomerIdentifier.DESCRIPTOR.fields_by_name["phone"].number
+
+
+@dataclass(frozen=True)
+class PhoneNumbers(Sequence[str]):
+    """`size` phone numbers: `prefix`, then the index in `phone_index_digits` digits."""
+
+    prefix: str
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [self[position] for position in range(*index.indices(self.size))]
+        if not -self.size <= index < self.size:
+            raise IndexError(f"phone {index} of {self.size}")
+        return f"{self.prefix}{index % self.size:0{phone_index_digits}d}"
 
 
 @dataclass(frozen=True)
@@ -101,8 +137,17 @@ class Target:
 
     address: str
     api_key: str = ""
-    phones: tuple[str, ...] = ()
+    phones: Sequence[str] = ()
     currency: str = "UAH"
+
+
+def spread_step(count: int) -> int:
+    """The step through `count` customers: the first number from count × 0.618 up that
+    shares no factor with `count`, so that k × step mod count visits each once."""
+    step = max(1, round(count * spread_fraction))
+    while math.gcd(step, count) != 1:
+        step += 1
+    return step
 
 
 @dataclass(frozen=True)
@@ -180,8 +225,9 @@ def ten_line_check(currency: str) -> pb.Check:
 class Requests:
     """Serialized request messages of one worker, by sequence number (cheap per call).
 
-    ProcessCheck requests are a prepared message without `check_number` with the number's
-    field put in front: protobuf parses concatenated messages as their merge.
+    A request is a prepared message without `identifier` (nor `check_number`) with those
+    fields put in front: protobuf parses concatenated messages as their merge. A
+    customer's is kept once made, for the first `prepared_customers_max` customers.
     """
 
     def __init__(
@@ -200,20 +246,28 @@ class Requests:
         self._worker = worker
         self._workers = workers
         self.per_message = per_message
+        self._phones = target.phones
+        self._step = spread_step(len(target.phones))
         check = ten_line_check(target.currency)
-        self._by_phone: list[bytes] = []
-        for phone in target.phones:
-            identifier = common_pb2.CustomerIdentifier(phone=phone)
-            if workload == "identify":
-                message: Any = pb.IdentifyCustomerRequest(identifier=identifier)
-            elif workload == "calculate":
-                message = pb.CalculateCheckRequest(identifier=identifier, check=check)
-            else:
-                message = pb.ProcessCheckRequest(identifier=identifier, check=check)
-            self._by_phone.append(message.SerializeToString())
+        if workload == "identify":
+            message: Any = pb.IdentifyCustomerRequest()
+        elif workload == "calculate":
+            message = pb.CalculateCheckRequest(check=check)
+        else:
+            message = pb.ProcessCheckRequest(check=check)
+        self._identifier_field = message.DESCRIPTOR.fields_by_name["identifier"].number
+        self._body: bytes = message.SerializeToString()
+        self._prepared_by_customer: dict[int, bytes] = {}
 
     def _prepared(self, index: int) -> bytes:
-        return self._by_phone[index % len(self._by_phone)]
+        customer = index * self._step % len(self._phones)
+        prepared = self._prepared_by_customer.get(customer)
+        if prepared is None:
+            identifier = _length_delimited(_phone_field, self._phones[customer].encode())
+            prepared = _length_delimited(self._identifier_field, identifier) + self._body
+            if len(self._prepared_by_customer) < prepared_customers_max:
+                self._prepared_by_customer[customer] = prepared
+        return prepared
 
     def message(self, sequence: int) -> bytes:
         if self._workload == "empty":
@@ -693,6 +747,7 @@ __all__ = [
     "LoadResult",
     "LoadSpec",
     "Outcome",
+    "PhoneNumbers",
     "Target",
     "new_run_id",
     "probe",
