@@ -1,4 +1,5 @@
-"""The load benchmark's arithmetic (benchmarks/load): the customers a run's calls go to."""
+"""The load benchmark's arithmetic (benchmarks/load): each target of the issue judged from
+one run's figures, and the customers a run's calls go to."""
 
 from __future__ import annotations
 
@@ -18,7 +19,90 @@ _repository = Path(__file__).resolve().parents[2]
 if str(_repository) not in sys.path:
     sys.path.insert(0, str(_repository))
 
-from benchmarks.load import generator  # noqa: E402
+from benchmarks.load import generator, run  # noqa: E402
+from benchmarks.load.run import LargeBusiness, Report, Row  # noqa: E402
+
+
+def one_run() -> Report:
+    """A run's figures: some targets met, some not (the comments say which)."""
+    report = Report(pgbench_tps=2_000.0, customers=10_000)
+    report.rows = [
+        Row("empty", "h2load", per_second=10_000.0),
+        Row("empty", "throughput", per_second=6_000.0),
+        Row("identify", "h2load", per_second=5_500.0),  # 0.55 × h2load: met
+        Row("identify", "throughput", per_second=1_200.0),  # 0.20 × closed loop: not shown
+        Row("process", "throughput", per_second=1_800.0),  # 0.30 ×: NOT MET
+        Row("process", "latency", per_second=900.0, p99_ms=18.5),  # met
+        # 1.6 × pgbench: met; server CPU NOT MET; PostgreSQL CPU met
+        Row("process-stream", "throughput", per_second=3_200.0, server_cpu_us=180.0),
+        Row("process-stream-large", "throughput", per_second=2_720.0),  # 0.85 ×: NOT MET
+    ]
+    report.rows[6].postgres_cpu_us = 65.0
+    report.large = LargeBusiness(1_000_000, 21.5, 1.2)
+    run.add_ceiling_ratios(report)
+    return report
+
+
+def verdicts(report: Report) -> dict[str, str]:
+    """Each target line by the start of its wording, to its verdict."""
+    found = {}
+    for line in run._targets(report):
+        what, _, figures = line.partition(": ")
+        found[what] = figures.rpartition(" — ")[2] if " — " in figures else figures
+    return found
+
+
+def test_every_target_of_the_issue_is_listed_and_not_measured_before_anything_ran() -> None:
+    lines = run._targets(Report())
+
+    assert len(lines) == 7
+    assert all(line.endswith(": not measured") for line in lines)
+
+
+def test_each_target_is_met_or_not_by_the_figures_of_the_same_run() -> None:
+    assert verdicts(one_run()) == {
+        "ProcessChecks ≥ 1.5 × pgbench TPC-B": "met",
+        "server CPU per streamed check ≤ 150 µs": "NOT MET",
+        "PostgreSQL CPU per streamed check ≤ 70 µs": "met",
+        "unary ProcessCheck ≥ 0.35 × the empty call": "NOT MET",
+        "ProcessCheck p99 ≤ 20 ms at half its throughput": "met",
+        "IdentifyCustomer ≥ 0.5 × the empty call": "met",
+        "ProcessChecks with 1,000,000 memberships within 10% of the figure with 10,000": (
+            "NOT MET"
+        ),
+    }
+
+
+def test_each_target_shows_the_figures_it_was_judged_on() -> None:
+    lines = run._targets(one_run())
+
+    assert "1.60 × (3,200 checks/s against 2,000 tps)" in lines[0]
+    assert "0.30 × (1,800 against 6,000 calls/s, throughput)" in lines[3]
+    assert "18.50 ms at 900 calls/s" in lines[4]
+    assert "0.55 × (5,500 against 10,000 calls/s, h2load)" in lines[5]
+    assert "0.85 × (2,720 against 3,200 checks/s)" in lines[6]
+
+
+def test_identify_is_judged_in_closed_loop_when_h2load_did_not_run() -> None:
+    report = one_run()
+    report.rows = [row for row in report.rows if row.mode != "h2load"]
+
+    line = run._targets(report)[5]
+
+    assert "0.20 × (1,200 against 6,000 calls/s, throughput)" in line
+    assert line.endswith("NOT MET")
+
+
+@pytest.mark.parametrize(("large_checks", "verdict"), [(3_500.0, "met"), (3_600.0, "NOT MET")])
+def test_the_large_business_may_be_neither_much_slower_nor_much_faster(
+    large_checks: float, verdict: str
+) -> None:
+    report = one_run()
+    large = report.row("process-stream-large", "throughput")
+    assert large is not None
+    large.per_second = large_checks  # 1.09 × and 1.125 × the stream's 3,200
+
+    assert run._targets(report)[6].endswith(f"— {verdict}")
 
 
 @settings(max_examples=200, deadline=None)
