@@ -5,6 +5,7 @@
 #   make protos  regenerate the generated code (src/purse/*v1) from protos/
 #   make bench   the engine benchmarks (figures go into the README)
 #   make bench-load  the load benchmark against a real server
+#   make bench-soak  process-stream at half load for 10 minutes: the server's memory
 #   make bench-price-list  UpsertGoods of 10,000 goods a call against a real server
 PYTHON ?= python3
 VENV := .venv
@@ -18,7 +19,7 @@ PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos \
 	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
 	--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc
 
-.PHONY: serve test check protos protos-check lint-protos bench bench-load bench-price-list \
+.PHONY: serve test check protos protos-check lint-protos bench bench-load bench-soak bench-price-list \
 	load-tools clean install
 
 install: $(STAMP)
@@ -72,10 +73,18 @@ bench: $(STAMP)
 load-tools:
 	command -v h2load >/dev/null || (apt-get update -qq && apt-get install -y -qq nghttp2-client)
 
-# The load benchmark: the empty-call ceiling, pgbench, and Purse under load (about 4 min).
+# The load benchmark: the empty-call ceiling, pgbench, Purse under load, and the stream
+# against a business of 1,000,000 memberships (about 5 min).
 bench-load: $(STAMP) load-tools
 	mkdir -p build
 	$(BIN)/python -m benchmarks.load.run --markdown build/bench-load.md
+
+# The soak: process-stream's throughput, then 10 minutes at half of it, the server's RSS
+# sampled every second (about 11 min).
+bench-soak: $(STAMP)
+	mkdir -p build
+	$(BIN)/python -m benchmarks.load.run --workloads=process-stream --no-h2load --no-pgbench \
+		--soak-seconds=600 --markdown build/bench-soak.md
 
 # A price list through AdminService.UpsertGoods: create, update, unchanged (about 30 s).
 bench-price-list: $(STAMP)

@@ -1,14 +1,15 @@
-"""The load benchmark, end to end: `python -m benchmarks.load.run` (or `make bench-load`).
+"""The load benchmark, end to end: `python -m benchmarks.load.run` (or `make bench-load`,
+`make bench-soak`).
 
 Contract. On 127.0.0.1 only, in one run on one machine, it
 
 1. starts PostgreSQL and Redis (the embedded ones under a temporary directory, or the
    servers PURSE_DATABASE_URL / PURSE_REDIS_URL name), migrates, and measures pgbench's
    built-in TPC-B-like transactions/s on that PostgreSQL (scratch database, dropped after);
-2. starts `python -m purse.cli serve` and the echo server (`benchmarks.load.echo_server`,
-   Purse's own gRPC server with an empty method) as child processes, then founds the demo
-   business through the server's API (`purse.demo.create_demo`) and enrols `--customers`
-   customers in it;
+2. starts `python -m purse.cli serve` (through `gc_recorder` when soaking) and the echo
+   server (`benchmarks.load.echo_server`, Purse's own gRPC server with an empty method) as
+   child processes, then founds the demo business through the server's API
+   (`purse.demo.create_demo`) and enrols `--customers` customers in it;
 3. for each workload asked for, probes one call (a workload the server refuses, such as
    UNIMPLEMENTED, is reported as skipped), measures its throughput (h2load for requests
    that may repeat, the generator's closed loop for those that must differ), then its
@@ -17,10 +18,12 @@ Contract. On 127.0.0.1 only, in one run on one machine, it
    `process-stream-large` first founds a second demo business and builds
    `--large-customers` memberships in it by COPY (`memberships`), then measures the
    stream's throughput against it;
-4. samples both servers' RSS every 100 ms (children included) and reads the CPU time of
+4. with `--soak-seconds`, then runs process-stream at `--latency-rate-fraction` of its
+   throughput for that long, sampling the server's RSS every second;
+5. samples both servers' RSS every 100 ms (children included) and reads the CPU time of
    the server, PostgreSQL and Redis and the Purse server's call counts by status code
    (its /metrics) around every phase;
-5. prints progress once a second, then one table, each target of issue 11 met, not met or
+6. prints progress once a second, then one table, each target of issue 11 met, not met or
    not measured, and the machine; `--markdown PATH` also writes them as Markdown.
 
 Every phase has a duration and a deadline; the whole run with default settings takes
@@ -34,6 +37,7 @@ import argparse
 import asyncio
 import contextlib
 import faulthandler
+import json
 import os
 import platform
 import re
@@ -89,6 +93,9 @@ probe_seconds_max = 30.0
 large_stream_workload = "process-stream-large"
 large_customers_default = 1_000_000
 large_phone_prefix = "+38067"
+# The soak: process-stream at --latency-rate-fraction of its throughput, RSS each second.
+soak_sample_interval_seconds = 1.0
+gc_stats_file_name = "gc-stats.json"
 # Targets from the issue (issue 11), each checked in `_targets`.
 stream_pgbench_multiple_min = 1.5
 process_ceiling_ratio_min = 0.35
@@ -97,6 +104,7 @@ identify_ceiling_ratio_min = 0.5
 stream_server_cpu_us_max = 150.0
 stream_postgres_cpu_us_max = 70.0
 large_stream_deviation_max = 0.10
+soak_rss_growth_max = 0.10
 
 # The run's workloads, in their default order: the generator's, then the stream again
 # against the large business.
@@ -137,6 +145,50 @@ class LargeBusiness:
 
 
 @dataclass
+class Soak:
+    """The server's RSS once a second through a long run at a fixed rate."""
+
+    seconds: float
+    rate_per_second: float  # stream messages
+    # (seconds since the soak began, RSS in bytes), the first one after the warm-up.
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    # Garbage collections during the soak by generation (young first); None: not known.
+    gc_collections: list[int] | None = None
+    checks: int = 0
+
+    @property
+    def start_bytes(self) -> int:
+        return self.samples[0][1]
+
+    @property
+    def end_bytes(self) -> int:
+        return self.samples[-1][1]
+
+    @property
+    def max_bytes(self) -> int:
+        return max(rss for _, rss in self.samples)
+
+    @property
+    def growth(self) -> float:
+        """The highest sample above the first, as a fraction of the first."""
+        return self.max_bytes / self.start_bytes - 1.0
+
+
+def slope_per_second(samples: list[tuple[float, int]]) -> float:
+    """The least-squares slope of (seconds, value) samples: value units per second."""
+    if len(samples) < 2:
+        return 0.0
+    count = len(samples)
+    mean_seconds = sum(seconds for seconds, _ in samples) / count
+    mean_value = sum(value for _, value in samples) / count
+    spread = sum((seconds - mean_seconds) ** 2 for seconds, _ in samples)
+    if spread == 0:
+        return 0.0
+    covariance = sum((seconds - mean_seconds) * (value - mean_value) for seconds, value in samples)
+    return covariance / spread
+
+
+@dataclass
 class Report:
     rows: list[Row] = field(default_factory=list)
     pgbench_tps: float | None = None
@@ -145,6 +197,8 @@ class Report:
     machine: dict[str, str] = field(default_factory=dict)
     customers: int = customers_default  # of the demo business
     large: LargeBusiness | None = None
+    soak: Soak | None = None
+    soak_note: str = ""
 
     def row(self, workload: str, mode: str) -> Row | None:
         found = [row for row in self.rows if row.workload == workload and row.mode == mode]
@@ -780,6 +834,76 @@ def add_ceiling_ratios(report: Report) -> None:
         row.ceiling_ratio = row.per_second / ceiling.per_second
 
 
+# --- the soak ---------------------------------------------------------------------------
+
+
+class RssSeries(threading.Thread):
+    """A process tree's RSS every `soak_sample_interval_seconds`, from `start()` on."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(name="soak-rss", daemon=True)
+        self.samples: list[tuple[float, int]] = []
+        self._pid = pid
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        started = time.monotonic()
+        while True:
+            self.samples.append((time.monotonic() - started, rss_bytes(self._pid)))
+            if self._stop_event.wait(soak_sample_interval_seconds):
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
+def gc_collections(path: Path) -> list[int] | None:
+    """Collections so far by generation, as the server's launcher last wrote them."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return [int(generation["collections"]) for generation in json.loads(path.read_text())]
+    return None
+
+
+def soak(bench: Bench) -> None:
+    """process-stream at --latency-rate-fraction of its throughput for --soak-seconds,
+    the server's RSS sampled once a second and its garbage collections counted."""
+    arguments = bench.arguments
+    report = bench.report
+    messages_per_second = bench.throughput_calls_per_second.get("process-stream", 0.0)
+    if messages_per_second <= 0:
+        report.soak_note = "not run: process-stream's throughput was not measured"
+        log(f"soak: {report.soak_note}")
+        return
+    rate = arguments.latency_rate_fraction * messages_per_second
+    log(f"soak: {arguments.soak_seconds:,.0f} s of process-stream at {rate:,.1f} msg/s")
+    found = Soak(arguments.soak_seconds, rate)
+    series = RssSeries(bench.observed["purse"].server_pid)
+    gc_path = bench.data_dir / gc_stats_file_name
+    collections: list[list[int] | None] = []
+
+    def started() -> None:
+        collections.append(gc_collections(gc_path))
+        series.start()
+
+    try:
+        row, result = run_generator(
+            bench, "process-stream", "latency", rate, arguments.soak_seconds, started
+        )
+    finally:
+        if series.is_alive():
+            series.stop()
+    collections.append(gc_collections(gc_path))
+    row.mode = "soak"
+    report.rows.append(row)
+    found.samples = series.samples
+    found.checks = result.items_ok
+    first, last = collections[0], collections[-1]
+    if first is not None and last is not None:
+        found.gc_collections = [after - before for before, after in zip(first, last, strict=True)]
+    report.soak = found
+
+
 # --- the large business -----------------------------------------------------------------
 
 
@@ -1035,6 +1159,18 @@ def _large_target(report: Report) -> str:
     )
 
 
+def _soak_target(report: Report) -> str:
+    what = f"RSS flat within {soak_rss_growth_max:.0%} over a soak at half load"
+    soak = report.soak
+    if soak is None or not soak.samples:
+        return f"{what}: not measured ({report.soak_note or 'no --soak-seconds'})"
+    figure = (
+        f"{soak.growth:+.1%} (start {soak.start_bytes / mebibyte:,.0f} MiB, "
+        f"max {soak.max_bytes / mebibyte:,.0f}, over {soak.seconds:,.0f} s)"
+    )
+    return _target(what, figure, soak.growth <= soak_rss_growth_max)
+
+
 def _targets(report: Report) -> list[str]:
     """The issue's targets, each met, missed or not measured, with its figures."""
     latency = report.row("process", "latency")
@@ -1060,7 +1196,29 @@ def _targets(report: Report) -> list[str]:
             _at_least(identify_ratio, identify_ceiling_ratio_min),
         ),
         _large_target(report),
+        _soak_target(report),
     ]
+
+
+def _soak_summary(soak: Soak | None) -> list[str]:
+    if soak is None or not soak.samples:
+        return []
+    slope = slope_per_second(soak.samples)
+    lines = [
+        f"soak: {soak.seconds:g} s of process-stream at {soak.rate_per_second:,.1f} msg/s "
+        f"({soak.checks:,} checks); server RSS start {soak.start_bytes / mebibyte:,.1f} MiB "
+        f"(after warm-up), max {soak.max_bytes / mebibyte:,.1f}, end "
+        f"{soak.end_bytes / mebibyte:,.1f}; slope {slope * 60 / mebibyte:+,.2f} MiB/min "
+        f"({slope * soak.seconds / soak.start_bytes:+.1%} of the start over the soak)"
+    ]
+    if soak.gc_collections is not None:
+        young, *older = soak.gc_collections
+        per_thousand = young * 1000 / soak.checks if soak.checks else 0.0
+        lines.append(
+            f"soak: garbage collections young {young:,} ({per_thousand:,.1f} per 1,000 checks), "
+            f"older {', '.join(f'{count:,}' for count in older)}"
+        )
+    return lines
 
 
 def _summary(report: Report) -> list[str]:
@@ -1078,6 +1236,7 @@ def _summary(report: Report) -> list[str]:
             f"{report.large.build_seconds:.1f} s, then VACUUM (ANALYZE) and CHECKPOINT in "
             + ("— (not allowed)" if settled is None else f"{settled:.1f} s")
         )
+    lines += _soak_summary(report.soak)
     return [*lines, *(f"{name}: {value}" for name, value in report.machine.items())]
 
 
@@ -1120,6 +1279,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     add("--latency-rate-fraction", type=float, default=latency_rate_fraction_default)
     add("--customers", type=int, default=customers_default, help="phones enrolled and used")
     add("--large-customers", type=int, default=large_customers_default, help=large_help)
+    add("--soak-seconds", type=float, default=0.0, help="process-stream at half load; 0: none")
     add("--h2load-clients", type=int, default=h2load_clients_default, help="connections")
     add("--h2load-streams", type=int, default=h2load_streams_per_client_default)
     add("--no-h2load", action="store_true", help="closed-loop generator instead of h2load")
@@ -1134,6 +1294,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     unknown = [name for name in arguments.workloads if name not in WORKLOADS]
     if unknown:
         parser.error(f"unknown workloads {unknown}; known: {', '.join(WORKLOADS)}")
+    if arguments.soak_seconds > 0 and "process-stream" not in arguments.workloads:
+        parser.error("--soak-seconds runs at half process-stream's throughput: measure it too")
     return arguments
 
 
@@ -1154,11 +1316,15 @@ class Servers:
     echo_http_port: int
 
 
-def purse_server(settings: Any, data_dir: Path, port: int, http_port: int) -> ChildServer:
-    """`purse serve` on 127.0.0.1, on migrated PostgreSQL and Redis (not started yet)."""
+def purse_server(
+    settings: Any, data_dir: Path, port: int, http_port: int, gc_stats: Path | None = None
+) -> ChildServer:
+    """`purse serve` on 127.0.0.1, on migrated PostgreSQL and Redis (not started yet);
+    through `gc_recorder` when `gc_stats` names a file for its garbage collection counts."""
+    launcher = ["purse.cli"] if gc_stats is None else ["benchmarks.load.gc_recorder", str(gc_stats)]
     return ChildServer(
         "purse",
-        [sys.executable, "-m", "purse.cli", "serve"],
+        [sys.executable, "-m", *launcher, "serve"],
         _child_environment(
             {
                 "PURSE_DATABASE_URL": settings.database_url,
@@ -1176,12 +1342,14 @@ def purse_server(settings: Any, data_dir: Path, port: int, http_port: int) -> Ch
     )
 
 
-def start_servers(settings: Any, data_dir: Path, started: list[ChildServer]) -> Servers:
+def start_servers(
+    settings: Any, data_dir: Path, started: list[ChildServer], gc_stats: Path | None
+) -> Servers:
     """The Purse server and the echo server (appended to `started` as each starts)."""
     from purse.store.embedded import free_port
 
     purse_port, purse_http, echo_port, echo_http = (free_port() for _ in range(4))
-    purse = purse_server(settings, data_dir, purse_port, purse_http)
+    purse = purse_server(settings, data_dir, purse_port, purse_http, gc_stats)
     echo = ChildServer(
         "echo",
         [
@@ -1230,7 +1398,9 @@ def run_benchmark(arguments: argparse.Namespace, data_dir: Path, report: Report)
             except Exception as error:  # e.g. no right to create a database: report, go on
                 report.pgbench_note = f"(pgbench failed: {error})"
                 log(f"pgbench failed, going on without the baseline: {error}")
-        servers = start_servers(resolved, data_dir, started)
+        soaking = arguments.soak_seconds > 0
+        gc_stats = data_dir / gc_stats_file_name if soaking else None
+        servers = start_servers(resolved, data_dir, started, gc_stats)
         log(f"provisioning the demo business and {arguments.customers:,} customers")
         provisioned = asyncio.run(
             provision(resolved.database_url, servers.purse_address, arguments.customers)
@@ -1259,6 +1429,8 @@ def run_benchmark(arguments: argparse.Namespace, data_dir: Path, report: Report)
         for workload in arguments.workloads:
             measure(bench, workload)
         add_ceiling_ratios(report)
+        if soaking:
+            soak(bench)
     finally:
         if memory.is_alive():
             memory.stop()

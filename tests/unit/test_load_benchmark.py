@@ -1,5 +1,5 @@
 """The load benchmark's arithmetic (benchmarks/load): each target of the issue judged from
-one run's figures, and the customers a run's calls go to."""
+one run's figures, the soak's RSS slope, and the customers a run's calls go to."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ if str(_repository) not in sys.path:
     sys.path.insert(0, str(_repository))
 
 from benchmarks.load import generator, run  # noqa: E402
-from benchmarks.load.run import LargeBusiness, Report, Row  # noqa: E402
+from benchmarks.load.run import LargeBusiness, Report, Row, Soak  # noqa: E402
+
+mebibyte = 1024 * 1024
 
 
 def one_run() -> Report:
@@ -55,8 +57,9 @@ def verdicts(report: Report) -> dict[str, str]:
 def test_every_target_of_the_issue_is_listed_and_not_measured_before_anything_ran() -> None:
     lines = run._targets(Report())
 
-    assert len(lines) == 7
-    assert all(line.endswith(": not measured") for line in lines)
+    assert len(lines) == 8
+    assert all(line.endswith(": not measured") for line in lines[:-1])
+    assert lines[-1].endswith(": not measured (no --soak-seconds)")
 
 
 def test_each_target_is_met_or_not_by_the_figures_of_the_same_run() -> None:
@@ -70,6 +73,7 @@ def test_each_target_is_met_or_not_by_the_figures_of_the_same_run() -> None:
         "ProcessChecks with 1,000,000 memberships within 10% of the figure with 10,000": (
             "NOT MET"
         ),
+        "RSS flat within 10% over a soak at half load": "not measured (no --soak-seconds)",
     }
 
 
@@ -103,6 +107,58 @@ def test_the_large_business_may_be_neither_much_slower_nor_much_faster(
     large.per_second = large_checks  # 1.09 × and 1.125 × the stream's 3,200
 
     assert run._targets(report)[6].endswith(f"— {verdict}")
+
+
+def soak_of(rss_mebibytes: list[float], gc_collections: list[int] | None = None) -> Soak:
+    soak = Soak(seconds=float(len(rss_mebibytes) - 1), rate_per_second=10.0)
+    soak.samples = [
+        (float(second), round(rss * mebibyte)) for second, rss in enumerate(rss_mebibytes)
+    ]
+    soak.checks = 2_000
+    soak.gc_collections = gc_collections
+    return soak
+
+
+@pytest.mark.parametrize(
+    ("rss_mebibytes", "verdict"),
+    [([100, 104, 109, 103], "met"), ([100, 111, 101, 100], "NOT MET"), ([100, 90, 95], "met")],
+)
+def test_rss_is_flat_when_no_sample_is_more_than_a_tenth_above_the_first(
+    rss_mebibytes: list[float], verdict: str
+) -> None:
+    report = Report(soak=soak_of(rss_mebibytes))
+
+    assert run._targets(report)[-1].endswith(f"— {verdict}")
+
+
+def test_the_soak_reports_rss_at_start_max_and_end_its_slope_and_young_collections() -> None:
+    soak = soak_of([100 + second / 120 for second in range(601)], gc_collections=[40, 3, 1])
+
+    summary = run._soak_summary(soak)
+
+    assert "RSS start 100.0 MiB (after warm-up), max 105.0, end 105.0" in summary[0]
+    assert "slope +0.50 MiB/min (+5.0% of the start over the soak)" in summary[0]
+    assert "young 40 (20.0 per 1,000 checks), older 3, 1" in summary[1]
+    assert run._targets(Report(soak=soak))[-1].endswith("— met")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    start=st.floats(0, 1e9),
+    slope=st.floats(-1e6, 1e6),
+    seconds=st.lists(st.integers(0, 3_600), min_size=2, max_size=50, unique=True),
+)
+def test_samples_on_a_straight_line_have_its_slope(
+    start: float, slope: float, seconds: list[int]
+) -> None:
+    samples = [(float(second), round(start + slope * second)) for second in seconds]
+
+    assert run.slope_per_second(samples) == pytest.approx(slope, abs=1.0)
+
+
+def test_a_single_sample_or_one_moment_has_no_slope() -> None:
+    assert run.slope_per_second([(0.0, 100)]) == 0.0
+    assert run.slope_per_second([(5.0, 100), (5.0, 200)]) == 0.0
 
 
 @settings(max_examples=200, deadline=None)
