@@ -92,7 +92,9 @@ probe_seconds_max = 30.0
 # The large business: the stream again, against a business of a million memberships.
 large_stream_workload = "process-stream-large"
 large_customers_default = 1_000_000
-large_phone_prefix = "+38067"
+# Phones of the large business: the first of these prefixes that no phone starts with yet
+# (a kept --data-dir may hold an earlier run's), then the index in 7 digits.
+large_phone_prefixes = tuple(f"+38077{slot:02d}" for slot in range(100))
 # The soak: process-stream at --latency-rate-fraction of its throughput, RSS each second.
 soak_sample_interval_seconds = 1.0
 gc_stats_file_name = "gc-stats.json"
@@ -912,11 +914,12 @@ def build_large_business(bench: Bench) -> Target:
     memberships built by COPY (`memberships`), the tables then settled."""
     count = bench.arguments.large_customers
     log(f"{large_stream_workload}: a second demo business, {count:,} memberships by COPY")
-    api_key, large = asyncio.run(provision_large(bench.database_url, bench.purse.address, count))
+    api_key, phones, large = asyncio.run(
+        provision_large(bench.database_url, bench.purse.address, count)
+    )
     settled = "" if large.settle_seconds is None else f", settled in {large.settle_seconds:.1f} s"
     log(f"{large_stream_workload}: built in {large.build_seconds:.1f} s{settled}")
     bench.report.large = large
-    phones = generator.PhoneNumbers(large_phone_prefix, count)
     return Target(bench.purse.address, api_key, phones, bench.purse.currency)
 
 
@@ -969,11 +972,21 @@ async def provision(database_url: str, purse_address: str, customers: int) -> Pr
     return Provisioned(demo.cash_desk_api_key, "UAH", phones, version)
 
 
+async def _free_phone_prefix(connection: Any) -> str:
+    """The first of `large_phone_prefixes` that no phone starts with."""
+    for prefix in large_phone_prefixes:
+        taken = "SELECT EXISTS (SELECT 1 FROM customers WHERE phone LIKE $1 || '%')"
+        if not await connection.fetchval(taken, prefix):
+            return prefix
+    raise RuntimeError("every phone prefix of the large business is taken: use a new --data-dir")
+
+
 async def provision_large(
     database_url: str, purse_address: str, customers: int
-) -> tuple[str, LargeBusiness]:
+) -> tuple[str, generator.PhoneNumbers, LargeBusiness]:
     """A second demo business with `customers` memberships built by COPY, then the tables
-    vacuumed, analysed and checkpointed; (its cash desk's API key, what it took)."""
+    vacuumed, analysed and checkpointed; its cash desk's API key, its phones, and what
+    building it took."""
     import asyncpg
 
     from purse.domain.customers import AccessType
@@ -984,10 +997,10 @@ async def provision_large(
         demo = await _found_demo(pool, purse_address)
     finally:
         await pool.close()
-    phones = generator.PhoneNumbers(large_phone_prefix, customers)
     # A connection of its own: no statement timeout for a COPY of a million rows.
     connection = await asyncpg.connect(database_url, timeout=metrics_timeout_seconds)
     try:
+        phones = generator.PhoneNumbers(await _free_phone_prefix(connection), customers)
         built = await memberships.copy_memberships(
             connection, demo.business_id, phones, AccessType.FULL.value
         )
@@ -1000,7 +1013,7 @@ async def provision_large(
             settle_seconds = None
     finally:
         await connection.close()
-    return demo.cash_desk_api_key, LargeBusiness(customers, built.seconds, settle_seconds)
+    return demo.cash_desk_api_key, phones, LargeBusiness(customers, built.seconds, settle_seconds)
 
 
 def _pid_in(path: Path) -> int | None:
