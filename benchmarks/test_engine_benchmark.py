@@ -1,14 +1,18 @@
-"""Benchmarks of `purse.domain.engine.calculate` (pytest-benchmark; not timed tests).
+"""Benchmarks of `purse.domain.engine.calculate` and of the pure work around it on the
+check path (pytest-benchmark; not timed tests).
 
 Targets (median, one core): a 10-line check against 8 rules for a customer with 3 accounts
 and 2 coupons <= 25 us; the same with 1,000 extra rules for other products barely slower;
-a 1,000-line check <= 2 ms. The figures measured are in README.md ("Performance"). Run
+a 1,000-line check <= 2 ms. Around the engine, per batch of 100 such checks (as one
+ProcessChecks message brings them): their effects (`effects_of_sale`), and their
+settlement against the rows the batch locked with what the write statement then writes
+(`purse.domain.settlement`). The figures measured are in README.md ("Performance"). Run
 them with `make bench`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,6 +27,7 @@ from purse.domain.checks import (
     Customer,
     CustomerAccount,
     PointsLot,
+    Receipt,
     Redemption,
 )
 from purse.domain.engine import calculate
@@ -37,6 +42,8 @@ from purse.domain.program import (
     ValueKind,
     compile_program,
 )
+from purse.domain.settlement import Settlement, Statistics, Writes
+from purse.domain.transactions import Effects, effects_of_sale
 
 moment = datetime(2025, 3, 14, 12, 30)
 point_of_sale_id = 7
@@ -224,3 +231,89 @@ def test_receipt_to_proto(benchmark: Any) -> None:
     calculation = Calculation(receipt, None, {}, {})
     message = benchmark(receipt_to_proto, calculation)
     assert len(message.lines) == 10 and message.adjustments
+
+
+batch_checks = 100
+# Each customer of the batch: the points pocket, the money, products and achievements
+# accounts of `customer()`, by account type id.
+batch_account_type_ids = (0, 11, 12, 13)
+
+
+def batch_receipt() -> Receipt:
+    """The 10-line check every customer of the batch buys: points redeemed from lots,
+    points accrued, purchases counted on the achievements account."""
+    return calculate(
+        check_of(10), program_of(eight_rules()), customer(), redemption_points_only(),
+        moment=moment, point_of_sale_id=point_of_sale_id,
+    )  # fmt: skip
+
+
+# The pockets, certificates, coupons, lots and memberships a batch locked.
+LockedRows = tuple[list[Any], list[Any], list[Any], list[Any], list[Any]]
+
+
+def locked_rows(customer_ids: range) -> LockedRows:
+    """What the batch statement locks for these customers, as the store passes it on."""
+    pockets = [
+        (customer_id, account_type_id, customer_id * 10 + account_type_id % 10, 50_000, 0)
+        for customer_id in customer_ids
+        for account_type_id in batch_account_type_ids
+    ]
+    lots = [
+        (customer_id, customer_id * 10 + lot, 2_000, moment + timedelta(days=lot), True)
+        for customer_id in customer_ids
+        for lot in (1, 2)
+    ]
+    memberships = [(customer_id, 3, 90_000, moment, True) for customer_id in customer_ids]
+    return pockets, [], [], lots, memberships
+
+
+def batch_sales(receipt: Receipt, customer_ids: range) -> list[tuple[Effects, Statistics, int]]:
+    sales = []
+    for customer_id in customer_ids:
+        effects = effects_of_sale(receipt, customer_id, (), pending=False)
+        expected = tuple(
+            ((customer_id, account_type_id), 50_000, 0)
+            for account_type_id in sorted({change.pocket[1] for change in effects.pockets})
+        )
+        effects = Effects(
+            effects.pockets, effects.certificates, effects.coupons, effects.points_spent,
+            expected=expected,
+        )  # fmt: skip
+        sales.append((effects, Statistics(customer_id, 1, receipt.check_sum), customer_id))
+    return sales
+
+
+def settle_batch(
+    rows: LockedRows, sales: list[tuple[Effects, Statistics, int]]
+) -> tuple[Settlement, Writes]:
+    settlement = Settlement(*rows, now=moment)
+    writes = Writes(settlement)
+    for transaction_id, (effects, statistics, customer_id) in enumerate(sales, 1):
+        if settlement.settle(effects, statistics, customer_id).refusal is None:
+            writes.add(effects, transaction_id, customer_id, new_sale=True)
+    settlement.statistics_rows()
+    writes.pocket_columns()
+    writes.ledger_columns()
+    writes.lot_columns()
+    return settlement, writes
+
+
+def test_effects_of_a_batch_of_sales(benchmark: Any) -> None:
+    receipt = batch_receipt()
+    customer_ids = range(1, batch_checks + 1)
+
+    def effects() -> list[Effects]:
+        return [effects_of_sale(receipt, each, (), pending=False) for each in customer_ids]
+
+    found = benchmark(effects)
+    assert len(found) == batch_checks and all(each.points_spent == 3000 for each in found)
+
+
+def test_settling_a_batch(benchmark: Any) -> None:
+    customer_ids = range(1, batch_checks + 1)
+    rows = locked_rows(customer_ids)
+    sales = batch_sales(batch_receipt(), customer_ids)
+    settlement, writes = benchmark(settle_batch, rows, sales)
+    assert len(settlement.statistics_rows()) == batch_checks
+    assert len(writes.lots_taken) == batch_checks and writes.lot_takes

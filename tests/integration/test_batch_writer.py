@@ -16,6 +16,7 @@ from support import Tenant, assert_audit_is_clean, new_phone
 
 from purse.config import Settings
 from purse.domain.customers import AccessType
+from purse.domain.settlement import Statistics
 from purse.domain.transactions import (
     Effects,
     LedgerKind,
@@ -25,7 +26,7 @@ from purse.domain.transactions import (
     pocket_balance_max,
 )
 from purse.service.batch_writer import BatchWriter
-from purse.service.operations import Sale, Statistics
+from purse.service.operations import Sale
 from purse.store.postgres.batches import BatchStore
 from purse.store.postgres.customers import CustomerStore
 

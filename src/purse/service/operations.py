@@ -3,9 +3,10 @@
 A use case builds a `Sale` (a new transaction) or a `Transition` (a pending one moving
 on) with the effects settlement is to apply; the writer answers each with an `Outcome`.
 `Message`s and the `Notice` go to the outbox in the same database transaction as the
-operation they belong to; `Statistics` are the membership's deltas, applied with it; an
-`AuditNote` (an administrator's operation) goes to the audit log with it, when it
-applies. The store (`purse.store.postgres.batches`) only turns these into SQL.
+operation they belong to; `Statistics` are the membership's deltas, applied with it (they
+and `MembershipTotals` are settlement's own: `purse.domain.settlement`); an `AuditNote`
+(an administrator's operation) goes to the audit log with it, when it applies. The store
+(`purse.store.postgres.batches`) only turns these into SQL.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from purse.domain.administrators import Actor
+from purse.domain.settlement import MembershipTotals, Statistics
 from purse.domain.transactions import Balance, Effects, PocketKey, Refusal, TransactionStatus
 
 
@@ -33,28 +35,6 @@ class Message:
     language: str
     body: str
     sealed_secret: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Statistics:
-    """Membership statistics deltas, applied when the operation is."""
-
-    customer_id: int
-    sales: int = 0
-    sales_sum: int = 0
-    confirmed: bool = False
-    # When the sale happened (an offline upload's sale time); None: when it is written.
-    visit_time: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MembershipTotals:
-    """A membership's statistics as they stand right after one operation."""
-
-    sales_count: int
-    sales_sum: int
-    last_visit: datetime | None
-    participation_confirmed: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from purse.domain.errors import (
 )
 from purse.domain.moments import check_sale_time
 from purse.domain.reasons import ERROR_REASONS
+from purse.domain.settlement import Statistics
 from purse.domain.terminals import TerminalContext
 from purse.domain.transactions import (
     FINAL_REFUSALS,
@@ -47,7 +48,7 @@ from purse.domain.transactions import (
     TransactionStatus,
     effects_of_sale,
 )
-from purse.service.operations import Message, Outcome, Sale, Statistics
+from purse.service.operations import Message, Outcome, Sale
 from purse.service.ports import (
     CustomerReads,
     ProgramRules,

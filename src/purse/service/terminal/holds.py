@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from purse.domain.errors import FailedPrecondition, invalid
+from purse.domain.settlement import Statistics
 from purse.domain.terminals import TerminalContext
 from purse.domain.transactions import (
     TransactionRecord,
@@ -28,7 +29,7 @@ from purse.domain.transactions import (
     effects_of_confirmation,
     effects_of_release,
 )
-from purse.service.operations import Statistics, Transition
+from purse.service.operations import Transition
 from purse.service.ports import (
     CustomerReads,
     ProgramRules,

@@ -5,9 +5,9 @@ are new); one statement that claims the sales' idempotency keys (`INSERT … ON 
 DO NOTHING`) and locks, in one global order (sorted ids), every pocket, points lot,
 certificate, coupon and transaction the batch touches; the stored answers of keys
 claimed earlier (only when there are some); one statement that writes everything
-(`unnest` into every table); COMMIT. Between the two, `purse.domain.transactions.settle`
-decides operation by operation against the locked rows, so a refused operation never
-fails its neighbours.
+(`unnest` into every table); COMMIT. Between the two, `purse.domain.settlement` decides
+operation by operation against the locked rows, so a refused operation never fails its
+neighbours, and adds up what the applied ones change; this module keeps the SQL.
 
 A batch that carries administrators' operations (`purse.service.admin`) takes two more,
 and only such a batch: before settlement, one that locks the coupon series they issue
@@ -26,27 +26,23 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from purse.domain.settlement import Settlement, Writes
 from purse.domain.transactions import (
     FINAL_REFUSALS,
     Balance,
-    CouponGrant,
     Effects,
     LockedState,
     PocketKey,
     SeriesCount,
     TransactionStatus,
-    settle,
-    take_from_lots,
 )
 from purse.service.operations import (
     AuditNote,
-    MembershipTotals,
     Message,
     Notice,
     NoticeText,
     Outcome,
     Sale,
-    Statistics,
     Transition,
 )
 from purse.service.ports import UniqueConflict
@@ -59,8 +55,6 @@ else:  # generic only in the type stubs
 # The delivery reason of a notice to a customer who has not confirmed participation (as
 # the dispatcher would record it; see purse.notify.dispatcher).
 participation_not_confirmed = "PARTICIPATION_NOT_CONFIRMED"
-# Statistics saturate rather than overflow a bigint (checks are bounded far below it).
-statistics_sum_max = 2**63 - 1
 
 _claim_and_lock = """
 WITH claimed AS (
@@ -226,19 +220,25 @@ class BatchStore:
                 _claim_and_lock, *_claim_arguments(business_id, sales, transitions)
             )
             assert locked is not None
-            state, lots = _locked_state(locked)
-            lot_ids = await _lock_administered_rows(connection, business_id, sales, state)
-            pockets = _Pockets(locked["pockets"], state, _Totals(locked))
+            settlement = Settlement(
+                locked["pockets"],
+                locked["certificates"],
+                locked["coupons"],
+                locked["lots"],
+                locked["memberships"],
+                locked["now"],
+            )
+            lot_ids = await _lock_administered_rows(
+                connection, business_id, sales, settlement.state
+            )
             claimed = {(row[0], row[1]): (row[2], row[3]) for row in locked["claimed"]}
             statuses = {row[0]: row[1] for row in locked["transitions"]}
-            sale_outcomes = await _settle_sales(
-                connection, business_id, sales, claimed, state, pockets
-            )
-            transition_outcomes = _settle_transitions(transitions, statuses, state, pockets)
-            writes = _Writes(business_id, locked, lots, self._notice_text, lot_ids)
+            sale_outcomes = await _settle_sales(connection, business_id, sales, claimed, settlement)
+            transition_outcomes = _settle_transitions(transitions, statuses, settlement)
+            writes = _Writes(business_id, Writes(settlement, lot_ids), self._notice_text)
             writes.add_sales(sales, sale_outcomes)
             writes.add_transitions(transitions, transition_outcomes)
-            await connection.execute(_write, *writes.arguments(pockets.totals))
+            await connection.execute(_write, *writes.arguments(settlement))
             administered = writes.administered_arguments()
             if administered is not None:
                 try:
@@ -346,30 +346,12 @@ async def _lock_administered_rows(
     return list(row["lot_ids"])
 
 
-def _locked_state(locked: asyncpg.Record) -> tuple[LockedState, dict[int, list[tuple[int, int]]]]:
-    state = LockedState(
-        pockets={(row[0], row[1]): Balance(row[3], row[4]) for row in locked["pockets"]},
-        certificates={row[0]: Balance(row[1], row[2]) for row in locked["certificates"]},
-        coupons={row[0]: row[1] for row in locked["coupons"]},
-    )
-    # The live lots, soonest-to-expire first, to take from; lots locked only to be given
-    # points back (a released hold's, perhaps expired) are not among them.
-    lots: dict[int, list[tuple[int, int]]] = {}
-    for customer_id, lot_id, remaining, _, live in sorted(
-        locked["lots"], key=lambda row: (row[3], row[1])
-    ):
-        if live and remaining > 0:
-            lots.setdefault(customer_id, []).append((lot_id, remaining))
-    return state, lots
-
-
 async def _settle_sales(
     connection: Connection,
     business_id: int,
     sales: Sequence[Sale],
     claimed: dict[tuple[int, str], tuple[int, datetime]],
-    state: LockedState,
-    pockets: _Pockets,
+    settlement: Settlement,
 ) -> list[Outcome]:
     outcomes: list[Outcome] = []
     earlier = [sale for sale in sales if (sale.terminal_id, sale.check_number) not in claimed]
@@ -380,20 +362,20 @@ async def _settle_sales(
             outcomes.append(Outcome(existing=True, stored=stored.get(key)))
             continue
         transaction_id, created_at = claimed[key]
-        refusal = None
-        if sale.status is not TransactionStatus.REJECTED:
-            refusal = settle(state, sale.effects)
-        if refusal is None:
-            pockets.totals.add(sale.statistics)
-        balances, pocket_ids = pockets.of(sale.customer_id)
+        settled = settlement.settle(
+            sale.effects,
+            sale.statistics,
+            sale.customer_id,
+            decide=sale.status is not TransactionStatus.REJECTED,
+        )
         outcomes.append(
             Outcome(
                 transaction_id,
                 created_at,
-                refusal,
-                balances=balances,
-                pocket_ids=pocket_ids,
-                totals=pockets.totals.of(sale.customer_id),
+                settled.refusal,
+                balances=settled.balances,
+                pocket_ids=settled.pocket_ids,
+                totals=settled.totals,
             )
         )
     return outcomes
@@ -415,74 +397,10 @@ async def _stored_sales(
     return {(row["terminal_id"], row["check_number"]): row for row in rows}
 
 
-class _Totals:
-    """The statistics of the memberships a batch locked, as its operations settle."""
-
-    def __init__(self, locked: asyncpg.Record) -> None:
-        self._now: datetime = locked["now"]
-        self._by_customer = {
-            row[0]: MembershipTotals(row[1], row[2], row[3], row[4])
-            for row in locked["memberships"]
-        }
-        self.changed: set[int] = set()
-
-    def add(self, statistics: Statistics | None) -> None:
-        if statistics is None:
-            return
-        customer_id = statistics.customer_id
-        before = self._by_customer.get(customer_id)
-        if before is None:  # no membership: nothing to count (pockets need one)
-            return
-        last_visit = before.last_visit
-        if statistics.sales:
-            # An offline upload of an older sale never moves the last visit back.
-            visit = statistics.visit_time or self._now
-            last_visit = visit if last_visit is None else max(last_visit, visit)
-        self._by_customer[customer_id] = MembershipTotals(
-            before.sales_count + statistics.sales,
-            min(before.sales_sum + statistics.sales_sum, statistics_sum_max),
-            last_visit,
-            before.participation_confirmed or statistics.confirmed,
-        )
-        self.changed.add(customer_id)
-
-    def of(self, customer_id: int | None) -> MembershipTotals | None:
-        return None if customer_id is None else self._by_customer.get(customer_id)
-
-    def rows(self) -> list[tuple[int, MembershipTotals]]:
-        return [
-            (customer_id, self._by_customer[customer_id]) for customer_id in sorted(self.changed)
-        ]
-
-
-class _Pockets:
-    """The pockets a batch locked, by customer: each outcome reports its customer's
-    balances after settlement without a scan of every pocket in the batch."""
-
-    def __init__(self, rows: Sequence[Any], state: LockedState, totals: _Totals) -> None:
-        self._state = state
-        self.totals = totals
-        self._by_customer: dict[int, list[tuple[PocketKey, int]]] = {}
-        for customer_id, account_type_id, pocket_id, _, _ in rows:
-            self._by_customer.setdefault(customer_id, []).append(
-                ((customer_id, account_type_id), pocket_id)
-            )
-
-    def of(self, customer_id: int | None) -> tuple[dict[PocketKey, Balance], dict[PocketKey, int]]:
-        """(balances as settled so far, pocket ids) of the customer's locked pockets."""
-        if customer_id is None:
-            return {}, {}
-        locked = self._by_customer.get(customer_id, [])
-        pockets = self._state.pockets
-        balances = {key: Balance(pockets[key].balance, pockets[key].held) for key, _ in locked}
-        return balances, dict(locked)
-
-
 def _settle_transitions(
     transitions: Sequence[Transition],
     statuses: dict[int, str],
-    state: LockedState,
-    pockets: _Pockets,
+    settlement: Settlement,
 ) -> list[Outcome]:
     outcomes = []
     for transition in transitions:
@@ -490,123 +408,38 @@ def _settle_transitions(
         if current != transition.expected.value:
             outcomes.append(Outcome(transition.transaction_id, refusal="TRANSACTION_NOT_PENDING"))
             continue
-        refusal = settle(state, transition.effects)
-        if refusal is None:
+        settled = settlement.settle(
+            transition.effects, transition.statistics, transition.customer_id
+        )
+        if settled.refusal is None:
             statuses[transition.transaction_id] = transition.status.value
-            pockets.totals.add(transition.statistics)
-        balances, pocket_ids = pockets.of(transition.customer_id)
         outcomes.append(
             Outcome(
                 transition.transaction_id,
-                refusal=refusal,
-                balances=balances,
-                pocket_ids=pocket_ids,
-                totals=pockets.totals.of(transition.customer_id),
+                refusal=settled.refusal,
+                balances=settled.balances,
+                pocket_ids=settled.pocket_ids,
+                totals=settled.totals,
             )
         )
     return outcomes
 
 
 class _Writes:
-    """The arrays of the write statement, gathered from the settled operations."""
+    """The arrays of the write statement: what the settled operations change (`Writes`),
+    their transactions' new states, outbox messages and audit entries."""
 
-    def __init__(
-        self,
-        business_id: int,
-        locked: asyncpg.Record,
-        lots: dict[int, list[tuple[int, int]]],
-        notice_text: NoticeText,
-        lot_ids: Sequence[int] = (),
-    ) -> None:
+    def __init__(self, business_id: int, changes: Writes, notice_text: NoticeText) -> None:
         self.business_id = business_id
-        self.pocket_ids = {(row[0], row[1]): row[2] for row in locked["pockets"]}
-        self.lots = lots
-        self.expiries: dict[int, datetime] = {row[1]: row[3] for row in locked["lots"]}
+        self.changes = changes
         self.notice_text = notice_text
-        self.pocket_deltas: dict[int, list[int]] = {}
-        self.ledger: list[tuple[int, int | None, str, int, int, datetime | None]] = []
-        # Administrators' operations: ids drawn for new lots, the lots (pocket, points,
-        # expiry), coupons issued, audit entries.
-        self.lot_ids = iter(lot_ids)
-        self.new_lots: dict[int, tuple[int, int, datetime]] = {}
-        self.coupons_issued: list[CouponGrant] = []
         self.audits: list[tuple[Any, ...]] = []
-        self.lot_takes: dict[int, int] = {}
-        self.certificates: dict[int, list[int]] = {}
-        self.coupons: list[tuple[int, str, int]] = []
         self.transactions: list[tuple[int, str, dict[str, str] | None]] = []
         self.messages: list[tuple[Message, int | None]] = []
         # Per message: its status as written, and why (a notice to a customer who has not
         # confirmed participation is rejected here: the dispatcher would only reject it).
         self.message_states: list[tuple[str, str]] = []
-        self.lots_taken: list[tuple[int, dict[str, int]]] = []
         self.released: list[int] = []
-
-    def add_effects(
-        self,
-        effects: Effects,
-        transaction_id: int,
-        customer_id: int | None,
-        new_sale: bool = False,
-    ) -> None:
-        for change in effects.pockets:
-            pocket_id = self.pocket_ids[change.pocket]
-            delta = self.pocket_deltas.setdefault(pocket_id, [0, 0])
-            delta[0] += change.amount
-            delta[1] += change.held_amount
-            self.ledger.append(
-                (pocket_id, transaction_id, change.kind.value, change.amount,
-                 change.held_amount, change.expires_at)
-            )  # fmt: skip
-            if change.expires_at is not None and customer_id is not None:
-                self._new_lot(customer_id, pocket_id, change.amount, change.expires_at)
-        for certificate in effects.certificates:
-            delta = self.certificates.setdefault(certificate.certificate_id, [0, 0])
-            delta[0] += certificate.amount
-            delta[1] += certificate.held_amount
-        self.coupons += [(c.coupon_id, c.status, transaction_id) for c in effects.coupons]
-        self.coupons_issued += effects.coupons_issued
-        if customer_id is None:
-            return
-        taken = self._take_lots(customer_id, effects.points_spent + effects.points_reserved)
-        # A new sale remembers which lots it took from (a hold, even none: it is not from
-        # before holds took lots); releasing or refunding gives the points back there.
-        if new_sale and (taken or effects.points_reserved):
-            self.lots_taken.append((transaction_id, {str(lot): n for lot, n in taken}))
-        for lot_id, amount in effects.lots_returned:
-            self._return_to_lot(customer_id, lot_id, amount)
-
-    def _new_lot(self, customer_id: int, pocket_id: int, points: int, expires_at: datetime) -> None:
-        """A lot of special points, live at once: what the batch takes from it later is
-        left out of what it is inserted with."""
-        lot_id = next(self.lot_ids)
-        self.new_lots[lot_id] = (pocket_id, points, expires_at)
-        self.expiries[lot_id] = expires_at
-        lots = [*self.lots.get(customer_id, ()), (lot_id, points)]
-        self.lots[customer_id] = sorted(lots, key=lambda lot: (self.expiries[lot[0]], lot[0]))
-
-    def _take_lots(self, customer_id: int, points: int) -> list[tuple[int, int]]:
-        if not points:
-            return []
-        lots = self.lots.get(customer_id, [])
-        taken = take_from_lots(lots, points)
-        for lot_id, amount in taken:
-            self.lot_takes[lot_id] = self.lot_takes.get(lot_id, 0) + amount
-        remaining = dict(taken)
-        self.lots[customer_id] = [
-            (lot_id, left - remaining.get(lot_id, 0))
-            for lot_id, left in lots
-            if left - remaining.get(lot_id, 0) > 0
-        ]
-        return taken
-
-    def _return_to_lot(self, customer_id: int, lot_id: int, points: int) -> None:
-        self.lot_takes[lot_id] = self.lot_takes.get(lot_id, 0) - points
-        lots = self.lots.get(customer_id)
-        if lots is not None:  # a live lot: what comes back can be taken again in this batch
-            self.lots[customer_id] = [
-                (each, left + points if each == lot_id else left) for each, left in lots
-            ]
 
     def add_sales(self, sales: Sequence[Sale], outcomes: Sequence[Outcome]) -> None:
         for sale, outcome in zip(sales, outcomes, strict=True):
@@ -621,7 +454,7 @@ class _Writes:
             if outcome.refusal is not None:
                 self.released.append(outcome.transaction_id)
                 continue
-            self.add_effects(sale.effects, outcome.transaction_id, sale.customer_id, new_sale=True)
+            self.changes.add(sale.effects, outcome.transaction_id, sale.customer_id, new_sale=True)
             self._messages(sale.messages, outcome.transaction_id)
             if sale.audit is not None:
                 self.audits.append(_audit_entry(sale.audit, sale.effects, outcome))
@@ -653,32 +486,22 @@ class _Writes:
         for transition, outcome in zip(transitions, outcomes, strict=True):
             if outcome.refusal is not None:
                 continue
-            self.add_effects(transition.effects, transition.transaction_id, transition.customer_id)
+            self.changes.add(transition.effects, transition.transaction_id, transition.customer_id)
             self.transactions.append((transition.transaction_id, transition.status.value, None))
             self._messages(transition.messages, transition.transaction_id)
             if transition.notice is not None:
                 self._notice(transition.notice, transition.transaction_id, outcome)
 
-    def arguments(self, totals: _Totals) -> list[Any]:
-        statistics = totals.rows()
-        pockets = sorted(self.pocket_deltas.items())
-        certificates = sorted(self.certificates.items())
-        coupons = sorted(self.coupons)
-        # New lots are inserted with what is left of them (`administered_arguments`).
-        lots = sorted(item for item in self.lot_takes.items() if item[0] not in self.new_lots)
-        ledger = _columns(self.ledger, 6)
+    def arguments(self, settlement: Settlement) -> list[Any]:
+        statistics = settlement.statistics_rows()
+        ledger = self.changes.ledger_columns()
         return [
             self.business_id,
-            [pocket_id for pocket_id, _ in pockets],
-            [delta[0] for _, delta in pockets],
-            [delta[1] for _, delta in pockets],
+            *self.changes.pocket_columns(),
             *ledger[:5],
-            [lot_id for lot_id, _ in lots],
-            [taken for _, taken in lots],
-            [certificate_id for certificate_id, _ in certificates],
-            [delta[0] for _, delta in certificates],
-            [delta[1] for _, delta in certificates],
-            *_columns(coupons, 3),
+            *self.changes.lot_columns(),
+            *self.changes.certificate_columns(),
+            *self.changes.coupon_columns(),
             *_columns(self.transactions, 3),
             [customer_id for customer_id, _ in statistics],
             [item.sales_count for _, item in statistics],
@@ -693,8 +516,8 @@ class _Writes:
             [message.language for message, _ in self.messages],
             [message.body for message, _ in self.messages],
             [message.sealed_secret for message, _ in self.messages],
-            [transaction_id for transaction_id, _ in self.lots_taken],
-            [taken for _, taken in self.lots_taken],
+            [transaction_id for transaction_id, _ in self.changes.lots_taken],
+            [taken for _, taken in self.changes.lots_taken],
             sorted(self.released),
             ledger[5],
             [status for status, _ in self.message_states],
@@ -703,23 +526,20 @@ class _Writes:
 
     def administered_arguments(self) -> list[Any] | None:
         """The arguments of `_write_administered`; None when the batch has nothing for it."""
-        if not (self.new_lots or self.coupons_issued or self.audits):
+        changes = self.changes
+        if not (changes.new_lots or changes.coupons_issued or self.audits):
             return None
-        lots = sorted(self.new_lots.items())
         issued: dict[int, int] = {}
-        for grant in self.coupons_issued:
+        for grant in changes.coupons_issued:
             issued[grant.series_id] = issued.get(grant.series_id, 0) + 1
         return [
             self.business_id,
-            [lot_id for lot_id, _ in lots],
-            [pocket_id for _, (pocket_id, _, _) in lots],
-            [points - self.lot_takes.get(lot_id, 0) for lot_id, (_, points, _) in lots],
-            [expires_at for _, (_, _, expires_at) in lots],
+            *changes.new_lot_columns(),
             sorted(issued),
             [issued[series_id] for series_id in sorted(issued)],
-            [grant.series_id for grant in self.coupons_issued],
-            [grant.code for grant in self.coupons_issued],
-            [grant.customer_id for grant in self.coupons_issued],
+            [grant.series_id for grant in changes.coupons_issued],
+            [grant.code for grant in changes.coupons_issued],
+            [grant.customer_id for grant in changes.coupons_issued],
             *_columns(self.audits, 7),
         ]
 

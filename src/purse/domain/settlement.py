@@ -1,0 +1,372 @@
+"""Settling one batch of operations against the rows it locked, and what the batch then
+writes — pure.
+
+The batch writer (`purse.store.postgres.batches`) claims and locks, in one statement,
+every row a batch touches. What it read goes into a `Settlement`, which decides the
+operations one by one, in order (`purse.domain.transactions.settle`), and reports after
+each the customer's balances and membership statistics as they stand right after it.
+The operations that applied then go into `Writes`, which adds up what the write
+statement changes: pocket deltas and ledger entries, points taken from and given back to
+lots (and new lots of special points), certificate deltas, coupon statuses and coupons
+issued. This module knows no SQL: the store turns `Writes`' columns into the statement's
+arrays.
+
+Contract:
+
+* Locked rows come as the store read them, any sequence indexable by position; each
+  parameter of `Settlement` names its columns.
+* A refused operation changes nothing; its neighbours are unaffected.
+* Statistics saturate at `statistics_sum_max` rather than overflow a bigint; an offline
+  upload of an older sale never moves the last visit back; an operation of a customer
+  without a membership counts nothing (pockets need one).
+* Lots are taken soonest-to-expire first (ties by lot id), from the live lots the batch
+  locked and the lots its own operations create, each new lot inserted with what is
+  left of it.
+* This module is compiled with mypyc (setup.py) and has the same results as plain Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from purse.domain.transactions import (
+    Balance,
+    CouponGrant,
+    Effects,
+    LockedState,
+    PocketKey,
+    Refusal,
+    settle,
+    take_from_lots,
+)
+
+# Statistics saturate rather than overflow a bigint (checks are bounded far below it).
+statistics_sum_max: Final = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """Membership statistics deltas, applied when the operation is."""
+
+    customer_id: int
+    sales: int = 0
+    sales_sum: int = 0
+    confirmed: bool = False
+    # When the sale happened (an offline upload's sale time); None: when it is written.
+    visit_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipTotals:
+    """A membership's statistics as they stand right after one operation."""
+
+    sales_count: int
+    sales_sum: int
+    last_visit: datetime | None
+    participation_confirmed: bool
+
+
+class Settled:
+    """What settlement made of one operation: `refusal` None when it applied; the
+    customer's locked pockets (balances as settled so far, and their ids) and statistics
+    right after it."""
+
+    __slots__ = ("balances", "pocket_ids", "refusal", "totals")
+
+    def __init__(
+        self,
+        refusal: Refusal | None,
+        balances: dict[PocketKey, Balance],
+        pocket_ids: dict[PocketKey, int],
+        totals: MembershipTotals | None,
+    ) -> None:
+        self.refusal = refusal
+        self.balances = balances
+        self.pocket_ids = pocket_ids
+        self.totals = totals
+
+
+class Settlement:
+    """The rows a batch locked, settled operation by operation in the order given.
+
+    `pockets`: (customer id, account type id, pocket id, balance, held);
+    `certificates`: (certificate id, balance, held); `coupons`: (coupon id, status);
+    `lots`: (customer id, lot id, remaining, expires at, live);
+    `memberships`: (customer id, sales count, sales sum, last visit, participation
+    confirmed); `now`: the database's clock, the visit time of a sale that names none.
+    """
+
+    __slots__ = ("_by_customer", "_now", "_totals", "changed", "expiries", "lots", "state")
+
+    def __init__(
+        self,
+        pockets: Sequence[Any],
+        certificates: Sequence[Any],
+        coupons: Sequence[Any],
+        lots: Sequence[Any],
+        memberships: Sequence[Any],
+        now: datetime,
+    ) -> None:
+        self.state = LockedState()
+        self._by_customer: dict[int, list[tuple[PocketKey, int]]] = {}
+        for row in pockets:
+            customer_id: int = row[0]
+            key = (customer_id, int(row[1]))
+            self.state.pockets[key] = Balance(row[3], row[4])
+            found = self._by_customer.get(customer_id)
+            if found is None:
+                self._by_customer[customer_id] = [(key, int(row[2]))]
+            else:
+                found.append((key, int(row[2])))
+        for row in certificates:
+            self.state.certificates[row[0]] = Balance(row[1], row[2])
+        for row in coupons:
+            self.state.coupons[row[0]] = row[1]
+        self.lots, self.expiries = _live_lots(lots)
+        self._now = now
+        self._totals: dict[int, MembershipTotals] = {}
+        for row in memberships:
+            self._totals[row[0]] = MembershipTotals(row[1], row[2], row[3], row[4])
+        # Customers whose statistics an applied operation changed.
+        self.changed: set[int] = set()
+
+    def pocket_ids(self) -> dict[PocketKey, int]:
+        """Every locked pocket's id, by key."""
+        return {key: pocket_id for found in self._by_customer.values() for key, pocket_id in found}
+
+    def settle(
+        self,
+        effects: Effects,
+        statistics: Statistics | None,
+        customer_id: int | None,
+        decide: bool = True,
+    ) -> Settled:
+        """Apply `effects` unless settlement refuses them, and `statistics` with them;
+        without `decide` (a sale stored as rejected already) only the statistics."""
+        refusal = settle(self.state, effects) if decide else None
+        if refusal is None and statistics is not None:
+            self._count(statistics)
+        return self.after(customer_id, refusal)
+
+    def after(self, customer_id: int | None, refusal: Refusal | None = None) -> Settled:
+        """The customer's pockets and statistics as they stand now."""
+        if customer_id is None:
+            return Settled(refusal, {}, {}, None)
+        balances: dict[PocketKey, Balance] = {}
+        pocket_ids: dict[PocketKey, int] = {}
+        pockets = self.state.pockets
+        for key, pocket_id in self._by_customer.get(customer_id, []):
+            locked = pockets[key]
+            balances[key] = Balance(locked.balance, locked.held)
+            pocket_ids[key] = pocket_id
+        return Settled(refusal, balances, pocket_ids, self._totals.get(customer_id))
+
+    def _count(self, statistics: Statistics) -> None:
+        customer_id = statistics.customer_id
+        before = self._totals.get(customer_id)
+        if before is None:  # no membership: nothing to count (pockets need one)
+            return
+        last_visit = before.last_visit
+        if statistics.sales:
+            visit = statistics.visit_time or self._now
+            last_visit = visit if last_visit is None else max(last_visit, visit)
+        self._totals[customer_id] = MembershipTotals(
+            before.sales_count + statistics.sales,
+            min(before.sales_sum + statistics.sales_sum, statistics_sum_max),
+            last_visit,
+            before.participation_confirmed or statistics.confirmed,
+        )
+        self.changed.add(customer_id)
+
+    def statistics_rows(self) -> list[tuple[int, MembershipTotals]]:
+        """The changed memberships' statistics, by customer id."""
+        return [(customer_id, self._totals[customer_id]) for customer_id in sorted(self.changed)]
+
+
+def _live_lots(
+    rows: Sequence[Any],
+) -> tuple[dict[int, list[tuple[int, int]]], dict[int, datetime]]:
+    """The live lots by customer, soonest-to-expire first, to take from; and every locked
+    lot's expiry. Lots locked only to be given points back (a released hold's, perhaps
+    expired) are not among the live ones."""
+    ordered = sorted(rows, key=_expiry_order)
+    lots: dict[int, list[tuple[int, int]]] = {}
+    expiries: dict[int, datetime] = {}
+    for row in ordered:
+        customer_id: int = row[0]
+        lot_id: int = row[1]
+        remaining: int = row[2]
+        expiries[lot_id] = row[3]
+        if row[4] and remaining > 0:
+            found = lots.get(customer_id)
+            if found is None:
+                lots[customer_id] = [(lot_id, remaining)]
+            else:
+                found.append((lot_id, remaining))
+    return lots, expiries
+
+
+def _expiry_order(row: Any) -> tuple[datetime, int]:
+    return row[3], row[1]
+
+
+class Writes:
+    """What the write statement changes for the operations that applied, gathered in the
+    order they settled.
+
+    `lot_ids` are ids drawn for the points lots administrators' operations may create.
+    """
+
+    __slots__ = (
+        "_expiries", "_lot_ids", "_lots", "_pocket_ids", "certificate_deltas", "coupon_rows",
+        "coupons_issued", "ledger", "lot_takes", "lots_taken", "new_lots", "pocket_deltas",
+    )  # fmt: skip
+
+    def __init__(self, settlement: Settlement, lot_ids: Sequence[int] = ()) -> None:
+        self._pocket_ids = settlement.pocket_ids()
+        self._lots = settlement.lots
+        self._expiries = settlement.expiries
+        self._lot_ids = list(lot_ids)
+        self._lot_ids.reverse()  # taken from the end, first id first
+        # pocket id -> [amount, held]
+        self.pocket_deltas: dict[int, list[int]] = {}
+        # (pocket id, transaction id, kind, amount, held amount, expires at)
+        self.ledger: list[tuple[int, int, str, int, int, datetime | None]] = []
+        # lot id -> points taken (less points given back)
+        self.lot_takes: dict[int, int] = {}
+        # lot id -> (pocket id, points, expires at) of the lots created here
+        self.new_lots: dict[int, tuple[int, int, datetime]] = {}
+        self.coupons_issued: list[CouponGrant] = []
+        # certificate id -> [amount, held]
+        self.certificate_deltas: dict[int, list[int]] = {}
+        # (coupon id, status, transaction id)
+        self.coupon_rows: list[tuple[int, str, int]] = []
+        # (transaction id, {lot id as text: points}) of new sales that took from lots
+        self.lots_taken: list[tuple[int, dict[str, int]]] = []
+
+    def add(
+        self,
+        effects: Effects,
+        transaction_id: int,
+        customer_id: int | None,
+        new_sale: bool = False,
+    ) -> None:
+        """Add what an applied operation changes."""
+        for change in effects.pockets:
+            pocket_id = self._pocket_ids[change.pocket]
+            delta = self.pocket_deltas.get(pocket_id)
+            if delta is None:
+                self.pocket_deltas[pocket_id] = [change.amount, change.held_amount]
+            else:
+                delta[0] += change.amount
+                delta[1] += change.held_amount
+            self.ledger.append(
+                (pocket_id, transaction_id, change.kind.value, change.amount,
+                 change.held_amount, change.expires_at)
+            )  # fmt: skip
+            if change.expires_at is not None and customer_id is not None:
+                self._new_lot(customer_id, pocket_id, change.amount, change.expires_at)
+        for certificate in effects.certificates:
+            certificate_delta = self.certificate_deltas.get(certificate.certificate_id)
+            if certificate_delta is None:
+                self.certificate_deltas[certificate.certificate_id] = [
+                    certificate.amount,
+                    certificate.held_amount,
+                ]
+            else:
+                certificate_delta[0] += certificate.amount
+                certificate_delta[1] += certificate.held_amount
+        for coupon in effects.coupons:
+            self.coupon_rows.append((coupon.coupon_id, coupon.status, transaction_id))
+        self.coupons_issued.extend(effects.coupons_issued)
+        if customer_id is None:
+            return
+        taken = self._take_lots(customer_id, effects.points_spent + effects.points_reserved)
+        # A new sale remembers which lots it took from (a hold, even none: it is not from
+        # before holds took lots); releasing or refunding gives the points back there.
+        if new_sale and (taken or effects.points_reserved):
+            self.lots_taken.append((transaction_id, {str(lot): n for lot, n in taken}))
+        for lot_id, amount in effects.lots_returned:
+            self._return_to_lot(customer_id, lot_id, amount)
+
+    def _new_lot(self, customer_id: int, pocket_id: int, points: int, expires_at: datetime) -> None:
+        """A lot of special points, live at once: what the batch takes from it later is
+        left out of what it is inserted with."""
+        lot_id = self._lot_ids.pop()
+        self.new_lots[lot_id] = (pocket_id, points, expires_at)
+        self._expiries[lot_id] = expires_at
+        lots = [*self._lots.get(customer_id, []), (lot_id, points)]
+        lots.sort(key=self._lot_order)
+        self._lots[customer_id] = lots
+
+    def _lot_order(self, lot: tuple[int, int]) -> tuple[datetime, int]:
+        return self._expiries[lot[0]], lot[0]
+
+    def _take_lots(self, customer_id: int, points: int) -> list[tuple[int, int]]:
+        if not points:
+            return []
+        lots = self._lots.get(customer_id)
+        if lots is None:
+            return []
+        taken = take_from_lots(lots, points)
+        for lot_id, amount in taken:
+            self.lot_takes[lot_id] = self.lot_takes.get(lot_id, 0) + amount
+        remaining = dict(taken)
+        left_over: list[tuple[int, int]] = []
+        for lot_id, left in lots:
+            after = left - remaining.get(lot_id, 0)
+            if after > 0:
+                left_over.append((lot_id, after))
+        self._lots[customer_id] = left_over
+        return taken
+
+    def _return_to_lot(self, customer_id: int, lot_id: int, points: int) -> None:
+        self.lot_takes[lot_id] = self.lot_takes.get(lot_id, 0) - points
+        lots = self._lots.get(customer_id)
+        if lots is not None:  # a live lot: what comes back can be taken again in this batch
+            self._lots[customer_id] = [
+                (each, left + points if each == lot_id else left) for each, left in lots
+            ]
+
+    def pocket_columns(self) -> tuple[list[int], list[int], list[int]]:
+        """(pocket ids, amounts, held amounts), by pocket id."""
+        return _delta_columns(self.pocket_deltas)
+
+    def ledger_columns(self) -> list[list[Any]]:
+        """The ledger entries' columns: pocket id, transaction id, kind, amount, held
+        amount, expires at."""
+        return [[entry[index] for entry in self.ledger] for index in range(6)]
+
+    def lot_columns(self) -> tuple[list[int], list[int]]:
+        """(lot ids, points taken) of the locked lots, by lot id (new lots are inserted
+        with what is left of them: `new_lot_columns`)."""
+        ids = sorted(lot_id for lot_id in self.lot_takes if lot_id not in self.new_lots)
+        return ids, [self.lot_takes[lot_id] for lot_id in ids]
+
+    def certificate_columns(self) -> tuple[list[int], list[int], list[int]]:
+        """(certificate ids, amounts, held amounts), by certificate id."""
+        return _delta_columns(self.certificate_deltas)
+
+    def coupon_columns(self) -> tuple[list[int], list[str], list[int]]:
+        """(coupon ids, statuses, transaction ids), in order."""
+        rows = sorted(self.coupon_rows)
+        return [row[0] for row in rows], [row[1] for row in rows], [row[2] for row in rows]
+
+    def new_lot_columns(self) -> tuple[list[int], list[int], list[int], list[datetime]]:
+        """(lot ids, pocket ids, points left, expires at) of the lots created here."""
+        ids = sorted(self.new_lots)
+        return (
+            ids,
+            [self.new_lots[lot_id][0] for lot_id in ids],
+            [self.new_lots[lot_id][1] - self.lot_takes.get(lot_id, 0) for lot_id in ids],
+            [self.new_lots[lot_id][2] for lot_id in ids],
+        )
+
+
+def _delta_columns(deltas: dict[int, list[int]]) -> tuple[list[int], list[int], list[int]]:
+    """(ids, amounts, held amounts) of [amount, held] deltas by id, by id."""
+    ids = sorted(deltas)
+    return ids, [deltas[each][0] for each in ids], [deltas[each][1] for each in ids]

@@ -1,0 +1,144 @@
+"""A batch settled against the rows it locked (`purse.domain.settlement`): each operation
+sees what the ones before it left, and what the batch writes adds up to what applied."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from purse.domain.settlement import (
+    MembershipTotals,
+    Settlement,
+    Statistics,
+    Writes,
+    statistics_sum_max,
+)
+from purse.domain.transactions import (
+    Balance,
+    Effects,
+    LedgerKind,
+    PocketChange,
+    Refusal,
+)
+
+now = datetime(2026, 3, 2, 12, 0)
+customer_id = 5
+points = (customer_id, 0)
+money = (customer_id, 7)
+
+
+def settlement_of(
+    pockets: list[Any] | None = None,
+    lots: list[Any] | None = None,
+    memberships: list[Any] | None = None,
+) -> Settlement:
+    return Settlement(
+        pockets if pockets is not None else [(customer_id, 0, 50, 1_000, 0)],
+        [],
+        [],
+        lots or [],
+        memberships or [],
+        now,
+    )
+
+
+def test_each_operation_reports_the_balances_right_after_it_and_a_refusal_changes_nothing() -> None:
+    settlement = settlement_of([(customer_id, 0, 50, 1_000, 0), (customer_id, 7, 51, 300, 0)])
+    first = settlement.settle(
+        Effects(pockets=(PocketChange(points, LedgerKind.REDEEM, -600),)), None, customer_id
+    )
+    second = settlement.settle(
+        Effects(pockets=(PocketChange(points, LedgerKind.REDEEM, -600),)), None, customer_id
+    )
+    third = settlement.settle(
+        Effects(pockets=(PocketChange(money, LedgerKind.ACCRUE, 25),)), None, customer_id
+    )
+    assert first.refusal is None and first.balances == {
+        points: Balance(400, 0),
+        money: Balance(300, 0),
+    }
+    assert second.refusal is Refusal.INSUFFICIENT_POINTS
+    assert second.balances == first.balances
+    assert third.balances == {points: Balance(400, 0), money: Balance(325, 0)}
+    assert third.pocket_ids == {points: 50, money: 51}
+
+
+def test_statistics_count_applied_operations_saturate_and_never_move_the_last_visit_back() -> None:
+    earlier = now - timedelta(days=3)
+    settlement = settlement_of(memberships=[(customer_id, 2, statistics_sum_max - 10, now, False)])
+    refused = settlement.settle(
+        Effects(pockets=(PocketChange(points, LedgerKind.REDEEM, -5_000),)),
+        Statistics(customer_id, 1, 700),
+        customer_id,
+    )
+    offline = settlement.settle(
+        Effects(), Statistics(customer_id, 1, 700, visit_time=earlier), customer_id
+    )
+    confirmed = settlement.settle(Effects(), Statistics(customer_id, confirmed=True), customer_id)
+    assert refused.totals == MembershipTotals(2, statistics_sum_max - 10, now, False)
+    assert offline.totals == MembershipTotals(3, statistics_sum_max, now, False)
+    assert confirmed.totals == MembershipTotals(3, statistics_sum_max, now, True)
+    assert settlement.statistics_rows() == [(customer_id, confirmed.totals)]
+
+
+def test_a_customer_without_a_membership_counts_nothing() -> None:
+    settlement = settlement_of()
+    settled = settlement.settle(Effects(), Statistics(customer_id, 1, 700), customer_id)
+    assert settled.totals is None and settlement.statistics_rows() == []
+
+
+def test_points_come_from_the_soonest_expiring_lots_and_a_new_lot_keeps_what_is_left() -> None:
+    soon, later = now + timedelta(days=1), now + timedelta(days=9)
+    settlement = settlement_of(
+        lots=[
+            (customer_id, 71, 100, later, True),
+            (customer_id, 70, 100, soon, True),
+            (customer_id, 72, 100, now - timedelta(days=1), False),  # expired: only returned to
+        ]
+    )
+    writes = Writes(settlement, lot_ids=[90])
+    credit = Effects(
+        pockets=(PocketChange(points, LedgerKind.ACCRUE, 50, expires_at=now + timedelta(days=5)),)
+    )
+    spend = Effects(pockets=(PocketChange(points, LedgerKind.REDEEM, -180),), points_spent=180)
+    released = Effects(lots_returned=((72, 30),))
+    for transaction_id, effects in enumerate((credit, spend, released), 1):
+        assert settlement.settle(effects, None, customer_id).refusal is None
+        writes.add(effects, transaction_id, customer_id, new_sale=transaction_id == 2)
+    assert writes.lots_taken == [(2, {"70": 100, "90": 50, "71": 30})]
+    assert writes.lot_columns() == ([70, 71, 72], [100, 30, -30])
+    assert writes.new_lot_columns() == ([90], [50], [0], [now + timedelta(days=5)])
+    assert writes.pocket_columns() == ([50], [-130], [0])
+
+
+changes = st.builds(
+    PocketChange,
+    pocket=st.tuples(st.just(customer_id), st.sampled_from([0, 7])),
+    kind=st.sampled_from(LedgerKind),
+    amount=st.integers(-500, 500),
+    held_amount=st.integers(-200, 200),
+)
+
+
+@given(st.lists(st.lists(changes, max_size=3).map(tuple), max_size=10))
+def test_what_the_batch_writes_is_what_settled(operations: list[tuple[PocketChange, ...]]) -> None:
+    settlement = settlement_of([(customer_id, 0, 50, 1_000, 200), (customer_id, 7, 51, 300, 0)])
+    writes = Writes(settlement)
+    for transaction_id, pockets in enumerate(operations, 1):
+        effects = Effects(pockets=pockets)
+        if settlement.settle(effects, None, customer_id).refusal is None:
+            writes.add(effects, transaction_id, customer_id)
+    ids, amounts, helds = writes.pocket_columns()
+    ledger = writes.ledger_columns()
+    after = settlement.after(customer_id).balances
+    start = {50: (1_000, 200), 51: (300, 0)}
+    for key, pocket_id in ((points, 50), (money, 51)):
+        entries = [index for index, each in enumerate(ledger[0]) if each == pocket_id]
+        amount = sum(ledger[3][index] for index in entries)
+        held = sum(ledger[4][index] for index in entries)
+        if pocket_id in ids:
+            assert (amounts[ids.index(pocket_id)], helds[ids.index(pocket_id)]) == (amount, held)
+        assert after[key] == Balance(start[pocket_id][0] + amount, start[pocket_id][1] + held)
