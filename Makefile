@@ -1,6 +1,7 @@
 # Purse: one command to run the server, one to run every test.
 #   make serve   install into .venv and serve on the embedded PostgreSQL and Redis
 #   make test    install into .venv and run the whole test suite
+#   make test-pure  the unit and integration tests again, on the compiled modules' plain Python
 #   make check   formatting, lint and strict typing (src, tests, benchmarks and examples)
 #   make protos  regenerate the generated code (src/purse/*v1) from protos/
 #   make bench   the engine benchmarks (figures go into the README)
@@ -19,8 +20,8 @@ PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos \
 	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
 	--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc
 
-.PHONY: serve test check protos protos-check lint-protos bench bench-load bench-soak bench-price-list \
-	load-tools clean install
+.PHONY: serve test test-pure check protos protos-check lint-protos bench bench-load bench-soak \
+	bench-price-list load-tools clean install
 
 install: $(STAMP)
 
@@ -40,6 +41,11 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The parity run: the modules setup.py compiles imported as the plain Python they are built
+# from (tests/pure_python.py), so the same tests show both give the same results.
+test-pure: $(STAMP)
+	PURSE_PURE_PYTHON=1 $(BIN)/python -m pytest tests/unit tests/integration
 
 check: $(STAMP) protos-check lint-protos
 	$(BIN)/ruff format --check $(LINTED)

@@ -8,6 +8,10 @@ truncating tables, which is also how production isolates businesses.
 
 from __future__ import annotations
 
+# Before anything imports Purse: the parity run's plain Python modules (see pure_python).
+import pure_python  # noqa: F401
+
+# isort: split
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
