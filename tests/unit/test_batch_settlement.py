@@ -81,13 +81,19 @@ def test_statistics_count_applied_operations_saturate_and_never_move_the_last_vi
     assert refused.totals == MembershipTotals(2, statistics_sum_max - 10, now, False)
     assert offline.totals == MembershipTotals(3, statistics_sum_max, now, False)
     assert confirmed.totals == MembershipTotals(3, statistics_sum_max, now, True)
-    assert settlement.statistics_rows() == [(customer_id, confirmed.totals)]
+    assert settlement.statistics_columns() == (
+        [customer_id],
+        [3],
+        [statistics_sum_max],
+        [now],
+        [True],
+    )
 
 
 def test_a_customer_without_a_membership_counts_nothing() -> None:
     settlement = settlement_of()
     settled = settlement.settle(Effects(), Statistics(customer_id, 1, 700), customer_id)
-    assert settled.totals is None and settlement.statistics_rows() == []
+    assert settled.totals is None and settlement.statistics_columns() == ([], [], [], [], [])
 
 
 def test_points_come_from_the_soonest_expiring_lots_and_a_new_lot_keeps_what_is_left() -> None:
@@ -132,13 +138,12 @@ def test_what_the_batch_writes_is_what_settled(operations: list[tuple[PocketChan
         if settlement.settle(effects, None, customer_id).refusal is None:
             writes.add(effects, transaction_id, customer_id)
     ids, amounts, helds = writes.pocket_columns()
-    ledger = writes.ledger_columns()
     after = settlement.after(customer_id).balances
     start = {50: (1_000, 200), 51: (300, 0)}
     for key, pocket_id in ((points, 50), (money, 51)):
-        entries = [index for index, each in enumerate(ledger[0]) if each == pocket_id]
-        amount = sum(ledger[3][index] for index in entries)
-        held = sum(ledger[4][index] for index in entries)
+        entries = [i for i, each in enumerate(writes.ledger_pocket_ids) if each == pocket_id]
+        amount = sum(writes.ledger_amounts[index] for index in entries)
+        held = sum(writes.ledger_held_amounts[index] for index in entries)
         if pocket_id in ids:
             assert (amounts[ids.index(pocket_id)], helds[ids.index(pocket_id)]) == (amount, held)
         assert after[key] == Balance(start[pocket_id][0] + amount, start[pocket_id][1] + held)

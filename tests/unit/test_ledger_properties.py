@@ -29,6 +29,7 @@ from purse.domain.transactions import (
     LedgerKind,
     LockedState,
     PocketChange,
+    PocketKey,
     effects_of_confirmation,
     effects_of_release,
     effects_of_sale,
@@ -57,7 +58,7 @@ states = st.dictionaries(
 
 @given(states, effect_lists)
 def test_settlement_never_overdraws_and_a_refusal_changes_nothing(
-    start: dict[tuple[int, int], Balance], operations: list[Effects]
+    start: dict[PocketKey, Balance], operations: list[Effects]
 ) -> None:
     state = LockedState(pockets=deepcopy(start))
     for effects in operations:
@@ -72,7 +73,7 @@ def test_settlement_never_overdraws_and_a_refusal_changes_nothing(
 
 @given(states, effect_lists)
 def test_what_settles_is_exactly_the_sum_of_the_accepted_changes(
-    start: dict[tuple[int, int], Balance], operations: list[Effects]
+    start: dict[PocketKey, Balance], operations: list[Effects]
 ) -> None:
     state = LockedState(pockets=deepcopy(start))
     expected = {key: [value.balance, value.held] for key, value in start.items()}
@@ -142,7 +143,7 @@ def test_holding_then_confirming_ends_where_completing_at_once_does(
     sale: tuple[object, dict[int, int]],
 ) -> None:
     receipt, _ = sale
-    start = {
+    start: dict[PocketKey, Balance] = {
         (1, 0): Balance(1_000_000, 0),
         (1, 7): Balance(1_000_000, 0),
         (1, 9): Balance(1_000_000, 0),

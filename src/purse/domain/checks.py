@@ -28,6 +28,8 @@ from datetime import datetime
 from enum import Enum
 from typing import ClassVar, Final, Self, overload
 
+from purse.domain.records import Record
+
 check_lines_max: Final = 1000
 product_code_length_max_characters: Final = 64
 price_max_minor_units: Final = 10**13
@@ -198,7 +200,8 @@ no_redemption: Final = Redemption()
 # built natively in a fraction of the time a NamedTuple or a frozen dataclass takes (whose
 # constructors run as Python). Their attributes are Final: mypy refuses writes, and the
 # compiled classes make them read-only at run time. `_Record` gives them the value
-# semantics of the NamedTuples they replace: equality, hashing, iteration and repr by value.
+# semantics of the NamedTuples they replace: equality, hashing, iteration and repr by value
+# (see `purse.domain.records`).
 
 
 class SourceKind(Enum):
@@ -211,23 +214,12 @@ class SourceKind(Enum):
     CERTIFICATE = "certificate"
 
 
-class _Record:
-    """What callers could do with the NamedTuples these records once were: equality, hashing,
-    iteration, indexing, repr and `_replace`, all by the values of `_fields`, in order."""
+class _Record(Record):
+    """What callers could do with the NamedTuples these records once were: besides the
+    value semantics of `Record`, iteration, indexing and `_replace`, all by the values of
+    `_fields`, in order."""
 
     __slots__ = ()
-    _fields: ClassVar[tuple[str, ...]] = ()
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple([getattr(self, name) for name in self._fields])
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, _Record) or type(other) is not type(self):
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
 
     def __iter__(self) -> Iterator[object]:
         return iter(self._values())
@@ -243,10 +235,6 @@ class _Record:
 
     def __getitem__(self, key: int | slice) -> object | tuple[object, ...]:
         return self._values()[key]
-
-    def __repr__(self) -> str:
-        values = ", ".join([f"{name}={getattr(self, name)!r}" for name in self._fields])
-        return f"{type(self).__name__}({values})"
 
     def _replace(self, **changes: object) -> Self:
         """A copy with the named fields changed."""

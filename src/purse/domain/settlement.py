@@ -28,10 +28,10 @@ Contract:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
+from purse.domain.records import Record
 from purse.domain.transactions import (
     Balance,
     CouponGrant,
@@ -47,26 +47,49 @@ from purse.domain.transactions import (
 statistics_sum_max: Final = 2**63 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Statistics:
-    """Membership statistics deltas, applied when the operation is."""
+class Statistics(Record):
+    """Membership statistics deltas, applied when the operation is; `visit_time` is when
+    the sale happened (an offline upload's sale time), None: when it is written."""
 
-    customer_id: int
-    sales: int = 0
-    sales_sum: int = 0
-    confirmed: bool = False
-    # When the sale happened (an offline upload's sale time); None: when it is written.
-    visit_time: datetime | None = None
+    __slots__ = ("confirmed", "customer_id", "sales", "sales_sum", "visit_time")
+    _fields: ClassVar[tuple[str, ...]] = (
+        "customer_id", "sales", "sales_sum", "confirmed", "visit_time",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        customer_id: int,
+        sales: int = 0,
+        sales_sum: int = 0,
+        confirmed: bool = False,
+        visit_time: datetime | None = None,
+    ) -> None:
+        self.customer_id: Final = customer_id
+        self.sales: Final = sales
+        self.sales_sum: Final = sales_sum
+        self.confirmed: Final = confirmed
+        self.visit_time: Final = visit_time
 
 
-@dataclass(frozen=True, slots=True)
-class MembershipTotals:
+class MembershipTotals(Record):
     """A membership's statistics as they stand right after one operation."""
 
-    sales_count: int
-    sales_sum: int
-    last_visit: datetime | None
-    participation_confirmed: bool
+    __slots__ = ("last_visit", "participation_confirmed", "sales_count", "sales_sum")
+    _fields: ClassVar[tuple[str, ...]] = (
+        "sales_count", "sales_sum", "last_visit", "participation_confirmed",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        sales_count: int,
+        sales_sum: int,
+        last_visit: datetime | None,
+        participation_confirmed: bool,
+    ) -> None:
+        self.sales_count: Final = sales_count
+        self.sales_sum: Final = sales_sum
+        self.last_visit: Final = last_visit
+        self.participation_confirmed: Final = participation_confirmed
 
 
 class Settled:
@@ -99,7 +122,10 @@ class Settlement:
     confirmed); `now`: the database's clock, the visit time of a sale that names none.
     """
 
-    __slots__ = ("_by_customer", "_now", "_totals", "changed", "expiries", "lots", "state")
+    __slots__ = (
+        "_keys_by_customer", "_now", "_totals", "changed", "expiries", "lots", "pocket_ids",
+        "state",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -111,16 +137,19 @@ class Settlement:
         now: datetime,
     ) -> None:
         self.state = LockedState()
-        self._by_customer: dict[int, list[tuple[PocketKey, int]]] = {}
+        # Every locked pocket's id by key, and the keys by customer.
+        self.pocket_ids: dict[PocketKey, int] = {}
+        self._keys_by_customer: dict[int, list[PocketKey]] = {}
         for row in pockets:
             customer_id: int = row[0]
-            key = (customer_id, int(row[1]))
+            key: PocketKey = (customer_id, row[1])
             self.state.pockets[key] = Balance(row[3], row[4])
-            found = self._by_customer.get(customer_id)
-            if found is None:
-                self._by_customer[customer_id] = [(key, int(row[2]))]
+            self.pocket_ids[key] = row[2]
+            keys = self._keys_by_customer.get(customer_id)
+            if keys is None:
+                self._keys_by_customer[customer_id] = [key]
             else:
-                found.append((key, int(row[2])))
+                keys.append(key)
         for row in certificates:
             self.state.certificates[row[0]] = Balance(row[1], row[2])
         for row in coupons:
@@ -132,10 +161,6 @@ class Settlement:
             self._totals[row[0]] = MembershipTotals(row[1], row[2], row[3], row[4])
         # Customers whose statistics an applied operation changed.
         self.changed: set[int] = set()
-
-    def pocket_ids(self) -> dict[PocketKey, int]:
-        """Every locked pocket's id, by key."""
-        return {key: pocket_id for found in self._by_customer.values() for key, pocket_id in found}
 
     def settle(
         self,
@@ -157,11 +182,11 @@ class Settlement:
             return Settled(refusal, {}, {}, None)
         balances: dict[PocketKey, Balance] = {}
         pocket_ids: dict[PocketKey, int] = {}
+        # Balances are immutable: settlement replaces them, so they are shared, not copied.
         pockets = self.state.pockets
-        for key, pocket_id in self._by_customer.get(customer_id, []):
-            locked = pockets[key]
-            balances[key] = Balance(locked.balance, locked.held)
-            pocket_ids[key] = pocket_id
+        for key in self._keys_by_customer.get(customer_id, []):
+            balances[key] = pockets[key]
+            pocket_ids[key] = self.pocket_ids[key]
         return Settled(refusal, balances, pocket_ids, self._totals.get(customer_id))
 
     def _count(self, statistics: Statistics) -> None:
@@ -181,9 +206,20 @@ class Settlement:
         )
         self.changed.add(customer_id)
 
-    def statistics_rows(self) -> list[tuple[int, MembershipTotals]]:
-        """The changed memberships' statistics, by customer id."""
-        return [(customer_id, self._totals[customer_id]) for customer_id in sorted(self.changed)]
+    def statistics_columns(
+        self,
+    ) -> tuple[list[int], list[int], list[int], list[datetime | None], list[bool]]:
+        """The changed memberships' statistics by customer id: (customer ids, sales counts,
+        sales sums, last visits, participation confirmed)."""
+        customer_ids = sorted(self.changed)
+        totals = [self._totals[customer_id] for customer_id in customer_ids]
+        return (
+            customer_ids,
+            [each.sales_count for each in totals],
+            [each.sales_sum for each in totals],
+            [each.last_visit for each in totals],
+            [each.participation_confirmed for each in totals],
+        )
 
 
 def _live_lots(
@@ -222,19 +258,26 @@ class Writes:
 
     __slots__ = (
         "_expiries", "_lot_ids", "_lots", "_pocket_ids", "certificate_deltas", "coupon_rows",
-        "coupons_issued", "ledger", "lot_takes", "lots_taken", "new_lots", "pocket_deltas",
+        "coupons_issued", "ledger_amounts", "ledger_expiries", "ledger_held_amounts",
+        "ledger_kinds", "ledger_pocket_ids", "ledger_transaction_ids", "lot_takes",
+        "lots_taken", "new_lots", "pocket_deltas",
     )  # fmt: skip
 
     def __init__(self, settlement: Settlement, lot_ids: Sequence[int] = ()) -> None:
-        self._pocket_ids = settlement.pocket_ids()
+        self._pocket_ids = settlement.pocket_ids
         self._lots = settlement.lots
         self._expiries = settlement.expiries
         self._lot_ids = list(lot_ids)
         self._lot_ids.reverse()  # taken from the end, first id first
         # pocket id -> [amount, held]
         self.pocket_deltas: dict[int, list[int]] = {}
-        # (pocket id, transaction id, kind, amount, held amount, expires at)
-        self.ledger: list[tuple[int, int, str, int, int, datetime | None]] = []
+        # The ledger entries, as columns.
+        self.ledger_pocket_ids: list[int] = []
+        self.ledger_transaction_ids: list[int] = []
+        self.ledger_kinds: list[str] = []
+        self.ledger_amounts: list[int] = []
+        self.ledger_held_amounts: list[int] = []
+        self.ledger_expiries: list[datetime | None] = []
         # lot id -> points taken (less points given back)
         self.lot_takes: dict[int, int] = {}
         # lot id -> (pocket id, points, expires at) of the lots created here
@@ -263,10 +306,14 @@ class Writes:
             else:
                 delta[0] += change.amount
                 delta[1] += change.held_amount
-            self.ledger.append(
-                (pocket_id, transaction_id, change.kind.value, change.amount,
-                 change.held_amount, change.expires_at)
-            )  # fmt: skip
+            self.ledger_pocket_ids.append(pocket_id)
+            self.ledger_transaction_ids.append(transaction_id)
+            # The member's own value: `.value` is a property run as Python, several times
+            # slower, and this runs for every ledger entry.
+            self.ledger_kinds.append(change.kind._value_)
+            self.ledger_amounts.append(change.amount)
+            self.ledger_held_amounts.append(change.held_amount)
+            self.ledger_expiries.append(change.expires_at)
             if change.expires_at is not None and customer_id is not None:
                 self._new_lot(customer_id, pocket_id, change.amount, change.expires_at)
         for certificate in effects.certificates:
@@ -334,11 +381,6 @@ class Writes:
     def pocket_columns(self) -> tuple[list[int], list[int], list[int]]:
         """(pocket ids, amounts, held amounts), by pocket id."""
         return _delta_columns(self.pocket_deltas)
-
-    def ledger_columns(self) -> list[list[Any]]:
-        """The ledger entries' columns: pocket id, transaction id, kind, amount, held
-        amount, expires at."""
-        return [[entry[index] for entry in self.ledger] for index in range(6)]
 
     def lot_columns(self) -> tuple[list[int], list[int]]:
         """(lot ids, points taken) of the locked lots, by lot id (new lots are inserted

@@ -44,10 +44,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from purse.domain.checks import Receipt, SourceKind
 from purse.domain.customers import POINTS_ACCOUNT_TYPE_ID
+from purse.domain.records import Record
 
 if TYPE_CHECKING:  # that module builds on this one
     from purse.domain.customer_operations import CustomerOperation
@@ -79,38 +80,60 @@ class TransactionStatus(Enum):
 
 
 # A pocket is named by (customer id, account type id); account type 0 is the points pocket.
-PocketKey = tuple[int, int]
+# Typed as a tuple of any length: compiled, a tuple of fixed length is kept unboxed, and
+# rebuilt as an object every time it is used as a dictionary key, as pocket keys always are.
+PocketKey = tuple[int, ...]
 # The largest balance of any pocket, in its unit: sums of balances and of any change a
 # check can make stay far inside a 64-bit integer.
 pocket_balance_max: Final = 10**17
 
 
-@dataclass(frozen=True, slots=True)
-class PocketChange:
+# The records every sale builds and settlement reads (changes, effects, balances) are
+# `Record`s, built natively when compiled; see `purse.domain.records`.
+
+
+class PocketChange(Record):
     """One ledger entry: `amount` changes the balance, `held_amount` the held part. A
     credit of points with `expires_at` makes its points a new lot, spendable until then."""
 
-    pocket: PocketKey
-    kind: LedgerKind
-    amount: int = 0
-    held_amount: int = 0
-    expires_at: datetime | None = None
+    __slots__ = ("amount", "expires_at", "held_amount", "kind", "pocket")
+    _fields: ClassVar[tuple[str, ...]] = ("pocket", "kind", "amount", "held_amount", "expires_at")
+
+    def __init__(
+        self,
+        pocket: PocketKey,
+        kind: LedgerKind,
+        amount: int = 0,
+        held_amount: int = 0,
+        expires_at: datetime | None = None,
+    ) -> None:
+        self.pocket: Final = pocket
+        self.kind: Final = kind
+        self.amount: Final = amount
+        self.held_amount: Final = held_amount
+        self.expires_at: Final = expires_at
 
 
-@dataclass(frozen=True, slots=True)
-class CertificateChange:
-    certificate_id: int
-    amount: int = 0
-    held_amount: int = 0
+class CertificateChange(Record):
+    __slots__ = ("amount", "certificate_id", "held_amount")
+    _fields: ClassVar[tuple[str, ...]] = ("certificate_id", "amount", "held_amount")
+
+    def __init__(self, certificate_id: int, amount: int = 0, held_amount: int = 0) -> None:
+        self.certificate_id: Final = certificate_id
+        self.amount: Final = amount
+        self.held_amount: Final = held_amount
 
 
-@dataclass(frozen=True, slots=True)
-class CouponChange:
+class CouponChange(Record):
     """Move a coupon from `expected` status to `status`."""
 
-    coupon_id: int
-    expected: str
-    status: str
+    __slots__ = ("coupon_id", "expected", "status")
+    _fields: ClassVar[tuple[str, ...]] = ("coupon_id", "expected", "status")
+
+    def __init__(self, coupon_id: int, expected: str, status: str) -> None:
+        self.coupon_id: Final = coupon_id
+        self.expected: Final = expected
+        self.status: Final = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,30 +145,63 @@ class CouponGrant:
     customer_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class Effects:
-    """Everything one operation changes, besides its own transaction or refund row."""
+class Effects(Record):
+    """Everything one operation changes, besides its own transaction or refund row.
 
-    pockets: tuple[PocketChange, ...] = ()
-    certificates: tuple[CertificateChange, ...] = ()
-    coupons: tuple[CouponChange, ...] = ()
-    # Points posted as spent, taken from the customer's lots soonest-to-expire first.
-    points_spent: int = 0
-    # Points held by a pending sale, taken from the lots the same way and remembered.
-    points_reserved: int = 0
-    # (lot id, points) a released hold gives back to its lots.
-    lots_returned: tuple[tuple[int, int], ...] = ()
-    # (pocket, balance, held) as the calculation read them; settlement refuses the
-    # operation when a pocket it touches holds anything else.
-    expected: tuple[tuple[PocketKey, int, int], ...] = ()
-    # Coupons to issue, each counted against its series' cap.
-    coupons_issued: tuple[CouponGrant, ...] = ()
+    `points_spent`: points posted as spent, taken from the customer's lots
+    soonest-to-expire first. `points_reserved`: points held by a pending sale, taken from
+    the lots the same way and remembered. `lots_returned`: (lot id, points) a released
+    hold gives back to its lots. `expected`: (pocket, balance, held) as the calculation
+    read them; settlement refuses the operation when a pocket it touches holds anything
+    else. `coupons_issued`: coupons to issue, each counted against its series' cap.
+    """
+
+    __slots__ = (
+        "certificates", "coupons", "coupons_issued", "expected", "lots_returned", "pockets",
+        "points_reserved", "points_spent",
+    )  # fmt: skip
+    _fields: ClassVar[tuple[str, ...]] = (
+        "pockets", "certificates", "coupons", "points_spent", "points_reserved",
+        "lots_returned", "expected", "coupons_issued",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        pockets: tuple[PocketChange, ...] = (),
+        certificates: tuple[CertificateChange, ...] = (),
+        coupons: tuple[CouponChange, ...] = (),
+        points_spent: int = 0,
+        points_reserved: int = 0,
+        lots_returned: tuple[tuple[int, int], ...] = (),
+        expected: tuple[tuple[PocketKey, int, int], ...] = (),
+        coupons_issued: tuple[CouponGrant, ...] = (),
+    ) -> None:
+        self.pockets: Final = pockets
+        self.certificates: Final = certificates
+        self.coupons: Final = coupons
+        self.points_spent: Final = points_spent
+        self.points_reserved: Final = points_reserved
+        self.lots_returned: Final = lots_returned
+        self.expected: Final = expected
+        self.coupons_issued: Final = coupons_issued
+
+    def expecting(self, expected: tuple[tuple[PocketKey, int, int], ...]) -> Effects:
+        """The same effects, refused unless the pockets hold what `expected` says."""
+        return Effects(
+            self.pockets, self.certificates, self.coupons, self.points_spent,
+            self.points_reserved, self.lots_returned, expected, self.coupons_issued,
+        )  # fmt: skip
 
 
-@dataclass(slots=True)
-class Balance:
-    balance: int
-    held: int
+class Balance(Record):
+    """A pocket's or a certificate's balance and the part of it held."""
+
+    __slots__ = ("balance", "held")
+    _fields: ClassVar[tuple[str, ...]] = ("balance", "held")
+
+    def __init__(self, balance: int, held: int) -> None:
+        self.balance: Final = balance
+        self.held: Final = held
 
     @property
     def available(self) -> int:
@@ -328,8 +384,38 @@ def settle(state: LockedState, effects: Effects) -> Refusal | None:
         locked = state.pockets.get(key) or Balance(0, 0)
         if locked.balance != balance or locked.held != held:
             return Refusal.BALANCE_CHANGED
+    pockets = _pockets_after(state, effects.pockets)
+    if isinstance(pockets, Refusal):
+        return pockets
+    certificates = _certificates_after(state, effects.certificates)
+    if isinstance(certificates, Refusal):
+        return certificates
+    for coupon in effects.coupons:
+        if state.coupons.get(coupon.coupon_id) != coupon.expected:
+            return Refusal.COUPON_ALREADY_USED
+    # Only an administrator's operation issues coupons: a sale skips all that goes with it.
+    series: dict[int, SeriesCount] = {}
+    if effects.coupons_issued:
+        issued = _issued(state, effects.coupons_issued)
+        if isinstance(issued, Refusal):
+            return issued
+        series = issued
+    state.pockets.update(pockets)
+    state.certificates.update(certificates)
+    for coupon in effects.coupons:
+        state.coupons[coupon.coupon_id] = coupon.status
+    state.series.update(series)
+    for grant in effects.coupons_issued:
+        state.coupon_codes_taken.add(grant.code)
+    return None
+
+
+def _pockets_after(
+    state: LockedState, changes: tuple[PocketChange, ...]
+) -> dict[PocketKey, Balance] | Refusal:
+    """The balances of the pockets `changes` reach once they apply, or why they cannot."""
     pockets: dict[PocketKey, Balance] = {}
-    for change in effects.pockets:
+    for change in changes:
         current = pockets.get(change.pocket) or state.pockets.get(change.pocket) or Balance(0, 0)
         after = Balance(current.balance + change.amount, current.held + change.held_amount)
         if after.held < 0 or after.available < 0:
@@ -341,27 +427,23 @@ def settle(state: LockedState, effects: Effects) -> Refusal | None:
         if after.balance > pocket_balance_max and change.amount > 0:
             return Refusal.BALANCE_LIMIT
         pockets[change.pocket] = after
+    return pockets
+
+
+def _certificates_after(
+    state: LockedState, changes: tuple[CertificateChange, ...]
+) -> dict[int, Balance] | Refusal:
+    """The balances of the certificates `changes` reach once they apply, or why they cannot."""
     certificates: dict[int, Balance] = {}
-    for certificate in effects.certificates:
-        now = certificates.get(certificate.certificate_id) or state.certificates.get(
-            certificate.certificate_id, Balance(0, 0)
+    for change in changes:
+        now = certificates.get(change.certificate_id) or state.certificates.get(
+            change.certificate_id, Balance(0, 0)
         )
-        after = Balance(now.balance + certificate.amount, now.held + certificate.held_amount)
+        after = Balance(now.balance + change.amount, now.held + change.held_amount)
         if after.held < 0 or after.available < 0:
             return Refusal.INSUFFICIENT_CERTIFICATE_BALANCE
-        certificates[certificate.certificate_id] = after
-    for coupon in effects.coupons:
-        if state.coupons.get(coupon.coupon_id) != coupon.expected:
-            return Refusal.COUPON_ALREADY_USED
-    series = _issued(state, effects.coupons_issued)
-    if isinstance(series, Refusal):
-        return series
-    state.pockets.update(pockets)
-    state.certificates.update(certificates)
-    state.coupons.update({coupon.coupon_id: coupon.status for coupon in effects.coupons})
-    state.series.update(series)
-    state.coupon_codes_taken.update(grant.code for grant in effects.coupons_issued)
-    return None
+        certificates[change.certificate_id] = after
+    return certificates
 
 
 def _issued(state: LockedState, grants: Sequence[CouponGrant]) -> dict[int, SeriesCount] | Refusal:

@@ -415,7 +415,7 @@ class Checkout:
         pending = membership is not None and receipt.confirmation_required
         effects = effects_of_sale(receipt, customer_id, list(calculation.coupon_codes), pending)
         if membership is not None:
-            effects = replace(effects, expected=_read_balances(calculation, effects))
+            effects = effects.expecting(_read_balances(calculation, effects))
         pin = new_pin() if pending and send_pin else None
         messages: tuple[Message, ...] = ()
         if pin is not None and membership is not None:
@@ -602,7 +602,7 @@ def _read_balances(
     change: settlement refuses the sale if any of them is different by then."""
     membership = calculation.membership
     assert membership is not None
-    read = {
+    read: dict[PocketKey, tuple[int, int]] = {
         (membership.customer_id, pocket.account_type_id): (pocket.balance, pocket.held)
         for pocket in (*membership.pockets, *calculation.unopened_pockets)
     }

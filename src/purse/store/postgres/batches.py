@@ -493,21 +493,20 @@ class _Writes:
                 self._notice(transition.notice, transition.transaction_id, outcome)
 
     def arguments(self, settlement: Settlement) -> list[Any]:
-        statistics = settlement.statistics_rows()
-        ledger = self.changes.ledger_columns()
+        changes = self.changes
         return [
             self.business_id,
-            *self.changes.pocket_columns(),
-            *ledger[:5],
-            *self.changes.lot_columns(),
-            *self.changes.certificate_columns(),
-            *self.changes.coupon_columns(),
+            *changes.pocket_columns(),
+            changes.ledger_pocket_ids,
+            changes.ledger_transaction_ids,
+            changes.ledger_kinds,
+            changes.ledger_amounts,
+            changes.ledger_held_amounts,
+            *changes.lot_columns(),
+            *changes.certificate_columns(),
+            *changes.coupon_columns(),
             *_columns(self.transactions, 3),
-            [customer_id for customer_id, _ in statistics],
-            [item.sales_count for _, item in statistics],
-            [item.sales_sum for _, item in statistics],
-            [item.last_visit for _, item in statistics],
-            [item.participation_confirmed for _, item in statistics],
+            *settlement.statistics_columns(),
             [message.customer_id for message, _ in self.messages],
             [transaction_id for _, transaction_id in self.messages],
             [message.channel for message, _ in self.messages],
@@ -516,10 +515,10 @@ class _Writes:
             [message.language for message, _ in self.messages],
             [message.body for message, _ in self.messages],
             [message.sealed_secret for message, _ in self.messages],
-            [transaction_id for transaction_id, _ in self.changes.lots_taken],
-            [taken for _, taken in self.changes.lots_taken],
+            [transaction_id for transaction_id, _ in changes.lots_taken],
+            [taken for _, taken in changes.lots_taken],
             sorted(self.released),
-            ledger[5],
+            changes.ledger_expiries,
             [status for status, _ in self.message_states],
             [reason for _, reason in self.message_states],
         ]
