@@ -28,7 +28,8 @@ install: $(STAMP)
 # The engine's modules are compiled with mypyc (setup.py): a change to them reinstalls.
 COMPILED := src/purse/domain/records.py src/purse/domain/amounts.py \
 	src/purse/domain/checks.py src/purse/domain/program.py src/purse/domain/engine.py \
-	src/purse/domain/transactions.py src/purse/domain/settlement.py
+	src/purse/domain/transactions.py src/purse/domain/settlement.py \
+	src/purse/domain/calculation.py
 
 $(STAMP): pyproject.toml setup.py $(COMPILED)
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required"'

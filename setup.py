@@ -20,6 +20,7 @@ compiled_modules = [
     "src/purse/domain/engine.py",
     "src/purse/domain/transactions.py",
     "src/purse/domain/settlement.py",
+    "src/purse/domain/calculation.py",
 ]
 
 extensions = []

@@ -4,7 +4,9 @@ check path (pytest-benchmark; not timed tests).
 Targets (median, one core): a 10-line check against 8 rules for a customer with 3 accounts
 and 2 coupons <= 25 us; the same with 1,000 extra rules for other products barely slower;
 a 1,000-line check <= 2 ms. Around the engine, per batch of 100 such checks (as one
-ProcessChecks message brings them): their effects (`effects_of_sale`), and their
+ProcessChecks message brings them): their calculation from what was read for them
+(`purse.domain.calculation.calculated`: the engine's inputs, the engine, the answer; the
+engine alone on the same inputs beside it), their effects (`effects_of_sale`), and their
 settlement against the rows the batch locked with what the write statement then writes
 (`purse.domain.settlement`). The figures measured are in README.md ("Performance"). Run
 them with `make bench`.
@@ -12,11 +14,21 @@ them with `make bench`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from purse.domain.calculation import (
+    AccountTypeRow,
+    Calculation,
+    CalculationInputs,
+    CalculationRequest,
+    EngineInputs,
+    LotRow,
+    calculated,
+    engine_inputs,
+)
 from purse.domain.checks import (
     AccountKind,
     AccountSpending,
@@ -30,6 +42,7 @@ from purse.domain.checks import (
     Receipt,
     Redemption,
 )
+from purse.domain.customers import Membership, Pocket, PocketKind
 from purse.domain.engine import calculate
 from purse.domain.program import (
     CompiledProgram,
@@ -43,6 +56,7 @@ from purse.domain.program import (
     compile_program,
 )
 from purse.domain.settlement import Settlement, Statistics, Writes
+from purse.domain.terminals import TerminalContext, TerminalKind
 from purse.domain.transactions import Effects, effects_of_sale
 
 moment = datetime(2025, 3, 14, 12, 30)
@@ -222,7 +236,6 @@ def test_calculate(benchmark: Any, scenario: str) -> None:
 def test_receipt_to_proto(benchmark: Any) -> None:
     """Building a 10-line receipt's protobuf (the response and the stored answer)."""
     from purse.api.grpc.terminal.receipts import receipt_to_proto
-    from purse.service.terminal.calculation import Calculation
 
     receipt = calculate(
         check_of(10), program_of(eight_rules()), customer(), redemption_everything(),
@@ -316,3 +329,98 @@ def test_settling_a_batch(benchmark: Any) -> None:
     settlement, writes = benchmark(settle_batch, rows, sales)
     assert len(settlement.statistics_columns()[0]) == batch_checks
     assert len(writes.lots_taken) == batch_checks and writes.lot_takes
+
+
+# --- a group of checks calculated from what was read for them ------------------------------
+
+terminal = TerminalContext(
+    business_id=1, business_name="Bakery", point_of_sale_id=point_of_sale_id,
+    point_of_sale_name="Main street", terminal_id=3, terminal_name="Till 1",
+    kind=TerminalKind.CASH_DESK, enabled=True, program_id=1, program_name="Bonus",
+    currency="UAH", currency_exponent=2, phone_prefix="+380", time_zone="Europe/Kyiv",
+    enrols_unknown_phones=True, default_access_type="full",
+)  # fmt: skip
+now_seconds = moment.timestamp()
+# What PostgreSQL returns: aware times.
+moment_read = moment.replace(tzinfo=UTC)
+
+
+def member(customer_id: int) -> Membership:
+    """The customer of `customer()` as read: points, money, products (achievements not yet)."""
+    return Membership(
+        customer_id=customer_id, phone=f"+38050{customer_id:07d}", category_id=2,
+        category_title="Gold", access_type=customer().access_type, participation_confirmed=True,
+        pockets=(
+            Pocket(customer_id * 10, PocketKind.POINTS, 0, "", 28_000, 0),
+            Pocket(customer_id * 10 + 1, PocketKind.MONEY, 11, "Wallet", 30_000, 0, 50_000),
+            Pocket(customer_id * 10 + 2, PocketKind.PRODUCTS, 12, "Coffee", 5_000, 0),
+        ),
+        sales_count=3, sales_sum_minor_units=90_000, last_visit=moment_read, language="uk",
+    )  # fmt: skip
+
+
+def group_inputs(customer_ids: range) -> CalculationInputs:
+    """What the group's one read returns: lots, account types, the goods categories of the
+    products sent without one (every other line)."""
+    return CalculationInputs(
+        rules_version=1,
+        lots_by_customer={
+            customer_id: (
+                LotRow(1, 5_000, moment_read + timedelta(days=18)),
+                LotRow(3, 3_000, moment_read + timedelta(days=6)),
+            )
+            for customer_id in customer_ids
+        },
+        account_types={
+            11: AccountTypeRow(11, "money", (), 50_000, 0, "Wallet", {"uk": "Гаманець"}),
+            12: AccountTypeRow(12, "products", ("P-4", "P-8"), None, 0, "Coffee", {}),
+            13: AccountTypeRow(13, "achievements", ("P-1",), None, 7, "7th free", {}),
+        },
+        coupons={},
+        certificates={},
+        goods_categories={f"P-{number}": "coffee" for number in range(40)},
+        known_goods_categories=frozenset({"coffee", "bakery"}),
+    )
+
+
+def group_request() -> CalculationRequest:
+    lines = tuple(
+        line if line.position % 2 else CheckLine(
+            line.position, line.product_code, line.price, line.quantity, line.amount
+        )
+        for line in check_of(10).lines
+    )  # fmt: skip
+    return CalculationRequest(Check("UAH", lines), points=3000)
+
+
+def test_preparing_a_group_of_checks(benchmark: Any) -> None:
+    """The engine's inputs for each check from what the group's read returned."""
+    customer_ids = range(1, batch_checks + 1)
+    inputs = group_inputs(customer_ids)
+    members = [member(customer_id) for customer_id in customer_ids]
+    request = group_request()
+
+    def group() -> list[EngineInputs]:
+        return [engine_inputs(terminal, request, each, inputs, now_seconds) for each in members]
+
+    found = benchmark(group)
+    assert len(found) == batch_checks and all(each.unopened for each in found)
+    assert all(len(each.check.lines) == 10 for each in found)
+
+
+def test_calculating_a_group_of_checks(benchmark: Any) -> None:
+    """As above, then the engine, and the membership as the answer shows it."""
+    customer_ids = range(1, batch_checks + 1)
+    inputs = group_inputs(customer_ids)
+    members = [member(customer_id) for customer_id in customer_ids]
+    request = group_request()
+    program = program_of(eight_rules())
+
+    def group() -> list[Calculation]:
+        return [
+            calculated(terminal, request, each, inputs, program, now_seconds) for each in members
+        ]
+
+    found = benchmark(group)
+    assert len(found) == batch_checks
+    assert all(each.receipt.points_redeemed == 3000 for each in found)

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from purse.domain.administrators import Actor, AdministratorContext
+from purse.domain.calculation import CalculationInputs
 from purse.domain.catalogue import Goods, GoodsCategory
 from purse.domain.customer_operations import Circumstances
 from purse.domain.customers import AccessType, CustomerMatch, Membership, Questionnaire
@@ -30,7 +31,6 @@ from purse.domain.transactions import (
     TransactionStatus,
 )
 from purse.service.operations import Message, Outcome, Sale, Transition
-from purse.store.postgres.calculation_inputs import CalculationInputs
 from purse.store.postgres.refunds import Planner, StoredRefund
 from purse.store.redis.balance_cache import Lookup, Ticket
 from purse.store.redis.rate_limits import Reservation

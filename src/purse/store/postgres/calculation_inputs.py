@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
+
+from purse.domain.calculation import (
+    AccountTypeRow,
+    CalculationInputs,
+    CertificateRow,
+    CouponRow,
+    LotRow,
+)
 
 _inputs_query = """
 SELECT
@@ -50,63 +56,6 @@ SELECT
   ARRAY(SELECT code FROM goods_categories
          WHERE business_id = $1 AND code = ANY($7::text[])) AS known_goods_categories
 """
-
-
-@dataclass(frozen=True, slots=True)
-class LotRow:
-    lot_id: int
-    remaining: int
-    expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class AccountTypeRow:
-    account_type_id: int
-    kind: str
-    product_codes: tuple[str, ...]
-    redemption_limit_without_pin: int | None
-    purchases_per_reward: int
-    name: str
-    title: dict[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class CouponRow:
-    coupon_id: int
-    code: str
-    customer_id: int | None
-    status: str
-    expires_at: datetime | None
-    kind: str
-    value: int
-    product_codes: tuple[str, ...]
-    check_sum_min: int
-    name: str
-    title: dict[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateRow:
-    certificate_id: int
-    code: str
-    available: int
-    expires_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class CalculationInputs:
-    """Rows as stored; the service turns them into the engine's types."""
-
-    rules_version: int | None
-    lots_by_customer: dict[int, tuple[LotRow, ...]]
-    account_types: dict[int, AccountTypeRow]
-    coupons: dict[str, CouponRow]
-    certificates: dict[str, CertificateRow]
-    goods_categories: dict[str, str]
-    known_goods_categories: frozenset[str] = frozenset()
-
-    def lots(self, customer_id: int) -> tuple[LotRow, ...]:
-        return self.lots_by_customer.get(customer_id, ())
 
 
 class CalculationInputStore:
