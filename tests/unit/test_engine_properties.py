@@ -209,7 +209,7 @@ def scenarios(
     without_points = redemption_for(customer, 0, draw(st.data()))
     most = calculate_for(lines, program, customer, without_points).points_redeemable_max
     points = draw(st.integers(0, most))
-    return lines, program, customer, replace(without_points, points=points)
+    return lines, program, customer, without_points._replace(points=points)
 
 
 def assert_adds_up(receipt: Receipt) -> None:

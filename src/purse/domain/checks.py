@@ -3,10 +3,10 @@ request, and the recalculated receipt.
 
 Contract:
 
-* Every input type is a frozen, slotted dataclass of plain values (ints, strings, enums,
-  tuples, datetimes); every receipt record is a slotted class of plain values with
-  read-only attributes and value equality (see "the receipt" below for why). The API
-  layer maps them to and from protobuf field by field.
+* Every input type and every receipt record is a slotted class of plain values (ints,
+  strings, enums, tuples, datetimes) with read-only attributes and value equality, a
+  `purse.domain.records.Record` (see "the receipt" below for why). The API layer maps
+  them to and from protobuf field by field.
 * Money is in minor units of the check's currency, points in hundredths of a point,
   quantities in thousandths of a unit, shares in basis points (see `purse.domain.amounts`).
 * Identifiers of things Purse stores are ints (`account_id`, `coupon_id`, `lot_id`,
@@ -23,10 +23,9 @@ Contract:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import ClassVar, Final, Self, overload
+from typing import ClassVar, Final, overload
 
 from purse.domain.records import Record
 
@@ -43,24 +42,40 @@ check_sum_max_minor_units: Final = 10**13
 # --- the check -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class CheckLine:
+class CheckLine(Record):
     """One line as the POS sends it; `amount` must be `price` x `quantity` within rounding."""
 
-    position: int
-    product_code: str
-    price: int
-    quantity: int
-    amount: int
-    goods_category_code: str | None = None
+    __slots__ = ("amount", "goods_category_code", "position", "price", "product_code", "quantity")
+    _fields: ClassVar[tuple[str, ...]] = (
+        "position", "product_code", "price", "quantity", "amount", "goods_category_code",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        position: int,
+        product_code: str,
+        price: int,
+        quantity: int,
+        amount: int,
+        goods_category_code: str | None = None,
+    ) -> None:
+        self.position: Final = position
+        self.product_code: Final = product_code
+        self.price: Final = price
+        self.quantity: Final = quantity
+        self.amount: Final = amount
+        self.goods_category_code: Final = goods_category_code
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
+class Check(Record):
     """The receipt under construction at the till, in the business's currency."""
 
-    currency: str
-    lines: tuple[CheckLine, ...]
+    __slots__ = ("currency", "lines")
+    _fields: ClassVar[tuple[str, ...]] = ("currency", "lines")
+
+    def __init__(self, currency: str, lines: tuple[CheckLine, ...]) -> None:
+        self.currency: Final = currency
+        self.lines: Final = lines
 
 
 # --- the customer as the engine sees them ----------------------------------------------------
@@ -91,21 +106,23 @@ class CouponKind(Enum):
     FREE_PRODUCT = "free_product"  # value in thousandths of a unit of an allowed product
 
 
-@dataclass(frozen=True, slots=True)
-class PointsLot:
+class PointsLot(Record):
     """Available points (balance minus holds) credited together; spent soonest-to-expire first.
 
     `expires_at` is on the same clock as the `moment` passed to the engine; a lot is
     spendable while `moment < expires_at`; None never expires.
     """
 
-    lot_id: int
-    points: int
-    expires_at: datetime | None = None
+    __slots__ = ("expires_at", "lot_id", "points")
+    _fields: ClassVar[tuple[str, ...]] = ("lot_id", "points", "expires_at")
+
+    def __init__(self, lot_id: int, points: int, expires_at: datetime | None = None) -> None:
+        self.lot_id: Final = lot_id
+        self.points: Final = points
+        self.expires_at: Final = expires_at
 
 
-@dataclass(frozen=True, slots=True)
-class CustomerAccount:
+class CustomerAccount(Record):
     """A customer account with its type's settings folded in.
 
     `balance` is what is available (balance minus holds), in the kind's unit. An empty
@@ -114,80 +131,148 @@ class CustomerAccount:
     free" and matters only for achievements accounts; one purchase is one whole unit.
     """
 
-    account_id: int
-    kind: AccountKind
-    balance: int
-    product_codes: tuple[str, ...] = ()
-    redemption_limit_without_pin: int | None = None
-    purchases_per_reward: int = 0
-    title: str = ""
+    __slots__ = (
+        "account_id", "balance", "kind", "product_codes", "purchases_per_reward",
+        "redemption_limit_without_pin", "title",
+    )  # fmt: skip
+    _fields: ClassVar[tuple[str, ...]] = (
+        "account_id", "kind", "balance", "product_codes", "redemption_limit_without_pin",
+        "purchases_per_reward", "title",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        account_id: int,
+        kind: AccountKind,
+        balance: int,
+        product_codes: tuple[str, ...] = (),
+        redemption_limit_without_pin: int | None = None,
+        purchases_per_reward: int = 0,
+        title: str = "",
+    ) -> None:
+        self.account_id: Final = account_id
+        self.kind: Final = kind
+        self.balance: Final = balance
+        self.product_codes: Final = product_codes
+        self.redemption_limit_without_pin: Final = redemption_limit_without_pin
+        self.purchases_per_reward: Final = purchases_per_reward
+        self.title: Final = title
 
 
-@dataclass(frozen=True, slots=True)
-class Coupon:
+class Coupon(Record):
     """A coupon in the customer's wallet with its series' restrictions folded in.
 
     An empty `product_codes` allows every line (for FREE_PRODUCT: any product).
     `check_sum_min` is compared with the check sum as sent, in minor units.
     """
 
-    coupon_id: int
-    kind: CouponKind
-    value: int
-    product_codes: tuple[str, ...] = ()
-    check_sum_min: int = 0
-    expires_at: datetime | None = None
-    title: str = ""
+    __slots__ = (
+        "check_sum_min", "coupon_id", "expires_at", "kind", "product_codes", "title", "value",
+    )  # fmt: skip
+    _fields: ClassVar[tuple[str, ...]] = (
+        "coupon_id", "kind", "value", "product_codes", "check_sum_min", "expires_at", "title",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        coupon_id: int,
+        kind: CouponKind,
+        value: int,
+        product_codes: tuple[str, ...] = (),
+        check_sum_min: int = 0,
+        expires_at: datetime | None = None,
+        title: str = "",
+    ) -> None:
+        self.coupon_id: Final = coupon_id
+        self.kind: Final = kind
+        self.value: Final = value
+        self.product_codes: Final = product_codes
+        self.check_sum_min: Final = check_sum_min
+        self.expires_at: Final = expires_at
+        self.title: Final = title
 
 
-@dataclass(frozen=True, slots=True)
-class Certificate:
+class Certificate(Record):
     """A gift certificate: stored value in minor units that pays like money."""
 
-    certificate_id: int
-    balance: int
-    expires_at: datetime | None = None
+    __slots__ = ("balance", "certificate_id", "expires_at")
+    _fields: ClassVar[tuple[str, ...]] = ("certificate_id", "balance", "expires_at")
+
+    def __init__(
+        self, certificate_id: int, balance: int, expires_at: datetime | None = None
+    ) -> None:
+        self.certificate_id: Final = certificate_id
+        self.balance: Final = balance
+        self.expires_at: Final = expires_at
 
 
-@dataclass(frozen=True, slots=True)
-class Customer:
+class Customer(Record):
     """A membership's category, access type and pockets (available amounts, holds deducted)."""
 
-    category_id: int
-    access_type: AccessType = AccessType.FULL
-    points_lots: tuple[PointsLot, ...] = ()
-    accounts: tuple[CustomerAccount, ...] = ()
-    coupons: tuple[Coupon, ...] = ()
-    certificates: tuple[Certificate, ...] = ()
+    __slots__ = ("access_type", "accounts", "category_id", "certificates", "coupons", "points_lots")
+    _fields: ClassVar[tuple[str, ...]] = (
+        "category_id", "access_type", "points_lots", "accounts", "coupons", "certificates",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        category_id: int,
+        access_type: AccessType = AccessType.FULL,
+        points_lots: tuple[PointsLot, ...] = (),
+        accounts: tuple[CustomerAccount, ...] = (),
+        coupons: tuple[Coupon, ...] = (),
+        certificates: tuple[Certificate, ...] = (),
+    ) -> None:
+        self.category_id: Final = category_id
+        self.access_type: Final = access_type
+        self.points_lots: Final = points_lots
+        self.accounts: Final = accounts
+        self.coupons: Final = coupons
+        self.certificates: Final = certificates
 
 
 # --- what the cashier asks to spend ----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class AccountSpending:
+class AccountSpending(Record):
     """Pay from a money or products account; `amount` None means as much as allowed."""
 
-    account_id: int
-    amount: int | None = None
+    __slots__ = ("account_id", "amount")
+    _fields: ClassVar[tuple[str, ...]] = ("account_id", "amount")
+
+    def __init__(self, account_id: int, amount: int | None = None) -> None:
+        self.account_id: Final = account_id
+        self.amount: Final = amount
 
 
-@dataclass(frozen=True, slots=True)
-class CertificateSpending:
+class CertificateSpending(Record):
     """Pay with a certificate; `amount` None means as much as allowed."""
 
-    certificate_id: int
-    amount: int | None = None
+    __slots__ = ("amount", "certificate_id")
+    _fields: ClassVar[tuple[str, ...]] = ("certificate_id", "amount")
+
+    def __init__(self, certificate_id: int, amount: int | None = None) -> None:
+        self.certificate_id: Final = certificate_id
+        self.amount: Final = amount
 
 
-@dataclass(frozen=True, slots=True)
-class Redemption:
+class Redemption(Record):
     """Everything the cashier chose to spend on this check (achievements apply by themselves)."""
 
-    points: int = 0
-    coupon_ids: tuple[int, ...] = ()
-    accounts: tuple[AccountSpending, ...] = ()
-    certificates: tuple[CertificateSpending, ...] = ()
+    __slots__ = ("accounts", "certificates", "coupon_ids", "points")
+    _fields: ClassVar[tuple[str, ...]] = ("points", "coupon_ids", "accounts", "certificates")
+
+    def __init__(
+        self,
+        points: int = 0,
+        coupon_ids: tuple[int, ...] = (),
+        accounts: tuple[AccountSpending, ...] = (),
+        certificates: tuple[CertificateSpending, ...] = (),
+    ) -> None:
+        self.points: Final = points
+        self.coupon_ids: Final = coupon_ids
+        self.accounts: Final = accounts
+        self.certificates: Final = certificates
 
 
 no_redemption: Final = Redemption()
@@ -195,13 +280,13 @@ no_redemption: Final = Redemption()
 
 # --- the receipt -----------------------------------------------------------------------------
 #
-# The receipt's records are plain slotted classes rather than frozen dataclasses or
-# NamedTuples: they are built on every calculation, and compiled (mypyc) such a class is
-# built natively in a fraction of the time a NamedTuple or a frozen dataclass takes (whose
-# constructors run as Python). Their attributes are Final: mypy refuses writes, and the
-# compiled classes make them read-only at run time. `_Record` gives them the value
-# semantics of the NamedTuples they replace: equality, hashing, iteration and repr by value
-# (see `purse.domain.records`).
+# The receipt's records, as the inputs above, are plain slotted classes rather than frozen
+# dataclasses or NamedTuples: they are built on every calculation, and compiled (mypyc)
+# such a class is built natively in a fraction of the time a NamedTuple or a frozen
+# dataclass takes (whose constructors run as Python). Their attributes are Final: mypy
+# refuses writes, and the compiled classes make them read-only at run time. `_Record` gives
+# them the value semantics of the NamedTuples they replace: equality, hashing, iteration
+# and repr by value (see `purse.domain.records`).
 
 
 class SourceKind(Enum):
@@ -216,8 +301,8 @@ class SourceKind(Enum):
 
 class _Record(Record):
     """What callers could do with the NamedTuples these records once were: besides the
-    value semantics of `Record`, iteration, indexing and `_replace`, all by the values of
-    `_fields`, in order."""
+    value semantics of `Record` (and its `_replace`), iteration and indexing, by the values
+    of `_fields`, in order."""
 
     __slots__ = ()
 
@@ -235,12 +320,6 @@ class _Record(Record):
 
     def __getitem__(self, key: int | slice) -> object | tuple[object, ...]:
         return self._values()[key]
-
-    def _replace(self, **changes: object) -> Self:
-        """A copy with the named fields changed."""
-        values = dict(zip(self._fields, self._values(), strict=True))
-        values.update(changes)
-        return type(self)(**values)
 
 
 class ReceiptLine(_Record):

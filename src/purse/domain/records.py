@@ -5,8 +5,9 @@ class with an explicit `__init__` rather than a dataclass or a NamedTuple: compi
 mypyc (setup.py), such a class is built natively, while a dataclass's generated
 `__init__` still runs as Python (slower than the plain-Python class it replaces), and a
 NamedTuple costs several times as much to build. `Record` gives these classes the value
-semantics a dataclass would: equality and hashing by value, a repr naming each field, and
-copying and pickling (by the constructor, which a compiled class needs).
+semantics a dataclass would: equality and hashing by value, a repr naming each field,
+copying and pickling (by the constructor, which a compiled class needs), and `_replace`
+for a copy with some fields changed (slow: not for hot paths).
 
 Contract: a subclass lists its attributes, in constructor order, in `_fields`; two records
 are equal when they are of the same class and their `_fields` values are equal.
@@ -14,7 +15,7 @@ are equal when they are of the same class and their `_fields` values are equal.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 
 class Record:
@@ -40,3 +41,9 @@ class Record:
 
     def __reduce__(self) -> tuple[type[Record], tuple[object, ...]]:
         return type(self), self._values()
+
+    def _replace(self, **changes: object) -> Self:
+        """A copy with the named fields changed (as a NamedTuple's, or `dataclasses.replace`)."""
+        values = dict(zip(self._fields, self._values(), strict=True))
+        values.update(changes)
+        return type(self)(**values)
