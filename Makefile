@@ -29,7 +29,7 @@ install: $(STAMP)
 COMPILED := src/purse/domain/records.py src/purse/domain/amounts.py \
 	src/purse/domain/checks.py src/purse/domain/program.py src/purse/domain/engine.py \
 	src/purse/domain/transactions.py src/purse/domain/settlement.py \
-	src/purse/domain/calculation.py
+	src/purse/domain/customers.py src/purse/domain/pockets.py src/purse/domain/calculation.py
 
 $(STAMP): pyproject.toml setup.py $(COMPILED)
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required"'

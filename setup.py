@@ -20,6 +20,8 @@ compiled_modules = [
     "src/purse/domain/engine.py",
     "src/purse/domain/transactions.py",
     "src/purse/domain/settlement.py",
+    "src/purse/domain/customers.py",
+    "src/purse/domain/pockets.py",
     "src/purse/domain/calculation.py",
 ]
 

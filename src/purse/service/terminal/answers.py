@@ -12,7 +12,7 @@ after it (`with_totals`, `with_balances`).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from purse.domain.checks import Receipt
 from purse.domain.customers import Membership, Pocket, with_points_limit
@@ -92,33 +92,18 @@ def with_totals(membership: Membership, outcome: Outcome) -> Membership:
     totals = outcome.totals
     if totals is None:
         return membership
-    return replace(
-        membership,
-        sales_count=totals.sales_count,
-        sales_sum_minor_units=totals.sales_sum,
-        last_visit=totals.last_visit,
-        participation_confirmed=totals.participation_confirmed,
+    return membership.with_statistics(
+        totals.sales_count, totals.sales_sum, totals.last_visit, totals.participation_confirmed
     )
 
 
 def with_balances(membership: Membership, balances: dict[PocketKey, Balance]) -> Membership:
+    """The membership with its pockets' balances as `balances` has them."""
     pockets: list[Pocket] = []
     for pocket in membership.pockets:
         after = balances.get((membership.customer_id, pocket.account_type_id))
-        if after is None or (after.balance, after.held) == (pocket.balance, pocket.held):
+        if after is None or (after.balance == pocket.balance and after.held == pocket.held):
             pockets.append(pocket)
-            continue
-        pockets.append(
-            Pocket(
-                pocket.pocket_id,
-                pocket.kind,
-                pocket.account_type_id,
-                pocket.title,
-                after.balance,
-                after.held,
-                pocket.redemption_limit_without_pin,
-                pocket.expiring,
-                pocket.next_expiry,
-            )
-        )
-    return replace(membership, pockets=tuple(pockets))
+        else:
+            pockets.append(pocket.with_amounts(after.balance, after.held))
+    return membership.with_pockets(tuple(pockets))

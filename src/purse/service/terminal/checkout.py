@@ -21,7 +21,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -507,7 +507,7 @@ class Checkout:
             return None
         known = {pocket.account_type_id for pocket in membership.pockets}
         opened = [
-            replace(pocket, pocket_id=outcome.pocket_ids.get(key, 0))
+            pocket._replace(pocket_id=outcome.pocket_ids.get(key, 0))
             for pocket in calculation.unopened_pockets
             if (key := (membership.customer_id, pocket.account_type_id)) in outcome.balances
         ]
@@ -516,7 +516,7 @@ class Checkout:
             fresh = await self._customers.membership(terminal.business_id, membership.customer_id)
             return None if fresh is None else with_points_limit(fresh, points_limit(membership))
         pockets = sorted((*membership.pockets, *opened), key=lambda pocket: pocket.account_type_id)
-        membership = replace(membership, pockets=tuple(pockets))
+        membership = membership.with_pockets(tuple(pockets))
         return with_balances(with_totals(membership, outcome), outcome.balances)
 
 

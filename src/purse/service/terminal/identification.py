@@ -399,4 +399,4 @@ def _identifier_taken(field: str) -> AlreadyExists:
 
 
 def _replace_enrolled(membership: Membership) -> Membership:
-    return replace(membership, newly_enrolled=True)
+    return membership._replace(newly_enrolled=True)

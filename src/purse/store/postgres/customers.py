@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -139,7 +138,7 @@ def _with_expiring(pockets: tuple[Pocket, ...], expiring: Sequence[Any]) -> tupl
     """The points pocket with its live special points: how many, and the soonest expiry."""
     amount, soonest = expiring
     return tuple(
-        replace(pocket, expiring=int(amount), next_expiry=soonest)
+        pocket.with_expiring(int(amount), soonest)
         if pocket.account_type_id == POINTS_ACCOUNT_TYPE_ID and amount
         else pocket
         for pocket in pockets
