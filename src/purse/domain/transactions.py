@@ -501,28 +501,57 @@ class SaleReceipt:
 StoredReceipt = bytes | dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionRecord:
-    """A stored transaction as the API shows it."""
+class TransactionRecord(Record):
+    """A stored transaction as the API shows it (built for every check answered).
 
-    transaction_id: int
-    check_number: str
-    terminal_id: int
-    status: TransactionStatus
-    customer_id: int | None
-    # None for an administrator's operation and for a check refused for good.
-    receipt: StoredReceipt | None
-    request_digest: bytes
-    created_at: datetime
-    finished_at: datetime | None = None
-    confirmation_deadline: datetime | None = None
-    refusal: dict[str, str] | None = None
-    refunds: tuple[RefundRecord, ...] = ()
-    # The points the sale took from lots (held or spent), by lot id; None when stored
-    # before they were kept.
-    lot_reservations: dict[int, int] | None = None
-    # An administrator's operation (it has no receipt); None for a check.
-    operation: CustomerOperation | None = None
+    `receipt`: None for an administrator's operation and for a check refused for good.
+    `lot_reservations`: the points the sale took from lots (held or spent), by lot id;
+    None when stored before they were kept. `operation`: an administrator's operation
+    (it has no receipt); None for a check.
+    """
+
+    __slots__ = (
+        "check_number", "confirmation_deadline", "created_at", "customer_id", "finished_at",
+        "lot_reservations", "operation", "receipt", "refunds", "refusal", "request_digest",
+        "status", "terminal_id", "transaction_id",
+    )  # fmt: skip
+    _fields: ClassVar[tuple[str, ...]] = (
+        "transaction_id", "check_number", "terminal_id", "status", "customer_id", "receipt",
+        "request_digest", "created_at", "finished_at", "confirmation_deadline", "refusal",
+        "refunds", "lot_reservations", "operation",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        transaction_id: int,
+        check_number: str,
+        terminal_id: int,
+        status: TransactionStatus,
+        customer_id: int | None,
+        receipt: StoredReceipt | None,
+        request_digest: bytes,
+        created_at: datetime,
+        finished_at: datetime | None = None,
+        confirmation_deadline: datetime | None = None,
+        refusal: dict[str, str] | None = None,
+        refunds: tuple[RefundRecord, ...] = (),
+        lot_reservations: dict[int, int] | None = None,
+        operation: CustomerOperation | None = None,
+    ) -> None:
+        self.transaction_id: Final = transaction_id
+        self.check_number: Final = check_number
+        self.terminal_id: Final = terminal_id
+        self.status: Final = status
+        self.customer_id: Final = customer_id
+        self.receipt: Final = receipt
+        self.request_digest: Final = request_digest
+        self.created_at: Final = created_at
+        self.finished_at: Final = finished_at
+        self.confirmation_deadline: Final = confirmation_deadline
+        self.refusal: Final = refusal
+        self.refunds: Final = refunds
+        self.lot_reservations: Final = lot_reservations
+        self.operation: Final = operation
 
 
 @dataclass(frozen=True, slots=True)

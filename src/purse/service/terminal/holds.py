@@ -164,7 +164,7 @@ class Holds:
                 reason=str(getattr(outcome.refusal, "value", outcome.refusal)),
             )
         now = datetime.fromtimestamp(self._clock(), UTC)
-        finished = replace(record, status=status, finished_at=now)
+        finished = record._replace(status=status, finished_at=now)
         membership_after = (
             None
             if membership is None
