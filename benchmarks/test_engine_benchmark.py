@@ -5,8 +5,8 @@ Targets (median, one core): a 10-line check against 8 rules for a customer with 
 and 2 coupons <= 25 us; the same with 1,000 extra rules for other products barely slower;
 a 1,000-line check <= 2 ms. Around the engine, per batch of 100 such checks (as one
 ProcessChecks message brings them): their calculation from what was read for them
-(`purse.domain.calculation.calculated`: the engine's inputs, the engine, the answer; the
-engine alone on the same inputs beside it), their effects (`effects_of_sale`), and their
+(`purse.domain.calculation`: the engine's inputs alone, then with the engine and the
+answer), their effects (`sale_effects`, `new_pockets`), and their
 settlement against the rows the batch locked with what the write statement then writes
 (`purse.domain.settlement`). The figures measured are in README.md ("Performance"). Run
 them with `make bench`.
@@ -28,6 +28,8 @@ from purse.domain.calculation import (
     LotRow,
     calculated,
     engine_inputs,
+    new_pockets,
+    sale_effects,
 )
 from purse.domain.checks import (
     AccountKind,
@@ -57,7 +59,7 @@ from purse.domain.program import (
 )
 from purse.domain.settlement import Settlement, Statistics, Writes
 from purse.domain.terminals import TerminalContext, TerminalKind
-from purse.domain.transactions import Effects, effects_of_sale
+from purse.domain.transactions import Effects, PocketKey, effects_of_sale
 
 moment = datetime(2025, 3, 14, 12, 30)
 point_of_sale_id = 7
@@ -311,17 +313,6 @@ def settle_batch(
     return settlement, writes
 
 
-def test_effects_of_a_batch_of_sales(benchmark: Any) -> None:
-    receipt = batch_receipt()
-    customer_ids = range(1, batch_checks + 1)
-
-    def effects() -> list[Effects]:
-        return [effects_of_sale(receipt, each, (), pending=False) for each in customer_ids]
-
-    found = benchmark(effects)
-    assert len(found) == batch_checks and all(each.points_spent == 3000 for each in found)
-
-
 def test_settling_a_batch(benchmark: Any) -> None:
     customer_ids = range(1, batch_checks + 1)
     rows = locked_rows(customer_ids)
@@ -424,3 +415,27 @@ def test_calculating_a_group_of_checks(benchmark: Any) -> None:
     found = benchmark(group)
     assert len(found) == batch_checks
     assert all(each.receipt.points_redeemed == 3000 for each in found)
+
+
+def test_effects_of_a_group_of_sales(benchmark: Any) -> None:
+    """What applying each calculated check changes, with the balances it was calculated on
+    (`sale_effects`), and the pockets it opens (`new_pockets`)."""
+    customer_ids = range(1, batch_checks + 1)
+    inputs = group_inputs(customer_ids)
+    program = program_of(eight_rules())
+    calculations = [
+        calculated(terminal, group_request(), member(each), inputs, program, now_seconds)
+        for each in customer_ids
+    ]
+
+    def effects() -> list[tuple[Effects, tuple[PocketKey, ...]]]:
+        found = []
+        for calculation in calculations:
+            each = sale_effects(calculation, pending=False)
+            found.append((each, new_pockets(calculation.membership, each)))
+        return found
+
+    found = benchmark(effects)
+    assert len(found) == batch_checks
+    assert all(each.expected and each.points_spent == 3000 for each, _ in found)
+    assert all(opened == ((index, 13),) for index, (_, opened) in enumerate(found, 1))

@@ -19,6 +19,9 @@ engine's plain values (`engine_inputs`), calls the engine, and returns the `Calc
   first calculation allows;
 * the membership answered carries the program's no-PIN limit on its points pocket.
 
+What applying a calculated check then changes is `sale_effects` (with the balances it was
+calculated on, which settlement requires to be unchanged) and `new_pockets`.
+
 The moment the engine compares with is the sale's time (now, when the till gives none) in
 the point of sale's time zone. Compiled with mypyc (setup.py), with the same results as
 plain Python.
@@ -49,6 +52,7 @@ from purse.domain.pockets import spendable_lots
 from purse.domain.program import CompiledProgram
 from purse.domain.records import Record
 from purse.domain.terminals import TerminalContext
+from purse.domain.transactions import Effects, PocketKey, effects_of_sale
 
 _account_kinds: Final = {
     PocketKind.MONEY: checks.AccountKind.MONEY,
@@ -529,3 +533,36 @@ def _certificate_ids(codes: tuple[str, ...], inputs: CalculationInputs) -> dict[
             violations[0].description, reason="CERTIFICATE_NOT_FOUND", violations=tuple(violations)
         )
     return found
+
+
+# --- what applying the calculated check changes ---------------------------------------------
+
+
+def sale_effects(calculation: Calculation, pending: bool) -> Effects:
+    """What applying the calculated check changes: posted at once, or held while
+    `pending`. For a member, settlement refuses it unless every pocket it changes holds
+    what the calculation read (`Effects.expected`)."""
+    membership = calculation.membership
+    customer_id = None if membership is None else membership.customer_id
+    effects = effects_of_sale(
+        calculation.receipt, customer_id, list(calculation.coupon_codes), pending
+    )
+    if membership is None:
+        return effects
+    read: dict[PocketKey, Pocket] = {}
+    for pocket in (*membership.pockets, *calculation.unopened_pockets):
+        read[(membership.customer_id, pocket.account_type_id)] = pocket
+    expected: list[tuple[PocketKey, int, int]] = []
+    for key in sorted({change.pocket for change in effects.pockets}):
+        found = read.get(key)
+        expected.append((key, 0, 0) if found is None else (key, found.balance, found.held))
+    return effects.expecting(tuple(expected))
+
+
+def new_pockets(membership: Membership | None, effects: Effects) -> tuple[PocketKey, ...]:
+    """The pockets `effects` reach that the membership, as read, does not have."""
+    if membership is None:
+        return ()
+    customer_id = membership.customer_id
+    known = {(customer_id, pocket.account_type_id) for pocket in membership.pockets}
+    return tuple(sorted({change.pocket for change in effects.pockets} - known))

@@ -5,8 +5,8 @@ An `Answer` is a transaction and the customer's membership as it stands after it
 answer shows it: as committed, with the program's no-PIN limit on the points pocket
 (`AnsweredMemberships`). Check numbers and refund numbers are 1 to 64 printable
 characters (`validate_key`). The rest work out, without I/O, what an operation tells the
-customer (`notice`), which pockets it may open (`new_pockets`) and the membership right
-after it (`with_totals`, `with_balances`).
+customer (`notice`) and the membership right after it (`with_totals`, `with_balances`);
+which pockets an operation may open is `purse.domain.calculation.new_pockets`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from purse.domain.checks import Receipt
 from purse.domain.customers import Membership, Pocket, with_points_limit
 from purse.domain.errors import invalid
 from purse.domain.terminals import NoticeChannel, TerminalContext
-from purse.domain.transactions import Balance, Effects, PocketKey, TransactionRecord
+from purse.domain.transactions import Balance, PocketKey, TransactionRecord
 from purse.service.operations import Notice, Outcome
 from purse.service.ports import CustomerReads, ProgramRules
 
@@ -76,15 +76,6 @@ def notice(
         membership.customer_id, channel.value, membership.phone, membership.language,
         receipt.points_accrued, receipt.points_redeemed,
     )  # fmt: skip
-
-
-def new_pockets(membership: Membership | None, effects: Effects) -> tuple[PocketKey, ...]:
-    """The pockets `effects` reach that the membership, as read, does not have."""
-    if membership is None:
-        return ()
-    customer_id = membership.customer_id
-    known = {(customer_id, pocket.account_type_id) for pocket in membership.pockets}
-    return tuple(sorted({change.pocket for change in effects.pockets} - known))
 
 
 def with_totals(membership: Membership, outcome: Outcome) -> Membership:

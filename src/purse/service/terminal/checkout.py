@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from purse.domain.calculation import new_pockets, sale_effects
 from purse.domain.customers import Membership, points_limit, with_points_limit
 from purse.domain.errors import (
     Aborted,
@@ -42,11 +43,9 @@ from purse.domain.terminals import TerminalContext
 from purse.domain.transactions import (
     FINAL_REFUSALS,
     Effects,
-    PocketKey,
     SaleReceipt,
     TransactionRecord,
     TransactionStatus,
-    effects_of_sale,
 )
 from purse.service.operations import Message, Outcome, Sale
 from purse.service.ports import (
@@ -59,7 +58,6 @@ from purse.service.ports import (
 from purse.service.terminal.answers import (
     Answer,
     AnsweredMemberships,
-    new_pockets,
     notice,
     validate_key,
     with_balances,
@@ -413,9 +411,7 @@ class Checkout:
         receipt, membership = calculation.receipt, calculation.membership
         customer_id = None if membership is None else membership.customer_id
         pending = membership is not None and receipt.confirmation_required
-        effects = effects_of_sale(receipt, customer_id, list(calculation.coupon_codes), pending)
-        if membership is not None:
-            effects = effects.expecting(_read_balances(calculation, effects))
+        effects = sale_effects(calculation, pending)
         pin = new_pin() if pending and send_pin else None
         messages: tuple[Message, ...] = ()
         if pin is not None and membership is not None:
@@ -593,18 +589,3 @@ def _record(sale: Sale, outcome: Outcome) -> TransactionRecord:
         finished_at=None if sale.status is TransactionStatus.PENDING else outcome.created_at,
         confirmation_deadline=sale.confirmation_deadline,
     )
-
-
-def _read_balances(
-    calculation: Calculation, effects: Effects
-) -> tuple[tuple[PocketKey, int, int], ...]:
-    """(pocket, balance, held) as the calculation read them, for every pocket `effects`
-    change: settlement refuses the sale if any of them is different by then."""
-    membership = calculation.membership
-    assert membership is not None
-    read: dict[PocketKey, tuple[int, int]] = {
-        (membership.customer_id, pocket.account_type_id): (pocket.balance, pocket.held)
-        for pocket in (*membership.pockets, *calculation.unopened_pockets)
-    }
-    touched = sorted({change.pocket for change in effects.pockets})
-    return tuple((key, *read.get(key, (0, 0))) for key in touched)

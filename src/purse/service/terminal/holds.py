@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from purse.domain.calculation import new_pockets
 from purse.domain.errors import FailedPrecondition, invalid
 from purse.domain.settlement import Statistics
 from purse.domain.terminals import TerminalContext
@@ -42,7 +43,6 @@ from purse.service.ports import (
 from purse.service.terminal.answers import (
     Answer,
     AnsweredMemberships,
-    new_pockets,
     notice,
     with_balances,
     with_totals,
