@@ -25,7 +25,7 @@ PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos \
 
 install: $(STAMP)
 
-# The engine's modules are compiled with mypyc (setup.py): a change to them reinstalls.
+# The modules setup.py compiles with mypyc: a change to them reinstalls.
 COMPILED := src/purse/domain/records.py src/purse/domain/amounts.py \
 	src/purse/domain/checks.py src/purse/domain/program.py src/purse/domain/engine.py \
 	src/purse/domain/transactions.py src/purse/domain/settlement.py \

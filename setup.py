@@ -1,9 +1,12 @@
-"""Compiles the pure receipt engine, and the pure core of settlement around it, with mypyc
-(from the mypy release pinned below).
+"""Compiles the pure receipt engine, and the pure core around it on the check path (a
+check's calculation from what was read, a sale's effects, a batch's settlement, memberships
+and their pockets), with mypyc (from the mypy release pinned below).
 
 The modules are plain, strictly typed Python; compiled, the engine runs about 2.5 times
-faster, which its speed targets need, and settlement about twice as fast. Only what
-measures faster is listed (README.md, "Performance"). PURSE_PURE_PYTHON=1 skips the
+faster, which its speed targets need, and the rest two to six times. Only what measures
+faster is listed (README.md, "Performance"), and a module that defines a
+`purse.domain.records.Record` must be listed: an interpreted class cannot inherit from a
+compiled one. PURSE_PURE_PYTHON=1 skips the
 compilation (the same modules then run as Python, with the same results; `make test-pure`
 shows it).
 """

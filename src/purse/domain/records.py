@@ -10,7 +10,9 @@ copying and pickling (by the constructor, which a compiled class needs), and `_r
 for a copy with some fields changed (slow: not for hot paths).
 
 Contract: a subclass lists its attributes, in constructor order, in `_fields`; two records
-are equal when they are of the same class and their `_fields` values are equal.
+are equal when they are of the same class and their `_fields` values are equal. A module
+that defines one is compiled too (setup.py): an interpreted class cannot inherit from a
+compiled one.
 """
 
 from __future__ import annotations
