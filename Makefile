@@ -1,7 +1,7 @@
 # Purse: one command to run the server, one to run every test.
 #   make serve   install into .venv and serve on the embedded PostgreSQL and Redis
-#   make test    install into .venv and run the whole test suite
-#   make test-pure  the unit and integration tests again, on the compiled modules' plain Python
+#   make test    install into .venv and run the whole test suite (with the parity run)
+#   make test-pure  the parity run alone: unit and integration tests on the plain Python
 #   make check   formatting, lint and strict typing (src, tests, benchmarks and examples)
 #   make protos  regenerate the generated code (src/purse/*v1) from protos/
 #   make bench   the engine benchmarks (figures go into the README)
@@ -43,6 +43,7 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	$(MAKE) test-pure
 
 # The parity run: the modules setup.py compiles imported as the plain Python they are built
 # from (tests/pure_python.py), so the same tests show both give the same results.
