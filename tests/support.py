@@ -465,13 +465,15 @@ def field_violations(error: grpc.RpcError) -> dict[str, str]:
 
 
 async def assert_audit_is_clean(database_url: str, business_id: int) -> None:
-    """`purse audit`'s check on one business: every pocket equals the sum of its ledger."""
+    """`purse audit`'s check on one business: every pocket equals the sum of its ledger,
+    and no row names what does not exist."""
     connection = await asyncpg.connect(database_url)
     try:
-        _, discrepancies = await audit(connection, business_id)
+        report = await audit(connection, business_id)
     finally:
         await connection.close()
-    assert [discrepancy.describe() for discrepancy in discrepancies] == []
+    assert [discrepancy.describe() for discrepancy in report.discrepancies] == []
+    assert [orphans.describe() for orphans in report.orphans] == []
 
 
 async def audit_unless_set_by_hand(

@@ -9,7 +9,7 @@
     purse terminal confirm --transaction-id 7 --pin 123456
     purse terminal settings | steward-code | search | register
     purse admin-key --business-id 1   an API key for the control panel (AdminService)
-    purse audit                      every pocket recomputed from the ledger
+    purse audit                      every pocket against its ledger, no row naming nothing
     purse app-token --phone ...      the customer app's current QR token (for trying it)
 
 Settings come from `PURSE_*` environment variables; flags override them.
@@ -28,11 +28,14 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
 
 from purse.config import Settings, load_settings
+
+if TYPE_CHECKING:  # imported where used: commands load only what they need
+    from purse.store.postgres.audit import AuditReport
 
 _logger = logging.getLogger("purse")
 demo_credentials_file = "demo-terminal.json"
@@ -448,9 +451,10 @@ def _calculate_request(
 
 
 def _audit(arguments: argparse.Namespace) -> int:
-    """Exit 0 when every pocket matches its ledger, 1 (listing each one) when not."""
+    """Exit 0 when every pocket matches its ledger and no row names what does not exist,
+    1 (listing each finding) when not."""
 
-    async def run(url: str) -> tuple[int, list[Any]]:
+    async def run(url: str) -> AuditReport:
         import asyncpg
 
         from purse.store.postgres.audit import audit
@@ -462,11 +466,16 @@ def _audit(arguments: argparse.Namespace) -> int:
             await connection.close()
 
     with _LocalDatabase(_settings(arguments)) as settings:
-        checked, discrepancies = asyncio.run(run(settings.database_url))
-    for discrepancy in discrepancies:
+        report = asyncio.run(run(settings.database_url))
+    for discrepancy in report.discrepancies:
         print(discrepancy.describe())
-    print(f"{checked} pockets checked, {len(discrepancies)} discrepancies")
-    return 1 if discrepancies else 0
+    for orphans in report.orphans:
+        print(orphans.describe())
+    print(
+        f"{report.pockets_checked} pockets checked, {len(report.discrepancies)} discrepancies,"
+        f" {report.orphaned_rows()} orphaned rows"
+    )
+    return 0 if report.clean else 1
 
 
 def _process_request(calculate: Any, check_number: str) -> Any:
@@ -646,7 +655,12 @@ def _parser() -> argparse.ArgumentParser:
     for name, handler, text in (
         ("migrate", _migrate, "apply database migrations"),
         ("demo", _demo, "create a demo business and print its credentials"),
-        ("audit", _audit, "recompute every pocket from the ledger; non-zero exit on a difference"),
+        (
+            "audit",
+            _audit,
+            "recompute every pocket from the ledger, find rows naming what does not exist;"
+            " non-zero exit on any finding",
+        ),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("--data-dir", type=Path, help="embedded data directory")

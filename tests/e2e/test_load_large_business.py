@@ -126,11 +126,12 @@ async def test_memberships_built_by_copy_are_the_ones_enrolment_makes(
     assert later.customer_id > max(built.customer_ids)
     connection = await asyncpg.connect(infrastructure.database_url)
     try:
-        checked, discrepancies = await audit(connection, business.business_id)  # `purse audit`
+        report = await audit(connection, business.business_id)  # `purse audit`
     finally:
         await connection.close()
-    assert discrepancies == []
-    assert checked == len([enrolled, *copied, later.phone])  # one points pocket each
+    assert report.discrepancies == []
+    assert report.orphans == []
+    assert report.pockets_checked == len([enrolled, *copied, later.phone])  # a points pocket each
 
 
 async def test_a_phone_known_to_purse_fails_the_whole_build_and_writes_nothing(

@@ -231,6 +231,38 @@ async def test_purse_audit_finds_a_pocket_that_disagrees_with_its_ledger(
     assert "1 discrepancies" in broken.stdout
 
 
+async def test_purse_audit_finds_a_ledger_entry_of_a_pocket_that_does_not_exist(
+    infrastructure: Settings, pool: asyncpg.Pool, business: Tenant, tmp_path: Path
+) -> None:
+    environment = {
+        **os.environ,
+        "PURSE_DATABASE_URL": infrastructure.database_url,
+        "PURSE_REDIS_URL": infrastructure.redis_url,
+        "PURSE_DATA_DIR": str(tmp_path),
+    }
+    audit = ("audit", "--business-id", str(business.business_id))
+    # No foreign key refuses it (none on the rows a sale writes), so the audit must.
+    entry_id = await pool.fetchval(
+        "INSERT INTO ledger_entries (business_id, pocket_id, kind, amount)"
+        " VALUES ($1, -1, 'adjust', 0) RETURNING entry_id",
+        business.business_id,
+    )
+    try:
+        broken = await asyncio.to_thread(run_purse, environment, *audit)
+    finally:
+        await pool.execute(
+            "DELETE FROM ledger_entries WHERE business_id = $1 AND entry_id = $2",
+            business.business_id,
+            entry_id,
+        )
+    assert broken.returncode == 1, broken.stdout
+    assert f"first entry {entry_id}" in broken.stdout
+    assert "[ledger_entry_of_unknown_pocket]" in broken.stdout
+    assert "0 discrepancies, 1 orphaned rows" in broken.stdout
+    clean = await asyncio.to_thread(run_purse, environment, *audit)
+    assert clean.returncode == 0, clean.stdout
+
+
 async def test_several_workers_share_the_port_and_stop_together(
     infrastructure: Settings, business: Tenant, tmp_path: Path
 ) -> None:

@@ -2,7 +2,8 @@
 business and however the planner's statistics look: the batch's UPDATEs of pockets and
 memberships never scan every pocket of a business, and the outbox dispatcher's results
 never probe the `due` index (every message of a claim shares one lease, so each probe
-would return them all: the cost would grow with the square of the claim)."""
+would return them all: the cost would grow with the square of the claim). And no foreign
+key is checked for the rows a sale inserts (`purse audit` finds orphans instead)."""
 
 from __future__ import annotations
 
@@ -126,3 +127,24 @@ async def test_the_dispatcher_records_results_by_primary_key_not_by_lease(
         )
     _found_by_key(nodes, "outbox_messages")
     assert all(node.get("Index Name") != "outbox_messages_due" for node in nodes)
+
+
+# The tables a sale (or an administrator's operation through the batch) inserts rows into.
+_inserted_by_a_sale = ("transactions", "ledger_entries", "pockets", "points_lots")
+
+
+async def test_no_foreign_key_is_checked_for_the_rows_a_sale_inserts(pool: asyncpg.Pool) -> None:
+    keys = await pool.fetch(
+        "SELECT conrelid::regclass::text AS table_name, conname FROM pg_constraint"
+        " WHERE contype = 'f' AND conrelid::regclass::text = ANY($1::text[])",
+        list(_inserted_by_a_sale),
+    )
+    assert [(row["table_name"], row["conname"]) for row in keys] == []
+    # Nor any other trigger on insert (bit 4 of tgtype); those on the side a key of another
+    # table names (refunds name transactions) fire on its UPDATE or DELETE only.
+    triggers = await pool.fetch(
+        "SELECT tgrelid::regclass::text AS table_name, tgname FROM pg_trigger"
+        " WHERE tgrelid::regclass::text = ANY($1::text[]) AND tgtype & 4 <> 0",
+        list(_inserted_by_a_sale),
+    )
+    assert [(row["table_name"], row["tgname"]) for row in triggers] == []
