@@ -327,3 +327,15 @@ async def test_sales_stored_before_0013_are_answered_and_refunded_as_before_and_
         )
     finally:
         await pool.close()
+
+
+async def test_a_migration_numbered_below_one_applied_is_still_applied(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Branches land in any order: a database may have 0014 before 0013 exists.
+    await database.migrate(empty_database_url)
+    files = database.migration_files()
+    landed_later = ("0013_landed_later", "CREATE TABLE landed_later (landed boolean)")
+    monkeypatch.setattr(database, "migration_files", lambda: sorted([*files, landed_later]))
+    assert await database.migrate(empty_database_url) == ["0013_landed_later"]
+    assert await database.migrate(empty_database_url) == []
