@@ -3,7 +3,8 @@ business and however the planner's statistics look: the batch's UPDATEs of pocke
 memberships never scan every pocket of a business, and the outbox dispatcher's results
 never probe the `due` index (every message of a claim shares one lease, so each probe
 would return them all: the cost would grow with the square of the claim). And no foreign
-key is checked for the rows a sale inserts (`purse audit` finds orphans instead)."""
+key is checked for the rows a sale inserts (`purse audit` finds orphans instead), and the
+rows every sale updates have room on their page for their next version (a HOT update)."""
 
 from __future__ import annotations
 
@@ -148,3 +149,27 @@ async def test_no_foreign_key_is_checked_for_the_rows_a_sale_inserts(pool: async
         list(_inserted_by_a_sale),
     )
     assert [(row["table_name"], row["tgname"]) for row in triggers] == []
+
+
+# Tables every sale updates, by columns no index names: with room on the page, the new
+# version stays there and no index gains an entry.
+_updated_by_every_sale = ("memberships", "pockets")
+fillfactor_percent_max = 80
+
+
+async def test_the_rows_every_sale_updates_have_room_for_their_next_version(
+    pool: asyncpg.Pool,
+) -> None:
+    rows = await pool.fetch(
+        "SELECT relname, reloptions FROM pg_class"
+        " WHERE relkind = 'r' AND relname = ANY($1::text[])",
+        list(_updated_by_every_sale),
+    )
+    fillfactors = {
+        row["relname"]: int(option.partition("=")[2])
+        for row in rows
+        for option in row["reloptions"] or ()
+        if option.startswith("fillfactor=")
+    }
+    assert set(fillfactors) == set(_updated_by_every_sale)
+    assert all(percent <= fillfactor_percent_max for percent in fillfactors.values())
