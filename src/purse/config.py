@@ -23,6 +23,9 @@ class Settings:
 
     # Where the embedded PostgreSQL and Redis keep their data.
     data_dir: Path = Path(".purse")
+    # Load pg_stat_statements into the embedded PostgreSQL, to measure what each statement
+    # costs (takes effect when Purse starts it, not when it finds it running).
+    embedded_postgres_statement_statistics: bool = False
     # External servers; empty means "start the embedded ones under data_dir".
     database_url: str = ""
     redis_url: str = ""

@@ -8,6 +8,7 @@ from pathlib import Path
 import asyncpg
 import redis.asyncio as redis
 
+from purse.store import embedded
 from purse.store.embedded import EmbeddedPostgres, EmbeddedRedis
 from purse.store.redis.client import create_client
 
@@ -65,3 +66,35 @@ async def test_a_pooled_redis_connection_survives_a_redis_restart(tmp_path: Path
     finally:
         await client.aclose()
         server.stop()
+
+
+async def test_the_embedded_postgresql_runs_with_its_settings_and_may_count_statements(
+    tmp_path: Path,
+) -> None:
+    server = EmbeddedPostgres(tmp_path, statement_statistics=True)
+    url = await asyncio.to_thread(server.start)
+    try:
+        connection = await asyncpg.connect(url)
+        try:
+            shown = {
+                name: await connection.fetchval(
+                    "SELECT setting FROM pg_settings WHERE name = $1", name
+                )
+                for name in ("synchronous_commit", "fsync", "wal_compression", "checkpoint_timeout")
+            }
+            await connection.fetchval("SELECT 1")
+            counted = await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_statements WHERE query = 'SELECT $1'"
+            )
+        finally:
+            await connection.close()
+    finally:
+        await asyncio.to_thread(server.stop)
+    # Durable commits whatever else is tuned; checkpoints by time (seconds), pages compressed.
+    assert shown == {
+        "synchronous_commit": "on",
+        "fsync": "on",
+        "wal_compression": embedded.postgres_settings["wal_compression"],
+        "checkpoint_timeout": "900",
+    }
+    assert counted == 1

@@ -24,6 +24,9 @@ _word = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
 _not_reasons = {
     "PG_VERSION",
     "PROMETHEUS_MULTIPROC_DIR",
+    # os.sysconf names (the embedded PostgreSQL sizes its buffers by memory).
+    "SC_PAGE_SIZE",
+    "SC_PHYS_PAGES",
     *(
         value.name
         for module in (
