@@ -118,19 +118,25 @@ SELECT customer.customer_id,
 """
 
 
+# Enum members by stored value: a dict lookup costs a fraction of the Enum call.
+_pocket_kinds = {kind.value: kind for kind in PocketKind}
+_access_types = {access.value: access for access in AccessType}
+
+
 def _pocket(values: Sequence[Any], language: str) -> Pocket:
     pocket_id, account_type_id, kind, name, title, balance, held, limit = values
+    # Positional: a compiled record is built about twice as fast without keywords.
     return Pocket(
-        pocket_id=pocket_id,
-        kind=PocketKind(kind),
-        account_type_id=account_type_id,
+        pocket_id,
+        _pocket_kinds[kind],
+        account_type_id,
         # Titles come as text: jsonb inside an anonymous record skips the jsonb codec.
-        title=""
+        ""
         if account_type_id == POINTS_ACCOUNT_TYPE_ID
         else localized(json.loads(title), language, name),
-        balance=balance,
-        held=held,
-        redemption_limit_without_pin=limit,
+        balance,
+        held,
+        limit,
     )
 
 
@@ -148,22 +154,22 @@ def _with_expiring(pockets: tuple[Pocket, ...], expiring: Sequence[Any]) -> tupl
 def _membership(row: asyncpg.Record, newly_enrolled: bool = False) -> Membership:
     language = row["language"]
     return Membership(
-        customer_id=row["customer_id"],
-        phone=row["phone"],
-        category_id=row["category_id"],
-        category_title=localized(row["category_title"], language, row["category_name"]),
-        access_type=AccessType(row["access_type"]),
-        participation_confirmed=row["participation_confirmed"],
-        newly_enrolled=newly_enrolled,
-        pockets=_with_expiring(
+        row["customer_id"],
+        row["phone"],
+        row["category_id"],
+        localized(row["category_title"], language, row["category_name"]),
+        _access_types[row["access_type"]],
+        row["participation_confirmed"],
+        newly_enrolled,
+        _with_expiring(
             tuple(_pocket(values, language) for values in row["pockets"]), row["expiring"]
         ),
-        sales_count=row["sales_count"],
-        sales_sum_minor_units=row["sales_sum_minor_units"],
-        last_visit=row["last_visit_at"],
-        given_name=row["given_name"],
-        family_name=row["family_name"],
-        language=language,
+        row["sales_count"],
+        row["sales_sum_minor_units"],
+        row["last_visit_at"],
+        row["given_name"],
+        row["family_name"],
+        language,
     )
 
 

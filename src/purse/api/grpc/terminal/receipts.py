@@ -29,16 +29,17 @@ def check_from_proto(message: pb.Check, field: str = "check") -> checks.Check:
     """The check in plain values. Amounts too large to add up safely are refused here,
     before the check can join a group, with the proto's field names; the engine checks
     everything else about the lines."""
+    # Positional: a compiled record is built about twice as fast without keywords.
     lines = tuple(
         checks.CheckLine(
-            position=line.position,
-            product_code=line.product_code,
-            price=line.price_minor_units,
-            quantity=line.quantity_thousandths,
-            amount=line.amount_minor_units
+            line.position,
+            line.product_code,
+            line.price_minor_units,
+            line.quantity_thousandths,
+            line.amount_minor_units
             if line.HasField("amount_minor_units")
             else line_amount(line.price_minor_units, line.quantity_thousandths),
-            goods_category_code=line.goods_category_code or None,
+            line.goods_category_code or None,
         )
         for line in message.lines
     )
