@@ -182,13 +182,25 @@ def calculation_request_from_proto(
 def _add_shares(
     shares: RepeatedCompositeFieldContainer[pb.LineShare],
     positions: list[int],
-    amounts: tuple[int, ...],
-    pocket_amounts: tuple[int, ...],
+    amounts: tuple[int, ...] | None,
+    pocket_amounts: tuple[int, ...] | None,
 ) -> None:
+    """A share for each line with a non-zero amount (None: none of that kind). A field
+    left out is zero all the same, and every keyword set costs: a receipt adds dozens."""
     add = shares.add
-    for position, amount, pocket in zip(positions, amounts, pocket_amounts, strict=True):
-        if amount or pocket:
-            add(position=position, amount_minor_units=amount, pocket_amount=pocket)
+    if pocket_amounts is None:
+        assert amounts is not None
+        for position, amount in zip(positions, amounts, strict=True):
+            if amount:
+                add(position=position, amount_minor_units=amount)
+    elif amounts is None:
+        for position, pocket in zip(positions, pocket_amounts, strict=True):
+            if pocket:
+                add(position=position, pocket_amount=pocket)
+    else:
+        for position, amount, pocket in zip(positions, amounts, pocket_amounts, strict=True):
+            if amount or pocket:
+                add(position=position, amount_minor_units=amount, pocket_amount=pocket)
 
 
 def receipt_to_proto(calculation: Calculation) -> pb.Receipt:
@@ -253,7 +265,6 @@ def _add_adjustments(message: pb.Receipt, calculation: Calculation) -> None:
     """Discounts, then payments, then accruals, each with its shares of the lines."""
     receipt = calculation.receipt
     positions = [line.position for line in receipt.lines]
-    zeros = (0,) * len(positions)
     add = message.adjustments.add
     for discount in receipt.discounts:
         coupon = discount.source_kind is checks.SourceKind.COUPON
@@ -264,7 +275,7 @@ def _add_adjustments(message: pb.Receipt, calculation: Calculation) -> None:
             title=discount.title,
             amount_minor_units=discount.amount,
         )
-        _add_shares(adjustment.lines, positions, discount.line_amounts, zeros)
+        _add_shares(adjustment.lines, positions, discount.line_amounts, None)
     for payment in receipt.payments:
         kind = payment.source_kind
         adjustment = add(
@@ -285,7 +296,7 @@ def _add_adjustments(message: pb.Receipt, calculation: Calculation) -> None:
             title=accrual.title,
             pocket_amount=accrual.points,
         )
-        _add_shares(adjustment.lines, positions, zeros, accrual.line_points)
+        _add_shares(adjustment.lines, positions, None, accrual.line_points)
 
 
 def _add_not_applied(
