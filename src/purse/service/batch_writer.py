@@ -72,9 +72,6 @@ class _Pending:
     group: _Group
     index: int
 
-    def done(self) -> bool:
-        return self.group.results[self.index] is not None
-
     def result(self) -> Outcome | BaseException | None:
         return self.group.results[self.index]
 

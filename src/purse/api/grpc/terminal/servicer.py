@@ -34,7 +34,7 @@ from purse.api.grpc.terminal.customers import (
     stored_identifier_to_proto,
     terminal_to_proto,
 )
-from purse.api.grpc.terminal.receipts import calculation_request_from_proto, receipt_to_proto
+from purse.api.grpc.terminal.receipts import calculation_request_from_proto, fill_receipt
 from purse.api.grpc.terminal.transactions import (
     fill_transaction,
     process_request_from_proto,
@@ -121,7 +121,9 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
     ) -> pb.IdentifyCustomerResponse:
         identifier = mapping.identifier_from_proto(request.identifier)
         membership = await self._identification.identify_customer(terminal, identifier)
-        return pb.IdentifyCustomerResponse(membership=mapping.membership_to_proto(membership))
+        response = pb.IdentifyCustomerResponse()
+        mapping.fill_membership(response.membership, membership)
+        return response
 
     @authenticated_call
     async def CalculateCheck(
@@ -130,9 +132,10 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         calculation = await self._calculation.calculate(
             terminal, calculation_request_from_proto(request)
         )
-        response = pb.CalculateCheckResponse(receipt=receipt_to_proto(calculation))
+        response = pb.CalculateCheckResponse()
+        fill_receipt(response.receipt, calculation)
         if calculation.membership is not None:
-            response.membership.CopyFrom(mapping.membership_to_proto(calculation.membership))
+            mapping.fill_membership(response.membership, calculation.membership)
         return response
 
     @authenticated_call
@@ -304,9 +307,10 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         answer = await self._holds.confirm(
             terminal, request.transaction_id, request.pin.strip(), context.time_remaining()
         )
-        response = pb.ConfirmTransactionResponse(transaction=transaction_to_proto(answer.record))
+        response = pb.ConfirmTransactionResponse()
+        fill_transaction(response.transaction, answer.record)
         if answer.membership is not None:
-            response.membership.CopyFrom(mapping.membership_to_proto(answer.membership))
+            mapping.fill_membership(response.membership, answer.membership)
         return response
 
     @authenticated_call
