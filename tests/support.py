@@ -56,7 +56,7 @@ steward_code_lifetime_seconds = 3
 terminal_token_lifetime_seconds = 2
 # Streams idle longer than this are closed; metrics connections silent this long dropped.
 stream_idle_seconds_max = 3
-metrics_connection_timeout_seconds = 1
+http_head_seconds_max = 1
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,8 @@ async def serve(port: int, http_port: int) -> None:
     if bound != port:
         raise SystemExit(f"could not bind 127.0.0.1:{port}")
     await server.start()
-    application.metrics.start()
+    metrics = application._http_server({})
+    await metrics.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
@@ -66,7 +67,7 @@ async def serve(port: int, http_port: int) -> None:
         await stop.wait()
     finally:
         await server.stop(shutdown_grace_seconds)
-        application.metrics.stop()
+        await metrics.stop()
 
 
 def main() -> None:

@@ -4,8 +4,8 @@ Nothing connects or starts at import time. `Infrastructure` resolves where Postg
 Redis are (starting the embedded ones when no URL is configured, under the data
 directory's lock: only its holder starts or stops them); `wait_for_dependencies` waits,
 bounded, for both to answer; `Application` builds everything that runs on the event loop,
-serves gRPC and `/metrics`, and keeps gRPC health NOT_SERVING while PostgreSQL or Redis
-does not answer.
+serves gRPC and the HTTP port (the same methods as HTTP/JSON, and `/metrics`), and keeps
+gRPC health NOT_SERVING while PostgreSQL or Redis does not answer.
 """
 
 from __future__ import annotations
@@ -22,21 +22,27 @@ from urllib.parse import urlsplit
 import asyncpg
 import grpc
 import redis.asyncio as redis
+from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.internal import api_implementation
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from purse import sealing
 from purse.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
 from purse.api.grpc.admin.servicer import AdminServicer, AdminUseCases
 from purse.api.grpc.common.aborts import AbortRelease
+from purse.api.grpc.common.handlers import MethodTable, behind
+from purse.api.grpc.common.interceptors import WrappingInterceptor
 from purse.api.grpc.common.metrics import MetricsInterceptor
 from purse.api.grpc.common.surface import RequestGuard
 from purse.api.grpc.platform.servicer import PlatformServicer
 from purse.api.grpc.terminal.servicer import TerminalServicer
 from purse.api.grpc.terminal.stored_receipts import StoredReceipts, encode
-from purse.api.http.metrics_server import MetricsEndpoint
+from purse.api.http.app import HttpSurface
+from purse.api.http.rpc import RpcMethod, rpc_method
+from purse.api.http.server import HttpServer
 from purse.config import Settings
 from purse.domain import credentials
 from purse.notify import texts
@@ -256,14 +262,16 @@ class Application:
         self.redis: redis.Redis | None = None
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
-        self.metrics = MetricsEndpoint(
-            self.registry,
-            settings.http_host,
-            settings.http_port,
-            settings.metrics_connections_max,
-            settings.metrics_connection_timeout_seconds,
-        )
+        # AbortRelease first: outermost, it sees every abort (aborts.py says why). HTTP
+        # serves the same handlers behind the same interceptors (handlers.py).
+        self.interceptors: list[WrappingInterceptor] = [
+            AbortRelease(),
+            MetricsInterceptor(self.registry),
+            RequestGuard(),
+        ]
+        self.http: HttpServer | None = None
         self.grpc_port = 0
+        self.http_port = 0
         self.writer: BatchWriter | None = None
         self.changes = UnitOfWork()
         self.maintenance: Maintenance | None = None
@@ -299,23 +307,38 @@ class Application:
         await self.announcements.start()
         programs = Programs(ProgramStore(self.pool), versions=versions)
         self.server = self._grpc_server()
-        terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server(
-            self._terminal_servicer(self.pool, self.redis, secret, programs), self.server
-        )
-        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(self._admin_use_cases(self.pool, self.redis, secret, programs)),
-            self.server,
-        )
-        platform_service_pb2_grpc.add_PlatformServiceServicer_to_server(
-            PlatformServicer(
-                Platform(
-                    BackOfficeWrites(self.pool),
-                    AdministratorStore(self.pool),
-                    OperatorKeyStore(self.pool),
-                    settings.terminal_cache_seconds,
-                )
+        methods = MethodTable()
+        servicers = (
+            (
+                terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server,
+                self._terminal_servicer(self.pool, self.redis, secret, programs),
             ),
-            self.server,
+            (
+                admin_service_pb2_grpc.add_AdminServiceServicer_to_server,
+                AdminServicer(self._admin_use_cases(self.pool, self.redis, secret, programs)),
+            ),
+            (
+                platform_service_pb2_grpc.add_PlatformServiceServicer_to_server,
+                PlatformServicer(
+                    Platform(
+                        BackOfficeWrites(self.pool),
+                        AdministratorStore(self.pool),
+                        OperatorKeyStore(self.pool),
+                        settings.terminal_cache_seconds,
+                    )
+                ),
+            ),
+        )
+        for add_to, servicer in servicers:
+            add_to(servicer, self.server)  # type: ignore[arg-type]
+            add_to(servicer, methods)  # type: ignore[arg-type]
+        self.http = self._http_server(
+            {
+                path: rpc_method(
+                    descriptor, behind(self.interceptors, path, methods.handlers[path])
+                )
+                for path, descriptor in served_methods().items()
+            }
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         served = (
@@ -345,11 +368,12 @@ class Application:
         self._served = ("", *served)
         await self._set_health(serving=True)
         self._background.append(asyncio.get_running_loop().create_task(self._probe_health()))
-        where = {"grpc": f"{settings.grpc_host}:{self.grpc_port}", "worker": settings.worker_index}
-        if settings.workers == 1:
-            # With several workers the supervisor serves the metrics of all of them.
-            self.metrics.start()
-            where["metrics"] = f"http://{settings.http_host}:{self.metrics.port}/metrics"
+        self.http_port = await self.http.start()
+        where = {
+            "grpc": f"{settings.grpc_host}:{self.grpc_port}",
+            "http": f"http://{settings.http_host}:{self.http_port}",
+            "worker": settings.worker_index,
+        }
         if settings.worker_index == 0:
             write_server_target(settings.data_dir, _dialable(settings.grpc_host, self.grpc_port))
         _logger.info("serving", extra=where)
@@ -518,10 +542,29 @@ class Application:
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ]
         return grpc.aio.server(
-            # AbortRelease first: outermost, it sees every abort (aborts.py says why).
-            interceptors=[AbortRelease(), MetricsInterceptor(self.registry), RequestGuard()],
+            interceptors=self.interceptors,
             options=options,
             maximum_concurrent_rpcs=settings.grpc_concurrent_calls_max,
+        )
+
+    def _http_server(self, methods: dict[str, RpcMethod]) -> HttpServer:
+        settings = self.settings
+        surface = HttpSurface(
+            methods,
+            self.registry if settings.workers == 1 else _shared_registry(),
+            settings.http_request_bytes_max,
+            settings.http_call_seconds_max,
+        )
+        return HttpServer(
+            surface,
+            settings.http_host,
+            settings.http_port,
+            connections_max=settings.http_connections_max,
+            idle_seconds_max=settings.http_idle_seconds_max,
+            head_seconds_max=settings.http_head_seconds_max,
+            head_bytes_max=settings.http_head_bytes_max,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+            share_port=settings.workers > 1,
         )
 
     async def _dispatch(self, pool: asyncpg.Pool, secret: bytes) -> None:
@@ -620,8 +663,14 @@ class Application:
         await self.health.enter_graceful_shutdown()
         if self.settings.worker_index == 0:
             forget_server_target(self.settings.data_dir)
-        if self.server is not None:
-            await self.server.stop(self.settings.shutdown_grace_seconds)
+        await asyncio.gather(
+            *(
+                ()
+                if self.server is None
+                else (self.server.stop(self.settings.shutdown_grace_seconds),)
+            ),
+            *(() if self.http is None else (self.http.stop(),)),
+        )
         if self.unary is not None:
             await self.unary.close()
         if self.writer is not None:
@@ -630,12 +679,32 @@ class Application:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self.announcements is not None:
             await self.announcements.close()
-        if self.settings.workers == 1:
-            self.metrics.stop()
         if self.redis is not None:
             await self.redis.aclose()
         if self.pool is not None:
             await self.pool.close()
+
+
+def served_methods() -> dict[str, MethodDescriptor]:
+    """Every method of Purse's services, by its path (`/purse.v1.TerminalService/...`)."""
+    services = (
+        terminal_service_pb2.DESCRIPTOR.services_by_name["TerminalService"],
+        admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
+        platform_service_pb2.DESCRIPTOR.services_by_name["PlatformService"],
+    )
+    return {
+        f"/{service.full_name}/{method.name}": method
+        for service in services
+        for method in service.methods
+    }
+
+
+def _shared_registry() -> CollectorRegistry:
+    """The metrics of every worker (prometheus_client's multiprocess mode: each worker
+    writes its own under PROMETHEUS_MULTIPROC_DIR; any of them serves them all)."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
 
 
 def _dialable(host: str, port: int) -> str:

@@ -35,9 +35,16 @@ class Settings:
     grpc_port: int = 50051
     http_host: str = "127.0.0.1"
     http_port: int = 8080
-    # The metrics endpoint: connections served at once, and how long one may stay silent.
-    metrics_connections_max: int = 16
-    metrics_connection_timeout_seconds: float = 10.0
+    # The HTTP port (every RPC as HTTP/JSON, and /metrics): connections and requests at
+    # once (more are answered 503), how long a request's head may take to arrive, its
+    # largest size, how long a kept-alive connection may idle, the largest body (a stream:
+    # line), and how long a unary call may take.
+    http_connections_max: int = 1_000
+    http_head_seconds_max: float = 10.0
+    http_head_bytes_max: int = 16 * 1024
+    http_idle_seconds_max: float = 60.0
+    http_request_bytes_max: int = 4 * 1024 * 1024
+    http_call_seconds_max: float = 30.0
     # Server processes sharing the gRPC port (SO_REUSEPORT when more than one).
     workers: int = 1
     workers_max: int = 64

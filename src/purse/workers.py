@@ -7,8 +7,9 @@ connections over them. Nothing about money is kept in a worker: every invariant 
 PostgreSQL (row locks, constraints, idempotency keys), so it holds across workers as it
 does across hosts.
 
-The supervisor serves `/metrics` for all of them (prometheus_client's multiprocess mode,
-files in `<data dir>/metrics`), forwards SIGTERM and SIGINT, and waits. A worker that
+They share the HTTP port the same way, and each serves `/metrics` for all of them
+(prometheus_client's multiprocess mode, files in `<data dir>/metrics`). The supervisor
+forwards SIGTERM and SIGINT, and waits. A worker that
 exits on its own takes the others down with it and the supervisor exits non-zero, so the
 service manager above (systemd, Kubernetes) restarts the whole set.
 """
@@ -23,12 +24,8 @@ import signal
 from collections.abc import Callable
 from dataclasses import replace
 from types import FrameType
-from typing import TYPE_CHECKING
 
 from purse.config import Settings
-
-if TYPE_CHECKING:
-    from purse.api.http.metrics_server import MetricsEndpoint
 
 _logger = logging.getLogger(__name__)
 metrics_directory_name = "metrics"
@@ -62,25 +59,19 @@ def run_workers(settings: Settings, serve: Callable[[Settings], None]) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    endpoint = _shared_metrics(settings)
     exit_code = 0
-    try:
-        while children:
-            pid, status = os.wait()
-            _mark_dead(pid)
-            if pid not in children:
-                continue
-            index = children.pop(pid)
-            if not stopping:
-                _logger.error(
-                    "worker %d exited on its own (status %d); stopping all", index, status
-                )
-                exit_code = 1
-                forward(signal.SIGTERM, None)
-            elif os.waitstatus_to_exitcode(status) != 0:
-                exit_code = 1
-    finally:
-        endpoint.stop()
+    while children:
+        pid, status = os.wait()
+        _mark_dead(pid)
+        if pid not in children:
+            continue
+        index = children.pop(pid)
+        if not stopping:
+            _logger.error("worker %d exited on its own (status %d); stopping all", index, status)
+            exit_code = 1
+            forward(signal.SIGTERM, None)
+        elif os.waitstatus_to_exitcode(status) != 0:
+            exit_code = 1
     return exit_code
 
 
@@ -100,25 +91,6 @@ def _worker(settings: Settings, serve: Callable[[Settings], None]) -> None:
 
 # prometheus_client reads PROMETHEUS_MULTIPROC_DIR when it is imported, so this module
 # imports it only once `prepare_shared_metrics` has set the variable.
-def _shared_metrics(settings: Settings) -> MetricsEndpoint:
-    from prometheus_client import CollectorRegistry  # noqa: PLC0415
-    from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415
-
-    from purse.api.http.metrics_server import MetricsEndpoint  # noqa: PLC0415
-
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    endpoint = MetricsEndpoint(
-        registry,
-        settings.http_host,
-        settings.http_port,
-        settings.metrics_connections_max,
-        settings.metrics_connection_timeout_seconds,
-    )
-    endpoint.start()
-    return endpoint
-
-
 def _mark_dead(pid: int) -> None:
     from prometheus_client import multiprocess  # noqa: PLC0415
 

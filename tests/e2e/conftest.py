@@ -13,8 +13,8 @@ from support import (
     Tenant,
     TerminalAccess,
     audit_unless_set_by_hand,
+    http_head_seconds_max,
     make_business_through_api,
-    metrics_connection_timeout_seconds,
     new_terminal,
     steward_code_lifetime_seconds,
     stream_idle_seconds_max,
@@ -39,7 +39,7 @@ def server(
             "PURSE_NOTIFY_ENABLED": "false",
             "PURSE_TERMINAL_TOKEN_LIFETIME_SECONDS": str(terminal_token_lifetime_seconds),
             "PURSE_STREAM_IDLE_SECONDS_MAX": str(stream_idle_seconds_max),
-            "PURSE_METRICS_CONNECTION_TIMEOUT_SECONDS": str(metrics_connection_timeout_seconds),
+            "PURSE_HTTP_HEAD_SECONDS_MAX": str(http_head_seconds_max),
         },
         tmp_path_factory.mktemp("server"),
     ).start()

@@ -162,7 +162,7 @@ async def test_a_page_token_out_of_range_is_invalid_argument(
     assert list(field_violations(refused.value)) == ["page_token"]
 
 
-async def test_a_silent_metrics_connection_is_dropped_after_the_timeout(
+async def test_a_connection_silent_before_its_request_head_ends_is_dropped_after_the_limit(
     server: ServerProcess,
 ) -> None:
     def silent_connection_lifetime() -> float:

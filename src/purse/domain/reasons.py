@@ -48,6 +48,10 @@ ERROR_REASONS: Final[Mapping[str, str]] = {
     "QUESTIONNAIRE_INVALID": "a name or language beyond its limits",
     "REDEMPTION_TOO_LONG": "more coupons, certificates or account payments than allowed",
     "REQUEST_UNDECODABLE": "the request's bytes are not the message the method takes",
+    # HTTP/JSON: requests the HTTP port refuses before any method sees them.
+    "REQUEST_TOO_LARGE": "the HTTP body (a stream: a line) is larger than the server takes",
+    "CONTENT_TYPE_UNSUPPORTED": "the HTTP Content-Type is not one the method takes",
+    "HTTP_METHOD_NOT_ALLOWED": "an RPC's path is called with POST only",
     "STRING_HAS_NUL": "a text field holds a NUL character",
     "GOODS_CATEGORY_UNKNOWN": "a goods category code that is not in the business's catalogue",
     "IDEMPOTENCY_KEY_INVALID": "an operation's idempotency key is empty, too long or has a"

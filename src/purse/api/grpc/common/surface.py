@@ -87,7 +87,7 @@ def nul_field_path(message: Message, prefix: str = "", depth: int = 0) -> str | 
                 found = _value_nul_path(value_field, item, f"{path}[{echoed(str(key))}]", depth)
                 if found is not None:
                     return found
-        elif field.label == FieldDescriptor.LABEL_REPEATED:
+        elif field.is_repeated:
             for index, item in enumerate(value):
                 found = _value_nul_path(field, item, f"{path}[{index}]", depth)
                 if found is not None:
