@@ -20,7 +20,7 @@ PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos \
 	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
 	--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc
 
-.PHONY: serve test test-pure check protos protos-check lint-protos bench bench-load bench-soak \
+.PHONY: serve test test-pure check protos protos-check lint-protos breaking-protos bench bench-load bench-soak \
 	bench-price-list load-tools clean install
 
 install: $(STAMP)
@@ -50,7 +50,7 @@ test: $(STAMP)
 test-pure: $(STAMP)
 	PURSE_PURE_PYTHON=1 $(BIN)/python -m pytest tests/unit tests/integration
 
-check: $(STAMP) protos-check lint-protos
+check: $(STAMP) protos-check lint-protos breaking-protos
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy
@@ -74,6 +74,15 @@ protos-check: $(STAMP)
 
 lint-protos: $(STAMP)
 	$(BIN)/buf lint
+
+# The contract stays compatible (buf's FILE rules: no field, message or method removed,
+# renamed or renumbered) with the newest release tag (v*), or with main before the first.
+breaking-protos: $(STAMP)
+	against=$$(git describe --tags --abbrev=0 --match 'v*' 2>/dev/null); \
+	if [ -n "$$against" ]; then reference=".git#tag=$$against"; \
+	else reference=".git#branch=main"; fi; \
+	echo "buf breaking against $$reference"; \
+	$(BIN)/buf breaking --against "$$reference"
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-only -p no:randomly -o addopts=""
