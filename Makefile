@@ -3,7 +3,8 @@
 #   make test    install into .venv and run the whole test suite (with the parity run)
 #   make test-pure  the parity run alone: unit and integration tests on the plain Python
 #   make check   formatting, lint and strict typing (src, tests, benchmarks and examples)
-#   make protos  regenerate the generated code (src/purse/*v1) from protos/
+#   make protos  regenerate the generated code (src/purse/*v1) and the descriptor set the
+#                OpenAPI document is built from (src/purse/api/http/descriptors.binpb)
 #   make bench   the engine benchmarks (figures go into the README)
 #   make bench-load  the load benchmark against a real server
 #   make bench-soak  process-stream at half load for 10 minutes: the server's memory
@@ -16,6 +17,11 @@ LINTED := $(wildcard src tests benchmarks examples)
 PROTO_FILES := $(wildcard protos/purse/v1/*.proto protos/purse/*/v1/*.proto)
 # One generated package per proto package: purse.v1 (terminals), purse.admin.v1 …
 PROTO_PACKAGES := $(sort $(patsubst protos/%/,%,$(dir $(PROTO_FILES))))
+# The public contract (not purse/store) as a FileDescriptorSet with comments: the HTTP
+# surface builds its OpenAPI document from it (src/purse/api/http/openapi.py).
+PUBLIC_PROTO_FILES := $(filter-out protos/purse/store/%,$(PROTO_FILES))
+DESCRIPTORS := src/purse/api/http/descriptors.binpb
+DESCRIPTOR_FLAGS := --include_imports --include_source_info
 PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos \
 	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
 	--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc
@@ -61,6 +67,7 @@ protos: $(STAMP)
 	$(PROTOC) \
 		--python_out=src --grpc_python_out=src \
 		--mypy_out=src --mypy_grpc_out=src $(PROTO_FILES)
+	$(PROTOC) $(DESCRIPTOR_FLAGS) --descriptor_set_out=$(DESCRIPTORS) $(PUBLIC_PROTO_FILES)
 
 # Fails when the checked-in generated code does not match protos/.
 protos-check: $(STAMP)
@@ -71,6 +78,10 @@ protos-check: $(STAMP)
 	for package in $(PROTO_PACKAGES); do \
 		diff -r -x __init__.py -x __pycache__ build/protos-check/$$package src/$$package \
 		|| { echo "src/$$package is stale: run 'make protos' and commit"; exit 1; }; done
+	$(PROTOC) $(DESCRIPTOR_FLAGS) --descriptor_set_out=build/protos-check/descriptors.binpb \
+		$(PUBLIC_PROTO_FILES)
+	cmp -s build/protos-check/descriptors.binpb $(DESCRIPTORS) \
+		|| { echo "$(DESCRIPTORS) is stale: run 'make protos' and commit"; exit 1; }
 
 lint-protos: $(STAMP)
 	$(BIN)/buf lint
