@@ -41,6 +41,7 @@ from purse.api.grpc.platform.servicer import PlatformServicer
 from purse.api.grpc.terminal.servicer import TerminalServicer
 from purse.api.grpc.terminal.stored_receipts import StoredReceipts, encode
 from purse.api.http.app import HttpSurface
+from purse.api.http.reference import published
 from purse.api.http.rpc import RpcMethod, rpc_method
 from purse.api.http.server import HttpServer
 from purse.config import Settings
@@ -554,6 +555,7 @@ class Application:
             self.registry if settings.workers == 1 else _shared_registry(),
             settings.http_request_bytes_max,
             settings.http_call_seconds_max,
+            published,
         )
         return HttpServer(
             surface,

@@ -337,3 +337,17 @@ async def test_http_calls_are_counted_with_the_grpc_calls_in_the_metrics(
     method = f"{terminal_service}/IdentifyCustomer"
     assert f'purse_grpc_calls_total{{code="UNAUTHENTICATED",method="{method}"}}' in metrics
     assert grpc.StatusCode.UNAUTHENTICATED.name in metrics
+
+
+async def test_the_openapi_document_and_its_reference_page_are_served_from_the_server(
+    http: httpx.AsyncClient,
+) -> None:
+    document = (await http.get("/openapi.json")).json()
+    assert document["openapi"].startswith("3.1")
+    assert f"{terminal_service}/ProcessCheck" in document["paths"]
+    page = await http.get("/docs")
+    assert page.headers["content-type"].startswith("text/html")
+    assert "/openapi.json" in page.text
+    script = await http.get("/docs/swagger-ui-bundle.js")
+    assert script.status_code == 200 and len(script.content) > 100_000
+    assert (await http.get("/docs/..%2Fpyproject.toml")).status_code == 404

@@ -17,6 +17,8 @@ from typing import Final
 
 from swagger_ui_bundle import swagger_ui_path
 
+from purse.api.http import openapi
+
 # The files the page loads, with their content types.
 ASSETS: Final[dict[str, str]] = {
     "swagger-ui.css": "text/css; charset=utf-8",
@@ -82,3 +84,15 @@ def asset(name: str) -> tuple[bytes, str] | None:
 def _read(name: str) -> bytes:
     content: bytes = swagger_ui_path.joinpath(name).read_bytes()
     return content
+
+
+def published(path: str) -> tuple[bytes, str] | None:
+    """What the HTTP port serves at `path` besides the RPCs and /metrics: the OpenAPI
+    document (`/openapi.json`), this page (`/docs`) and its files (`/docs/<name>`)."""
+    if path == "/openapi.json":
+        return openapi.document_json(), "application/json"
+    if path in ("/docs", "/docs/"):
+        return reference_page(), "text/html; charset=utf-8"
+    if path.startswith("/docs/"):
+        return asset(path.removeprefix("/docs/"))
+    return None
