@@ -153,6 +153,8 @@ class HttpServer:
             access_log=False,
             log_config=None,
             server_header=False,
+            # Purse reads no client address from a request, so no proxy's header is trusted.
+            proxy_headers=False,
             limit_concurrency=connections_max,
             timeout_keep_alive=int(max(idle_seconds_max, 1)),
             timeout_graceful_shutdown=int(max(shutdown_grace_seconds, 1)),
