@@ -1,7 +1,8 @@
 """The TypeScript client generated from protos/ works against a real server, over HTTP/JSON
 and over gRPC: clients/typescript is installed from npm (`npm ci`), generated and built
 (`npm run build`), and its till-day script identifies, calculates, processes a check (and
-its retry), and reads a refusal's reason and field, on each transport."""
+its retry), cancels one, refunds a line, and reads a refusal's reason and field on each
+transport, and streams an offline day over gRPC."""
 
 from __future__ import annotations
 
@@ -89,6 +90,9 @@ async def test_the_typescript_client_does_a_till_day_over_http_json_and_grpc(
             timeout=10,
         )
         assert str(found.transaction.transaction_id) == processed["transactionId"]
+        assert steps[transport, "cancel"]["status"] == "CANCELLED"
+        assert steps[transport, "refund"]["status"] == "PARTIALLY_REFUNDED"
         refusal = steps[transport, "refusal"]
         assert (refusal["reason"], refusal["fields"]) == ("PHONE_INVALID", ["identifier.phone"])
+    assert steps["grpc", "stream"]["results"] == ["processed"] * 3
     assert steps["http-json", "identify"]["customerId"] == steps["grpc", "identify"]["customerId"]

@@ -1,6 +1,7 @@
-// A till's first steps, once over HTTP/JSON and once over gRPC, with the generated client:
-// identify a customer by phone, calculate a check, process it, process it again (the
-// retry answers the same transaction), and show a refusal's reason and field.
+// A till's day, once over HTTP/JSON and once over gRPC, with the generated client: identify
+// a customer by phone, calculate a check, process it, process it again (the retry answers
+// the same transaction), cancel another, refund a line, upload an offline day as a stream
+// (gRPC), and show a refusal's reason and field.
 //
 //   PURSE_HTTP_URL=http://127.0.0.1:8080 PURSE_GRPC_URL=http://127.0.0.1:50051 \
 //   PURSE_TERMINAL_KEY=purse_key_... PURSE_PHONE=+380501234567 node dist/till_day.js
@@ -68,6 +69,48 @@ async function tillDay(transport: string, baseUrl: string, grpc: boolean): Promi
     retryTransactionId: retried.transaction?.transactionId.toString(),
     status: TransactionStatus[processed.transaction?.status ?? TransactionStatus.UNSPECIFIED],
   });
+
+  const cancelled = await terminal.cancelTransaction({
+    transactionId: (await terminal.processCheck({ checkNumber: `${checkNumber}-C`, identifier, check }))
+      .transaction?.transactionId,
+  });
+  print(transport, "cancel", {
+    status: TransactionStatus[cancelled.transaction?.status ?? TransactionStatus.UNSPECIFIED],
+  });
+
+  const refunded = await terminal.refundTransaction({
+    transactionId: processed.transaction?.transactionId,
+    refundNumber: `${checkNumber}-R`,
+    lines: [{ position: 1, quantityThousandths: 1_000n }],
+  });
+  print(transport, "refund", {
+    refundedMinorUnits: refunded.refund?.refundedMinorUnits.toString(),
+    status: TransactionStatus[refunded.transaction?.status ?? TransactionStatus.UNSPECIFIED],
+  });
+
+  if (grpc) {
+    // An offline day as a stream (gRPC; over HTTP/1.1 the stream is NDJSON, see the cookbook).
+    const day = new Date(Date.now() - 2 * 3_600_000);
+    async function* offlineDay() {
+      for (const hour of [1, 2, 3]) {
+        yield {
+          checks: [
+            {
+              checkNumber: `${checkNumber}-OFF-${hour}`,
+              identifier,
+              check,
+              saleTime: { seconds: BigInt(Math.floor(day.getTime() / 1000)), nanos: 0 },
+            },
+          ],
+        };
+      }
+    }
+    const results: string[] = [];
+    for await (const answer of terminal.processChecks(offlineDay())) {
+      results.push(...answer.results.map((result) => result.outcome.case ?? "none"));
+    }
+    print(transport, "stream", { results });
+  }
 
   try {
     await terminal.identifyCustomer({ identifier: { value: { case: "phone", value: "12ab" } } });
