@@ -26,7 +26,7 @@ PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos \
 	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
 	--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc
 
-.PHONY: serve test test-pure check protos protos-check lint-protos breaking-protos bench bench-load bench-soak \
+.PHONY: serve test test-pure check protos protos-check lint-protos breaking-protos reference-docs bench bench-load bench-soak \
 	bench-price-list load-tools clean install
 
 install: $(STAMP)
@@ -82,6 +82,10 @@ protos-check: $(STAMP)
 		$(PUBLIC_PROTO_FILES)
 	cmp -s build/protos-check/descriptors.binpb $(DESCRIPTORS) \
 		|| { echo "$(DESCRIPTORS) is stale: run 'make protos' and commit"; exit 1; }
+
+# docs/reference.md: the contract from the protos' comments (a unit test checks it is current).
+reference-docs: $(STAMP)
+	$(BIN)/python -m purse.api.http.reference_docs > docs/reference.md
 
 lint-protos: $(STAMP)
 	$(BIN)/buf lint
