@@ -25,7 +25,6 @@ import redis.asyncio as redis
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.internal import api_implementation
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -33,6 +32,7 @@ from purse import sealing
 from purse.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
 from purse.api.grpc.admin.servicer import AdminServicer, AdminUseCases
 from purse.api.grpc.common.aborts import AbortRelease
+from purse.api.grpc.common.documented_reflection import enable_documented_reflection
 from purse.api.grpc.common.handlers import MethodTable, behind
 from purse.api.grpc.common.interceptors import WrappingInterceptor
 from purse.api.grpc.common.metrics import MetricsInterceptor
@@ -41,6 +41,7 @@ from purse.api.grpc.platform.servicer import PlatformServicer
 from purse.api.grpc.terminal.servicer import TerminalServicer
 from purse.api.grpc.terminal.stored_receipts import StoredReceipts, encode
 from purse.api.http.app import HttpSurface
+from purse.api.http.openapi import packaged_descriptor_set
 from purse.api.http.reference import published
 from purse.api.http.rpc import RpcMethod, rpc_method
 from purse.api.http.server import HttpServer
@@ -347,13 +348,10 @@ class Application:
             admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
             platform_service_pb2.DESCRIPTOR.services_by_name["PlatformService"].full_name,
         )
-        reflection.enable_server_reflection(
-            (
-                *served,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
+        enable_documented_reflection(
+            (*served, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
             self.server,
+            packaged_descriptor_set(),
         )
         address = f"{settings.grpc_host}:{settings.grpc_port}"
         self.grpc_port = self.server.add_insecure_port(address)

@@ -15,6 +15,7 @@ import asyncpg
 import grpc
 import pytest
 from admin_support import enrol
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from support import (
@@ -55,6 +56,27 @@ async def test_reflection_lists_the_terminal_service(channel: grpc.aio.Channel) 
         names = {service.name for service in answer.list_services_response.service}
         assert "purse.v1.TerminalService" in names
         break
+
+
+async def test_reflection_answers_the_contract_with_its_doc_comments(
+    channel: grpc.aio.Channel,
+) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+    async def one_request() -> object:
+        yield reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol="purse.v1.TerminalService"
+        )
+
+    comments: list[str] = []
+    async for answer in stub.ServerReflectionInfo(one_request()):
+        for serialized in answer.file_descriptor_response.file_descriptor_proto:
+            file = descriptor_pb2.FileDescriptorProto.FromString(serialized)
+            comments.extend(
+                location.leading_comments for location in file.source_code_info.location
+            )
+        break
+    assert any("thousandths of a unit" in comment for comment in comments)
 
 
 async def test_metrics_count_calls_by_method_and_status_code(
