@@ -16,12 +16,12 @@ from typing import Any
 
 import grpc
 import orjson
-from google.protobuf import json_format
 from google.protobuf.message import Message
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from purse.api.grpc.common.surface import Refused
 from purse.api.http import json_requests
+from purse.api.http.json_answers import message_to_dict
 from purse.api.http.rpc import (
     HttpCallContext,
     Receive,
@@ -158,7 +158,7 @@ class HttpSurface:
 
 
 def _json(message: Message) -> bytes:
-    return orjson.dumps(json_format.MessageToDict(message))
+    return orjson.dumps(message_to_dict(message))
 
 
 def _media_type(scope: Scope) -> bytes:
