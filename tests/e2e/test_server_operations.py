@@ -311,6 +311,21 @@ async def test_several_workers_share_the_port_and_stop_together(
                         metadata=bearer(business.cash_desk.api_key),
                     )
                     answered += 1
+        # The HTTP port is shared the same way: each request on a connection of its own.
+        for _ in range(8):
+            body = json.dumps({"identifier": {"phone": new_phone()}}).encode()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{server.http_port}/purse.v1.TerminalService/IdentifyCustomer",
+                data=body,
+                headers={
+                    "content-type": "application/json",
+                    "authorization": f"Bearer {business.cash_desk.api_key}",
+                    "connection": "close",
+                },
+            )
+            opened = await asyncio.to_thread(urllib.request.urlopen, request, timeout=5)
+            assert json.loads(opened.read())["membership"]["customerId"]
+            answered += 1
         url = f"http://127.0.0.1:{server.http_port}/metrics"
         text = await asyncio.to_thread(
             lambda: urllib.request.urlopen(url, timeout=5).read().decode()
