@@ -1,6 +1,7 @@
 """Request messages from protobuf's canonical JSON mapping, refused by field when wrong.
 
-`decode` turns a JSON body into the method's request message, or into a `Refused` the
+`decode` turns a JSON body into the method's request message (read by `json_fast` when
+the request uses only the common forms, by `json_format` otherwise), or into a `Refused` the
 request surface answers INVALID_ARGUMENT (`REQUEST_UNDECODABLE`) exactly as it answers
 undecodable protobuf bytes. protobuf's parser says what failed in its own words (Python's
 exception texts, JSON names); a failure is located again here, field by field, so the
@@ -21,6 +22,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from purse.api.grpc.common.surface import Refused, nul_field_path
+from purse.api.http import json_fast
 from purse.domain.errors import InvalidArgument, echoed, invalid
 
 _undecodable = "REQUEST_UNDECODABLE"
@@ -63,12 +65,14 @@ def decode(body: bytes, message_class: type[Message]) -> Message | Refused:
             )
         )
     message = message_class()
-    try:
-        json_format.ParseDict(document, message)
-    except (json_format.ParseError, ValueError, TypeError, RecursionError):
-        descriptor: Any = message_class.DESCRIPTOR
-        path, description = wrong_field(document, descriptor, "")
-        return Refused(invalid(path, description, _undecodable))
+    if not json_fast.parsed(document, message):
+        message = message_class()
+        try:
+            json_format.ParseDict(document, message)
+        except (json_format.ParseError, ValueError, TypeError, RecursionError):
+            descriptor: Any = message_class.DESCRIPTOR
+            path, description = wrong_field(document, descriptor, "")
+            return Refused(invalid(path, description, _undecodable))
     if b"\\u0000" in body:
         nul_path = nul_field_path(message)
         if nul_path is not None:
