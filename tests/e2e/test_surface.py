@@ -15,10 +15,13 @@ from grpc_status import rpc_status
 from support import ServerProcess, Tenant, bearer, error_reason, field_violations, new_phone
 from test_transactions import sale
 
+from purse.admin.v1 import setup_pb2
+from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 
 if TYPE_CHECKING:
+    from purse.admin.v1.admin_service_pb2_grpc import AdminServiceAsyncStub
     from purse.v1.terminal_service_pb2_grpc import TerminalServiceAsyncStub
 
 call_seconds_max = 10.0
@@ -51,6 +54,43 @@ async def test_bytes_that_are_not_protobuf_are_invalid_argument(
     assert error_reason(refused.value) == "REQUEST_UNDECODABLE"
     status = rpc_status.from_call(refused.value)
     assert status is not None and b"DecodeError" not in status.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["/purse.admin.v1.AdminService/GetCaller", "/purse.platform.v1.PlatformService/CreateBusiness"],
+)
+async def test_bytes_that_are_not_protobuf_are_invalid_argument_for_every_service(
+    channel: grpc.aio.Channel, business: Tenant, method: str
+) -> None:
+    raw = channel.unary_unary(method, **as_bytes)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await raw(
+            b"\xff\xff\xff\xff not protobuf",
+            metadata=bearer(business.administrator_api_key),
+            timeout=call_seconds_max,
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(refused.value) == "REQUEST_UNDECODABLE"
+
+
+async def test_a_nul_character_in_a_back_office_request_is_refused_naming_the_field(
+    channel: grpc.aio.Channel, business: Tenant
+) -> None:
+    stub: AdminServiceAsyncStub = AdminServiceStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.CreatePointOfSale(
+            setup_pb2.CreatePointOfSaleRequest(
+                point_of_sale=setup_pb2.PointOfSale(
+                    program_id=business.program_id, name="Kiosk\x00", time_zone="UTC"
+                )
+            ),
+            metadata=bearer(business.administrator_api_key),
+            timeout=call_seconds_max,
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(refused.value) == "STRING_HAS_NUL"
+    assert list(field_violations(refused.value)) == ["point_of_sale.name"]
 
 
 async def test_undecodable_stream_messages_are_invalid_argument(

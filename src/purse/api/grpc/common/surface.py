@@ -3,10 +3,13 @@ sees it, in one place for every method, unary or streaming.
 
 grpc-python decodes a request before any servicer code runs, and a decoding failure
 would be answered UNKNOWN naming protobuf's exception. `RequestGuard` registers each
-method of the `purse.v1.` services again with a tolerant deserializer: bytes that are not
+method of Purse's services again with a tolerant deserializer: bytes that are not
 the method's request message become a refusal object instead of an exception, and the
 behavior (the servicer method, or each message a stream yields) answers it
-INVALID_ARGUMENT (`REQUEST_UNDECODABLE`), naming no internals.
+INVALID_ARGUMENT (`REQUEST_UNDECODABLE`), naming no internals. Every service under
+`purse.` is guarded (terminals, administrators, the operator): HTTP/JSON hands its
+undecodable JSON over as the same refusal object, so a method left unguarded would pass
+that object to its servicer as if it were the request.
 
 The same deserializer refuses NUL characters in any string field, anywhere in a unary
 request (a stream's servicer refuses them item by item, so that one bad check never
@@ -32,7 +35,7 @@ from purse.api.grpc.common.interceptors import Handler, WrappingInterceptor
 from purse.domain.errors import InvalidArgument, echoed, invalid
 
 Context = grpc.aio.ServicerContext[Any, Any]
-guarded_service_prefix = "/purse.v1."
+guarded_service_prefix = "/purse."
 # Nesting this deep is never a request Purse defines; protobuf's own limit is 100.
 request_nesting_depth_max = 32
 
