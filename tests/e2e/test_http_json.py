@@ -14,12 +14,13 @@ import socket
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import grpc
 import httpx
 import pytest
 from google.protobuf import json_format
 from google.rpc import error_details_pb2
-from support import ServerProcess, Tenant, bearer, new_phone
+from support import ServerProcess, Tenant, bearer, new_phone, operator_key
 from test_transactions import sale
 
 from purse.v1 import common_pb2
@@ -176,6 +177,37 @@ async def test_json_the_method_cannot_take_is_refused_by_field(
         headers=headers(business.cash_desk.api_key),
     )
     assert answer.status_code == 400
+    assert list(violations_of(answer)) == [field]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/purse.admin.v1.AdminService/GetCaller", {"shoeSize": 42}, "'shoeSize'"),
+        ("/purse.platform.v1.PlatformService/CreateBusiness", {"name": 42}, "name"),
+        (f"{terminal_service}/ListTransactions", {"pageToken": None}, "page_token"),
+        (f"{terminal_service}/ListTransactions", {"status": 2}, "status"),
+        (f"{terminal_service}/ListTransactions", {"status": False}, "status"),
+        (f"{terminal_service}/ListTransactions", {"terminalId": -(2**63) - 1}, "terminal_id"),
+    ],
+)
+async def test_json_the_document_does_not_describe_is_refused_by_field_by_every_service(
+    http: httpx.AsyncClient,
+    business: Tenant,
+    pool: asyncpg.Pool,
+    path: str,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    credentials = {
+        "purse.v1": business.cash_desk.api_key,
+        "purse.admin.v1": business.administrator_api_key,
+        "purse.platform.v1": await operator_key(pool),
+    }
+    credential = credentials[path.split("/")[1].rsplit(".", 1)[0]]
+    answer = await http.post(path, json=body, headers=headers(credential))
+    assert answer.status_code == 400
+    assert reason_of(answer) == "REQUEST_UNDECODABLE"
     assert list(violations_of(answer)) == [field]
 
 

@@ -6,8 +6,9 @@ requests are made of — text, booleans, integers (JSON numbers, or strings of d
 enums by name, nested messages, lists of them, Timestamps — with each message type's
 fields planned once. Anything else (maps, floats, bytes, enums by number, null, a oneof
 named twice, a field named by both its names, unknown fields...) it declines, and
-`json_format` reads the whole request as before, so what is accepted, and how a refusal
-reads, is exactly json_format's. A property test checks that whatever this accepts
+`json_format` reads the whole request as before (`json_requests` then refuses the forms the
+OpenAPI document does not describe), so what is accepted, and how a refusal reads, does not
+depend on which of the two read it. A property test checks that whatever this accepts
 json_format accepts as the same message.
 """
 

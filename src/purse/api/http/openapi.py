@@ -100,9 +100,10 @@ message in the same encoding.
 
 The canonical JSON mapping: fields by their lowerCamelCase JSON names (their proto names
 are accepted too); a field at its default value (0, "", false, the enum value numbered 0,
-an empty list or map) is omitted; 64-bit integers are written as strings (numbers are accepted);
-enums by the value's name (its number is accepted); timestamps as RFC 3339 strings; bytes
-as base64. A field the message does not have is refused.
+an empty list or map) is omitted; 64-bit integers are written as strings (numbers are
+accepted); enums by the value's name; timestamps as RFC 3339 strings; bytes as base64. A
+field the message does not have is refused, and so are `null` (leave a field out for its
+default) and an enum value given by its number.
 
 ## Authentication
 

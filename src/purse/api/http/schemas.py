@@ -339,7 +339,7 @@ class SchemaBuilder:
             for part in (
                 self.contract.comment(full_name),
                 table,
-                "Written as the value's name; its number is accepted too.",
+                "Written as the value's name.",
             )
             if part
         )
