@@ -26,8 +26,8 @@ PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos \
 	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
 	--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc
 
-.PHONY: serve test test-pure check protos protos-check lint-protos breaking-protos reference-docs bench bench-load bench-soak \
-	bench-price-list load-tools clean install
+.PHONY: serve test test-pure check protos protos-check lint-protos breaking-protos reference-docs \
+	errors-docs bench bench-load bench-soak bench-price-list load-tools clean install
 
 install: $(STAMP)
 
@@ -98,6 +98,10 @@ breaking-protos: $(STAMP)
 	else reference=".git#branch=main"; fi; \
 	echo "buf breaking against $$reference"; \
 	$(BIN)/buf breaking --against "$$reference"
+
+# docs/errors.md: the error catalogue (a unit test checks it is current).
+errors-docs: $(STAMP)
+	$(BIN)/purse reasons --markdown > docs/errors.md
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-only -p no:randomly -o addopts=""

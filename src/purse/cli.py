@@ -11,6 +11,7 @@
     purse admin-key --business-id 1   an API key for the control panel (AdminService)
     purse audit                      every pocket against its ledger, no row naming nothing
     purse app-token --phone ...      the customer app's current QR token (for trying it)
+    purse reasons --markdown         the error catalogue as docs/errors.md has it (--json: rows)
 
 Settings come from `PURSE_*` environment variables; flags override them.
 """
@@ -638,6 +639,16 @@ def _app_token(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _reasons(arguments: argparse.Namespace) -> int:
+    from purse.domain import reasons
+
+    if arguments.json:
+        print(json.dumps(reasons.catalogue_rows(), ensure_ascii=False, indent=2))
+    else:
+        print(reasons.catalogue_markdown(), end="")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="purse", description="Purse loyalty processing core")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -700,6 +711,13 @@ def _parser() -> argparse.ArgumentParser:
     business.add_argument("--json", action="store_true", help="print the answer as JSON")
     business.add_argument("--data-dir", type=Path)
     business.set_defaults(handler=_business_create)
+    catalogue = commands.add_parser(
+        "reasons", help="the error catalogue: every ErrorInfo reason, its status and what to do"
+    )
+    form = catalogue.add_mutually_exclusive_group()
+    form.add_argument("--markdown", action="store_true", help="docs/errors.md (the default)")
+    form.add_argument("--json", action="store_true", help="one JSON object a reason")
+    catalogue.set_defaults(handler=_reasons)
     _terminal_parser(commands)
     _admin_parser(commands)
     return parser

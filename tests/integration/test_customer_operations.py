@@ -593,7 +593,8 @@ async def test_the_terminal_must_be_an_enabled_unarchived_one_of_this_business(
     cash_desk = desk.business.cash_desk.terminal_id
     await provisioning.set_terminal_enabled(business_id, cash_desk, False)
     refusal = await refusal_of(desk.apply("disabled", customer, PointsCredit(1), cash_desk))
-    assert isinstance(refusal, FailedPrecondition) and refusal.reason == "TERMINAL_DISABLED"
+    assert isinstance(refusal, FailedPrecondition)
+    assert refusal.reason == "OPERATION_TERMINAL_DISABLED"
     await pool.execute(
         "UPDATE terminals SET archived_at = now(), enabled = true"
         " WHERE business_id = $1 AND terminal_id = $2",

@@ -281,7 +281,8 @@ def test_the_terminal_must_exist_be_enabled_and_not_archived() -> None:
     missing = terminal_refusal(None)
     assert isinstance(missing, NotFound) and missing.reason == "TERMINAL_NOT_FOUND"
     disabled = terminal_refusal(TerminalState(1, enabled=False, archived=False))
-    assert isinstance(disabled, FailedPrecondition) and disabled.reason == "TERMINAL_DISABLED"
+    assert isinstance(disabled, FailedPrecondition)
+    assert disabled.reason == "OPERATION_TERMINAL_DISABLED"
     archived = terminal_refusal(TerminalState(1, enabled=False, archived=True))
     assert isinstance(archived, FailedPrecondition) and archived.reason == "ARCHIVED"
 

@@ -37,15 +37,18 @@ def test_every_refusal_class_has_a_status_code() -> None:
     ("error", "code"),
     [
         (errors.invalid("a.b", "bad"), grpc.StatusCode.INVALID_ARGUMENT),
-        (errors.NotFound("x"), grpc.StatusCode.NOT_FOUND),
-        (errors.AlreadyExists("x"), grpc.StatusCode.ALREADY_EXISTS),
-        (errors.FailedPrecondition("x"), grpc.StatusCode.FAILED_PRECONDITION),
-        (errors.Unauthenticated("x"), grpc.StatusCode.UNAUTHENTICATED),
-        (errors.PermissionDenied("x"), grpc.StatusCode.PERMISSION_DENIED),
-        (errors.RateLimited("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
-        (errors.Overloaded("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
-        (errors.Unavailable("x"), grpc.StatusCode.UNAVAILABLE),
-        (errors.Aborted("x"), grpc.StatusCode.ABORTED),
+        (errors.NotFound("x", reason="CUSTOMER_NOT_FOUND"), grpc.StatusCode.NOT_FOUND),
+        (errors.AlreadyExists("x", reason="CODE_TAKEN"), grpc.StatusCode.ALREADY_EXISTS),
+        (errors.FailedPrecondition("x", reason="ARCHIVED"), grpc.StatusCode.FAILED_PRECONDITION),
+        (errors.Unauthenticated("x", reason="TOKEN_EXPIRED"), grpc.StatusCode.UNAUTHENTICATED),
+        (
+            errors.PermissionDenied("x", reason="ROLE_NOT_ALLOWED"),
+            grpc.StatusCode.PERMISSION_DENIED,
+        ),
+        (errors.RateLimited("x", reason="SIGN_IN_BUSY"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (errors.Overloaded("x", reason="QUEUE_FULL"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (errors.Unavailable("x", reason="DEPENDENCY_UNAVAILABLE"), grpc.StatusCode.UNAVAILABLE),
+        (errors.Aborted("x", reason="CONCURRENT_UPDATE"), grpc.StatusCode.ABORTED),
     ],
 )
 def test_each_refusal_maps_to_its_status_code(
@@ -68,7 +71,9 @@ def test_bad_input_carries_error_info_and_field_violations() -> None:
 
 
 def test_rate_limits_say_when_to_retry() -> None:
-    details = _details(rich_status(errors.RateLimited("slow down", retry_after_seconds=42)))
+    details = _details(
+        rich_status(errors.RateLimited("slow down", reason="SIGN_IN_BUSY", retry_after_seconds=42))
+    )
     retry = error_details_pb2.RetryInfo()
     assert details.details[-1].Unpack(retry)
     assert retry.retry_delay.seconds == 42

@@ -1,15 +1,19 @@
 """Every reason word the server can answer with is in the catalogue, and every word in
-the catalogue is one the server uses."""
+the catalogue is one the server uses; each error reason says what to do, and the
+published catalogue (docs/errors.md) is the catalogue's."""
 
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
 import pytest
+from google.rpc import code_pb2
 
 import purse
+from purse import cli
 from purse.admin.v1 import admin_service_pb2, setup_pb2
 from purse.domain import reasons
 from purse.domain.errors import FailedPrecondition
@@ -81,7 +85,7 @@ def test_every_catalogued_reason_is_used_and_upper_snake() -> None:
     used = _strings_in_source() | {refusal.value for refusal in Refusal}
     assert _catalogued - used == set()
     assert all(_word.match(word) or (word.isalpha() and word.isupper()) for word in _catalogued)
-    assert all(description for description in reasons.ERROR_REASONS.values())
+    assert all(reason.meaning and reason.action for reason in reasons.ERROR_REASONS.values())
 
 
 def test_settlement_refusals_are_error_reasons() -> None:
@@ -91,3 +95,60 @@ def test_settlement_refusals_are_error_reasons() -> None:
 def test_a_refusal_with_a_reason_outside_the_catalogue_is_a_programmer_error() -> None:
     with pytest.raises(AssertionError):
         FailedPrecondition("no", reason="TRANSACTION_completed")
+
+
+def test_each_status_is_the_google_rpc_code_of_its_name() -> None:
+    assert all(code_pb2.Code.Value(status.name) == status.value for status in reasons.Status)
+
+
+def test_each_status_has_the_http_status_google_rpc_code_maps_it_to() -> None:
+    assert all(400 <= status.http_status < 600 for status in reasons.Status)
+    assert reasons.Status.INVALID_ARGUMENT.http_status == 400
+    assert reasons.Status.FAILED_PRECONDITION.http_status == 400
+    assert reasons.Status.UNAUTHENTICATED.http_status == 401
+    assert reasons.Status.NOT_FOUND.http_status == 404
+    assert reasons.Status.ABORTED.http_status == 409
+    assert reasons.Status.RESOURCE_EXHAUSTED.http_status == 429
+    assert reasons.Status.UNAVAILABLE.http_status == 503
+    assert reasons.Status.DEADLINE_EXCEEDED.http_status == 504
+
+
+def test_a_reason_never_to_retry_is_final_and_one_to_retry_unchanged_is_not() -> None:
+    for name, reason in reasons.ERROR_REASONS.items():
+        if reason.retry is reasons.Retry.NEVER:
+            assert reason.final, name
+        if reason.retry in (reasons.Retry.LATER, reasons.Retry.AT_ONCE):
+            assert not reason.final, name
+
+
+def test_the_catalogue_rows_are_json_ready_one_per_reason_in_order() -> None:
+    rows = json.loads(json.dumps(reasons.catalogue_rows()))
+    assert [row["reason"] for row in rows] == list(reasons.ERROR_REASONS)
+    assert rows[0] == {
+        "reason": "INVALID_ARGUMENT",
+        "status": "INVALID_ARGUMENT",
+        "code": 3,
+        "http_status": 400,
+        "meaning": reasons.ERROR_REASONS["INVALID_ARGUMENT"].meaning,
+        "action": reasons.ERROR_REASONS["INVALID_ARGUMENT"].action,
+        "retry": "AFTER_FIX",
+        "final": True,
+    }
+
+
+def test_the_published_catalogue_is_current() -> None:
+    published = _source.parent.parent / "docs" / "errors.md"
+    assert published.read_text() == reasons.catalogue_markdown(), "run `make errors-docs`"
+
+
+def test_the_markdown_catalogue_has_a_row_for_each_reason() -> None:
+    rows = [line for line in reasons.catalogue_markdown().splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == list(reasons.ERROR_REASONS)
+    assert rows[0].count(" | ") == 6
+
+
+def test_purse_reasons_prints_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["reasons", "--markdown"]) == 0
+    assert capsys.readouterr().out == reasons.catalogue_markdown()
+    assert cli.main(["reasons", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == reasons.catalogue_rows()

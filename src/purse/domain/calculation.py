@@ -530,7 +530,7 @@ def _certificate_ids(codes: tuple[str, ...], inputs: CalculationInputs) -> dict[
             found[code] = row.certificate_id
     if violations:
         raise FailedPrecondition(
-            violations[0].description, reason="CERTIFICATE_NOT_FOUND", violations=tuple(violations)
+            violations[0].description, reason="CERTIFICATE_UNKNOWN", violations=tuple(violations)
         )
     return found
 

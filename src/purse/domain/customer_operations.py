@@ -253,7 +253,7 @@ def terminal_refusal(terminal: TerminalState | None) -> DomainError | None:
         return FailedPrecondition("the terminal is archived; choose another", reason="ARCHIVED")
     if not terminal.enabled:
         return FailedPrecondition(
-            "the terminal is disabled; choose another", reason="TERMINAL_DISABLED"
+            "the terminal is disabled; choose another", reason="OPERATION_TERMINAL_DISABLED"
         )
     return None
 

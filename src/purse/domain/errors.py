@@ -1,9 +1,10 @@
 """Typed domain exceptions: bad input and business refusals.
 
 Every refusal the product can give is one of these classes. The API layer maps each
-class to a transport status in exactly one table (`purse.api.grpc.common.errors`); the domain
-never knows about status codes. `reason` is a stable, machine-readable UPPER_SNAKE word
-that clients may branch on; `message` is for people.
+class to a transport status in exactly one table (`purse.api.grpc.common.errors`).
+`reason` is a stable, machine-readable UPPER_SNAKE word that clients may branch on, one of
+the catalogue's (`purse.domain.reasons`), which also names the status each reason is
+answered with (a test keeps the catalogue and the table agreeing); `message` is for people.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ class DomainError(Exception):
     """Base of every refusal; never raised itself."""
 
     message: str
-    reason: str = "DOMAIN_ERROR"
+    # Every refusal names its reason; only InvalidArgument and UnexpectedFailure, whose
+    # generic reasons are catalogued, have one by default.
+    reason: str
     metadata: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -64,21 +67,16 @@ class InvalidArgument(DomainError):
 class NotFound(DomainError):
     """A thing the request names does not exist (in the caller's business)."""
 
-    reason: str = "NOT_FOUND"
-
 
 @dataclass(slots=True)
 class AlreadyExists(DomainError):
     """The request would create something that exists already."""
-
-    reason: str = "ALREADY_EXISTS"
 
 
 @dataclass(slots=True)
 class FailedPrecondition(DomainError):
     """The request is well-formed but the state of things refuses it."""
 
-    reason: str = "FAILED_PRECONDITION"
     violations: tuple[FieldViolation, ...] = ()
 
 
@@ -86,21 +84,16 @@ class FailedPrecondition(DomainError):
 class Unauthenticated(DomainError):
     """Missing, wrong or expired credentials."""
 
-    reason: str = "UNAUTHENTICATED"
-
 
 @dataclass(slots=True)
 class PermissionDenied(DomainError):
     """The caller is known but may not do this."""
-
-    reason: str = "PERMISSION_DENIED"
 
 
 @dataclass(slots=True)
 class RateLimited(DomainError):
     """Too many attempts; `retry_after_seconds` says when trying again makes sense."""
 
-    reason: str = "RATE_LIMITED"
     retry_after_seconds: int = 60
 
 
@@ -109,7 +102,6 @@ class Aborted(DomainError):
     """A concurrent change made this one roll back; nothing was applied, and the same
     request may succeed when tried again after `retry_after_seconds`."""
 
-    reason: str = "ABORTED"
     retry_after_seconds: int = 1
 
 
@@ -117,22 +109,16 @@ class Aborted(DomainError):
 class Overloaded(DomainError):
     """The server cannot take more work before the caller's deadline."""
 
-    reason: str = "OVERLOADED"
-
 
 @dataclass(slots=True)
 class TimedOut(DomainError):
     """A time limit of the call itself ran out (a stream idle or open too long); nothing
     in flight was cut off, and a new call may continue."""
 
-    reason: str = "TIMED_OUT"
-
 
 @dataclass(slots=True)
 class Unavailable(DomainError):
     """A dependency is down; the same request may succeed later."""
-
-    reason: str = "UNAVAILABLE"
 
 
 @dataclass(slots=True)

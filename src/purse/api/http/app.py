@@ -202,7 +202,7 @@ async def _body(scope: Scope, receive: Receive, bytes_max: int) -> bytes | None:
 
 async def _too_large(send: Send, bytes_max: int) -> None:
     _, body = transport_error(
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.INVALID_ARGUMENT,
         f"the body is larger than {bytes_max} bytes",
         "REQUEST_TOO_LARGE",
     )

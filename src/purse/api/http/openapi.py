@@ -29,7 +29,7 @@ from google.rpc import error_details_pb2
 
 import purse
 from purse.api.http.schemas import COMPONENTS_PREFIX, Contract, Schema, SchemaBuilder, full_name
-from purse.domain.reasons import ERROR_REASONS
+from purse.domain.reasons import ERROR_REASONS, Status
 
 OPENAPI_VERSION: Final = "3.1.0"
 DESCRIPTORS_RESOURCE: Final = "descriptors.binpb"
@@ -58,24 +58,11 @@ JSON: Final = "application/json"
 PROTO: Final = "application/proto"
 NDJSON: Final = "application/x-ndjson"
 
-# The Connect error codes with the HTTP status each answers with.
+# The Connect error codes (google.rpc.Code's names in lower case, "canceled" spelt the
+# Connect way) with the HTTP status each answers with.
 CONNECT_CODES: Final[dict[str, int]] = {
-    "canceled": 499,
-    "unknown": 500,
-    "invalid_argument": 400,
-    "deadline_exceeded": 504,
-    "not_found": 404,
-    "already_exists": 409,
-    "permission_denied": 403,
-    "resource_exhausted": 429,
-    "failed_precondition": 400,
-    "aborted": 409,
-    "out_of_range": 400,
-    "unimplemented": 501,
-    "internal": 500,
-    "unavailable": 503,
-    "data_loss": 500,
-    "unauthenticated": 401,
+    "canceled" if status is Status.CANCELLED else status.name.lower(): status.http_status
+    for status in Status
 }
 # Statuses the HTTP layer answers with before a method runs, and why.
 _TRANSPORT_STATUSES: Final[dict[int, str]] = {

@@ -43,6 +43,7 @@ from purse.api.grpc.common.interceptors import Handler
 from purse.api.grpc.common.surface import Refused
 from purse.api.http import json_requests
 from purse.domain.errors import DomainError, InvalidArgument, TimedOut
+from purse.domain.reasons import Status
 
 Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
@@ -69,22 +70,9 @@ _detail_classes: Mapping[str, type[Message]] = {
 
 # google.rpc.Code's HTTP mapping (AIP-193), as Connect uses it.
 HTTP_STATUS_BY_CODE: Mapping[grpc.StatusCode, int] = {
-    grpc.StatusCode.CANCELLED: 499,
-    grpc.StatusCode.UNKNOWN: 500,
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.FAILED_PRECONDITION: 400,
-    grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.OUT_OF_RANGE: 400,
-    grpc.StatusCode.UNIMPLEMENTED: 501,
-    grpc.StatusCode.INTERNAL: 500,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DATA_LOSS: 500,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
+    code: Status(code.value[0]).http_status
+    for code in grpc.StatusCode
+    if code is not grpc.StatusCode.OK
 }
 _codes_by_number = {code.value[0]: code for code in grpc.StatusCode}
 
