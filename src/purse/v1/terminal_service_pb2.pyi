@@ -12,7 +12,9 @@ terminal API key issued by the business administrator. Missing or wrong credenti
 
 Errors carry a google.rpc.Status in the `grpc-status-details-bin` trailer with an
 ErrorInfo (domain "purse", a stable `reason` such as STEWARD_CODE_EXPIRED) and, for bad
-input, a BadRequest listing each wrong field by its path in the request.
+input, a BadRequest listing each wrong field by its path in the request. The service's
+comment and each RPC's name the reasons they can return; docs/errors.md says what each
+means, its status, and what to do about it.
 
 Units are described in common.proto.
 """

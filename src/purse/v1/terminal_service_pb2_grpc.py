@@ -27,6 +27,13 @@ if _version_not_supported:
 
 class TerminalServiceStub(object):
     """Serves point-of-sale terminals.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL,
+    DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call but SignIn can return: CREDENTIALS_MISSING, API_KEY_INVALID,
+    TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED, TERMINAL_DISABLED.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
     """
 
     def __init__(self, channel):
@@ -134,11 +141,19 @@ class TerminalServiceStub(object):
 
 class TerminalServiceServicer(object):
     """Serves point-of-sale terminals.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL,
+    DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call but SignIn can return: CREDENTIALS_MISSING, API_KEY_INVALID,
+    TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED, TERMINAL_DISABLED.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
     """
 
     def SignIn(self, request, context):
         """Exchanges the terminal's login and password for a short-lived token.
         Repeated wrong passwords for one login are rate-limited (RESOURCE_EXHAUSTED).
+        Errors: INVALID_ARGUMENT, WRONG_CREDENTIALS, SIGN_IN_RATE_LIMITED, SIGN_IN_BUSY.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,6 +162,7 @@ class TerminalServiceServicer(object):
     def GetTerminalSettings(self, request, context):
         """The terminal's business, program, point of sale, currency, customer categories and
         customer account types.
+        Errors: none beyond the service's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -155,6 +171,9 @@ class TerminalServiceServicer(object):
     def IdentifyCustomer(self, request, context):
         """Identifies a customer and returns the membership with every pocket. An unknown phone
         enrols the customer when the program allows it.
+        Errors: IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID,
+        APP_TOKEN_INVALID, APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID, STEWARD_CODE_NOT_FOUND,
+        STEWARD_CODE_USED, STEWARD_CODE_EXPIRED, STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -162,6 +181,16 @@ class TerminalServiceServicer(object):
 
     def CalculateCheck(self, request, context):
         """Calculates a check without changing anything: a preview of the receipt.
+        Errors: INVALID_ARGUMENT, REDEMPTION_TOO_LONG, AMOUNT_OUT_OF_RANGE, CHECK_SUM_MISMATCH,
+        TIMESTAMP_OUT_OF_RANGE, IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID,
+        CARD_QR_INVALID, APP_TOKEN_INVALID, APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID,
+        STEWARD_CODE_NOT_FOUND, STEWARD_CODE_USED, STEWARD_CODE_EXPIRED,
+        STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND, UNKNOWN_CURRENCY, CURRENCY_MISMATCH,
+        EMPTY_CHECK, TOO_MANY_LINES, GOODS_CATEGORY_UNKNOWN, DUPLICATE, COUPON_NOT_USABLE,
+        CERTIFICATE_UNKNOWN, CUSTOMER_BLACKLISTED, CUSTOMER_REQUIRED, ACCOUNT_NOT_OWNED,
+        COUPON_NOT_OWNED, CERTIFICATE_NOT_OWNED, POINTS_REDEMPTION_NOT_ALLOWED,
+        CHECK_SUM_BELOW_MINIMUM, INSUFFICIENT_POINTS, INSUFFICIENT_BALANCE,
+        REDEMPTION_ABOVE_CAP, CERTIFICATE_EXPIRED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -175,6 +204,18 @@ class TerminalServiceServicer(object):
         customer's balances kept changing meanwhile is ABORTED (CONCURRENT_CHANGE), stores
         nothing, and may be sent again. The membership in the answer is as it stands right
         after this check's transaction.
+        Errors: SALE_TIME_IN_FUTURE, SALE_TIME_TOO_OLD, INVALID_ARGUMENT, REDEMPTION_TOO_LONG,
+        AMOUNT_OUT_OF_RANGE, CHECK_SUM_MISMATCH, TIMESTAMP_OUT_OF_RANGE, IDENTIFIER_MISSING,
+        PHONE_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, APP_TOKEN_INVALID,
+        APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID, STEWARD_CODE_NOT_FOUND, STEWARD_CODE_USED,
+        STEWARD_CODE_EXPIRED, STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND, UNKNOWN_CURRENCY,
+        CURRENCY_MISMATCH, EMPTY_CHECK, TOO_MANY_LINES, GOODS_CATEGORY_UNKNOWN, DUPLICATE,
+        COUPON_NOT_USABLE, CERTIFICATE_UNKNOWN, CUSTOMER_BLACKLISTED, CUSTOMER_REQUIRED,
+        ACCOUNT_NOT_OWNED, COUPON_NOT_OWNED, CERTIFICATE_NOT_OWNED,
+        POINTS_REDEMPTION_NOT_ALLOWED, CHECK_SUM_BELOW_MINIMUM, INSUFFICIENT_POINTS,
+        INSUFFICIENT_BALANCE, REDEMPTION_ABOVE_CAP, CERTIFICATE_EXPIRED, BALANCE_LIMIT,
+        IDEMPOTENCY_KEY_REUSED, FAILED_PRECONDITION, CONCURRENT_CHANGE, CONCURRENT_UPDATE,
+        QUEUE_FULL, SHUTTING_DOWN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -184,6 +225,18 @@ class TerminalServiceServicer(object):
         """Processes many checks on one stream (an offline backlog, a partner backend). Each
         request message may carry many checks; each response carries their results in the
         same order. Every check is idempotent as in ProcessCheck.
+        Errors: SALE_TIME_IN_FUTURE, SALE_TIME_TOO_OLD, INVALID_ARGUMENT, REDEMPTION_TOO_LONG,
+        AMOUNT_OUT_OF_RANGE, CHECK_SUM_MISMATCH, TIMESTAMP_OUT_OF_RANGE, IDENTIFIER_MISSING,
+        PHONE_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, APP_TOKEN_INVALID,
+        APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID, STEWARD_CODE_NOT_FOUND, STEWARD_CODE_USED,
+        STEWARD_CODE_EXPIRED, STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND, UNKNOWN_CURRENCY,
+        CURRENCY_MISMATCH, EMPTY_CHECK, TOO_MANY_LINES, GOODS_CATEGORY_UNKNOWN, DUPLICATE,
+        COUPON_NOT_USABLE, CERTIFICATE_UNKNOWN, CUSTOMER_BLACKLISTED, CUSTOMER_REQUIRED,
+        ACCOUNT_NOT_OWNED, COUPON_NOT_OWNED, CERTIFICATE_NOT_OWNED,
+        POINTS_REDEMPTION_NOT_ALLOWED, CHECK_SUM_BELOW_MINIMUM, INSUFFICIENT_POINTS,
+        INSUFFICIENT_BALANCE, REDEMPTION_ABOVE_CAP, CERTIFICATE_EXPIRED, BALANCE_LIMIT,
+        IDEMPOTENCY_KEY_REUSED, FAILED_PRECONDITION, CONCURRENT_CHANGE, CONCURRENT_UPDATE,
+        QUEUE_FULL, SHUTTING_DOWN, STREAM_IDLE, STREAM_LIFETIME_OVER.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -191,6 +244,10 @@ class TerminalServiceServicer(object):
 
     def ConfirmTransaction(self, request, context):
         """Confirms a pending transaction with the PIN the customer received.
+        Errors: INVALID_ARGUMENT, TRANSACTION_NOT_FOUND, TRANSACTION_NOT_PENDING, PIN_EXPIRED,
+        PIN_WRONG, TRANSACTION_LOCKED, BALANCE_LIMIT, BALANCE_CHANGED, INSUFFICIENT_POINTS,
+        INSUFFICIENT_BALANCE, INSUFFICIENT_CERTIFICATE_BALANCE, COUPON_ALREADY_USED,
+        CONCURRENT_UPDATE, QUEUE_FULL, SHUTTING_DOWN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -198,6 +255,7 @@ class TerminalServiceServicer(object):
 
     def ResendCode(self, request, context):
         """Sends the PIN of a pending transaction again (rate-limited per phone).
+        Errors: TRANSACTION_NOT_FOUND, TRANSACTION_NOT_PENDING, PIN_RESEND_RATE_LIMITED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -206,6 +264,11 @@ class TerminalServiceServicer(object):
     def CancelTransaction(self, request, context):
         """Cancels a pending transaction (holds are released) or reverses a completed one when
         the program allows it. Idempotent: cancelling a cancelled transaction answers with it.
+        Errors: TRANSACTION_NOT_FOUND, TRANSACTION_NOT_CANCELLABLE, TRANSACTION_NOT_PENDING,
+        CANCEL_NOT_ALLOWED, CANCEL_TOO_LATE, ALREADY_REFUNDED, TRANSACTION_NOT_A_SALE,
+        BALANCE_CHANGED, INSUFFICIENT_POINTS, INSUFFICIENT_BALANCE,
+        INSUFFICIENT_CERTIFICATE_BALANCE, COUPON_ALREADY_USED, CONCURRENT_UPDATE, QUEUE_FULL,
+        SHUTTING_DOWN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -215,6 +278,9 @@ class TerminalServiceServicer(object):
         """Refunds a completed transaction, wholly or by lines; it becomes PARTIALLY_REFUNDED or
         REFUNDED. Idempotent per `refund_number`: every retry, concurrent ones included, gets
         the stored refund.
+        Errors: INVALID_ARGUMENT, TRANSACTION_NOT_FOUND, ALREADY_REFUNDED,
+        TRANSACTION_NOT_COMPLETED, TRANSACTION_NOT_A_SALE, IDEMPOTENCY_KEY_REUSED,
+        CONCURRENT_UPDATE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -222,6 +288,7 @@ class TerminalServiceServicer(object):
 
     def GetTransaction(self, request, context):
         """One transaction of this business by id or by this terminal's check number.
+        Errors: INVALID_ARGUMENT, TRANSACTION_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -229,6 +296,7 @@ class TerminalServiceServicer(object):
 
     def ListTransactions(self, request, context):
         """Transactions of this business, newest first, with keyset pagination.
+        Errors: INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -237,6 +305,9 @@ class TerminalServiceServicer(object):
     def IssueStewardCode(self, request, context):
         """Issues a one-time code for an identified customer (steward terminals only) that a
         cash desk of the same business redeems with IdentifyCustomer.
+        Errors: TERMINAL_NOT_STEWARD, INVALID_ARGUMENT, IDENTIFIER_MISSING, PHONE_INVALID,
+        CARD_NUMBER_INVALID, CARD_QR_INVALID, APP_TOKEN_INVALID, APP_TOKEN_EXPIRED,
+        CUSTOMER_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -244,6 +315,8 @@ class TerminalServiceServicer(object):
 
     def SearchCustomers(self, request, context):
         """Finds customers of this business by phone, card number or card QR code.
+        Errors: INVALID_ARGUMENT, IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID,
+        CARD_QR_INVALID.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -251,6 +324,7 @@ class TerminalServiceServicer(object):
 
     def RegisterCustomer(self, request, context):
         """Registers a customer in this business with an explicit questionnaire.
+        Errors: PHONE_INVALID, QUESTIONNAIRE_INVALID, CARD_NUMBER_INVALID, IDENTIFIER_TAKEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -258,6 +332,8 @@ class TerminalServiceServicer(object):
 
     def AddCustomerIdentifier(self, request, context):
         """Adds a card number or card QR code to a customer of this business.
+        Errors: KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, CUSTOMER_NOT_FOUND,
+        IDENTIFIER_TAKEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -265,6 +341,8 @@ class TerminalServiceServicer(object):
 
     def RemoveCustomerIdentifier(self, request, context):
         """Removes a card number or card QR code from a customer of this business.
+        Errors: KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, CUSTOMER_NOT_FOUND,
+        IDENTIFIER_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -273,6 +351,7 @@ class TerminalServiceServicer(object):
     def ListGoods(self, request, context):
         """The business's goods (the catalogue) in product code order, in keyset pages,
         optionally of one goods category.
+        Errors: INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -280,6 +359,7 @@ class TerminalServiceServicer(object):
 
     def ListGoodsCategories(self, request, context):
         """The business's goods categories in code order, in keyset pages.
+        Errors: INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -393,6 +473,13 @@ def add_TerminalServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class TerminalService(object):
     """Serves point-of-sale terminals.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL,
+    DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call but SignIn can return: CREDENTIALS_MISSING, API_KEY_INVALID,
+    TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED, TERMINAL_DISABLED.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
     """
 
     @staticmethod

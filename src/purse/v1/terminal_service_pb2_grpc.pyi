@@ -12,7 +12,9 @@ terminal API key issued by the business administrator. Missing or wrong credenti
 
 Errors carry a google.rpc.Status in the `grpc-status-details-bin` trailer with an
 ErrorInfo (domain "purse", a stable `reason` such as STEWARD_CODE_EXPIRED) and, for bad
-input, a BadRequest listing each wrong field by its path in the request.
+input, a BadRequest listing each wrong field by its path in the request. The service's
+comment and each RPC's name the reasons they can return; docs/errors.md says what each
+means, its status, and what to do about it.
 
 Units are described in common.proto.
 """
@@ -41,7 +43,15 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class TerminalServiceStub:
-    """Serves point-of-sale terminals."""
+    """Serves point-of-sale terminals.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL,
+    DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call but SignIn can return: CREDENTIALS_MISSING, API_KEY_INVALID,
+    TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED, TERMINAL_DISABLED.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -50,17 +60,33 @@ class TerminalServiceStub:
     SignIn: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.SignInRequest, _terminal_service_pb2.SignInResponse]
     """Exchanges the terminal's login and password for a short-lived token.
     Repeated wrong passwords for one login are rate-limited (RESOURCE_EXHAUSTED).
+    Errors: INVALID_ARGUMENT, WRONG_CREDENTIALS, SIGN_IN_RATE_LIMITED, SIGN_IN_BUSY.
     """
     GetTerminalSettings: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.GetTerminalSettingsRequest, _terminal_service_pb2.GetTerminalSettingsResponse]
     """The terminal's business, program, point of sale, currency, customer categories and
     customer account types.
+    Errors: none beyond the service's.
     """
     IdentifyCustomer: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.IdentifyCustomerRequest, _terminal_service_pb2.IdentifyCustomerResponse]
     """Identifies a customer and returns the membership with every pocket. An unknown phone
     enrols the customer when the program allows it.
+    Errors: IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID,
+    APP_TOKEN_INVALID, APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID, STEWARD_CODE_NOT_FOUND,
+    STEWARD_CODE_USED, STEWARD_CODE_EXPIRED, STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND.
     """
     CalculateCheck: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.CalculateCheckRequest, _terminal_service_pb2.CalculateCheckResponse]
-    """Calculates a check without changing anything: a preview of the receipt."""
+    """Calculates a check without changing anything: a preview of the receipt.
+    Errors: INVALID_ARGUMENT, REDEMPTION_TOO_LONG, AMOUNT_OUT_OF_RANGE, CHECK_SUM_MISMATCH,
+    TIMESTAMP_OUT_OF_RANGE, IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID,
+    CARD_QR_INVALID, APP_TOKEN_INVALID, APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID,
+    STEWARD_CODE_NOT_FOUND, STEWARD_CODE_USED, STEWARD_CODE_EXPIRED,
+    STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND, UNKNOWN_CURRENCY, CURRENCY_MISMATCH,
+    EMPTY_CHECK, TOO_MANY_LINES, GOODS_CATEGORY_UNKNOWN, DUPLICATE, COUPON_NOT_USABLE,
+    CERTIFICATE_UNKNOWN, CUSTOMER_BLACKLISTED, CUSTOMER_REQUIRED, ACCOUNT_NOT_OWNED,
+    COUPON_NOT_OWNED, CERTIFICATE_NOT_OWNED, POINTS_REDEMPTION_NOT_ALLOWED,
+    CHECK_SUM_BELOW_MINIMUM, INSUFFICIENT_POINTS, INSUFFICIENT_BALANCE,
+    REDEMPTION_ABOVE_CAP, CERTIFICATE_EXPIRED.
+    """
     ProcessCheck: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.ProcessCheckRequest, _terminal_service_pb2.ProcessCheckResponse]
     """Calculates a check and applies it. Idempotent per terminal and `check_number`: a
     retry returns the first answer; the same number with a different check is refused
@@ -69,67 +95,151 @@ class TerminalServiceStub:
     customer's balances kept changing meanwhile is ABORTED (CONCURRENT_CHANGE), stores
     nothing, and may be sent again. The membership in the answer is as it stands right
     after this check's transaction.
+    Errors: SALE_TIME_IN_FUTURE, SALE_TIME_TOO_OLD, INVALID_ARGUMENT, REDEMPTION_TOO_LONG,
+    AMOUNT_OUT_OF_RANGE, CHECK_SUM_MISMATCH, TIMESTAMP_OUT_OF_RANGE, IDENTIFIER_MISSING,
+    PHONE_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, APP_TOKEN_INVALID,
+    APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID, STEWARD_CODE_NOT_FOUND, STEWARD_CODE_USED,
+    STEWARD_CODE_EXPIRED, STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND, UNKNOWN_CURRENCY,
+    CURRENCY_MISMATCH, EMPTY_CHECK, TOO_MANY_LINES, GOODS_CATEGORY_UNKNOWN, DUPLICATE,
+    COUPON_NOT_USABLE, CERTIFICATE_UNKNOWN, CUSTOMER_BLACKLISTED, CUSTOMER_REQUIRED,
+    ACCOUNT_NOT_OWNED, COUPON_NOT_OWNED, CERTIFICATE_NOT_OWNED,
+    POINTS_REDEMPTION_NOT_ALLOWED, CHECK_SUM_BELOW_MINIMUM, INSUFFICIENT_POINTS,
+    INSUFFICIENT_BALANCE, REDEMPTION_ABOVE_CAP, CERTIFICATE_EXPIRED, BALANCE_LIMIT,
+    IDEMPOTENCY_KEY_REUSED, FAILED_PRECONDITION, CONCURRENT_CHANGE, CONCURRENT_UPDATE,
+    QUEUE_FULL, SHUTTING_DOWN.
     """
     ProcessChecks: _grpc.StreamStreamMultiCallable[_terminal_service_pb2.ProcessChecksRequest, _terminal_service_pb2.ProcessChecksResponse]
     """Processes many checks on one stream (an offline backlog, a partner backend). Each
     request message may carry many checks; each response carries their results in the
     same order. Every check is idempotent as in ProcessCheck.
+    Errors: SALE_TIME_IN_FUTURE, SALE_TIME_TOO_OLD, INVALID_ARGUMENT, REDEMPTION_TOO_LONG,
+    AMOUNT_OUT_OF_RANGE, CHECK_SUM_MISMATCH, TIMESTAMP_OUT_OF_RANGE, IDENTIFIER_MISSING,
+    PHONE_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, APP_TOKEN_INVALID,
+    APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID, STEWARD_CODE_NOT_FOUND, STEWARD_CODE_USED,
+    STEWARD_CODE_EXPIRED, STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND, UNKNOWN_CURRENCY,
+    CURRENCY_MISMATCH, EMPTY_CHECK, TOO_MANY_LINES, GOODS_CATEGORY_UNKNOWN, DUPLICATE,
+    COUPON_NOT_USABLE, CERTIFICATE_UNKNOWN, CUSTOMER_BLACKLISTED, CUSTOMER_REQUIRED,
+    ACCOUNT_NOT_OWNED, COUPON_NOT_OWNED, CERTIFICATE_NOT_OWNED,
+    POINTS_REDEMPTION_NOT_ALLOWED, CHECK_SUM_BELOW_MINIMUM, INSUFFICIENT_POINTS,
+    INSUFFICIENT_BALANCE, REDEMPTION_ABOVE_CAP, CERTIFICATE_EXPIRED, BALANCE_LIMIT,
+    IDEMPOTENCY_KEY_REUSED, FAILED_PRECONDITION, CONCURRENT_CHANGE, CONCURRENT_UPDATE,
+    QUEUE_FULL, SHUTTING_DOWN, STREAM_IDLE, STREAM_LIFETIME_OVER.
     """
     ConfirmTransaction: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.ConfirmTransactionRequest, _terminal_service_pb2.ConfirmTransactionResponse]
-    """Confirms a pending transaction with the PIN the customer received."""
+    """Confirms a pending transaction with the PIN the customer received.
+    Errors: INVALID_ARGUMENT, TRANSACTION_NOT_FOUND, TRANSACTION_NOT_PENDING, PIN_EXPIRED,
+    PIN_WRONG, TRANSACTION_LOCKED, BALANCE_LIMIT, BALANCE_CHANGED, INSUFFICIENT_POINTS,
+    INSUFFICIENT_BALANCE, INSUFFICIENT_CERTIFICATE_BALANCE, COUPON_ALREADY_USED,
+    CONCURRENT_UPDATE, QUEUE_FULL, SHUTTING_DOWN.
+    """
     ResendCode: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.ResendCodeRequest, _terminal_service_pb2.ResendCodeResponse]
-    """Sends the PIN of a pending transaction again (rate-limited per phone)."""
+    """Sends the PIN of a pending transaction again (rate-limited per phone).
+    Errors: TRANSACTION_NOT_FOUND, TRANSACTION_NOT_PENDING, PIN_RESEND_RATE_LIMITED.
+    """
     CancelTransaction: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.CancelTransactionRequest, _terminal_service_pb2.CancelTransactionResponse]
     """Cancels a pending transaction (holds are released) or reverses a completed one when
     the program allows it. Idempotent: cancelling a cancelled transaction answers with it.
+    Errors: TRANSACTION_NOT_FOUND, TRANSACTION_NOT_CANCELLABLE, TRANSACTION_NOT_PENDING,
+    CANCEL_NOT_ALLOWED, CANCEL_TOO_LATE, ALREADY_REFUNDED, TRANSACTION_NOT_A_SALE,
+    BALANCE_CHANGED, INSUFFICIENT_POINTS, INSUFFICIENT_BALANCE,
+    INSUFFICIENT_CERTIFICATE_BALANCE, COUPON_ALREADY_USED, CONCURRENT_UPDATE, QUEUE_FULL,
+    SHUTTING_DOWN.
     """
     RefundTransaction: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.RefundTransactionRequest, _terminal_service_pb2.RefundTransactionResponse]
     """Refunds a completed transaction, wholly or by lines; it becomes PARTIALLY_REFUNDED or
     REFUNDED. Idempotent per `refund_number`: every retry, concurrent ones included, gets
     the stored refund.
+    Errors: INVALID_ARGUMENT, TRANSACTION_NOT_FOUND, ALREADY_REFUNDED,
+    TRANSACTION_NOT_COMPLETED, TRANSACTION_NOT_A_SALE, IDEMPOTENCY_KEY_REUSED,
+    CONCURRENT_UPDATE.
     """
     GetTransaction: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.GetTransactionRequest, _terminal_service_pb2.GetTransactionResponse]
-    """One transaction of this business by id or by this terminal's check number."""
+    """One transaction of this business by id or by this terminal's check number.
+    Errors: INVALID_ARGUMENT, TRANSACTION_NOT_FOUND.
+    """
     ListTransactions: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.ListTransactionsRequest, _terminal_service_pb2.ListTransactionsResponse]
-    """Transactions of this business, newest first, with keyset pagination."""
+    """Transactions of this business, newest first, with keyset pagination.
+    Errors: INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE.
+    """
     IssueStewardCode: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.IssueStewardCodeRequest, _terminal_service_pb2.IssueStewardCodeResponse]
     """Issues a one-time code for an identified customer (steward terminals only) that a
     cash desk of the same business redeems with IdentifyCustomer.
+    Errors: TERMINAL_NOT_STEWARD, INVALID_ARGUMENT, IDENTIFIER_MISSING, PHONE_INVALID,
+    CARD_NUMBER_INVALID, CARD_QR_INVALID, APP_TOKEN_INVALID, APP_TOKEN_EXPIRED,
+    CUSTOMER_NOT_FOUND.
     """
     SearchCustomers: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.SearchCustomersRequest, _terminal_service_pb2.SearchCustomersResponse]
-    """Finds customers of this business by phone, card number or card QR code."""
+    """Finds customers of this business by phone, card number or card QR code.
+    Errors: INVALID_ARGUMENT, IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID,
+    CARD_QR_INVALID.
+    """
     RegisterCustomer: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.RegisterCustomerRequest, _terminal_service_pb2.RegisterCustomerResponse]
-    """Registers a customer in this business with an explicit questionnaire."""
+    """Registers a customer in this business with an explicit questionnaire.
+    Errors: PHONE_INVALID, QUESTIONNAIRE_INVALID, CARD_NUMBER_INVALID, IDENTIFIER_TAKEN.
+    """
     AddCustomerIdentifier: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.AddCustomerIdentifierRequest, _terminal_service_pb2.AddCustomerIdentifierResponse]
-    """Adds a card number or card QR code to a customer of this business."""
+    """Adds a card number or card QR code to a customer of this business.
+    Errors: KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, CUSTOMER_NOT_FOUND,
+    IDENTIFIER_TAKEN.
+    """
     RemoveCustomerIdentifier: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.RemoveCustomerIdentifierRequest, _terminal_service_pb2.RemoveCustomerIdentifierResponse]
-    """Removes a card number or card QR code from a customer of this business."""
+    """Removes a card number or card QR code from a customer of this business.
+    Errors: KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, CUSTOMER_NOT_FOUND,
+    IDENTIFIER_NOT_FOUND.
+    """
     ListGoods: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.ListGoodsRequest, _terminal_service_pb2.ListGoodsResponse]
     """The business's goods (the catalogue) in product code order, in keyset pages,
     optionally of one goods category.
+    Errors: INVALID_ARGUMENT.
     """
     ListGoodsCategories: _grpc.UnaryUnaryMultiCallable[_terminal_service_pb2.ListGoodsCategoriesRequest, _terminal_service_pb2.ListGoodsCategoriesResponse]
-    """The business's goods categories in code order, in keyset pages."""
+    """The business's goods categories in code order, in keyset pages.
+    Errors: INVALID_ARGUMENT.
+    """
 
 @_typing.type_check_only
 class TerminalServiceAsyncStub(TerminalServiceStub):
-    """Serves point-of-sale terminals."""
+    """Serves point-of-sale terminals.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL,
+    DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call but SignIn can return: CREDENTIALS_MISSING, API_KEY_INVALID,
+    TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED, TERMINAL_DISABLED.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SignIn: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.SignInRequest, _terminal_service_pb2.SignInResponse]  # type: ignore[assignment]
     """Exchanges the terminal's login and password for a short-lived token.
     Repeated wrong passwords for one login are rate-limited (RESOURCE_EXHAUSTED).
+    Errors: INVALID_ARGUMENT, WRONG_CREDENTIALS, SIGN_IN_RATE_LIMITED, SIGN_IN_BUSY.
     """
     GetTerminalSettings: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.GetTerminalSettingsRequest, _terminal_service_pb2.GetTerminalSettingsResponse]  # type: ignore[assignment]
     """The terminal's business, program, point of sale, currency, customer categories and
     customer account types.
+    Errors: none beyond the service's.
     """
     IdentifyCustomer: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.IdentifyCustomerRequest, _terminal_service_pb2.IdentifyCustomerResponse]  # type: ignore[assignment]
     """Identifies a customer and returns the membership with every pocket. An unknown phone
     enrols the customer when the program allows it.
+    Errors: IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID,
+    APP_TOKEN_INVALID, APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID, STEWARD_CODE_NOT_FOUND,
+    STEWARD_CODE_USED, STEWARD_CODE_EXPIRED, STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND.
     """
     CalculateCheck: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.CalculateCheckRequest, _terminal_service_pb2.CalculateCheckResponse]  # type: ignore[assignment]
-    """Calculates a check without changing anything: a preview of the receipt."""
+    """Calculates a check without changing anything: a preview of the receipt.
+    Errors: INVALID_ARGUMENT, REDEMPTION_TOO_LONG, AMOUNT_OUT_OF_RANGE, CHECK_SUM_MISMATCH,
+    TIMESTAMP_OUT_OF_RANGE, IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID,
+    CARD_QR_INVALID, APP_TOKEN_INVALID, APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID,
+    STEWARD_CODE_NOT_FOUND, STEWARD_CODE_USED, STEWARD_CODE_EXPIRED,
+    STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND, UNKNOWN_CURRENCY, CURRENCY_MISMATCH,
+    EMPTY_CHECK, TOO_MANY_LINES, GOODS_CATEGORY_UNKNOWN, DUPLICATE, COUPON_NOT_USABLE,
+    CERTIFICATE_UNKNOWN, CUSTOMER_BLACKLISTED, CUSTOMER_REQUIRED, ACCOUNT_NOT_OWNED,
+    COUPON_NOT_OWNED, CERTIFICATE_NOT_OWNED, POINTS_REDEMPTION_NOT_ALLOWED,
+    CHECK_SUM_BELOW_MINIMUM, INSUFFICIENT_POINTS, INSUFFICIENT_BALANCE,
+    REDEMPTION_ABOVE_CAP, CERTIFICATE_EXPIRED.
+    """
     ProcessCheck: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.ProcessCheckRequest, _terminal_service_pb2.ProcessCheckResponse]  # type: ignore[assignment]
     """Calculates a check and applies it. Idempotent per terminal and `check_number`: a
     retry returns the first answer; the same number with a different check is refused
@@ -138,50 +248,118 @@ class TerminalServiceAsyncStub(TerminalServiceStub):
     customer's balances kept changing meanwhile is ABORTED (CONCURRENT_CHANGE), stores
     nothing, and may be sent again. The membership in the answer is as it stands right
     after this check's transaction.
+    Errors: SALE_TIME_IN_FUTURE, SALE_TIME_TOO_OLD, INVALID_ARGUMENT, REDEMPTION_TOO_LONG,
+    AMOUNT_OUT_OF_RANGE, CHECK_SUM_MISMATCH, TIMESTAMP_OUT_OF_RANGE, IDENTIFIER_MISSING,
+    PHONE_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, APP_TOKEN_INVALID,
+    APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID, STEWARD_CODE_NOT_FOUND, STEWARD_CODE_USED,
+    STEWARD_CODE_EXPIRED, STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND, UNKNOWN_CURRENCY,
+    CURRENCY_MISMATCH, EMPTY_CHECK, TOO_MANY_LINES, GOODS_CATEGORY_UNKNOWN, DUPLICATE,
+    COUPON_NOT_USABLE, CERTIFICATE_UNKNOWN, CUSTOMER_BLACKLISTED, CUSTOMER_REQUIRED,
+    ACCOUNT_NOT_OWNED, COUPON_NOT_OWNED, CERTIFICATE_NOT_OWNED,
+    POINTS_REDEMPTION_NOT_ALLOWED, CHECK_SUM_BELOW_MINIMUM, INSUFFICIENT_POINTS,
+    INSUFFICIENT_BALANCE, REDEMPTION_ABOVE_CAP, CERTIFICATE_EXPIRED, BALANCE_LIMIT,
+    IDEMPOTENCY_KEY_REUSED, FAILED_PRECONDITION, CONCURRENT_CHANGE, CONCURRENT_UPDATE,
+    QUEUE_FULL, SHUTTING_DOWN.
     """
     ProcessChecks: _aio.StreamStreamMultiCallable[_terminal_service_pb2.ProcessChecksRequest, _terminal_service_pb2.ProcessChecksResponse]  # type: ignore[assignment]
     """Processes many checks on one stream (an offline backlog, a partner backend). Each
     request message may carry many checks; each response carries their results in the
     same order. Every check is idempotent as in ProcessCheck.
+    Errors: SALE_TIME_IN_FUTURE, SALE_TIME_TOO_OLD, INVALID_ARGUMENT, REDEMPTION_TOO_LONG,
+    AMOUNT_OUT_OF_RANGE, CHECK_SUM_MISMATCH, TIMESTAMP_OUT_OF_RANGE, IDENTIFIER_MISSING,
+    PHONE_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, APP_TOKEN_INVALID,
+    APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID, STEWARD_CODE_NOT_FOUND, STEWARD_CODE_USED,
+    STEWARD_CODE_EXPIRED, STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND, UNKNOWN_CURRENCY,
+    CURRENCY_MISMATCH, EMPTY_CHECK, TOO_MANY_LINES, GOODS_CATEGORY_UNKNOWN, DUPLICATE,
+    COUPON_NOT_USABLE, CERTIFICATE_UNKNOWN, CUSTOMER_BLACKLISTED, CUSTOMER_REQUIRED,
+    ACCOUNT_NOT_OWNED, COUPON_NOT_OWNED, CERTIFICATE_NOT_OWNED,
+    POINTS_REDEMPTION_NOT_ALLOWED, CHECK_SUM_BELOW_MINIMUM, INSUFFICIENT_POINTS,
+    INSUFFICIENT_BALANCE, REDEMPTION_ABOVE_CAP, CERTIFICATE_EXPIRED, BALANCE_LIMIT,
+    IDEMPOTENCY_KEY_REUSED, FAILED_PRECONDITION, CONCURRENT_CHANGE, CONCURRENT_UPDATE,
+    QUEUE_FULL, SHUTTING_DOWN, STREAM_IDLE, STREAM_LIFETIME_OVER.
     """
     ConfirmTransaction: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.ConfirmTransactionRequest, _terminal_service_pb2.ConfirmTransactionResponse]  # type: ignore[assignment]
-    """Confirms a pending transaction with the PIN the customer received."""
+    """Confirms a pending transaction with the PIN the customer received.
+    Errors: INVALID_ARGUMENT, TRANSACTION_NOT_FOUND, TRANSACTION_NOT_PENDING, PIN_EXPIRED,
+    PIN_WRONG, TRANSACTION_LOCKED, BALANCE_LIMIT, BALANCE_CHANGED, INSUFFICIENT_POINTS,
+    INSUFFICIENT_BALANCE, INSUFFICIENT_CERTIFICATE_BALANCE, COUPON_ALREADY_USED,
+    CONCURRENT_UPDATE, QUEUE_FULL, SHUTTING_DOWN.
+    """
     ResendCode: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.ResendCodeRequest, _terminal_service_pb2.ResendCodeResponse]  # type: ignore[assignment]
-    """Sends the PIN of a pending transaction again (rate-limited per phone)."""
+    """Sends the PIN of a pending transaction again (rate-limited per phone).
+    Errors: TRANSACTION_NOT_FOUND, TRANSACTION_NOT_PENDING, PIN_RESEND_RATE_LIMITED.
+    """
     CancelTransaction: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.CancelTransactionRequest, _terminal_service_pb2.CancelTransactionResponse]  # type: ignore[assignment]
     """Cancels a pending transaction (holds are released) or reverses a completed one when
     the program allows it. Idempotent: cancelling a cancelled transaction answers with it.
+    Errors: TRANSACTION_NOT_FOUND, TRANSACTION_NOT_CANCELLABLE, TRANSACTION_NOT_PENDING,
+    CANCEL_NOT_ALLOWED, CANCEL_TOO_LATE, ALREADY_REFUNDED, TRANSACTION_NOT_A_SALE,
+    BALANCE_CHANGED, INSUFFICIENT_POINTS, INSUFFICIENT_BALANCE,
+    INSUFFICIENT_CERTIFICATE_BALANCE, COUPON_ALREADY_USED, CONCURRENT_UPDATE, QUEUE_FULL,
+    SHUTTING_DOWN.
     """
     RefundTransaction: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.RefundTransactionRequest, _terminal_service_pb2.RefundTransactionResponse]  # type: ignore[assignment]
     """Refunds a completed transaction, wholly or by lines; it becomes PARTIALLY_REFUNDED or
     REFUNDED. Idempotent per `refund_number`: every retry, concurrent ones included, gets
     the stored refund.
+    Errors: INVALID_ARGUMENT, TRANSACTION_NOT_FOUND, ALREADY_REFUNDED,
+    TRANSACTION_NOT_COMPLETED, TRANSACTION_NOT_A_SALE, IDEMPOTENCY_KEY_REUSED,
+    CONCURRENT_UPDATE.
     """
     GetTransaction: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.GetTransactionRequest, _terminal_service_pb2.GetTransactionResponse]  # type: ignore[assignment]
-    """One transaction of this business by id or by this terminal's check number."""
+    """One transaction of this business by id or by this terminal's check number.
+    Errors: INVALID_ARGUMENT, TRANSACTION_NOT_FOUND.
+    """
     ListTransactions: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.ListTransactionsRequest, _terminal_service_pb2.ListTransactionsResponse]  # type: ignore[assignment]
-    """Transactions of this business, newest first, with keyset pagination."""
+    """Transactions of this business, newest first, with keyset pagination.
+    Errors: INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE.
+    """
     IssueStewardCode: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.IssueStewardCodeRequest, _terminal_service_pb2.IssueStewardCodeResponse]  # type: ignore[assignment]
     """Issues a one-time code for an identified customer (steward terminals only) that a
     cash desk of the same business redeems with IdentifyCustomer.
+    Errors: TERMINAL_NOT_STEWARD, INVALID_ARGUMENT, IDENTIFIER_MISSING, PHONE_INVALID,
+    CARD_NUMBER_INVALID, CARD_QR_INVALID, APP_TOKEN_INVALID, APP_TOKEN_EXPIRED,
+    CUSTOMER_NOT_FOUND.
     """
     SearchCustomers: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.SearchCustomersRequest, _terminal_service_pb2.SearchCustomersResponse]  # type: ignore[assignment]
-    """Finds customers of this business by phone, card number or card QR code."""
+    """Finds customers of this business by phone, card number or card QR code.
+    Errors: INVALID_ARGUMENT, IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID,
+    CARD_QR_INVALID.
+    """
     RegisterCustomer: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.RegisterCustomerRequest, _terminal_service_pb2.RegisterCustomerResponse]  # type: ignore[assignment]
-    """Registers a customer in this business with an explicit questionnaire."""
+    """Registers a customer in this business with an explicit questionnaire.
+    Errors: PHONE_INVALID, QUESTIONNAIRE_INVALID, CARD_NUMBER_INVALID, IDENTIFIER_TAKEN.
+    """
     AddCustomerIdentifier: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.AddCustomerIdentifierRequest, _terminal_service_pb2.AddCustomerIdentifierResponse]  # type: ignore[assignment]
-    """Adds a card number or card QR code to a customer of this business."""
+    """Adds a card number or card QR code to a customer of this business.
+    Errors: KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, CUSTOMER_NOT_FOUND,
+    IDENTIFIER_TAKEN.
+    """
     RemoveCustomerIdentifier: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.RemoveCustomerIdentifierRequest, _terminal_service_pb2.RemoveCustomerIdentifierResponse]  # type: ignore[assignment]
-    """Removes a card number or card QR code from a customer of this business."""
+    """Removes a card number or card QR code from a customer of this business.
+    Errors: KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, CUSTOMER_NOT_FOUND,
+    IDENTIFIER_NOT_FOUND.
+    """
     ListGoods: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.ListGoodsRequest, _terminal_service_pb2.ListGoodsResponse]  # type: ignore[assignment]
     """The business's goods (the catalogue) in product code order, in keyset pages,
     optionally of one goods category.
+    Errors: INVALID_ARGUMENT.
     """
     ListGoodsCategories: _aio.UnaryUnaryMultiCallable[_terminal_service_pb2.ListGoodsCategoriesRequest, _terminal_service_pb2.ListGoodsCategoriesResponse]  # type: ignore[assignment]
-    """The business's goods categories in code order, in keyset pages."""
+    """The business's goods categories in code order, in keyset pages.
+    Errors: INVALID_ARGUMENT.
+    """
 
 class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Serves point-of-sale terminals."""
+    """Serves point-of-sale terminals.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL,
+    DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call but SignIn can return: CREDENTIALS_MISSING, API_KEY_INVALID,
+    TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED, TERMINAL_DISABLED.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
+    """
 
     @_abc_1.abstractmethod
     def SignIn(
@@ -191,6 +369,7 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_terminal_service_pb2.SignInResponse, _abc.Awaitable[_terminal_service_pb2.SignInResponse]]:
         """Exchanges the terminal's login and password for a short-lived token.
         Repeated wrong passwords for one login are rate-limited (RESOURCE_EXHAUSTED).
+        Errors: INVALID_ARGUMENT, WRONG_CREDENTIALS, SIGN_IN_RATE_LIMITED, SIGN_IN_BUSY.
         """
 
     @_abc_1.abstractmethod
@@ -201,6 +380,7 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_terminal_service_pb2.GetTerminalSettingsResponse, _abc.Awaitable[_terminal_service_pb2.GetTerminalSettingsResponse]]:
         """The terminal's business, program, point of sale, currency, customer categories and
         customer account types.
+        Errors: none beyond the service's.
         """
 
     @_abc_1.abstractmethod
@@ -211,6 +391,9 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_terminal_service_pb2.IdentifyCustomerResponse, _abc.Awaitable[_terminal_service_pb2.IdentifyCustomerResponse]]:
         """Identifies a customer and returns the membership with every pocket. An unknown phone
         enrols the customer when the program allows it.
+        Errors: IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID,
+        APP_TOKEN_INVALID, APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID, STEWARD_CODE_NOT_FOUND,
+        STEWARD_CODE_USED, STEWARD_CODE_EXPIRED, STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
@@ -219,7 +402,18 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _terminal_service_pb2.CalculateCheckRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_service_pb2.CalculateCheckResponse, _abc.Awaitable[_terminal_service_pb2.CalculateCheckResponse]]:
-        """Calculates a check without changing anything: a preview of the receipt."""
+        """Calculates a check without changing anything: a preview of the receipt.
+        Errors: INVALID_ARGUMENT, REDEMPTION_TOO_LONG, AMOUNT_OUT_OF_RANGE, CHECK_SUM_MISMATCH,
+        TIMESTAMP_OUT_OF_RANGE, IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID,
+        CARD_QR_INVALID, APP_TOKEN_INVALID, APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID,
+        STEWARD_CODE_NOT_FOUND, STEWARD_CODE_USED, STEWARD_CODE_EXPIRED,
+        STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND, UNKNOWN_CURRENCY, CURRENCY_MISMATCH,
+        EMPTY_CHECK, TOO_MANY_LINES, GOODS_CATEGORY_UNKNOWN, DUPLICATE, COUPON_NOT_USABLE,
+        CERTIFICATE_UNKNOWN, CUSTOMER_BLACKLISTED, CUSTOMER_REQUIRED, ACCOUNT_NOT_OWNED,
+        COUPON_NOT_OWNED, CERTIFICATE_NOT_OWNED, POINTS_REDEMPTION_NOT_ALLOWED,
+        CHECK_SUM_BELOW_MINIMUM, INSUFFICIENT_POINTS, INSUFFICIENT_BALANCE,
+        REDEMPTION_ABOVE_CAP, CERTIFICATE_EXPIRED.
+        """
 
     @_abc_1.abstractmethod
     def ProcessCheck(
@@ -234,6 +428,18 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         customer's balances kept changing meanwhile is ABORTED (CONCURRENT_CHANGE), stores
         nothing, and may be sent again. The membership in the answer is as it stands right
         after this check's transaction.
+        Errors: SALE_TIME_IN_FUTURE, SALE_TIME_TOO_OLD, INVALID_ARGUMENT, REDEMPTION_TOO_LONG,
+        AMOUNT_OUT_OF_RANGE, CHECK_SUM_MISMATCH, TIMESTAMP_OUT_OF_RANGE, IDENTIFIER_MISSING,
+        PHONE_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, APP_TOKEN_INVALID,
+        APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID, STEWARD_CODE_NOT_FOUND, STEWARD_CODE_USED,
+        STEWARD_CODE_EXPIRED, STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND, UNKNOWN_CURRENCY,
+        CURRENCY_MISMATCH, EMPTY_CHECK, TOO_MANY_LINES, GOODS_CATEGORY_UNKNOWN, DUPLICATE,
+        COUPON_NOT_USABLE, CERTIFICATE_UNKNOWN, CUSTOMER_BLACKLISTED, CUSTOMER_REQUIRED,
+        ACCOUNT_NOT_OWNED, COUPON_NOT_OWNED, CERTIFICATE_NOT_OWNED,
+        POINTS_REDEMPTION_NOT_ALLOWED, CHECK_SUM_BELOW_MINIMUM, INSUFFICIENT_POINTS,
+        INSUFFICIENT_BALANCE, REDEMPTION_ABOVE_CAP, CERTIFICATE_EXPIRED, BALANCE_LIMIT,
+        IDEMPOTENCY_KEY_REUSED, FAILED_PRECONDITION, CONCURRENT_CHANGE, CONCURRENT_UPDATE,
+        QUEUE_FULL, SHUTTING_DOWN.
         """
 
     @_abc_1.abstractmethod
@@ -245,6 +451,18 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         """Processes many checks on one stream (an offline backlog, a partner backend). Each
         request message may carry many checks; each response carries their results in the
         same order. Every check is idempotent as in ProcessCheck.
+        Errors: SALE_TIME_IN_FUTURE, SALE_TIME_TOO_OLD, INVALID_ARGUMENT, REDEMPTION_TOO_LONG,
+        AMOUNT_OUT_OF_RANGE, CHECK_SUM_MISMATCH, TIMESTAMP_OUT_OF_RANGE, IDENTIFIER_MISSING,
+        PHONE_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, APP_TOKEN_INVALID,
+        APP_TOKEN_EXPIRED, STEWARD_CODE_INVALID, STEWARD_CODE_NOT_FOUND, STEWARD_CODE_USED,
+        STEWARD_CODE_EXPIRED, STEWARD_CODE_RATE_LIMITED, CUSTOMER_NOT_FOUND, UNKNOWN_CURRENCY,
+        CURRENCY_MISMATCH, EMPTY_CHECK, TOO_MANY_LINES, GOODS_CATEGORY_UNKNOWN, DUPLICATE,
+        COUPON_NOT_USABLE, CERTIFICATE_UNKNOWN, CUSTOMER_BLACKLISTED, CUSTOMER_REQUIRED,
+        ACCOUNT_NOT_OWNED, COUPON_NOT_OWNED, CERTIFICATE_NOT_OWNED,
+        POINTS_REDEMPTION_NOT_ALLOWED, CHECK_SUM_BELOW_MINIMUM, INSUFFICIENT_POINTS,
+        INSUFFICIENT_BALANCE, REDEMPTION_ABOVE_CAP, CERTIFICATE_EXPIRED, BALANCE_LIMIT,
+        IDEMPOTENCY_KEY_REUSED, FAILED_PRECONDITION, CONCURRENT_CHANGE, CONCURRENT_UPDATE,
+        QUEUE_FULL, SHUTTING_DOWN, STREAM_IDLE, STREAM_LIFETIME_OVER.
         """
 
     @_abc_1.abstractmethod
@@ -253,7 +471,12 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _terminal_service_pb2.ConfirmTransactionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_service_pb2.ConfirmTransactionResponse, _abc.Awaitable[_terminal_service_pb2.ConfirmTransactionResponse]]:
-        """Confirms a pending transaction with the PIN the customer received."""
+        """Confirms a pending transaction with the PIN the customer received.
+        Errors: INVALID_ARGUMENT, TRANSACTION_NOT_FOUND, TRANSACTION_NOT_PENDING, PIN_EXPIRED,
+        PIN_WRONG, TRANSACTION_LOCKED, BALANCE_LIMIT, BALANCE_CHANGED, INSUFFICIENT_POINTS,
+        INSUFFICIENT_BALANCE, INSUFFICIENT_CERTIFICATE_BALANCE, COUPON_ALREADY_USED,
+        CONCURRENT_UPDATE, QUEUE_FULL, SHUTTING_DOWN.
+        """
 
     @_abc_1.abstractmethod
     def ResendCode(
@@ -261,7 +484,9 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _terminal_service_pb2.ResendCodeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_service_pb2.ResendCodeResponse, _abc.Awaitable[_terminal_service_pb2.ResendCodeResponse]]:
-        """Sends the PIN of a pending transaction again (rate-limited per phone)."""
+        """Sends the PIN of a pending transaction again (rate-limited per phone).
+        Errors: TRANSACTION_NOT_FOUND, TRANSACTION_NOT_PENDING, PIN_RESEND_RATE_LIMITED.
+        """
 
     @_abc_1.abstractmethod
     def CancelTransaction(
@@ -271,6 +496,11 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_terminal_service_pb2.CancelTransactionResponse, _abc.Awaitable[_terminal_service_pb2.CancelTransactionResponse]]:
         """Cancels a pending transaction (holds are released) or reverses a completed one when
         the program allows it. Idempotent: cancelling a cancelled transaction answers with it.
+        Errors: TRANSACTION_NOT_FOUND, TRANSACTION_NOT_CANCELLABLE, TRANSACTION_NOT_PENDING,
+        CANCEL_NOT_ALLOWED, CANCEL_TOO_LATE, ALREADY_REFUNDED, TRANSACTION_NOT_A_SALE,
+        BALANCE_CHANGED, INSUFFICIENT_POINTS, INSUFFICIENT_BALANCE,
+        INSUFFICIENT_CERTIFICATE_BALANCE, COUPON_ALREADY_USED, CONCURRENT_UPDATE, QUEUE_FULL,
+        SHUTTING_DOWN.
         """
 
     @_abc_1.abstractmethod
@@ -282,6 +512,9 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         """Refunds a completed transaction, wholly or by lines; it becomes PARTIALLY_REFUNDED or
         REFUNDED. Idempotent per `refund_number`: every retry, concurrent ones included, gets
         the stored refund.
+        Errors: INVALID_ARGUMENT, TRANSACTION_NOT_FOUND, ALREADY_REFUNDED,
+        TRANSACTION_NOT_COMPLETED, TRANSACTION_NOT_A_SALE, IDEMPOTENCY_KEY_REUSED,
+        CONCURRENT_UPDATE.
         """
 
     @_abc_1.abstractmethod
@@ -290,7 +523,9 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _terminal_service_pb2.GetTransactionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_service_pb2.GetTransactionResponse, _abc.Awaitable[_terminal_service_pb2.GetTransactionResponse]]:
-        """One transaction of this business by id or by this terminal's check number."""
+        """One transaction of this business by id or by this terminal's check number.
+        Errors: INVALID_ARGUMENT, TRANSACTION_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListTransactions(
@@ -298,7 +533,9 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _terminal_service_pb2.ListTransactionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_service_pb2.ListTransactionsResponse, _abc.Awaitable[_terminal_service_pb2.ListTransactionsResponse]]:
-        """Transactions of this business, newest first, with keyset pagination."""
+        """Transactions of this business, newest first, with keyset pagination.
+        Errors: INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE.
+        """
 
     @_abc_1.abstractmethod
     def IssueStewardCode(
@@ -308,6 +545,9 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_terminal_service_pb2.IssueStewardCodeResponse, _abc.Awaitable[_terminal_service_pb2.IssueStewardCodeResponse]]:
         """Issues a one-time code for an identified customer (steward terminals only) that a
         cash desk of the same business redeems with IdentifyCustomer.
+        Errors: TERMINAL_NOT_STEWARD, INVALID_ARGUMENT, IDENTIFIER_MISSING, PHONE_INVALID,
+        CARD_NUMBER_INVALID, CARD_QR_INVALID, APP_TOKEN_INVALID, APP_TOKEN_EXPIRED,
+        CUSTOMER_NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
@@ -316,7 +556,10 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _terminal_service_pb2.SearchCustomersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_service_pb2.SearchCustomersResponse, _abc.Awaitable[_terminal_service_pb2.SearchCustomersResponse]]:
-        """Finds customers of this business by phone, card number or card QR code."""
+        """Finds customers of this business by phone, card number or card QR code.
+        Errors: INVALID_ARGUMENT, IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID,
+        CARD_QR_INVALID.
+        """
 
     @_abc_1.abstractmethod
     def RegisterCustomer(
@@ -324,7 +567,9 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _terminal_service_pb2.RegisterCustomerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_service_pb2.RegisterCustomerResponse, _abc.Awaitable[_terminal_service_pb2.RegisterCustomerResponse]]:
-        """Registers a customer in this business with an explicit questionnaire."""
+        """Registers a customer in this business with an explicit questionnaire.
+        Errors: PHONE_INVALID, QUESTIONNAIRE_INVALID, CARD_NUMBER_INVALID, IDENTIFIER_TAKEN.
+        """
 
     @_abc_1.abstractmethod
     def AddCustomerIdentifier(
@@ -332,7 +577,10 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _terminal_service_pb2.AddCustomerIdentifierRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_service_pb2.AddCustomerIdentifierResponse, _abc.Awaitable[_terminal_service_pb2.AddCustomerIdentifierResponse]]:
-        """Adds a card number or card QR code to a customer of this business."""
+        """Adds a card number or card QR code to a customer of this business.
+        Errors: KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, CUSTOMER_NOT_FOUND,
+        IDENTIFIER_TAKEN.
+        """
 
     @_abc_1.abstractmethod
     def RemoveCustomerIdentifier(
@@ -340,7 +588,10 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _terminal_service_pb2.RemoveCustomerIdentifierRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_service_pb2.RemoveCustomerIdentifierResponse, _abc.Awaitable[_terminal_service_pb2.RemoveCustomerIdentifierResponse]]:
-        """Removes a card number or card QR code from a customer of this business."""
+        """Removes a card number or card QR code from a customer of this business.
+        Errors: KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID, CUSTOMER_NOT_FOUND,
+        IDENTIFIER_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListGoods(
@@ -350,6 +601,7 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_terminal_service_pb2.ListGoodsResponse, _abc.Awaitable[_terminal_service_pb2.ListGoodsResponse]]:
         """The business's goods (the catalogue) in product code order, in keyset pages,
         optionally of one goods category.
+        Errors: INVALID_ARGUMENT.
         """
 
     @_abc_1.abstractmethod
@@ -358,6 +610,8 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _terminal_service_pb2.ListGoodsCategoriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_service_pb2.ListGoodsCategoriesResponse, _abc.Awaitable[_terminal_service_pb2.ListGoodsCategoriesResponse]]:
-        """The business's goods categories in code order, in keyset pages."""
+        """The business's goods categories in code order, in keyset pages.
+        Errors: INVALID_ARGUMENT.
+        """
 
 def add_TerminalServiceServicer_to_server(servicer: TerminalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -18,7 +18,9 @@ unless `show_archived`; Archive keeps the resource for the history that names it
 no longer offers it, and refuses (FAILED_PRECONDITION IN_USE, saying by what) while
 something live uses it. Every change is written to the audit log (ListAuditEntries)
 in the same database transaction. Bad input: INVALID_ARGUMENT naming every wrong field
-by its path in the request; nothing partial is stored.
+by its path in the request; nothing partial is stored. The service's comment and each
+RPC's name the reasons they can return; docs/errors.md says what each means, its
+status, and what to do about it.
 """
 
 from collections import abc as _abc

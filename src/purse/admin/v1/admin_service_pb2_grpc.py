@@ -29,6 +29,13 @@ if _version_not_supported:
 
 class AdminServiceStub(object):
     """Serves business administrators.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL,
+    DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call but SignIn can return: CREDENTIALS_MISSING, API_KEY_INVALID,
+    TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
     """
 
     def __init__(self, channel):
@@ -416,12 +423,20 @@ class AdminServiceStub(object):
 
 class AdminServiceServicer(object):
     """Serves business administrators.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL,
+    DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call but SignIn can return: CREDENTIALS_MISSING, API_KEY_INVALID,
+    TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
     """
 
     def SignIn(self, request, context):
         """--- Access ---------------------------------------------------------------------
         A short-lived bearer token for an administrator's login and password. Wrong ones
         count towards a lockout per login (RESOURCE_EXHAUSTED SIGN_IN_RATE_LIMITED).
+        Errors: INVALID_ARGUMENT, WRONG_CREDENTIALS, SIGN_IN_RATE_LIMITED, SIGN_IN_BUSY.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -429,6 +444,7 @@ class AdminServiceServicer(object):
 
     def GetCaller(self, request, context):
         """Who the credential speaks for.
+        Errors: none beyond the service's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -436,6 +452,7 @@ class AdminServiceServicer(object):
 
     def CreateAdministrator(self, request, context):
         """A new administrator of this business (owner only); its password is set here.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, LOGIN_TAKEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -443,6 +460,7 @@ class AdminServiceServicer(object):
 
     def ListAdministrators(self, request, context):
         """The business's administrators.
+        Errors: INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -450,6 +468,8 @@ class AdminServiceServicer(object):
 
     def UpdateAdministrator(self, request, context):
         """Changes an administrator's name and role (owner only).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, LAST_OWNER.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -457,6 +477,8 @@ class AdminServiceServicer(object):
 
     def ArchiveAdministrator(self, request, context):
         """Archives an administrator: its keys and tokens stop working at once (owner only).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, LAST_OWNER.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -465,6 +487,8 @@ class AdminServiceServicer(object):
     def SetAdministratorPassword(self, request, context):
         """Sets a password: one's own (any role, with the current password), or any
         administrator's (owner). Tokens issued before stop working.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, WRONG_CREDENTIALS, ADMINISTRATOR_NOT_FOUND,
+        ARCHIVED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -472,6 +496,7 @@ class AdminServiceServicer(object):
 
     def CreateApiKey(self, request, context):
         """A new API key for an administrator, shown once (owner; or one's own).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND, ARCHIVED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -479,6 +504,7 @@ class AdminServiceServicer(object):
 
     def ListApiKeys(self, request, context):
         """The API keys of the business (never the keys themselves).
+        Errors: INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -486,6 +512,7 @@ class AdminServiceServicer(object):
 
     def RotateApiKey(self, request, context):
         """Replaces a key by a new one, shown once; the old one stops working at once.
+        Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -493,6 +520,7 @@ class AdminServiceServicer(object):
 
     def RevokeApiKey(self, request, context):
         """Revokes a key; it stops working at once.
+        Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -500,6 +528,7 @@ class AdminServiceServicer(object):
 
     def ListAuditEntries(self, request, context):
         """Who changed what and when, newest first.
+        Errors: INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -508,6 +537,7 @@ class AdminServiceServicer(object):
     def GetBusiness(self, request, context):
         """--- The business ------------------------------------------------------------------
         The business's settings.
+        Errors: BUSINESS_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -516,6 +546,8 @@ class AdminServiceServicer(object):
     def UpdateBusiness(self, request, context):
         """Replaces the business's settings. The currency changes only while no transaction
         exists (FAILED_PRECONDITION IN_USE).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, BUSINESS_NOT_FOUND, VERSION_MISMATCH,
+        IN_USE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -524,6 +556,7 @@ class AdminServiceServicer(object):
     def CreateCustomerCategory(self, request, context):
         """--- Customer categories --------------------------------------------------------------
         A new customer category.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -531,6 +564,7 @@ class AdminServiceServicer(object):
 
     def GetCustomerCategory(self, request, context):
         """One customer category.
+        Errors: CUSTOMER_CATEGORY_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -538,6 +572,7 @@ class AdminServiceServicer(object):
 
     def ListCustomerCategories(self, request, context):
         """The business's customer categories.
+        Errors: INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -545,6 +580,8 @@ class AdminServiceServicer(object):
 
     def UpdateCustomerCategory(self, request, context):
         """Replaces a category's settable fields.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CUSTOMER_CATEGORY_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -552,6 +589,8 @@ class AdminServiceServicer(object):
 
     def ArchiveCustomerCategory(self, request, context):
         """Archives a category no customer is in (the default category is never archived).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CUSTOMER_CATEGORY_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -560,6 +599,7 @@ class AdminServiceServicer(object):
     def GetProgramRules(self, request, context):
         """--- Programs ------------------------------------------------------------------------
         The rules of a loyalty program of this business, with their version.
+        Errors: PROGRAM_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -570,6 +610,8 @@ class AdminServiceServicer(object):
         Invalid rules → INVALID_ARGUMENT naming every wrong field; nothing changes. A stale
         `expected_rules_version` → ABORTED VERSION_MISMATCH; an archived program →
         FAILED_PRECONDITION ARCHIVED.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, GOODS_CATEGORY_UNKNOWN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -577,6 +619,7 @@ class AdminServiceServicer(object):
 
     def CreateProgram(self, request, context):
         """A new program, with no rules yet.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -584,6 +627,7 @@ class AdminServiceServicer(object):
 
     def GetProgram(self, request, context):
         """One program.
+        Errors: PROGRAM_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -591,6 +635,7 @@ class AdminServiceServicer(object):
 
     def ListPrograms(self, request, context):
         """The business's programs.
+        Errors: INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -598,6 +643,8 @@ class AdminServiceServicer(object):
 
     def UpdateProgram(self, request, context):
         """Replaces a program's settable fields (its rules stay: SetProgramRules).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -605,6 +652,8 @@ class AdminServiceServicer(object):
 
     def ArchiveProgram(self, request, context):
         """Archives a program no live point of sale runs.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -613,6 +662,7 @@ class AdminServiceServicer(object):
     def CreatePointOfSale(self, request, context):
         """--- Points of sale and terminals ------------------------------------------------
         A new point of sale of a live program.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -620,6 +670,7 @@ class AdminServiceServicer(object):
 
     def GetPointOfSale(self, request, context):
         """One point of sale.
+        Errors: POINT_OF_SALE_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -627,6 +678,7 @@ class AdminServiceServicer(object):
 
     def ListPointsOfSale(self, request, context):
         """The business's points of sale.
+        Errors: INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -634,6 +686,8 @@ class AdminServiceServicer(object):
 
     def UpdatePointOfSale(self, request, context):
         """Replaces a point of sale's settable fields.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, PROGRAM_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -641,6 +695,8 @@ class AdminServiceServicer(object):
 
     def ArchivePointOfSale(self, request, context):
         """Archives a point of sale no live terminal is at.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -648,6 +704,7 @@ class AdminServiceServicer(object):
 
     def CreateTerminal(self, request, context):
         """A new terminal at a live point of sale, with its login and password.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND, LOGIN_TAKEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -655,6 +712,7 @@ class AdminServiceServicer(object):
 
     def GetTerminal(self, request, context):
         """One terminal (never its password).
+        Errors: TERMINAL_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -662,6 +720,7 @@ class AdminServiceServicer(object):
 
     def ListTerminals(self, request, context):
         """The business's terminals.
+        Errors: INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -669,6 +728,8 @@ class AdminServiceServicer(object):
 
     def UpdateTerminal(self, request, context):
         """Replaces a terminal's settable fields; disables or enables it.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, POINT_OF_SALE_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -676,6 +737,8 @@ class AdminServiceServicer(object):
 
     def ArchiveTerminal(self, request, context):
         """Archives a terminal: its password and tokens stop working, its API keys are revoked.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -683,6 +746,7 @@ class AdminServiceServicer(object):
 
     def SetTerminalPassword(self, request, context):
         """Replaces a terminal's password; tokens issued for the old one stop working.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -690,6 +754,7 @@ class AdminServiceServicer(object):
 
     def CreateTerminalApiKey(self, request, context):
         """A new API key for a terminal, shown once.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -697,6 +762,7 @@ class AdminServiceServicer(object):
 
     def ListTerminalApiKeys(self, request, context):
         """The terminals' API keys (never the keys themselves).
+        Errors: INVALID_ARGUMENT, TERMINAL_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -704,6 +770,7 @@ class AdminServiceServicer(object):
 
     def RevokeTerminalApiKey(self, request, context):
         """Revokes a terminal's API key; it stops working.
+        Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -711,6 +778,7 @@ class AdminServiceServicer(object):
 
     def RotateTerminalApiKey(self, request, context):
         """Replaces a terminal's API key by a new one, shown once; the old one stops working.
+        Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -719,6 +787,7 @@ class AdminServiceServicer(object):
     def CreateGoodsCategory(self, request, context):
         """--- Goods ---------------------------------------------------------------------
         A new goods category.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CODE_TAKEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -726,6 +795,7 @@ class AdminServiceServicer(object):
 
     def GetGoodsCategory(self, request, context):
         """One goods category.
+        Errors: GOODS_CATEGORY_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -733,6 +803,7 @@ class AdminServiceServicer(object):
 
     def ListGoodsCategories(self, request, context):
         """The business's goods categories.
+        Errors: INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -740,6 +811,8 @@ class AdminServiceServicer(object):
 
     def UpdateGoodsCategory(self, request, context):
         """Renames a goods category (its code stays).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, FIELD_IMMUTABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -748,6 +821,8 @@ class AdminServiceServicer(object):
     def ArchiveGoodsCategory(self, request, context):
         """Archives a goods category no active product is in and no active program's rules
         select.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -755,6 +830,7 @@ class AdminServiceServicer(object):
 
     def CreateGoods(self, request, context):
         """A new product.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_UNKNOWN, CODE_TAKEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -762,6 +838,7 @@ class AdminServiceServicer(object):
 
     def GetGoods(self, request, context):
         """One product, by product code.
+        Errors: GOODS_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -769,6 +846,7 @@ class AdminServiceServicer(object):
 
     def ListGoods(self, request, context):
         """The business's goods.
+        Errors: INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -776,6 +854,8 @@ class AdminServiceServicer(object):
 
     def UpdateGoods(self, request, context):
         """Replaces a product's title, price and category.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, GOODS_CATEGORY_UNKNOWN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -783,6 +863,8 @@ class AdminServiceServicer(object):
 
     def ArchiveGoods(self, request, context):
         """Archives a product: tills no longer list it.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -794,6 +876,7 @@ class AdminServiceServicer(object):
         on products that change. A call that changes anything writes one audit entry
         (resource `goods`, action `upsert`, resource_id `price_list`) whose `after_json`
         counts the goods and lists the product codes created and updated.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_UNKNOWN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -802,6 +885,7 @@ class AdminServiceServicer(object):
     def CreateAccountType(self, request, context):
         """--- Account types, coupon series, certificates ---------------------------------------
         A new customer account type.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -809,6 +893,7 @@ class AdminServiceServicer(object):
 
     def GetAccountType(self, request, context):
         """One account type.
+        Errors: ACCOUNT_TYPE_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -816,6 +901,7 @@ class AdminServiceServicer(object):
 
     def ListAccountTypes(self, request, context):
         """The business's account types.
+        Errors: INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -823,6 +909,8 @@ class AdminServiceServicer(object):
 
     def UpdateAccountType(self, request, context):
         """Replaces an account type's settable fields (its kind stays).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ACCOUNT_TYPE_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, FIELD_IMMUTABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -831,6 +919,8 @@ class AdminServiceServicer(object):
     def ArchiveAccountType(self, request, context):
         """Archives an account type no customer has a balance in: tills stop offering and
         crediting it.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ACCOUNT_TYPE_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -838,6 +928,7 @@ class AdminServiceServicer(object):
 
     def CreateCouponSeries(self, request, context):
         """A new coupon series.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -845,6 +936,7 @@ class AdminServiceServicer(object):
 
     def GetCouponSeries(self, request, context):
         """One coupon series.
+        Errors: COUPON_SERIES_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -852,6 +944,7 @@ class AdminServiceServicer(object):
 
     def ListCouponSeries(self, request, context):
         """The business's coupon series.
+        Errors: INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -860,6 +953,8 @@ class AdminServiceServicer(object):
     def UpdateCouponSeries(self, request, context):
         """Replaces a series' settable fields (its kind stays; its cap never below what it
         issued).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, COUPON_SERIES_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, TIMESTAMP_OUT_OF_RANGE, FIELD_IMMUTABLE, CAP_BELOW_ISSUED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -867,6 +962,8 @@ class AdminServiceServicer(object):
 
     def ArchiveCouponSeries(self, request, context):
         """Archives a series none of whose coupons can still be used.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, COUPON_SERIES_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -874,6 +971,7 @@ class AdminServiceServicer(object):
 
     def CreateCertificate(self, request, context):
         """A new gift certificate.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE, CODE_TAKEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -881,6 +979,7 @@ class AdminServiceServicer(object):
 
     def GetCertificate(self, request, context):
         """One certificate.
+        Errors: CERTIFICATE_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -888,6 +987,7 @@ class AdminServiceServicer(object):
 
     def ListCertificates(self, request, context):
         """The business's certificates.
+        Errors: INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -896,6 +996,8 @@ class AdminServiceServicer(object):
     def UpdateCertificate(self, request, context):
         """Replaces a certificate's balance and expiry (not while a pending transaction holds
         part of it).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CERTIFICATE_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, TIMESTAMP_OUT_OF_RANGE, FIELD_IMMUTABLE, IN_USE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -904,6 +1006,8 @@ class AdminServiceServicer(object):
     def ArchiveCertificate(self, request, context):
         """Archives a certificate: it is no longer accepted (not while a pending transaction
         holds part of it).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CERTIFICATE_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -913,6 +1017,8 @@ class AdminServiceServicer(object):
         """--- One customer ------------------------------------------------------------------
         The card of the customer an identifier names (a phone, local digits completed with
         the business's prefix, or a card). NOT_FOUND CUSTOMER_NOT_FOUND when none is a member.
+        Errors: BUSINESS_NOT_FOUND, IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID,
+        CARD_QR_INVALID, KIND_INVALID, CUSTOMER_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -920,6 +1026,7 @@ class AdminServiceServicer(object):
 
     def GetCustomer(self, request, context):
         """The card of one customer of the business.
+        Errors: CUSTOMER_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -927,6 +1034,7 @@ class AdminServiceServicer(object):
 
     def ListCustomerLedgerEntries(self, request, context):
         """The customer's ledger entries, newest first.
+        Errors: INVALID_ARGUMENT, CUSTOMER_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -934,6 +1042,7 @@ class AdminServiceServicer(object):
 
     def ListCustomerTransactions(self, request, context):
         """The customer's transactions, newest first (sales and back-office operations).
+        Errors: INVALID_ARGUMENT, CUSTOMER_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -942,6 +1051,8 @@ class AdminServiceServicer(object):
     def UpdateCustomer(self, request, context):
         """Replaces the customer's category, access type and this business's personal data.
         A terminal identifying the customer right after sees the change.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, QUESTIONNAIRE_INVALID, CUSTOMER_NOT_FOUND,
+        VERSION_MISMATCH, CUSTOMER_CATEGORY_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -950,6 +1061,8 @@ class AdminServiceServicer(object):
     def AddCustomerCard(self, request, context):
         """Registers a card of this business to the customer (ALREADY_EXISTS IDENTIFIER_TAKEN
         when another customer holds it).
+        Errors: ROLE_NOT_ALLOWED, KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID,
+        CUSTOMER_NOT_FOUND, IDENTIFIER_TAKEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -957,6 +1070,8 @@ class AdminServiceServicer(object):
 
     def RemoveCustomerCard(self, request, context):
         """Removes a card from the customer; the card no longer identifies anyone.
+        Errors: ROLE_NOT_ALLOWED, KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID,
+        CUSTOMER_NOT_FOUND, IDENTIFIER_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -966,10 +1081,17 @@ class AdminServiceServicer(object):
         """Credits or debits points or an account, or issues a coupon, through a terminal of
         the business (so it shows in the transaction log), once per idempotency key: the
         same key with the same operation answers what the first did, with another operation
-        ABORTED IDEMPOTENCY_KEY_REUSED. A refusal by the ledger (INSUFFICIENT_POINTS,
+        ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED. A refusal by the ledger (INSUFFICIENT_POINTS,
         INSUFFICIENT_BALANCE, COUPON_SERIES_EXHAUSTED …) is the key's answer too. A terminal
         identifying the customer right after sees the change. Certificates are bearer
         values: issue one with CreateCertificate.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE,
+        IDEMPOTENCY_KEY_INVALID, AMOUNT_OUT_OF_RANGE, EXPIRY_OUT_OF_RANGE, COUPON_CODE_INVALID,
+        IDEMPOTENCY_KEY_REUSED, TERMINAL_NOT_FOUND, ARCHIVED, OPERATION_TERMINAL_DISABLED,
+        CUSTOMER_NOT_FOUND, ACCOUNT_TYPE_NOT_FOUND, ACCOUNT_KIND_NOT_ADJUSTABLE,
+        COUPON_SERIES_NOT_FOUND, CUSTOMER_BLACKLISTED, INSUFFICIENT_POINTS,
+        INSUFFICIENT_BALANCE, BALANCE_LIMIT, COUPON_SERIES_EXHAUSTED, CODE_TAKEN,
+        FAILED_PRECONDITION, CONCURRENT_UPDATE, QUEUE_FULL, SHUTTING_DOWN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1363,6 +1485,13 @@ def add_AdminServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AdminService(object):
     """Serves business administrators.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL,
+    DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call but SignIn can return: CREDENTIALS_MISSING, API_KEY_INVALID,
+    TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
     """
 
     @staticmethod

@@ -18,7 +18,9 @@ unless `show_archived`; Archive keeps the resource for the history that names it
 no longer offers it, and refuses (FAILED_PRECONDITION IN_USE, saying by what) while
 something live uses it. Every change is written to the audit log (ListAuditEntries)
 in the same database transaction. Bad input: INVALID_ARGUMENT naming every wrong field
-by its path in the request; nothing partial is stored.
+by its path in the request; nothing partial is stored. The service's comment and each
+RPC's name the reasons they can return; docs/errors.md says what each means, its
+status, and what to do about it.
 """
 
 from collections import abc as _abc
@@ -47,7 +49,15 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AdminServiceStub:
-    """Serves business administrators."""
+    """Serves business administrators.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL,
+    DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call but SignIn can return: CREDENTIALS_MISSING, API_KEY_INVALID,
+    TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -57,415 +67,757 @@ class AdminServiceStub:
     """--- Access ---------------------------------------------------------------------
     A short-lived bearer token for an administrator's login and password. Wrong ones
     count towards a lockout per login (RESOURCE_EXHAUSTED SIGN_IN_RATE_LIMITED).
+    Errors: INVALID_ARGUMENT, WRONG_CREDENTIALS, SIGN_IN_RATE_LIMITED, SIGN_IN_BUSY.
     """
     GetCaller: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetCallerRequest, _admin_service_pb2.GetCallerResponse]
-    """Who the credential speaks for."""
+    """Who the credential speaks for.
+    Errors: none beyond the service's.
+    """
     CreateAdministrator: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateAdministratorRequest, _admin_service_pb2.CreateAdministratorResponse]
-    """A new administrator of this business (owner only); its password is set here."""
+    """A new administrator of this business (owner only); its password is set here.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, LOGIN_TAKEN.
+    """
     ListAdministrators: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListAdministratorsRequest, _admin_service_pb2.ListAdministratorsResponse]
-    """The business's administrators."""
+    """The business's administrators.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateAdministrator: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateAdministratorRequest, _admin_service_pb2.UpdateAdministratorResponse]
-    """Changes an administrator's name and role (owner only)."""
+    """Changes an administrator's name and role (owner only).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, LAST_OWNER.
+    """
     ArchiveAdministrator: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ArchiveAdministratorRequest, _admin_service_pb2.ArchiveAdministratorResponse]
-    """Archives an administrator: its keys and tokens stop working at once (owner only)."""
+    """Archives an administrator: its keys and tokens stop working at once (owner only).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, LAST_OWNER.
+    """
     SetAdministratorPassword: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetAdministratorPasswordRequest, _admin_service_pb2.SetAdministratorPasswordResponse]
     """Sets a password: one's own (any role, with the current password), or any
     administrator's (owner). Tokens issued before stop working.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, WRONG_CREDENTIALS, ADMINISTRATOR_NOT_FOUND,
+    ARCHIVED.
     """
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateApiKeyRequest, _admin_service_pb2.CreateApiKeyResponse]
-    """A new API key for an administrator, shown once (owner; or one's own)."""
+    """A new API key for an administrator, shown once (owner; or one's own).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND, ARCHIVED.
+    """
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListApiKeysRequest, _admin_service_pb2.ListApiKeysResponse]
-    """The API keys of the business (never the keys themselves)."""
+    """The API keys of the business (never the keys themselves).
+    Errors: INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND.
+    """
     RotateApiKey: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RotateApiKeyRequest, _admin_service_pb2.RotateApiKeyResponse]
-    """Replaces a key by a new one, shown once; the old one stops working at once."""
+    """Replaces a key by a new one, shown once; the old one stops working at once.
+    Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
+    """
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeApiKeyRequest, _admin_service_pb2.RevokeApiKeyResponse]
-    """Revokes a key; it stops working at once."""
+    """Revokes a key; it stops working at once.
+    Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
+    """
     ListAuditEntries: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditEntriesRequest, _admin_service_pb2.ListAuditEntriesResponse]
-    """Who changed what and when, newest first."""
+    """Who changed what and when, newest first.
+    Errors: INVALID_ARGUMENT.
+    """
     GetBusiness: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetBusinessRequest, _admin_service_pb2.GetBusinessResponse]
     """--- The business ------------------------------------------------------------------
     The business's settings.
+    Errors: BUSINESS_NOT_FOUND.
     """
     UpdateBusiness: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateBusinessRequest, _admin_service_pb2.UpdateBusinessResponse]
     """Replaces the business's settings. The currency changes only while no transaction
     exists (FAILED_PRECONDITION IN_USE).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, BUSINESS_NOT_FOUND, VERSION_MISMATCH,
+    IN_USE.
     """
     CreateCustomerCategory: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateCustomerCategoryRequest, _admin_service_pb2.CreateCustomerCategoryResponse]
     """--- Customer categories --------------------------------------------------------------
     A new customer category.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT.
     """
     GetCustomerCategory: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetCustomerCategoryRequest, _admin_service_pb2.GetCustomerCategoryResponse]
-    """One customer category."""
+    """One customer category.
+    Errors: CUSTOMER_CATEGORY_NOT_FOUND.
+    """
     ListCustomerCategories: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListCustomerCategoriesRequest, _admin_service_pb2.ListCustomerCategoriesResponse]
-    """The business's customer categories."""
+    """The business's customer categories.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateCustomerCategory: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateCustomerCategoryRequest, _admin_service_pb2.UpdateCustomerCategoryResponse]
-    """Replaces a category's settable fields."""
+    """Replaces a category's settable fields.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CUSTOMER_CATEGORY_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
+    """
     ArchiveCustomerCategory: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ArchiveCustomerCategoryRequest, _admin_service_pb2.ArchiveCustomerCategoryResponse]
-    """Archives a category no customer is in (the default category is never archived)."""
+    """Archives a category no customer is in (the default category is never archived).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CUSTOMER_CATEGORY_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
+    """
     GetProgramRules: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetProgramRulesRequest, _admin_service_pb2.GetProgramRulesResponse]
     """--- Programs ------------------------------------------------------------------------
     The rules of a loyalty program of this business, with their version.
+    Errors: PROGRAM_NOT_FOUND.
     """
     SetProgramRules: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetProgramRulesRequest, _admin_service_pb2.SetProgramRulesResponse]
     """Replaces the rules of a program after validating them; the next check uses them.
     Invalid rules → INVALID_ARGUMENT naming every wrong field; nothing changes. A stale
     `expected_rules_version` → ABORTED VERSION_MISMATCH; an archived program →
     FAILED_PRECONDITION ARCHIVED.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, GOODS_CATEGORY_UNKNOWN.
     """
     CreateProgram: _grpc.UnaryUnaryMultiCallable[_setup_pb2.CreateProgramRequest, _setup_pb2.CreateProgramResponse]
-    """A new program, with no rules yet."""
+    """A new program, with no rules yet.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT.
+    """
     GetProgram: _grpc.UnaryUnaryMultiCallable[_setup_pb2.GetProgramRequest, _setup_pb2.GetProgramResponse]
-    """One program."""
+    """One program.
+    Errors: PROGRAM_NOT_FOUND.
+    """
     ListPrograms: _grpc.UnaryUnaryMultiCallable[_setup_pb2.ListProgramsRequest, _setup_pb2.ListProgramsResponse]
-    """The business's programs."""
+    """The business's programs.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateProgram: _grpc.UnaryUnaryMultiCallable[_setup_pb2.UpdateProgramRequest, _setup_pb2.UpdateProgramResponse]
-    """Replaces a program's settable fields (its rules stay: SetProgramRules)."""
+    """Replaces a program's settable fields (its rules stay: SetProgramRules).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH.
+    """
     ArchiveProgram: _grpc.UnaryUnaryMultiCallable[_setup_pb2.ArchiveProgramRequest, _setup_pb2.ArchiveProgramResponse]
-    """Archives a program no live point of sale runs."""
+    """Archives a program no live point of sale runs.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
+    """
     CreatePointOfSale: _grpc.UnaryUnaryMultiCallable[_setup_pb2.CreatePointOfSaleRequest, _setup_pb2.CreatePointOfSaleResponse]
     """--- Points of sale and terminals ------------------------------------------------
     A new point of sale of a live program.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND.
     """
     GetPointOfSale: _grpc.UnaryUnaryMultiCallable[_setup_pb2.GetPointOfSaleRequest, _setup_pb2.GetPointOfSaleResponse]
-    """One point of sale."""
+    """One point of sale.
+    Errors: POINT_OF_SALE_NOT_FOUND.
+    """
     ListPointsOfSale: _grpc.UnaryUnaryMultiCallable[_setup_pb2.ListPointsOfSaleRequest, _setup_pb2.ListPointsOfSaleResponse]
-    """The business's points of sale."""
+    """The business's points of sale.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdatePointOfSale: _grpc.UnaryUnaryMultiCallable[_setup_pb2.UpdatePointOfSaleRequest, _setup_pb2.UpdatePointOfSaleResponse]
-    """Replaces a point of sale's settable fields."""
+    """Replaces a point of sale's settable fields.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, PROGRAM_NOT_FOUND.
+    """
     ArchivePointOfSale: _grpc.UnaryUnaryMultiCallable[_setup_pb2.ArchivePointOfSaleRequest, _setup_pb2.ArchivePointOfSaleResponse]
-    """Archives a point of sale no live terminal is at."""
+    """Archives a point of sale no live terminal is at.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
+    """
     CreateTerminal: _grpc.UnaryUnaryMultiCallable[_setup_pb2.CreateTerminalRequest, _setup_pb2.CreateTerminalResponse]
-    """A new terminal at a live point of sale, with its login and password."""
+    """A new terminal at a live point of sale, with its login and password.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND, LOGIN_TAKEN.
+    """
     GetTerminal: _grpc.UnaryUnaryMultiCallable[_setup_pb2.GetTerminalRequest, _setup_pb2.GetTerminalResponse]
-    """One terminal (never its password)."""
+    """One terminal (never its password).
+    Errors: TERMINAL_NOT_FOUND.
+    """
     ListTerminals: _grpc.UnaryUnaryMultiCallable[_setup_pb2.ListTerminalsRequest, _setup_pb2.ListTerminalsResponse]
-    """The business's terminals."""
+    """The business's terminals.
+    Errors: INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND.
+    """
     UpdateTerminal: _grpc.UnaryUnaryMultiCallable[_setup_pb2.UpdateTerminalRequest, _setup_pb2.UpdateTerminalResponse]
-    """Replaces a terminal's settable fields; disables or enables it."""
+    """Replaces a terminal's settable fields; disables or enables it.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, POINT_OF_SALE_NOT_FOUND.
+    """
     ArchiveTerminal: _grpc.UnaryUnaryMultiCallable[_setup_pb2.ArchiveTerminalRequest, _setup_pb2.ArchiveTerminalResponse]
-    """Archives a terminal: its password and tokens stop working, its API keys are revoked."""
+    """Archives a terminal: its password and tokens stop working, its API keys are revoked.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH.
+    """
     SetTerminalPassword: _grpc.UnaryUnaryMultiCallable[_setup_pb2.SetTerminalPasswordRequest, _setup_pb2.SetTerminalPasswordResponse]
-    """Replaces a terminal's password; tokens issued for the old one stop working."""
+    """Replaces a terminal's password; tokens issued for the old one stop working.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED.
+    """
     CreateTerminalApiKey: _grpc.UnaryUnaryMultiCallable[_setup_pb2.CreateTerminalApiKeyRequest, _setup_pb2.CreateTerminalApiKeyResponse]
-    """A new API key for a terminal, shown once."""
+    """A new API key for a terminal, shown once.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED.
+    """
     ListTerminalApiKeys: _grpc.UnaryUnaryMultiCallable[_setup_pb2.ListTerminalApiKeysRequest, _setup_pb2.ListTerminalApiKeysResponse]
-    """The terminals' API keys (never the keys themselves)."""
+    """The terminals' API keys (never the keys themselves).
+    Errors: INVALID_ARGUMENT, TERMINAL_NOT_FOUND.
+    """
     RevokeTerminalApiKey: _grpc.UnaryUnaryMultiCallable[_setup_pb2.RevokeTerminalApiKeyRequest, _setup_pb2.RevokeTerminalApiKeyResponse]
-    """Revokes a terminal's API key; it stops working."""
+    """Revokes a terminal's API key; it stops working.
+    Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
+    """
     RotateTerminalApiKey: _grpc.UnaryUnaryMultiCallable[_setup_pb2.RotateTerminalApiKeyRequest, _setup_pb2.RotateTerminalApiKeyResponse]
-    """Replaces a terminal's API key by a new one, shown once; the old one stops working."""
+    """Replaces a terminal's API key by a new one, shown once; the old one stops working.
+    Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
+    """
     CreateGoodsCategory: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.CreateGoodsCategoryRequest, _catalogue_pb2.CreateGoodsCategoryResponse]
     """--- Goods ---------------------------------------------------------------------
     A new goods category.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CODE_TAKEN.
     """
     GetGoodsCategory: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.GetGoodsCategoryRequest, _catalogue_pb2.GetGoodsCategoryResponse]
-    """One goods category."""
+    """One goods category.
+    Errors: GOODS_CATEGORY_NOT_FOUND.
+    """
     ListGoodsCategories: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ListGoodsCategoriesRequest, _catalogue_pb2.ListGoodsCategoriesResponse]
-    """The business's goods categories."""
+    """The business's goods categories.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateGoodsCategory: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateGoodsCategoryRequest, _catalogue_pb2.UpdateGoodsCategoryResponse]
-    """Renames a goods category (its code stays)."""
+    """Renames a goods category (its code stays).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, FIELD_IMMUTABLE.
+    """
     ArchiveGoodsCategory: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveGoodsCategoryRequest, _catalogue_pb2.ArchiveGoodsCategoryResponse]
     """Archives a goods category no active product is in and no active program's rules
     select.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
     """
     CreateGoods: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.CreateGoodsRequest, _catalogue_pb2.CreateGoodsResponse]
-    """A new product."""
+    """A new product.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_UNKNOWN, CODE_TAKEN.
+    """
     GetGoods: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.GetGoodsRequest, _catalogue_pb2.GetGoodsResponse]
-    """One product, by product code."""
+    """One product, by product code.
+    Errors: GOODS_NOT_FOUND.
+    """
     ListGoods: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ListGoodsRequest, _catalogue_pb2.ListGoodsResponse]
-    """The business's goods."""
+    """The business's goods.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateGoods: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateGoodsRequest, _catalogue_pb2.UpdateGoodsResponse]
-    """Replaces a product's title, price and category."""
+    """Replaces a product's title, price and category.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, GOODS_CATEGORY_UNKNOWN.
+    """
     ArchiveGoods: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveGoodsRequest, _catalogue_pb2.ArchiveGoodsResponse]
-    """Archives a product: tills no longer list it."""
+    """Archives a product: tills no longer list it.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH.
+    """
     UpsertGoods: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.UpsertGoodsRequest, _catalogue_pb2.UpsertGoodsResponse]
     """A price list in one call: up to 10,000 products created or replaced by product
     code, all or none. An archived product listed is active again. Versions grow only
     on products that change. A call that changes anything writes one audit entry
     (resource `goods`, action `upsert`, resource_id `price_list`) whose `after_json`
     counts the goods and lists the product codes created and updated.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_UNKNOWN.
     """
     CreateAccountType: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.CreateAccountTypeRequest, _catalogue_pb2.CreateAccountTypeResponse]
     """--- Account types, coupon series, certificates ---------------------------------------
     A new customer account type.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT.
     """
     GetAccountType: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.GetAccountTypeRequest, _catalogue_pb2.GetAccountTypeResponse]
-    """One account type."""
+    """One account type.
+    Errors: ACCOUNT_TYPE_NOT_FOUND.
+    """
     ListAccountTypes: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ListAccountTypesRequest, _catalogue_pb2.ListAccountTypesResponse]
-    """The business's account types."""
+    """The business's account types.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateAccountType: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateAccountTypeRequest, _catalogue_pb2.UpdateAccountTypeResponse]
-    """Replaces an account type's settable fields (its kind stays)."""
+    """Replaces an account type's settable fields (its kind stays).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ACCOUNT_TYPE_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, FIELD_IMMUTABLE.
+    """
     ArchiveAccountType: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveAccountTypeRequest, _catalogue_pb2.ArchiveAccountTypeResponse]
     """Archives an account type no customer has a balance in: tills stop offering and
     crediting it.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ACCOUNT_TYPE_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
     """
     CreateCouponSeries: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.CreateCouponSeriesRequest, _catalogue_pb2.CreateCouponSeriesResponse]
-    """A new coupon series."""
+    """A new coupon series.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE.
+    """
     GetCouponSeries: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.GetCouponSeriesRequest, _catalogue_pb2.GetCouponSeriesResponse]
-    """One coupon series."""
+    """One coupon series.
+    Errors: COUPON_SERIES_NOT_FOUND.
+    """
     ListCouponSeries: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ListCouponSeriesRequest, _catalogue_pb2.ListCouponSeriesResponse]
-    """The business's coupon series."""
+    """The business's coupon series.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateCouponSeries: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateCouponSeriesRequest, _catalogue_pb2.UpdateCouponSeriesResponse]
     """Replaces a series' settable fields (its kind stays; its cap never below what it
     issued).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, COUPON_SERIES_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, TIMESTAMP_OUT_OF_RANGE, FIELD_IMMUTABLE, CAP_BELOW_ISSUED.
     """
     ArchiveCouponSeries: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveCouponSeriesRequest, _catalogue_pb2.ArchiveCouponSeriesResponse]
-    """Archives a series none of whose coupons can still be used."""
+    """Archives a series none of whose coupons can still be used.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, COUPON_SERIES_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
+    """
     CreateCertificate: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.CreateCertificateRequest, _catalogue_pb2.CreateCertificateResponse]
-    """A new gift certificate."""
+    """A new gift certificate.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE, CODE_TAKEN.
+    """
     GetCertificate: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.GetCertificateRequest, _catalogue_pb2.GetCertificateResponse]
-    """One certificate."""
+    """One certificate.
+    Errors: CERTIFICATE_NOT_FOUND.
+    """
     ListCertificates: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ListCertificatesRequest, _catalogue_pb2.ListCertificatesResponse]
-    """The business's certificates."""
+    """The business's certificates.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateCertificate: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateCertificateRequest, _catalogue_pb2.UpdateCertificateResponse]
     """Replaces a certificate's balance and expiry (not while a pending transaction holds
     part of it).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CERTIFICATE_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, TIMESTAMP_OUT_OF_RANGE, FIELD_IMMUTABLE, IN_USE.
     """
     ArchiveCertificate: _grpc.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveCertificateRequest, _catalogue_pb2.ArchiveCertificateResponse]
     """Archives a certificate: it is no longer accepted (not while a pending transaction
     holds part of it).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CERTIFICATE_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
     """
     FindCustomer: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.FindCustomerRequest, _admin_service_pb2.FindCustomerResponse]
     """--- One customer ------------------------------------------------------------------
     The card of the customer an identifier names (a phone, local digits completed with
     the business's prefix, or a card). NOT_FOUND CUSTOMER_NOT_FOUND when none is a member.
+    Errors: BUSINESS_NOT_FOUND, IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID,
+    CARD_QR_INVALID, KIND_INVALID, CUSTOMER_NOT_FOUND.
     """
     GetCustomer: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetCustomerRequest, _admin_service_pb2.GetCustomerResponse]
-    """The card of one customer of the business."""
+    """The card of one customer of the business.
+    Errors: CUSTOMER_NOT_FOUND.
+    """
     ListCustomerLedgerEntries: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListCustomerLedgerEntriesRequest, _admin_service_pb2.ListCustomerLedgerEntriesResponse]
-    """The customer's ledger entries, newest first."""
+    """The customer's ledger entries, newest first.
+    Errors: INVALID_ARGUMENT, CUSTOMER_NOT_FOUND.
+    """
     ListCustomerTransactions: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListCustomerTransactionsRequest, _admin_service_pb2.ListCustomerTransactionsResponse]
-    """The customer's transactions, newest first (sales and back-office operations)."""
+    """The customer's transactions, newest first (sales and back-office operations).
+    Errors: INVALID_ARGUMENT, CUSTOMER_NOT_FOUND.
+    """
     UpdateCustomer: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateCustomerRequest, _admin_service_pb2.UpdateCustomerResponse]
     """Replaces the customer's category, access type and this business's personal data.
     A terminal identifying the customer right after sees the change.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, QUESTIONNAIRE_INVALID, CUSTOMER_NOT_FOUND,
+    VERSION_MISMATCH, CUSTOMER_CATEGORY_NOT_FOUND.
     """
     AddCustomerCard: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.AddCustomerCardRequest, _admin_service_pb2.AddCustomerCardResponse]
     """Registers a card of this business to the customer (ALREADY_EXISTS IDENTIFIER_TAKEN
     when another customer holds it).
+    Errors: ROLE_NOT_ALLOWED, KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID,
+    CUSTOMER_NOT_FOUND, IDENTIFIER_TAKEN.
     """
     RemoveCustomerCard: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RemoveCustomerCardRequest, _admin_service_pb2.RemoveCustomerCardResponse]
-    """Removes a card from the customer; the card no longer identifies anyone."""
+    """Removes a card from the customer; the card no longer identifies anyone.
+    Errors: ROLE_NOT_ALLOWED, KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID,
+    CUSTOMER_NOT_FOUND, IDENTIFIER_NOT_FOUND.
+    """
     ApplyCustomerOperation: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ApplyCustomerOperationRequest, _admin_service_pb2.ApplyCustomerOperationResponse]
     """Credits or debits points or an account, or issues a coupon, through a terminal of
     the business (so it shows in the transaction log), once per idempotency key: the
     same key with the same operation answers what the first did, with another operation
-    ABORTED IDEMPOTENCY_KEY_REUSED. A refusal by the ledger (INSUFFICIENT_POINTS,
+    ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED. A refusal by the ledger (INSUFFICIENT_POINTS,
     INSUFFICIENT_BALANCE, COUPON_SERIES_EXHAUSTED …) is the key's answer too. A terminal
     identifying the customer right after sees the change. Certificates are bearer
     values: issue one with CreateCertificate.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE,
+    IDEMPOTENCY_KEY_INVALID, AMOUNT_OUT_OF_RANGE, EXPIRY_OUT_OF_RANGE, COUPON_CODE_INVALID,
+    IDEMPOTENCY_KEY_REUSED, TERMINAL_NOT_FOUND, ARCHIVED, OPERATION_TERMINAL_DISABLED,
+    CUSTOMER_NOT_FOUND, ACCOUNT_TYPE_NOT_FOUND, ACCOUNT_KIND_NOT_ADJUSTABLE,
+    COUPON_SERIES_NOT_FOUND, CUSTOMER_BLACKLISTED, INSUFFICIENT_POINTS,
+    INSUFFICIENT_BALANCE, BALANCE_LIMIT, COUPON_SERIES_EXHAUSTED, CODE_TAKEN,
+    FAILED_PRECONDITION, CONCURRENT_UPDATE, QUEUE_FULL, SHUTTING_DOWN.
     """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
-    """Serves business administrators."""
+    """Serves business administrators.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL,
+    DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call but SignIn can return: CREDENTIALS_MISSING, API_KEY_INVALID,
+    TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SignIn: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SignInRequest, _admin_service_pb2.SignInResponse]  # type: ignore[assignment]
     """--- Access ---------------------------------------------------------------------
     A short-lived bearer token for an administrator's login and password. Wrong ones
     count towards a lockout per login (RESOURCE_EXHAUSTED SIGN_IN_RATE_LIMITED).
+    Errors: INVALID_ARGUMENT, WRONG_CREDENTIALS, SIGN_IN_RATE_LIMITED, SIGN_IN_BUSY.
     """
     GetCaller: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetCallerRequest, _admin_service_pb2.GetCallerResponse]  # type: ignore[assignment]
-    """Who the credential speaks for."""
+    """Who the credential speaks for.
+    Errors: none beyond the service's.
+    """
     CreateAdministrator: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateAdministratorRequest, _admin_service_pb2.CreateAdministratorResponse]  # type: ignore[assignment]
-    """A new administrator of this business (owner only); its password is set here."""
+    """A new administrator of this business (owner only); its password is set here.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, LOGIN_TAKEN.
+    """
     ListAdministrators: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListAdministratorsRequest, _admin_service_pb2.ListAdministratorsResponse]  # type: ignore[assignment]
-    """The business's administrators."""
+    """The business's administrators.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateAdministrator: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateAdministratorRequest, _admin_service_pb2.UpdateAdministratorResponse]  # type: ignore[assignment]
-    """Changes an administrator's name and role (owner only)."""
+    """Changes an administrator's name and role (owner only).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, LAST_OWNER.
+    """
     ArchiveAdministrator: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ArchiveAdministratorRequest, _admin_service_pb2.ArchiveAdministratorResponse]  # type: ignore[assignment]
-    """Archives an administrator: its keys and tokens stop working at once (owner only)."""
+    """Archives an administrator: its keys and tokens stop working at once (owner only).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, LAST_OWNER.
+    """
     SetAdministratorPassword: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetAdministratorPasswordRequest, _admin_service_pb2.SetAdministratorPasswordResponse]  # type: ignore[assignment]
     """Sets a password: one's own (any role, with the current password), or any
     administrator's (owner). Tokens issued before stop working.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, WRONG_CREDENTIALS, ADMINISTRATOR_NOT_FOUND,
+    ARCHIVED.
     """
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateApiKeyRequest, _admin_service_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
-    """A new API key for an administrator, shown once (owner; or one's own)."""
+    """A new API key for an administrator, shown once (owner; or one's own).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND, ARCHIVED.
+    """
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListApiKeysRequest, _admin_service_pb2.ListApiKeysResponse]  # type: ignore[assignment]
-    """The API keys of the business (never the keys themselves)."""
+    """The API keys of the business (never the keys themselves).
+    Errors: INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND.
+    """
     RotateApiKey: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RotateApiKeyRequest, _admin_service_pb2.RotateApiKeyResponse]  # type: ignore[assignment]
-    """Replaces a key by a new one, shown once; the old one stops working at once."""
+    """Replaces a key by a new one, shown once; the old one stops working at once.
+    Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
+    """
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeApiKeyRequest, _admin_service_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
-    """Revokes a key; it stops working at once."""
+    """Revokes a key; it stops working at once.
+    Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
+    """
     ListAuditEntries: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditEntriesRequest, _admin_service_pb2.ListAuditEntriesResponse]  # type: ignore[assignment]
-    """Who changed what and when, newest first."""
+    """Who changed what and when, newest first.
+    Errors: INVALID_ARGUMENT.
+    """
     GetBusiness: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetBusinessRequest, _admin_service_pb2.GetBusinessResponse]  # type: ignore[assignment]
     """--- The business ------------------------------------------------------------------
     The business's settings.
+    Errors: BUSINESS_NOT_FOUND.
     """
     UpdateBusiness: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateBusinessRequest, _admin_service_pb2.UpdateBusinessResponse]  # type: ignore[assignment]
     """Replaces the business's settings. The currency changes only while no transaction
     exists (FAILED_PRECONDITION IN_USE).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, BUSINESS_NOT_FOUND, VERSION_MISMATCH,
+    IN_USE.
     """
     CreateCustomerCategory: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateCustomerCategoryRequest, _admin_service_pb2.CreateCustomerCategoryResponse]  # type: ignore[assignment]
     """--- Customer categories --------------------------------------------------------------
     A new customer category.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT.
     """
     GetCustomerCategory: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetCustomerCategoryRequest, _admin_service_pb2.GetCustomerCategoryResponse]  # type: ignore[assignment]
-    """One customer category."""
+    """One customer category.
+    Errors: CUSTOMER_CATEGORY_NOT_FOUND.
+    """
     ListCustomerCategories: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListCustomerCategoriesRequest, _admin_service_pb2.ListCustomerCategoriesResponse]  # type: ignore[assignment]
-    """The business's customer categories."""
+    """The business's customer categories.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateCustomerCategory: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateCustomerCategoryRequest, _admin_service_pb2.UpdateCustomerCategoryResponse]  # type: ignore[assignment]
-    """Replaces a category's settable fields."""
+    """Replaces a category's settable fields.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CUSTOMER_CATEGORY_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
+    """
     ArchiveCustomerCategory: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ArchiveCustomerCategoryRequest, _admin_service_pb2.ArchiveCustomerCategoryResponse]  # type: ignore[assignment]
-    """Archives a category no customer is in (the default category is never archived)."""
+    """Archives a category no customer is in (the default category is never archived).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CUSTOMER_CATEGORY_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
+    """
     GetProgramRules: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetProgramRulesRequest, _admin_service_pb2.GetProgramRulesResponse]  # type: ignore[assignment]
     """--- Programs ------------------------------------------------------------------------
     The rules of a loyalty program of this business, with their version.
+    Errors: PROGRAM_NOT_FOUND.
     """
     SetProgramRules: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetProgramRulesRequest, _admin_service_pb2.SetProgramRulesResponse]  # type: ignore[assignment]
     """Replaces the rules of a program after validating them; the next check uses them.
     Invalid rules → INVALID_ARGUMENT naming every wrong field; nothing changes. A stale
     `expected_rules_version` → ABORTED VERSION_MISMATCH; an archived program →
     FAILED_PRECONDITION ARCHIVED.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, GOODS_CATEGORY_UNKNOWN.
     """
     CreateProgram: _aio.UnaryUnaryMultiCallable[_setup_pb2.CreateProgramRequest, _setup_pb2.CreateProgramResponse]  # type: ignore[assignment]
-    """A new program, with no rules yet."""
+    """A new program, with no rules yet.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT.
+    """
     GetProgram: _aio.UnaryUnaryMultiCallable[_setup_pb2.GetProgramRequest, _setup_pb2.GetProgramResponse]  # type: ignore[assignment]
-    """One program."""
+    """One program.
+    Errors: PROGRAM_NOT_FOUND.
+    """
     ListPrograms: _aio.UnaryUnaryMultiCallable[_setup_pb2.ListProgramsRequest, _setup_pb2.ListProgramsResponse]  # type: ignore[assignment]
-    """The business's programs."""
+    """The business's programs.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateProgram: _aio.UnaryUnaryMultiCallable[_setup_pb2.UpdateProgramRequest, _setup_pb2.UpdateProgramResponse]  # type: ignore[assignment]
-    """Replaces a program's settable fields (its rules stay: SetProgramRules)."""
+    """Replaces a program's settable fields (its rules stay: SetProgramRules).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH.
+    """
     ArchiveProgram: _aio.UnaryUnaryMultiCallable[_setup_pb2.ArchiveProgramRequest, _setup_pb2.ArchiveProgramResponse]  # type: ignore[assignment]
-    """Archives a program no live point of sale runs."""
+    """Archives a program no live point of sale runs.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
+    """
     CreatePointOfSale: _aio.UnaryUnaryMultiCallable[_setup_pb2.CreatePointOfSaleRequest, _setup_pb2.CreatePointOfSaleResponse]  # type: ignore[assignment]
     """--- Points of sale and terminals ------------------------------------------------
     A new point of sale of a live program.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND.
     """
     GetPointOfSale: _aio.UnaryUnaryMultiCallable[_setup_pb2.GetPointOfSaleRequest, _setup_pb2.GetPointOfSaleResponse]  # type: ignore[assignment]
-    """One point of sale."""
+    """One point of sale.
+    Errors: POINT_OF_SALE_NOT_FOUND.
+    """
     ListPointsOfSale: _aio.UnaryUnaryMultiCallable[_setup_pb2.ListPointsOfSaleRequest, _setup_pb2.ListPointsOfSaleResponse]  # type: ignore[assignment]
-    """The business's points of sale."""
+    """The business's points of sale.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdatePointOfSale: _aio.UnaryUnaryMultiCallable[_setup_pb2.UpdatePointOfSaleRequest, _setup_pb2.UpdatePointOfSaleResponse]  # type: ignore[assignment]
-    """Replaces a point of sale's settable fields."""
+    """Replaces a point of sale's settable fields.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, PROGRAM_NOT_FOUND.
+    """
     ArchivePointOfSale: _aio.UnaryUnaryMultiCallable[_setup_pb2.ArchivePointOfSaleRequest, _setup_pb2.ArchivePointOfSaleResponse]  # type: ignore[assignment]
-    """Archives a point of sale no live terminal is at."""
+    """Archives a point of sale no live terminal is at.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
+    """
     CreateTerminal: _aio.UnaryUnaryMultiCallable[_setup_pb2.CreateTerminalRequest, _setup_pb2.CreateTerminalResponse]  # type: ignore[assignment]
-    """A new terminal at a live point of sale, with its login and password."""
+    """A new terminal at a live point of sale, with its login and password.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND, LOGIN_TAKEN.
+    """
     GetTerminal: _aio.UnaryUnaryMultiCallable[_setup_pb2.GetTerminalRequest, _setup_pb2.GetTerminalResponse]  # type: ignore[assignment]
-    """One terminal (never its password)."""
+    """One terminal (never its password).
+    Errors: TERMINAL_NOT_FOUND.
+    """
     ListTerminals: _aio.UnaryUnaryMultiCallable[_setup_pb2.ListTerminalsRequest, _setup_pb2.ListTerminalsResponse]  # type: ignore[assignment]
-    """The business's terminals."""
+    """The business's terminals.
+    Errors: INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND.
+    """
     UpdateTerminal: _aio.UnaryUnaryMultiCallable[_setup_pb2.UpdateTerminalRequest, _setup_pb2.UpdateTerminalResponse]  # type: ignore[assignment]
-    """Replaces a terminal's settable fields; disables or enables it."""
+    """Replaces a terminal's settable fields; disables or enables it.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, POINT_OF_SALE_NOT_FOUND.
+    """
     ArchiveTerminal: _aio.UnaryUnaryMultiCallable[_setup_pb2.ArchiveTerminalRequest, _setup_pb2.ArchiveTerminalResponse]  # type: ignore[assignment]
-    """Archives a terminal: its password and tokens stop working, its API keys are revoked."""
+    """Archives a terminal: its password and tokens stop working, its API keys are revoked.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH.
+    """
     SetTerminalPassword: _aio.UnaryUnaryMultiCallable[_setup_pb2.SetTerminalPasswordRequest, _setup_pb2.SetTerminalPasswordResponse]  # type: ignore[assignment]
-    """Replaces a terminal's password; tokens issued for the old one stop working."""
+    """Replaces a terminal's password; tokens issued for the old one stop working.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED.
+    """
     CreateTerminalApiKey: _aio.UnaryUnaryMultiCallable[_setup_pb2.CreateTerminalApiKeyRequest, _setup_pb2.CreateTerminalApiKeyResponse]  # type: ignore[assignment]
-    """A new API key for a terminal, shown once."""
+    """A new API key for a terminal, shown once.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED.
+    """
     ListTerminalApiKeys: _aio.UnaryUnaryMultiCallable[_setup_pb2.ListTerminalApiKeysRequest, _setup_pb2.ListTerminalApiKeysResponse]  # type: ignore[assignment]
-    """The terminals' API keys (never the keys themselves)."""
+    """The terminals' API keys (never the keys themselves).
+    Errors: INVALID_ARGUMENT, TERMINAL_NOT_FOUND.
+    """
     RevokeTerminalApiKey: _aio.UnaryUnaryMultiCallable[_setup_pb2.RevokeTerminalApiKeyRequest, _setup_pb2.RevokeTerminalApiKeyResponse]  # type: ignore[assignment]
-    """Revokes a terminal's API key; it stops working."""
+    """Revokes a terminal's API key; it stops working.
+    Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
+    """
     RotateTerminalApiKey: _aio.UnaryUnaryMultiCallable[_setup_pb2.RotateTerminalApiKeyRequest, _setup_pb2.RotateTerminalApiKeyResponse]  # type: ignore[assignment]
-    """Replaces a terminal's API key by a new one, shown once; the old one stops working."""
+    """Replaces a terminal's API key by a new one, shown once; the old one stops working.
+    Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
+    """
     CreateGoodsCategory: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.CreateGoodsCategoryRequest, _catalogue_pb2.CreateGoodsCategoryResponse]  # type: ignore[assignment]
     """--- Goods ---------------------------------------------------------------------
     A new goods category.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CODE_TAKEN.
     """
     GetGoodsCategory: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.GetGoodsCategoryRequest, _catalogue_pb2.GetGoodsCategoryResponse]  # type: ignore[assignment]
-    """One goods category."""
+    """One goods category.
+    Errors: GOODS_CATEGORY_NOT_FOUND.
+    """
     ListGoodsCategories: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ListGoodsCategoriesRequest, _catalogue_pb2.ListGoodsCategoriesResponse]  # type: ignore[assignment]
-    """The business's goods categories."""
+    """The business's goods categories.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateGoodsCategory: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateGoodsCategoryRequest, _catalogue_pb2.UpdateGoodsCategoryResponse]  # type: ignore[assignment]
-    """Renames a goods category (its code stays)."""
+    """Renames a goods category (its code stays).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, FIELD_IMMUTABLE.
+    """
     ArchiveGoodsCategory: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveGoodsCategoryRequest, _catalogue_pb2.ArchiveGoodsCategoryResponse]  # type: ignore[assignment]
     """Archives a goods category no active product is in and no active program's rules
     select.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
     """
     CreateGoods: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.CreateGoodsRequest, _catalogue_pb2.CreateGoodsResponse]  # type: ignore[assignment]
-    """A new product."""
+    """A new product.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_UNKNOWN, CODE_TAKEN.
+    """
     GetGoods: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.GetGoodsRequest, _catalogue_pb2.GetGoodsResponse]  # type: ignore[assignment]
-    """One product, by product code."""
+    """One product, by product code.
+    Errors: GOODS_NOT_FOUND.
+    """
     ListGoods: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ListGoodsRequest, _catalogue_pb2.ListGoodsResponse]  # type: ignore[assignment]
-    """The business's goods."""
+    """The business's goods.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateGoods: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateGoodsRequest, _catalogue_pb2.UpdateGoodsResponse]  # type: ignore[assignment]
-    """Replaces a product's title, price and category."""
+    """Replaces a product's title, price and category.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, GOODS_CATEGORY_UNKNOWN.
+    """
     ArchiveGoods: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveGoodsRequest, _catalogue_pb2.ArchiveGoodsResponse]  # type: ignore[assignment]
-    """Archives a product: tills no longer list it."""
+    """Archives a product: tills no longer list it.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH.
+    """
     UpsertGoods: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.UpsertGoodsRequest, _catalogue_pb2.UpsertGoodsResponse]  # type: ignore[assignment]
     """A price list in one call: up to 10,000 products created or replaced by product
     code, all or none. An archived product listed is active again. Versions grow only
     on products that change. A call that changes anything writes one audit entry
     (resource `goods`, action `upsert`, resource_id `price_list`) whose `after_json`
     counts the goods and lists the product codes created and updated.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_UNKNOWN.
     """
     CreateAccountType: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.CreateAccountTypeRequest, _catalogue_pb2.CreateAccountTypeResponse]  # type: ignore[assignment]
     """--- Account types, coupon series, certificates ---------------------------------------
     A new customer account type.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT.
     """
     GetAccountType: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.GetAccountTypeRequest, _catalogue_pb2.GetAccountTypeResponse]  # type: ignore[assignment]
-    """One account type."""
+    """One account type.
+    Errors: ACCOUNT_TYPE_NOT_FOUND.
+    """
     ListAccountTypes: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ListAccountTypesRequest, _catalogue_pb2.ListAccountTypesResponse]  # type: ignore[assignment]
-    """The business's account types."""
+    """The business's account types.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateAccountType: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateAccountTypeRequest, _catalogue_pb2.UpdateAccountTypeResponse]  # type: ignore[assignment]
-    """Replaces an account type's settable fields (its kind stays)."""
+    """Replaces an account type's settable fields (its kind stays).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ACCOUNT_TYPE_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, FIELD_IMMUTABLE.
+    """
     ArchiveAccountType: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveAccountTypeRequest, _catalogue_pb2.ArchiveAccountTypeResponse]  # type: ignore[assignment]
     """Archives an account type no customer has a balance in: tills stop offering and
     crediting it.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ACCOUNT_TYPE_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
     """
     CreateCouponSeries: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.CreateCouponSeriesRequest, _catalogue_pb2.CreateCouponSeriesResponse]  # type: ignore[assignment]
-    """A new coupon series."""
+    """A new coupon series.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE.
+    """
     GetCouponSeries: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.GetCouponSeriesRequest, _catalogue_pb2.GetCouponSeriesResponse]  # type: ignore[assignment]
-    """One coupon series."""
+    """One coupon series.
+    Errors: COUPON_SERIES_NOT_FOUND.
+    """
     ListCouponSeries: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ListCouponSeriesRequest, _catalogue_pb2.ListCouponSeriesResponse]  # type: ignore[assignment]
-    """The business's coupon series."""
+    """The business's coupon series.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateCouponSeries: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateCouponSeriesRequest, _catalogue_pb2.UpdateCouponSeriesResponse]  # type: ignore[assignment]
     """Replaces a series' settable fields (its kind stays; its cap never below what it
     issued).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, COUPON_SERIES_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, TIMESTAMP_OUT_OF_RANGE, FIELD_IMMUTABLE, CAP_BELOW_ISSUED.
     """
     ArchiveCouponSeries: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveCouponSeriesRequest, _catalogue_pb2.ArchiveCouponSeriesResponse]  # type: ignore[assignment]
-    """Archives a series none of whose coupons can still be used."""
+    """Archives a series none of whose coupons can still be used.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, COUPON_SERIES_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
+    """
     CreateCertificate: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.CreateCertificateRequest, _catalogue_pb2.CreateCertificateResponse]  # type: ignore[assignment]
-    """A new gift certificate."""
+    """A new gift certificate.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE, CODE_TAKEN.
+    """
     GetCertificate: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.GetCertificateRequest, _catalogue_pb2.GetCertificateResponse]  # type: ignore[assignment]
-    """One certificate."""
+    """One certificate.
+    Errors: CERTIFICATE_NOT_FOUND.
+    """
     ListCertificates: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ListCertificatesRequest, _catalogue_pb2.ListCertificatesResponse]  # type: ignore[assignment]
-    """The business's certificates."""
+    """The business's certificates.
+    Errors: INVALID_ARGUMENT.
+    """
     UpdateCertificate: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.UpdateCertificateRequest, _catalogue_pb2.UpdateCertificateResponse]  # type: ignore[assignment]
     """Replaces a certificate's balance and expiry (not while a pending transaction holds
     part of it).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CERTIFICATE_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, TIMESTAMP_OUT_OF_RANGE, FIELD_IMMUTABLE, IN_USE.
     """
     ArchiveCertificate: _aio.UnaryUnaryMultiCallable[_catalogue_pb2.ArchiveCertificateRequest, _catalogue_pb2.ArchiveCertificateResponse]  # type: ignore[assignment]
     """Archives a certificate: it is no longer accepted (not while a pending transaction
     holds part of it).
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CERTIFICATE_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, IN_USE.
     """
     FindCustomer: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.FindCustomerRequest, _admin_service_pb2.FindCustomerResponse]  # type: ignore[assignment]
     """--- One customer ------------------------------------------------------------------
     The card of the customer an identifier names (a phone, local digits completed with
     the business's prefix, or a card). NOT_FOUND CUSTOMER_NOT_FOUND when none is a member.
+    Errors: BUSINESS_NOT_FOUND, IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID,
+    CARD_QR_INVALID, KIND_INVALID, CUSTOMER_NOT_FOUND.
     """
     GetCustomer: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetCustomerRequest, _admin_service_pb2.GetCustomerResponse]  # type: ignore[assignment]
-    """The card of one customer of the business."""
+    """The card of one customer of the business.
+    Errors: CUSTOMER_NOT_FOUND.
+    """
     ListCustomerLedgerEntries: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListCustomerLedgerEntriesRequest, _admin_service_pb2.ListCustomerLedgerEntriesResponse]  # type: ignore[assignment]
-    """The customer's ledger entries, newest first."""
+    """The customer's ledger entries, newest first.
+    Errors: INVALID_ARGUMENT, CUSTOMER_NOT_FOUND.
+    """
     ListCustomerTransactions: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListCustomerTransactionsRequest, _admin_service_pb2.ListCustomerTransactionsResponse]  # type: ignore[assignment]
-    """The customer's transactions, newest first (sales and back-office operations)."""
+    """The customer's transactions, newest first (sales and back-office operations).
+    Errors: INVALID_ARGUMENT, CUSTOMER_NOT_FOUND.
+    """
     UpdateCustomer: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateCustomerRequest, _admin_service_pb2.UpdateCustomerResponse]  # type: ignore[assignment]
     """Replaces the customer's category, access type and this business's personal data.
     A terminal identifying the customer right after sees the change.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, QUESTIONNAIRE_INVALID, CUSTOMER_NOT_FOUND,
+    VERSION_MISMATCH, CUSTOMER_CATEGORY_NOT_FOUND.
     """
     AddCustomerCard: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.AddCustomerCardRequest, _admin_service_pb2.AddCustomerCardResponse]  # type: ignore[assignment]
     """Registers a card of this business to the customer (ALREADY_EXISTS IDENTIFIER_TAKEN
     when another customer holds it).
+    Errors: ROLE_NOT_ALLOWED, KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID,
+    CUSTOMER_NOT_FOUND, IDENTIFIER_TAKEN.
     """
     RemoveCustomerCard: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RemoveCustomerCardRequest, _admin_service_pb2.RemoveCustomerCardResponse]  # type: ignore[assignment]
-    """Removes a card from the customer; the card no longer identifies anyone."""
+    """Removes a card from the customer; the card no longer identifies anyone.
+    Errors: ROLE_NOT_ALLOWED, KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID,
+    CUSTOMER_NOT_FOUND, IDENTIFIER_NOT_FOUND.
+    """
     ApplyCustomerOperation: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ApplyCustomerOperationRequest, _admin_service_pb2.ApplyCustomerOperationResponse]  # type: ignore[assignment]
     """Credits or debits points or an account, or issues a coupon, through a terminal of
     the business (so it shows in the transaction log), once per idempotency key: the
     same key with the same operation answers what the first did, with another operation
-    ABORTED IDEMPOTENCY_KEY_REUSED. A refusal by the ledger (INSUFFICIENT_POINTS,
+    ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED. A refusal by the ledger (INSUFFICIENT_POINTS,
     INSUFFICIENT_BALANCE, COUPON_SERIES_EXHAUSTED …) is the key's answer too. A terminal
     identifying the customer right after sees the change. Certificates are bearer
     values: issue one with CreateCertificate.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE,
+    IDEMPOTENCY_KEY_INVALID, AMOUNT_OUT_OF_RANGE, EXPIRY_OUT_OF_RANGE, COUPON_CODE_INVALID,
+    IDEMPOTENCY_KEY_REUSED, TERMINAL_NOT_FOUND, ARCHIVED, OPERATION_TERMINAL_DISABLED,
+    CUSTOMER_NOT_FOUND, ACCOUNT_TYPE_NOT_FOUND, ACCOUNT_KIND_NOT_ADJUSTABLE,
+    COUPON_SERIES_NOT_FOUND, CUSTOMER_BLACKLISTED, INSUFFICIENT_POINTS,
+    INSUFFICIENT_BALANCE, BALANCE_LIMIT, COUPON_SERIES_EXHAUSTED, CODE_TAKEN,
+    FAILED_PRECONDITION, CONCURRENT_UPDATE, QUEUE_FULL, SHUTTING_DOWN.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Serves business administrators."""
+    """Serves business administrators.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL,
+    DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call but SignIn can return: CREDENTIALS_MISSING, API_KEY_INVALID,
+    TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
+    """
 
     @_abc_1.abstractmethod
     def SignIn(
@@ -476,6 +828,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """--- Access ---------------------------------------------------------------------
         A short-lived bearer token for an administrator's login and password. Wrong ones
         count towards a lockout per login (RESOURCE_EXHAUSTED SIGN_IN_RATE_LIMITED).
+        Errors: INVALID_ARGUMENT, WRONG_CREDENTIALS, SIGN_IN_RATE_LIMITED, SIGN_IN_BUSY.
         """
 
     @_abc_1.abstractmethod
@@ -484,7 +837,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.GetCallerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.GetCallerResponse, _abc.Awaitable[_admin_service_pb2.GetCallerResponse]]:
-        """Who the credential speaks for."""
+        """Who the credential speaks for.
+        Errors: none beyond the service's.
+        """
 
     @_abc_1.abstractmethod
     def CreateAdministrator(
@@ -492,7 +847,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.CreateAdministratorRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.CreateAdministratorResponse, _abc.Awaitable[_admin_service_pb2.CreateAdministratorResponse]]:
-        """A new administrator of this business (owner only); its password is set here."""
+        """A new administrator of this business (owner only); its password is set here.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, LOGIN_TAKEN.
+        """
 
     @_abc_1.abstractmethod
     def ListAdministrators(
@@ -500,7 +857,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.ListAdministratorsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.ListAdministratorsResponse, _abc.Awaitable[_admin_service_pb2.ListAdministratorsResponse]]:
-        """The business's administrators."""
+        """The business's administrators.
+        Errors: INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def UpdateAdministrator(
@@ -508,7 +867,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.UpdateAdministratorRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.UpdateAdministratorResponse, _abc.Awaitable[_admin_service_pb2.UpdateAdministratorResponse]]:
-        """Changes an administrator's name and role (owner only)."""
+        """Changes an administrator's name and role (owner only).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, LAST_OWNER.
+        """
 
     @_abc_1.abstractmethod
     def ArchiveAdministrator(
@@ -516,7 +878,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.ArchiveAdministratorRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.ArchiveAdministratorResponse, _abc.Awaitable[_admin_service_pb2.ArchiveAdministratorResponse]]:
-        """Archives an administrator: its keys and tokens stop working at once (owner only)."""
+        """Archives an administrator: its keys and tokens stop working at once (owner only).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, LAST_OWNER.
+        """
 
     @_abc_1.abstractmethod
     def SetAdministratorPassword(
@@ -526,6 +891,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.SetAdministratorPasswordResponse, _abc.Awaitable[_admin_service_pb2.SetAdministratorPasswordResponse]]:
         """Sets a password: one's own (any role, with the current password), or any
         administrator's (owner). Tokens issued before stop working.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, WRONG_CREDENTIALS, ADMINISTRATOR_NOT_FOUND,
+        ARCHIVED.
         """
 
     @_abc_1.abstractmethod
@@ -534,7 +901,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.CreateApiKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.CreateApiKeyResponse, _abc.Awaitable[_admin_service_pb2.CreateApiKeyResponse]]:
-        """A new API key for an administrator, shown once (owner; or one's own)."""
+        """A new API key for an administrator, shown once (owner; or one's own).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND, ARCHIVED.
+        """
 
     @_abc_1.abstractmethod
     def ListApiKeys(
@@ -542,7 +911,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.ListApiKeysRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.ListApiKeysResponse, _abc.Awaitable[_admin_service_pb2.ListApiKeysResponse]]:
-        """The API keys of the business (never the keys themselves)."""
+        """The API keys of the business (never the keys themselves).
+        Errors: INVALID_ARGUMENT, ADMINISTRATOR_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def RotateApiKey(
@@ -550,7 +921,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.RotateApiKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.RotateApiKeyResponse, _abc.Awaitable[_admin_service_pb2.RotateApiKeyResponse]]:
-        """Replaces a key by a new one, shown once; the old one stops working at once."""
+        """Replaces a key by a new one, shown once; the old one stops working at once.
+        Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
+        """
 
     @_abc_1.abstractmethod
     def RevokeApiKey(
@@ -558,7 +931,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.RevokeApiKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.RevokeApiKeyResponse, _abc.Awaitable[_admin_service_pb2.RevokeApiKeyResponse]]:
-        """Revokes a key; it stops working at once."""
+        """Revokes a key; it stops working at once.
+        Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
+        """
 
     @_abc_1.abstractmethod
     def ListAuditEntries(
@@ -566,7 +941,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.ListAuditEntriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.ListAuditEntriesResponse, _abc.Awaitable[_admin_service_pb2.ListAuditEntriesResponse]]:
-        """Who changed what and when, newest first."""
+        """Who changed what and when, newest first.
+        Errors: INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def GetBusiness(
@@ -576,6 +953,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.GetBusinessResponse, _abc.Awaitable[_admin_service_pb2.GetBusinessResponse]]:
         """--- The business ------------------------------------------------------------------
         The business's settings.
+        Errors: BUSINESS_NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
@@ -586,6 +964,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.UpdateBusinessResponse, _abc.Awaitable[_admin_service_pb2.UpdateBusinessResponse]]:
         """Replaces the business's settings. The currency changes only while no transaction
         exists (FAILED_PRECONDITION IN_USE).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, BUSINESS_NOT_FOUND, VERSION_MISMATCH,
+        IN_USE.
         """
 
     @_abc_1.abstractmethod
@@ -596,6 +976,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.CreateCustomerCategoryResponse, _abc.Awaitable[_admin_service_pb2.CreateCustomerCategoryResponse]]:
         """--- Customer categories --------------------------------------------------------------
         A new customer category.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT.
         """
 
     @_abc_1.abstractmethod
@@ -604,7 +985,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.GetCustomerCategoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.GetCustomerCategoryResponse, _abc.Awaitable[_admin_service_pb2.GetCustomerCategoryResponse]]:
-        """One customer category."""
+        """One customer category.
+        Errors: CUSTOMER_CATEGORY_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListCustomerCategories(
@@ -612,7 +995,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.ListCustomerCategoriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.ListCustomerCategoriesResponse, _abc.Awaitable[_admin_service_pb2.ListCustomerCategoriesResponse]]:
-        """The business's customer categories."""
+        """The business's customer categories.
+        Errors: INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def UpdateCustomerCategory(
@@ -620,7 +1005,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.UpdateCustomerCategoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.UpdateCustomerCategoryResponse, _abc.Awaitable[_admin_service_pb2.UpdateCustomerCategoryResponse]]:
-        """Replaces a category's settable fields."""
+        """Replaces a category's settable fields.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CUSTOMER_CATEGORY_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
+        """
 
     @_abc_1.abstractmethod
     def ArchiveCustomerCategory(
@@ -628,7 +1016,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.ArchiveCustomerCategoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.ArchiveCustomerCategoryResponse, _abc.Awaitable[_admin_service_pb2.ArchiveCustomerCategoryResponse]]:
-        """Archives a category no customer is in (the default category is never archived)."""
+        """Archives a category no customer is in (the default category is never archived).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CUSTOMER_CATEGORY_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
+        """
 
     @_abc_1.abstractmethod
     def GetProgramRules(
@@ -638,6 +1029,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.GetProgramRulesResponse, _abc.Awaitable[_admin_service_pb2.GetProgramRulesResponse]]:
         """--- Programs ------------------------------------------------------------------------
         The rules of a loyalty program of this business, with their version.
+        Errors: PROGRAM_NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
@@ -650,6 +1042,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         Invalid rules → INVALID_ARGUMENT naming every wrong field; nothing changes. A stale
         `expected_rules_version` → ABORTED VERSION_MISMATCH; an archived program →
         FAILED_PRECONDITION ARCHIVED.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, GOODS_CATEGORY_UNKNOWN.
         """
 
     @_abc_1.abstractmethod
@@ -658,7 +1052,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.CreateProgramRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.CreateProgramResponse, _abc.Awaitable[_setup_pb2.CreateProgramResponse]]:
-        """A new program, with no rules yet."""
+        """A new program, with no rules yet.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def GetProgram(
@@ -666,7 +1062,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.GetProgramRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.GetProgramResponse, _abc.Awaitable[_setup_pb2.GetProgramResponse]]:
-        """One program."""
+        """One program.
+        Errors: PROGRAM_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListPrograms(
@@ -674,7 +1072,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.ListProgramsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.ListProgramsResponse, _abc.Awaitable[_setup_pb2.ListProgramsResponse]]:
-        """The business's programs."""
+        """The business's programs.
+        Errors: INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def UpdateProgram(
@@ -682,7 +1082,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.UpdateProgramRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.UpdateProgramResponse, _abc.Awaitable[_setup_pb2.UpdateProgramResponse]]:
-        """Replaces a program's settable fields (its rules stay: SetProgramRules)."""
+        """Replaces a program's settable fields (its rules stay: SetProgramRules).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH.
+        """
 
     @_abc_1.abstractmethod
     def ArchiveProgram(
@@ -690,7 +1093,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.ArchiveProgramRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.ArchiveProgramResponse, _abc.Awaitable[_setup_pb2.ArchiveProgramResponse]]:
-        """Archives a program no live point of sale runs."""
+        """Archives a program no live point of sale runs.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
+        """
 
     @_abc_1.abstractmethod
     def CreatePointOfSale(
@@ -700,6 +1106,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_setup_pb2.CreatePointOfSaleResponse, _abc.Awaitable[_setup_pb2.CreatePointOfSaleResponse]]:
         """--- Points of sale and terminals ------------------------------------------------
         A new point of sale of a live program.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, PROGRAM_NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
@@ -708,7 +1115,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.GetPointOfSaleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.GetPointOfSaleResponse, _abc.Awaitable[_setup_pb2.GetPointOfSaleResponse]]:
-        """One point of sale."""
+        """One point of sale.
+        Errors: POINT_OF_SALE_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListPointsOfSale(
@@ -716,7 +1125,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.ListPointsOfSaleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.ListPointsOfSaleResponse, _abc.Awaitable[_setup_pb2.ListPointsOfSaleResponse]]:
-        """The business's points of sale."""
+        """The business's points of sale.
+        Errors: INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def UpdatePointOfSale(
@@ -724,7 +1135,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.UpdatePointOfSaleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.UpdatePointOfSaleResponse, _abc.Awaitable[_setup_pb2.UpdatePointOfSaleResponse]]:
-        """Replaces a point of sale's settable fields."""
+        """Replaces a point of sale's settable fields.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, PROGRAM_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ArchivePointOfSale(
@@ -732,7 +1146,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.ArchivePointOfSaleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.ArchivePointOfSaleResponse, _abc.Awaitable[_setup_pb2.ArchivePointOfSaleResponse]]:
-        """Archives a point of sale no live terminal is at."""
+        """Archives a point of sale no live terminal is at.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
+        """
 
     @_abc_1.abstractmethod
     def CreateTerminal(
@@ -740,7 +1157,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.CreateTerminalRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.CreateTerminalResponse, _abc.Awaitable[_setup_pb2.CreateTerminalResponse]]:
-        """A new terminal at a live point of sale, with its login and password."""
+        """A new terminal at a live point of sale, with its login and password.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND, LOGIN_TAKEN.
+        """
 
     @_abc_1.abstractmethod
     def GetTerminal(
@@ -748,7 +1167,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.GetTerminalRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.GetTerminalResponse, _abc.Awaitable[_setup_pb2.GetTerminalResponse]]:
-        """One terminal (never its password)."""
+        """One terminal (never its password).
+        Errors: TERMINAL_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListTerminals(
@@ -756,7 +1177,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.ListTerminalsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.ListTerminalsResponse, _abc.Awaitable[_setup_pb2.ListTerminalsResponse]]:
-        """The business's terminals."""
+        """The business's terminals.
+        Errors: INVALID_ARGUMENT, POINT_OF_SALE_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def UpdateTerminal(
@@ -764,7 +1187,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.UpdateTerminalRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.UpdateTerminalResponse, _abc.Awaitable[_setup_pb2.UpdateTerminalResponse]]:
-        """Replaces a terminal's settable fields; disables or enables it."""
+        """Replaces a terminal's settable fields; disables or enables it.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, POINT_OF_SALE_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ArchiveTerminal(
@@ -772,7 +1198,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.ArchiveTerminalRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.ArchiveTerminalResponse, _abc.Awaitable[_setup_pb2.ArchiveTerminalResponse]]:
-        """Archives a terminal: its password and tokens stop working, its API keys are revoked."""
+        """Archives a terminal: its password and tokens stop working, its API keys are revoked.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH.
+        """
 
     @_abc_1.abstractmethod
     def SetTerminalPassword(
@@ -780,7 +1209,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.SetTerminalPasswordRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.SetTerminalPasswordResponse, _abc.Awaitable[_setup_pb2.SetTerminalPasswordResponse]]:
-        """Replaces a terminal's password; tokens issued for the old one stop working."""
+        """Replaces a terminal's password; tokens issued for the old one stop working.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED.
+        """
 
     @_abc_1.abstractmethod
     def CreateTerminalApiKey(
@@ -788,7 +1219,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.CreateTerminalApiKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.CreateTerminalApiKeyResponse, _abc.Awaitable[_setup_pb2.CreateTerminalApiKeyResponse]]:
-        """A new API key for a terminal, shown once."""
+        """A new API key for a terminal, shown once.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TERMINAL_NOT_FOUND, ARCHIVED.
+        """
 
     @_abc_1.abstractmethod
     def ListTerminalApiKeys(
@@ -796,7 +1229,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.ListTerminalApiKeysRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.ListTerminalApiKeysResponse, _abc.Awaitable[_setup_pb2.ListTerminalApiKeysResponse]]:
-        """The terminals' API keys (never the keys themselves)."""
+        """The terminals' API keys (never the keys themselves).
+        Errors: INVALID_ARGUMENT, TERMINAL_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def RevokeTerminalApiKey(
@@ -804,7 +1239,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.RevokeTerminalApiKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.RevokeTerminalApiKeyResponse, _abc.Awaitable[_setup_pb2.RevokeTerminalApiKeyResponse]]:
-        """Revokes a terminal's API key; it stops working."""
+        """Revokes a terminal's API key; it stops working.
+        Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
+        """
 
     @_abc_1.abstractmethod
     def RotateTerminalApiKey(
@@ -812,7 +1249,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _setup_pb2.RotateTerminalApiKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_setup_pb2.RotateTerminalApiKeyResponse, _abc.Awaitable[_setup_pb2.RotateTerminalApiKeyResponse]]:
-        """Replaces a terminal's API key by a new one, shown once; the old one stops working."""
+        """Replaces a terminal's API key by a new one, shown once; the old one stops working.
+        Errors: ROLE_NOT_ALLOWED, API_KEY_NOT_FOUND, ARCHIVED.
+        """
 
     @_abc_1.abstractmethod
     def CreateGoodsCategory(
@@ -822,6 +1261,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_catalogue_pb2.CreateGoodsCategoryResponse, _abc.Awaitable[_catalogue_pb2.CreateGoodsCategoryResponse]]:
         """--- Goods ---------------------------------------------------------------------
         A new goods category.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CODE_TAKEN.
         """
 
     @_abc_1.abstractmethod
@@ -830,7 +1270,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.GetGoodsCategoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.GetGoodsCategoryResponse, _abc.Awaitable[_catalogue_pb2.GetGoodsCategoryResponse]]:
-        """One goods category."""
+        """One goods category.
+        Errors: GOODS_CATEGORY_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListGoodsCategories(
@@ -838,7 +1280,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.ListGoodsCategoriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.ListGoodsCategoriesResponse, _abc.Awaitable[_catalogue_pb2.ListGoodsCategoriesResponse]]:
-        """The business's goods categories."""
+        """The business's goods categories.
+        Errors: INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def UpdateGoodsCategory(
@@ -846,7 +1290,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.UpdateGoodsCategoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.UpdateGoodsCategoryResponse, _abc.Awaitable[_catalogue_pb2.UpdateGoodsCategoryResponse]]:
-        """Renames a goods category (its code stays)."""
+        """Renames a goods category (its code stays).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, FIELD_IMMUTABLE.
+        """
 
     @_abc_1.abstractmethod
     def ArchiveGoodsCategory(
@@ -856,6 +1303,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_catalogue_pb2.ArchiveGoodsCategoryResponse, _abc.Awaitable[_catalogue_pb2.ArchiveGoodsCategoryResponse]]:
         """Archives a goods category no active product is in and no active program's rules
         select.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
         """
 
     @_abc_1.abstractmethod
@@ -864,7 +1313,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.CreateGoodsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.CreateGoodsResponse, _abc.Awaitable[_catalogue_pb2.CreateGoodsResponse]]:
-        """A new product."""
+        """A new product.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_UNKNOWN, CODE_TAKEN.
+        """
 
     @_abc_1.abstractmethod
     def GetGoods(
@@ -872,7 +1323,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.GetGoodsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.GetGoodsResponse, _abc.Awaitable[_catalogue_pb2.GetGoodsResponse]]:
-        """One product, by product code."""
+        """One product, by product code.
+        Errors: GOODS_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListGoods(
@@ -880,7 +1333,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.ListGoodsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.ListGoodsResponse, _abc.Awaitable[_catalogue_pb2.ListGoodsResponse]]:
-        """The business's goods."""
+        """The business's goods.
+        Errors: INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def UpdateGoods(
@@ -888,7 +1343,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.UpdateGoodsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.UpdateGoodsResponse, _abc.Awaitable[_catalogue_pb2.UpdateGoodsResponse]]:
-        """Replaces a product's title, price and category."""
+        """Replaces a product's title, price and category.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, GOODS_CATEGORY_UNKNOWN.
+        """
 
     @_abc_1.abstractmethod
     def ArchiveGoods(
@@ -896,7 +1354,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.ArchiveGoodsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.ArchiveGoodsResponse, _abc.Awaitable[_catalogue_pb2.ArchiveGoodsResponse]]:
-        """Archives a product: tills no longer list it."""
+        """Archives a product: tills no longer list it.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH.
+        """
 
     @_abc_1.abstractmethod
     def UpsertGoods(
@@ -909,6 +1370,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         on products that change. A call that changes anything writes one audit entry
         (resource `goods`, action `upsert`, resource_id `price_list`) whose `after_json`
         counts the goods and lists the product codes created and updated.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, GOODS_CATEGORY_UNKNOWN.
         """
 
     @_abc_1.abstractmethod
@@ -919,6 +1381,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_catalogue_pb2.CreateAccountTypeResponse, _abc.Awaitable[_catalogue_pb2.CreateAccountTypeResponse]]:
         """--- Account types, coupon series, certificates ---------------------------------------
         A new customer account type.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT.
         """
 
     @_abc_1.abstractmethod
@@ -927,7 +1390,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.GetAccountTypeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.GetAccountTypeResponse, _abc.Awaitable[_catalogue_pb2.GetAccountTypeResponse]]:
-        """One account type."""
+        """One account type.
+        Errors: ACCOUNT_TYPE_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListAccountTypes(
@@ -935,7 +1400,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.ListAccountTypesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.ListAccountTypesResponse, _abc.Awaitable[_catalogue_pb2.ListAccountTypesResponse]]:
-        """The business's account types."""
+        """The business's account types.
+        Errors: INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def UpdateAccountType(
@@ -943,7 +1410,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.UpdateAccountTypeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.UpdateAccountTypeResponse, _abc.Awaitable[_catalogue_pb2.UpdateAccountTypeResponse]]:
-        """Replaces an account type's settable fields (its kind stays)."""
+        """Replaces an account type's settable fields (its kind stays).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ACCOUNT_TYPE_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, FIELD_IMMUTABLE.
+        """
 
     @_abc_1.abstractmethod
     def ArchiveAccountType(
@@ -953,6 +1423,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_catalogue_pb2.ArchiveAccountTypeResponse, _abc.Awaitable[_catalogue_pb2.ArchiveAccountTypeResponse]]:
         """Archives an account type no customer has a balance in: tills stop offering and
         crediting it.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, ACCOUNT_TYPE_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
         """
 
     @_abc_1.abstractmethod
@@ -961,7 +1433,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.CreateCouponSeriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.CreateCouponSeriesResponse, _abc.Awaitable[_catalogue_pb2.CreateCouponSeriesResponse]]:
-        """A new coupon series."""
+        """A new coupon series.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE.
+        """
 
     @_abc_1.abstractmethod
     def GetCouponSeries(
@@ -969,7 +1443,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.GetCouponSeriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.GetCouponSeriesResponse, _abc.Awaitable[_catalogue_pb2.GetCouponSeriesResponse]]:
-        """One coupon series."""
+        """One coupon series.
+        Errors: COUPON_SERIES_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListCouponSeries(
@@ -977,7 +1453,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.ListCouponSeriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.ListCouponSeriesResponse, _abc.Awaitable[_catalogue_pb2.ListCouponSeriesResponse]]:
-        """The business's coupon series."""
+        """The business's coupon series.
+        Errors: INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def UpdateCouponSeries(
@@ -987,6 +1465,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_catalogue_pb2.UpdateCouponSeriesResponse, _abc.Awaitable[_catalogue_pb2.UpdateCouponSeriesResponse]]:
         """Replaces a series' settable fields (its kind stays; its cap never below what it
         issued).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, COUPON_SERIES_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, TIMESTAMP_OUT_OF_RANGE, FIELD_IMMUTABLE, CAP_BELOW_ISSUED.
         """
 
     @_abc_1.abstractmethod
@@ -995,7 +1475,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.ArchiveCouponSeriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.ArchiveCouponSeriesResponse, _abc.Awaitable[_catalogue_pb2.ArchiveCouponSeriesResponse]]:
-        """Archives a series none of whose coupons can still be used."""
+        """Archives a series none of whose coupons can still be used.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, COUPON_SERIES_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
+        """
 
     @_abc_1.abstractmethod
     def CreateCertificate(
@@ -1003,7 +1486,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.CreateCertificateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.CreateCertificateResponse, _abc.Awaitable[_catalogue_pb2.CreateCertificateResponse]]:
-        """A new gift certificate."""
+        """A new gift certificate.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE, CODE_TAKEN.
+        """
 
     @_abc_1.abstractmethod
     def GetCertificate(
@@ -1011,7 +1496,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.GetCertificateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.GetCertificateResponse, _abc.Awaitable[_catalogue_pb2.GetCertificateResponse]]:
-        """One certificate."""
+        """One certificate.
+        Errors: CERTIFICATE_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListCertificates(
@@ -1019,7 +1506,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalogue_pb2.ListCertificatesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalogue_pb2.ListCertificatesResponse, _abc.Awaitable[_catalogue_pb2.ListCertificatesResponse]]:
-        """The business's certificates."""
+        """The business's certificates.
+        Errors: INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def UpdateCertificate(
@@ -1029,6 +1518,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_catalogue_pb2.UpdateCertificateResponse, _abc.Awaitable[_catalogue_pb2.UpdateCertificateResponse]]:
         """Replaces a certificate's balance and expiry (not while a pending transaction holds
         part of it).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CERTIFICATE_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, TIMESTAMP_OUT_OF_RANGE, FIELD_IMMUTABLE, IN_USE.
         """
 
     @_abc_1.abstractmethod
@@ -1039,6 +1530,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_catalogue_pb2.ArchiveCertificateResponse, _abc.Awaitable[_catalogue_pb2.ArchiveCertificateResponse]]:
         """Archives a certificate: it is no longer accepted (not while a pending transaction
         holds part of it).
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CERTIFICATE_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, IN_USE.
         """
 
     @_abc_1.abstractmethod
@@ -1050,6 +1543,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """--- One customer ------------------------------------------------------------------
         The card of the customer an identifier names (a phone, local digits completed with
         the business's prefix, or a card). NOT_FOUND CUSTOMER_NOT_FOUND when none is a member.
+        Errors: BUSINESS_NOT_FOUND, IDENTIFIER_MISSING, PHONE_INVALID, CARD_NUMBER_INVALID,
+        CARD_QR_INVALID, KIND_INVALID, CUSTOMER_NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
@@ -1058,7 +1553,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.GetCustomerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.GetCustomerResponse, _abc.Awaitable[_admin_service_pb2.GetCustomerResponse]]:
-        """The card of one customer of the business."""
+        """The card of one customer of the business.
+        Errors: CUSTOMER_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListCustomerLedgerEntries(
@@ -1066,7 +1563,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.ListCustomerLedgerEntriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.ListCustomerLedgerEntriesResponse, _abc.Awaitable[_admin_service_pb2.ListCustomerLedgerEntriesResponse]]:
-        """The customer's ledger entries, newest first."""
+        """The customer's ledger entries, newest first.
+        Errors: INVALID_ARGUMENT, CUSTOMER_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListCustomerTransactions(
@@ -1074,7 +1573,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.ListCustomerTransactionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.ListCustomerTransactionsResponse, _abc.Awaitable[_admin_service_pb2.ListCustomerTransactionsResponse]]:
-        """The customer's transactions, newest first (sales and back-office operations)."""
+        """The customer's transactions, newest first (sales and back-office operations).
+        Errors: INVALID_ARGUMENT, CUSTOMER_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def UpdateCustomer(
@@ -1084,6 +1585,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.UpdateCustomerResponse, _abc.Awaitable[_admin_service_pb2.UpdateCustomerResponse]]:
         """Replaces the customer's category, access type and this business's personal data.
         A terminal identifying the customer right after sees the change.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, QUESTIONNAIRE_INVALID, CUSTOMER_NOT_FOUND,
+        VERSION_MISMATCH, CUSTOMER_CATEGORY_NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
@@ -1094,6 +1597,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.AddCustomerCardResponse, _abc.Awaitable[_admin_service_pb2.AddCustomerCardResponse]]:
         """Registers a card of this business to the customer (ALREADY_EXISTS IDENTIFIER_TAKEN
         when another customer holds it).
+        Errors: ROLE_NOT_ALLOWED, KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID,
+        CUSTOMER_NOT_FOUND, IDENTIFIER_TAKEN.
         """
 
     @_abc_1.abstractmethod
@@ -1102,7 +1607,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.RemoveCustomerCardRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.RemoveCustomerCardResponse, _abc.Awaitable[_admin_service_pb2.RemoveCustomerCardResponse]]:
-        """Removes a card from the customer; the card no longer identifies anyone."""
+        """Removes a card from the customer; the card no longer identifies anyone.
+        Errors: ROLE_NOT_ALLOWED, KIND_INVALID, CARD_NUMBER_INVALID, CARD_QR_INVALID,
+        CUSTOMER_NOT_FOUND, IDENTIFIER_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ApplyCustomerOperation(
@@ -1113,10 +1621,17 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """Credits or debits points or an account, or issues a coupon, through a terminal of
         the business (so it shows in the transaction log), once per idempotency key: the
         same key with the same operation answers what the first did, with another operation
-        ABORTED IDEMPOTENCY_KEY_REUSED. A refusal by the ledger (INSUFFICIENT_POINTS,
+        ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED. A refusal by the ledger (INSUFFICIENT_POINTS,
         INSUFFICIENT_BALANCE, COUPON_SERIES_EXHAUSTED …) is the key's answer too. A terminal
         identifying the customer right after sees the change. Certificates are bearer
         values: issue one with CreateCertificate.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE,
+        IDEMPOTENCY_KEY_INVALID, AMOUNT_OUT_OF_RANGE, EXPIRY_OUT_OF_RANGE, COUPON_CODE_INVALID,
+        IDEMPOTENCY_KEY_REUSED, TERMINAL_NOT_FOUND, ARCHIVED, OPERATION_TERMINAL_DISABLED,
+        CUSTOMER_NOT_FOUND, ACCOUNT_TYPE_NOT_FOUND, ACCOUNT_KIND_NOT_ADJUSTABLE,
+        COUPON_SERIES_NOT_FOUND, CUSTOMER_BLACKLISTED, INSUFFICIENT_POINTS,
+        INSUFFICIENT_BALANCE, BALANCE_LIMIT, COUPON_SERIES_EXHAUSTED, CODE_TAKEN,
+        FAILED_PRECONDITION, CONCURRENT_UPDATE, QUEUE_FULL, SHUTTING_DOWN.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

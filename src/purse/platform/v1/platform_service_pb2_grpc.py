@@ -27,6 +27,11 @@ if _version_not_supported:
 
 class PlatformServiceStub(object):
     """Serves the operator of the instance.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL, CREDENTIALS_MISSING,
+    OPERATOR_KEY_INVALID, DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
     """
 
     def __init__(self, channel):
@@ -44,12 +49,18 @@ class PlatformServiceStub(object):
 
 class PlatformServiceServicer(object):
     """Serves the operator of the instance.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL, CREDENTIALS_MISSING,
+    OPERATOR_KEY_INVALID, DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
     """
 
     def CreateBusiness(self, request, context):
         """A new business with its default customer category ("New customers") and its first
         owner, whose API key is returned once. Bad input: INVALID_ARGUMENT naming the field;
         a taken owner login: ALREADY_EXISTS LOGIN_TAKEN; nothing is created.
+        Errors: INVALID_ARGUMENT, LOGIN_TAKEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -73,6 +84,11 @@ def add_PlatformServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class PlatformService(object):
     """Serves the operator of the instance.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL, CREDENTIALS_MISSING,
+    OPERATOR_KEY_INVALID, DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
     """
 
     @staticmethod

@@ -32,7 +32,13 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class PlatformServiceStub:
-    """Serves the operator of the instance."""
+    """Serves the operator of the instance.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL, CREDENTIALS_MISSING,
+    OPERATOR_KEY_INVALID, DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -42,21 +48,35 @@ class PlatformServiceStub:
     """A new business with its default customer category ("New customers") and its first
     owner, whose API key is returned once. Bad input: INVALID_ARGUMENT naming the field;
     a taken owner login: ALREADY_EXISTS LOGIN_TAKEN; nothing is created.
+    Errors: INVALID_ARGUMENT, LOGIN_TAKEN.
     """
 
 @_typing.type_check_only
 class PlatformServiceAsyncStub(PlatformServiceStub):
-    """Serves the operator of the instance."""
+    """Serves the operator of the instance.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL, CREDENTIALS_MISSING,
+    OPERATOR_KEY_INVALID, DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateBusiness: _aio.UnaryUnaryMultiCallable[_platform_service_pb2.CreateBusinessRequest, _platform_service_pb2.CreateBusinessResponse]  # type: ignore[assignment]
     """A new business with its default customer category ("New customers") and its first
     owner, whose API key is returned once. Bad input: INVALID_ARGUMENT naming the field;
     a taken owner login: ALREADY_EXISTS LOGIN_TAKEN; nothing is created.
+    Errors: INVALID_ARGUMENT, LOGIN_TAKEN.
     """
 
 class PlatformServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Serves the operator of the instance."""
+    """Serves the operator of the instance.
+
+    Errors every call can return: REQUEST_UNDECODABLE, STRING_HAS_NUL, CREDENTIALS_MISSING,
+    OPERATOR_KEY_INVALID, DEPENDENCY_UNAVAILABLE, INTERNAL.
+    Errors every call over HTTP/JSON can return: REQUEST_TOO_LARGE, CONTENT_TYPE_UNSUPPORTED,
+    HTTP_METHOD_NOT_ALLOWED, TIMED_OUT.
+    """
 
     @_abc_1.abstractmethod
     def CreateBusiness(
@@ -67,6 +87,7 @@ class PlatformServiceServicer(metaclass=_abc_1.ABCMeta):
         """A new business with its default customer category ("New customers") and its first
         owner, whose API key is returned once. Bad input: INVALID_ARGUMENT naming the field;
         a taken owner login: ALREADY_EXISTS LOGIN_TAKEN; nothing is created.
+        Errors: INVALID_ARGUMENT, LOGIN_TAKEN.
         """
 
 def add_PlatformServiceServicer_to_server(servicer: PlatformServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
