@@ -376,6 +376,13 @@ async def test_a_postgresql_restart_is_an_outage_purse_recovers_from(tmp_path: P
                     sale("PG-2", phone), metadata=auth, timeout=call_seconds_max
                 )
             assert down.value.code() == grpc.StatusCode.UNAVAILABLE
+            # A stream's checks are refused one by one, each saying why and that it may retry.
+            stream = stub.ProcessChecks(metadata=auth, timeout=call_seconds_max)
+            await stream.write(pb.ProcessChecksRequest(checks=[sale("PG-3", phone)]))
+            result = (await stream.read()).results[0]
+            await stream.done_writing()
+            assert result.error.code == grpc.StatusCode.UNAVAILABLE.value[0]
+            assert result.error.reason == "DEPENDENCY_UNAVAILABLE"
             await asyncio.to_thread(postgres.start)
             answer = await _until_it_works(stub, sale("PG-2", phone), auth)
             assert answer.transaction.status == pb.TRANSACTION_STATUS_COMPLETED

@@ -813,6 +813,7 @@ NOT_APPLIED_REASONS: Final[Mapping[str, str]] = {
     "DAY_OF_WEEK_NOT_SELECTED": "the rule does not apply on this day of the week",
     "OUTSIDE_TIME_WINDOWS": "the rule does not apply at this time of day",
     "NO_MATCHING_LINES": "no line of the check is one the rule selects",
+    "OUTRANKED": "the rule selects lines of the check, but rules before it took them",
     "CHECK_SUM_BELOW_MINIMUM": "the check is below the rule's minimum sum",
     "NOTHING_TO_DISCOUNT": "nothing left on the lines to discount",
     "NOTHING_TO_PAY": "nothing on the check it may pay",

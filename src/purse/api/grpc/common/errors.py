@@ -39,6 +39,8 @@ from purse.store.failures import DEPENDENCY_FAILURES
 from purse.store.postgres.conflicts import CONFLICT_FAILURES, conflict_refusal
 
 error_domain = "purse"
+# The reason of every failure of PostgreSQL or Redis (UNAVAILABLE: the same call may succeed later).
+dependency_unavailable_reason = "DEPENDENCY_UNAVAILABLE"
 _logger = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[DomainError], grpc.StatusCode] = {
@@ -182,7 +184,9 @@ def unavailable_status(failure: BaseException) -> grpc.Status:
         message="a storage dependency is unavailable; retry later",
         details=[
             _packed(
-                error_details_pb2.ErrorInfo(reason="DEPENDENCY_UNAVAILABLE", domain=error_domain)
+                error_details_pb2.ErrorInfo(
+                    reason=dependency_unavailable_reason, domain=error_domain
+                )
             )
         ],
     )

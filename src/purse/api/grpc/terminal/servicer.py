@@ -24,6 +24,7 @@ from purse.api.grpc.common.calls import (
     public_call,
 )
 from purse.api.grpc.common.errors import (
+    dependency_unavailable_reason,
     proto_message,
     proto_violations,
     status_code_for,
@@ -290,6 +291,7 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
             for check in checks:
                 error = add_result(check_number=check.check_number).error
                 error.code, error.message = status.code.value[0], status.details or ""
+                error.reason = dependency_unavailable_reason
             return response
         for check, request in zip(checks, requests, strict=True):
             outcome = request if isinstance(request, DomainError) else next(answers)
