@@ -379,7 +379,9 @@ async def test_a_postgresql_restart_is_an_outage_purse_recovers_from(tmp_path: P
             # A stream's checks are refused one by one, each saying why and that it may retry.
             stream = stub.ProcessChecks(metadata=auth, timeout=call_seconds_max)
             await stream.write(pb.ProcessChecksRequest(checks=[sale("PG-3", phone)]))
-            result = (await stream.read()).results[0]
+            answer_while_down = await stream.read()
+            assert isinstance(answer_while_down, pb.ProcessChecksResponse)
+            result = answer_while_down.results[0]
             await stream.done_writing()
             assert result.error.code == grpc.StatusCode.UNAVAILABLE.value[0]
             assert result.error.reason == "DEPENDENCY_UNAVAILABLE"
