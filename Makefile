@@ -3,8 +3,10 @@
 #   make test    install into .venv and run the whole test suite (with the parity run)
 #   make test-pure  the parity run alone: unit and integration tests on the plain Python
 #   make check   formatting, lint and strict typing (src, tests, benchmarks and examples)
-#   make protos  regenerate the generated code (src/purse/*v1) and the descriptor set the
-#                OpenAPI document is built from (src/purse/api/http/descriptors.binpb)
+#   make protos  regenerate the generated code (the contract's in clients/python/src/purse,
+#                purse/store's in src/purse/store/v1), the descriptor set the OpenAPI
+#                document is built from (src/purse/api/http/descriptors.binpb), and the typed
+#                clients' modules from it (clients/python/src/purse/client/*v1.py)
 #   make bench   the engine benchmarks (figures go into the README)
 #   make bench-load  the load benchmark against a real server
 #   make bench-soak  process-stream at half load for 10 minutes: the server's memory
@@ -13,18 +15,30 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LINTED := $(wildcard src tests benchmarks examples)
+# purse-client: the contract's generated code and the typed clients, a distribution of its own.
+CLIENT := clients/python
+LINTED := $(wildcard src tests benchmarks examples clients/python)
 PROTO_FILES := $(wildcard protos/purse/v1/*.proto protos/purse/*/v1/*.proto)
 # One generated package per proto package: purse.v1 (terminals), purse.admin.v1 …
 PROTO_PACKAGES := $(sort $(patsubst protos/%/,%,$(dir $(PROTO_FILES))))
 # The public contract (not purse/store) as a FileDescriptorSet with comments: the HTTP
 # surface builds its OpenAPI document from it (src/purse/api/http/openapi.py).
 PUBLIC_PROTO_FILES := $(filter-out protos/purse/store/%,$(PROTO_FILES))
+STORE_PROTO_FILES := $(filter protos/purse/store/%,$(PROTO_FILES))
+# The contract's generated code is purse-client's; purse/store's (how the server stores a
+# receipt) stays the server's.
+CLIENT_SOURCE := $(CLIENT)/src
+CLIENT_MODULES := $(CLIENT_SOURCE)/purse/client
 DESCRIPTORS := src/purse/api/http/descriptors.binpb
 DESCRIPTOR_FLAGS := --include_imports --include_source_info
 PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos \
 	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
 	--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc
+# $(call protoc_to,DIRECTORY,FILES): messages, stubs and their type stubs.
+protoc_to = $(PROTOC) --python_out=$(1) --grpc_python_out=$(1) --mypy_out=$(1) --mypy_grpc_out=$(1) $(2)
+# $(call client_modules,DESCRIPTOR_SET,DIRECTORY): the typed clients' modules, formatted.
+client_modules = modules=$$($(BIN)/python $(CLIENT)/generate.py $(1) $(2)) \
+	&& $(BIN)/ruff check --quiet --select I --fix $$modules && $(BIN)/ruff format --quiet $$modules
 
 .PHONY: serve test test-pure check protos protos-check lint-protos breaking-protos reference-docs \
 	errors-docs bench bench-load bench-soak bench-price-list load-tools clean install
@@ -37,10 +51,13 @@ COMPILED := src/purse/domain/records.py src/purse/domain/amounts.py \
 	src/purse/domain/transactions.py src/purse/domain/settlement.py \
 	src/purse/domain/customers.py src/purse/domain/pockets.py src/purse/domain/calculation.py
 
-$(STAMP): pyproject.toml setup.py $(COMPILED)
+# The client distribution first: the server depends on it (purse-client), and pip finds
+# it installed rather than looking for it in a registry.
+$(STAMP): pyproject.toml setup.py $(COMPILED) $(CLIENT)/pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e $(CLIENT)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -63,25 +80,29 @@ check: $(STAMP) protos-check lint-protos breaking-protos
 	$(BIN)/mypy tests/e2e/conftest.py  # a second `conftest`: see [tool.mypy] in pyproject.toml
 
 protos: $(STAMP)
-	for package in $(PROTO_PACKAGES); do rm -f src/$$package/*_pb2*.py src/$$package/*_pb2*.pyi; done
-	$(PROTOC) \
-		--python_out=src --grpc_python_out=src \
-		--mypy_out=src --mypy_grpc_out=src $(PROTO_FILES)
+	for package in $(PROTO_PACKAGES); do for root in src $(CLIENT_SOURCE); do \
+		rm -f $$root/$$package/*_pb2*.py $$root/$$package/*_pb2*.pyi; done; done
+	$(call protoc_to,$(CLIENT_SOURCE),$(PUBLIC_PROTO_FILES))
+	$(call protoc_to,src,$(STORE_PROTO_FILES))
 	$(PROTOC) $(DESCRIPTOR_FLAGS) --descriptor_set_out=$(DESCRIPTORS) $(PUBLIC_PROTO_FILES)
+	$(call client_modules,$(DESCRIPTORS),$(CLIENT_MODULES))
 
 # Fails when the checked-in generated code does not match protos/.
 protos-check: $(STAMP)
-	rm -rf build/protos-check && mkdir -p build/protos-check
-	$(PROTOC) \
-		--python_out=build/protos-check --grpc_python_out=build/protos-check \
-		--mypy_out=build/protos-check --mypy_grpc_out=build/protos-check $(PROTO_FILES)
+	rm -rf build/protos-check && mkdir -p build/protos-check/src build/protos-check/modules
+	$(call protoc_to,build/protos-check/src,$(PROTO_FILES))
 	for package in $(PROTO_PACKAGES); do \
-		diff -r -x __init__.py -x __pycache__ build/protos-check/$$package src/$$package \
-		|| { echo "src/$$package is stale: run 'make protos' and commit"; exit 1; }; done
+		case $$package in purse/store/*) root=src;; *) root=$(CLIENT_SOURCE);; esac; \
+		diff -r -x __init__.py -x __pycache__ -x py.typed build/protos-check/src/$$package $$root/$$package \
+		|| { echo "$$root/$$package is stale: run 'make protos' and commit"; exit 1; }; done
 	$(PROTOC) $(DESCRIPTOR_FLAGS) --descriptor_set_out=build/protos-check/descriptors.binpb \
 		$(PUBLIC_PROTO_FILES)
 	cmp -s build/protos-check/descriptors.binpb $(DESCRIPTORS) \
 		|| { echo "$(DESCRIPTORS) is stale: run 'make protos' and commit"; exit 1; }
+	$(call client_modules,build/protos-check/descriptors.binpb,build/protos-check/modules)
+	for module in build/protos-check/modules/*.py; do \
+		cmp -s $$module $(CLIENT_MODULES)/$${module##*/} \
+		|| { echo "$(CLIENT_MODULES)/$${module##*/} is stale: run 'make protos' and commit"; exit 1; }; done
 
 # docs/reference.md: the contract from the protos' comments (a unit test checks it is current).
 reference-docs: $(STAMP)

@@ -1,8 +1,9 @@
 """A business from nothing to its first sale, through Purse's public gRPC API alone.
 
 This is what an integrator writes on day one, kept short enough to copy. It uses only the
-generated stubs that ship in the `purse` package (purse.platform.v1, purse.admin.v1,
-purse.v1) and talks to a running server; it never touches the database.
+generated stubs that ship in purse-client (`pip install ./clients/python`: purse.platform.v1,
+purse.admin.v1, purse.v1) and talks to a running server; it never touches the database.
+(examples/till_day.py does a till's day with that package's typed clients instead.)
 
   1. As the operator of the instance (PlatformService): found a business and its owner.
   2. As that owner (AdminService), signed in with the owner's password: goods categories

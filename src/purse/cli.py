@@ -36,6 +36,7 @@ from google.protobuf import json_format
 from purse.config import Settings, load_settings
 
 if TYPE_CHECKING:  # imported where used: commands load only what they need
+    from purse.client import TerminalClient
     from purse.store.postgres.audit import AuditReport
 
 _logger = logging.getLogger("purse")
@@ -349,7 +350,7 @@ async def _terminal_command(arguments: argparse.Namespace) -> tuple[Any, Any]:
             return answer, None
         if arguments.action == "settings":
             return answer, answer
-        return answer, await terminal.settings()
+        return answer, (await terminal.get_terminal_settings()).raw
 
 
 def _identity(arguments: argparse.Namespace) -> dict[str, str]:
@@ -366,41 +367,46 @@ def _identity(arguments: argparse.Namespace) -> dict[str, str]:
     }
 
 
-async def _act(terminal: Any, arguments: argparse.Namespace, identity: dict[str, str]) -> Any:
-    from purse.v1 import terminal_service_pb2 as pb
+async def _act(
+    terminal: TerminalClient, arguments: argparse.Namespace, identity: dict[str, str]
+) -> Any:
+    """The answer's message (a list of them for `search`)."""
+    from purse.client import identifier
 
     action = arguments.action
     if action in ("calculate", "process"):
-        settings = await terminal.settings()
+        settings = await terminal.get_terminal_settings()
         request = _calculate_request(
             arguments, identity, settings.currency, settings.currency_exponent
         )
         if action == "calculate":
-            return await terminal.calculate_check(request)
-        return await terminal.process_check(_process_request(request, arguments.check_number))
-    simple = {
+            return (await terminal.calculate_check(request)).raw
+        return (await terminal.process_check(_process_request(request, arguments.check_number))).raw
+    if action == "search":
+        found = await terminal.search_customers(
+            phone_prefix=arguments.phone_prefix or None, card_number=arguments.card or None
+        )
+        return [customer.raw for customer in found.customers]
+    simple: dict[str, Callable[[], Awaitable[Any]]] = {
         "identify": lambda: terminal.identify(**identity),
-        "settings": terminal.settings,
-        "steward-code": lambda: terminal.issue_steward_code(**identity),
-        "confirm": lambda: terminal.confirm(arguments.transaction_id, arguments.pin),
-        "cancel": lambda: terminal.cancel(arguments.transaction_id),
-        "refund": lambda: terminal.refund(
-            pb.RefundTransactionRequest(
-                transaction_id=arguments.transaction_id, refund_number=arguments.refund_number
-            )
+        "settings": terminal.get_terminal_settings,
+        "steward-code": lambda: terminal.issue_steward_code(identifier=identifier(**identity)),
+        "confirm": lambda: terminal.confirm_transaction(
+            transaction_id=arguments.transaction_id, pin=arguments.pin
         ),
-        "search": lambda: terminal.search_customers(
-            phone_prefix=arguments.phone_prefix or "", card_number=arguments.card or ""
+        "cancel": lambda: terminal.cancel_transaction(transaction_id=arguments.transaction_id),
+        "refund": lambda: terminal.refund_transaction(
+            transaction_id=arguments.transaction_id, refund_number=arguments.refund_number
         ),
     }
     if action in simple:
-        return await simple[action]()
+        return (await simple[action]()).raw
     assert action == "register"
-    return await terminal.register_customer(
+    return (await terminal.register_customer(
         phone=arguments.phone, given_name=arguments.given_name or "",
         family_name=arguments.family_name or "", language=arguments.language or "",
         card_number=arguments.card or "", personal_data_consent=arguments.consent,
-    )  # fmt: skip
+    )).raw  # fmt: skip
 
 
 def _minor_units(text: str, exponent: int, what: str) -> int:

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from support import ServerProcess, Tenant, new_phone, terminal_token_lifetime_seconds
 
-from purse.client import PurseError, TerminalClient, identifier
+from purse.client import PurseError, TerminalClient
 
 
 async def test_the_client_identifies_with_an_api_key(
@@ -18,7 +18,7 @@ async def test_the_client_identifies_with_an_api_key(
         phone = new_phone()
         membership = await terminal.identify(phone=phone)
         assert membership.phone == phone
-        settings = await terminal.settings()
+        settings = await terminal.get_terminal_settings()
         assert settings.terminal.business_id == business.business_id
 
 
@@ -28,10 +28,10 @@ async def test_the_client_signs_in_and_signs_in_again_when_the_token_expires(
     async with TerminalClient(
         server.target, login=business.cash_desk.login, password=business.cash_desk.password
     ) as terminal:
-        first = await terminal.settings()
+        first = await terminal.get_terminal_settings()
         first_token = terminal._token
         await asyncio.sleep(terminal_token_lifetime_seconds + 0.2)
-        second = await terminal.settings()
+        second = await terminal.get_terminal_settings()
         assert second.terminal.terminal_id == first.terminal.terminal_id
         assert terminal._token != first_token
 
@@ -45,13 +45,3 @@ async def test_client_refusals_carry_code_reason_and_field_violations(
     assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert refused.value.reason == "PHONE_INVALID"
     assert "identifier.phone" in refused.value.field_violations
-
-
-def test_the_client_wants_exactly_one_identifier_and_some_credentials() -> None:
-    with pytest.raises(ValueError, match="API key"):
-        TerminalClient("127.0.0.1:1")
-    with pytest.raises(ValueError, match="exactly one"):
-        identifier()
-    with pytest.raises(ValueError, match="exactly one"):
-        identifier(phone="+380501234567", card_number="X1")
-    assert identifier(card_qr="q").WhichOneof("value") == "card_qr"

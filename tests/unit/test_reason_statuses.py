@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-import purse
 from purse.api.grpc.common.errors import status_code_for
 from purse.domain import errors
 from purse.domain.customer_operations import settlement_refusal
 from purse.domain.reasons import ERROR_REASONS
 from purse.domain.transactions import Refusal
 
-_source = Path(purse.__file__).parent
+# The server's source (purse is a namespace package: errors.py is in purse/domain).
+_source = Path(errors.__file__).parents[1]
 _refusal_classes: dict[str, type[errors.DomainError]] = {
     name: value
     for name, value in vars(errors).items()

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from google.rpc import code_pb2
 
-import purse
 from purse import cli
 from purse.admin.v1 import admin_service_pb2, setup_pb2
 from purse.domain import reasons
@@ -21,7 +20,8 @@ from purse.domain.transactions import Refusal
 from purse.platform.v1 import platform_service_pb2
 from purse.v1 import common_pb2, terminal_service_pb2
 
-_source = Path(purse.__file__).parent
+# The server's source (purse is a namespace package: reasons.py is in purse/domain).
+_source = Path(reasons.__file__).parents[1]
 _word = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
 # UPPER_SNAKE strings in the source that are names, not reasons: files, variables, and
 # the contract's enum values.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from importlib import resources
+from importlib import metadata, resources
 from itertools import groupby
 from typing import Any, Final
 
@@ -27,7 +27,6 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FileDescriptor
 from google.rpc import error_details_pb2
 
-import purse
 from purse.api.http.schemas import COMPONENTS_PREFIX, Contract, Schema, SchemaBuilder, full_name
 from purse.domain.reasons import ERROR_REASONS, Status
 
@@ -368,7 +367,7 @@ def packaged_descriptor_set() -> descriptor_pb2.FileDescriptorSet:
 @functools.cache
 def document() -> dict[str, Any]:
     """The document of this server's contract, built once; callers must not change it."""
-    return build_document(packaged_descriptor_set(), purse.__version__, ERROR_REASONS)
+    return build_document(packaged_descriptor_set(), metadata.version("purse"), ERROR_REASONS)
 
 
 @functools.cache
