@@ -7,7 +7,11 @@ Contract:
   `calculate` (CalculateCheck of a 10-line check), `process` (ProcessCheck of the same
   check with a unique `check_number` per call) and `process-stream` (ProcessChecks:
   `checks_per_message` checks per request message on long-lived streams; one *call* is
-  one message and its response, one *item* one check). Call k (numbered across all
+  one message and its response, one *item* one check). `http-identify` and
+  `http-process` send the calls of `identify` and `process` over HTTP/1.1 instead
+  (`HTTP_WORKLOADS`): POSTs to `Target.http_address` of the same request in protobuf's
+  canonical JSON mapping, on kept-alive connections (`http_client`), at most as many per
+  worker as its share of `concurrency` in either mode. Call k (numbered across all
   workers) is for customer k × s mod n of the n in `Target.phones`, s a step near n × 0.618
   with no factor in common with n: every customer once in n calls, so calls in flight never
   share one, and consecutive calls far apart in the list, so that a large business is
@@ -16,8 +20,9 @@ Contract:
 - Latency mode is an open model: call k of a worker is due at start + k / rate; its
   latency runs from that due time to the answer, so a server that stalls cannot slow the
   sender down and hide the stall (no coordinated omission). At most
-  `outstanding_calls_max` calls per worker are in flight; a due call waits for a slot and
-  the wait counts in its latency. Calls still unsent `backlog_grace_seconds` after the
+  `outstanding_calls_max` calls per worker are in flight; a due call waits for a slot
+  (over HTTP/1.1, for a connection) and the wait counts in its latency. Calls still
+  unsent `backlog_grace_seconds` after the
   end are not sent and are counted as CLIENT_BACKLOG errors.
 - Throughput mode is a closed loop: `concurrency` calls in flight (streams, for the
   stream workload), each slot starting its next call when the previous one answers;
@@ -27,12 +32,14 @@ Contract:
   killed and the run fails.
 - Latencies of successful calls are recorded in microseconds into one HdrHistogram per
   worker and merged in the parent; failures are counted by gRPC status code name (for
-  the stream, per check, from each result's `CheckError.code`).
+  the stream, per check, from each result's `CheckError.code`; over HTTP, only 2xx is
+  OK and any other answer counts by its Connect error's code).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import multiprocessing
 import queue
@@ -40,13 +47,16 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, overload
 
 import grpc
+import orjson
+from google.protobuf import json_format
 from hdrh.histogram import HdrHistogram
 
+from benchmarks.load import http_client
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 
@@ -78,14 +88,21 @@ echo_service = "purse.bench.v1.Echo"
 echo_method = f"/{echo_service}/Empty"
 _terminal_service = "/purse.v1.TerminalService/"
 
+# Each HTTP/JSON workload follows the gRPC one it sends the calls of, so that a run
+# measures the two side by side on the same server and data.
 WORKLOADS: dict[str, str] = {
     "empty": echo_method,
     "identify": _terminal_service + "IdentifyCustomer",
+    "http-identify": _terminal_service + "IdentifyCustomer",
     "calculate": _terminal_service + "CalculateCheck",
     "process": _terminal_service + "ProcessCheck",
+    "http-process": _terminal_service + "ProcessCheck",
     "process-stream": _terminal_service + "ProcessChecks",
 }
 STREAMING_WORKLOADS = frozenset({"process-stream"})
+# HTTP/JSON workloads: the gRPC workload whose calls each sends, as HTTP/1.1 POSTs of the
+# request in protobuf's canonical JSON mapping.
+HTTP_WORKLOADS: dict[str, str] = {"http-identify": "identify", "http-process": "process"}
 Mode = Literal["latency", "throughput"]
 
 # The 10-line check: the demo coffee shop's goods and goods it does not know (those are
@@ -105,6 +122,7 @@ check_lines = (
 
 _code_names = {code.value[0]: code.name for code in grpc.StatusCode}
 _phone_field = common_pb2.CustomerIdentifier.DESCRIPTOR.fields_by_name["phone"].number
+_phone_json_name = common_pb2.CustomerIdentifier.DESCRIPTOR.fields_by_name["phone"].json_name
 
 
 @dataclass(frozen=True)
@@ -139,6 +157,8 @@ class Target:
     api_key: str = ""
     phones: Sequence[str] = ()
     currency: str = "UAH"
+    # host:port of the server's HTTP port, for the HTTP/JSON workloads.
+    http_address: str = ""
 
 
 def spread_step(count: int) -> int:
@@ -226,7 +246,9 @@ class Requests:
     """Serialized request messages of one worker, by sequence number (cheap per call).
 
     A request is a prepared message without `identifier` (nor `check_number`) with those
-    fields put in front: protobuf parses concatenated messages as their merge. A
+    fields put in front: protobuf parses concatenated messages as their merge. For the
+    HTTP/JSON workloads it is the same message in protobuf's canonical JSON mapping, put
+    together the same way: those fields' members, then the prepared message's. A
     customer's is kept once made, for the first `prepared_customers_max` customers.
     """
 
@@ -241,7 +263,8 @@ class Requests:
     ) -> None:
         if workload != "empty" and not target.phones:
             raise ValueError(f"workload {workload!r} needs customer phones")
-        self._workload = workload
+        self._json = workload in HTTP_WORKLOADS
+        self._workload = HTTP_WORKLOADS.get(workload, workload)
         self._prefix = f"{run_id}-{worker}-"
         self._worker = worker
         self._workers = workers
@@ -249,34 +272,55 @@ class Requests:
         self._phones = target.phones
         self._step = spread_step(len(target.phones))
         check = ten_line_check(target.currency)
-        if workload == "identify":
+        if self._workload == "identify":
             message: Any = pb.IdentifyCustomerRequest()
-        elif workload == "calculate":
+        elif self._workload == "calculate":
             message = pb.CalculateCheckRequest(check=check)
         else:
             message = pb.ProcessCheckRequest(check=check)
-        self._identifier_field = message.DESCRIPTOR.fields_by_name["identifier"].number
+        identifier = message.DESCRIPTOR.fields_by_name["identifier"]
+        self._identifier_field = identifier.number
         self._body: bytes = message.SerializeToString()
+        if self._json:
+            # The members of the JSON object, without its braces (none for identify).
+            self._body = orjson.dumps(json_format.MessageToDict(message))[1:-1]
+            self._identifier_member = b'"%b":{"%b":' % (
+                identifier.json_name.encode(),
+                _phone_json_name.encode(),
+            )
+            number = pb.ProcessCheckRequest.DESCRIPTOR.fields_by_name["check_number"]
+            self._number_member = b'{"%b":' % number.json_name.encode()
         self._prepared_by_customer: dict[int, bytes] = {}
 
     def _prepared(self, index: int) -> bytes:
         customer = index * self._step % len(self._phones)
         prepared = self._prepared_by_customer.get(customer)
         if prepared is None:
-            identifier = _length_delimited(_phone_field, self._phones[customer].encode())
-            prepared = _length_delimited(self._identifier_field, identifier) + self._body
+            phone = self._phones[customer]
+            if self._json:
+                rest = b"," + self._body if self._body else b""
+                prepared = self._identifier_member + orjson.dumps(phone) + b"}" + rest + b"}"
+            else:
+                identifier = _length_delimited(_phone_field, phone.encode())
+                prepared = _length_delimited(self._identifier_field, identifier) + self._body
             if len(self._prepared_by_customer) < prepared_customers_max:
                 self._prepared_by_customer[customer] = prepared
         return prepared
 
     def message(self, sequence: int) -> bytes:
+        """Call `sequence`'s request: binary protobuf, or JSON for an HTTP workload."""
         if self._workload == "empty":
             return b""
         call_index = sequence * self._workers + self._worker  # unique across workers
         if self._workload in ("identify", "calculate"):
-            return self._prepared(call_index)
+            prepared = self._prepared(call_index)
+            return b"{" + prepared if self._json else prepared
         number = f"{self._prefix}{sequence}"
         if self._workload == "process":
+            if self._json:
+                return (
+                    self._number_member + orjson.dumps(number) + b"," + self._prepared(call_index)
+                )
             return _length_delimited(1, number.encode()) + self._prepared(call_index)
         checks = []
         for offset in range(self.per_message):
@@ -415,6 +459,41 @@ channel_options = (
 )
 
 
+class HttpCaller:
+    """One HTTP/1.1 POST of the JSON request per `call`, on up to `connections_max`
+    kept-alive connections; 2xx is OK, any other answer counts by its gRPC code name
+    (`http_client.code_name`). Answers are not decoded beyond an error's code."""
+
+    def __init__(
+        self, address: str, method: str, requests: Requests, api_key: str, connections_max: int
+    ) -> None:
+        headers = {
+            "content-type": "application/json",
+            # The deadline, as a gRPC call carries it in grpc-timeout.
+            "connect-timeout-ms": str(round(call_deadline_seconds * 1000)),
+        }
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        self._request = http_client.HttpRequest(address, method, headers)
+        self._connections = http_client.HttpConnections(address, connections_max)
+        self._requests = requests
+
+    async def call(self, sequence: int) -> Outcome:
+        request = self._request.bytes_for(self._requests.message(sequence))
+        try:
+            async with asyncio.timeout(call_deadline_seconds):
+                status, body = await self._connections.exchange(request)
+        except TimeoutError:
+            return Outcome(grpc.StatusCode.DEADLINE_EXCEEDED.name, 0)
+        except ConnectionError:  # refused, reset, or closed before the answer ended
+            return Outcome(grpc.StatusCode.UNAVAILABLE.name, 0)
+        code = http_client.code_name(status, body)
+        return Outcome(code, 1 if code == "OK" else 0)
+
+    async def close(self) -> None:
+        self._connections.close()
+
+
 def make_caller(
     workload: str,
     channel: grpc.aio.Channel,
@@ -431,15 +510,42 @@ def make_caller(
     return UnaryCaller(channel, method, requests, _metadata(target))
 
 
+@contextlib.asynccontextmanager
+async def opened_caller(
+    workload: str,
+    target: Target,
+    requests: Requests,
+    connections_max: int,
+    lifetime_seconds: float,
+) -> AsyncIterator[Caller]:
+    """The workload's caller on a channel of its own (on its own HTTP connections, for
+    an HTTP/JSON workload: at most `connections_max`, as many as streams for gRPC),
+    closed on the way out."""
+    caller: Caller
+    if workload in HTTP_WORKLOADS:
+        if not target.http_address:
+            raise ValueError(f"workload {workload!r} needs the server's HTTP address")
+        caller = HttpCaller(
+            target.http_address, WORKLOADS[workload], requests, target.api_key, connections_max
+        )
+        try:
+            yield caller
+        finally:
+            await caller.close()
+        return
+    async with grpc.aio.insecure_channel(target.address, options=channel_options) as channel:
+        caller = make_caller(workload, channel, requests, target, connections_max, lifetime_seconds)
+        try:
+            yield caller
+        finally:
+            await caller.close()
+
+
 async def probe(workload: str, target: Target, checks_per_message: int = 1) -> Outcome:
     """One call of the workload, to see whether the server answers it at all."""
     requests = Requests(workload, target, f"probe-{new_run_id()}", 0, 1, checks_per_message)
-    async with grpc.aio.insecure_channel(target.address, options=channel_options) as channel:
-        caller = make_caller(workload, channel, requests, target, 1, call_deadline_seconds)
-        try:
-            return await _call_safely(caller, 0)
-        finally:
-            await caller.close()
+    async with opened_caller(workload, target, requests, 1, call_deadline_seconds) as caller:
+        return await _call_safely(caller, 0)
 
 
 async def _call_safely(caller: Caller, sequence: int) -> Outcome:
@@ -565,10 +671,9 @@ async def _worker(
     concurrency = _share(spec.concurrency, spec.workers, index)
     lifetime_seconds = spec.warm_up_seconds + spec.duration_seconds + 2 * call_deadline_seconds
     recorder = Recorder(progress, index)
-    async with grpc.aio.insecure_channel(target.address, options=channel_options) as channel:
-        caller = make_caller(
-            spec.workload, channel, requests, target, concurrency, lifetime_seconds
-        )
+    async with opened_caller(
+        spec.workload, target, requests, concurrency, lifetime_seconds
+    ) as caller:
         if spec.warm_up_seconds > 0:
             await closed_loop(caller, None, concurrency, spec.warm_up_seconds)
         await asyncio.to_thread(barrier.wait, worker_start_seconds_max)
@@ -584,7 +689,6 @@ async def _worker(
             )
         else:
             elapsed = await closed_loop(caller, recorder, concurrency, spec.duration_seconds)
-        await caller.close()
     return {
         "worker": index,
         "elapsed_seconds": elapsed,
@@ -742,6 +846,7 @@ def _merge(spec: LoadSpec, reports: list[dict[str, Any]]) -> LoadResult:
 
 
 __all__ = [
+    "HTTP_WORKLOADS",
     "STREAMING_WORKLOADS",
     "WORKLOADS",
     "LoadResult",

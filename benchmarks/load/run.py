@@ -12,7 +12,8 @@ Contract. On 127.0.0.1 only, in one run on one machine, it
    (`purse.demo.create_demo`) and enrols `--customers` customers in it;
 3. for each workload asked for, probes one call (a workload the server refuses, such as
    UNIMPLEMENTED, is reported as skipped), measures its throughput (h2load for requests
-   that may repeat, the generator's closed loop for those that must differ), then its
+   that may repeat, over HTTP/1.1 for `http-identify`; the generator's closed loop for
+   those that must differ, and for every unary workload after h2load), then its
    latency at a fixed arrival rate of `--latency-rate-fraction` of that throughput (never
    above the generator's own ceiling, the empty call's closed-loop throughput);
    `process-stream-large` first founds a second demo business and builds
@@ -23,8 +24,9 @@ Contract. On 127.0.0.1 only, in one run on one machine, it
 5. samples both servers' RSS every 100 ms (children included) and reads the CPU time of
    the server, PostgreSQL and Redis and the Purse server's call counts by status code
    (its /metrics) around every phase;
-6. prints progress once a second, then one table, each target of issue 11 met, not met or
-   not measured, and the machine; `--markdown PATH` also writes them as Markdown.
+6. prints progress once a second, then one table, each target of issues 11 and 12 met,
+   not met or not measured, and the machine; `--markdown PATH` also writes them as
+   Markdown.
 
 Every phase has a duration and a deadline; the whole run with default settings takes
 about 5 minutes on a 2-core machine. Exit status: 0 when it ran (whatever the figures),
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import faulthandler
 import json
 import os
@@ -105,11 +108,13 @@ large_phone_prefixes = tuple(f"+38077{slot:02d}" for slot in range(100))
 # The soak: process-stream at --latency-rate-fraction of its throughput, RSS each second.
 soak_sample_interval_seconds = 1.0
 gc_stats_file_name = "gc-stats.json"
-# Targets from the issue (issue 11), each checked in `_targets`.
+# Targets from the issues (11: throughput and cost; 12: HTTP/JSON beside gRPC), each
+# checked in `_targets`.
 stream_pgbench_multiple_min = 1.5
 process_ceiling_ratio_min = 0.35
 process_p99_ms_max = 20.0
 identify_ceiling_ratio_min = 0.5
+http_grpc_ratio_min = 0.5
 stream_server_cpu_us_max = 150.0
 stream_postgres_cpu_us_max = 70.0
 large_stream_deviation_max = 0.10
@@ -121,7 +126,7 @@ WORKLOADS = (*generator.WORKLOADS, large_stream_workload)
 large_help = "memberships of the large business (process-stream-large), built by COPY"
 
 h2load_install_command = "apt-get install -y nghttp2-client"
-h2load_workloads = frozenset({"empty", "identify", "calculate"})
+h2load_workloads = frozenset({"empty", "identify", "http-identify", "calculate"})
 customer_phone_prefix = "+38063"
 mebibyte = 1024 * 1024
 
@@ -481,23 +486,37 @@ def grpc_frame(message: bytes) -> bytes:
 
 
 def h2load_command(
-    arguments: argparse.Namespace, target: Target, method: str, body_path: Path
+    arguments: argparse.Namespace, target: Target, method: str, body_path: Path, http1: bool
 ) -> list[str]:
+    """h2load sending the body at `body_path` again and again: gRPC on HTTP/2 streams, or,
+    with `http1`, JSON on HTTP/1.1 with as many connections as the streams (no pipelining,
+    which clients do not use), so that as many calls are in flight either way."""
     command = [
         "h2load",
         # h2load takes whole numbers with a unit ("500ms"), not fractions of a second.
         f"--duration={round(arguments.phase_seconds * 1000)}ms",
         f"--warm-up-time={round(arguments.warm_up_seconds * 1000)}ms",
-        f"--clients={arguments.h2load_clients}",
-        f"--max-concurrent-streams={arguments.h2load_streams}",
         f"--threads={h2load_threads}",
         f"--data={body_path}",
-        "--header=content-type: application/grpc",
-        "--header=te: trailers",
     ]
+    if http1:
+        command += [
+            f"--clients={arguments.h2load_clients * arguments.h2load_streams}",
+            "--max-concurrent-streams=1",
+            "--h1",
+            "--header=content-type: application/json",
+        ]
+    else:
+        command += [
+            f"--clients={arguments.h2load_clients}",
+            f"--max-concurrent-streams={arguments.h2load_streams}",
+            "--header=content-type: application/grpc",
+            "--header=te: trailers",
+        ]
     if target.api_key:
         command.append(f"--header=authorization: Bearer {target.api_key}")
-    return [*command, f"http://{target.address}{method}"]
+    address = target.http_address if http1 else target.address
+    return [*command, f"http://{address}{method}"]
 
 
 # --- pgbench ----------------------------------------------------------------------------
@@ -628,13 +647,15 @@ class Bench:
 
 
 def run_h2load(bench: Bench, workload: str) -> Row:
-    """Throughput with h2load: the same framed request again and again."""
+    """Throughput with h2load: the same request again and again (a gRPC frame, or the
+    JSON body for an HTTP/JSON workload)."""
     target = bench.target(workload)
     method = generator.WORKLOADS[workload]
+    http1 = workload in generator.HTTP_WORKLOADS
     message = generator.Requests(workload, target, bench.next_run_id(), 0, 1, 1).message(0)
-    body_path = bench.data_dir / f"{workload}.grpc"
-    body_path.write_bytes(grpc_frame(message))
-    command = h2load_command(bench.arguments, target, method, body_path)
+    body_path = bench.data_dir / f"{workload}.{'json' if http1 else 'grpc'}"
+    body_path.write_bytes(message if http1 else grpc_frame(message))
+    command = h2load_command(bench.arguments, target, method, body_path, http1)
     observed = bench.observed[bench.server(workload)]
     log(f"{workload} / h2load: {' '.join(command[1:-4])} ...")
     before = observed.snapshot()
@@ -648,27 +669,56 @@ def run_h2load(bench: Bench, workload: str) -> Row:
     after = observed.snapshot()
     parsed = parse_h2load(output)
     codes = _by_code(before, after, method)
+    if http1:
+        ok_share, errors, notes = _h2load_http1_outcome(bench.arguments, parsed)
+    else:
+        ok_share, errors, notes = _h2load_grpc_outcome(bench.arguments, parsed, codes)
+    row = Row(workload, "h2load", per_second=parsed.requests_per_second * ok_share)
+    row.errors = _errors_text(errors)
+    if parsed.mean_ms is not None:
+        notes.insert(0, f"mean {parsed.mean_ms:.2f} ms")
+    row.note = ", ".join(notes)
+    _cost(row, before, after, sum(codes.values()))
+    return row
+
+
+def _h2load_grpc_outcome(
+    arguments: argparse.Namespace, parsed: H2loadResult, codes: Counter[str]
+) -> tuple[float, Counter[str], list[str]]:
+    """The share of h2load's gRPC calls that were OK, the errors and the notes.
+
+    h2load sees HTTP only: a gRPC error is a 200 with grpc-status in the trailers, so the
+    server's own counts (`codes`, warm-up included) say which answers were errors."""
     answered = sum(codes.values())
-    # h2load sees HTTP only: a gRPC error is a 200 with grpc-status in the trailers, so the
-    # server's own counts say which answers were errors (warm-up included).
     ok_share = codes.get("OK", 0) / answered if answered else 0.0
     errors = Counter({code: count for code, count in codes.items() if code != "OK"})
     # When its duration ends h2load resets the streams still open; the server counts a
     # call cancelled that way as UNKNOWN. Up to one per stream is that, not a failure.
-    in_flight_max = bench.arguments.h2load_clients * bench.arguments.h2load_streams
+    in_flight_max = arguments.h2load_clients * arguments.h2load_streams
     reset_at_end = errors.pop("UNKNOWN", 0) if errors.get("UNKNOWN", 0) <= in_flight_max else 0
     errors.update({"H2LOAD_FAILED": parsed.failed, "H2LOAD_ERRORED": parsed.errored})
     errors.update({"H2LOAD_TIMEOUT": parsed.timed_out})
     errors.update({f"HTTP_{status}": n for status, n in parsed.statuses.items() if status != "2xx"})
-    row = Row(workload, "h2load", per_second=parsed.requests_per_second * ok_share)
-    row.errors = _errors_text(errors)
-    notes = [f"mean {parsed.mean_ms:.2f} ms"] if parsed.mean_ms is not None else []
-    notes.append(f"{bench.arguments.h2load_clients}×{bench.arguments.h2load_streams} streams")
+    notes = [f"{arguments.h2load_clients}×{arguments.h2load_streams} streams"]
     if reset_at_end:
         notes.append(f"{reset_at_end} reset by h2load at its end")
-    row.note = ", ".join(notes)
-    _cost(row, before, after, answered)
-    return row
+    return ok_share, errors, notes
+
+
+def _h2load_http1_outcome(
+    arguments: argparse.Namespace, parsed: H2loadResult
+) -> tuple[float, Counter[str], list[str]]:
+    """The share of h2load's HTTP/1.1 answers that were 2xx (the only successes), the
+    errors and the notes. An HTTP/JSON error is an answer's status, which h2load counts by
+    class (its req/s counts every answer); its failures to get an answer count too."""
+    answered = sum(parsed.statuses.values())
+    ok_share = parsed.statuses["2xx"] / answered if answered else 0.0
+    errors = Counter(
+        {f"HTTP_{status}": n for status, n in parsed.statuses.items() if status != "2xx"}
+    )
+    errors.update({"H2LOAD_ERRORED": parsed.errored, "H2LOAD_TIMEOUT": parsed.timed_out})
+    connections = arguments.h2load_clients * arguments.h2load_streams
+    return ok_share, errors, [f"{connections} HTTP/1.1 connections"]
 
 
 class _ServerRateWatcher(threading.Thread):
@@ -931,7 +981,7 @@ def build_large_business(bench: Bench) -> Target:
     settled = "" if large.settle_seconds is None else f", settled in {large.settle_seconds:.1f} s"
     log(f"{large_stream_workload}: built in {large.build_seconds:.1f} s{settled}")
     bench.report.large = large
-    return Target(bench.purse.address, api_key, phones, bench.purse.currency)
+    return dataclasses.replace(bench.purse, api_key=api_key, phones=phones)
 
 
 # --- provisioning -----------------------------------------------------------------------
@@ -1127,17 +1177,21 @@ def _ratio(part: float | None, whole: float | None) -> float | None:
     return part / whole if part is not None and whole else None
 
 
-def _against_ceiling(
-    report: Report, workload: str, modes: tuple[str, ...]
+def _against(
+    report: Report, workload: str, baseline: str, modes: tuple[str, ...]
 ) -> tuple[str, float | None]:
-    """The workload's throughput ÷ the empty call's, in the first of `modes` measured."""
+    """The workload's throughput ÷ the baseline workload's, in the first of `modes` in
+    which both were measured."""
     for mode in modes:
-        row, ceiling = report.row(workload, mode), report.row("empty", mode)
-        if row is not None and row.ceiling_ratio is not None and ceiling is not None:
+        row, base = report.row(workload, mode), report.row(baseline, mode)
+        if row is None or base is None:
+            continue
+        ratio = _ratio(row.per_second, base.per_second)
+        if ratio is not None:
             return (
-                f"{row.ceiling_ratio:.2f} × ({_figure(row.per_second)} against "
-                f"{_figure(ceiling.per_second)} calls/s, {mode})",
-                row.ceiling_ratio,
+                f"{ratio:.2f} × ({_figure(row.per_second)} against "
+                f"{_figure(base.per_second)} calls/s, {mode})",
+                ratio,
             )
     return "—", None
 
@@ -1196,11 +1250,13 @@ def _soak_target(report: Report) -> str:
 
 
 def _targets(report: Report) -> list[str]:
-    """The issue's targets, each met, missed or not measured, with its figures."""
+    """The issues' targets, each met, missed or not measured, with its figures."""
     latency = report.row("process", "latency")
     p99 = latency.p99_ms if latency else None
-    process_figure, process_ratio = _against_ceiling(report, "process", ("throughput",))
-    identify_figure, identify_ratio = _against_ceiling(report, "identify", ("h2load", "throughput"))
+    process_figure, process_ratio = _against(report, "process", "empty", ("throughput",))
+    identify_figure, identify_ratio = _against(
+        report, "identify", "empty", ("h2load", "throughput")
+    )
     rate = f" at {_figure(latency.per_second)} calls/s" if latency else ""
     return [
         *_stream_targets(report),
@@ -1221,6 +1277,28 @@ def _targets(report: Report) -> list[str]:
         ),
         _large_target(report),
         _soak_target(report),
+        *_http_targets(report),
+    ]
+
+
+def _http_targets(report: Report) -> list[str]:
+    """Issue 12's: each call over HTTP/JSON against the same call over gRPC, measured the
+    same way in the same run (h2load for IdentifyCustomer when it ran, else closed loop)."""
+    identify_figure, identify_ratio = _against(
+        report, "http-identify", "identify", ("h2load", "throughput")
+    )
+    process_figure, process_ratio = _against(report, "http-process", "process", ("throughput",))
+    return [
+        _target(
+            f"HTTP/JSON IdentifyCustomer ≥ {http_grpc_ratio_min:g} × gRPC",
+            identify_figure,
+            _at_least(identify_ratio, http_grpc_ratio_min),
+        ),
+        _target(
+            f"HTTP/JSON ProcessCheck ≥ {http_grpc_ratio_min:g} × gRPC",
+            process_figure,
+            _at_least(process_ratio, http_grpc_ratio_min),
+        ),
     ]
 
 
@@ -1439,7 +1517,11 @@ def run_benchmark(arguments: argparse.Namespace, data_dir: Path, report: Report)
         memory.watch("echo", servers.echo.pid)
         memory.start()
         purse = Target(
-            servers.purse_address, provisioned.api_key, provisioned.phones, provisioned.currency
+            servers.purse_address,
+            provisioned.api_key,
+            provisioned.phones,
+            provisioned.currency,
+            http_address=f"127.0.0.1:{servers.purse_http_port}",
         )
         observed = {
             "purse": Observed(

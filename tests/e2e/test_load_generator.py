@@ -87,12 +87,15 @@ async def test_latency_mode_sends_every_scheduled_call_and_records_each_once(
     assert after - before == scheduled
 
 
+@pytest.mark.parametrize("workload", ["identify", "http-identify"])
 async def test_refusals_are_counted_by_status_code_and_kept_out_of_the_histogram(
-    server: ServerProcess,
+    server: ServerProcess, workload: str
 ) -> None:
-    target = Target(server.target, "purse_key_wrong", (new_phone(),))
+    # Over HTTP, by the gRPC code of the answer's Connect error (401 "unauthenticated").
+    http_address = f"127.0.0.1:{server.http_port}"
+    target = Target(server.target, "purse_key_wrong", (new_phone(),), http_address=http_address)
     spec = LoadSpec(
-        "identify", "latency", duration_seconds=1.0, rate_per_second=50.0, warm_up_seconds=0.0
+        workload, "latency", duration_seconds=1.0, rate_per_second=50.0, warm_up_seconds=0.0
     )
 
     result = await asyncio.to_thread(generator.run_load, spec, target)
@@ -102,6 +105,38 @@ async def test_refusals_are_counted_by_status_code_and_kept_out_of_the_histogram
     assert result.calls_ok == 0
     assert result.histogram.get_total_count() == 0
     assert result.latency_ms(99) is None
+
+
+async def test_http_json_calls_are_all_sent_answered_and_counted_by_the_server(
+    server: ServerProcess, business: Tenant
+) -> None:
+    target = Target(
+        server.target,
+        business.cash_desk.api_key,
+        tuple(new_phone() for _ in range(20)),
+        http_address=f"127.0.0.1:{server.http_port}",
+    )
+    before = run.server_calls(server.http_port)
+    latency = LoadSpec(
+        "http-identify", "latency", duration_seconds=1.0, rate_per_second=100.0,
+        warm_up_seconds=0.0,
+    )  # fmt: skip
+    throughput = LoadSpec(
+        "http-process", "throughput", duration_seconds=1.0, concurrency=4, warm_up_seconds=0.0,
+        run_id=generator.new_run_id(),
+    )  # fmt: skip
+
+    identified = await asyncio.to_thread(generator.run_load, latency, target)
+    processed = await asyncio.to_thread(generator.run_load, throughput, target)
+
+    after = run.server_calls(server.http_port)
+    assert not identified.errors
+    assert identified.calls == identified.calls_ok == identified.histogram.get_total_count() == 100
+    assert after[(identify_method, "OK")] - before[(identify_method, "OK")] == 100
+    assert not processed.errors
+    assert processed.calls == processed.calls_ok > 0
+    process_method = generator.WORKLOADS["http-process"]
+    assert after[(process_method, "OK")] - before[(process_method, "OK")] == processed.calls
 
 
 async def test_throughput_mode_against_the_echo_server_counts_every_answer(
