@@ -40,7 +40,7 @@ protoc_to = $(PROTOC) --python_out=$(1) --grpc_python_out=$(1) --mypy_out=$(1) -
 client_modules = modules=$$($(BIN)/python $(CLIENT)/generate.py $(1) $(2)) \
 	&& $(BIN)/ruff check --quiet --select I --fix $$modules && $(BIN)/ruff format --quiet $$modules
 
-.PHONY: serve test test-pure check protos protos-check lint-protos breaking-protos reference-docs \
+.PHONY: serve test test-pure node-tools check protos protos-check lint-protos breaking-protos reference-docs \
 	errors-docs bench bench-load bench-soak bench-price-list load-tools clean install
 
 install: $(STAMP)
@@ -64,7 +64,7 @@ $(STAMP): pyproject.toml setup.py $(COMPILED) $(CLIENT)/pyproject.toml
 serve: $(STAMP)
 	$(BIN)/purse serve
 
-test: $(STAMP)
+test: $(STAMP) node-tools
 	$(BIN)/python -m pytest
 	$(MAKE) test-pure
 
@@ -126,6 +126,10 @@ errors-docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-only -p no:randomly -o addopts=""
+
+# Node.js and npm for the TypeScript client's end-to-end test (from Debian when missing).
+node-tools:
+	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
 
 # h2load (Debian's nghttp2-client) drives the throughput ceilings of the load benchmark.
 load-tools:
