@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
+from purse.domain.errors import InvalidArgument
 from purse.notify import texts
+from purse.notify.texts import bulk_text, check_bulk_template
 
 
 def test_an_accrual_is_announced_in_english_with_two_decimals() -> None:
@@ -107,3 +109,28 @@ def test_unused_variables_are_ignored() -> None:
 
 def test_the_placeholders_of_a_template_are_listed() -> None:
     assert texts.placeholders("{a} {b} {{c}} {a}") == {"a", "b"}
+
+
+def test_a_blank_bulk_message_is_the_system_text_of_the_credit_in_the_customers_language() -> None:
+    assert bulk_text("", "en", "Olena", 12_000, 5_000) == (
+        "You have been credited 50.00 points, balance 120.00"
+    )
+    assert bulk_text("  ", "uk-UA", "Olena", 12_000, 5_000) == (
+        "Вам нараховано балів: 50,00. Баланс: 120,00"
+    )
+    assert bulk_text("", "ru", "", 0, coupon_code="C-7") == "Вам начислен купон C-7"
+
+
+def test_a_bulk_template_is_filled_with_the_customers_own_values() -> None:
+    template = "{name}, +{points} points ({balance} in all). Coupon: {coupon}. {{not a variable}}"
+    assert bulk_text(template, "en", "Olena", 12_000, 5_000, "C-7") == (
+        "Olena, +50.00 points (120.00 in all). Coupon: C-7. {not a variable}"
+    )
+
+
+def test_a_bulk_template_naming_an_unknown_variable_is_refused_by_its_path() -> None:
+    check_bulk_template("Hello {name}, {balance}", "message.text")
+    with pytest.raises(InvalidArgument) as refused:
+        check_bulk_template("Hello {first_name}", "message.text")
+    assert [violation.field for violation in refused.value.violations] == ["message.text"]
+    assert "{first_name}" in refused.value.message

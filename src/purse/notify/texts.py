@@ -5,6 +5,12 @@
   decimal separator; floats are never involved (a float or bool raises TypeError).
 - `pin_text` is a template holding the literal placeholder `{pin}`: the PIN itself is
   filled in by the dispatcher at the last moment, so it is never stored readable.
+- `bulk_text` is what a bulk action sends one customer: the business's own template, with
+  the variables `BULK_VARIABLES` (`{name}`, `{balance}`, `{points}`, `{coupon}`), or, left
+  blank, the system text of what was done ("You have been credited 50.00 points, balance
+  120.00", "You have been credited coupon C"), in the customer's language;
+  `check_bulk_template` refuses a template naming any other variable, before anything is
+  sent.
 - `render` fills `{name}` placeholders from a mapping in one pass (values are inserted as
   they are, never expanded again); `{{` and `}}` stand for literal braces; a placeholder
   without a value raises ValueError naming it. Braces that do not form a placeholder
@@ -19,6 +25,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from purse.domain.errors import invalid
 
 default_language = "en"
 _hundredths_per_point = 100
@@ -36,6 +44,7 @@ class _Wording:
     accrued_and_redeemed: str
     balance_only: str
     pin: str
+    coupon: str
 
 
 _wordings: dict[str, _Wording] = {
@@ -49,6 +58,7 @@ _wordings: dict[str, _Wording] = {
         ),
         balance_only="Your points balance is {balance}",
         pin="Your Purse code: {pin}. Do not share it with anyone.",
+        coupon="You have been credited coupon {coupon}",
     ),
     # Ukrainian and Russian nouns agree with the number (and take yet another form after
     # a fraction), so the amounts follow a colon instead of preceding the noun.
@@ -61,6 +71,7 @@ _wordings: dict[str, _Wording] = {
         ),
         balance_only="Ваш баланс балів: {balance}",
         pin="Ваш код Purse: {pin}. Нікому його не повідомляйте.",
+        coupon="Вам нараховано купон {coupon}",
     ),
     "ru": _Wording(
         decimal_separator=",",
@@ -71,6 +82,7 @@ _wordings: dict[str, _Wording] = {
         ),
         balance_only="Ваш баланс баллов: {balance}",
         pin="Ваш код Purse: {pin}. Никому его не сообщайте.",
+        coupon="Вам начислен купон {coupon}",
     ),
 }
 
@@ -138,3 +150,37 @@ def render(template: str, variables: Mapping[str, str]) -> str:
 def placeholders(template: str) -> frozenset[str]:
     """The variable names a template uses (to check a bulk message before sending it)."""
     return frozenset(match.group(1) for match in _placeholder.finditer(template) if match.group(1))
+
+
+# The variables a bulk message's template may use: the customer's given name, the points
+# balance after the action, the points it credited, the coupon it issued.
+BULK_VARIABLES = frozenset({"name", "balance", "points", "coupon"})
+
+
+def check_bulk_template(template: str, path: str) -> None:
+    """InvalidArgument naming `path` when the template uses a variable it cannot have."""
+    unknown = sorted(placeholders(template) - BULK_VARIABLES)
+    if unknown:
+        known = ", ".join(f"{{{name}}}" for name in sorted(BULK_VARIABLES))
+        raise invalid(path, f"unknown variable {{{unknown[0]}}}; the known ones are {known}")
+
+
+def bulk_text(
+    template: str,
+    language: str,
+    given_name: str,
+    balance_hundredths: int,
+    points_credited_hundredths: int = 0,
+    coupon_code: str = "",
+) -> str:
+    """A bulk action's message to one customer: `template` filled in, or, when it is
+    blank, the system text of what the action did, in the customer's language."""
+    wording = _wording(language)
+    balance = format_points(balance_hundredths, wording.decimal_separator)
+    points = format_points(points_credited_hundredths, wording.decimal_separator)
+    if template.strip():
+        variables = {"name": given_name, "balance": balance, "points": points}
+        return render(template, {**variables, "coupon": coupon_code})
+    if coupon_code:
+        return render(wording.coupon, {"coupon": coupon_code})
+    return render(wording.accrued, {"accrued": points, "balance": balance})
