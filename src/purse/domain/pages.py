@@ -32,13 +32,16 @@ def page_token(query: list[str | int], last_key: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode()
 
 
-def page_start(token: str, query: list[str | int]) -> str | None:
+def page_start(
+    token: str, query: list[str | int], characters_max: int = page_token_characters_max
+) -> str | None:
     """The key the page starts after (None for the first page); InvalidArgument naming
-    `page_token` for a token not given for this very query."""
+    `page_token` for a token not given for this very query. A list whose keys are longer
+    than 64 characters names its own `characters_max`."""
     if not token:
         return None
     refusal = invalid("page_token", "not a token this server gave for this query")
-    if len(token) > page_token_characters_max:
+    if len(token) > characters_max:
         raise refusal
     try:
         decoded = json.loads(base64.urlsafe_b64decode(token.encode()).decode())

@@ -257,6 +257,18 @@ ERROR_REASONS: Final[Mapping[str, Reason]] = {
         Retry.LATER,
         final=False,
     ),
+    "FILTER_INVALID": _bad_input(
+        "a part of a customer filter is malformed: a group with no filter, an operator the"
+        " column does not take, or a value not of the column's type; the BadRequest names it"
+    ),
+    "FILTER_TOO_DEEP": _bad_input(
+        "a customer filter nests its groups deeper than allowed",
+        "nest groups at most 4 deep (an AND of ORs of ANDs of ORs) and send the request again",
+    ),
+    "FILTER_TOO_LARGE": _bad_input(
+        "a customer filter has more conditions than allowed",
+        "use at most 50 conditions in all and send the request again",
+    ),
     "STRING_HAS_NUL": _bad_input(
         "a text field holds a NUL character",
         "remove the NUL character from the field the BadRequest names",
