@@ -49,7 +49,7 @@ from purse.config import Settings
 from purse.domain import credentials
 from purse.notify import texts
 from purse.notify.dispatcher import OutboxDispatcher, pin_key_purpose
-from purse.notify.providers import ConsoleProvider, WebhookProvider
+from purse.notify.providers import ConsoleProvider, PushWebhookProvider, WebhookProvider
 from purse.platform.v1 import platform_service_pb2, platform_service_pb2_grpc
 from purse.service.admin.administrators import Administrators
 from purse.service.admin.business import Businesses
@@ -99,6 +99,7 @@ from purse.store.postgres.categories import CategoryStore
 from purse.store.postgres.customer_card import CustomerCardStore
 from purse.store.postgres.customer_operations import CustomerOperationStore
 from purse.store.postgres.customers import CustomerStore
+from purse.store.postgres.device_tokens import DeviceTokenStore
 from purse.store.postgres.outbox import OutboxStore
 from purse.store.postgres.program_announcements import ProgramAnnouncements
 from purse.store.postgres.programs import ProgramStore
@@ -580,6 +581,14 @@ class Application:
             )
         else:
             provider = ConsoleProvider()
+        push = None
+        if settings.notify_push_url:
+            push = PushWebhookProvider(
+                settings.notify_push_url,
+                settings.notify_push_timeout_seconds,
+                settings.notify_push_connections_max,
+                secret=settings.notify_push_secret,
+            )
         dispatcher = OutboxDispatcher(
             OutboxStore(pool),
             provider,
@@ -592,12 +601,16 @@ class Application:
             sends_in_flight_max=settings.notify_sends_in_flight_max,
             claim_lease_ms=settings.notify_claim_lease_ms,
             registry=self.registry,
+            push=push,
+            device_tokens=DeviceTokenStore(pool) if push is not None else None,
         )
         try:
             await dispatcher.run(self._stopping)
         finally:
             if isinstance(provider, WebhookProvider):
                 await provider.aclose()
+            if push is not None:
+                await push.aclose()
 
     async def _set_health(self, serving: bool) -> None:
         if serving == self._serving or self._stopping.is_set():

@@ -118,6 +118,12 @@ class Settings:
     notify_webhook_secret: str = ""
     notify_webhook_timeout_seconds: float = 5.0
     notify_webhook_connections_max: int = 32
+    # A push gateway (Expo/FCM-like JSON); when set, push and smart messages go to the
+    # customer's device tokens through it, smart ones falling back to the webhook's SMS.
+    notify_push_url: str = ""
+    notify_push_secret: str = ""
+    notify_push_timeout_seconds: float = 5.0
+    notify_push_connections_max: int = 32
     notify_batch_messages_max: int = 100
     notify_poll_interval_ms: int = 500
     notify_attempts_max: int = 8
@@ -161,6 +167,7 @@ setting_url_schemes: dict[str, tuple[str, ...]] = {
     "database_url": ("postgresql", "postgres"),
     "redis_url": ("redis", "rediss", "unix"),
     "notify_webhook_url": ("http", "https"),
+    "notify_push_url": ("http", "https"),
 }
 # Numbers that may be zero (ports: any free one; 0 turns the balance cache off...); every
 # other number must be positive.

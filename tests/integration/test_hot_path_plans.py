@@ -121,7 +121,7 @@ async def test_the_dispatcher_records_results_by_primary_key_not_by_lease(
         count = len(claimed)
         nodes = await _explained(
             connection, outbox._record, [business.business_id] * count, claimed, [lease] * count,
-            ["sent"] * count, [""] * count, [1] * count, [0] * count,
+            ["sent"] * count, [""] * count, [1] * count, [0] * count, ["sms"] * count,
         )  # fmt: skip
         await connection.execute(
             "DELETE FROM outbox_messages WHERE business_id = $1", business.business_id

@@ -19,7 +19,7 @@ import os
 import secrets
 import socket
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,10 +40,12 @@ from purse.notify.providers import (
     Delivery,
     DeliveryOutcome,
     OutgoingMessage,
+    PushWebhookProvider,
     WebhookProvider,
 )
 from purse.store.postgres import database
 from purse.store.postgres.customers import CustomerStore
+from purse.store.postgres.device_tokens import DeviceTokenStore, Platform
 from purse.store.postgres.outbox import MessageResult, MessageStatus, OutboxStore
 
 pin_key = sealing.sealing_key(b"k" * 32, pin_key_purpose)
@@ -72,6 +74,8 @@ class ScriptedGateway:
     default_status: int = 200
     delay_seconds: float = 0.0
     retry_after: str = ""
+    # The JSON answered with a 2xx status, made from the request (none: an empty body).
+    answer: Callable[[ReceivedRequest], object] | None = None
     received: list[ReceivedRequest] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _server: asyncio.Server | None = None
@@ -111,11 +115,11 @@ class ScriptedGateway:
                     await asyncio.sleep(self.delay_seconds)
                 phrase = http.HTTPStatus(status).phrase
                 extra = f"Retry-After: {self.retry_after}\r\n" if self.retry_after else ""
-                writer.write(
-                    f"HTTP/1.1 {status} {phrase}\r\n{extra}Content-Length: 0\r\n\r\n".encode(
-                        "ascii"
-                    )
-                )
+                body = b""
+                if self.answer is not None and 200 <= status < 300:
+                    body = json.dumps(self.answer(request)).encode()
+                head = f"HTTP/1.1 {status} {phrase}\r\n{extra}Content-Length: {len(body)}\r\n\r\n"
+                writer.write(head.encode("ascii") + body)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
@@ -234,9 +238,9 @@ async def message_row(pool: asyncpg.Pool, business_id: int, message_id: int) -> 
 
 
 def make_dispatcher(
-    pool: asyncpg.Pool, provider: Any, registry: CollectorRegistry | None = None, **overrides: int
+    pool: asyncpg.Pool, provider: Any, registry: CollectorRegistry | None = None, **overrides: Any
 ) -> OutboxDispatcher:
-    limits = {
+    limits: dict[str, Any] = {
         "batch_messages_max": 50,
         "poll_interval_ms": 10,
         "attempts_max": 5,
@@ -760,6 +764,241 @@ async def test_a_gateway_slower_than_the_timeout_means_retry(gateway: ScriptedGa
     finally:
         await provider.aclose()
     assert delivery == Delivery.retry("TIMEOUT")
+
+
+# --- push and the smart fallback, through two real gateways ------------------------------
+
+unregistered: dict[str, object] = {"status": "error", "details": {"error": "DeviceNotRegistered"}}
+too_big: dict[str, object] = {"status": "error", "details": {"error": "MessageTooBig"}}
+
+
+@dataclass
+class Gateways:
+    push: ScriptedGateway
+    sms: ScriptedGateway
+    push_provider: PushWebhookProvider
+    sms_provider: WebhookProvider
+    registry: CollectorRegistry
+
+    def dispatcher(self, pool: asyncpg.Pool) -> OutboxDispatcher:
+        return make_dispatcher(
+            pool,
+            self.sms_provider,
+            self.registry,
+            backoff_ms_first=1,
+            backoff_ms_max=1,
+            push=self.push_provider,
+            device_tokens=DeviceTokenStore(pool),
+        )
+
+    def counted(self, channel: str, state: str) -> float:
+        labels = {"channel": channel, "state": state}
+        return self.registry.get_sample_value("purse_notify_messages_total", labels) or 0.0
+
+
+def answering(*results: dict[str, object]) -> Callable[[ReceivedRequest], object]:
+    """A push gateway's answer: `results` for the tokens, in the order of `to`."""
+
+    def answer(request: ReceivedRequest) -> object:
+        assert len(request.payload["to"]) == len(results)
+        return {"data": list(results)}
+
+    return answer
+
+
+@pytest.fixture
+async def gateways() -> AsyncIterator[Gateways]:
+    push, sms = await ScriptedGateway().start(), await ScriptedGateway().start()
+    push_provider = PushWebhookProvider(
+        push.url, webhook_timeout_seconds, webhook_connections_max, secret="push-secret"
+    )
+    sms_provider = WebhookProvider(
+        sms.url, webhook_timeout_seconds, webhook_connections_max, secret=gateway_secret
+    )
+    yield Gateways(push, sms, push_provider, sms_provider, CollectorRegistry())
+    for provider in (push_provider, sms_provider):
+        await provider.aclose()
+    await push.stop()
+    await sms.stop()
+
+
+async def customer_with_devices(
+    pool: asyncpg.Pool, business_id: int, *tokens: str
+) -> tuple[int, str]:
+    customer = await new_customer(pool, business_id, confirmed=True)
+    for token in tokens:
+        await DeviceTokenStore(pool).register(business_id, customer[0], token, Platform.IOS)
+    return customer
+
+
+async def delivery_row(pool: asyncpg.Pool, business_id: int, message_id: int) -> tuple[Any, ...]:
+    row = await pool.fetchrow(
+        "SELECT status, reason, delivery_channel FROM outbox_messages"
+        " WHERE business_id = $1 AND message_id = $2",
+        business_id,
+        message_id,
+    )
+    assert row is not None
+    return tuple(row)
+
+
+async def test_a_delivered_push_sends_no_sms(outbox_pool: asyncpg.Pool, gateways: Gateways) -> None:
+    business = await make_business(outbox_pool)
+    customer = await customer_with_devices(outbox_pool, business.business_id, "phone", "tablet")
+    message_id = await insert_message(
+        outbox_pool, business.business_id, customer, "bulk", "Sale today", channel="smart"
+    )
+    gateways.push.answer = answering({"status": "delivered"}, {"status": "ok"})
+
+    await run_until_settled(gateways.dispatcher(outbox_pool), outbox_pool, business.business_id)
+
+    [request] = gateways.push.received
+    assert request.payload == {
+        "to": ["tablet", "phone"],  # the most recently registered first
+        "title": await outbox_pool.fetchval(
+            "SELECT name FROM businesses WHERE business_id = $1", business.business_id
+        ),
+        "body": "Sale today",
+        "data": {
+            "message_id": message_id,
+            "business_id": business.business_id,
+            "customer_id": customer[0],
+        },
+    }
+    assert request.headers["authorization"] == "Bearer push-secret"
+    assert request.headers["idempotency-key"] == f"{business.business_id}-{message_id}-push"
+    assert gateways.sms.received == []
+    assert await delivery_row(outbox_pool, business.business_id, message_id) == (
+        "delivered",
+        "",
+        "push",
+    )
+    assert gateways.counted("push", "delivered") == 1
+    assert gateways.counted("sms", "sent") == 0
+
+
+async def test_a_push_failing_for_every_token_goes_as_exactly_one_sms_even_when_retried(
+    outbox_pool: asyncpg.Pool, gateways: Gateways
+) -> None:
+    business = await make_business(outbox_pool)
+    customer = await customer_with_devices(outbox_pool, business.business_id, "old", "gone")
+    message_id = await insert_message(
+        outbox_pool, business.business_id, customer, "transaction", "credited", channel="smart"
+    )
+    gateways.push.answer = answering(unregistered, too_big)
+    gateways.sms.statuses.extend([503, 200])  # the SMS is retried once
+
+    await run_until_settled(gateways.dispatcher(outbox_pool), outbox_pool, business.business_id)
+
+    assert len(gateways.push.received) == 1  # the retry went to SMS only
+    assert gateways.sms.sent_ids() == [message_id, message_id]
+    keys = {request.headers["idempotency-key"] for request in gateways.sms.received}
+    assert keys == {f"{business.business_id}-{message_id}"}  # one SMS for the gateway
+    assert await delivery_row(outbox_pool, business.business_id, message_id) == (
+        "sent",
+        "",
+        "sms",
+    )
+    live = await DeviceTokenStore(outbox_pool).live(business.business_id, customer[0])
+    assert [device.token for device in live] == ["old"]  # "gone" was unregistered
+    assert gateways.counted("push", "rejected") == 1
+    assert (gateways.counted("sms", "queued"), gateways.counted("sms", "sent")) == (1, 1)
+
+
+async def test_a_customer_without_a_device_gets_smart_messages_by_sms_and_no_push_ones(
+    outbox_pool: asyncpg.Pool, gateways: Gateways
+) -> None:
+    business = await make_business(outbox_pool)
+    customer = await customer_with_devices(outbox_pool, business.business_id)
+    smart = await insert_message(
+        outbox_pool, business.business_id, customer, "bulk", "news", channel="smart"
+    )
+    push = await insert_message(
+        outbox_pool, business.business_id, customer, "bulk", "news", channel="push"
+    )
+
+    await run_until_settled(gateways.dispatcher(outbox_pool), outbox_pool, business.business_id)
+
+    assert gateways.push.received == []
+    assert gateways.sms.sent_ids() == [smart]
+    assert await delivery_row(outbox_pool, business.business_id, smart) == ("sent", "", "sms")
+    assert await delivery_row(outbox_pool, business.business_id, push) == (
+        "rejected",
+        "NO_DEVICE",
+        None,
+    )
+    assert gateways.counted("push", "rejected") == 1
+    assert gateways.counted("sms", "sent") == 1
+
+
+async def test_a_push_only_message_whose_tokens_are_all_unregistered_is_rejected_and_revoked(
+    outbox_pool: asyncpg.Pool, gateways: Gateways
+) -> None:
+    business = await make_business(outbox_pool)
+    customer = await customer_with_devices(outbox_pool, business.business_id, "stale")
+    message_id = await insert_message(
+        outbox_pool, business.business_id, customer, "bulk", "news", channel="push"
+    )
+    gateways.push.answer = answering(unregistered)
+
+    await run_until_settled(gateways.dispatcher(outbox_pool), outbox_pool, business.business_id)
+
+    assert gateways.sms.received == []
+    assert await delivery_row(outbox_pool, business.business_id, message_id) == (
+        "rejected",
+        "DEVICE_NOT_REGISTERED",
+        "push",
+    )
+    assert await DeviceTokenStore(outbox_pool).live(business.business_id, customer[0]) == []
+
+
+async def test_an_sms_webhook_answering_delivered_makes_the_message_delivered(
+    outbox_pool: asyncpg.Pool, gateways: Gateways
+) -> None:
+    business = await make_business(outbox_pool)
+    customer = await new_customer(outbox_pool, business.business_id, confirmed=True)
+    message_id = await insert_message(
+        outbox_pool, business.business_id, customer, "transaction", "credited"
+    )
+    gateways.sms.answer = lambda request: {"status": "delivered"}
+
+    await run_until_settled(gateways.dispatcher(outbox_pool), outbox_pool, business.business_id)
+
+    assert await delivery_row(outbox_pool, business.business_id, message_id) == (
+        "delivered",
+        "",
+        "sms",
+    )
+    sent_at = await outbox_pool.fetchval(
+        "SELECT sent_at FROM outbox_messages WHERE business_id = $1 AND message_id = $2",
+        business.business_id,
+        message_id,
+    )
+    assert sent_at is not None
+    assert gateways.counted("sms", "delivered") == 1
+
+
+async def test_a_push_gateway_that_cannot_be_reached_sends_the_smart_message_by_sms(
+    outbox_pool: asyncpg.Pool, gateways: Gateways
+) -> None:
+    business = await make_business(outbox_pool)
+    customer = await customer_with_devices(outbox_pool, business.business_id, "phone")
+    message_id = await insert_message(
+        outbox_pool, business.business_id, customer, "bulk", "news", channel="smart"
+    )
+    gateways.push.default_status = 503
+
+    await run_until_settled(gateways.dispatcher(outbox_pool), outbox_pool, business.business_id)
+
+    assert gateways.sms.sent_ids() == [message_id]
+    assert await delivery_row(outbox_pool, business.business_id, message_id) == (
+        "sent",
+        "",
+        "sms",
+    )
+    assert gateways.counted("push", "failed") == 1
+    live = await DeviceTokenStore(outbox_pool).live(business.business_id, customer[0])
+    assert [device.token for device in live] == ["phone"]  # an outage revokes nothing
 
 
 # --- backoff (pure) ------------------------------------------------------------------------

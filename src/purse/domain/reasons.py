@@ -840,6 +840,9 @@ DELIVERY_REASONS: Final[Mapping[str, str]] = {
     "TEMPLATE_INVALID": "the message template could not be filled",
     "SEND_DEADLINE": "the message could not be sent before its deadline",
     "TIMEOUT": "the provider did not answer in time",
+    "NO_DEVICE": "a push message for a customer with no live device token",
+    "PUSH_NOT_DELIVERED": "the push gateway accepted the message for none of the tokens",
+    "DEVICE_NOT_REGISTERED": "the push gateway knows none of the customer's tokens (revoked)",
 }
 
 

@@ -14,13 +14,24 @@ Rules, decided by the pure functions `prepare` and `settle`:
   body with a placeholder other than `{pin}` (TEMPLATE_INVALID).
 - A 'transaction' or 'bulk' message whose customer has not confirmed participation is
   rejected (PARTICIPATION_NOT_CONFIRMED) without reaching the provider: it costs nothing.
-- SENT -> 'sent'; REJECTED -> 'rejected'; RETRY (or a provider exception, or a send still
-  running at the batch deadline) -> attempts + 1 and `next_attempt_at` pushed back by an
-  exponential backoff with jitter, bounded by `backoff_ms_max`, or by the gateway's
-  Retry-After when that is longer; the attempt numbered `attempts_max` that fails makes
-  the message 'failed'.
+- Where it goes (`route`), when a push gateway is set: SMS to the phone; PUSH to the
+  customer's live device tokens, rejected (NO_DEVICE) when there are none; SMART as push,
+  and as SMS — once — when the customer has no live token or the push was not sent (every
+  token failed, the gateway refused it, or could not be reached: a customer's notice
+  does not wait for a push gateway to come back). A smart message that fell back keeps
+  'sms' as its `delivery_channel`, so its retries go to SMS only. Without a push gateway
+  every message goes to the one provider, its channel named in the payload.
+- Tokens a push gateway calls unregistered are revoked after the round.
+- DELIVERED -> 'delivered'; SENT -> 'sent'; REJECTED -> 'rejected'; RETRY (or a
+  provider exception, or a send still running at the batch deadline) -> attempts + 1
+  and `next_attempt_at` pushed back by an exponential backoff with jitter, bounded by
+  `backoff_ms_max`, or by the gateway's Retry-After when that is longer; the attempt
+  numbered `attempts_max` that fails makes the message 'failed'.
 
-Every result is counted in `purse_outbox_messages_total` by status (a RETRY as 'retry').
+Every result is counted in `purse_outbox_messages_total` by status (a RETRY as 'retry'),
+and every attempt in `purse_notify_messages_total` by channel and state (queued when it
+will be tried again, sent, delivered, failed, rejected; a push a smart message fell back
+from counts as push failed or rejected, then the SMS as what became of it).
 
 Neither a PIN nor the text of a message is ever logged: logs name messages by ids only.
 Sends of one batch must end well before the claim's lease does (see
@@ -32,15 +43,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import random
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter
 
 from purse import sealing
 from purse.notify import texts
-from purse.notify.providers import Channel, Delivery, DeliveryOutcome, OutgoingMessage, Provider
+from purse.notify.providers import (
+    Channel,
+    Delivery,
+    DeliveryOutcome,
+    OutgoingMessage,
+    Provider,
+    PushDelivery,
+    PushProvider,
+)
+from purse.store.postgres.device_tokens import DeviceTokenStore
 from purse.store.postgres.outbox import (
     DueMessage,
     MessagePurpose,
@@ -59,9 +81,44 @@ pin_unreadable = "PIN_UNREADABLE"
 pin_sealed_by_older_version = "PIN_SEALED_BY_OLDER_VERSION"
 template_invalid = "TEMPLATE_INVALID"
 send_deadline_exceeded = "SEND_DEADLINE"
+no_device = "NO_DEVICE"
 # Sending gets this share of the claim lease; the rest is left for recording the results.
 _lease_share_for_sending = 0.75
 _purposes_needing_participation = frozenset({MessagePurpose.TRANSACTION, MessagePurpose.BULK})
+
+
+class Route(enum.Enum):
+    """How a message is sent: to the message provider, or to the push gateway."""
+
+    SMS = "sms"
+    PUSH = "push"
+    PUSH_THEN_SMS = "push then sms"
+
+
+def route(
+    channel: Channel,
+    device_tokens: Sequence[str],
+    delivery_channel: str | None,
+    push_enabled: bool,
+) -> Route | str:
+    """The route of a message, or the reason it is rejected unsent (pure)."""
+    if not push_enabled or channel is Channel.SMS:
+        return Route.SMS
+    if channel is Channel.PUSH:
+        return Route.PUSH if device_tokens else no_device
+    if delivery_channel == Channel.SMS.value or not device_tokens:
+        return Route.SMS
+    return Route.PUSH_THEN_SMS
+
+
+def falls_back(way: Route, push: Delivery) -> bool:
+    """Whether a push that ended with `push` is followed by an SMS (pure)."""
+    return way is Route.PUSH_THEN_SMS and not push.reached
+
+
+def notify_state(status: MessageStatus) -> str:
+    """The delivery state a status is counted as: a pending message is queued."""
+    return "queued" if status is MessageStatus.PENDING else status.value
 
 
 def retry_delay_ms(
@@ -124,10 +181,14 @@ def settle(
     delivery: Delivery,
     attempts_max: int,
     delay_ms: Callable[[int], int],
+    delivery_channel: str | None = None,
 ) -> MessageResult:
-    """The result of one delivery attempt; `delay_ms(attempts_made)` gives the backoff."""
+    """The result of one delivery attempt on `delivery_channel`; `delay_ms(attempts_made)`
+    gives the backoff."""
     attempts = message.attempts + 1
-    if delivery.outcome is DeliveryOutcome.SENT:
+    if delivery.outcome is DeliveryOutcome.DELIVERED:
+        status, reason, delay = MessageStatus.DELIVERED, "", 0
+    elif delivery.outcome is DeliveryOutcome.SENT:
         status, reason, delay = MessageStatus.SENT, "", 0
     elif delivery.outcome is DeliveryOutcome.REJECTED:
         status, reason, delay = MessageStatus.REJECTED, delivery.reason, 0
@@ -144,6 +205,7 @@ def settle(
         reason,
         attempts,
         delay,
+        delivery_channel,
     )
 
 
@@ -163,7 +225,11 @@ class OutboxDispatcher:
         sends_in_flight_max: int = 32,
         claim_lease_ms: int = 60_000,
         registry: CollectorRegistry | None = None,
+        push: PushProvider | None = None,
+        device_tokens: DeviceTokenStore | None = None,
     ) -> None:
+        if (push is None) != (device_tokens is None):
+            raise ValueError("a push provider needs the device token store, and only it")
         if min(batch_messages_max, attempts_max, sends_in_flight_max) < 1:
             raise ValueError("batch, attempts and in-flight limits must be at least 1")
         if not 0 < backoff_ms_first <= backoff_ms_max:
@@ -191,6 +257,14 @@ class OutboxDispatcher:
         )
         self._counted = {status: counted.labels(status.value) for status in MessageStatus}
         self._counted_retry = counted.labels("retry")
+        self._push = push
+        self._device_tokens = device_tokens
+        self._counted_by_channel = Counter(
+            "purse_notify_messages",
+            "Delivery attempts by channel and the state they left the message in",
+            ["channel", "state"],
+            registry=registry,
+        )
 
     def _delay_ms(self, attempts_made: int) -> int:
         return retry_delay_ms(
@@ -204,7 +278,8 @@ class OutboxDispatcher:
             return 0
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._claim_lease_ms / 1000 * _lease_share_for_sending
-        results = await asyncio.gather(*(self._handle(message, deadline) for message in claimed))
+        handled = await asyncio.gather(*(self._handle(message, deadline) for message in claimed))
+        results = [result for result, _ in handled]
         for result in results:
             pending = result.status is MessageStatus.PENDING
             (self._counted_retry if pending else self._counted[result.status]).inc()
@@ -214,15 +289,52 @@ class OutboxDispatcher:
                 "outbox leases ran out before results were recorded",
                 extra={"claimed": len(results), "recorded": recorded},
             )
+        await self._revoke_unregistered(
+            [(result.business_id, tokens) for result, tokens in handled if tokens]
+        )
         return len(claimed)
 
-    async def _handle(self, message: DueMessage, deadline: float) -> MessageResult:
+    async def _revoke_unregistered(self, found: list[tuple[int, tuple[str, ...]]]) -> None:
+        if not found or self._device_tokens is None:
+            return
+        by_business: defaultdict[int, list[str]] = defaultdict(list)
+        for business_id, tokens in found:
+            by_business[business_id].extend(tokens)
+        for business_id, unknown in by_business.items():
+            await self._device_tokens.revoke_unregistered(business_id, unknown)
+
+    async def _handle(
+        self, message: DueMessage, deadline: float
+    ) -> tuple[MessageResult, tuple[str, ...]]:
+        """The message's result and the device tokens the push gateway did not know."""
         prepared = prepare(message, self._pin_key)
+        way = route(
+            Channel(message.channel),
+            message.device_tokens,
+            message.delivery_channel,
+            self._push is not None,
+        )
+        unregistered: tuple[str, ...] = ()
         if isinstance(prepared, MessageResult):
-            return prepared
-        delivery = await self._send(prepared, deadline)
-        result = settle(message, delivery, self._attempts_max, self._delay_ms)
-        if result.status is not MessageStatus.SENT:
+            result = prepared
+        elif isinstance(way, str):
+            result = MessageResult(
+                message.business_id,
+                message.message_id,
+                message.claimed_until,
+                MessageStatus.REJECTED,
+                way,
+                message.attempts,
+            )
+        else:
+            delivery, delivery_channel, unregistered = await self._deliver(
+                prepared, message, way, deadline
+            )
+            result = settle(message, delivery, self._attempts_max, self._delay_ms, delivery_channel)
+        self._counted_by_channel.labels(
+            result.delivery_channel or message.channel, notify_state(result.status)
+        ).inc()
+        if result.status not in (MessageStatus.SENT, MessageStatus.DELIVERED):
             _logger.info(
                 "outbox message not sent",
                 extra={
@@ -233,7 +345,38 @@ class OutboxDispatcher:
                     "attempts": result.attempts,
                 },
             )
-        return result
+        return result, unregistered
+
+    async def _deliver(
+        self, prepared: OutgoingMessage, message: DueMessage, way: Route, deadline: float
+    ) -> tuple[Delivery, str | None, tuple[str, ...]]:
+        """Send along `way`: the delivery, the channel it was made on, unknown tokens."""
+        if way is Route.SMS:
+            # Without a push gateway the one provider takes every channel, as it names.
+            channel = message.channel if message.channel != Channel.SMART else None
+            if self._push is not None:
+                channel = Channel.SMS.value
+            return await self._send(prepared, deadline), channel, ()
+        pushed = await self._send_push(prepared, message, deadline)
+        if not falls_back(way, pushed.delivery):
+            return pushed.delivery, Channel.PUSH.value, pushed.unregistered_tokens
+        tried = "rejected" if pushed.delivery.outcome is DeliveryOutcome.REJECTED else "failed"
+        self._counted_by_channel.labels(Channel.PUSH.value, tried).inc()
+        sms = await self._send(prepared, deadline)
+        return sms, Channel.SMS.value, pushed.unregistered_tokens
+
+    async def _send_push(
+        self, prepared: OutgoingMessage, message: DueMessage, deadline: float
+    ) -> PushDelivery:
+        assert self._push is not None
+        try:
+            async with asyncio.timeout_at(deadline), self._sends_in_flight:
+                return await self._push.push(prepared, message.device_tokens, message.business_name)
+        except TimeoutError:
+            return PushDelivery(Delivery.retry(send_deadline_exceeded))
+        except Exception as error:
+            # Only the class name: an exception's text may quote the message.
+            return PushDelivery(Delivery.retry(f"PROVIDER_ERROR {type(error).__name__}"))
 
     async def _send(self, message: OutgoingMessage, deadline: float) -> Delivery:
         try:

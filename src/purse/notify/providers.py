@@ -2,6 +2,8 @@
 
 A provider's `send` delivers one message and says what happened:
 
+- `DELIVERED`: the gateway says it reached the customer (an SMS webhook answering
+  `{"status": "delivered"}`; a push gateway answering so for a token);
 - `SENT`: the gateway accepted it;
 - `RETRY`: a temporary failure (timeout, connection refused, 408, 429, 5xx) — try later,
   and not before the gateway's `Retry-After` (seconds or an HTTP date; at most
@@ -17,6 +19,16 @@ It *is* the delivery (the text, PIN included, is the output), not a log.
 `WebhookProvider` POSTs JSON to a configured URL, with an `Idempotency-Key` header made
 of the business and message ids so that a gateway can drop the duplicate a retry after a
 lost answer would otherwise produce.
+
+`PushWebhookProvider` POSTs to a push gateway in the style of the common ones (Expo, FCM
+relays): `{"to": [tokens], "title", "body", "data"}`, and reads one result per token in
+the answer's `data` list, in the order of `to`: `{"status": "ok"}` (sent),
+`{"status": "delivered"}`, or `{"status": "error", "details": {"error": ...}}`, where
+`DeviceNotRegistered` (or `Unregistered`) names a token to revoke. The message is
+delivered when a token's result says so, sent when one was accepted, and rejected
+(PUSH_NOT_DELIVERED, or DEVICE_NOT_REGISTERED when every token is gone) when none was.
+A 2xx answer without readable results counts as sent: the gateway took the message,
+and falling back to SMS could message the customer twice.
 """
 
 from __future__ import annotations
@@ -25,7 +37,8 @@ import email.utils
 import enum
 import json
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TextIO
 
@@ -34,6 +47,11 @@ import httpx
 reason_characters_max = 200
 retry_after_seconds_max = 3_600
 _http_retry_statuses = frozenset({408, 429})
+# A push gateway's answer is read up to this size: one result per token is small.
+push_answer_bytes_max = 65_536
+push_not_delivered = "PUSH_NOT_DELIVERED"
+device_not_registered = "DEVICE_NOT_REGISTERED"
+_unregistered_errors = frozenset({"DeviceNotRegistered", "Unregistered"})
 
 
 class Channel(enum.StrEnum):
@@ -74,6 +92,7 @@ class OutgoingMessage:
 
 
 class DeliveryOutcome(enum.Enum):
+    DELIVERED = "delivered"
     SENT = "sent"
     RETRY = "retry"
     REJECTED = "rejected"
@@ -89,8 +108,17 @@ class Delivery:
     retry_after_ms: int = 0
 
     @classmethod
+    def delivered(cls) -> Delivery:
+        return cls(DeliveryOutcome.DELIVERED)
+
+    @classmethod
     def sent(cls) -> Delivery:
         return cls(DeliveryOutcome.SENT)
+
+    @property
+    def reached(self) -> bool:
+        """Sent or delivered: the gateway took the message."""
+        return self.outcome in (DeliveryOutcome.SENT, DeliveryOutcome.DELIVERED)
 
     @classmethod
     def retry(cls, reason: str, retry_after_ms: int = 0) -> Delivery:
@@ -101,8 +129,22 @@ class Delivery:
         return cls(DeliveryOutcome.REJECTED, reason[:reason_characters_max])
 
 
+@dataclass(frozen=True, slots=True)
+class PushDelivery:
+    """What a push gateway did with one message, and the tokens it no longer knows."""
+
+    delivery: Delivery
+    unregistered_tokens: tuple[str, ...] = field(default=())
+
+
 class Provider(Protocol):
     async def send(self, message: OutgoingMessage) -> Delivery: ...
+
+
+class PushProvider(Protocol):
+    async def push(
+        self, message: OutgoingMessage, tokens: Sequence[str], title: str
+    ) -> PushDelivery: ...
 
 
 class ConsoleProvider:
@@ -154,8 +196,8 @@ def delivery_for_status(status_code: int, retry_after: str | None = None) -> Del
     return Delivery.retry(f"HTTP {status_code}")
 
 
-class WebhookProvider:
-    """POSTs each message as JSON to `url`; owns an HTTP client, closed by `aclose()`."""
+class _JsonWebhook:
+    """POSTs JSON with an idempotency key to `url`; owns an HTTP client closed by `aclose()`."""
 
     def __init__(
         self,
@@ -183,20 +225,96 @@ class WebhookProvider:
             trust_env=False,
         )
 
-    async def send(self, message: OutgoingMessage) -> Delivery:
-        body = json.dumps(message.as_json(), ensure_ascii=False, separators=(",", ":"))
+    async def _post(
+        self, payload: dict[str, object], idempotency_key: str
+    ) -> httpx.Response | Delivery:
+        """The gateway's answer, or the RETRY a transport failure means."""
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
         try:
-            response = await self._client.post(
-                self._url,
-                content=body.encode(),
-                headers={"idempotency-key": f"{message.business_id}-{message.message_id}"},
+            return await self._client.post(
+                self._url, content=body.encode(), headers={"idempotency-key": idempotency_key}
             )
         except httpx.TimeoutException:
             return Delivery.retry("TIMEOUT")
         except httpx.HTTPError as error:
             # Only the class name: the text of an error may quote the request.
             return Delivery.retry(f"TRANSPORT_ERROR {type(error).__name__}")
-        return delivery_for_status(response.status_code, response.headers.get("retry-after"))
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _answer_json(response: httpx.Response) -> object:
+    """The answer's JSON, or None when it is absent, too large or not JSON."""
+    if not response.content or len(response.content) > push_answer_bytes_max:
+        return None
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return None
+
+
+class WebhookProvider(_JsonWebhook):
+    """POSTs each message as JSON (SMS, or every channel when no push gateway is set)."""
+
+    async def send(self, message: OutgoingMessage) -> Delivery:
+        answer = await self._post(message.as_json(), f"{message.business_id}-{message.message_id}")
+        if isinstance(answer, Delivery):
+            return answer
+        delivery = delivery_for_status(answer.status_code, answer.headers.get("retry-after"))
+        if delivery.outcome is DeliveryOutcome.SENT:
+            said = _answer_json(answer)
+            if isinstance(said, dict) and said.get("status") == "delivered":
+                return Delivery.delivered()
+        return delivery
+
+
+def push_results(answer: object, tokens: Sequence[str]) -> PushDelivery:
+    """The message's delivery from a 2xx push answer's per-token results (pure)."""
+    results = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(results, list) or len(results) != len(tokens):
+        return PushDelivery(Delivery.sent())
+    statuses: list[str] = []
+    unregistered: list[str] = []
+    for token, result in zip(tokens, results, strict=True):
+        status = result.get("status") if isinstance(result, dict) else None
+        details = result.get("details") if isinstance(result, dict) else None
+        error = details.get("error") if isinstance(details, dict) else None
+        if status == "error" and error in _unregistered_errors:
+            unregistered.append(token)
+        statuses.append(status if isinstance(status, str) else "error")
+    if "delivered" in statuses:
+        delivery = Delivery.delivered()
+    elif "ok" in statuses or "sent" in statuses:
+        delivery = Delivery.sent()
+    elif len(unregistered) == len(tokens):
+        delivery = Delivery.rejected(device_not_registered)
+    else:
+        delivery = Delivery.rejected(push_not_delivered)
+    return PushDelivery(delivery, tuple(unregistered))
+
+
+class PushWebhookProvider(_JsonWebhook):
+    """POSTs each message to a push gateway for all of a customer's tokens at once."""
+
+    async def push(
+        self, message: OutgoingMessage, tokens: Sequence[str], title: str
+    ) -> PushDelivery:
+        payload: dict[str, object] = {
+            "to": list(tokens),
+            "title": title,
+            "body": message.text,
+            "data": {
+                "message_id": message.message_id,
+                "business_id": message.business_id,
+                "customer_id": message.customer_id,
+            },
+        }
+        # Its own key: an SMS gateway and a push gateway may be one service.
+        answer = await self._post(payload, f"{message.business_id}-{message.message_id}-push")
+        if isinstance(answer, Delivery):
+            return PushDelivery(answer)
+        delivery = delivery_for_status(answer.status_code, answer.headers.get("retry-after"))
+        if delivery.outcome is not DeliveryOutcome.SENT:
+            return PushDelivery(delivery)
+        return push_results(_answer_json(answer), tokens)

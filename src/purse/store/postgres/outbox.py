@@ -15,7 +15,12 @@ whose lease ran out cannot overwrite what a later claimant did. Recording is one
 statement for the whole batch (unnest); a message that leaves 'pending' loses its
 `sealed_secret`. Every statement matches rows by business id together with message id.
 
-Finished messages (sent, rejected, failed) are kept for a retention period, then
+A claimed push or smart message comes with its customer's live device tokens (most
+recently seen first) and its business's name (the push title); an SMS comes with none.
+A result names the channel that sent or delivered the message (`delivery_channel`; for a
+smart message still pending, 'sms' once it has fallen back).
+
+Finished messages (sent, delivered, rejected, failed) are kept for a retention period, then
 `delete_finished` removes them, a bounded number at a time, oldest first.
 """
 
@@ -32,6 +37,7 @@ import asyncpg
 class MessageStatus(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
+    DELIVERED = "delivered"
     REJECTED = "rejected"
     FAILED = "failed"
 
@@ -58,6 +64,10 @@ class DueMessage:
     attempts: int
     participation_confirmed: bool
     claimed_until: datetime
+    # Push and smart messages only: the customer's live tokens and the push title.
+    device_tokens: tuple[str, ...] = ()
+    business_name: str = ""
+    delivery_channel: str | None = None
 
     def __repr__(self) -> str:
         # Neither the body nor the sealed PIN belongs in a repr.
@@ -78,6 +88,7 @@ class MessageResult:
     reason: str
     attempts: int
     retry_delay_ms: int = 0
+    delivery_channel: str | None = None
 
 
 _claim_due = """
@@ -94,9 +105,19 @@ WITH due AS (
       FROM due
      WHERE o.business_id = due.business_id AND o.message_id = due.message_id
     RETURNING o.business_id, o.message_id, o.customer_id, o.channel, o.purpose, o.phone,
-              o.language, o.body, o.sealed_secret, o.attempts, o.next_attempt_at
+              o.language, o.body, o.sealed_secret, o.attempts, o.next_attempt_at,
+              o.delivery_channel
 )
-SELECT claimed.*, coalesce(m.participation_confirmed, false) AS participation_confirmed
+SELECT claimed.*, coalesce(m.participation_confirmed, false) AS participation_confirmed,
+       CASE WHEN claimed.channel <> 'sms' THEN ARRAY(
+           SELECT d.token FROM device_tokens d
+            WHERE d.business_id = claimed.business_id AND d.customer_id = claimed.customer_id
+              AND d.revoked_at IS NULL
+            ORDER BY d.last_seen_at DESC, d.token DESC
+       ) END AS device_tokens,
+       CASE WHEN claimed.channel <> 'sms' THEN (
+           SELECT b.name FROM businesses b WHERE b.business_id = claimed.business_id
+       ) END AS business_name
   FROM claimed
   LEFT JOIN memberships m
     ON m.business_id = claimed.business_id AND m.customer_id = claimed.customer_id
@@ -110,11 +131,13 @@ UPDATE outbox_messages o
        reason = r.reason,
        attempts = r.attempts,
        next_attempt_at = now() + make_interval(secs => r.retry_delay_ms / 1000.0),
-       sent_at = CASE WHEN r.status = 'sent' THEN now() ELSE o.sent_at END,
-       sealed_secret = CASE WHEN r.status = 'pending' THEN o.sealed_secret END
+       sent_at = CASE WHEN r.status IN ('sent', 'delivered') THEN now() ELSE o.sent_at END,
+       sealed_secret = CASE WHEN r.status = 'pending' THEN o.sealed_secret END,
+       delivery_channel = r.delivery_channel
   FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
-              $6::integer[], $7::bigint[])
-       AS r(business_id, message_id, claimed_until, status, reason, attempts, retry_delay_ms)
+              $6::integer[], $7::bigint[], $8::text[])
+       AS r(business_id, message_id, claimed_until, status, reason, attempts, retry_delay_ms,
+            delivery_channel)
  WHERE o.business_id = ANY($1::bigint[]) AND o.message_id = ANY($2::bigint[])
    AND o.business_id = r.business_id AND o.message_id = r.message_id
    AND o.status = 'pending'
@@ -139,6 +162,9 @@ def _due_message(row: asyncpg.Record) -> DueMessage:
         attempts=row["attempts"],
         participation_confirmed=row["participation_confirmed"],
         claimed_until=row["next_attempt_at"],
+        device_tokens=tuple(row["device_tokens"] or ()),
+        business_name=row["business_name"] or "",
+        delivery_channel=row["delivery_channel"],
     )
 
 
@@ -187,5 +213,6 @@ class OutboxStore:
             [result.reason for result in results],
             [result.attempts for result in results],
             [result.retry_delay_ms for result in results],
+            [result.delivery_channel for result in results],
         )
         return int(status.rsplit(" ", maxsplit=1)[-1])
