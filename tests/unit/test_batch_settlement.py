@@ -87,13 +87,26 @@ def test_statistics_count_applied_operations_saturate_and_never_move_the_last_vi
         [statistics_sum_max],
         [now],
         [True],
+        [earlier],
     )
+
+
+def test_a_batch_writes_its_earliest_applied_sale_as_the_first_visit_none_without_one() -> None:
+    other = customer_id + 1
+    earlier, later = now - timedelta(days=2), now - timedelta(days=1)
+    settlement = settlement_of(
+        memberships=[(customer_id, 0, 0, None, False), (other, 4, 900, now, False)]
+    )
+    settlement.settle(Effects(), Statistics(customer_id, 1, 100, visit_time=later), customer_id)
+    settlement.settle(Effects(), Statistics(customer_id, 1, 100, visit_time=earlier), customer_id)
+    settlement.settle(Effects(), Statistics(other, confirmed=True), other)
+    assert settlement.statistics_columns()[5] == [earlier, None]
 
 
 def test_a_customer_without_a_membership_counts_nothing() -> None:
     settlement = settlement_of()
     settled = settlement.settle(Effects(), Statistics(customer_id, 1, 700), customer_id)
-    assert settled.totals is None and settlement.statistics_columns() == ([], [], [], [], [])
+    assert settled.totals is None and settlement.statistics_columns() == ([], [], [], [], [], [])
 
 
 def test_points_come_from_the_soonest_expiring_lots_and_a_new_lot_keeps_what_is_left() -> None:

@@ -123,8 +123,8 @@ class Settlement:
     """
 
     __slots__ = (
-        "_keys_by_customer", "_now", "_totals", "changed", "expiries", "lots", "pocket_ids",
-        "state",
+        "_earliest_visits", "_keys_by_customer", "_now", "_totals", "changed", "expiries",
+        "lots", "pocket_ids", "state",
     )  # fmt: skip
 
     def __init__(
@@ -161,6 +161,9 @@ class Settlement:
             self._totals[row[0]] = MembershipTotals(row[1], row[2], row[3], row[4])
         # Customers whose statistics an applied operation changed.
         self.changed: set[int] = set()
+        # The earliest visit of the batch's applied sales, by customer: the store keeps
+        # the earlier of it and the first visit it holds.
+        self._earliest_visits: dict[int, datetime] = {}
 
     def settle(
         self,
@@ -198,6 +201,9 @@ class Settlement:
         if statistics.sales:
             visit = statistics.visit_time or self._now
             last_visit = visit if last_visit is None else max(last_visit, visit)
+            earliest = self._earliest_visits.get(customer_id)
+            if earliest is None or visit < earliest:
+                self._earliest_visits[customer_id] = visit
         self._totals[customer_id] = MembershipTotals(
             before.sales_count + statistics.sales,
             min(before.sales_sum + statistics.sales_sum, statistics_sum_max),
@@ -208,17 +214,22 @@ class Settlement:
 
     def statistics_columns(
         self,
-    ) -> tuple[list[int], list[int], list[int], list[datetime | None], list[bool]]:
+    ) -> tuple[
+        list[int], list[int], list[int], list[datetime | None], list[bool], list[datetime | None]
+    ]:
         """The changed memberships' statistics by customer id: (customer ids, sales counts,
-        sales sums, last visits, participation confirmed)."""
+        sales sums, last visits, participation confirmed, earliest visits of this batch's
+        sales (None without a sale))."""
         customer_ids = sorted(self.changed)
         totals = [self._totals[customer_id] for customer_id in customer_ids]
+        earliest = self._earliest_visits
         return (
             customer_ids,
             [each.sales_count for each in totals],
             [each.sales_sum for each in totals],
             [each.last_visit for each in totals],
             [each.participation_confirmed for each in totals],
+            [earliest.get(customer_id) for customer_id in customer_ids],
         )
 
 

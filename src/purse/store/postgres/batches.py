@@ -141,11 +141,14 @@ WITH pocket_rows AS (
    WHERE t.business_id = $1 AND t.transaction_id = ANY($18::bigint[])
      AND t.transaction_id = d.transaction_id
 ), membership_rows AS (
-  -- Absolute values, worked out on the rows the batch locked.
+  -- Absolute values, worked out on the rows the batch locked; the first visit from the
+  -- stored one and the batch's earliest (`least` passes over NULL, a batch without sales).
   UPDATE memberships m SET sales_count = d.sales_count, sales_sum_minor_units = d.sales_sum,
-         last_visit_at = d.last_visit, participation_confirmed = d.confirmed
+         last_visit_at = d.last_visit, participation_confirmed = d.confirmed,
+         first_visit_at = least(m.first_visit_at, d.first_visit)
     FROM unnest($21::bigint[], $22::bigint[], $23::bigint[], $24::timestamptz[],
-                $25::boolean[]) AS d(customer_id, sales_count, sales_sum, last_visit, confirmed)
+                $25::boolean[], $40::timestamptz[])
+         AS d(customer_id, sales_count, sales_sum, last_visit, confirmed, first_visit)
    WHERE m.business_id = $1 AND m.customer_id = ANY($21::bigint[]) AND m.customer_id = d.customer_id
 ), reservation_rows AS (
   UPDATE transactions t SET lot_reservations = d.reservations
@@ -494,6 +497,7 @@ class _Writes:
 
     def arguments(self, settlement: Settlement) -> list[Any]:
         changes = self.changes
+        *statistics, first_visits = settlement.statistics_columns()
         return [
             self.business_id,
             *changes.pocket_columns(),
@@ -506,7 +510,7 @@ class _Writes:
             *changes.certificate_columns(),
             *changes.coupon_columns(),
             *_columns(self.transactions, 3),
-            *settlement.statistics_columns(),
+            *statistics,
             [message.customer_id for message, _ in self.messages],
             [transaction_id for _, transaction_id in self.messages],
             [message.channel for message, _ in self.messages],
@@ -521,6 +525,7 @@ class _Writes:
             changes.ledger_expiries,
             [status for status, _ in self.message_states],
             [reason for _, reason in self.message_states],
+            first_visits,
         ]
 
     def administered_arguments(self) -> list[Any] | None:
