@@ -310,39 +310,7 @@ class Application:
         await self.announcements.start()
         programs = Programs(ProgramStore(self.pool), versions=versions)
         self.server = self._grpc_server()
-        methods = MethodTable()
-        servicers = (
-            (
-                terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server,
-                self._terminal_servicer(self.pool, self.redis, secret, programs),
-            ),
-            (
-                admin_service_pb2_grpc.add_AdminServiceServicer_to_server,
-                AdminServicer(self._admin_use_cases(self.pool, self.redis, secret, programs)),
-            ),
-            (
-                platform_service_pb2_grpc.add_PlatformServiceServicer_to_server,
-                PlatformServicer(
-                    Platform(
-                        BackOfficeWrites(self.pool),
-                        AdministratorStore(self.pool),
-                        OperatorKeyStore(self.pool),
-                        settings.terminal_cache_seconds,
-                    )
-                ),
-            ),
-        )
-        for add_to, servicer in servicers:
-            add_to(servicer, self.server)  # type: ignore[arg-type]
-            add_to(servicer, methods)  # type: ignore[arg-type]
-        self.http = self._http_server(
-            {
-                path: rpc_method(
-                    descriptor, behind(self.interceptors, path, methods.handlers[path])
-                )
-                for path, descriptor in served_methods().items()
-            }
-        )
+        self.http = self._serve_methods(self.pool, self.redis, secret, programs)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         served = (
             terminal_service_pb2.DESCRIPTOR.services_by_name["TerminalService"].full_name,
@@ -379,6 +347,47 @@ class Application:
         _logger.info("serving", extra=where)
         _tune_garbage_collector(settings.gc_allocations_per_collection)
         return self.grpc_port
+
+    def _serve_methods(
+        self, pool: asyncpg.Pool, client: redis.Redis, secret: bytes, programs: Programs
+    ) -> HttpServer:
+        """Adds Purse's services to the gRPC server, and returns the HTTP server of the same
+        handlers behind the same interceptors."""
+        assert self.server is not None
+        settings = self.settings
+        methods = MethodTable()
+        servicers = (
+            (
+                terminal_service_pb2_grpc.add_TerminalServiceServicer_to_server,
+                self._terminal_servicer(pool, client, secret, programs),
+            ),
+            (
+                admin_service_pb2_grpc.add_AdminServiceServicer_to_server,
+                AdminServicer(self._admin_use_cases(pool, client, secret, programs)),
+            ),
+            (
+                platform_service_pb2_grpc.add_PlatformServiceServicer_to_server,
+                PlatformServicer(
+                    Platform(
+                        BackOfficeWrites(pool),
+                        AdministratorStore(pool),
+                        OperatorKeyStore(pool),
+                        settings.terminal_cache_seconds,
+                    )
+                ),
+            ),
+        )
+        for add_to, servicer in servicers:
+            add_to(servicer, self.server)  # type: ignore[arg-type]
+            add_to(servicer, methods)  # type: ignore[arg-type]
+        return self._http_server(
+            {
+                path: rpc_method(
+                    descriptor, behind(self.interceptors, path, methods.handlers[path])
+                )
+                for path, descriptor in served_methods().items()
+            }
+        )
 
     def _admin_use_cases(
         self, pool: asyncpg.Pool, client: redis.Redis, secret: bytes, programs: Programs
