@@ -36,7 +36,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     so a head that arrives with its body in one read is measured exactly), and by the
     bytes received while it is incomplete (so one endless header, which the parser keeps
     to itself until it ends, is stopped too). A refused head never reaches the
-    application: the rest of what the connection sends is dropped."""
+    application: it is answered 431 and the rest of what the connection sends is dropped."""
 
     head_seconds_max = 10.0
     head_bytes_max = 16 * 1024
@@ -48,6 +48,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._received_bytes = 0
         self._reading_head = True
         self._refused = False
+        self._answered_refusal = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -59,18 +60,30 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
-            return
+            return  # after a refused head: read and dropped (see _refuse_head)
         if self._reading_head:
             self._received_bytes += len(data)
             self._arm_head_timer()
         super().data_received(data)
         if self._reading_head and self._received_bytes > self.head_bytes_max:
             self._refused = True
-        if self._refused:
+        if self._refused and not self._answered_refusal:
+            self._answered_refusal = True
             self._disarm_head_timer()
-            if not self.transport.is_closing():
-                self.transport.write(_head_too_large)
-                self.transport.close()
+            self._refuse_head()
+
+    def _refuse_head(self) -> None:
+        """431, then the end of what Purse sends; what the client still sends is read and
+        dropped until it closes (or the head's time runs out again): closing a socket with
+        unread data would reset the connection, and the client might lose the answer."""
+        if self.transport.is_closing():
+            return
+        self.transport.write(_head_too_large)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self._head_timer = self.loop.call_later(self.head_seconds_max, self.transport.close)
+        else:
+            self.transport.close()
 
     def on_message_begin(self) -> None:
         self._head_bytes = 0
