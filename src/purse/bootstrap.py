@@ -54,6 +54,7 @@ from purse.platform.v1 import platform_service_pb2, platform_service_pb2_grpc
 from purse.service.admin.administrators import Administrators
 from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.customer_list import CustomerList
 from purse.service.admin.customer_operations import CustomerOperations
 from purse.service.admin.customers import CustomerCards
 from purse.service.admin.goods import Goods, GoodsCategories
@@ -97,6 +98,7 @@ from purse.store.postgres.catalogue import CatalogueStore
 from purse.store.postgres.catalogue_setup import CatalogueSetupStore
 from purse.store.postgres.categories import CategoryStore
 from purse.store.postgres.customer_card import CustomerCardStore
+from purse.store.postgres.customer_list import CustomerListStore
 from purse.store.postgres.customer_operations import CustomerOperationStore
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.device_tokens import DeviceTokenStore
@@ -421,6 +423,7 @@ class Application:
                 History(TransactionStore(pool)),
                 self.changes,
             ),
+            customer_list=CustomerList(CustomerListStore(pool)),
             operations=CustomerOperations(
                 CustomerOperationStore(pool),
                 self.writer,

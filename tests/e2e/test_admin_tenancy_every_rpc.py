@@ -28,7 +28,8 @@ _scoped_by_the_credential = {
     "ListPrograms", "ListPointsOfSale", "ListGoodsCategories", "ListGoods",
     "ListAccountTypes", "ListCouponSeries", "ListCertificates", "CreateCustomerCategory",
     "CreateProgram", "CreateGoodsCategory", "CreateGoods", "UpsertGoods",
-    "CreateAccountType", "CreateCouponSeries", "CreateCertificate",
+    "CreateAccountType", "CreateCouponSeries", "CreateCertificate", "ListCustomers",
+    "CountCustomers",
 }  # fmt: skip
 _resources = {
     "Program": "program",

@@ -100,11 +100,6 @@ def test_every_reason_a_comment_names_is_an_error_reason_of_the_catalogue() -> N
 # Catalogued reasons of no RPC, and why.
 _of_no_rpc = {
     "NOT_FOUND": "the HTTP port's answer to a path that names no RPC",
-    # purse.domain.segments validates the customer list's filters; the RPCs that take
-    # them (issue 13) will name these.
-    "FILTER_INVALID": "the customer list's filters, before their RPC",
-    "FILTER_TOO_DEEP": "the customer list's filters, before their RPC",
-    "FILTER_TOO_LARGE": "the customer list's filters, before their RPC",
 }
 
 

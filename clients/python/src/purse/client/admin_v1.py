@@ -50,6 +50,79 @@ class CouponKind(ContractEnum):
     """An allowed product free: `value` in thousandths of a unit."""
 
 
+class CustomerColumn(ContractEnum):
+    """A column of the customer list (one row per membership)."""
+
+    UNSPECIFIED = 0
+    """Not set: in a sort, the customer id; in a condition, invalid."""
+    CUSTOMER_ID = 1
+    """Integer."""
+    PHONE = 2
+    """Text, E.164 digits."""
+    GIVEN_NAME = 3
+    """Text; absent when blank."""
+    FAMILY_NAME = 4
+    """Text; absent when blank."""
+    CATEGORY_ID = 5
+    """Integer."""
+    ACCESS_TYPE = 6
+    """Text: "full", "limited", "none" or "blacklisted"."""
+    PERSONAL_DATA_CONSENT = 7
+    """Yes or no."""
+    PARTICIPATION_CONFIRMED = 8
+    """Yes or no."""
+    SALES_COUNT = 9
+    """Integer: completed sales."""
+    SALES_SUM = 10
+    """Integer, minor units."""
+    AVERAGE_CHECK = 11
+    """Integer, minor units; absent without sales."""
+    FIRST_VISIT = 12
+    """Moment; absent without sales."""
+    LAST_VISIT = 13
+    """Moment; absent without sales."""
+    POINTS_BALANCE = 14
+    """Integer, hundredths of a point."""
+    POINTS_EXPIRING_AMOUNT = 15
+    """Integer, hundredths of a point, of the lot that expires first; absent without one."""
+    POINTS_EXPIRING_AT = 16
+    """Moment the lot that expires first expires; absent without one."""
+    CREATED_AT = 17
+    """Moment the customer joined the business."""
+
+
+class FilterOperator(ContractEnum):
+    """How a condition compares a column's value."""
+
+    UNSPECIFIED = 0
+    """Not set; invalid."""
+    EXISTS = 1
+    """The value is present (takes no value)."""
+    NOT_EXISTS = 2
+    """The value is absent (takes no value)."""
+    EQUALS = 3
+    """Equal to the value; never holds on an absent value."""
+    MORE_THAN = 4
+    """Greater than the value (numbers and moments)."""
+    LESS_THAN = 5
+    """Less than the value (numbers and moments): "last visit more than 30 days ago" is
+    LAST_VISIT LESS_THAN seconds_from_now -2592000.
+    """
+    IN = 6
+    """Equal to one of a list of 1 to 1000 values (integers, text)."""
+
+
+class SortDirection(ContractEnum):
+    """Which way a sort runs."""
+
+    UNSPECIFIED = 0
+    """Not set: ascending."""
+    ASCENDING = 1
+    """Smallest first."""
+    DESCENDING = 2
+    """Largest first."""
+
+
 class NoticeChannel(ContractEnum):
     """How customers are told about their transactions (points accrued and redeemed)."""
 
@@ -1394,6 +1467,42 @@ class ArchiveCertificateResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class ListCustomersResponse:
+    """ListCustomers output.
+
+    `raw` is the purse.admin.v1.ListCustomersResponse message read.
+    """
+
+    raw: admin_v1_admin_service_pb2.ListCustomersResponse = field(repr=False, compare=False)
+    rows: tuple[CustomerListRow, ...]
+    """In the sort's order."""
+    next_page_token: str
+    """Empty on the last page."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_admin_service_pb2.ListCustomersResponse) -> ListCustomersResponse:
+        """The ListCustomersResponse `raw` reads as."""
+        return cls(raw, tuple(CustomerListRow.of(item) for item in raw.rows), raw.next_page_token)
+
+
+@dataclass(frozen=True, slots=True)
+class CountCustomersResponse:
+    """CountCustomers output.
+
+    `raw` is the purse.admin.v1.CountCustomersResponse message read.
+    """
+
+    raw: admin_v1_admin_service_pb2.CountCustomersResponse = field(repr=False, compare=False)
+    count: int
+    """Memberships the filter selects."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_admin_service_pb2.CountCustomersResponse) -> CountCustomersResponse:
+        """The CountCustomersResponse `raw` reads as."""
+        return cls(raw, raw.count)
+
+
+@dataclass(frozen=True, slots=True)
 class FindCustomerResponse:
     """FindCustomer output.
 
@@ -2231,6 +2340,76 @@ class Certificate:
             raw.version,
             raw.create_time.ToDatetime(UTC) if raw.HasField("create_time") else None,
             raw.archive_time.ToDatetime(UTC) if raw.HasField("archive_time") else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerListRow:
+    """One membership in the customer list, with every column.
+
+    `raw` is the purse.admin.v1.CustomerListRow message read.
+    """
+
+    raw: admin_v1_customers_pb2.CustomerListRow = field(repr=False, compare=False)
+    customer_id: int
+    """The customer."""
+    phone: str
+    """E.164 digits."""
+    given_name: str
+    """Empty when blank."""
+    family_name: str
+    """Empty when blank."""
+    category_id: int
+    """The customer's category."""
+    access_type: v1.AccessType
+    """The membership's access type."""
+    personal_data_consent: bool
+    """Whether the customer agreed to the processing of personal data."""
+    participation_confirmed: bool
+    """Whether the customer confirmed participation."""
+    sales_count: int
+    """Completed sales."""
+    sales_sum_minor_units: int
+    """Sum of completed sales, minor units."""
+    average_check_minor_units: int
+    """Sales sum divided by their count, rounded, minor units; 0 without sales."""
+    first_visit_time: datetime | None
+    """Unset without sales."""
+    last_visit_time: datetime | None
+    """Unset without sales."""
+    points_balance_hundredths: int
+    """Points balance, hundredths."""
+    points_expiring_hundredths: int
+    """Points of the lot that expires first, hundredths; 0 without one."""
+    points_expiring_time: datetime | None
+    """When the lot that expires first expires; unset without one."""
+    create_time: datetime | None
+    """When the customer joined the business."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_customers_pb2.CustomerListRow) -> CustomerListRow:
+        """The CustomerListRow `raw` reads as."""
+        return cls(
+            raw,
+            raw.customer_id,
+            raw.phone,
+            raw.given_name,
+            raw.family_name,
+            raw.category_id,
+            v1.AccessType(raw.access_type),
+            raw.personal_data_consent,
+            raw.participation_confirmed,
+            raw.sales_count,
+            raw.sales_sum_minor_units,
+            raw.average_check_minor_units,
+            raw.first_visit_time.ToDatetime(UTC) if raw.HasField("first_visit_time") else None,
+            raw.last_visit_time.ToDatetime(UTC) if raw.HasField("last_visit_time") else None,
+            raw.points_balance_hundredths,
+            raw.points_expiring_hundredths,
+            raw.points_expiring_time.ToDatetime(UTC)
+            if raw.HasField("points_expiring_time")
+            else None,
+            raw.create_time.ToDatetime(UTC) if raw.HasField("create_time") else None,
         )
 
 
@@ -4020,6 +4199,64 @@ class AdminClient(ServiceClient):
                 expected_version=expected_version,
             ),
             ArchiveCertificateResponse.of,
+            retry=False,
+        )
+
+    async def list_customers(
+        self,
+        request: admin_v1_admin_service_pb2.ListCustomersRequest | None = None,
+        /,
+        *,
+        filter: admin_v1_customers_pb2.Filter | None = None,
+        sort: admin_v1_customers_pb2.CustomerSort | None = None,
+        scope: admin_v1_customers_pb2.CustomerListScope | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> ListCustomersResponse:
+        """--- The customer list -------------------------------------------------------------- A
+        page of the business's customers (one row per membership) that `filter` selects within
+        `scope`, in `sort`'s order. Relative moments resolve against the first page's moment,
+        which every later page of the query keeps. Errors: INVALID_ARGUMENT, FILTER_INVALID,
+        FILTER_TOO_DEEP, FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE.
+
+        Retried on UNAVAILABLE: a retry cannot apply it twice.
+        """
+        return await self._unary(
+            self._stub.ListCustomers,
+            request_of(
+                admin_v1_admin_service_pb2.ListCustomersRequest,
+                request,
+                filter=filter,
+                sort=sort,
+                scope=scope,
+                page_size=page_size,
+                page_token=page_token,
+            ),
+            ListCustomersResponse.of,
+            retry=True,
+        )
+
+    async def count_customers(
+        self,
+        request: admin_v1_admin_service_pb2.CountCustomersRequest | None = None,
+        /,
+        *,
+        filter: admin_v1_customers_pb2.Filter | None = None,
+        scope: admin_v1_customers_pb2.CustomerListScope | None = None,
+    ) -> CountCustomersResponse:
+        """How many of the business's customers `filter` selects within `scope`, now. Errors:
+        INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+        TIMESTAMP_OUT_OF_RANGE.
+        """
+        return await self._unary(
+            self._stub.CountCustomers,
+            request_of(
+                admin_v1_admin_service_pb2.CountCustomersRequest,
+                request,
+                filter=filter,
+                scope=scope,
+            ),
+            CountCustomersResponse.of,
             retry=False,
         )
 

@@ -15,6 +15,7 @@ from purse.api.grpc.admin.access import AccessCalls
 from purse.api.grpc.admin.business import BusinessCalls
 from purse.api.grpc.admin.calls import administrator_call
 from purse.api.grpc.admin.categories import CategoryCalls
+from purse.api.grpc.admin.customer_list import CustomerListCalls
 from purse.api.grpc.admin.customers import CustomerCalls
 from purse.api.grpc.admin.goods import GoodsCalls
 from purse.api.grpc.admin.loyalty_programs import ProgramCalls
@@ -27,6 +28,7 @@ from purse.domain.administrators import Access, AdministratorContext
 from purse.service.admin.administrators import Administrators
 from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.customer_list import CustomerList
 from purse.service.admin.customer_operations import CustomerOperations
 from purse.service.admin.customers import CustomerCards
 from purse.service.admin.goods import Goods, GoodsCategories
@@ -53,6 +55,7 @@ class AdminUseCases:
     coupon_series: CouponSeries
     certificates: Certificates
     customers: CustomerCards
+    customer_list: CustomerList
     operations: CustomerOperations
     loyalty_programs: LoyaltyPrograms
     points_of_sale: PointsOfSale
@@ -65,6 +68,7 @@ class AdminServicer(
     BusinessCalls,
     CategoryCalls,
     CustomerCalls,
+    CustomerListCalls,
     GoodsCalls,
     AccountTypeCalls,
     CouponSeriesCalls,
@@ -88,6 +92,7 @@ class AdminServicer(
         self.coupon_series = use_cases.coupon_series
         self.certificates = use_cases.certificates
         self.customers = use_cases.customers
+        self.customer_list = use_cases.customer_list
         self.operations = use_cases.operations
         self.loyalty_programs = use_cases.loyalty_programs
         self.points_of_sale = use_cases.points_of_sale

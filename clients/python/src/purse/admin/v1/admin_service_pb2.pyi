@@ -2287,3 +2287,127 @@ class ApplyCustomerOperationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ApplyCustomerOperationResponse: _TypeAlias = ApplyCustomerOperationResponse  # noqa: Y015
+
+@_typing.final
+class ListCustomersRequest(_message.Message):
+    """ListCustomers input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    SORT_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """0 = 50; at most 1000."""
+    page_token: _builtins.str
+    """From the previous page, of the same filter, sort and scope."""
+    @_builtins.property
+    def filter(self) -> _customers_pb2.Filter:
+        """Unset: every customer in the scope."""
+
+    @_builtins.property
+    def sort(self) -> _customers_pb2.CustomerSort:
+        """Unset: by customer id, ascending."""
+
+    @_builtins.property
+    def scope(self) -> _customers_pb2.CustomerListScope:
+        """Unset: the whole business."""
+
+    def __init__(
+        self,
+        *,
+        filter: _customers_pb2.Filter | None = ...,
+        sort: _customers_pb2.CustomerSort | None = ...,
+        scope: _customers_pb2.CustomerListScope | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope", "sort", b"sort"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page_size", b"page_size", "page_token", b"page_token", "scope", b"scope", "sort", b"sort"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCustomersRequest: _TypeAlias = ListCustomersRequest  # noqa: Y015
+
+@_typing.final
+class ListCustomersResponse(_message.Message):
+    """ListCustomers output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[_customers_pb2.CustomerListRow]:
+        """In the sort's order."""
+
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[_customers_pb2.CustomerListRow] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCustomersResponse: _TypeAlias = ListCustomersResponse  # noqa: Y015
+
+@_typing.final
+class CountCustomersRequest(_message.Message):
+    """CountCustomers input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def filter(self) -> _customers_pb2.Filter:
+        """Unset: every customer in the scope."""
+
+    @_builtins.property
+    def scope(self) -> _customers_pb2.CustomerListScope:
+        """Unset: the whole business."""
+
+    def __init__(
+        self,
+        *,
+        filter: _customers_pb2.Filter | None = ...,
+        scope: _customers_pb2.CustomerListScope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountCustomersRequest: _TypeAlias = CountCustomersRequest  # noqa: Y015
+
+@_typing.final
+class CountCustomersResponse(_message.Message):
+    """CountCustomers output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    """Memberships the filter selects."""
+    def __init__(
+        self,
+        *,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountCustomersResponse: _TypeAlias = CountCustomersResponse  # noqa: Y015

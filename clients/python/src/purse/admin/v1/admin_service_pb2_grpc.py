@@ -379,6 +379,16 @@ class AdminServiceStub(object):
                 request_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateRequest.SerializeToString,
                 response_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateResponse.FromString,
                 _registered_method=True)
+        self.ListCustomers = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ListCustomers',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomersRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomersResponse.FromString,
+                _registered_method=True)
+        self.CountCustomers = channel.unary_unary(
+                '/purse.admin.v1.AdminService/CountCustomers',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersResponse.FromString,
+                _registered_method=True)
         self.FindCustomer = channel.unary_unary(
                 '/purse.admin.v1.AdminService/FindCustomer',
                 request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.FindCustomerRequest.SerializeToString,
@@ -1013,6 +1023,27 @@ class AdminServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCustomers(self, request, context):
+        """--- The customer list --------------------------------------------------------------
+        A page of the business's customers (one row per membership) that `filter` selects
+        within `scope`, in `sort`'s order. Relative moments resolve against the first page's
+        moment, which every later page of the query keeps.
+        Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+        TIMESTAMP_OUT_OF_RANGE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountCustomers(self, request, context):
+        """How many of the business's customers `filter` selects within `scope`, now.
+        Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+        TIMESTAMP_OUT_OF_RANGE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FindCustomer(self, request, context):
         """--- One customer ------------------------------------------------------------------
         The card of the customer an identifier names (a phone, local digits completed with
@@ -1434,6 +1465,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ArchiveCertificate,
                     request_deserializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateRequest.FromString,
                     response_serializer=purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateResponse.SerializeToString,
+            ),
+            'ListCustomers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCustomers,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomersRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomersResponse.SerializeToString,
+            ),
+            'CountCustomers': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountCustomers,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersResponse.SerializeToString,
             ),
             'FindCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.FindCustomer,
@@ -3293,6 +3334,60 @@ class AdminService(object):
             '/purse.admin.v1.AdminService/ArchiveCertificate',
             purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateRequest.SerializeToString,
             purse_dot_admin_dot_v1_dot_catalogue__pb2.ArchiveCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCustomers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ListCustomers',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomersRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.ListCustomersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountCustomers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/CountCustomers',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -376,6 +376,19 @@ class AdminServiceStub:
     Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CERTIFICATE_NOT_FOUND, ARCHIVED,
     VERSION_MISMATCH, IN_USE.
     """
+    ListCustomers: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListCustomersRequest, _admin_service_pb2.ListCustomersResponse]
+    """--- The customer list --------------------------------------------------------------
+    A page of the business's customers (one row per membership) that `filter` selects
+    within `scope`, in `sort`'s order. Relative moments resolve against the first page's
+    moment, which every later page of the query keeps.
+    Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+    TIMESTAMP_OUT_OF_RANGE.
+    """
+    CountCustomers: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CountCustomersRequest, _admin_service_pb2.CountCustomersResponse]
+    """How many of the business's customers `filter` selects within `scope`, now.
+    Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+    TIMESTAMP_OUT_OF_RANGE.
+    """
     FindCustomer: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.FindCustomerRequest, _admin_service_pb2.FindCustomerResponse]
     """--- One customer ------------------------------------------------------------------
     The card of the customer an identifier names (a phone, local digits completed with
@@ -754,6 +767,19 @@ class AdminServiceAsyncStub(AdminServiceStub):
     holds part of it).
     Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CERTIFICATE_NOT_FOUND, ARCHIVED,
     VERSION_MISMATCH, IN_USE.
+    """
+    ListCustomers: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListCustomersRequest, _admin_service_pb2.ListCustomersResponse]  # type: ignore[assignment]
+    """--- The customer list --------------------------------------------------------------
+    A page of the business's customers (one row per membership) that `filter` selects
+    within `scope`, in `sort`'s order. Relative moments resolve against the first page's
+    moment, which every later page of the query keeps.
+    Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+    TIMESTAMP_OUT_OF_RANGE.
+    """
+    CountCustomers: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CountCustomersRequest, _admin_service_pb2.CountCustomersResponse]  # type: ignore[assignment]
+    """How many of the business's customers `filter` selects within `scope`, now.
+    Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+    TIMESTAMP_OUT_OF_RANGE.
     """
     FindCustomer: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.FindCustomerRequest, _admin_service_pb2.FindCustomerResponse]  # type: ignore[assignment]
     """--- One customer ------------------------------------------------------------------
@@ -1532,6 +1558,31 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         holds part of it).
         Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, CERTIFICATE_NOT_FOUND, ARCHIVED,
         VERSION_MISMATCH, IN_USE.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCustomers(
+        self,
+        request: _admin_service_pb2.ListCustomersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListCustomersResponse, _abc.Awaitable[_admin_service_pb2.ListCustomersResponse]]:
+        """--- The customer list --------------------------------------------------------------
+        A page of the business's customers (one row per membership) that `filter` selects
+        within `scope`, in `sort`'s order. Relative moments resolve against the first page's
+        moment, which every later page of the query keeps.
+        Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+        TIMESTAMP_OUT_OF_RANGE.
+        """
+
+    @_abc_1.abstractmethod
+    def CountCustomers(
+        self,
+        request: _admin_service_pb2.CountCustomersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.CountCustomersResponse, _abc.Awaitable[_admin_service_pb2.CountCustomersResponse]]:
+        """How many of the business's customers `filter` selects within `scope`, now.
+        Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+        TIMESTAMP_OUT_OF_RANGE.
         """
 
     @_abc_1.abstractmethod

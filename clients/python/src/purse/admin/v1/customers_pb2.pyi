@@ -10,6 +10,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from purse.v1 import common_pb2 as _common_pb2
 from purse.v1 import terminal_service_pb2 as _terminal_service_pb2
 import builtins as _builtins
@@ -22,6 +23,158 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _CustomerColumn:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CustomerColumnEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CustomerColumn.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CUSTOMER_COLUMN_UNSPECIFIED: _CustomerColumn.ValueType  # 0
+    """Not set: in a sort, the customer id; in a condition, invalid."""
+    CUSTOMER_COLUMN_CUSTOMER_ID: _CustomerColumn.ValueType  # 1
+    """Integer."""
+    CUSTOMER_COLUMN_PHONE: _CustomerColumn.ValueType  # 2
+    """Text, E.164 digits."""
+    CUSTOMER_COLUMN_GIVEN_NAME: _CustomerColumn.ValueType  # 3
+    """Text; absent when blank."""
+    CUSTOMER_COLUMN_FAMILY_NAME: _CustomerColumn.ValueType  # 4
+    """Text; absent when blank."""
+    CUSTOMER_COLUMN_CATEGORY_ID: _CustomerColumn.ValueType  # 5
+    """Integer."""
+    CUSTOMER_COLUMN_ACCESS_TYPE: _CustomerColumn.ValueType  # 6
+    """Text: "full", "limited", "none" or "blacklisted"."""
+    CUSTOMER_COLUMN_PERSONAL_DATA_CONSENT: _CustomerColumn.ValueType  # 7
+    """Yes or no."""
+    CUSTOMER_COLUMN_PARTICIPATION_CONFIRMED: _CustomerColumn.ValueType  # 8
+    """Yes or no."""
+    CUSTOMER_COLUMN_SALES_COUNT: _CustomerColumn.ValueType  # 9
+    """Integer: completed sales."""
+    CUSTOMER_COLUMN_SALES_SUM: _CustomerColumn.ValueType  # 10
+    """Integer, minor units."""
+    CUSTOMER_COLUMN_AVERAGE_CHECK: _CustomerColumn.ValueType  # 11
+    """Integer, minor units; absent without sales."""
+    CUSTOMER_COLUMN_FIRST_VISIT: _CustomerColumn.ValueType  # 12
+    """Moment; absent without sales."""
+    CUSTOMER_COLUMN_LAST_VISIT: _CustomerColumn.ValueType  # 13
+    """Moment; absent without sales."""
+    CUSTOMER_COLUMN_POINTS_BALANCE: _CustomerColumn.ValueType  # 14
+    """Integer, hundredths of a point."""
+    CUSTOMER_COLUMN_POINTS_EXPIRING_AMOUNT: _CustomerColumn.ValueType  # 15
+    """Integer, hundredths of a point, of the lot that expires first; absent without one."""
+    CUSTOMER_COLUMN_POINTS_EXPIRING_AT: _CustomerColumn.ValueType  # 16
+    """Moment the lot that expires first expires; absent without one."""
+    CUSTOMER_COLUMN_CREATED_AT: _CustomerColumn.ValueType  # 17
+    """Moment the customer joined the business."""
+
+class CustomerColumn(_CustomerColumn, metaclass=_CustomerColumnEnumTypeWrapper):
+    """A column of the customer list (one row per membership)."""
+
+CUSTOMER_COLUMN_UNSPECIFIED: CustomerColumn.ValueType  # 0
+"""Not set: in a sort, the customer id; in a condition, invalid."""
+CUSTOMER_COLUMN_CUSTOMER_ID: CustomerColumn.ValueType  # 1
+"""Integer."""
+CUSTOMER_COLUMN_PHONE: CustomerColumn.ValueType  # 2
+"""Text, E.164 digits."""
+CUSTOMER_COLUMN_GIVEN_NAME: CustomerColumn.ValueType  # 3
+"""Text; absent when blank."""
+CUSTOMER_COLUMN_FAMILY_NAME: CustomerColumn.ValueType  # 4
+"""Text; absent when blank."""
+CUSTOMER_COLUMN_CATEGORY_ID: CustomerColumn.ValueType  # 5
+"""Integer."""
+CUSTOMER_COLUMN_ACCESS_TYPE: CustomerColumn.ValueType  # 6
+"""Text: "full", "limited", "none" or "blacklisted"."""
+CUSTOMER_COLUMN_PERSONAL_DATA_CONSENT: CustomerColumn.ValueType  # 7
+"""Yes or no."""
+CUSTOMER_COLUMN_PARTICIPATION_CONFIRMED: CustomerColumn.ValueType  # 8
+"""Yes or no."""
+CUSTOMER_COLUMN_SALES_COUNT: CustomerColumn.ValueType  # 9
+"""Integer: completed sales."""
+CUSTOMER_COLUMN_SALES_SUM: CustomerColumn.ValueType  # 10
+"""Integer, minor units."""
+CUSTOMER_COLUMN_AVERAGE_CHECK: CustomerColumn.ValueType  # 11
+"""Integer, minor units; absent without sales."""
+CUSTOMER_COLUMN_FIRST_VISIT: CustomerColumn.ValueType  # 12
+"""Moment; absent without sales."""
+CUSTOMER_COLUMN_LAST_VISIT: CustomerColumn.ValueType  # 13
+"""Moment; absent without sales."""
+CUSTOMER_COLUMN_POINTS_BALANCE: CustomerColumn.ValueType  # 14
+"""Integer, hundredths of a point."""
+CUSTOMER_COLUMN_POINTS_EXPIRING_AMOUNT: CustomerColumn.ValueType  # 15
+"""Integer, hundredths of a point, of the lot that expires first; absent without one."""
+CUSTOMER_COLUMN_POINTS_EXPIRING_AT: CustomerColumn.ValueType  # 16
+"""Moment the lot that expires first expires; absent without one."""
+CUSTOMER_COLUMN_CREATED_AT: CustomerColumn.ValueType  # 17
+"""Moment the customer joined the business."""
+Global___CustomerColumn: _TypeAlias = CustomerColumn  # noqa: Y015
+
+class _FilterOperator:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FilterOperatorEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FilterOperator.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FILTER_OPERATOR_UNSPECIFIED: _FilterOperator.ValueType  # 0
+    """Not set; invalid."""
+    FILTER_OPERATOR_EXISTS: _FilterOperator.ValueType  # 1
+    """The value is present (takes no value)."""
+    FILTER_OPERATOR_NOT_EXISTS: _FilterOperator.ValueType  # 2
+    """The value is absent (takes no value)."""
+    FILTER_OPERATOR_EQUALS: _FilterOperator.ValueType  # 3
+    """Equal to the value; never holds on an absent value."""
+    FILTER_OPERATOR_MORE_THAN: _FilterOperator.ValueType  # 4
+    """Greater than the value (numbers and moments)."""
+    FILTER_OPERATOR_LESS_THAN: _FilterOperator.ValueType  # 5
+    """Less than the value (numbers and moments): "last visit more than 30 days ago" is
+    LAST_VISIT LESS_THAN seconds_from_now -2592000.
+    """
+    FILTER_OPERATOR_IN: _FilterOperator.ValueType  # 6
+    """Equal to one of a list of 1 to 1000 values (integers, text)."""
+
+class FilterOperator(_FilterOperator, metaclass=_FilterOperatorEnumTypeWrapper):
+    """How a condition compares a column's value."""
+
+FILTER_OPERATOR_UNSPECIFIED: FilterOperator.ValueType  # 0
+"""Not set; invalid."""
+FILTER_OPERATOR_EXISTS: FilterOperator.ValueType  # 1
+"""The value is present (takes no value)."""
+FILTER_OPERATOR_NOT_EXISTS: FilterOperator.ValueType  # 2
+"""The value is absent (takes no value)."""
+FILTER_OPERATOR_EQUALS: FilterOperator.ValueType  # 3
+"""Equal to the value; never holds on an absent value."""
+FILTER_OPERATOR_MORE_THAN: FilterOperator.ValueType  # 4
+"""Greater than the value (numbers and moments)."""
+FILTER_OPERATOR_LESS_THAN: FilterOperator.ValueType  # 5
+"""Less than the value (numbers and moments): "last visit more than 30 days ago" is
+LAST_VISIT LESS_THAN seconds_from_now -2592000.
+"""
+FILTER_OPERATOR_IN: FilterOperator.ValueType  # 6
+"""Equal to one of a list of 1 to 1000 values (integers, text)."""
+Global___FilterOperator: _TypeAlias = FilterOperator  # noqa: Y015
+
+class _SortDirection:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SortDirectionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SortDirection.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SORT_DIRECTION_UNSPECIFIED: _SortDirection.ValueType  # 0
+    """Not set: ascending."""
+    SORT_DIRECTION_ASCENDING: _SortDirection.ValueType  # 1
+    """Smallest first."""
+    SORT_DIRECTION_DESCENDING: _SortDirection.ValueType  # 2
+    """Largest first."""
+
+class SortDirection(_SortDirection, metaclass=_SortDirectionEnumTypeWrapper):
+    """Which way a sort runs."""
+
+SORT_DIRECTION_UNSPECIFIED: SortDirection.ValueType  # 0
+"""Not set: ascending."""
+SORT_DIRECTION_ASCENDING: SortDirection.ValueType  # 1
+"""Smallest first."""
+SORT_DIRECTION_DESCENDING: SortDirection.ValueType  # 2
+"""Largest first."""
+Global___SortDirection: _TypeAlias = SortDirection  # noqa: Y015
 
 @_typing.final
 class PointsLot(_message.Message):
@@ -358,3 +511,338 @@ class CouponIssueOperation(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CouponIssueOperation: _TypeAlias = CouponIssueOperation  # noqa: Y015
+
+@_typing.final
+class IntegerList(_message.Message):
+    """Integers for IN."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """1 to 1000."""
+
+    def __init__(
+        self,
+        *,
+        values: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IntegerList: _TypeAlias = IntegerList  # noqa: Y015
+
+@_typing.final
+class TextList(_message.Message):
+    """Text for IN."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1 to 1000, each at most 256 characters."""
+
+    def __init__(
+        self,
+        *,
+        values: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TextList: _TypeAlias = TextList  # noqa: Y015
+
+@_typing.final
+class FilterValue(_message.Message):
+    """What a condition compares with, of the column's type."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INTEGER_FIELD_NUMBER: _builtins.int
+    BOOLEAN_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    MOMENT_FIELD_NUMBER: _builtins.int
+    SECONDS_FROM_NOW_FIELD_NUMBER: _builtins.int
+    INTEGERS_FIELD_NUMBER: _builtins.int
+    TEXTS_FIELD_NUMBER: _builtins.int
+    integer: _builtins.int
+    """Integers; money in minor units; points in hundredths."""
+    boolean: _builtins.bool
+    """Yes-or-no columns."""
+    text: _builtins.str
+    """Text and word columns; at most 256 characters."""
+    seconds_from_now: _builtins.int
+    """A moment relative to the query's first page: seconds, negative in the past (at
+    most a century either way).
+    """
+    @_builtins.property
+    def moment(self) -> _timestamp_pb2.Timestamp:
+        """An absolute moment."""
+
+    @_builtins.property
+    def integers(self) -> Global___IntegerList:
+        """For IN on integer columns."""
+
+    @_builtins.property
+    def texts(self) -> Global___TextList:
+        """For IN on text and word columns."""
+
+    def __init__(
+        self,
+        *,
+        integer: _builtins.int = ...,
+        boolean: _builtins.bool = ...,
+        text: _builtins.str = ...,
+        moment: _timestamp_pb2.Timestamp | None = ...,
+        seconds_from_now: _builtins.int = ...,
+        integers: Global___IntegerList | None = ...,
+        texts: Global___TextList | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["boolean", b"boolean", "integer", b"integer", "integers", b"integers", "moment", b"moment", "seconds_from_now", b"seconds_from_now", "text", b"text", "texts", b"texts", "value", b"value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["boolean", b"boolean", "integer", b"integer", "integers", b"integers", "moment", b"moment", "seconds_from_now", b"seconds_from_now", "text", b"text", "texts", b"texts", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_value: _TypeAlias = _typing.Literal["integer", "boolean", "text", "moment", "seconds_from_now", "integers", "texts"]  # noqa: Y015
+    _WhichOneofArgType_value: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_value) -> _WhichOneofReturnType_value | None: ...
+
+Global___FilterValue: _TypeAlias = FilterValue  # noqa: Y015
+
+@_typing.final
+class Condition(_message.Message):
+    """One comparison of a column with a value."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLUMN_FIELD_NUMBER: _builtins.int
+    OPERATOR_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    column: Global___CustomerColumn.ValueType
+    """Required."""
+    operator: Global___FilterOperator.ValueType
+    """One the column's type takes."""
+    @_builtins.property
+    def value(self) -> Global___FilterValue:
+        """Of the column's type; unset for EXISTS and NOT_EXISTS."""
+
+    def __init__(
+        self,
+        *,
+        column: Global___CustomerColumn.ValueType = ...,
+        operator: Global___FilterOperator.ValueType = ...,
+        value: Global___FilterValue | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["column", b"column", "operator", b"operator", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Condition: _TypeAlias = Condition  # noqa: Y015
+
+@_typing.final
+class Filter(_message.Message):
+    """A filter of the customer list: exactly one of a condition, a group all of whose
+    filters hold, or a group any of whose filters holds. Groups nest at most 4 deep, with
+    at most 50 conditions in all.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONDITION_FIELD_NUMBER: _builtins.int
+    ALL_FIELD_NUMBER: _builtins.int
+    ANY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def condition(self) -> Global___Condition:
+        """A single condition."""
+
+    @_builtins.property
+    def all(self) -> _containers.RepeatedCompositeFieldContainer[Global___Filter]:
+        """All of these hold (at least one)."""
+
+    @_builtins.property
+    def any(self) -> _containers.RepeatedCompositeFieldContainer[Global___Filter]:
+        """Any of these holds (at least one)."""
+
+    def __init__(
+        self,
+        *,
+        condition: Global___Condition | None = ...,
+        all: _abc.Iterable[Global___Filter] | None = ...,
+        any: _abc.Iterable[Global___Filter] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["condition", b"condition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all", b"all", "any", b"any", "condition", b"condition"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Filter: _TypeAlias = Filter  # noqa: Y015
+
+@_typing.final
+class CustomerSort(_message.Message):
+    """The customer list's order: absent values last in either direction, ties by customer id
+    in the same direction.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLUMN_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    column: Global___CustomerColumn.ValueType
+    """Unset: the customer id."""
+    direction: Global___SortDirection.ValueType
+    """Unset: ascending."""
+    def __init__(
+        self,
+        *,
+        column: Global___CustomerColumn.ValueType = ...,
+        direction: Global___SortDirection.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["column", b"column", "direction", b"direction"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CustomerSort: _TypeAlias = CustomerSort  # noqa: Y015
+
+@_typing.final
+class CustomerListScope(_message.Message):
+    """Narrows the list to customers who bought (a completed sale) in a program, at a point
+    of sale or at a terminal, and to a selection; ids of another business select no one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    POINT_OF_SALE_ID_FIELD_NUMBER: _builtins.int
+    TERMINAL_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_IDS_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.int
+    """0: any program."""
+    point_of_sale_id: _builtins.int
+    """0: any point of sale."""
+    terminal_id: _builtins.int
+    """0: any terminal."""
+    @_builtins.property
+    def customer_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """At most 10000; none: every customer."""
+
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.int = ...,
+        point_of_sale_id: _builtins.int = ...,
+        terminal_id: _builtins.int = ...,
+        customer_ids: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_ids", b"customer_ids", "point_of_sale_id", b"point_of_sale_id", "program_id", b"program_id", "terminal_id", b"terminal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CustomerListScope: _TypeAlias = CustomerListScope  # noqa: Y015
+
+@_typing.final
+class CustomerListRow(_message.Message):
+    """One membership in the customer list, with every column."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    GIVEN_NAME_FIELD_NUMBER: _builtins.int
+    FAMILY_NAME_FIELD_NUMBER: _builtins.int
+    CATEGORY_ID_FIELD_NUMBER: _builtins.int
+    ACCESS_TYPE_FIELD_NUMBER: _builtins.int
+    PERSONAL_DATA_CONSENT_FIELD_NUMBER: _builtins.int
+    PARTICIPATION_CONFIRMED_FIELD_NUMBER: _builtins.int
+    SALES_COUNT_FIELD_NUMBER: _builtins.int
+    SALES_SUM_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    AVERAGE_CHECK_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    FIRST_VISIT_TIME_FIELD_NUMBER: _builtins.int
+    LAST_VISIT_TIME_FIELD_NUMBER: _builtins.int
+    POINTS_BALANCE_HUNDREDTHS_FIELD_NUMBER: _builtins.int
+    POINTS_EXPIRING_HUNDREDTHS_FIELD_NUMBER: _builtins.int
+    POINTS_EXPIRING_TIME_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.int
+    """The customer."""
+    phone: _builtins.str
+    """E.164 digits."""
+    given_name: _builtins.str
+    """Empty when blank."""
+    family_name: _builtins.str
+    """Empty when blank."""
+    category_id: _builtins.int
+    """The customer's category."""
+    access_type: _common_pb2.AccessType.ValueType
+    """The membership's access type."""
+    personal_data_consent: _builtins.bool
+    """Whether the customer agreed to the processing of personal data."""
+    participation_confirmed: _builtins.bool
+    """Whether the customer confirmed participation."""
+    sales_count: _builtins.int
+    """Completed sales."""
+    sales_sum_minor_units: _builtins.int
+    """Sum of completed sales, minor units."""
+    average_check_minor_units: _builtins.int
+    """Sales sum divided by their count, rounded, minor units; 0 without sales."""
+    points_balance_hundredths: _builtins.int
+    """Points balance, hundredths."""
+    points_expiring_hundredths: _builtins.int
+    """Points of the lot that expires first, hundredths; 0 without one."""
+    @_builtins.property
+    def first_visit_time(self) -> _timestamp_pb2.Timestamp:
+        """Unset without sales."""
+
+    @_builtins.property
+    def last_visit_time(self) -> _timestamp_pb2.Timestamp:
+        """Unset without sales."""
+
+    @_builtins.property
+    def points_expiring_time(self) -> _timestamp_pb2.Timestamp:
+        """When the lot that expires first expires; unset without one."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the customer joined the business."""
+
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.int = ...,
+        phone: _builtins.str = ...,
+        given_name: _builtins.str = ...,
+        family_name: _builtins.str = ...,
+        category_id: _builtins.int = ...,
+        access_type: _common_pb2.AccessType.ValueType = ...,
+        personal_data_consent: _builtins.bool = ...,
+        participation_confirmed: _builtins.bool = ...,
+        sales_count: _builtins.int = ...,
+        sales_sum_minor_units: _builtins.int = ...,
+        average_check_minor_units: _builtins.int = ...,
+        first_visit_time: _timestamp_pb2.Timestamp | None = ...,
+        last_visit_time: _timestamp_pb2.Timestamp | None = ...,
+        points_balance_hundredths: _builtins.int = ...,
+        points_expiring_hundredths: _builtins.int = ...,
+        points_expiring_time: _timestamp_pb2.Timestamp | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "first_visit_time", b"first_visit_time", "last_visit_time", b"last_visit_time", "points_expiring_time", b"points_expiring_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_type", b"access_type", "average_check_minor_units", b"average_check_minor_units", "category_id", b"category_id", "create_time", b"create_time", "customer_id", b"customer_id", "family_name", b"family_name", "first_visit_time", b"first_visit_time", "given_name", b"given_name", "last_visit_time", b"last_visit_time", "participation_confirmed", b"participation_confirmed", "personal_data_consent", b"personal_data_consent", "phone", b"phone", "points_balance_hundredths", b"points_balance_hundredths", "points_expiring_hundredths", b"points_expiring_hundredths", "points_expiring_time", b"points_expiring_time", "sales_count", b"sales_count", "sales_sum_minor_units", b"sales_sum_minor_units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CustomerListRow: _TypeAlias = CustomerListRow  # noqa: Y015
