@@ -155,3 +155,9 @@ def test_an_unset_scope_is_the_whole_business_and_a_selection_is_bounded() -> No
     with pytest.raises(InvalidArgument) as refused:
         scope_from_proto(too_many)
     assert refused.value.violations[0].field == "scope.customer_ids"
+
+
+def test_a_sort_by_a_column_the_contract_does_not_name_is_refused() -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        sort_from_proto(lists.CustomerSort(column=99))  # type: ignore[arg-type]
+    assert refused.value.violations[0].field == "sort.column"

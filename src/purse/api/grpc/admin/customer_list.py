@@ -106,7 +106,13 @@ def _value(message: customers_pb2.FilterValue, path: str) -> Value:
 
 
 def sort_from_proto(message: customers_pb2.CustomerSort) -> Sort:
-    column = _columns.get(message.column, CustomerColumn.CUSTOMER_ID)
+    column = (
+        CustomerColumn.CUSTOMER_ID
+        if message.column == customers_pb2.CUSTOMER_COLUMN_UNSPECIFIED
+        else _columns.get(message.column)
+    )
+    if column is None:
+        raise invalid("sort.column", "a column of the customer list")
     direction = _directions.get(message.direction)
     if direction is None:
         raise invalid("sort.direction", "ascending or descending")
