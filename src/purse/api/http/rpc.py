@@ -33,7 +33,7 @@ from typing import Any
 
 import grpc
 import orjson
-from google.protobuf import any_pb2, json_format, message_factory
+from google.protobuf import any_pb2, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
@@ -42,6 +42,7 @@ from purse.api.grpc.common.errors import error_domain, rich_status
 from purse.api.grpc.common.interceptors import Handler
 from purse.api.grpc.common.surface import Refused
 from purse.api.http import json_requests
+from purse.api.http.json_answers import message_to_dict
 from purse.domain.errors import DomainError, InvalidArgument, TimedOut
 from purse.domain.reasons import Status
 
@@ -53,18 +54,14 @@ json_content_type = b"application/json"
 proto_content_type = b"application/proto"
 ndjson_content_type = b"application/x-ndjson"
 _status_details_key = "grpc-status-details-bin"
-# The google.rpc details Purse's errors carry, by full name (each shown decoded as `debug`).
+# The google.rpc details Purse's errors carry (rich_status), by full name, each shown
+# decoded as `debug`; any other would be shown as its bytes only.
 _detail_classes: Mapping[str, type[Message]] = {
     detail.DESCRIPTOR.full_name: detail
     for detail in (
         error_details_pb2.ErrorInfo,
         error_details_pb2.BadRequest,
         error_details_pb2.RetryInfo,
-        error_details_pb2.PreconditionFailure,
-        error_details_pb2.QuotaFailure,
-        error_details_pb2.ResourceInfo,
-        error_details_pb2.Help,
-        error_details_pb2.LocalizedMessage,
     )
 }
 
@@ -145,7 +142,7 @@ def error_document(status: status_pb2.Status) -> dict[str, Any]:
         detail_class = _detail_classes.get(type_name)
         if detail_class is not None:
             unpacked = detail_class.FromString(packed.value)
-            detail["debug"] = json_format.MessageToDict(unpacked)
+            detail["debug"] = message_to_dict(unpacked)
         details.append(detail)
     document: dict[str, Any] = {"code": code.name.lower(), "message": status.message}
     if details:
