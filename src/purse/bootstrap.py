@@ -52,10 +52,11 @@ from purse.notify.dispatcher import OutboxDispatcher, pin_key_purpose
 from purse.notify.providers import ConsoleProvider, PushWebhookProvider, WebhookProvider
 from purse.platform.v1 import platform_service_pb2, platform_service_pb2_grpc
 from purse.service.admin.administrators import Administrators
+from purse.service.admin.bulk_actions import BulkActions
 from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
 from purse.service.admin.customer_list import CustomerList
-from purse.service.admin.customer_operations import CustomerOperations
+from purse.service.admin.customer_operations import CustomerOperations, generated_coupon_code
 from purse.service.admin.customers import CustomerCards
 from purse.service.admin.goods import Goods, GoodsCategories
 from purse.service.admin.loyalty_programs import LoyaltyPrograms
@@ -69,6 +70,7 @@ from purse.service.authentication import (
     PasswordChecks,
 )
 from purse.service.batch_writer import BatchWriter
+from purse.service.bulk_runner import BulkRunner
 from purse.service.goods import GoodsCatalogue
 from purse.service.maintenance import Maintenance
 from purse.service.platform import Platform
@@ -92,13 +94,14 @@ from purse.store.postgres import database
 from purse.store.postgres.administrators import AdministratorStore, OperatorKeyStore
 from purse.store.postgres.back_office import BackOfficeReads, BackOfficeWrites
 from purse.store.postgres.batches import BatchStore
+from purse.store.postgres.bulk_actions import BulkActionStore
 from purse.store.postgres.businesses import BusinessStore
 from purse.store.postgres.calculation_inputs import CalculationInputStore
 from purse.store.postgres.catalogue import CatalogueStore
 from purse.store.postgres.catalogue_setup import CatalogueSetupStore
 from purse.store.postgres.categories import CategoryStore
 from purse.store.postgres.customer_card import CustomerCardStore
-from purse.store.postgres.customer_list import CustomerListStore
+from purse.store.postgres.customer_list import CustomerListStore, selection_sql
 from purse.store.postgres.customer_operations import CustomerOperationStore
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.device_tokens import DeviceTokenStore
@@ -281,6 +284,7 @@ class Application:
         self.changes = UnitOfWork()
         self.maintenance: Maintenance | None = None
         self.unary: UnaryProcessing | None = None
+        self.bulk_runner: BulkRunner | None = None
         self.announcements: ProgramAnnouncements | None = None
         self._background: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
@@ -331,6 +335,10 @@ class Application:
         self.unary.start()
         await self.server.start()
         self._background.append(asyncio.get_running_loop().create_task(self._sweep_holds()))
+        if self.bulk_runner is not None:
+            self._background.append(
+                asyncio.get_running_loop().create_task(self.bulk_runner.run(self._stopping))
+            )
         if settings.notify_enabled:
             self._background.append(
                 asyncio.get_running_loop().create_task(self._dispatch(self.pool, secret))
@@ -439,6 +447,31 @@ class Application:
             points_of_sale=PointsOfSale(writes, reads, SetupStore()),
             terminals=Terminals(writes, reads, SetupStore()),
             terminal_api_keys=TerminalApiKeys(writes, reads, SetupStore()),
+            bulk_actions=self._bulk_actions(pool),
+        )
+
+    def _bulk_actions(self, pool: asyncpg.Pool) -> BulkActions:
+        """The bulk actions' use case, and the runner that carries their operations out."""
+        settings = self.settings
+        assert self.writer is not None
+        store = BulkActionStore(pool)
+        self.bulk_runner = BulkRunner(
+            store,
+            self.writer,
+            CustomerOperationStore(pool),
+            self.changes,
+            generated_coupon_code,
+            settings.bulk_chunk_customers_max,
+            settings.bulk_poll_seconds,
+            settings.bulk_chunk_pause_ms / 1000,
+        )
+        return BulkActions(
+            store,
+            selection_sql,
+            CustomerOperationStore(pool),
+            None,
+            settings.notify_sms_segment_price_minor_units,
+            wake_runner=self.bulk_runner.wake,
         )
 
     def _terminal_servicer(
@@ -488,6 +521,7 @@ class Application:
             settings.batch_concurrent_max,
             self.registry,
             changes,
+            background_operations_max=settings.batch_bulk_operations_max,
         )
         checkout, holds, refunds, history = self._transaction_use_cases(
             pool, client, secret, programs, calculation, changes

@@ -103,6 +103,16 @@ class Settings:
     batch_operations_max: int = 500
     batch_queue_operations_max: int = 20_000
     batch_concurrent_max: int = 1
+    # A bulk action's share of every batch: at most this many of its operations, after
+    # the tills' (see purse.service.coalescing).
+    batch_bulk_operations_max: int = 250
+    # Bulk actions: members a runner reads and applies at a time, and how often a
+    # server looks for running operations (a start on the same process wakes it).
+    bulk_chunk_customers_max: int = 500
+    bulk_poll_seconds: float = 5.0
+    # A pause after every chunk, to slow bulk actions further than the writer's share
+    # does (0: none).
+    bulk_chunk_pause_ms: int = 0
     # Unary ProcessCheck calls arriving together share their reads, up to this many.
     process_group_checks_max: int = 200
     process_groups_concurrent_max: int = 2
@@ -125,6 +135,9 @@ class Settings:
     notify_push_timeout_seconds: float = 5.0
     notify_push_connections_max: int = 32
     notify_batch_messages_max: int = 100
+    # What the SMS gateway bills for one segment, in minor units: a bulk action's dry run
+    # shows the cost of its messages at this price.
+    notify_sms_segment_price_minor_units: int = 0
     notify_poll_interval_ms: int = 500
     notify_attempts_max: int = 8
     notify_backoff_ms_first: int = 1_000
@@ -180,6 +193,8 @@ settings_zero_allowed = frozenset(
         "balance_cache_seconds",
         "database_pool_connections_min",
         "start_dependency_wait_seconds",
+        "bulk_chunk_pause_ms",
+        "notify_sms_segment_price_minor_units",
     }
 )
 port_highest = 65_535

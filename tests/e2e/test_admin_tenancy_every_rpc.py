@@ -14,7 +14,7 @@ from google.protobuf.message_factory import GetMessageClass
 from support import bearer, found_business, operator_key
 
 from purse.admin.v1 import admin_service_pb2 as admin
-from purse.admin.v1 import customers_pb2, setup_pb2
+from purse.admin.v1 import bulk_actions_pb2, customers_pb2, setup_pb2
 from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
 from purse.demo import create_demo, demo_customer_card, demo_customer_phone
 from purse.v1 import common_pb2
@@ -29,7 +29,7 @@ _scoped_by_the_credential = {
     "ListAccountTypes", "ListCouponSeries", "ListCertificates", "CreateCustomerCategory",
     "CreateProgram", "CreateGoodsCategory", "CreateGoods", "UpsertGoods",
     "CreateAccountType", "CreateCouponSeries", "CreateCertificate", "ListCustomers",
-    "CountCustomers",
+    "CountCustomers", "ListOperations",
 }  # fmt: skip
 _resources = {
     "Program": "program",
@@ -79,6 +79,17 @@ async def _their_things(stub: Any, key: tuple[tuple[str, str]]) -> dict[str, Any
         admin.GetProgramRulesRequest(program_id=things["program"].program_id), metadata=key
     )
     things["rules"] = rules
+    dry_run = await stub.DryRunBulkAction(
+        admin.DryRunBulkActionRequest(
+            action=bulk_actions_pb2.BulkAction(
+                change_access_type=bulk_actions_pb2.AccessTypeChangeAction(
+                    access_type=common_pb2.ACCESS_TYPE_LIMITED
+                )
+            )
+        ),
+        metadata=key,
+    )
+    things["operation"] = dry_run.operation
     return things
 
 
@@ -102,6 +113,7 @@ def _ids(things: dict[str, Any]) -> dict[str, Any]:
         "certificate_id": things["certificate"].certificate_id,
         "customer_id": things["card"].membership.customer_id,
         "administrator_id": things["administrator"].administrator_id,
+        "operation_id": things["operation"].operation_id,
     }
 
 
@@ -127,7 +139,9 @@ def _request(method: str, things: dict[str, Any]) -> Message:
 def _completed(method: str, request: Any, things: dict[str, Any]) -> Message:
     """What each call needs besides ids to be well-formed."""
     card = things["card"]
-    if method in ("SetTerminalPassword", "SetAdministratorPassword"):
+    if method == "DryRunBulkAction":  # through their terminal
+        request.action.credit_points.points_hundredths = 100
+    elif method in ("SetTerminalPassword", "SetAdministratorPassword"):
         request.new_password = "a perfectly good password"
     elif method == "CreateTerminal":
         request.terminal.login = f"intruder-{card.membership.customer_id}"

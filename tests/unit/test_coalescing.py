@@ -96,3 +96,26 @@ async def test_closing_flushes_everything_accepted_and_refuses_the_rest() -> Non
     recorder.open.set()
     await closing
     assert sorted(item for batch in recorder.batches for item in batch) == list(range(100))
+
+
+async def test_background_items_take_at_most_their_share_of_a_batch_after_the_first_lane() -> None:
+    recorder = Recorder()
+    recorder.open.clear()
+    coalescer: Coalescer[int] = Coalescer(
+        recorder.flush, 10, 100, 1, background_items_max=3, queue_background_items_max=100
+    )
+    coalescer.start()
+    await coalescer.put(0, None)
+    await asyncio.sleep(0.01)  # the flush of 0 holds the only slot
+    for item in range(100, 120):
+        await coalescer.put_background(item, None)
+    for item in range(1, 9):
+        await coalescer.put(item, None)
+    recorder.open.set()
+    await coalescer.close()
+    first_lane = [[item for item in batch if item < 100] for batch in recorder.batches]
+    background = [[item for item in batch if item >= 100] for batch in recorder.batches]
+    assert first_lane[:2] == [[0], list(range(1, 9))]
+    assert background[1] == [100, 101]  # the room the tills left, within the share
+    assert all(len(batch) <= 3 for batch in background)
+    assert sorted(item for batch in background for item in batch) == list(range(100, 120))

@@ -776,6 +776,34 @@ ERROR_REASONS: Final[Mapping[str, Reason]] = {
         Retry.AFTER_FIX,
         final=True,
     ),
+    # Bulk actions.
+    "SELECTION_TOO_LARGE": Reason(
+        Status.FAILED_PRECONDITION,
+        "the selection holds more customers than one bulk action takes",
+        "narrow the filter or the scope, or split the selection in parts",
+        Retry.AFTER_FIX,
+        final=True,
+    ),
+    "BULK_OPERATION_NOT_FOUND": _unknown(
+        "no such bulk operation in this business", "ListOperations"
+    ),
+    "BULK_TOKEN_INVALID": Reason(
+        Status.FAILED_PRECONDITION,
+        "the token is not the one the operation's dry run answered with",
+        "send the token DryRunBulkAction answered for this very operation",
+        Retry.AFTER_FIX,
+        final=True,
+    ),
+    "BULK_OPERATION_NOT_DRAFT": Reason(
+        Status.FAILED_PRECONDITION,
+        "the operation started, finished or was cancelled already, or its dry run expired",
+        "read it (GetOperation); to run the action again, dry-run it again",
+        Retry.NEVER,
+        final=True,
+    ),
+    "NEWS_ITEM_NOT_FOUND": _unknown(
+        "no such news item in this business, or it is not published now", "ListNewsItems"
+    ),
     # The back office: setup.
     "POINT_OF_SALE_NOT_FOUND": _unknown(
         "no such point of sale in this business, or it is archived", "ListPointsOfSale"

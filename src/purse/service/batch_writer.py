@@ -14,6 +14,10 @@ future: resolving a future wakes its awaiting task through the event loop, which
 about as much per check as the check's own settlement. Each operation is still queued,
 batched and answered on its own.
 
+Background work (`submit_background`: a bulk action's chunk) queues on a lane of its own
+and takes at most `background_operations_max` places of a batch, after the calls waiting
+on the first lane: tills keep their batches, and their latency, while a bulk action runs.
+
 Within a batch, operations of one business go in one database transaction; two sales
 with the same idempotency key share the first one's outcome. A batch that fails on a
 deadlock is retried; one that fails for any other reason but an outage is split in
@@ -90,11 +94,18 @@ class BatchWriter:
         concurrent_batches_max: int,
         registry: CollectorRegistry | None = None,
         changes: UnitOfWork | None = None,
+        background_operations_max: int = 0,
     ) -> None:
         self._store = store
         self._changes = changes or UnitOfWork()
         self._coalescer: Coalescer[_Pending] = Coalescer(
-            self._flush, batch_operations_max, queue_operations_max, concurrent_batches_max
+            self._flush,
+            batch_operations_max,
+            queue_operations_max,
+            concurrent_batches_max,
+            background_operations_max,
+            # Room for two batches' share: one being written, the next one waiting.
+            queue_background_items_max=max(1, 2 * background_operations_max),
         )
         self._sizes = Histogram(
             "purse_batch_operations",
@@ -133,12 +144,26 @@ class BatchWriter:
     ) -> list[Outcome | BaseException]:
         """Each operation's outcome, or the failure of the batch that carried it, once all
         of them are settled. They are queued in order, so they are written in order."""
+        return await self._submit(business_id, operations, timeout_seconds, background=False)
+
+    async def submit_background(
+        self, business_id: int, operations: Sequence[Sale | Transition]
+    ) -> list[Outcome | BaseException]:
+        """As `submit_many`, on the background lane, waiting for room as long as it takes."""
+        return await self._submit(business_id, operations, None, background=True)
+
+    async def _submit(
+        self,
+        business_id: int,
+        operations: Sequence[Sale | Transition],
+        timeout_seconds: float | None,
+        background: bool,
+    ) -> list[Outcome | BaseException]:
         group = _Group(len(operations))
+        put = self._coalescer.put_background if background else self._coalescer.put
         for index, operation in enumerate(operations):
             try:
-                await self._coalescer.put(
-                    _Pending(business_id, operation, group, index), timeout_seconds
-                )
+                await put(_Pending(business_id, operation, group, index), timeout_seconds)
             except Overloaded as refusal:
                 # Those already accepted are written and answered; the rest are refused.
                 for refused in range(index, len(operations)):

@@ -48,6 +48,11 @@ class Notice:
     language: str
     points_accrued: int
     points_redeemed: int
+    # A bulk action's message: its purpose, and its text from the balance after of the
+    # pocket of `account_type_id` (None: the program's notice text, from the points).
+    purpose: str = "transaction"
+    text: Callable[[int], str] | None = None
+    account_type_id: int = 0
 
 
 # (language, points accrued, points redeemed, balance after) -> text; all points in hundredths

@@ -234,6 +234,14 @@ class Writer(Protocol):
         ...
 
 
+class BackgroundWriter(Protocol):
+    """The batch writer's background lane: a bulk action's chunk, behind the tills."""
+
+    async def submit_background(
+        self, business_id: int, operations: Sequence[Sale | Transition]
+    ) -> list[Outcome | BaseException]: ...
+
+
 class ReceiptCodec(Protocol):
     """A sale's receipt as stored (`TransactionRecord.receipt`), which the use cases never
     look into. The API layer implements it: the stored bytes hold the receipt as the

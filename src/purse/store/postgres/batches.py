@@ -466,12 +466,16 @@ class _Writes:
 
     def _notice(self, notice: Notice, transaction_id: int, outcome: Outcome) -> None:
         # The balance right after this operation, not after the whole batch.
-        points = outcome.balances.get((notice.customer_id, 0), Balance(0, 0))
-        text = self.notice_text(
-            notice.language, notice.points_accrued, notice.points_redeemed, points.balance
-        )
+        pocket = (notice.customer_id, notice.account_type_id)
+        balance = outcome.balances.get(pocket, Balance(0, 0)).balance
+        if notice.text is None:
+            text = self.notice_text(
+                notice.language, notice.points_accrued, notice.points_redeemed, balance
+            )
+        else:
+            text = notice.text(balance)
         message = Message(
-            notice.customer_id, notice.channel, "transaction", notice.phone, notice.language, text
+            notice.customer_id, notice.channel, notice.purpose, notice.phone, notice.language, text
         )
         self.messages.append((message, transaction_id))
         if outcome.totals is not None and not outcome.totals.participation_confirmed:

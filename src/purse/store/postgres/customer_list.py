@@ -210,6 +210,15 @@ class CustomerListStore:
         return counted
 
 
+def selection_sql(
+    business_id: int, scope: ListScope, tree: Filter | None, now: datetime
+) -> CompiledSql:
+    """A statement of the customer ids the selection holds (a bulk action freezes it):
+    its first parameter is the business, the rest follow."""
+    selection = _selection(business_id, scope, tree, now)
+    return CompiledSql(f"SELECT m.customer_id{selection.text}", selection.parameters)
+
+
 def _selection(
     business_id: int, scope: ListScope, tree: Filter | None, now: datetime
 ) -> CompiledSql:

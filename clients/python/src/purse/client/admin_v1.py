@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from purse.admin.v1 import admin_service_pb2 as admin_v1_admin_service_pb2
 from purse.admin.v1 import admin_service_pb2_grpc as admin_v1_admin_service_pb2_grpc
+from purse.admin.v1 import bulk_actions_pb2 as admin_v1_bulk_actions_pb2
 from purse.admin.v1 import catalogue_pb2 as admin_v1_catalogue_pb2
 from purse.admin.v1 import customers_pb2 as admin_v1_customers_pb2
 from purse.admin.v1 import setup_pb2 as admin_v1_setup_pb2
@@ -22,32 +23,6 @@ from purse.v1 import common_pb2 as v1_common_pb2
 
 if TYPE_CHECKING:
     from purse.admin.v1.admin_service_pb2_grpc import AdminServiceAsyncStub
-
-
-class AccountKind(ContractEnum):
-    """What a customer account holds."""
-
-    UNSPECIFIED = 0
-    """Not set; invalid."""
-    MONEY = 1
-    """Money, minor units of the business currency; pays like cash."""
-    PRODUCTS = 2
-    """Product units, thousandths (litres of fuel, cups of coffee); pays for those products."""
-    ACHIEVEMENTS = 3
-    """Purchases counted towards a reward: every Nth unit of its products is free."""
-
-
-class CouponKind(ContractEnum):
-    """How a coupon reduces a check."""
-
-    UNSPECIFIED = 0
-    """Not set; invalid."""
-    PERCENT = 1
-    """A share of the allowed lines: `value` in basis points (1 to 10,000)."""
-    FIXED = 2
-    """A sum off the allowed lines: `value` in minor units."""
-    FREE_PRODUCT = 3
-    """An allowed product free: `value` in thousandths of a unit."""
 
 
 class CustomerColumn(ContractEnum):
@@ -136,6 +111,47 @@ class NoticeChannel(ContractEnum):
     """A push notification, and a text message when the push cannot be delivered."""
     NONE = 4
     """No notice at all."""
+
+
+class OperationState(ContractEnum):
+    """The state of a bulk operation."""
+
+    UNSPECIFIED = 0
+    """Not set."""
+    DRAFT = 1
+    """Dry run done; runs when started with its token before it expires."""
+    RUNNING = 2
+    """Running, a chunk at a time."""
+    SUCCEEDED = 3
+    """Every member reached."""
+    CANCELLED = 4
+    """Cancelled; members not reached were left as they were."""
+
+
+class AccountKind(ContractEnum):
+    """What a customer account holds."""
+
+    UNSPECIFIED = 0
+    """Not set; invalid."""
+    MONEY = 1
+    """Money, minor units of the business currency; pays like cash."""
+    PRODUCTS = 2
+    """Product units, thousandths (litres of fuel, cups of coffee); pays for those products."""
+    ACHIEVEMENTS = 3
+    """Purchases counted towards a reward: every Nth unit of its products is free."""
+
+
+class CouponKind(ContractEnum):
+    """How a coupon reduces a check."""
+
+    UNSPECIFIED = 0
+    """Not set; invalid."""
+    PERCENT = 1
+    """A share of the allowed lines: `value` in basis points (1 to 10,000)."""
+    FIXED = 2
+    """A sum off the allowed lines: `value` in minor units."""
+    FREE_PRODUCT = 3
+    """An allowed product free: `value` in thousandths of a unit."""
 
 
 class AdministratorRole(ContractEnum):
@@ -1503,6 +1519,97 @@ class CountCustomersResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class DryRunBulkActionResponse:
+    """DryRunBulkAction output.
+
+    `raw` is the purse.admin.v1.DryRunBulkActionResponse message read.
+    """
+
+    raw: admin_v1_admin_service_pb2.DryRunBulkActionResponse = field(repr=False, compare=False)
+    operation: Operation
+    """The draft, with the dry run's figures."""
+    token: str
+    """Send it to StartBulkAction to run this very draft."""
+
+    @classmethod
+    def of(
+        cls, raw: admin_v1_admin_service_pb2.DryRunBulkActionResponse
+    ) -> DryRunBulkActionResponse:
+        """The DryRunBulkActionResponse `raw` reads as."""
+        return cls(raw, Operation.of(raw.operation), raw.token)
+
+
+@dataclass(frozen=True, slots=True)
+class StartBulkActionResponse:
+    """StartBulkAction output.
+
+    `raw` is the purse.admin.v1.StartBulkActionResponse message read.
+    """
+
+    raw: admin_v1_admin_service_pb2.StartBulkActionResponse = field(repr=False, compare=False)
+    operation: Operation
+    """Running."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_admin_service_pb2.StartBulkActionResponse) -> StartBulkActionResponse:
+        """The StartBulkActionResponse `raw` reads as."""
+        return cls(raw, Operation.of(raw.operation))
+
+
+@dataclass(frozen=True, slots=True)
+class GetOperationResponse:
+    """GetOperation output.
+
+    `raw` is the purse.admin.v1.GetOperationResponse message read.
+    """
+
+    raw: admin_v1_admin_service_pb2.GetOperationResponse = field(repr=False, compare=False)
+    operation: Operation
+    """As it is now."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_admin_service_pb2.GetOperationResponse) -> GetOperationResponse:
+        """The GetOperationResponse `raw` reads as."""
+        return cls(raw, Operation.of(raw.operation))
+
+
+@dataclass(frozen=True, slots=True)
+class ListOperationsResponse:
+    """ListOperations output.
+
+    `raw` is the purse.admin.v1.ListOperationsResponse message read.
+    """
+
+    raw: admin_v1_admin_service_pb2.ListOperationsResponse = field(repr=False, compare=False)
+    operations: tuple[Operation, ...]
+    """Newest first."""
+    next_page_token: str
+    """Empty on the last page."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_admin_service_pb2.ListOperationsResponse) -> ListOperationsResponse:
+        """The ListOperationsResponse `raw` reads as."""
+        return cls(raw, tuple(Operation.of(item) for item in raw.operations), raw.next_page_token)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOperationResponse:
+    """CancelOperation output.
+
+    `raw` is the purse.admin.v1.CancelOperationResponse message read.
+    """
+
+    raw: admin_v1_admin_service_pb2.CancelOperationResponse = field(repr=False, compare=False)
+    operation: Operation
+    """Cancelled, or as it was when it had finished."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_admin_service_pb2.CancelOperationResponse) -> CancelOperationResponse:
+        """The CancelOperationResponse `raw` reads as."""
+        return cls(raw, Operation.of(raw.operation))
+
+
+@dataclass(frozen=True, slots=True)
 class FindCustomerResponse:
     """FindCustomer output.
 
@@ -2414,6 +2521,71 @@ class CustomerListRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Operation:
+    """A bulk operation and its progress.
+
+    `raw` is the purse.admin.v1.Operation message read.
+    """
+
+    raw: admin_v1_bulk_actions_pb2.Operation = field(repr=False, compare=False)
+    operation_id: int
+    """Assigned by Purse."""
+    action: BulkAction
+    """The action as given."""
+    selection: BulkSelection
+    """The selection as given."""
+    estimate: BulkEstimate
+    """What the dry run counted."""
+    state: OperationState
+    """Where it is."""
+    terminal_id: int
+    """The terminal credits and coupons went through; 0 for other actions."""
+    total: int
+    """Members frozen at the dry run."""
+    done: int
+    """Members the action was applied to."""
+    failed: int
+    """Members it failed for (the ledger refused: a balance past its largest, say)."""
+    rejected: int
+    """Members skipped: blacklisted for a credit, or a message that could not reach them."""
+    administrator_id: int
+    """Who dry-ran it: the administrator's id (0: the operator) and name."""
+    created_by: str
+    """The administrator's name as the audit log records it."""
+    create_time: datetime | None
+    """The dry run."""
+    draft_expire_time: datetime | None
+    """Until then the draft may be started."""
+    start_time: datetime | None
+    """Unset while a draft."""
+    finish_time: datetime | None
+    """Unset until it succeeded or was cancelled."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_bulk_actions_pb2.Operation) -> Operation:
+        """The Operation `raw` reads as."""
+        return cls(
+            raw,
+            raw.operation_id,
+            BulkAction.of(raw.action),
+            BulkSelection.of(raw.selection),
+            BulkEstimate.of(raw.estimate),
+            OperationState(raw.state),
+            raw.terminal_id,
+            raw.total,
+            raw.done,
+            raw.failed,
+            raw.rejected,
+            raw.administrator_id,
+            raw.created_by,
+            raw.create_time.ToDatetime(UTC) if raw.HasField("create_time") else None,
+            raw.draft_expire_time.ToDatetime(UTC) if raw.HasField("draft_expire_time") else None,
+            raw.start_time.ToDatetime(UTC) if raw.HasField("start_time") else None,
+            raw.finish_time.ToDatetime(UTC) if raw.HasField("finish_time") else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerCard:
     """Everything the control panel shows of one customer.
 
@@ -2536,6 +2708,121 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class BulkAction:
+    """What a bulk action does to each member.
+
+    `raw` is the purse.admin.v1.BulkAction message read.
+    """
+
+    raw: admin_v1_bulk_actions_pb2.BulkAction = field(repr=False, compare=False)
+    credit_points: PointsCreditOperation | None
+    """Credit points, optionally as special points (expire_time, or valid_days from the
+    operation's start).
+    """
+    credit_account: AccountCreditOperation | None
+    """Replenish a money or products account."""
+    issue_coupons: CouponIssueOperation | None
+    """Issue a coupon of the series to each member (generated codes; leave code empty). Refused
+    up front when the series' cap cannot hold them all.
+    """
+    change_category: CategoryChangeAction | None
+    """Change the category."""
+    change_access_type: AccessTypeChangeAction | None
+    """Change the access type."""
+    send_message: SendMessageAction | None
+    """Send a message."""
+    send_news: SendNewsAction | None
+    """Send a news notification."""
+    message: BulkMessage
+    """With credit_points, credit_account, issue_coupons (optional) and send_message (required)."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_bulk_actions_pb2.BulkAction) -> BulkAction:
+        """The BulkAction `raw` reads as."""
+        return cls(
+            raw,
+            PointsCreditOperation.of(raw.credit_points) if raw.HasField("credit_points") else None,
+            AccountCreditOperation.of(raw.credit_account)
+            if raw.HasField("credit_account")
+            else None,
+            CouponIssueOperation.of(raw.issue_coupons) if raw.HasField("issue_coupons") else None,
+            CategoryChangeAction.of(raw.change_category)
+            if raw.HasField("change_category")
+            else None,
+            AccessTypeChangeAction.of(raw.change_access_type)
+            if raw.HasField("change_access_type")
+            else None,
+            SendMessageAction.of(raw.send_message) if raw.HasField("send_message") else None,
+            SendNewsAction.of(raw.send_news) if raw.HasField("send_news") else None,
+            BulkMessage.of(raw.message),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BulkSelection:
+    """Whom a bulk action is for: the customer list's filter within its scope (the scope's
+    customer ids are a manual selection, combined with the filter by AND).
+
+    `raw` is the purse.admin.v1.BulkSelection message read.
+    """
+
+    raw: admin_v1_bulk_actions_pb2.BulkSelection = field(repr=False, compare=False)
+    filter: Filter
+    """Unset: every customer in the scope."""
+    scope: CustomerListScope
+    """Unset: the whole business."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_bulk_actions_pb2.BulkSelection) -> BulkSelection:
+        """The BulkSelection `raw` reads as."""
+        return cls(raw, Filter.of(raw.filter), CustomerListScope.of(raw.scope))
+
+
+@dataclass(frozen=True, slots=True)
+class BulkEstimate:
+    """What a dry run counted, at the dry run's moment.
+
+    `raw` is the purse.admin.v1.BulkEstimate message read.
+    """
+
+    raw: admin_v1_bulk_actions_pb2.BulkEstimate = field(repr=False, compare=False)
+    customers: int
+    """Customers selected (and frozen)."""
+    changed: int
+    """Customers the action reaches: credits and coupons skip blacklisted customers."""
+    amount_total: int
+    """In all, in the action's unit: points hundredths, the account's unit, coupons."""
+    messages_sms: int
+    """Messages expected to go by SMS (smart ones to customers without a device included)."""
+    messages_push: int
+    """Messages expected to go by push."""
+    messages_rejected: int
+    """Messages rejected at no cost: participation not confirmed, or push without a device."""
+    sms_segments: int
+    """SMS segments in all (GSM-7 or UCS-2, as networks bill them)."""
+    sms_cost_minor_units: int
+    """The segments at the instance's segment price, minor units."""
+    skipped: int
+    """Customers skipped: blacklisted customers get no credit or coupon."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_bulk_actions_pb2.BulkEstimate) -> BulkEstimate:
+        """The BulkEstimate `raw` reads as."""
+        return cls(
+            raw,
+            raw.customers,
+            raw.changed,
+            raw.amount_total,
+            raw.messages_sms,
+            raw.messages_push,
+            raw.messages_rejected,
+            raw.sms_segments,
+            raw.sms_cost_minor_units,
+            raw.skipped,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class PointsLot:
     """A live special-points lot: points that stop being spendable at `expire_time`.
 
@@ -2641,6 +2928,220 @@ class Selector:
 
 
 @dataclass(frozen=True, slots=True)
+class PointsCreditOperation:
+    """Credit bonus points; optionally as special points that expire.
+
+    `raw` is the purse.admin.v1.PointsCreditOperation message read.
+    """
+
+    raw: admin_v1_customers_pb2.PointsCreditOperation = field(repr=False, compare=False)
+    points_hundredths: int
+    """Points to credit, hundredths (1 to 10^17)."""
+    expire_time: datetime | None
+    """Special points spendable until then (within 1830 days)."""
+    valid_days: int | None
+    """Special points spendable for this many days from when the operation is applied (1 to
+    1830); a retry of the same key names the same period and matches.
+    """
+
+    @classmethod
+    def of(cls, raw: admin_v1_customers_pb2.PointsCreditOperation) -> PointsCreditOperation:
+        """The PointsCreditOperation `raw` reads as."""
+        return cls(
+            raw,
+            raw.points_hundredths,
+            raw.expire_time.ToDatetime(UTC) if raw.HasField("expire_time") else None,
+            raw.valid_days if raw.HasField("valid_days") else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountCreditOperation:
+    """Replenish a money or products account.
+
+    `raw` is the purse.admin.v1.AccountCreditOperation message read.
+    """
+
+    raw: admin_v1_customers_pb2.AccountCreditOperation = field(repr=False, compare=False)
+    account_type_id: int
+    """A money or products account type of the business."""
+    amount: int
+    """In the account's unit: minor units for money, thousandths for products."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_customers_pb2.AccountCreditOperation) -> AccountCreditOperation:
+        """The AccountCreditOperation `raw` reads as."""
+        return cls(raw, raw.account_type_id, raw.amount)
+
+
+@dataclass(frozen=True, slots=True)
+class CouponIssueOperation:
+    """Issue a coupon of a series into the customer's wallet; refused when the series' cap is
+    reached (FAILED_PRECONDITION COUPON_SERIES_EXHAUSTED) or it is archived.
+
+    `raw` is the purse.admin.v1.CouponIssueOperation message read.
+    """
+
+    raw: admin_v1_customers_pb2.CouponIssueOperation = field(repr=False, compare=False)
+    series_id: int
+    """A live coupon series of the business."""
+    code: str
+    """The coupon's code; empty: one is generated (12 unambiguous characters)."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_customers_pb2.CouponIssueOperation) -> CouponIssueOperation:
+        """The CouponIssueOperation `raw` reads as."""
+        return cls(raw, raw.series_id, raw.code)
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryChangeAction:
+    """Change every member's category.
+
+    `raw` is the purse.admin.v1.CategoryChangeAction message read.
+    """
+
+    raw: admin_v1_bulk_actions_pb2.CategoryChangeAction = field(repr=False, compare=False)
+    category_id: int
+    """A live customer category of the business."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_bulk_actions_pb2.CategoryChangeAction) -> CategoryChangeAction:
+        """The CategoryChangeAction `raw` reads as."""
+        return cls(raw, raw.category_id)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessTypeChangeAction:
+    """Change every member's access type.
+
+    `raw` is the purse.admin.v1.AccessTypeChangeAction message read.
+    """
+
+    raw: admin_v1_bulk_actions_pb2.AccessTypeChangeAction = field(repr=False, compare=False)
+    access_type: v1.AccessType
+    """FULL, LIMITED, NONE or BLACKLISTED."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_bulk_actions_pb2.AccessTypeChangeAction) -> AccessTypeChangeAction:
+        """The AccessTypeChangeAction `raw` reads as."""
+        return cls(raw, v1.AccessType(raw.access_type))
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessageAction:
+    """Send the message only.
+
+    `raw` is the purse.admin.v1.SendMessageAction message read.
+    """
+
+    raw: admin_v1_bulk_actions_pb2.SendMessageAction = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, raw: admin_v1_bulk_actions_pb2.SendMessageAction) -> SendMessageAction:
+        """The SendMessageAction `raw` reads as."""
+        return cls(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class SendNewsAction:
+    """A push about one of the business's news items, published now.
+
+    `raw` is the purse.admin.v1.SendNewsAction message read.
+    """
+
+    raw: admin_v1_bulk_actions_pb2.SendNewsAction = field(repr=False, compare=False)
+    news_item_id: int
+    """A news item of the business."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_bulk_actions_pb2.SendNewsAction) -> SendNewsAction:
+        """The SendNewsAction `raw` reads as."""
+        return cls(raw, raw.news_item_id)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkMessage:
+    """A message to every member: SMS, push or smart. Only customers who confirmed participation
+    get one; the others are recorded as rejected, at no cost.
+
+    `raw` is the purse.admin.v1.BulkMessage message read.
+    """
+
+    raw: admin_v1_bulk_actions_pb2.BulkMessage = field(repr=False, compare=False)
+    channel: NoticeChannel
+    """SMS, PUSH or SMART (push, and SMS where the push was not delivered)."""
+    template: str
+    """Up to 1000 characters with {name}, {balance}, {points}, {coupon}; empty: the system text
+    of what was done ("You have been credited 50.00 points, balance 120.00"; "You have been
+    credited coupon C"), in the customer's language. Required for send_message.
+    """
+
+    @classmethod
+    def of(cls, raw: admin_v1_bulk_actions_pb2.BulkMessage) -> BulkMessage:
+        """The BulkMessage `raw` reads as."""
+        return cls(raw, NoticeChannel(raw.channel), raw.template)
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """A filter of the customer list: exactly one of a condition, a group all of whose filters
+    hold, or a group any of whose filters holds. Groups nest at most 4 deep, with at most 50
+    conditions in all.
+
+    `raw` is the purse.admin.v1.Filter message read.
+    """
+
+    raw: admin_v1_customers_pb2.Filter = field(repr=False, compare=False)
+    condition: Condition | None
+    """A single condition."""
+    all: tuple[Filter, ...]
+    """All of these hold (at least one)."""
+    any: tuple[Filter, ...]
+    """Any of these holds (at least one)."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_customers_pb2.Filter) -> Filter:
+        """The Filter `raw` reads as."""
+        return cls(
+            raw,
+            Condition.of(raw.condition) if raw.HasField("condition") else None,
+            tuple(Filter.of(item) for item in raw.all),
+            tuple(Filter.of(item) for item in raw.any),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerListScope:
+    """Narrows the list to customers who bought (a completed sale) in a program, at a point of
+    sale or at a terminal, and to a selection; ids of another business select no one.
+
+    `raw` is the purse.admin.v1.CustomerListScope message read.
+    """
+
+    raw: admin_v1_customers_pb2.CustomerListScope = field(repr=False, compare=False)
+    program_id: int
+    """0: any program."""
+    point_of_sale_id: int
+    """0: any point of sale."""
+    terminal_id: int
+    """0: any terminal."""
+    customer_ids: tuple[int, ...]
+    """At most 10000; none: every customer."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_customers_pb2.CustomerListScope) -> CustomerListScope:
+        """The CustomerListScope `raw` reads as."""
+        return cls(
+            raw,
+            raw.program_id,
+            raw.point_of_sale_id,
+            raw.terminal_id,
+            tuple(item for item in raw.customer_ids),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class TimeWindow:
     """A range of local minutes of the day; start inclusive, end exclusive; start > end wraps
     past midnight (1320–360 is 22:00 to 06:00).
@@ -2658,6 +3159,103 @@ class TimeWindow:
     def of(cls, raw: admin_v1_admin_service_pb2.TimeWindow) -> TimeWindow:
         """The TimeWindow `raw` reads as."""
         return cls(raw, raw.start_minute, raw.end_minute)
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One comparison of a column with a value.
+
+    `raw` is the purse.admin.v1.Condition message read.
+    """
+
+    raw: admin_v1_customers_pb2.Condition = field(repr=False, compare=False)
+    column: CustomerColumn
+    """Required."""
+    operator: FilterOperator
+    """One the column's type takes."""
+    value: FilterValue
+    """Of the column's type; unset for EXISTS and NOT_EXISTS."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_customers_pb2.Condition) -> Condition:
+        """The Condition `raw` reads as."""
+        return cls(
+            raw, CustomerColumn(raw.column), FilterOperator(raw.operator), FilterValue.of(raw.value)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FilterValue:
+    """What a condition compares with, of the column's type.
+
+    `raw` is the purse.admin.v1.FilterValue message read.
+    """
+
+    raw: admin_v1_customers_pb2.FilterValue = field(repr=False, compare=False)
+    integer: int | None
+    """Integers; money in minor units; points in hundredths."""
+    boolean: bool | None
+    """Yes-or-no columns."""
+    text: str | None
+    """Text and word columns; at most 256 characters."""
+    moment: datetime | None
+    """An absolute moment."""
+    seconds_from_now: int | None
+    """A moment relative to the query's first page: seconds, negative in the past (at most a
+    century either way).
+    """
+    integers: IntegerList | None
+    """For IN on integer columns."""
+    texts: TextList | None
+    """For IN on text and word columns."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_customers_pb2.FilterValue) -> FilterValue:
+        """The FilterValue `raw` reads as."""
+        return cls(
+            raw,
+            raw.integer if raw.HasField("integer") else None,
+            raw.boolean if raw.HasField("boolean") else None,
+            raw.text if raw.HasField("text") else None,
+            raw.moment.ToDatetime(UTC) if raw.HasField("moment") else None,
+            raw.seconds_from_now if raw.HasField("seconds_from_now") else None,
+            IntegerList.of(raw.integers) if raw.HasField("integers") else None,
+            TextList.of(raw.texts) if raw.HasField("texts") else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IntegerList:
+    """Integers for IN.
+
+    `raw` is the purse.admin.v1.IntegerList message read.
+    """
+
+    raw: admin_v1_customers_pb2.IntegerList = field(repr=False, compare=False)
+    values: tuple[int, ...]
+    """1 to 1000."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_customers_pb2.IntegerList) -> IntegerList:
+        """The IntegerList `raw` reads as."""
+        return cls(raw, tuple(item for item in raw.values))
+
+
+@dataclass(frozen=True, slots=True)
+class TextList:
+    """Text for IN.
+
+    `raw` is the purse.admin.v1.TextList message read.
+    """
+
+    raw: admin_v1_customers_pb2.TextList = field(repr=False, compare=False)
+    values: tuple[str, ...]
+    """1 to 1000, each at most 256 characters."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_customers_pb2.TextList) -> TextList:
+        """The TextList `raw` reads as."""
+        return cls(raw, tuple(item for item in raw.values))
 
 
 class AdminClient(ServiceClient):
@@ -4257,6 +4855,129 @@ class AdminClient(ServiceClient):
                 scope=scope,
             ),
             CountCustomersResponse.of,
+            retry=False,
+        )
+
+    async def dry_run_bulk_action(
+        self,
+        request: admin_v1_admin_service_pb2.DryRunBulkActionRequest | None = None,
+        /,
+        *,
+        action: admin_v1_bulk_actions_pb2.BulkAction | None = None,
+        selection: admin_v1_bulk_actions_pb2.BulkSelection | None = None,
+        terminal_id: int | None = None,
+    ) -> DryRunBulkActionResponse:
+        """--- Bulk actions ------------------------------------------------------------------
+        Freezes the selection and counts what the action would do (customers, amounts,
+        messages by channel, rejected messages, SMS segments and cost), as a draft operation
+        with a token that starts it within the hour. Nothing is changed for any customer.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP,
+        FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, AMOUNT_OUT_OF_RANGE, EXPIRY_OUT_OF_RANGE,
+        TERMINAL_NOT_FOUND, ARCHIVED, OPERATION_TERMINAL_DISABLED, ACCOUNT_TYPE_NOT_FOUND,
+        ACCOUNT_KIND_NOT_ADJUSTABLE, COUPON_SERIES_NOT_FOUND, COUPON_SERIES_EXHAUSTED,
+        CUSTOMER_CATEGORY_NOT_FOUND, NEWS_ITEM_NOT_FOUND, SELECTION_TOO_LARGE.
+        """
+        return await self._unary(
+            self._stub.DryRunBulkAction,
+            request_of(
+                admin_v1_admin_service_pb2.DryRunBulkActionRequest,
+                request,
+                action=action,
+                selection=selection,
+                terminal_id=terminal_id,
+            ),
+            DryRunBulkActionResponse.of,
+            retry=False,
+        )
+
+    async def start_bulk_action(
+        self,
+        request: admin_v1_admin_service_pb2.StartBulkActionRequest | None = None,
+        /,
+        *,
+        operation_id: int | None = None,
+        token: str | None = None,
+    ) -> StartBulkActionResponse:
+        """Runs a draft: answers at once; the server applies the action to every frozen member
+        exactly once, in chunks behind the tills, resuming after a restart. Errors:
+        ROLE_NOT_ALLOWED, BULK_OPERATION_NOT_FOUND, BULK_TOKEN_INVALID,
+        BULK_OPERATION_NOT_DRAFT.
+        """
+        return await self._unary(
+            self._stub.StartBulkAction,
+            request_of(
+                admin_v1_admin_service_pb2.StartBulkActionRequest,
+                request,
+                operation_id=operation_id,
+                token=token,
+            ),
+            StartBulkActionResponse.of,
+            retry=False,
+        )
+
+    async def get_operation(
+        self,
+        request: admin_v1_admin_service_pb2.GetOperationRequest | None = None,
+        /,
+        *,
+        operation_id: int | None = None,
+    ) -> GetOperationResponse:
+        """A bulk operation with its progress. Errors: BULK_OPERATION_NOT_FOUND.
+
+        Retried on UNAVAILABLE: a retry cannot apply it twice.
+        """
+        return await self._unary(
+            self._stub.GetOperation,
+            request_of(
+                admin_v1_admin_service_pb2.GetOperationRequest, request, operation_id=operation_id
+            ),
+            GetOperationResponse.of,
+            retry=True,
+        )
+
+    async def list_operations(
+        self,
+        request: admin_v1_admin_service_pb2.ListOperationsRequest | None = None,
+        /,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> ListOperationsResponse:
+        """The business's bulk operations, newest first. Errors: INVALID_ARGUMENT.
+
+        Retried on UNAVAILABLE: a retry cannot apply it twice.
+        """
+        return await self._unary(
+            self._stub.ListOperations,
+            request_of(
+                admin_v1_admin_service_pb2.ListOperationsRequest,
+                request,
+                page_size=page_size,
+                page_token=page_token,
+            ),
+            ListOperationsResponse.of,
+            retry=True,
+        )
+
+    async def cancel_operation(
+        self,
+        request: admin_v1_admin_service_pb2.CancelOperationRequest | None = None,
+        /,
+        *,
+        operation_id: int | None = None,
+    ) -> CancelOperationResponse:
+        """Cancels a draft or a running operation: members not reached yet are left as they are.
+        A finished operation is answered as it is. Errors: ROLE_NOT_ALLOWED,
+        BULK_OPERATION_NOT_FOUND.
+        """
+        return await self._unary(
+            self._stub.CancelOperation,
+            request_of(
+                admin_v1_admin_service_pb2.CancelOperationRequest,
+                request,
+                operation_id=operation_id,
+            ),
+            CancelOperationResponse.of,
             retry=False,
         )
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from purse.admin.v1 import admin_service_pb2 as pb
 from purse.admin.v1 import admin_service_pb2_grpc
 from purse.api.grpc.admin.access import AccessCalls
+from purse.api.grpc.admin.bulk_actions import BulkActionCalls
 from purse.api.grpc.admin.business import BusinessCalls
 from purse.api.grpc.admin.calls import administrator_call
 from purse.api.grpc.admin.categories import CategoryCalls
@@ -26,6 +27,7 @@ from purse.api.grpc.admin.wallet import AccountTypeCalls, CertificateCalls, Coup
 from purse.api.grpc.common.calls import Context
 from purse.domain.administrators import Access, AdministratorContext
 from purse.service.admin.administrators import Administrators
+from purse.service.admin.bulk_actions import BulkActions
 from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
 from purse.service.admin.customer_list import CustomerList
@@ -61,10 +63,12 @@ class AdminUseCases:
     points_of_sale: PointsOfSale
     terminals: Terminals
     terminal_api_keys: TerminalApiKeys
+    bulk_actions: BulkActions
 
 
 class AdminServicer(
     AccessCalls,
+    BulkActionCalls,
     BusinessCalls,
     CategoryCalls,
     CustomerCalls,
@@ -98,6 +102,7 @@ class AdminServicer(
         self.points_of_sale = use_cases.points_of_sale
         self.terminals = use_cases.terminals
         self.terminal_api_keys = use_cases.terminal_api_keys
+        self.bulk_actions = use_cases.bulk_actions
 
     @administrator_call(Access.READ)
     async def GetProgramRules(

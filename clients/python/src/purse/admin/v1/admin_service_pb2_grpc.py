@@ -389,6 +389,31 @@ class AdminServiceStub(object):
                 request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersRequest.SerializeToString,
                 response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersResponse.FromString,
                 _registered_method=True)
+        self.DryRunBulkAction = channel.unary_unary(
+                '/purse.admin.v1.AdminService/DryRunBulkAction',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.DryRunBulkActionRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.DryRunBulkActionResponse.FromString,
+                _registered_method=True)
+        self.StartBulkAction = channel.unary_unary(
+                '/purse.admin.v1.AdminService/StartBulkAction',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.StartBulkActionRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.StartBulkActionResponse.FromString,
+                _registered_method=True)
+        self.GetOperation = channel.unary_unary(
+                '/purse.admin.v1.AdminService/GetOperation',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.GetOperationRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.GetOperationResponse.FromString,
+                _registered_method=True)
+        self.ListOperations = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ListOperations',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListOperationsRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListOperationsResponse.FromString,
+                _registered_method=True)
+        self.CancelOperation = channel.unary_unary(
+                '/purse.admin.v1.AdminService/CancelOperation',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CancelOperationRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CancelOperationResponse.FromString,
+                _registered_method=True)
         self.FindCustomer = channel.unary_unary(
                 '/purse.admin.v1.AdminService/FindCustomer',
                 request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.FindCustomerRequest.SerializeToString,
@@ -1044,6 +1069,56 @@ class AdminServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DryRunBulkAction(self, request, context):
+        """--- Bulk actions ------------------------------------------------------------------
+        Freezes the selection and counts what the action would do (customers, amounts,
+        messages by channel, rejected messages, SMS segments and cost), as a draft operation
+        with a token that starts it within the hour. Nothing is changed for any customer.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP,
+        FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, AMOUNT_OUT_OF_RANGE, EXPIRY_OUT_OF_RANGE,
+        TERMINAL_NOT_FOUND, ARCHIVED, OPERATION_TERMINAL_DISABLED, ACCOUNT_TYPE_NOT_FOUND,
+        ACCOUNT_KIND_NOT_ADJUSTABLE, COUPON_SERIES_NOT_FOUND, COUPON_SERIES_EXHAUSTED,
+        CUSTOMER_CATEGORY_NOT_FOUND, NEWS_ITEM_NOT_FOUND, SELECTION_TOO_LARGE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartBulkAction(self, request, context):
+        """Runs a draft: answers at once; the server applies the action to every frozen member
+        exactly once, in chunks behind the tills, resuming after a restart.
+        Errors: ROLE_NOT_ALLOWED, BULK_OPERATION_NOT_FOUND, BULK_TOKEN_INVALID,
+        BULK_OPERATION_NOT_DRAFT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOperation(self, request, context):
+        """A bulk operation with its progress.
+        Errors: BULK_OPERATION_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOperations(self, request, context):
+        """The business's bulk operations, newest first.
+        Errors: INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOperation(self, request, context):
+        """Cancels a draft or a running operation: members not reached yet are left as they
+        are. A finished operation is answered as it is.
+        Errors: ROLE_NOT_ALLOWED, BULK_OPERATION_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FindCustomer(self, request, context):
         """--- One customer ------------------------------------------------------------------
         The card of the customer an identifier names (a phone, local digits completed with
@@ -1475,6 +1550,31 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.CountCustomers,
                     request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersRequest.FromString,
                     response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersResponse.SerializeToString,
+            ),
+            'DryRunBulkAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.DryRunBulkAction,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.DryRunBulkActionRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.DryRunBulkActionResponse.SerializeToString,
+            ),
+            'StartBulkAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartBulkAction,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.StartBulkActionRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.StartBulkActionResponse.SerializeToString,
+            ),
+            'GetOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOperation,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.GetOperationRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.GetOperationResponse.SerializeToString,
+            ),
+            'ListOperations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOperations,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListOperationsRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ListOperationsResponse.SerializeToString,
+            ),
+            'CancelOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOperation,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CancelOperationRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CancelOperationResponse.SerializeToString,
             ),
             'FindCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.FindCustomer,
@@ -3388,6 +3488,141 @@ class AdminService(object):
             '/purse.admin.v1.AdminService/CountCustomers',
             purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersRequest.SerializeToString,
             purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DryRunBulkAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/DryRunBulkAction',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.DryRunBulkActionRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.DryRunBulkActionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartBulkAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/StartBulkAction',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.StartBulkActionRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.StartBulkActionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/GetOperation',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.GetOperationRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.GetOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOperations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ListOperations',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.ListOperationsRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.ListOperationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/CancelOperation',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.CancelOperationRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.CancelOperationResponse.FromString,
             options,
             channel_credentials,
             insecure,

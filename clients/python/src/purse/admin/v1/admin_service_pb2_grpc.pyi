@@ -389,6 +389,36 @@ class AdminServiceStub:
     Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
     TIMESTAMP_OUT_OF_RANGE.
     """
+    DryRunBulkAction: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.DryRunBulkActionRequest, _admin_service_pb2.DryRunBulkActionResponse]
+    """--- Bulk actions ------------------------------------------------------------------
+    Freezes the selection and counts what the action would do (customers, amounts,
+    messages by channel, rejected messages, SMS segments and cost), as a draft operation
+    with a token that starts it within the hour. Nothing is changed for any customer.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP,
+    FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, AMOUNT_OUT_OF_RANGE, EXPIRY_OUT_OF_RANGE,
+    TERMINAL_NOT_FOUND, ARCHIVED, OPERATION_TERMINAL_DISABLED, ACCOUNT_TYPE_NOT_FOUND,
+    ACCOUNT_KIND_NOT_ADJUSTABLE, COUPON_SERIES_NOT_FOUND, COUPON_SERIES_EXHAUSTED,
+    CUSTOMER_CATEGORY_NOT_FOUND, NEWS_ITEM_NOT_FOUND, SELECTION_TOO_LARGE.
+    """
+    StartBulkAction: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.StartBulkActionRequest, _admin_service_pb2.StartBulkActionResponse]
+    """Runs a draft: answers at once; the server applies the action to every frozen member
+    exactly once, in chunks behind the tills, resuming after a restart.
+    Errors: ROLE_NOT_ALLOWED, BULK_OPERATION_NOT_FOUND, BULK_TOKEN_INVALID,
+    BULK_OPERATION_NOT_DRAFT.
+    """
+    GetOperation: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetOperationRequest, _admin_service_pb2.GetOperationResponse]
+    """A bulk operation with its progress.
+    Errors: BULK_OPERATION_NOT_FOUND.
+    """
+    ListOperations: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListOperationsRequest, _admin_service_pb2.ListOperationsResponse]
+    """The business's bulk operations, newest first.
+    Errors: INVALID_ARGUMENT.
+    """
+    CancelOperation: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CancelOperationRequest, _admin_service_pb2.CancelOperationResponse]
+    """Cancels a draft or a running operation: members not reached yet are left as they
+    are. A finished operation is answered as it is.
+    Errors: ROLE_NOT_ALLOWED, BULK_OPERATION_NOT_FOUND.
+    """
     FindCustomer: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.FindCustomerRequest, _admin_service_pb2.FindCustomerResponse]
     """--- One customer ------------------------------------------------------------------
     The card of the customer an identifier names (a phone, local digits completed with
@@ -780,6 +810,36 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """How many of the business's customers `filter` selects within `scope`, now.
     Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
     TIMESTAMP_OUT_OF_RANGE.
+    """
+    DryRunBulkAction: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.DryRunBulkActionRequest, _admin_service_pb2.DryRunBulkActionResponse]  # type: ignore[assignment]
+    """--- Bulk actions ------------------------------------------------------------------
+    Freezes the selection and counts what the action would do (customers, amounts,
+    messages by channel, rejected messages, SMS segments and cost), as a draft operation
+    with a token that starts it within the hour. Nothing is changed for any customer.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP,
+    FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, AMOUNT_OUT_OF_RANGE, EXPIRY_OUT_OF_RANGE,
+    TERMINAL_NOT_FOUND, ARCHIVED, OPERATION_TERMINAL_DISABLED, ACCOUNT_TYPE_NOT_FOUND,
+    ACCOUNT_KIND_NOT_ADJUSTABLE, COUPON_SERIES_NOT_FOUND, COUPON_SERIES_EXHAUSTED,
+    CUSTOMER_CATEGORY_NOT_FOUND, NEWS_ITEM_NOT_FOUND, SELECTION_TOO_LARGE.
+    """
+    StartBulkAction: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.StartBulkActionRequest, _admin_service_pb2.StartBulkActionResponse]  # type: ignore[assignment]
+    """Runs a draft: answers at once; the server applies the action to every frozen member
+    exactly once, in chunks behind the tills, resuming after a restart.
+    Errors: ROLE_NOT_ALLOWED, BULK_OPERATION_NOT_FOUND, BULK_TOKEN_INVALID,
+    BULK_OPERATION_NOT_DRAFT.
+    """
+    GetOperation: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetOperationRequest, _admin_service_pb2.GetOperationResponse]  # type: ignore[assignment]
+    """A bulk operation with its progress.
+    Errors: BULK_OPERATION_NOT_FOUND.
+    """
+    ListOperations: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListOperationsRequest, _admin_service_pb2.ListOperationsResponse]  # type: ignore[assignment]
+    """The business's bulk operations, newest first.
+    Errors: INVALID_ARGUMENT.
+    """
+    CancelOperation: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CancelOperationRequest, _admin_service_pb2.CancelOperationResponse]  # type: ignore[assignment]
+    """Cancels a draft or a running operation: members not reached yet are left as they
+    are. A finished operation is answered as it is.
+    Errors: ROLE_NOT_ALLOWED, BULK_OPERATION_NOT_FOUND.
     """
     FindCustomer: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.FindCustomerRequest, _admin_service_pb2.FindCustomerResponse]  # type: ignore[assignment]
     """--- One customer ------------------------------------------------------------------
@@ -1583,6 +1643,66 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """How many of the business's customers `filter` selects within `scope`, now.
         Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
         TIMESTAMP_OUT_OF_RANGE.
+        """
+
+    @_abc_1.abstractmethod
+    def DryRunBulkAction(
+        self,
+        request: _admin_service_pb2.DryRunBulkActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.DryRunBulkActionResponse, _abc.Awaitable[_admin_service_pb2.DryRunBulkActionResponse]]:
+        """--- Bulk actions ------------------------------------------------------------------
+        Freezes the selection and counts what the action would do (customers, amounts,
+        messages by channel, rejected messages, SMS segments and cost), as a draft operation
+        with a token that starts it within the hour. Nothing is changed for any customer.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP,
+        FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, AMOUNT_OUT_OF_RANGE, EXPIRY_OUT_OF_RANGE,
+        TERMINAL_NOT_FOUND, ARCHIVED, OPERATION_TERMINAL_DISABLED, ACCOUNT_TYPE_NOT_FOUND,
+        ACCOUNT_KIND_NOT_ADJUSTABLE, COUPON_SERIES_NOT_FOUND, COUPON_SERIES_EXHAUSTED,
+        CUSTOMER_CATEGORY_NOT_FOUND, NEWS_ITEM_NOT_FOUND, SELECTION_TOO_LARGE.
+        """
+
+    @_abc_1.abstractmethod
+    def StartBulkAction(
+        self,
+        request: _admin_service_pb2.StartBulkActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.StartBulkActionResponse, _abc.Awaitable[_admin_service_pb2.StartBulkActionResponse]]:
+        """Runs a draft: answers at once; the server applies the action to every frozen member
+        exactly once, in chunks behind the tills, resuming after a restart.
+        Errors: ROLE_NOT_ALLOWED, BULK_OPERATION_NOT_FOUND, BULK_TOKEN_INVALID,
+        BULK_OPERATION_NOT_DRAFT.
+        """
+
+    @_abc_1.abstractmethod
+    def GetOperation(
+        self,
+        request: _admin_service_pb2.GetOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.GetOperationResponse, _abc.Awaitable[_admin_service_pb2.GetOperationResponse]]:
+        """A bulk operation with its progress.
+        Errors: BULK_OPERATION_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def ListOperations(
+        self,
+        request: _admin_service_pb2.ListOperationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListOperationsResponse, _abc.Awaitable[_admin_service_pb2.ListOperationsResponse]]:
+        """The business's bulk operations, newest first.
+        Errors: INVALID_ARGUMENT.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelOperation(
+        self,
+        request: _admin_service_pb2.CancelOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.CancelOperationResponse, _abc.Awaitable[_admin_service_pb2.CancelOperationResponse]]:
+        """Cancels a draft or a running operation: members not reached yet are left as they
+        are. A finished operation is answered as it is.
+        Errors: ROLE_NOT_ALLOWED, BULK_OPERATION_NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
