@@ -8,6 +8,9 @@ JSON — a number, true, a list — is taken as such). Answers print as lines a 
 reads (money in the currency's decimals, points and product units in theirs); `--json`
 prints the API's answer as it is, for scripts.
 
+`purse admin watch-operation ID` follows a bulk operation (GetOperation) with a progress
+bar until it succeeds or is cancelled; Ctrl-C stops watching, not the operation.
+
 Credentials: --api-key, else PURSE_ADMIN_API_KEY, else the token `purse admin sign-in`
 saved in the data directory (readable by its owner only). The server: --target,
 PURSE_ADMIN_TARGET, the address the server running on this data directory recorded,
@@ -31,8 +34,16 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-from purse.admin.v1 import admin_service_pb2
+from purse.admin.v1 import admin_service_pb2, bulk_actions_pb2
 from purse.cli_output import render
 from purse.client import PurseError
 from purse.config import load_settings
@@ -42,6 +53,10 @@ from purse.store.data_directory import read_server_target
 token_file = "admin-token"
 _service = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
 call_seconds_max = 60.0
+watch_poll_seconds = 0.5
+_finished_states = frozenset(
+    {bulk_actions_pb2.OPERATION_STATE_SUCCEEDED, bulk_actions_pb2.OPERATION_STATE_CANCELLED}
+)
 
 
 def command_name(method_name: str) -> str:
@@ -170,6 +185,8 @@ def run(arguments: argparse.Namespace) -> int:
         return 0
     if arguments.command == "commands":
         return _list_commands()
+    if arguments.command == "watch-operation":
+        return _guarded(lambda: asyncio.run(_watch(arguments)))
     method = _methods.get(arguments.command)
     if method is None:
         raise SystemExit(f"no command {arguments.command!r}; `purse admin commands` lists them")
@@ -187,6 +204,42 @@ def run(arguments: argparse.Namespace) -> int:
         return 0
 
     return _guarded(lambda: asyncio.run(act()))
+
+
+async def _watch(arguments: argparse.Namespace) -> int:
+    """Poll the operation every `watch_poll_seconds` with a progress bar of the members
+    reached (done, failed or rejected) until it is finished; 0 when it succeeded."""
+    if not arguments.request.isdigit():
+        raise SystemExit("watch-operation takes the operation's id")
+    target, credential = _target(arguments), _credential(arguments)
+    method = _service.methods_by_name["GetOperation"]
+    request = admin_service_pb2.GetOperationRequest(operation_id=int(arguments.request))
+    columns = (
+        TextColumn("operation {task.fields[operation_id]}: {task.fields[state]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed {task.fields[failed]}, rejected {task.fields[rejected]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task("", total=None, operation_id=request.operation_id,
+                                 state="", failed=0, rejected=0)  # fmt: skip
+        while True:
+            operation = (await _call(target, method, request, credential)).operation
+            state = bulk_actions_pb2.OperationState.Name(operation.state)
+            progress.update(
+                task,
+                total=operation.total,
+                completed=operation.done + operation.failed + operation.rejected,
+                state=state.removeprefix("OPERATION_STATE_").lower(),
+                failed=operation.failed,
+                rejected=operation.rejected,
+            )
+            if operation.state in _finished_states:
+                break
+            await asyncio.sleep(watch_poll_seconds)
+    _print(admin_service_pb2.GetOperationResponse(operation=operation), arguments.json, "")
+    return 0 if operation.state == bulk_actions_pb2.OPERATION_STATE_SUCCEEDED else 1
 
 
 def _guarded(action: Any) -> int:

@@ -739,8 +739,13 @@ def _admin_parser(commands: Any) -> None:
         " fields. Credentials: --api-key, PURSE_ADMIN_API_KEY, else the token"
         " `purse admin sign-in --login …` saved (password from PURSE_ADMIN_PASSWORD or asked).",
     )
-    admin.add_argument("command", help="sign-in, sign-out, commands, or an RPC in kebab case")
-    admin.add_argument("request", nargs="?", default="", help="the request as JSON, or -")
+    admin.add_argument(
+        "command",
+        help="sign-in, sign-out, commands, watch-operation, or an RPC in kebab case",
+    )
+    admin.add_argument(
+        "request", nargs="?", default="", help="the request as JSON, or -; watch-operation: its id"
+    )
     admin.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
     admin.add_argument("--login", default="", help="sign-in: the administrator's login")
     admin.add_argument("--api-key", default="")

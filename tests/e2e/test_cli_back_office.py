@@ -64,6 +64,22 @@ async def test_an_owner_founded_on_the_command_line_signs_in_and_sets_up_by_name
             "admin", "create-customer-category", '{"category": {"name": ""}}', status=1
         )
         assert "INVALID_ARGUMENT" in refused and "category.name" in refused
+        category_id = created["category"]["categoryId"]
+        dry_run = json.loads(
+            await purse(
+                "admin", "dry-run-bulk-action", "--json",
+                "--set", f'action={{"change_category": {{"category_id": {category_id}}}}}',
+            )
+        )  # fmt: skip
+        operation_id = dry_run["operation"]["operationId"]
+        assert dry_run["operation"]["state"] == "OPERATION_STATE_DRAFT"
+        await purse(
+            "admin", "start-bulk-action",
+            "--set", f"operation_id={operation_id}", "--set", f"token={dry_run['token']}",
+        )  # fmt: skip
+        watched = await purse("admin", "watch-operation", operation_id)
+        assert f"operation {operation_id}: succeeded" in watched
+        assert "state: succeeded" in watched
         await purse("admin", "sign-out")
         assert not token.exists()
         anonymous = await purse("admin", "get-business", status=1)

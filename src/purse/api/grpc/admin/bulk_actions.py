@@ -169,10 +169,19 @@ def _selection(message: bulk_pb.BulkSelection) -> Selection:
 
 
 def _in_contract(error: InvalidArgument) -> InvalidArgument:
-    """The domain names a credit's moment `expires_at`; the contract `expire_time`."""
+    """The request's paths of what the use case names as the customer list and the
+    single operation do: a selection's `filter` and `customer_ids` sit in `selection`,
+    and a credit's moment is `expire_time`."""
+
+    def path(field: str) -> str:
+        if field == "filter" or field.startswith("filter."):
+            return f"selection.{field}"
+        if field == "customer_ids":
+            return "selection.scope.customer_ids"
+        return field.replace(".expires_at", ".expire_time")
+
     violations = tuple(
-        FieldViolation(each.field.replace(".expires_at", ".expire_time"), each.description)
-        for each in error.violations
+        FieldViolation(path(each.field), each.description) for each in error.violations
     )
     if violations == error.violations:
         return error
