@@ -4,6 +4,7 @@ query."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,8 @@ from purse.domain.segments import (
     days_ago,
     filter_conditions_max,
     filter_depth_max,
+    filter_from_document,
+    filter_to_document,
     operators_by_type,
     page_start,
     page_token,
@@ -401,3 +404,62 @@ def test_a_true_and_a_one_are_different_queries() -> None:
         Condition(CustomerColumn.PERSONAL_DATA_CONSENT, Operator.EQUALS, 1), sort, scope
     )
     assert query_digest(as_integer, sort, scope) == query_digest(as_integer, sort, [*scope])
+
+
+@given(trees())
+def test_a_filter_read_back_from_its_document_as_json_text_is_the_same_filter(
+    tree: Filter,
+) -> None:
+    stored = json.dumps(filter_to_document(tree))
+
+    assert filter_from_document(json.loads(stored)) == tree
+
+
+def test_a_filter_s_document_names_each_value_s_kind() -> None:
+    tree = every(
+        condition(CustomerColumn.PERSONAL_DATA_CONSENT, Operator.EQUALS, True),
+        condition(CustomerColumn.SALES_COUNT, Operator.EQUALS, 1),
+        some(
+            condition(CustomerColumn.LAST_VISIT, Operator.LESS_THAN, days_ago(30)),
+            condition(CustomerColumn.PHONE, Operator.IN, ("380", "381")),
+        ),
+    )
+
+    assert filter_to_document(tree) == {
+        "all": [
+            {"column": "personal_data_consent", "operator": "equals", "value": {"boolean": True}},
+            {"column": "sales_count", "operator": "equals", "value": {"integer": 1}},
+            {
+                "any": [
+                    {
+                        "column": "last_visit",
+                        "operator": "less_than",
+                        "value": {"from_now": -2_592_000},
+                    },
+                    {"column": "phone", "operator": "in", "value": {"list": ["380", "381"]}},
+                ]
+            },
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        [],
+        {"all": {}},
+        {"every": []},
+        {"column": "sales_count", "operator": "equals"},
+        {"column": "visits", "operator": "equals", "value": None},
+        {"column": "sales_count", "operator": "about", "value": None},
+        {"column": "sales_count", "operator": "equals", "value": 1},
+        {"column": "sales_count", "operator": "equals", "value": {"integer": True}},
+        {"column": "sales_count", "operator": "equals", "value": {"integer": 2**63}},
+        {"column": "sales_count", "operator": "equals", "value": {"integer": 1, "text": "1"}},
+        {"column": "last_visit", "operator": "more_than", "value": {"moment": "2025-01-01"}},
+        {"column": "phone", "operator": "in", "value": {"list": ["380", 381]}},
+    ],
+)
+def test_a_document_that_is_no_filter_s_is_refused(document: object) -> None:
+    with pytest.raises(ValueError):
+        filter_from_document(document)

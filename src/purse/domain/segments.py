@@ -30,6 +30,13 @@ Contract:
   the query (filter, sort and scope): a token given for another query is refused naming
   `page_token`. A token is not secret: whatever position it claims is read as typed
   parameters of the caller's own query.
+* A filter's document (`filter_to_document`) is its canonical form as JSON values: a
+  group is `{"all": [...]}` or `{"any": [...]}`, a condition `{"column", "operator",
+  "value"}` in the enums' words, each value under a key naming its kind (`{"integer":
+  5}`, `{"moment": microseconds since the epoch}`, `{"from_now": seconds}` ...), so
+  `true` and `1` never read alike. Saved segments store it, page tokens digest it, and
+  `filter_from_document` reads it back to the equal tree (ValueError for anything
+  else). Reading does not validate: a stored filter was validated when it was saved.
 
 Pure: no I/O, no clock, no protobuf.
 """
@@ -453,7 +460,7 @@ def query_digest(tree: Filter | None, sort: Sort, scope: Sequence[str | int]) ->
     hash collision) different otherwise."""
     document = [
         list(scope),
-        None if tree is None else _filter_document(tree),
+        None if tree is None else filter_to_document(tree),
         sort.column.value,
         sort.direction.value,
     ]
@@ -461,14 +468,34 @@ def query_digest(tree: Filter | None, sort: Sort, scope: Sequence[str | int]) ->
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _filter_document(tree: Filter) -> object:
+def filter_to_document(tree: Filter) -> dict[str, object]:
+    """The canonical document of `tree`: JSON values only (see the module's contract)."""
     if isinstance(tree, Group):
-        return {tree.combination.value: [_filter_document(member) for member in tree.members]}
+        return {tree.combination.value: [filter_to_document(member) for member in tree.members]}
     return {
         "column": tree.column.value,
         "operator": tree.operator.value,
         "value": _value_document(tree.value),
     }
+
+
+def filter_from_document(document: object) -> Filter:
+    """The tree whose document `document` is; ValueError when it is none."""
+    if not isinstance(document, dict):
+        raise ValueError("a filter document is an object")
+    if len(document) == 1:
+        ((key, members),) = document.items()
+        if not isinstance(members, list):
+            raise ValueError("a group's members are a list")
+        combination = Combination(key)
+        return Group(combination, tuple(filter_from_document(member) for member in members))
+    if set(document) != {"column", "operator", "value"}:
+        raise ValueError("a condition has a column, an operator and a value")
+    return Condition(
+        CustomerColumn(document["column"]),
+        Operator(document["operator"]),
+        _value_from_document(document["value"]),
+    )
 
 
 def _value_document(value: Value) -> object:
@@ -486,6 +513,36 @@ def _value_document(value: Value) -> object:
     if isinstance(value, FromNow):
         return {"from_now": value.seconds}
     return {"list": list(value)}
+
+
+def _value_from_document(document: object) -> Value:
+    if document is None:
+        return None
+    if not isinstance(document, dict) or len(document) != 1:
+        raise ValueError("a value is null or an object of one kind")
+    ((kind, value),) = document.items()
+    if kind == "boolean" and isinstance(value, bool):
+        return value
+    if kind == "text" and isinstance(value, str):
+        return value
+    if kind == "list" and isinstance(value, list) and _is_listed(value):
+        return tuple(value)
+    if _is_integer(value):
+        if kind == "integer":
+            return value
+        if kind == "from_now":
+            return FromNow(value)
+        moment = _moment_of(value) if kind == "moment" else None
+        if moment is not None:
+            return moment
+    raise ValueError(f"not a value of kind {kind!r}")
+
+
+def _is_listed(values: list[object]) -> bool:
+    """The values of an IN condition: all integers or all text."""
+    return all(_is_integer(each) for each in values) or all(
+        isinstance(each, str) for each in values
+    )
 
 
 def _microseconds(moment: datetime) -> int:
