@@ -60,8 +60,10 @@ from purse.service.admin.customer_operations import CustomerOperations, generate
 from purse.service.admin.customers import CustomerCards
 from purse.service.admin.goods import Goods, GoodsCategories
 from purse.service.admin.loyalty_programs import LoyaltyPrograms
+from purse.service.admin.news import NewsItems
 from purse.service.admin.points_of_sale import PointsOfSale
 from purse.service.admin.programs import Programs, compiled_programs_max
+from purse.service.admin.segments import SavedSegments
 from purse.service.admin.terminals import TerminalApiKeys, Terminals
 from purse.service.admin.wallet import AccountTypes, Certificates, CouponSeries
 from purse.service.authentication import (
@@ -105,6 +107,7 @@ from purse.store.postgres.customer_list import CustomerListStore, selection_sql
 from purse.store.postgres.customer_operations import CustomerOperationStore
 from purse.store.postgres.customers import CustomerStore
 from purse.store.postgres.device_tokens import DeviceTokenStore
+from purse.store.postgres.news import NewsStore
 from purse.store.postgres.outbox import OutboxStore
 from purse.store.postgres.program_announcements import ProgramAnnouncements
 from purse.store.postgres.programs import ProgramStore
@@ -408,6 +411,8 @@ class Application:
         reads = BackOfficeReads(pool)
         administrators = AdministratorStore(pool)
         catalogue = CatalogueSetupStore()
+        segments = SavedSegments(writes, reads)
+        news = NewsItems(writes, reads, NewsStore(pool))
         return AdminUseCases(
             authenticator=AdministratorAuthenticator(
                 administrators,
@@ -431,7 +436,9 @@ class Application:
                 History(TransactionStore(pool)),
                 self.changes,
             ),
-            customer_list=CustomerList(CustomerListStore(pool)),
+            customer_list=CustomerList(CustomerListStore(pool), segments),
+            segments=segments,
+            news=news,
             operations=CustomerOperations(
                 CustomerOperationStore(pool),
                 self.writer,
@@ -447,10 +454,10 @@ class Application:
             points_of_sale=PointsOfSale(writes, reads, SetupStore()),
             terminals=Terminals(writes, reads, SetupStore()),
             terminal_api_keys=TerminalApiKeys(writes, reads, SetupStore()),
-            bulk_actions=self._bulk_actions(pool),
+            bulk_actions=self._bulk_actions(pool, news),
         )
 
-    def _bulk_actions(self, pool: asyncpg.Pool) -> BulkActions:
+    def _bulk_actions(self, pool: asyncpg.Pool, news: NewsItems) -> BulkActions:
         """The bulk actions' use case, and the runner that carries their operations out."""
         settings = self.settings
         assert self.writer is not None
@@ -469,7 +476,7 @@ class Application:
             store,
             selection_sql,
             CustomerOperationStore(pool),
-            None,
+            news,
             settings.notify_sms_segment_price_minor_units,
             wake_runner=self.bulk_runner.wake,
         )

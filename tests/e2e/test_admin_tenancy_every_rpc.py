@@ -14,7 +14,7 @@ from google.protobuf.message_factory import GetMessageClass
 from support import bearer, found_business, operator_key
 
 from purse.admin.v1 import admin_service_pb2 as admin
-from purse.admin.v1 import bulk_actions_pb2, customers_pb2, setup_pb2
+from purse.admin.v1 import bulk_actions_pb2, customers_pb2, news_pb2, segments_pb2, setup_pb2
 from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
 from purse.demo import create_demo, demo_customer_card, demo_customer_phone
 from purse.v1 import common_pb2
@@ -28,8 +28,8 @@ _scoped_by_the_credential = {
     "ListPrograms", "ListPointsOfSale", "ListGoodsCategories", "ListGoods",
     "ListAccountTypes", "ListCouponSeries", "ListCertificates", "CreateCustomerCategory",
     "CreateProgram", "CreateGoodsCategory", "CreateGoods", "UpsertGoods",
-    "CreateAccountType", "CreateCouponSeries", "CreateCertificate", "ListCustomers",
-    "CountCustomers", "ListOperations",
+    "CreateAccountType", "CreateCouponSeries", "CreateCertificate", "ListOperations",
+    "ListSavedSegments", "ListNewsItems", "CreateSavedSegment",
 }  # fmt: skip
 _resources = {
     "Program": "program",
@@ -41,11 +41,39 @@ _resources = {
     "AccountType": "account_type",
     "CouponSeries": "coupon_series",
     "Certificate": "certificate",
+    "SavedSegment": "segment",
+    "NewsItem": "news_item",
 }
+
+
+async def _their_segment_and_news(stub: Any, key: tuple[tuple[str, str]]) -> None:
+    """A saved segment and a news item of the demo business (the demo makes neither); the
+    item names the business's point of sale, so creating a copy of it names it too."""
+    shops = await stub.ListPointsOfSale(setup_pb2.ListPointsOfSaleRequest(), metadata=key)
+    everyone = customers_pb2.Filter(
+        condition=customers_pb2.Condition(
+            column=customers_pb2.CUSTOMER_COLUMN_PHONE,
+            operator=customers_pb2.FILTER_OPERATOR_EXISTS,
+        )
+    )
+    await stub.CreateSavedSegment(
+        segments_pb2.CreateSavedSegmentRequest(
+            segment=segments_pb2.SavedSegment(name="Everyone", filter=everyone)
+        ),
+        metadata=key,
+    )
+    item = news_pb2.NewsItem(
+        title={"en": "Open"},
+        text={"en": "We are open."},
+        point_of_sale_ids=[shops.points_of_sale[0].point_of_sale_id],
+    )
+    item.publication_start_time.GetCurrentTime()
+    await stub.CreateNewsItem(news_pb2.CreateNewsItemRequest(news_item=item), metadata=key)
 
 
 async def _their_things(stub: Any, key: tuple[tuple[str, str]]) -> dict[str, Any]:
     """Everything of the demo business, as its owner reads it."""
+    await _their_segment_and_news(stub, key)
     things: dict[str, Any] = {}
     for listing, field, name in (
         ("ListPrograms", "programs", "program"),
@@ -57,6 +85,8 @@ async def _their_things(stub: Any, key: tuple[tuple[str, str]]) -> dict[str, Any
         ("ListAccountTypes", "account_types", "account_type"),
         ("ListCouponSeries", "coupon_series", "coupon_series"),
         ("ListCertificates", "certificates", "certificate"),
+        ("ListSavedSegments", "segments", "segment"),
+        ("ListNewsItems", "news_items", "news_item"),
         ("ListAdministrators", "administrators", "administrator"),
         ("ListApiKeys", "api_keys", "api_key"),
     ):
@@ -114,6 +144,8 @@ def _ids(things: dict[str, Any]) -> dict[str, Any]:
         "customer_id": things["card"].membership.customer_id,
         "administrator_id": things["administrator"].administrator_id,
         "operation_id": things["operation"].operation_id,
+        "segment_id": things["segment"].segment_id,
+        "news_item_id": things["news_item"].news_item_id,
     }
 
 

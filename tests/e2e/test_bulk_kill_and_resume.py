@@ -24,7 +24,7 @@ import grpc
 import pytest
 from admin_support import back_office, credit_points, enrol, refused
 from support import ServerProcess, Tenant, assert_audit_is_clean, bearer, make_business_through_api
-from test_customer_list_api import _loyal_but_away
+from test_customer_list_api import loyal_but_away
 
 from purse.admin.v1 import admin_service_pb2 as admin
 from purse.admin.v1 import bulk_actions_pb2 as bulk
@@ -137,7 +137,7 @@ async def test_a_bulk_credit_survives_a_kill_halfway_and_credits_everyone_once(
         dry_run = await stub.DryRunBulkAction(
             admin.DryRunBulkActionRequest(
                 action=_credit(),
-                selection=bulk.BulkSelection(filter=_loyal_but_away),
+                selection=bulk.BulkSelection(filter=loyal_but_away),
                 terminal_id=terminal.terminal_id,
             ),
             metadata=key,

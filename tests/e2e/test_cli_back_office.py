@@ -80,6 +80,27 @@ async def test_an_owner_founded_on_the_command_line_signs_in_and_sets_up_by_name
         watched = await purse("admin", "watch-operation", operation_id)
         assert f"operation {operation_id}: succeeded" in watched
         assert "state: succeeded" in watched
+        # The README's saved segment, then the list counted by it.
+        segment = json.loads(
+            await purse(
+                "admin", "create-saved-segment", json.dumps({"segment": {
+                    "name": "Away regulars", "filter": {"all": [
+                        {"condition": {"column": "CUSTOMER_COLUMN_SALES_COUNT",
+                         "operator": "FILTER_OPERATOR_MORE_THAN", "value": {"integer": 5}}},
+                        {"condition": {"column": "CUSTOMER_COLUMN_LAST_VISIT",
+                         "operator": "FILTER_OPERATOR_LESS_THAN",
+                         "value": {"seconds_from_now": -2592000}}},
+                    ]},
+                }}), "--json",
+            )
+        )  # fmt: skip
+        segment_id = int(segment["segment"]["segmentId"])
+        # No customer yet: a count of 0, which the answer leaves out as proto3 does.
+        counted = await purse("admin", "count-customers", "--set", f"segment_id={segment_id}")
+        missing = await purse(
+            "admin", "count-customers", "--set", f"segment_id={segment_id + 1}", status=1
+        )
+        assert counted.strip() == "done" and "SEGMENT_NOT_FOUND" in missing
         await purse("admin", "sign-out")
         assert not token.exists()
         anonymous = await purse("admin", "get-business", status=1)

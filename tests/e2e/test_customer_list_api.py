@@ -36,7 +36,7 @@ def _condition(
 
 
 # More than 5 sales, no visit in the last 30 days, more than 100 points.
-_loyal_but_away = lists.Filter(
+loyal_but_away = lists.Filter(
     all=[
         _condition(
             lists.CUSTOMER_COLUMN_SALES_COUNT,
@@ -57,7 +57,7 @@ _loyal_but_away = lists.Filter(
 )
 
 
-async def _customer(
+async def customer_with_sales(
     channel: grpc.aio.Channel,
     terminal_stub: TerminalServiceAsyncStub,
     business: Tenant,
@@ -91,17 +91,17 @@ async def test_the_issue_s_filter_pages_both_ways_counts_and_stays_in_its_busine
 ) -> None:
     stub: AdminServiceAsyncStub = AdminServiceStub(channel)
     key = bearer(business.administrator_api_key)
-    least = await _customer(channel, terminal_stub, business, 6, 150_00)
-    most = await _customer(channel, terminal_stub, business, 6, 300_00)
-    middle = await _customer(channel, terminal_stub, business, 7, 200_00)
-    await _customer(channel, terminal_stub, business, 6, 200_00, recent_sale=True)
-    await _customer(channel, terminal_stub, business, 6, 0)
-    await _customer(channel, terminal_stub, business, 2, 200_00)
+    least = await customer_with_sales(channel, terminal_stub, business, 6, 150_00)
+    most = await customer_with_sales(channel, terminal_stub, business, 6, 300_00)
+    middle = await customer_with_sales(channel, terminal_stub, business, 7, 200_00)
+    await customer_with_sales(channel, terminal_stub, business, 6, 200_00, recent_sale=True)
+    await customer_with_sales(channel, terminal_stub, business, 6, 0)
+    await customer_with_sales(channel, terminal_stub, business, 2, 200_00)
     by_points = lists.CustomerSort(column=lists.CUSTOMER_COLUMN_POINTS_BALANCE)
     seen: dict[int, list[int]] = {}
     for direction in (lists.SORT_DIRECTION_ASCENDING, lists.SORT_DIRECTION_DESCENDING):
         by_points.direction = direction
-        request = admin.ListCustomersRequest(filter=_loyal_but_away, sort=by_points, page_size=2)
+        request = admin.ListCustomersRequest(filter=loyal_but_away, sort=by_points, page_size=2)
         first = await stub.ListCustomers(request, metadata=key)
         request.page_token = first.next_page_token
         second = await stub.ListCustomers(request, metadata=key)
@@ -110,7 +110,7 @@ async def test_the_issue_s_filter_pages_both_ways_counts_and_stays_in_its_busine
     assert seen[lists.SORT_DIRECTION_ASCENDING] == [least, middle, most]
     assert seen[lists.SORT_DIRECTION_DESCENDING] == [most, middle, least]
     counted = await stub.CountCustomers(
-        admin.CountCustomersRequest(filter=_loyal_but_away), metadata=key
+        admin.CountCustomersRequest(filter=loyal_but_away), metadata=key
     )
     everyone = await stub.CountCustomers(admin.CountCustomersRequest(), metadata=key)
     assert (counted.count, everyone.count) == (3, 6)
@@ -144,7 +144,7 @@ async def test_a_wrong_part_of_a_filter_is_refused_naming_its_path(
     channel: grpc.aio.Channel, business: Tenant
 ) -> None:
     stub: AdminServiceAsyncStub = AdminServiceStub(channel)
-    wrong = lists.Filter(all=list(_loyal_but_away.all))
+    wrong = lists.Filter(all=list(loyal_but_away.all))
     wrong.all[1].condition.value.CopyFrom(lists.FilterValue(text="a month ago"))
     error = await refused(
         stub.CountCustomers(
@@ -170,9 +170,9 @@ async def test_the_list_is_served_over_http_json_as_over_grpc(
     business: Tenant,
     http: httpx.AsyncClient,  # noqa: F811
 ) -> None:
-    chosen = await _customer(channel, terminal_stub, business, 6, 200_00)
-    await _customer(channel, terminal_stub, business, 1, 0)
-    body = {"filter": json_format.MessageToDict(_loyal_but_away), "pageSize": 10}
+    chosen = await customer_with_sales(channel, terminal_stub, business, 6, 200_00)
+    await customer_with_sales(channel, terminal_stub, business, 1, 0)
+    body = {"filter": json_format.MessageToDict(loyal_but_away), "pageSize": 10}
     answer = await http.post(
         "/purse.admin.v1.AdminService/ListCustomers",
         json=body,

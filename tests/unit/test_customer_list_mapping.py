@@ -7,11 +7,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_segments import trees
 
 from purse.admin.v1 import customers_pb2 as lists
 from purse.api.grpc.admin.customer_list import (
     filter_from_proto,
+    filter_to_proto,
     scope_from_proto,
+    scope_to_proto,
     sort_from_proto,
 )
 from purse.domain.errors import InvalidArgument
@@ -20,6 +25,7 @@ from purse.domain.segments import (
     Condition,
     CustomerColumn,
     Direction,
+    Filter,
     FromNow,
     Group,
     Operator,
@@ -161,3 +167,28 @@ def test_a_sort_by_a_column_the_contract_does_not_name_is_refused() -> None:
     with pytest.raises(InvalidArgument) as refused:
         sort_from_proto(lists.CustomerSort(column=99))  # type: ignore[arg-type]
     assert refused.value.violations[0].field == "sort.column"
+
+
+@given(trees())
+def test_a_filter_sent_back_to_the_caller_reads_as_the_same_filter(tree: Filter) -> None:
+    assert filter_from_proto(filter_to_proto(tree)) == tree
+
+
+@given(
+    st.builds(
+        ListScope,
+        st.none() | st.integers(1, 2**63 - 1),
+        st.none() | st.integers(1, 2**63 - 1),
+        st.none() | st.integers(1, 2**63 - 1),
+        st.lists(st.integers(1, 2**63 - 1), max_size=5).map(tuple),
+    )
+)
+def test_a_scope_sent_back_to_the_caller_reads_as_the_same_scope(scope: ListScope) -> None:
+    assert scope_from_proto(scope_to_proto(scope)) == scope
+
+
+def test_a_scope_too_large_is_refused_naming_its_path_in_the_request() -> None:
+    too_many = lists.CustomerListScope(customer_ids=range(selected_customers_max + 1))
+    with pytest.raises(InvalidArgument) as refused:
+        scope_from_proto(too_many, "segment.scope")
+    assert refused.value.violations[0].field == "segment.scope.customer_ids"

@@ -45,6 +45,7 @@ _out_of_sight = {
     "GOODS_NOT_FOUND": "the goods' Resource: NotFound through `found`",
     "CERTIFICATE_NOT_FOUND": "the certificates' Resource: NotFound through `found`",
     "LOGIN_TAKEN": "unique constraint tables: AlreadyExists through `unique_fields`",
+    "NAME_TAKEN": "unique constraint tables: AlreadyExists through `unique_fields`",
     "STEWARD_CODE_USED": "identification's table of steward code states: FailedPrecondition",
     "STEWARD_CODE_EXPIRED": "identification's table of steward code states: FailedPrecondition",
     "REDEMPTION_ABOVE_CAP": "the engine's (reason, description) pairs: FailedPrecondition",

@@ -753,6 +753,24 @@ ERROR_REASONS: Final[Mapping[str, Reason]] = {
     "COUPON_SERIES_NOT_FOUND": _unknown(
         "no such coupon series in this business", "ListCouponSeries"
     ),
+    "NAME_TAKEN": Reason(
+        Status.ALREADY_EXISTS,
+        "the name belongs to another live item of this kind in the business already",
+        "choose another name, or rename or archive the item that has it",
+        Retry.AFTER_FIX,
+        final=True,
+    ),
+    # Saved segments, news and information.
+    "SEGMENT_NOT_FOUND": _unknown(
+        "no such saved segment in this business; where one selects customers, an archived"
+        " one is not found either",
+        "ListSavedSegments",
+    ),
+    "NEWS_ITEM_NOT_FOUND": _unknown(
+        "no such news item in this business; where a published one is needed, an archived"
+        " one or one outside its publication window is not found either",
+        "ListNewsItems",
+    ),
     # Operations on one customer.
     "TERMINAL_NOT_FOUND": _unknown("no such terminal in this business", "ListTerminals"),
     "OPERATION_TERMINAL_DISABLED": Reason(
@@ -800,9 +818,6 @@ ERROR_REASONS: Final[Mapping[str, Reason]] = {
         "read it (GetOperation); to run the action again, dry-run it again",
         Retry.NEVER,
         final=True,
-    ),
-    "NEWS_ITEM_NOT_FOUND": _unknown(
-        "no such news item in this business, or it is not published now", "ListNewsItems"
     ),
     # The back office: setup.
     "POINT_OF_SALE_NOT_FOUND": _unknown(

@@ -108,7 +108,10 @@ class BulkStore(Protocol):
 
 
 class NewsReads(Protocol):
-    async def published(self, business_id: int, news_item_id: int, now: datetime) -> bool: ...
+    """`purse.service.admin.news.NewsItems`: the item, or NotFound NEWS_ITEM_NOT_FOUND
+    unless it is the business's, live and published at `now`."""
+
+    async def published(self, business_id: int, news_item_id: int, now: datetime) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,14 +229,10 @@ class BulkActions:
                     "no such customer category in this business",
                     reason="CUSTOMER_CATEGORY_NOT_FOUND",
                 )
-        elif isinstance(change, NewsNotice) and (
-            self._news is None
-            or not await self._news.published(business_id, change.news_item_id, now)
-        ):
-            raise NotFound(
-                "no news item of this business is published now with this id",
-                reason="NEWS_ITEM_NOT_FOUND",
-            )
+        elif isinstance(change, NewsNotice):
+            if self._news is None:
+                raise NotFound("this server keeps no news items", reason="NEWS_ITEM_NOT_FOUND")
+            await self._news.published(business_id, change.news_item_id, now)
 
     async def start(self, actor: Actor, operation_id: int, token: str) -> OperationRow:
         row = await self.get(actor.business_id, operation_id)

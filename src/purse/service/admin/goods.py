@@ -30,7 +30,14 @@ from purse.domain.catalogue_setup import (
     validate_price_list,
 )
 from purse.domain.errors import InvalidArgument, echoed, invalid
-from purse.service.admin.versioned import Columns, Resource, Versioned, immutable, validated
+from purse.service.admin.versioned import (
+    Columns,
+    Resource,
+    Versioned,
+    immutable,
+    unused,
+    validated,
+)
 from purse.service.ports import BackOfficeReads, BackOfficeWriting, Row, Table, Writing
 
 GOODS_CATEGORIES = Table("goods_categories", "goods_category_id")
@@ -185,7 +192,7 @@ class Goods(Versioned[GoodsRecord]):
 
     async def archive(self, actor: Actor, product_code: str, expected_version: int) -> GoodsRecord:
         # Rules and checks name product codes freely: nothing live refuses an archive.
-        await self.archive_row(actor, product_code, expected_version, _nothing)
+        await self.archive_row(actor, product_code, expected_version, unused)
         return await self.get(actor.business_id, product_code)
 
     async def upsert(self, actor: Actor, goods: Sequence[GoodsDraft]) -> UpsertCounts:
@@ -211,10 +218,6 @@ class Goods(Versioned[GoodsRecord]):
             ]
             created, updated = await self._store.upsert_goods(writing, rows)
         return UpsertCounts(created, updated, len(goods) - created - updated)
-
-
-async def _nothing(writing: Writing, before: Row) -> str:
-    return ""
 
 
 def _goods_columns(draft: GoodsDraft) -> dict[str, object]:

@@ -67,6 +67,11 @@ def validated(validate: Callable[[Fields], None]) -> None:
     fields.raise_if_any()
 
 
+async def unused(writing: Writing, before: Row) -> str:
+    """The `users` of a resource nothing holds on to: it is archived whenever asked."""
+    return ""
+
+
 def _version_given(expected_version: int) -> None:
     fields = Fields()
     fields.expected_version(expected_version)

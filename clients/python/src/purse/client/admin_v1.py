@@ -15,6 +15,8 @@ from purse.admin.v1 import admin_service_pb2_grpc as admin_v1_admin_service_pb2_
 from purse.admin.v1 import bulk_actions_pb2 as admin_v1_bulk_actions_pb2
 from purse.admin.v1 import catalogue_pb2 as admin_v1_catalogue_pb2
 from purse.admin.v1 import customers_pb2 as admin_v1_customers_pb2
+from purse.admin.v1 import news_pb2 as admin_v1_news_pb2
+from purse.admin.v1 import segments_pb2 as admin_v1_segments_pb2
 from purse.admin.v1 import setup_pb2 as admin_v1_setup_pb2
 from purse.client import v1
 from purse.client.calls import ServiceClient, request_of
@@ -1610,6 +1612,186 @@ class CancelOperationResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class CreateSavedSegmentResponse:
+    """CreateSavedSegment output.
+
+    `raw` is the purse.admin.v1.CreateSavedSegmentResponse message read.
+    """
+
+    raw: admin_v1_segments_pb2.CreateSavedSegmentResponse = field(repr=False, compare=False)
+    segment: SavedSegment
+    """The new segment."""
+
+    @classmethod
+    def of(
+        cls, raw: admin_v1_segments_pb2.CreateSavedSegmentResponse
+    ) -> CreateSavedSegmentResponse:
+        """The CreateSavedSegmentResponse `raw` reads as."""
+        return cls(raw, SavedSegment.of(raw.segment))
+
+
+@dataclass(frozen=True, slots=True)
+class GetSavedSegmentResponse:
+    """GetSavedSegment output.
+
+    `raw` is the purse.admin.v1.GetSavedSegmentResponse message read.
+    """
+
+    raw: admin_v1_segments_pb2.GetSavedSegmentResponse = field(repr=False, compare=False)
+    segment: SavedSegment
+    """The segment."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_segments_pb2.GetSavedSegmentResponse) -> GetSavedSegmentResponse:
+        """The GetSavedSegmentResponse `raw` reads as."""
+        return cls(raw, SavedSegment.of(raw.segment))
+
+
+@dataclass(frozen=True, slots=True)
+class ListSavedSegmentsResponse:
+    """ListSavedSegments output.
+
+    `raw` is the purse.admin.v1.ListSavedSegmentsResponse message read.
+    """
+
+    raw: admin_v1_segments_pb2.ListSavedSegmentsResponse = field(repr=False, compare=False)
+    segments: tuple[SavedSegment, ...]
+    """In id order."""
+    next_page_token: str
+    """Empty on the last page."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_segments_pb2.ListSavedSegmentsResponse) -> ListSavedSegmentsResponse:
+        """The ListSavedSegmentsResponse `raw` reads as."""
+        return cls(raw, tuple(SavedSegment.of(item) for item in raw.segments), raw.next_page_token)
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateSavedSegmentResponse:
+    """UpdateSavedSegment output.
+
+    `raw` is the purse.admin.v1.UpdateSavedSegmentResponse message read.
+    """
+
+    raw: admin_v1_segments_pb2.UpdateSavedSegmentResponse = field(repr=False, compare=False)
+    segment: SavedSegment
+    """As it is now."""
+
+    @classmethod
+    def of(
+        cls, raw: admin_v1_segments_pb2.UpdateSavedSegmentResponse
+    ) -> UpdateSavedSegmentResponse:
+        """The UpdateSavedSegmentResponse `raw` reads as."""
+        return cls(raw, SavedSegment.of(raw.segment))
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveSavedSegmentResponse:
+    """ArchiveSavedSegment output.
+
+    `raw` is the purse.admin.v1.ArchiveSavedSegmentResponse message read.
+    """
+
+    raw: admin_v1_segments_pb2.ArchiveSavedSegmentResponse = field(repr=False, compare=False)
+    segment: SavedSegment
+    """As it is now."""
+
+    @classmethod
+    def of(
+        cls, raw: admin_v1_segments_pb2.ArchiveSavedSegmentResponse
+    ) -> ArchiveSavedSegmentResponse:
+        """The ArchiveSavedSegmentResponse `raw` reads as."""
+        return cls(raw, SavedSegment.of(raw.segment))
+
+
+@dataclass(frozen=True, slots=True)
+class CreateNewsItemResponse:
+    """CreateNewsItem output.
+
+    `raw` is the purse.admin.v1.CreateNewsItemResponse message read.
+    """
+
+    raw: admin_v1_news_pb2.CreateNewsItemResponse = field(repr=False, compare=False)
+    news_item: NewsItem
+    """The new item."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_news_pb2.CreateNewsItemResponse) -> CreateNewsItemResponse:
+        """The CreateNewsItemResponse `raw` reads as."""
+        return cls(raw, NewsItem.of(raw.news_item))
+
+
+@dataclass(frozen=True, slots=True)
+class GetNewsItemResponse:
+    """GetNewsItem output.
+
+    `raw` is the purse.admin.v1.GetNewsItemResponse message read.
+    """
+
+    raw: admin_v1_news_pb2.GetNewsItemResponse = field(repr=False, compare=False)
+    news_item: NewsItem
+    """The item."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_news_pb2.GetNewsItemResponse) -> GetNewsItemResponse:
+        """The GetNewsItemResponse `raw` reads as."""
+        return cls(raw, NewsItem.of(raw.news_item))
+
+
+@dataclass(frozen=True, slots=True)
+class ListNewsItemsResponse:
+    """ListNewsItems output.
+
+    `raw` is the purse.admin.v1.ListNewsItemsResponse message read.
+    """
+
+    raw: admin_v1_news_pb2.ListNewsItemsResponse = field(repr=False, compare=False)
+    news_items: tuple[NewsItem, ...]
+    """In id order."""
+    next_page_token: str
+    """Empty on the last page."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_news_pb2.ListNewsItemsResponse) -> ListNewsItemsResponse:
+        """The ListNewsItemsResponse `raw` reads as."""
+        return cls(raw, tuple(NewsItem.of(item) for item in raw.news_items), raw.next_page_token)
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateNewsItemResponse:
+    """UpdateNewsItem output.
+
+    `raw` is the purse.admin.v1.UpdateNewsItemResponse message read.
+    """
+
+    raw: admin_v1_news_pb2.UpdateNewsItemResponse = field(repr=False, compare=False)
+    news_item: NewsItem
+    """As it is now."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_news_pb2.UpdateNewsItemResponse) -> UpdateNewsItemResponse:
+        """The UpdateNewsItemResponse `raw` reads as."""
+        return cls(raw, NewsItem.of(raw.news_item))
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveNewsItemResponse:
+    """ArchiveNewsItem output.
+
+    `raw` is the purse.admin.v1.ArchiveNewsItemResponse message read.
+    """
+
+    raw: admin_v1_news_pb2.ArchiveNewsItemResponse = field(repr=False, compare=False)
+    news_item: NewsItem
+    """As it is now."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_news_pb2.ArchiveNewsItemResponse) -> ArchiveNewsItemResponse:
+        """The ArchiveNewsItemResponse `raw` reads as."""
+        return cls(raw, NewsItem.of(raw.news_item))
+
+
+@dataclass(frozen=True, slots=True)
 class FindCustomerResponse:
     """FindCustomer output.
 
@@ -2586,6 +2768,110 @@ class Operation:
 
 
 @dataclass(frozen=True, slots=True)
+class SavedSegment:
+    """A named selection of the business's customers.
+
+    `raw` is the purse.admin.v1.SavedSegment message read.
+    """
+
+    raw: admin_v1_segments_pb2.SavedSegment = field(repr=False, compare=False)
+    segment_id: int
+    """Assigned by Purse."""
+    name: str
+    """For the control panel, 1 to 200 characters; unique among the business's live segments
+    (ALREADY_EXISTS NAME_TAKEN).
+    """
+    filter: Filter
+    """Required: which customers, validated as ListCustomers validates its filter, a wrong part
+    named by its path (`segment.filter.all[1].condition.value`). Relative moments stay
+    relative: they resolve whenever the segment is used.
+    """
+    scope: CustomerListScope
+    """Unset: the whole business. As in ListCustomers, ids of another business select no one."""
+    version: int
+    """Grows with every change; name it in updates."""
+    create_time: datetime | None
+    """When it was created."""
+    archive_time: datetime | None
+    """When it was archived; unset while live."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_segments_pb2.SavedSegment) -> SavedSegment:
+        """The SavedSegment `raw` reads as."""
+        return cls(
+            raw,
+            raw.segment_id,
+            raw.name,
+            Filter.of(raw.filter),
+            CustomerListScope.of(raw.scope),
+            raw.version,
+            raw.create_time.ToDatetime(UTC) if raw.HasField("create_time") else None,
+            raw.archive_time.ToDatetime(UTC) if raw.HasField("archive_time") else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewsItem:
+    """One item of the business's news and information.
+
+    `raw` is the purse.admin.v1.NewsItem message read.
+    """
+
+    raw: admin_v1_news_pb2.NewsItem = field(repr=False, compare=False)
+    news_item_id: int
+    """Assigned by Purse."""
+    title: Mapping[str, str]
+    """Its heading, by language (a language tag such as "en" or "pt-BR" → 1 to 200 characters,
+    not blank): at least one language, at most 20. A customer reads their language's, else its
+    primary subtag's, else English, else the first by tag.
+    """
+    text: Mapping[str, str]
+    """Its body, by language (1 to 10,000 characters, not blank): at least one language, at most
+    20; picked for a customer as the title is.
+    """
+    image_url: str
+    """Its picture: an https address, at most 2,000 characters of those RFC 3986 allows (others
+    percent-encoded), without a user or password; empty = no picture.
+    """
+    point_of_sale_ids: tuple[int, ...]
+    """The points of sale it belongs to, each once, at most 1,000; none = every point of sale. A
+    point of sale an item is given must be a live one of the business (NOT_FOUND
+    POINT_OF_SALE_NOT_FOUND); one archived later stays named.
+    """
+    publication_start_time: datetime | None
+    """Required: when it is published."""
+    publication_end_time: datetime | None
+    """When it stops being published, after the start; unset = it stays published."""
+    version: int
+    """Grows with every change; name it in updates."""
+    create_time: datetime | None
+    """When it was created."""
+    archive_time: datetime | None
+    """When it was archived (never published after); unset while live."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_news_pb2.NewsItem) -> NewsItem:
+        """The NewsItem `raw` reads as."""
+        return cls(
+            raw,
+            raw.news_item_id,
+            dict(raw.title),
+            dict(raw.text),
+            raw.image_url,
+            tuple(item for item in raw.point_of_sale_ids),
+            raw.publication_start_time.ToDatetime(UTC)
+            if raw.HasField("publication_start_time")
+            else None,
+            raw.publication_end_time.ToDatetime(UTC)
+            if raw.HasField("publication_end_time")
+            else None,
+            raw.version,
+            raw.create_time.ToDatetime(UTC) if raw.HasField("create_time") else None,
+            raw.archive_time.ToDatetime(UTC) if raw.HasField("archive_time") else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerCard:
     """Everything the control panel shows of one customer.
 
@@ -2819,6 +3105,64 @@ class BulkEstimate:
             raw.sms_segments,
             raw.sms_cost_minor_units,
             raw.skipped,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """A filter of the customer list: exactly one of a condition, a group all of whose filters
+    hold, or a group any of whose filters holds. Groups nest at most 4 deep, with at most 50
+    conditions in all.
+
+    `raw` is the purse.admin.v1.Filter message read.
+    """
+
+    raw: admin_v1_customers_pb2.Filter = field(repr=False, compare=False)
+    condition: Condition | None
+    """A single condition."""
+    all: tuple[Filter, ...]
+    """All of these hold (at least one)."""
+    any: tuple[Filter, ...]
+    """Any of these holds (at least one)."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_customers_pb2.Filter) -> Filter:
+        """The Filter `raw` reads as."""
+        return cls(
+            raw,
+            Condition.of(raw.condition) if raw.HasField("condition") else None,
+            tuple(Filter.of(item) for item in raw.all),
+            tuple(Filter.of(item) for item in raw.any),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerListScope:
+    """Narrows the list to customers who bought (a completed sale) in a program, at a point of
+    sale or at a terminal, and to a selection; ids of another business select no one.
+
+    `raw` is the purse.admin.v1.CustomerListScope message read.
+    """
+
+    raw: admin_v1_customers_pb2.CustomerListScope = field(repr=False, compare=False)
+    program_id: int
+    """0: any program."""
+    point_of_sale_id: int
+    """0: any point of sale."""
+    terminal_id: int
+    """0: any terminal."""
+    customer_ids: tuple[int, ...]
+    """At most 10000; none: every customer."""
+
+    @classmethod
+    def of(cls, raw: admin_v1_customers_pb2.CustomerListScope) -> CustomerListScope:
+        """The CustomerListScope `raw` reads as."""
+        return cls(
+            raw,
+            raw.program_id,
+            raw.point_of_sale_id,
+            raw.terminal_id,
+            tuple(item for item in raw.customer_ids),
         )
 
 
@@ -3084,60 +3428,25 @@ class BulkMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class Filter:
-    """A filter of the customer list: exactly one of a condition, a group all of whose filters
-    hold, or a group any of whose filters holds. Groups nest at most 4 deep, with at most 50
-    conditions in all.
+class Condition:
+    """One comparison of a column with a value.
 
-    `raw` is the purse.admin.v1.Filter message read.
+    `raw` is the purse.admin.v1.Condition message read.
     """
 
-    raw: admin_v1_customers_pb2.Filter = field(repr=False, compare=False)
-    condition: Condition | None
-    """A single condition."""
-    all: tuple[Filter, ...]
-    """All of these hold (at least one)."""
-    any: tuple[Filter, ...]
-    """Any of these holds (at least one)."""
+    raw: admin_v1_customers_pb2.Condition = field(repr=False, compare=False)
+    column: CustomerColumn
+    """Required."""
+    operator: FilterOperator
+    """One the column's type takes."""
+    value: FilterValue
+    """Of the column's type; unset for EXISTS and NOT_EXISTS."""
 
     @classmethod
-    def of(cls, raw: admin_v1_customers_pb2.Filter) -> Filter:
-        """The Filter `raw` reads as."""
+    def of(cls, raw: admin_v1_customers_pb2.Condition) -> Condition:
+        """The Condition `raw` reads as."""
         return cls(
-            raw,
-            Condition.of(raw.condition) if raw.HasField("condition") else None,
-            tuple(Filter.of(item) for item in raw.all),
-            tuple(Filter.of(item) for item in raw.any),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerListScope:
-    """Narrows the list to customers who bought (a completed sale) in a program, at a point of
-    sale or at a terminal, and to a selection; ids of another business select no one.
-
-    `raw` is the purse.admin.v1.CustomerListScope message read.
-    """
-
-    raw: admin_v1_customers_pb2.CustomerListScope = field(repr=False, compare=False)
-    program_id: int
-    """0: any program."""
-    point_of_sale_id: int
-    """0: any point of sale."""
-    terminal_id: int
-    """0: any terminal."""
-    customer_ids: tuple[int, ...]
-    """At most 10000; none: every customer."""
-
-    @classmethod
-    def of(cls, raw: admin_v1_customers_pb2.CustomerListScope) -> CustomerListScope:
-        """The CustomerListScope `raw` reads as."""
-        return cls(
-            raw,
-            raw.program_id,
-            raw.point_of_sale_id,
-            raw.terminal_id,
-            tuple(item for item in raw.customer_ids),
+            raw, CustomerColumn(raw.column), FilterOperator(raw.operator), FilterValue.of(raw.value)
         )
 
 
@@ -3159,29 +3468,6 @@ class TimeWindow:
     def of(cls, raw: admin_v1_admin_service_pb2.TimeWindow) -> TimeWindow:
         """The TimeWindow `raw` reads as."""
         return cls(raw, raw.start_minute, raw.end_minute)
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """One comparison of a column with a value.
-
-    `raw` is the purse.admin.v1.Condition message read.
-    """
-
-    raw: admin_v1_customers_pb2.Condition = field(repr=False, compare=False)
-    column: CustomerColumn
-    """Required."""
-    operator: FilterOperator
-    """One the column's type takes."""
-    value: FilterValue
-    """Of the column's type; unset for EXISTS and NOT_EXISTS."""
-
-    @classmethod
-    def of(cls, raw: admin_v1_customers_pb2.Condition) -> Condition:
-        """The Condition `raw` reads as."""
-        return cls(
-            raw, CustomerColumn(raw.column), FilterOperator(raw.operator), FilterValue.of(raw.value)
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -4810,12 +5096,14 @@ class AdminClient(ServiceClient):
         scope: admin_v1_customers_pb2.CustomerListScope | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
+        segment_id: int | None = None,
     ) -> ListCustomersResponse:
         """--- The customer list -------------------------------------------------------------- A
         page of the business's customers (one row per membership) that `filter` selects within
-        `scope`, in `sort`'s order. Relative moments resolve against the first page's moment,
-        which every later page of the query keeps. Errors: INVALID_ARGUMENT, FILTER_INVALID,
-        FILTER_TOO_DEEP, FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE.
+        `scope`, or that a saved segment selects, in `sort`'s order. Relative moments resolve
+        against the first page's moment, which every later page of the query keeps. Errors:
+        INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+        TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND.
 
         Retried on UNAVAILABLE: a retry cannot apply it twice.
         """
@@ -4829,6 +5117,7 @@ class AdminClient(ServiceClient):
                 scope=scope,
                 page_size=page_size,
                 page_token=page_token,
+                segment_id=segment_id,
             ),
             ListCustomersResponse.of,
             retry=True,
@@ -4841,10 +5130,11 @@ class AdminClient(ServiceClient):
         *,
         filter: admin_v1_customers_pb2.Filter | None = None,
         scope: admin_v1_customers_pb2.CustomerListScope | None = None,
+        segment_id: int | None = None,
     ) -> CountCustomersResponse:
-        """How many of the business's customers `filter` selects within `scope`, now. Errors:
-        INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
-        TIMESTAMP_OUT_OF_RANGE.
+        """How many of the business's customers `filter` selects within `scope`, or a saved
+        segment selects, now. Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP,
+        FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND.
         """
         return await self._unary(
             self._stub.CountCustomers,
@@ -4853,6 +5143,7 @@ class AdminClient(ServiceClient):
                 request,
                 filter=filter,
                 scope=scope,
+                segment_id=segment_id,
             ),
             CountCustomersResponse.of,
             retry=False,
@@ -4978,6 +5269,232 @@ class AdminClient(ServiceClient):
                 operation_id=operation_id,
             ),
             CancelOperationResponse.of,
+            retry=False,
+        )
+
+    async def create_saved_segment(
+        self,
+        request: admin_v1_segments_pb2.CreateSavedSegmentRequest | None = None,
+        /,
+        *,
+        segment: admin_v1_segments_pb2.SavedSegment | None = None,
+    ) -> CreateSavedSegmentResponse:
+        """--- Saved segments -------------------------------------------------------------------
+        A new saved segment: a named filter of the customer list, and optionally a scope.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP,
+        FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, NAME_TAKEN.
+        """
+        return await self._unary(
+            self._stub.CreateSavedSegment,
+            request_of(admin_v1_segments_pb2.CreateSavedSegmentRequest, request, segment=segment),
+            CreateSavedSegmentResponse.of,
+            retry=False,
+        )
+
+    async def get_saved_segment(
+        self,
+        request: admin_v1_segments_pb2.GetSavedSegmentRequest | None = None,
+        /,
+        *,
+        segment_id: int | None = None,
+    ) -> GetSavedSegmentResponse:
+        """One saved segment (an archived one too). Errors: SEGMENT_NOT_FOUND.
+
+        Retried on UNAVAILABLE: a retry cannot apply it twice.
+        """
+        return await self._unary(
+            self._stub.GetSavedSegment,
+            request_of(
+                admin_v1_segments_pb2.GetSavedSegmentRequest, request, segment_id=segment_id
+            ),
+            GetSavedSegmentResponse.of,
+            retry=True,
+        )
+
+    async def list_saved_segments(
+        self,
+        request: admin_v1_segments_pb2.ListSavedSegmentsRequest | None = None,
+        /,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        show_archived: bool | None = None,
+    ) -> ListSavedSegmentsResponse:
+        """The business's saved segments. Errors: INVALID_ARGUMENT.
+
+        Retried on UNAVAILABLE: a retry cannot apply it twice.
+        """
+        return await self._unary(
+            self._stub.ListSavedSegments,
+            request_of(
+                admin_v1_segments_pb2.ListSavedSegmentsRequest,
+                request,
+                page_size=page_size,
+                page_token=page_token,
+                show_archived=show_archived,
+            ),
+            ListSavedSegmentsResponse.of,
+            retry=True,
+        )
+
+    async def update_saved_segment(
+        self,
+        request: admin_v1_segments_pb2.UpdateSavedSegmentRequest | None = None,
+        /,
+        *,
+        segment: admin_v1_segments_pb2.SavedSegment | None = None,
+        expected_version: int | None = None,
+    ) -> UpdateSavedSegmentResponse:
+        """Replaces a segment's name, filter and scope; a page token given for the old selection
+        is refused after. Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, FILTER_INVALID,
+        FILTER_TOO_DEEP, FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND,
+        ARCHIVED, VERSION_MISMATCH, NAME_TAKEN.
+        """
+        return await self._unary(
+            self._stub.UpdateSavedSegment,
+            request_of(
+                admin_v1_segments_pb2.UpdateSavedSegmentRequest,
+                request,
+                segment=segment,
+                expected_version=expected_version,
+            ),
+            UpdateSavedSegmentResponse.of,
+            retry=False,
+        )
+
+    async def archive_saved_segment(
+        self,
+        request: admin_v1_segments_pb2.ArchiveSavedSegmentRequest | None = None,
+        /,
+        *,
+        segment_id: int | None = None,
+        expected_version: int | None = None,
+    ) -> ArchiveSavedSegmentResponse:
+        """Archives a segment: the list and bulk actions no longer take it (NOT_FOUND
+        SEGMENT_NOT_FOUND), and its name is free again. Errors: ROLE_NOT_ALLOWED,
+        INVALID_ARGUMENT, SEGMENT_NOT_FOUND, ARCHIVED, VERSION_MISMATCH.
+        """
+        return await self._unary(
+            self._stub.ArchiveSavedSegment,
+            request_of(
+                admin_v1_segments_pb2.ArchiveSavedSegmentRequest,
+                request,
+                segment_id=segment_id,
+                expected_version=expected_version,
+            ),
+            ArchiveSavedSegmentResponse.of,
+            retry=False,
+        )
+
+    async def create_news_item(
+        self,
+        request: admin_v1_news_pb2.CreateNewsItemRequest | None = None,
+        /,
+        *,
+        news_item: admin_v1_news_pb2.NewsItem | None = None,
+    ) -> CreateNewsItemResponse:
+        """--- News and information
+        -------------------------------------------------------------- A new news item.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE,
+        POINT_OF_SALE_NOT_FOUND.
+        """
+        return await self._unary(
+            self._stub.CreateNewsItem,
+            request_of(admin_v1_news_pb2.CreateNewsItemRequest, request, news_item=news_item),
+            CreateNewsItemResponse.of,
+            retry=False,
+        )
+
+    async def get_news_item(
+        self,
+        request: admin_v1_news_pb2.GetNewsItemRequest | None = None,
+        /,
+        *,
+        news_item_id: int | None = None,
+    ) -> GetNewsItemResponse:
+        """One news item (an archived one too). Errors: NEWS_ITEM_NOT_FOUND.
+
+        Retried on UNAVAILABLE: a retry cannot apply it twice.
+        """
+        return await self._unary(
+            self._stub.GetNewsItem,
+            request_of(admin_v1_news_pb2.GetNewsItemRequest, request, news_item_id=news_item_id),
+            GetNewsItemResponse.of,
+            retry=True,
+        )
+
+    async def list_news_items(
+        self,
+        request: admin_v1_news_pb2.ListNewsItemsRequest | None = None,
+        /,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        show_archived: bool | None = None,
+        published_now: bool | None = None,
+    ) -> ListNewsItemsResponse:
+        """The business's news items: all, or those published now. Errors: INVALID_ARGUMENT.
+
+        Retried on UNAVAILABLE: a retry cannot apply it twice.
+        """
+        return await self._unary(
+            self._stub.ListNewsItems,
+            request_of(
+                admin_v1_news_pb2.ListNewsItemsRequest,
+                request,
+                page_size=page_size,
+                page_token=page_token,
+                show_archived=show_archived,
+                published_now=published_now,
+            ),
+            ListNewsItemsResponse.of,
+            retry=True,
+        )
+
+    async def update_news_item(
+        self,
+        request: admin_v1_news_pb2.UpdateNewsItemRequest | None = None,
+        /,
+        *,
+        news_item: admin_v1_news_pb2.NewsItem | None = None,
+        expected_version: int | None = None,
+    ) -> UpdateNewsItemResponse:
+        """Replaces a news item's settable fields. Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT,
+        TIMESTAMP_OUT_OF_RANGE, NEWS_ITEM_NOT_FOUND, ARCHIVED, VERSION_MISMATCH,
+        POINT_OF_SALE_NOT_FOUND.
+        """
+        return await self._unary(
+            self._stub.UpdateNewsItem,
+            request_of(
+                admin_v1_news_pb2.UpdateNewsItemRequest,
+                request,
+                news_item=news_item,
+                expected_version=expected_version,
+            ),
+            UpdateNewsItemResponse.of,
+            retry=False,
+        )
+
+    async def archive_news_item(
+        self,
+        request: admin_v1_news_pb2.ArchiveNewsItemRequest | None = None,
+        /,
+        *,
+        news_item_id: int | None = None,
+        expected_version: int | None = None,
+    ) -> ArchiveNewsItemResponse:
+        """Archives a news item: it is no longer published, whatever its window. Errors:
+        ROLE_NOT_ALLOWED, INVALID_ARGUMENT, NEWS_ITEM_NOT_FOUND, ARCHIVED, VERSION_MISMATCH.
+        """
+        return await self._unary(
+            self._stub.ArchiveNewsItem,
+            request_of(
+                admin_v1_news_pb2.ArchiveNewsItemRequest,
+                request,
+                news_item_id=news_item_id,
+                expected_version=expected_version,
+            ),
+            ArchiveNewsItemResponse.of,
             retry=False,
         )
 

@@ -9,6 +9,7 @@ A wrong part of a filter is named by its path in the request's own field names
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Final
 
 from purse.admin.v1 import admin_service_pb2 as pb
@@ -105,6 +106,52 @@ def _value(message: customers_pb2.FilterValue, path: str) -> Value:
     return single
 
 
+# Each domain column and operator is the contract's value of the same name.
+_column_numbers: Final[Mapping[CustomerColumn, customers_pb2.CustomerColumn.ValueType]] = {
+    column: customers_pb2.CustomerColumn.Value(f"CUSTOMER_COLUMN_{column.name}")
+    for column in CustomerColumn
+}
+_operator_numbers: Final[Mapping[Operator, customers_pb2.FilterOperator.ValueType]] = {
+    operator: customers_pb2.FilterOperator.Value(f"FILTER_OPERATOR_{operator.name}")
+    for operator in Operator
+}
+
+
+def filter_to_proto(tree: Filter) -> customers_pb2.Filter:
+    """The contract's filter of a domain tree (`filter_from_proto` reads it back)."""
+    if isinstance(tree, Group):
+        members = [filter_to_proto(member) for member in tree.members]
+        if tree.combination is Combination.ALL:
+            return customers_pb2.Filter(all=members)
+        return customers_pb2.Filter(any=members)
+    condition = customers_pb2.Condition(
+        column=_column_numbers[tree.column],
+        operator=_operator_numbers[tree.operator],
+        value=_value_to_proto(tree.value),
+    )
+    return customers_pb2.Filter(condition=condition)
+
+
+def _value_to_proto(value: Value) -> customers_pb2.FilterValue | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return customers_pb2.FilterValue(boolean=value)
+    if isinstance(value, int):
+        return customers_pb2.FilterValue(integer=value)
+    if isinstance(value, str):
+        return customers_pb2.FilterValue(text=value)
+    if isinstance(value, datetime):
+        return customers_pb2.FilterValue(moment=timestamp(value))
+    if isinstance(value, FromNow):
+        return customers_pb2.FilterValue(seconds_from_now=value.seconds)
+    texts = [each for each in value if isinstance(each, str)]
+    if texts:
+        return customers_pb2.FilterValue(texts=customers_pb2.TextList(values=texts))
+    integers = [each for each in value if isinstance(each, int)]
+    return customers_pb2.FilterValue(integers=customers_pb2.IntegerList(values=integers))
+
+
 def sort_from_proto(message: customers_pb2.CustomerSort) -> Sort:
     column = (
         CustomerColumn.CUSTOMER_ID
@@ -119,14 +166,23 @@ def sort_from_proto(message: customers_pb2.CustomerSort) -> Sort:
     return Sort(column, direction)
 
 
-def scope_from_proto(message: customers_pb2.CustomerListScope) -> ListScope:
+def scope_from_proto(message: customers_pb2.CustomerListScope, path: str = "scope") -> ListScope:
     if len(message.customer_ids) > selected_customers_max:
-        raise invalid("scope.customer_ids", f"at most {selected_customers_max} customers")
+        raise invalid(f"{path}.customer_ids", f"at most {selected_customers_max} customers")
     return ListScope(
         program_id=message.program_id or None,
         point_of_sale_id=message.point_of_sale_id or None,
         terminal_id=message.terminal_id or None,
         customer_ids=tuple(message.customer_ids),
+    )
+
+
+def scope_to_proto(scope: ListScope) -> customers_pb2.CustomerListScope:
+    return customers_pb2.CustomerListScope(
+        program_id=scope.program_id or 0,
+        point_of_sale_id=scope.point_of_sale_id or 0,
+        terminal_id=scope.terminal_id or 0,
+        customer_ids=scope.customer_ids,
     )
 
 
@@ -170,6 +226,7 @@ class CustomerListCalls:
             sort_from_proto(request.sort),
             request.page_size,
             request.page_token,
+            request.segment_id,
         )
         return pb.ListCustomersResponse(
             rows=[row_to_proto(row) for row in page.rows], next_page_token=page.next_page_token
@@ -180,6 +237,9 @@ class CustomerListCalls:
         self, request: pb.CountCustomersRequest, context: Context, caller: AdministratorContext
     ) -> pb.CountCustomersResponse:
         count = await self.customer_list.count(
-            caller.business_id, scope_from_proto(request.scope), _optional_filter(request)
+            caller.business_id,
+            scope_from_proto(request.scope),
+            _optional_filter(request),
+            request.segment_id,
         )
         return pb.CountCustomersResponse(count=count)

@@ -20,8 +20,10 @@ from purse.api.grpc.admin.customer_list import CustomerListCalls
 from purse.api.grpc.admin.customers import CustomerCalls
 from purse.api.grpc.admin.goods import GoodsCalls
 from purse.api.grpc.admin.loyalty_programs import ProgramCalls
+from purse.api.grpc.admin.news import NewsCalls
 from purse.api.grpc.admin.points_of_sale import PointOfSaleCalls
 from purse.api.grpc.admin.programs import program_from_proto, program_to_proto
+from purse.api.grpc.admin.segments import SegmentCalls
 from purse.api.grpc.admin.terminals import TerminalCalls
 from purse.api.grpc.admin.wallet import AccountTypeCalls, CertificateCalls, CouponSeriesCalls
 from purse.api.grpc.common.calls import Context
@@ -35,8 +37,10 @@ from purse.service.admin.customer_operations import CustomerOperations
 from purse.service.admin.customers import CustomerCards
 from purse.service.admin.goods import Goods, GoodsCategories
 from purse.service.admin.loyalty_programs import LoyaltyPrograms
+from purse.service.admin.news import NewsItems
 from purse.service.admin.points_of_sale import PointsOfSale
 from purse.service.admin.programs import Programs
+from purse.service.admin.segments import SavedSegments
 from purse.service.admin.terminals import TerminalApiKeys, Terminals
 from purse.service.admin.wallet import AccountTypes, Certificates, CouponSeries
 from purse.service.authentication import AdministratorAuthenticator
@@ -58,6 +62,8 @@ class AdminUseCases:
     certificates: Certificates
     customers: CustomerCards
     customer_list: CustomerList
+    segments: SavedSegments
+    news: NewsItems
     operations: CustomerOperations
     loyalty_programs: LoyaltyPrograms
     points_of_sale: PointsOfSale
@@ -73,6 +79,8 @@ class AdminServicer(
     CategoryCalls,
     CustomerCalls,
     CustomerListCalls,
+    SegmentCalls,
+    NewsCalls,
     GoodsCalls,
     AccountTypeCalls,
     CouponSeriesCalls,
@@ -97,6 +105,8 @@ class AdminServicer(
         self.certificates = use_cases.certificates
         self.customers = use_cases.customers
         self.customer_list = use_cases.customer_list
+        self.segments = use_cases.segments
+        self.news = use_cases.news
         self.operations = use_cases.operations
         self.loyalty_programs = use_cases.loyalty_programs
         self.points_of_sale = use_cases.points_of_sale

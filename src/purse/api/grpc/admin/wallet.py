@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from purse.admin.v1 import catalogue_pb2 as pb
 from purse.api.grpc.admin.calls import administrator_call
-from purse.api.grpc.admin.mapping import archive_time
+from purse.api.grpc.admin.mapping import archive_time, optional_moment, set_moment
 from purse.api.grpc.common.calls import Context
-from purse.api.grpc.common.mapping import moment_from_proto
 from purse.domain.administrators import Access, AdministratorContext
 from purse.domain.catalogue_setup import AccountTypeDraft, CertificateDraft, CouponSeriesDraft
 from purse.domain.checks import CouponKind
@@ -35,16 +31,6 @@ _coupon_kinds = {
     CouponKind.FREE_PRODUCT: pb.COUPON_KIND_FREE_PRODUCT,
 }
 _coupon_kinds_from_proto = {value: kind for kind, value in _coupon_kinds.items()}
-
-
-def _moment(message: Any, field: str, path: str) -> datetime | None:
-    """A timestamp field the caller set, checked for range; None when unset."""
-    return moment_from_proto(getattr(message, field), path) if message.HasField(field) else None
-
-
-def _set_moment(message: Any, field: str, moment: datetime | None) -> None:
-    if moment is not None:
-        getattr(message, field).FromDatetime(moment)
 
 
 def account_type_to_proto(record: AccountTypeRecord) -> pb.AccountType:
@@ -98,7 +84,7 @@ def coupon_series_to_proto(record: CouponSeriesRecord) -> pb.CouponSeries:
         coupon_lifetime_days=settings.coupon_lifetime_days,
         version=record.version,
     )
-    _set_moment(message, "valid_until", settings.valid_until)
+    set_moment(message, "valid_until", settings.valid_until)
     archive_time(message, record.archived_at)
     return message
 
@@ -113,7 +99,7 @@ def _coupon_series_draft(message: pb.CouponSeries) -> CouponSeriesDraft:
         tuple(message.product_codes),
         message.check_sum_min_minor_units,
         message.coupons_max if message.HasField("coupons_max") else None,
-        _moment(message, "valid_until", "coupon_series.valid_until"),
+        optional_moment(message, "valid_until", "coupon_series.valid_until"),
         message.coupon_lifetime_days,
     )
 
@@ -127,8 +113,8 @@ def certificate_to_proto(record: CertificateRecord) -> pb.Certificate:
         held_minor_units=record.held_minor_units,
         version=record.version,
     )
-    _set_moment(message, "expire_time", settings.expires_at)
-    _set_moment(message, "create_time", record.created_at)
+    set_moment(message, "expire_time", settings.expires_at)
+    set_moment(message, "create_time", record.created_at)
     archive_time(message, record.archived_at)
     return message
 
@@ -137,7 +123,7 @@ def _certificate_draft(message: pb.Certificate) -> CertificateDraft:
     return CertificateDraft(
         message.code,
         message.balance_minor_units,
-        _moment(message, "expire_time", "certificate.expire_time"),
+        optional_moment(message, "expire_time", "certificate.expire_time"),
     )
 
 

@@ -2300,10 +2300,19 @@ class ListCustomersRequest(_message.Message):
     SCOPE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """0 = 50; at most 1000."""
     page_token: _builtins.str
-    """From the previous page, of the same filter, sort and scope."""
+    """From the previous page, of the same filter, sort and scope (or segment, unchanged
+    since).
+    """
+    segment_id: _builtins.int
+    """A live saved segment of the business whose filter and scope select the customers,
+    instead of `filter` and `scope` (with either set too: INVALID_ARGUMENT naming it; to
+    narrow a segment, read its filter with GetSavedSegment and send a narrower one). 0 =
+    none. Another business's or an archived segment: NOT_FOUND SEGMENT_NOT_FOUND.
+    """
     @_builtins.property
     def filter(self) -> _customers_pb2.Filter:
         """Unset: every customer in the scope."""
@@ -2324,10 +2333,11 @@ class ListCustomersRequest(_message.Message):
         scope: _customers_pb2.CustomerListScope | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        segment_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope", "sort", b"sort"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page_size", b"page_size", "page_token", b"page_token", "scope", b"scope", "sort", b"sort"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page_size", b"page_size", "page_token", b"page_token", "scope", b"scope", "segment_id", b"segment_id", "sort", b"sort"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2369,6 +2379,11 @@ class CountCustomersRequest(_message.Message):
 
     FILTER_FIELD_NUMBER: _builtins.int
     SCOPE_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    segment_id: _builtins.int
+    """A live saved segment of the business, instead of `filter` and `scope`, as in
+    ListCustomers. 0 = none.
+    """
     @_builtins.property
     def filter(self) -> _customers_pb2.Filter:
         """Unset: every customer in the scope."""
@@ -2382,10 +2397,11 @@ class CountCustomersRequest(_message.Message):
         *,
         filter: _customers_pb2.Filter | None = ...,
         scope: _customers_pb2.CustomerListScope | None = ...,
+        segment_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope", "segment_id", b"segment_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -5,6 +5,8 @@ import warnings
 
 from purse.admin.v1 import admin_service_pb2 as purse_dot_admin_dot_v1_dot_admin__service__pb2
 from purse.admin.v1 import catalogue_pb2 as purse_dot_admin_dot_v1_dot_catalogue__pb2
+from purse.admin.v1 import news_pb2 as purse_dot_admin_dot_v1_dot_news__pb2
+from purse.admin.v1 import segments_pb2 as purse_dot_admin_dot_v1_dot_segments__pb2
 from purse.admin.v1 import setup_pb2 as purse_dot_admin_dot_v1_dot_setup__pb2
 
 GRPC_GENERATED_VERSION = '1.76.0'
@@ -413,6 +415,56 @@ class AdminServiceStub(object):
                 '/purse.admin.v1.AdminService/CancelOperation',
                 request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CancelOperationRequest.SerializeToString,
                 response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CancelOperationResponse.FromString,
+                _registered_method=True)
+        self.CreateSavedSegment = channel.unary_unary(
+                '/purse.admin.v1.AdminService/CreateSavedSegment',
+                request_serializer=purse_dot_admin_dot_v1_dot_segments__pb2.CreateSavedSegmentRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_segments__pb2.CreateSavedSegmentResponse.FromString,
+                _registered_method=True)
+        self.GetSavedSegment = channel.unary_unary(
+                '/purse.admin.v1.AdminService/GetSavedSegment',
+                request_serializer=purse_dot_admin_dot_v1_dot_segments__pb2.GetSavedSegmentRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_segments__pb2.GetSavedSegmentResponse.FromString,
+                _registered_method=True)
+        self.ListSavedSegments = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ListSavedSegments',
+                request_serializer=purse_dot_admin_dot_v1_dot_segments__pb2.ListSavedSegmentsRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_segments__pb2.ListSavedSegmentsResponse.FromString,
+                _registered_method=True)
+        self.UpdateSavedSegment = channel.unary_unary(
+                '/purse.admin.v1.AdminService/UpdateSavedSegment',
+                request_serializer=purse_dot_admin_dot_v1_dot_segments__pb2.UpdateSavedSegmentRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_segments__pb2.UpdateSavedSegmentResponse.FromString,
+                _registered_method=True)
+        self.ArchiveSavedSegment = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ArchiveSavedSegment',
+                request_serializer=purse_dot_admin_dot_v1_dot_segments__pb2.ArchiveSavedSegmentRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_segments__pb2.ArchiveSavedSegmentResponse.FromString,
+                _registered_method=True)
+        self.CreateNewsItem = channel.unary_unary(
+                '/purse.admin.v1.AdminService/CreateNewsItem',
+                request_serializer=purse_dot_admin_dot_v1_dot_news__pb2.CreateNewsItemRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_news__pb2.CreateNewsItemResponse.FromString,
+                _registered_method=True)
+        self.GetNewsItem = channel.unary_unary(
+                '/purse.admin.v1.AdminService/GetNewsItem',
+                request_serializer=purse_dot_admin_dot_v1_dot_news__pb2.GetNewsItemRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_news__pb2.GetNewsItemResponse.FromString,
+                _registered_method=True)
+        self.ListNewsItems = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ListNewsItems',
+                request_serializer=purse_dot_admin_dot_v1_dot_news__pb2.ListNewsItemsRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_news__pb2.ListNewsItemsResponse.FromString,
+                _registered_method=True)
+        self.UpdateNewsItem = channel.unary_unary(
+                '/purse.admin.v1.AdminService/UpdateNewsItem',
+                request_serializer=purse_dot_admin_dot_v1_dot_news__pb2.UpdateNewsItemRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_news__pb2.UpdateNewsItemResponse.FromString,
+                _registered_method=True)
+        self.ArchiveNewsItem = channel.unary_unary(
+                '/purse.admin.v1.AdminService/ArchiveNewsItem',
+                request_serializer=purse_dot_admin_dot_v1_dot_news__pb2.ArchiveNewsItemRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_news__pb2.ArchiveNewsItemResponse.FromString,
                 _registered_method=True)
         self.FindCustomer = channel.unary_unary(
                 '/purse.admin.v1.AdminService/FindCustomer',
@@ -1051,19 +1103,20 @@ class AdminServiceServicer(object):
     def ListCustomers(self, request, context):
         """--- The customer list --------------------------------------------------------------
         A page of the business's customers (one row per membership) that `filter` selects
-        within `scope`, in `sort`'s order. Relative moments resolve against the first page's
-        moment, which every later page of the query keeps.
+        within `scope`, or that a saved segment selects, in `sort`'s order. Relative moments
+        resolve against the first page's moment, which every later page of the query keeps.
         Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
-        TIMESTAMP_OUT_OF_RANGE.
+        TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CountCustomers(self, request, context):
-        """How many of the business's customers `filter` selects within `scope`, now.
+        """How many of the business's customers `filter` selects within `scope`, or a saved
+        segment selects, now.
         Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
-        TIMESTAMP_OUT_OF_RANGE.
+        TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1114,6 +1167,97 @@ class AdminServiceServicer(object):
         """Cancels a draft or a running operation: members not reached yet are left as they
         are. A finished operation is answered as it is.
         Errors: ROLE_NOT_ALLOWED, BULK_OPERATION_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSavedSegment(self, request, context):
+        """--- Saved segments -------------------------------------------------------------------
+        A new saved segment: a named filter of the customer list, and optionally a scope.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP,
+        FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, NAME_TAKEN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSavedSegment(self, request, context):
+        """One saved segment (an archived one too).
+        Errors: SEGMENT_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSavedSegments(self, request, context):
+        """The business's saved segments.
+        Errors: INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSavedSegment(self, request, context):
+        """Replaces a segment's name, filter and scope; a page token given for the old
+        selection is refused after.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP,
+        FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, NAME_TAKEN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveSavedSegment(self, request, context):
+        """Archives a segment: the list and bulk actions no longer take it (NOT_FOUND
+        SEGMENT_NOT_FOUND), and its name is free again.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, SEGMENT_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateNewsItem(self, request, context):
+        """--- News and information --------------------------------------------------------------
+        A new news item.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE,
+        POINT_OF_SALE_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNewsItem(self, request, context):
+        """One news item (an archived one too).
+        Errors: NEWS_ITEM_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNewsItems(self, request, context):
+        """The business's news items: all, or those published now.
+        Errors: INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateNewsItem(self, request, context):
+        """Replaces a news item's settable fields.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE,
+        NEWS_ITEM_NOT_FOUND, ARCHIVED, VERSION_MISMATCH, POINT_OF_SALE_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveNewsItem(self, request, context):
+        """Archives a news item: it is no longer published, whatever its window.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, NEWS_ITEM_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1575,6 +1719,56 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.CancelOperation,
                     request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CancelOperationRequest.FromString,
                     response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CancelOperationResponse.SerializeToString,
+            ),
+            'CreateSavedSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSavedSegment,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_segments__pb2.CreateSavedSegmentRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_segments__pb2.CreateSavedSegmentResponse.SerializeToString,
+            ),
+            'GetSavedSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSavedSegment,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_segments__pb2.GetSavedSegmentRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_segments__pb2.GetSavedSegmentResponse.SerializeToString,
+            ),
+            'ListSavedSegments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSavedSegments,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_segments__pb2.ListSavedSegmentsRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_segments__pb2.ListSavedSegmentsResponse.SerializeToString,
+            ),
+            'UpdateSavedSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSavedSegment,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_segments__pb2.UpdateSavedSegmentRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_segments__pb2.UpdateSavedSegmentResponse.SerializeToString,
+            ),
+            'ArchiveSavedSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveSavedSegment,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_segments__pb2.ArchiveSavedSegmentRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_segments__pb2.ArchiveSavedSegmentResponse.SerializeToString,
+            ),
+            'CreateNewsItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateNewsItem,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_news__pb2.CreateNewsItemRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_news__pb2.CreateNewsItemResponse.SerializeToString,
+            ),
+            'GetNewsItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNewsItem,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_news__pb2.GetNewsItemRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_news__pb2.GetNewsItemResponse.SerializeToString,
+            ),
+            'ListNewsItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNewsItems,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_news__pb2.ListNewsItemsRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_news__pb2.ListNewsItemsResponse.SerializeToString,
+            ),
+            'UpdateNewsItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateNewsItem,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_news__pb2.UpdateNewsItemRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_news__pb2.UpdateNewsItemResponse.SerializeToString,
+            ),
+            'ArchiveNewsItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveNewsItem,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_news__pb2.ArchiveNewsItemRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_news__pb2.ArchiveNewsItemResponse.SerializeToString,
             ),
             'FindCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.FindCustomer,
@@ -3623,6 +3817,276 @@ class AdminService(object):
             '/purse.admin.v1.AdminService/CancelOperation',
             purse_dot_admin_dot_v1_dot_admin__service__pb2.CancelOperationRequest.SerializeToString,
             purse_dot_admin_dot_v1_dot_admin__service__pb2.CancelOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSavedSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/CreateSavedSegment',
+            purse_dot_admin_dot_v1_dot_segments__pb2.CreateSavedSegmentRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_segments__pb2.CreateSavedSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSavedSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/GetSavedSegment',
+            purse_dot_admin_dot_v1_dot_segments__pb2.GetSavedSegmentRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_segments__pb2.GetSavedSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSavedSegments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ListSavedSegments',
+            purse_dot_admin_dot_v1_dot_segments__pb2.ListSavedSegmentsRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_segments__pb2.ListSavedSegmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSavedSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/UpdateSavedSegment',
+            purse_dot_admin_dot_v1_dot_segments__pb2.UpdateSavedSegmentRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_segments__pb2.UpdateSavedSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveSavedSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ArchiveSavedSegment',
+            purse_dot_admin_dot_v1_dot_segments__pb2.ArchiveSavedSegmentRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_segments__pb2.ArchiveSavedSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateNewsItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/CreateNewsItem',
+            purse_dot_admin_dot_v1_dot_news__pb2.CreateNewsItemRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_news__pb2.CreateNewsItemResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNewsItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/GetNewsItem',
+            purse_dot_admin_dot_v1_dot_news__pb2.GetNewsItemRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_news__pb2.GetNewsItemResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNewsItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ListNewsItems',
+            purse_dot_admin_dot_v1_dot_news__pb2.ListNewsItemsRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_news__pb2.ListNewsItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateNewsItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/UpdateNewsItem',
+            purse_dot_admin_dot_v1_dot_news__pb2.UpdateNewsItemRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_news__pb2.UpdateNewsItemResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveNewsItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ArchiveNewsItem',
+            purse_dot_admin_dot_v1_dot_news__pb2.ArchiveNewsItemRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_news__pb2.ArchiveNewsItemResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,6 +27,8 @@ from collections import abc as _abc
 from grpc import aio as _aio
 from purse.admin.v1 import admin_service_pb2 as _admin_service_pb2
 from purse.admin.v1 import catalogue_pb2 as _catalogue_pb2
+from purse.admin.v1 import news_pb2 as _news_pb2
+from purse.admin.v1 import segments_pb2 as _segments_pb2
 from purse.admin.v1 import setup_pb2 as _setup_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -379,15 +381,16 @@ class AdminServiceStub:
     ListCustomers: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListCustomersRequest, _admin_service_pb2.ListCustomersResponse]
     """--- The customer list --------------------------------------------------------------
     A page of the business's customers (one row per membership) that `filter` selects
-    within `scope`, in `sort`'s order. Relative moments resolve against the first page's
-    moment, which every later page of the query keeps.
+    within `scope`, or that a saved segment selects, in `sort`'s order. Relative moments
+    resolve against the first page's moment, which every later page of the query keeps.
     Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
-    TIMESTAMP_OUT_OF_RANGE.
+    TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND.
     """
     CountCustomers: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CountCustomersRequest, _admin_service_pb2.CountCustomersResponse]
-    """How many of the business's customers `filter` selects within `scope`, now.
+    """How many of the business's customers `filter` selects within `scope`, or a saved
+    segment selects, now.
     Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
-    TIMESTAMP_OUT_OF_RANGE.
+    TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND.
     """
     DryRunBulkAction: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.DryRunBulkActionRequest, _admin_service_pb2.DryRunBulkActionResponse]
     """--- Bulk actions ------------------------------------------------------------------
@@ -418,6 +421,57 @@ class AdminServiceStub:
     """Cancels a draft or a running operation: members not reached yet are left as they
     are. A finished operation is answered as it is.
     Errors: ROLE_NOT_ALLOWED, BULK_OPERATION_NOT_FOUND.
+    """
+    CreateSavedSegment: _grpc.UnaryUnaryMultiCallable[_segments_pb2.CreateSavedSegmentRequest, _segments_pb2.CreateSavedSegmentResponse]
+    """--- Saved segments -------------------------------------------------------------------
+    A new saved segment: a named filter of the customer list, and optionally a scope.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP,
+    FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, NAME_TAKEN.
+    """
+    GetSavedSegment: _grpc.UnaryUnaryMultiCallable[_segments_pb2.GetSavedSegmentRequest, _segments_pb2.GetSavedSegmentResponse]
+    """One saved segment (an archived one too).
+    Errors: SEGMENT_NOT_FOUND.
+    """
+    ListSavedSegments: _grpc.UnaryUnaryMultiCallable[_segments_pb2.ListSavedSegmentsRequest, _segments_pb2.ListSavedSegmentsResponse]
+    """The business's saved segments.
+    Errors: INVALID_ARGUMENT.
+    """
+    UpdateSavedSegment: _grpc.UnaryUnaryMultiCallable[_segments_pb2.UpdateSavedSegmentRequest, _segments_pb2.UpdateSavedSegmentResponse]
+    """Replaces a segment's name, filter and scope; a page token given for the old
+    selection is refused after.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP,
+    FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, NAME_TAKEN.
+    """
+    ArchiveSavedSegment: _grpc.UnaryUnaryMultiCallable[_segments_pb2.ArchiveSavedSegmentRequest, _segments_pb2.ArchiveSavedSegmentResponse]
+    """Archives a segment: the list and bulk actions no longer take it (NOT_FOUND
+    SEGMENT_NOT_FOUND), and its name is free again.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, SEGMENT_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH.
+    """
+    CreateNewsItem: _grpc.UnaryUnaryMultiCallable[_news_pb2.CreateNewsItemRequest, _news_pb2.CreateNewsItemResponse]
+    """--- News and information --------------------------------------------------------------
+    A new news item.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE,
+    POINT_OF_SALE_NOT_FOUND.
+    """
+    GetNewsItem: _grpc.UnaryUnaryMultiCallable[_news_pb2.GetNewsItemRequest, _news_pb2.GetNewsItemResponse]
+    """One news item (an archived one too).
+    Errors: NEWS_ITEM_NOT_FOUND.
+    """
+    ListNewsItems: _grpc.UnaryUnaryMultiCallable[_news_pb2.ListNewsItemsRequest, _news_pb2.ListNewsItemsResponse]
+    """The business's news items: all, or those published now.
+    Errors: INVALID_ARGUMENT.
+    """
+    UpdateNewsItem: _grpc.UnaryUnaryMultiCallable[_news_pb2.UpdateNewsItemRequest, _news_pb2.UpdateNewsItemResponse]
+    """Replaces a news item's settable fields.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE,
+    NEWS_ITEM_NOT_FOUND, ARCHIVED, VERSION_MISMATCH, POINT_OF_SALE_NOT_FOUND.
+    """
+    ArchiveNewsItem: _grpc.UnaryUnaryMultiCallable[_news_pb2.ArchiveNewsItemRequest, _news_pb2.ArchiveNewsItemResponse]
+    """Archives a news item: it is no longer published, whatever its window.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, NEWS_ITEM_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH.
     """
     FindCustomer: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.FindCustomerRequest, _admin_service_pb2.FindCustomerResponse]
     """--- One customer ------------------------------------------------------------------
@@ -801,15 +855,16 @@ class AdminServiceAsyncStub(AdminServiceStub):
     ListCustomers: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListCustomersRequest, _admin_service_pb2.ListCustomersResponse]  # type: ignore[assignment]
     """--- The customer list --------------------------------------------------------------
     A page of the business's customers (one row per membership) that `filter` selects
-    within `scope`, in `sort`'s order. Relative moments resolve against the first page's
-    moment, which every later page of the query keeps.
+    within `scope`, or that a saved segment selects, in `sort`'s order. Relative moments
+    resolve against the first page's moment, which every later page of the query keeps.
     Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
-    TIMESTAMP_OUT_OF_RANGE.
+    TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND.
     """
     CountCustomers: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CountCustomersRequest, _admin_service_pb2.CountCustomersResponse]  # type: ignore[assignment]
-    """How many of the business's customers `filter` selects within `scope`, now.
+    """How many of the business's customers `filter` selects within `scope`, or a saved
+    segment selects, now.
     Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
-    TIMESTAMP_OUT_OF_RANGE.
+    TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND.
     """
     DryRunBulkAction: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.DryRunBulkActionRequest, _admin_service_pb2.DryRunBulkActionResponse]  # type: ignore[assignment]
     """--- Bulk actions ------------------------------------------------------------------
@@ -840,6 +895,57 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Cancels a draft or a running operation: members not reached yet are left as they
     are. A finished operation is answered as it is.
     Errors: ROLE_NOT_ALLOWED, BULK_OPERATION_NOT_FOUND.
+    """
+    CreateSavedSegment: _aio.UnaryUnaryMultiCallable[_segments_pb2.CreateSavedSegmentRequest, _segments_pb2.CreateSavedSegmentResponse]  # type: ignore[assignment]
+    """--- Saved segments -------------------------------------------------------------------
+    A new saved segment: a named filter of the customer list, and optionally a scope.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP,
+    FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, NAME_TAKEN.
+    """
+    GetSavedSegment: _aio.UnaryUnaryMultiCallable[_segments_pb2.GetSavedSegmentRequest, _segments_pb2.GetSavedSegmentResponse]  # type: ignore[assignment]
+    """One saved segment (an archived one too).
+    Errors: SEGMENT_NOT_FOUND.
+    """
+    ListSavedSegments: _aio.UnaryUnaryMultiCallable[_segments_pb2.ListSavedSegmentsRequest, _segments_pb2.ListSavedSegmentsResponse]  # type: ignore[assignment]
+    """The business's saved segments.
+    Errors: INVALID_ARGUMENT.
+    """
+    UpdateSavedSegment: _aio.UnaryUnaryMultiCallable[_segments_pb2.UpdateSavedSegmentRequest, _segments_pb2.UpdateSavedSegmentResponse]  # type: ignore[assignment]
+    """Replaces a segment's name, filter and scope; a page token given for the old
+    selection is refused after.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP,
+    FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH, NAME_TAKEN.
+    """
+    ArchiveSavedSegment: _aio.UnaryUnaryMultiCallable[_segments_pb2.ArchiveSavedSegmentRequest, _segments_pb2.ArchiveSavedSegmentResponse]  # type: ignore[assignment]
+    """Archives a segment: the list and bulk actions no longer take it (NOT_FOUND
+    SEGMENT_NOT_FOUND), and its name is free again.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, SEGMENT_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH.
+    """
+    CreateNewsItem: _aio.UnaryUnaryMultiCallable[_news_pb2.CreateNewsItemRequest, _news_pb2.CreateNewsItemResponse]  # type: ignore[assignment]
+    """--- News and information --------------------------------------------------------------
+    A new news item.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE,
+    POINT_OF_SALE_NOT_FOUND.
+    """
+    GetNewsItem: _aio.UnaryUnaryMultiCallable[_news_pb2.GetNewsItemRequest, _news_pb2.GetNewsItemResponse]  # type: ignore[assignment]
+    """One news item (an archived one too).
+    Errors: NEWS_ITEM_NOT_FOUND.
+    """
+    ListNewsItems: _aio.UnaryUnaryMultiCallable[_news_pb2.ListNewsItemsRequest, _news_pb2.ListNewsItemsResponse]  # type: ignore[assignment]
+    """The business's news items: all, or those published now.
+    Errors: INVALID_ARGUMENT.
+    """
+    UpdateNewsItem: _aio.UnaryUnaryMultiCallable[_news_pb2.UpdateNewsItemRequest, _news_pb2.UpdateNewsItemResponse]  # type: ignore[assignment]
+    """Replaces a news item's settable fields.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE,
+    NEWS_ITEM_NOT_FOUND, ARCHIVED, VERSION_MISMATCH, POINT_OF_SALE_NOT_FOUND.
+    """
+    ArchiveNewsItem: _aio.UnaryUnaryMultiCallable[_news_pb2.ArchiveNewsItemRequest, _news_pb2.ArchiveNewsItemResponse]  # type: ignore[assignment]
+    """Archives a news item: it is no longer published, whatever its window.
+    Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, NEWS_ITEM_NOT_FOUND, ARCHIVED,
+    VERSION_MISMATCH.
     """
     FindCustomer: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.FindCustomerRequest, _admin_service_pb2.FindCustomerResponse]  # type: ignore[assignment]
     """--- One customer ------------------------------------------------------------------
@@ -1628,10 +1734,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.ListCustomersResponse, _abc.Awaitable[_admin_service_pb2.ListCustomersResponse]]:
         """--- The customer list --------------------------------------------------------------
         A page of the business's customers (one row per membership) that `filter` selects
-        within `scope`, in `sort`'s order. Relative moments resolve against the first page's
-        moment, which every later page of the query keeps.
+        within `scope`, or that a saved segment selects, in `sort`'s order. Relative moments
+        resolve against the first page's moment, which every later page of the query keeps.
         Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
-        TIMESTAMP_OUT_OF_RANGE.
+        TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
@@ -1640,9 +1746,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.CountCustomersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.CountCustomersResponse, _abc.Awaitable[_admin_service_pb2.CountCustomersResponse]]:
-        """How many of the business's customers `filter` selects within `scope`, now.
+        """How many of the business's customers `filter` selects within `scope`, or a saved
+        segment selects, now.
         Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
-        TIMESTAMP_OUT_OF_RANGE.
+        TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
@@ -1703,6 +1810,117 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """Cancels a draft or a running operation: members not reached yet are left as they
         are. A finished operation is answered as it is.
         Errors: ROLE_NOT_ALLOWED, BULK_OPERATION_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateSavedSegment(
+        self,
+        request: _segments_pb2.CreateSavedSegmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_segments_pb2.CreateSavedSegmentResponse, _abc.Awaitable[_segments_pb2.CreateSavedSegmentResponse]]:
+        """--- Saved segments -------------------------------------------------------------------
+        A new saved segment: a named filter of the customer list, and optionally a scope.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP,
+        FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, NAME_TAKEN.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSavedSegment(
+        self,
+        request: _segments_pb2.GetSavedSegmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_segments_pb2.GetSavedSegmentResponse, _abc.Awaitable[_segments_pb2.GetSavedSegmentResponse]]:
+        """One saved segment (an archived one too).
+        Errors: SEGMENT_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSavedSegments(
+        self,
+        request: _segments_pb2.ListSavedSegmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_segments_pb2.ListSavedSegmentsResponse, _abc.Awaitable[_segments_pb2.ListSavedSegmentsResponse]]:
+        """The business's saved segments.
+        Errors: INVALID_ARGUMENT.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateSavedSegment(
+        self,
+        request: _segments_pb2.UpdateSavedSegmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_segments_pb2.UpdateSavedSegmentResponse, _abc.Awaitable[_segments_pb2.UpdateSavedSegmentResponse]]:
+        """Replaces a segment's name, filter and scope; a page token given for the old
+        selection is refused after.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP,
+        FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH, NAME_TAKEN.
+        """
+
+    @_abc_1.abstractmethod
+    def ArchiveSavedSegment(
+        self,
+        request: _segments_pb2.ArchiveSavedSegmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_segments_pb2.ArchiveSavedSegmentResponse, _abc.Awaitable[_segments_pb2.ArchiveSavedSegmentResponse]]:
+        """Archives a segment: the list and bulk actions no longer take it (NOT_FOUND
+        SEGMENT_NOT_FOUND), and its name is free again.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, SEGMENT_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateNewsItem(
+        self,
+        request: _news_pb2.CreateNewsItemRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_news_pb2.CreateNewsItemResponse, _abc.Awaitable[_news_pb2.CreateNewsItemResponse]]:
+        """--- News and information --------------------------------------------------------------
+        A new news item.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE,
+        POINT_OF_SALE_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def GetNewsItem(
+        self,
+        request: _news_pb2.GetNewsItemRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_news_pb2.GetNewsItemResponse, _abc.Awaitable[_news_pb2.GetNewsItemResponse]]:
+        """One news item (an archived one too).
+        Errors: NEWS_ITEM_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def ListNewsItems(
+        self,
+        request: _news_pb2.ListNewsItemsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_news_pb2.ListNewsItemsResponse, _abc.Awaitable[_news_pb2.ListNewsItemsResponse]]:
+        """The business's news items: all, or those published now.
+        Errors: INVALID_ARGUMENT.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateNewsItem(
+        self,
+        request: _news_pb2.UpdateNewsItemRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_news_pb2.UpdateNewsItemResponse, _abc.Awaitable[_news_pb2.UpdateNewsItemResponse]]:
+        """Replaces a news item's settable fields.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, TIMESTAMP_OUT_OF_RANGE,
+        NEWS_ITEM_NOT_FOUND, ARCHIVED, VERSION_MISMATCH, POINT_OF_SALE_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def ArchiveNewsItem(
+        self,
+        request: _news_pb2.ArchiveNewsItemRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_news_pb2.ArchiveNewsItemResponse, _abc.Awaitable[_news_pb2.ArchiveNewsItemResponse]]:
+        """Archives a news item: it is no longer published, whatever its window.
+        Errors: ROLE_NOT_ALLOWED, INVALID_ARGUMENT, NEWS_ITEM_NOT_FOUND, ARCHIVED,
+        VERSION_MISMATCH.
         """
 
     @_abc_1.abstractmethod
