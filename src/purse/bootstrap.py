@@ -454,10 +454,12 @@ class Application:
             points_of_sale=PointsOfSale(writes, reads, SetupStore()),
             terminals=Terminals(writes, reads, SetupStore()),
             terminal_api_keys=TerminalApiKeys(writes, reads, SetupStore()),
-            bulk_actions=self._bulk_actions(pool, news),
+            bulk_actions=self._bulk_actions(pool, news, segments),
         )
 
-    def _bulk_actions(self, pool: asyncpg.Pool, news: NewsItems) -> BulkActions:
+    def _bulk_actions(
+        self, pool: asyncpg.Pool, news: NewsItems, segments: SavedSegments
+    ) -> BulkActions:
         """The bulk actions' use case, and the runner that carries their operations out."""
         settings = self.settings
         assert self.writer is not None
@@ -467,6 +469,7 @@ class Application:
             self.writer,
             CustomerOperationStore(pool),
             self.changes,
+            news,
             generated_coupon_code,
             settings.bulk_chunk_customers_max,
             settings.bulk_poll_seconds,
@@ -477,6 +480,7 @@ class Application:
             selection_sql,
             CustomerOperationStore(pool),
             news,
+            segments,
             settings.notify_sms_segment_price_minor_units,
             wake_runner=self.bulk_runner.wake,
         )

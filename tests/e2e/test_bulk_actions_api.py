@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -20,6 +21,8 @@ from test_http_json import headers, http  # noqa: F401  (the fixture)
 from purse.admin.v1 import admin_service_pb2 as admin
 from purse.admin.v1 import bulk_actions_pb2 as bulk
 from purse.admin.v1 import customers_pb2 as lists
+from purse.admin.v1 import news_pb2 as news_pb
+from purse.admin.v1 import segments_pb2 as segments_pb
 from purse.admin.v1 import setup_pb2
 from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
 from purse.v1 import common_pb2
@@ -350,3 +353,102 @@ async def test_a_bulk_action_runs_over_http_json(
     )
     assert wrong.status_code == 400
     assert "action.credit_points.points_hundredths" in wrong.text
+
+
+async def test_a_saved_segment_selects_the_members_and_cannot_be_mixed_with_a_filter(
+    channel: grpc.aio.Channel, business: Tenant, pool: asyncpg.Pool
+) -> None:
+    stub: AdminServiceAsyncStub = AdminServiceStub(channel)
+    key = bearer(business.administrator_api_key)
+    members = await _members(channel, business, 3)
+    saved = await stub.CreateSavedSegment(
+        segments_pb.CreateSavedSegmentRequest(
+            segment=segments_pb.SavedSegment(
+                name="Two of them",
+                filter=lists.Filter(
+                    condition=lists.Condition(
+                        column=lists.CUSTOMER_COLUMN_CUSTOMER_ID,
+                        operator=lists.FILTER_OPERATOR_IN,
+                        value=lists.FilterValue(integers=lists.IntegerList(values=members[:2])),
+                    )
+                ),
+            )
+        ),
+        metadata=key,
+    )
+    action = bulk.BulkAction(
+        change_access_type=bulk.AccessTypeChangeAction(access_type=common_pb2.ACCESS_TYPE_NONE)
+    )
+    by_segment = bulk.BulkSelection(segment_id=saved.segment.segment_id)
+    dry_run = await stub.DryRunBulkAction(
+        admin.DryRunBulkActionRequest(action=action, selection=by_segment), metadata=key
+    )
+    assert dry_run.operation.total == 2
+    assert dry_run.operation.selection.segment_id == saved.segment.segment_id
+    by_segment.scope.customer_ids.append(members[2])
+    mixed = await refused(
+        stub.DryRunBulkAction(
+            admin.DryRunBulkActionRequest(action=action, selection=by_segment), metadata=key
+        )
+    )
+    assert_refused(mixed, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", "selection.scope")
+    unknown = await refused(
+        stub.DryRunBulkAction(
+            admin.DryRunBulkActionRequest(
+                action=action, selection=bulk.BulkSelection(segment_id=2**40)
+            ),
+            metadata=key,
+        )
+    )
+    assert_refused(unknown, grpc.StatusCode.NOT_FOUND, "SEGMENT_NOT_FOUND")
+
+
+async def test_a_news_notification_is_pushed_in_each_member_s_language(
+    channel: grpc.aio.Channel, business: Tenant, pool: asyncpg.Pool
+) -> None:
+    stub: AdminServiceAsyncStub = AdminServiceStub(channel)
+    key = bearer(business.administrator_api_key)
+    with_app, without_app = await _members(channel, business, 2)
+    await pool.execute(
+        "UPDATE memberships SET participation_confirmed = true,"
+        " language = CASE WHEN customer_id = $2 THEN 'uk' ELSE 'en' END"
+        " WHERE business_id = $1 AND customer_id = ANY($3::bigint[])",
+        business.business_id,
+        with_app,
+        [with_app, without_app],
+    )
+    await pool.execute(
+        "INSERT INTO device_tokens (business_id, token, customer_id, platform)"
+        " VALUES ($1, $2, $3, 'android')",
+        business.business_id,
+        f"token-{with_app}",
+        with_app,
+    )
+    item = news_pb.NewsItem(
+        title={"en": "Cherry latte", "uk": "Вишневе лате"},
+        text={"en": "Back for spring.", "uk": "Повернулося на весну."},
+    )
+    item.publication_start_time.FromDatetime(datetime.now(UTC) - timedelta(hours=1))
+    created = await stub.CreateNewsItem(news_pb.CreateNewsItemRequest(news_item=item), metadata=key)
+    sent = await _run(
+        stub,
+        key,
+        admin.DryRunBulkActionRequest(
+            action=bulk.BulkAction(
+                send_news=bulk.SendNewsAction(news_item_id=created.news_item.news_item_id)
+            ),
+            selection=_the([with_app, without_app]),
+        ),
+    )
+    assert (sent.estimate.messages_push, sent.estimate.messages_rejected) == (1, 1)
+    assert (sent.done, sent.rejected) == (1, 1)
+    pushed = await pool.fetch(
+        "SELECT customer_id, channel, status, reason, body FROM outbox_messages"
+        " WHERE business_id = $1 AND bulk_operation_id = $2",
+        business.business_id,
+        sent.operation_id,
+    )
+    assert {row["customer_id"]: tuple(row.values())[1:] for row in pushed} == {
+        with_app: ("push", "pending", "", "Вишневе лате\nПовернулося на весну."),
+        without_app: ("push", "rejected", "NO_DEVICE", "Cherry latte\nBack for spring."),
+    }

@@ -50,6 +50,7 @@ def _runner(pool: asyncpg.Pool, writer: BatchWriter) -> BulkRunner:
         writer,
         CustomerOperationStore(pool),
         UnitOfWork(),
+        None,
         lambda: generated_coupon_code_alphabet[:12],
         chunk,
         60.0,
@@ -65,7 +66,7 @@ async def _started_credit(pool: asyncpg.Pool, business: Tenant) -> tuple[int, li
     ]
     actor = Actor(business.business_id, None, "operator")
     actions = BulkActions(
-        BulkActionStore(pool), selection_sql, CustomerOperationStore(pool), None, 0
+        BulkActionStore(pool), selection_sql, CustomerOperationStore(pool), None, None, 0
     )
     scope = ListScope(customer_ids=tuple(ids))
     dry_run = await actions.dry_run(

@@ -153,6 +153,13 @@ class BulkAction:
     def kind(self) -> BulkActionKind:
         return _kind_of[type(self.change)]
 
+    @property
+    def sent(self) -> BulkMessage | None:
+        """The message each member is sent: the one given, or a news item's push."""
+        if isinstance(self.change, NewsNotice):
+            return BulkMessage(NoticeChannel.PUSH)
+        return self.message
+
 
 def validate_action(action: BulkAction, now: datetime, path: str = "action") -> None:
     """InvalidArgument naming the path of what is malformed."""
@@ -325,9 +332,9 @@ def estimate(
             skipped += 1
             continue
         changed += 1
-        if action.message is None:
+        if action.sent is None:
             continue
-        route = message_route(action.message.channel, recipient)
+        route = message_route(action.sent.channel, recipient)
         if route is None:
             rejected += 1
         elif route is NoticeChannel.PUSH:

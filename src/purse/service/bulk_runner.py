@@ -39,6 +39,7 @@ from purse.domain.bulk_actions import (
     BulkAction,
     CategoryChange,
     MemberState,
+    NewsNotice,
     OperationState,
     Recipient,
     action_from_document,
@@ -54,8 +55,10 @@ from purse.domain.customer_operations import (
     effects_of_operation,
     operation_document,
 )
-from purse.domain.errors import DomainError, Overloaded
+from purse.domain.errors import DomainError, NotFound, Overloaded
+from purse.domain.news import NewsDraft
 from purse.domain.transactions import TransactionStatus
+from purse.service.admin.bulk_actions import NewsReads
 from purse.service.admin.bulk_texts import member_text
 from purse.service.operations import AuditNote, Notice, Outcome, Sale
 from purse.service.ports import BackgroundWriter, CustomerOperationReads
@@ -83,6 +86,9 @@ class _Run:
     actor: Actor
     point_of_sale_id: int
     started_at: datetime
+    # A news notification's item as the runner found it published; None otherwise, or
+    # when it is no longer published (its members then fail NEWS_ITEM_NOT_FOUND).
+    news: NewsDraft | None = None
 
 
 class BulkRunner:
@@ -92,6 +98,7 @@ class BulkRunner:
         writer: BackgroundWriter,
         references: CustomerOperationReads,
         changes: UnitOfWork,
+        news: NewsReads | None,
         new_coupon_code: Callable[[], str],
         chunk_customers_max: int,
         poll_seconds: float,
@@ -102,6 +109,7 @@ class BulkRunner:
         self._writer = writer
         self._references = references
         self._changes = changes
+        self._news = news
         self._new_coupon_code = new_coupon_code
         self._chunk_customers_max = chunk_customers_max
         self._poll_seconds = poll_seconds
@@ -174,12 +182,23 @@ class BulkRunner:
             if found.terminal is not None:
                 point_of_sale_id = found.terminal.point_of_sale_id
         assert row.started_at is not None, "a running operation has started"
+        action = action_from_document(row.action)
+        news = None
+        if isinstance(action.change, NewsNotice) and self._news is not None:
+            try:
+                item = await self._news.published(
+                    row.business_id, action.change.news_item_id, self._now()
+                )
+                news = item.settings
+            except NotFound:
+                news = None
         return _Run(
             row,
-            action_from_document(row.action),
+            action,
             Actor(row.business_id, row.administrator_id, row.actor),
             point_of_sale_id,
             row.started_at,
+            news,
         )
 
     async def _apply(
@@ -316,10 +335,13 @@ def _member_result(outcome: Outcome | BaseException) -> tuple[MemberState, str]:
 
 
 def _messages(run: _Run, chunk: list[MemberFacts]) -> tuple[list[BulkMessageRow], Settled]:
-    message = run.action.message
+    message = run.action.sent
     assert message is not None, "an action without the ledger or a change sends a message"
     rows: list[BulkMessageRow] = []
     settled: Settled = []
+    if isinstance(run.action.change, NewsNotice) and run.news is None:
+        reason = "NEWS_ITEM_NOT_FOUND"
+        return [], [(member.customer_id, MemberState.FAILED, reason) for member in chunk]
     for member in chunk:
         recipient = Recipient(
             member.customer_id,
@@ -328,7 +350,7 @@ def _messages(run: _Run, chunk: list[MemberFacts]) -> tuple[list[BulkMessageRow]
             member.has_device,
         )
         route = message_route(message.channel, recipient)
-        text = member_text(run.action, member, None, member.points_balance)
+        text = member_text(run.action, member, None, member.points_balance, run.news)
         row = BulkMessageRow(
             member.customer_id, message.channel.value, member.phone, member.language, text
         )

@@ -59,6 +59,8 @@ from purse.domain.pages import page_limit, page_start, page_token
 from purse.domain.segments import CompiledSql, Filter
 from purse.notify.texts import check_bulk_template
 from purse.service.admin.bulk_texts import member_text
+from purse.service.admin.news import NewsItem
+from purse.service.admin.segments import SegmentSelection
 from purse.service.ports import CustomerOperationReads
 from purse.store.postgres.bulk_actions import Draft, MemberFacts, OperationRow
 from purse.store.postgres.customer_list import ListScope
@@ -111,17 +113,26 @@ class NewsReads(Protocol):
     """`purse.service.admin.news.NewsItems`: the item, or NotFound NEWS_ITEM_NOT_FOUND
     unless it is the business's, live and published at `now`."""
 
-    async def published(self, business_id: int, news_item_id: int, now: datetime) -> object: ...
+    async def published(self, business_id: int, news_item_id: int, now: datetime) -> NewsItem: ...
+
+
+class SegmentReads(Protocol):
+    """`purse.service.admin.segments.SavedSegments`: a live segment's filter and scope,
+    or NotFound SEGMENT_NOT_FOUND."""
+
+    async def selection(self, business_id: int, segment_id: int) -> SegmentSelection: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Whom a bulk action is for: the customer list's filter within its scope."""
+    """Whom a bulk action is for: the customer list's filter within its scope, or a saved
+    segment's (`segment_id`, then without filter and scope)."""
 
     scope: ListScope
     tree: Filter | None
     # The selection as given, kept with the operation to show it again.
     document: dict[str, Any]
+    segment_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +152,7 @@ class BulkActions:
         selections: Selections,
         references: CustomerOperationReads,
         news: NewsReads | None,
+        segments: SegmentReads | None,
         segment_price_minor_units: int,
         wake_runner: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = _now,
@@ -149,6 +161,7 @@ class BulkActions:
         self._selections = selections
         self._references = references
         self._news = news
+        self._segments = segments
         self._segment_price = segment_price_minor_units
         self._wake_runner = wake_runner
         self._clock = clock
@@ -163,7 +176,13 @@ class BulkActions:
         if action.kind.through_ledger and terminal_id <= 0:
             raise invalid("terminal_id", "the terminal credits and coupons go through")
         await self._check_references(actor.business_id, action, terminal_id, now)
-        members = self._selections(actor.business_id, selection.scope, selection.tree, now)
+        scope, tree = selection.scope, selection.tree
+        if selection.segment_id:
+            if self._segments is None:
+                raise NotFound("this server keeps no saved segments", reason="SEGMENT_NOT_FOUND")
+            saved = await self._segments.selection(actor.business_id, selection.segment_id)
+            scope, tree = saved.scope, saved.filter
+        members = self._selections(actor.business_id, scope, tree, now)
         token = secrets.token_urlsafe(24)
         draft = Draft(
             business_id=actor.business_id,
@@ -282,7 +301,7 @@ def _recipient(action: BulkAction, member: MemberFacts) -> Recipient:
         access_type=AccessType(member.access_type),
         participation_confirmed=member.participation_confirmed,
         has_device=member.has_device,
-        text="" if action.message is None else member_text(action, member, None, None),
+        text="" if action.sent is None else member_text(action, member, None, None),
     )
 
 

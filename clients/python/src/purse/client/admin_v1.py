@@ -3018,7 +3018,9 @@ class BulkAction:
     send_message: SendMessageAction | None
     """Send a message."""
     send_news: SendNewsAction | None
-    """Send a news notification."""
+    """Send a news notification: a push of the item's title and text in each customer's language
+    (no SMS; customers without a device or participation are rejected).
+    """
     message: BulkMessage
     """With credit_points, credit_account, issue_coupons (optional) and send_message (required)."""
 
@@ -3047,7 +3049,8 @@ class BulkAction:
 @dataclass(frozen=True, slots=True)
 class BulkSelection:
     """Whom a bulk action is for: the customer list's filter within its scope (the scope's
-    customer ids are a manual selection, combined with the filter by AND).
+    customer ids are a manual selection, combined with the filter by AND), or a saved
+    segment's.
 
     `raw` is the purse.admin.v1.BulkSelection message read.
     """
@@ -3057,11 +3060,15 @@ class BulkSelection:
     """Unset: every customer in the scope."""
     scope: CustomerListScope
     """Unset: the whole business."""
+    segment_id: int
+    """A live saved segment of the business: its filter and scope, as they are at the dry run.
+    With it, leave filter and scope unset.
+    """
 
     @classmethod
     def of(cls, raw: admin_v1_bulk_actions_pb2.BulkSelection) -> BulkSelection:
         """The BulkSelection `raw` reads as."""
-        return cls(raw, Filter.of(raw.filter), CustomerListScope.of(raw.scope))
+        return cls(raw, Filter.of(raw.filter), CustomerListScope.of(raw.scope), raw.segment_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -5166,7 +5173,8 @@ class AdminClient(ServiceClient):
         FILTER_TOO_LARGE, TIMESTAMP_OUT_OF_RANGE, AMOUNT_OUT_OF_RANGE, EXPIRY_OUT_OF_RANGE,
         TERMINAL_NOT_FOUND, ARCHIVED, OPERATION_TERMINAL_DISABLED, ACCOUNT_TYPE_NOT_FOUND,
         ACCOUNT_KIND_NOT_ADJUSTABLE, COUPON_SERIES_NOT_FOUND, COUPON_SERIES_EXHAUSTED,
-        CUSTOMER_CATEGORY_NOT_FOUND, NEWS_ITEM_NOT_FOUND, SELECTION_TOO_LARGE.
+        CUSTOMER_CATEGORY_NOT_FOUND, NEWS_ITEM_NOT_FOUND, SEGMENT_NOT_FOUND,
+        SELECTION_TOO_LARGE.
         """
         return await self._unary(
             self._stub.DryRunBulkAction,

@@ -35,6 +35,7 @@ from purse.domain.errors import FieldViolation, InvalidArgument, invalid
 from purse.domain.terminals import NoticeChannel
 from purse.service.admin.bulk_actions import BulkActions, Selection
 from purse.store.postgres.bulk_actions import OperationRow
+from purse.store.postgres.customer_list import ListScope
 
 # SMS, push and smart: a bulk message has no NONE.
 _channels = {
@@ -159,12 +160,17 @@ def operation_to_proto(row: OperationRow) -> bulk_pb.Operation:
 
 
 def _selection(message: bulk_pb.BulkSelection) -> Selection:
+    document: dict[str, Any] = json_format.MessageToDict(message)
+    if message.segment_id:
+        for beside in ("filter", "scope"):
+            if message.HasField(beside):
+                raise invalid(f"selection.{beside}", "leave it unset with segment_id")
+        return Selection(ListScope(), None, document, message.segment_id)
     tree = (
         filter_from_proto(message.filter, "selection.filter")
         if message.HasField("filter")
         else None
     )
-    document: dict[str, Any] = json_format.MessageToDict(message)
     return Selection(scope_from_proto(message.scope), tree, document)
 
 

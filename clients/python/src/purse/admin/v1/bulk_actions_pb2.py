@@ -28,31 +28,31 @@ from purse.admin.v1 import setup_pb2 as purse_dot_admin_dot_v1_dot_setup__pb2
 from purse.v1 import common_pb2 as purse_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!purse/admin/v1/bulk_actions.proto\x12\x0epurse.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epurse/admin/v1/customers.proto\x1a\x1apurse/admin/v1/setup.proto\x1a\x15purse/v1/common.proto\"i\n\rBulkSelection\x12&\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x16.purse.admin.v1.Filter\x12\x30\n\x05scope\x18\x02 \x01(\x0b\x32!.purse.admin.v1.CustomerListScope\"O\n\x0b\x42ulkMessage\x12.\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x1d.purse.admin.v1.NoticeChannel\x12\x10\n\x08template\x18\x02 \x01(\t\"+\n\x14\x43\x61tegoryChangeAction\x12\x13\n\x0b\x63\x61tegory_id\x18\x01 \x01(\x03\"C\n\x16\x41\x63\x63\x65ssTypeChangeAction\x12)\n\x0b\x61\x63\x63\x65ss_type\x18\x01 \x01(\x0e\x32\x14.purse.v1.AccessType\"\x13\n\x11SendMessageAction\"&\n\x0eSendNewsAction\x12\x14\n\x0cnews_item_id\x18\x01 \x01(\x03\"\xfc\x03\n\nBulkAction\x12>\n\rcredit_points\x18\x01 \x01(\x0b\x32%.purse.admin.v1.PointsCreditOperationH\x00\x12@\n\x0e\x63redit_account\x18\x02 \x01(\x0b\x32&.purse.admin.v1.AccountCreditOperationH\x00\x12=\n\rissue_coupons\x18\x03 \x01(\x0b\x32$.purse.admin.v1.CouponIssueOperationH\x00\x12?\n\x0f\x63hange_category\x18\x04 \x01(\x0b\x32$.purse.admin.v1.CategoryChangeActionH\x00\x12\x44\n\x12\x63hange_access_type\x18\x05 \x01(\x0b\x32&.purse.admin.v1.AccessTypeChangeActionH\x00\x12\x39\n\x0csend_message\x18\x06 \x01(\x0b\x32!.purse.admin.v1.SendMessageActionH\x00\x12\x33\n\tsend_news\x18\x07 \x01(\x0b\x32\x1e.purse.admin.v1.SendNewsActionH\x00\x12,\n\x07message\x18\x08 \x01(\x0b\x32\x1b.purse.admin.v1.BulkMessageB\x08\n\x06\x61\x63tion\"\xd5\x01\n\x0c\x42ulkEstimate\x12\x11\n\tcustomers\x18\x01 \x01(\x03\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x03\x12\x14\n\x0c\x61mount_total\x18\x03 \x01(\x03\x12\x14\n\x0cmessages_sms\x18\x04 \x01(\x03\x12\x15\n\rmessages_push\x18\x05 \x01(\x03\x12\x19\n\x11messages_rejected\x18\x06 \x01(\x03\x12\x14\n\x0csms_segments\x18\x07 \x01(\x03\x12\x1c\n\x14sms_cost_minor_units\x18\x08 \x01(\x03\x12\x0f\n\x07skipped\x18\t \x01(\x03\"\xa9\x04\n\tOperation\x12\x14\n\x0coperation_id\x18\x01 \x01(\x03\x12*\n\x06\x61\x63tion\x18\x02 \x01(\x0b\x32\x1a.purse.admin.v1.BulkAction\x12\x30\n\tselection\x18\x03 \x01(\x0b\x32\x1d.purse.admin.v1.BulkSelection\x12.\n\x08\x65stimate\x18\x04 \x01(\x0b\x32\x1c.purse.admin.v1.BulkEstimate\x12-\n\x05state\x18\x05 \x01(\x0e\x32\x1e.purse.admin.v1.OperationState\x12\x13\n\x0bterminal_id\x18\x06 \x01(\x03\x12\r\n\x05total\x18\x07 \x01(\x03\x12\x0c\n\x04\x64one\x18\x08 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\t \x01(\x03\x12\x10\n\x08rejected\x18\n \x01(\x03\x12\x18\n\x10\x61\x64ministrator_id\x18\x0b \x01(\x03\x12\x12\n\ncreated_by\x18\x0c \x01(\t\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11\x64raft_expire_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xa7\x01\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15OPERATION_STATE_DRAFT\x10\x01\x12\x1b\n\x17OPERATION_STATE_RUNNING\x10\x02\x12\x1d\n\x19OPERATION_STATE_SUCCEEDED\x10\x03\x12\x1d\n\x19OPERATION_STATE_CANCELLED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!purse/admin/v1/bulk_actions.proto\x12\x0epurse.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epurse/admin/v1/customers.proto\x1a\x1apurse/admin/v1/setup.proto\x1a\x15purse/v1/common.proto\"}\n\rBulkSelection\x12&\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x16.purse.admin.v1.Filter\x12\x30\n\x05scope\x18\x02 \x01(\x0b\x32!.purse.admin.v1.CustomerListScope\x12\x12\n\nsegment_id\x18\x03 \x01(\x03\"O\n\x0b\x42ulkMessage\x12.\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x1d.purse.admin.v1.NoticeChannel\x12\x10\n\x08template\x18\x02 \x01(\t\"+\n\x14\x43\x61tegoryChangeAction\x12\x13\n\x0b\x63\x61tegory_id\x18\x01 \x01(\x03\"C\n\x16\x41\x63\x63\x65ssTypeChangeAction\x12)\n\x0b\x61\x63\x63\x65ss_type\x18\x01 \x01(\x0e\x32\x14.purse.v1.AccessType\"\x13\n\x11SendMessageAction\"&\n\x0eSendNewsAction\x12\x14\n\x0cnews_item_id\x18\x01 \x01(\x03\"\xfc\x03\n\nBulkAction\x12>\n\rcredit_points\x18\x01 \x01(\x0b\x32%.purse.admin.v1.PointsCreditOperationH\x00\x12@\n\x0e\x63redit_account\x18\x02 \x01(\x0b\x32&.purse.admin.v1.AccountCreditOperationH\x00\x12=\n\rissue_coupons\x18\x03 \x01(\x0b\x32$.purse.admin.v1.CouponIssueOperationH\x00\x12?\n\x0f\x63hange_category\x18\x04 \x01(\x0b\x32$.purse.admin.v1.CategoryChangeActionH\x00\x12\x44\n\x12\x63hange_access_type\x18\x05 \x01(\x0b\x32&.purse.admin.v1.AccessTypeChangeActionH\x00\x12\x39\n\x0csend_message\x18\x06 \x01(\x0b\x32!.purse.admin.v1.SendMessageActionH\x00\x12\x33\n\tsend_news\x18\x07 \x01(\x0b\x32\x1e.purse.admin.v1.SendNewsActionH\x00\x12,\n\x07message\x18\x08 \x01(\x0b\x32\x1b.purse.admin.v1.BulkMessageB\x08\n\x06\x61\x63tion\"\xd5\x01\n\x0c\x42ulkEstimate\x12\x11\n\tcustomers\x18\x01 \x01(\x03\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x03\x12\x14\n\x0c\x61mount_total\x18\x03 \x01(\x03\x12\x14\n\x0cmessages_sms\x18\x04 \x01(\x03\x12\x15\n\rmessages_push\x18\x05 \x01(\x03\x12\x19\n\x11messages_rejected\x18\x06 \x01(\x03\x12\x14\n\x0csms_segments\x18\x07 \x01(\x03\x12\x1c\n\x14sms_cost_minor_units\x18\x08 \x01(\x03\x12\x0f\n\x07skipped\x18\t \x01(\x03\"\xa9\x04\n\tOperation\x12\x14\n\x0coperation_id\x18\x01 \x01(\x03\x12*\n\x06\x61\x63tion\x18\x02 \x01(\x0b\x32\x1a.purse.admin.v1.BulkAction\x12\x30\n\tselection\x18\x03 \x01(\x0b\x32\x1d.purse.admin.v1.BulkSelection\x12.\n\x08\x65stimate\x18\x04 \x01(\x0b\x32\x1c.purse.admin.v1.BulkEstimate\x12-\n\x05state\x18\x05 \x01(\x0e\x32\x1e.purse.admin.v1.OperationState\x12\x13\n\x0bterminal_id\x18\x06 \x01(\x03\x12\r\n\x05total\x18\x07 \x01(\x03\x12\x0c\n\x04\x64one\x18\x08 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\t \x01(\x03\x12\x10\n\x08rejected\x18\n \x01(\x03\x12\x18\n\x10\x61\x64ministrator_id\x18\x0b \x01(\x03\x12\x12\n\ncreated_by\x18\x0c \x01(\t\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11\x64raft_expire_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xa7\x01\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15OPERATION_STATE_DRAFT\x10\x01\x12\x1b\n\x17OPERATION_STATE_RUNNING\x10\x02\x12\x1d\n\x19OPERATION_STATE_SUCCEEDED\x10\x03\x12\x1d\n\x19OPERATION_STATE_CANCELLED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'purse.admin.v1.bulk_actions_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OPERATIONSTATE']._serialized_start=1816
-  _globals['_OPERATIONSTATE']._serialized_end=1983
+  _globals['_OPERATIONSTATE']._serialized_start=1836
+  _globals['_OPERATIONSTATE']._serialized_end=2003
   _globals['_BULKSELECTION']._serialized_start=169
-  _globals['_BULKSELECTION']._serialized_end=274
-  _globals['_BULKMESSAGE']._serialized_start=276
-  _globals['_BULKMESSAGE']._serialized_end=355
-  _globals['_CATEGORYCHANGEACTION']._serialized_start=357
-  _globals['_CATEGORYCHANGEACTION']._serialized_end=400
-  _globals['_ACCESSTYPECHANGEACTION']._serialized_start=402
-  _globals['_ACCESSTYPECHANGEACTION']._serialized_end=469
-  _globals['_SENDMESSAGEACTION']._serialized_start=471
-  _globals['_SENDMESSAGEACTION']._serialized_end=490
-  _globals['_SENDNEWSACTION']._serialized_start=492
-  _globals['_SENDNEWSACTION']._serialized_end=530
-  _globals['_BULKACTION']._serialized_start=533
-  _globals['_BULKACTION']._serialized_end=1041
-  _globals['_BULKESTIMATE']._serialized_start=1044
-  _globals['_BULKESTIMATE']._serialized_end=1257
-  _globals['_OPERATION']._serialized_start=1260
-  _globals['_OPERATION']._serialized_end=1813
+  _globals['_BULKSELECTION']._serialized_end=294
+  _globals['_BULKMESSAGE']._serialized_start=296
+  _globals['_BULKMESSAGE']._serialized_end=375
+  _globals['_CATEGORYCHANGEACTION']._serialized_start=377
+  _globals['_CATEGORYCHANGEACTION']._serialized_end=420
+  _globals['_ACCESSTYPECHANGEACTION']._serialized_start=422
+  _globals['_ACCESSTYPECHANGEACTION']._serialized_end=489
+  _globals['_SENDMESSAGEACTION']._serialized_start=491
+  _globals['_SENDMESSAGEACTION']._serialized_end=510
+  _globals['_SENDNEWSACTION']._serialized_start=512
+  _globals['_SENDNEWSACTION']._serialized_end=550
+  _globals['_BULKACTION']._serialized_start=553
+  _globals['_BULKACTION']._serialized_end=1061
+  _globals['_BULKESTIMATE']._serialized_start=1064
+  _globals['_BULKESTIMATE']._serialized_end=1277
+  _globals['_OPERATION']._serialized_start=1280
+  _globals['_OPERATION']._serialized_end=1833
 # @@protoc_insertion_point(module_scope)

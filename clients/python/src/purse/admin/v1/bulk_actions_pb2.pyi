@@ -58,13 +58,19 @@ Global___OperationState: _TypeAlias = OperationState  # noqa: Y015
 @_typing.final
 class BulkSelection(_message.Message):
     """Whom a bulk action is for: the customer list's filter within its scope (the scope's
-    customer ids are a manual selection, combined with the filter by AND).
+    customer ids are a manual selection, combined with the filter by AND), or a saved
+    segment's.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     FILTER_FIELD_NUMBER: _builtins.int
     SCOPE_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    segment_id: _builtins.int
+    """A live saved segment of the business: its filter and scope, as they are at the dry
+    run. With it, leave filter and scope unset.
+    """
     @_builtins.property
     def filter(self) -> _customers_pb2.Filter:
         """Unset: every customer in the scope."""
@@ -78,10 +84,11 @@ class BulkSelection(_message.Message):
         *,
         filter: _customers_pb2.Filter | None = ...,
         scope: _customers_pb2.CustomerListScope | None = ...,
+        segment_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope", "segment_id", b"segment_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -246,7 +253,9 @@ class BulkAction(_message.Message):
 
     @_builtins.property
     def send_news(self) -> Global___SendNewsAction:
-        """Send a news notification."""
+        """Send a news notification: a push of the item's title and text in each customer's
+        language (no SMS; customers without a device or participation are rejected).
+        """
 
     @_builtins.property
     def message(self) -> Global___BulkMessage:
