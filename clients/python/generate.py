@@ -15,7 +15,8 @@ imports and source info). For each proto package of Purse's (`purse.v1`, `purse.
   its defaults when unset;
 - for each service of the package, a client class: one method per RPC, taking the request
   message or its fields as keyword arguments, answering the response's dataclass (a
-  bidirectional stream: a `Stream`), its docstring the RPC's comment.
+  bidirectional stream: a `Stream`; a stream of answers to one request: an async
+  iterator of the responses' dataclasses), its docstring the RPC's comment.
 
 A service gets a client by one line in `clients` below. Calls are retried on UNAVAILABLE
 only when a retry cannot apply anything twice: reads (`read_prefixes`) and the writes
@@ -418,8 +419,8 @@ class ServiceWriter:
             yield ""
             if method.client_streaming and method.server_streaming:
                 yield from self.stream(method)
-            elif method.client_streaming or method.server_streaming:
-                raise SystemExit(f"{self.name}.{method.name}: only unary and bidirectional")
+            elif method.client_streaming:
+                raise SystemExit(f"{self.name}.{method.name}: no client-only streams")
             else:
                 yield from self.unary(method)
 
@@ -430,11 +431,40 @@ class ServiceWriter:
         return docstring(comment, "        ")
 
     def unary(self, method: MethodDescriptorProto) -> Iterator[str]:
+        """A unary call, or a stream of answers to one request (an async iterator of
+        results, never retried: see purse.client.calls)."""
+        module = self.module
+        result = module.result_class(full_name(method.output_type))
+        streamed = method.server_streaming
+        retried = not streamed and (
+            method.name.startswith(read_prefixes) or method.name in self.client.idempotent
+        )
+        parameters, request = self.request_parameters(method)
+        name = snake_case(method.name)
+        if streamed:
+            module.imports.add("from collections.abc import AsyncIterator")
+            yield f"    def {name}(self, {parameters}) -> AsyncIterator[{result}]:"
+            yield from self.documented(method, retried)
+            yield "        return self._server_stream("
+        else:
+            yield f"    async def {name}(self, {parameters}) -> {result}:"
+            yield from self.documented(method, retried)
+            yield "        return await self._unary("
+        yield f"            self._stub.{method.name},"
+        yield f"            {request},"
+        yield f"            {result}.of,"
+        if not streamed:
+            yield f"            retry={retried},"
+        if method.name == sign_in_method:
+            yield "            authenticated=False,"
+        yield "        )"
+
+    def request_parameters(self, method: MethodDescriptorProto) -> tuple[str, str]:
+        """A method's parameters (the request message, or its fields by keyword), and the
+        expression building the request from them."""
         module = self.module
         request_name = full_name(method.input_type)
         request_class = module.proto_class(request_name)
-        result = module.result_class(full_name(method.output_type))
-        retried = method.name.startswith(read_prefixes) or method.name in self.client.idempotent
         request = module.index.contract.messages[request_name]
         parameters = [f"request: {request_class} | None = None", "/"]
         arguments: list[str] = []
@@ -446,16 +476,8 @@ class ServiceWriter:
         if arguments:
             parameters.insert(2, "*")
         module.imports.add("from purse.client.calls import request_of")
-        yield f"    async def {snake_case(method.name)}(self, {', '.join(parameters)}) -> {result}:"
-        yield from self.documented(method, retried)
-        yield "        return await self._unary("
-        yield f"            self._stub.{method.name},"
-        yield f"            request_of({', '.join([request_class, 'request', *arguments])}),"
-        yield f"            {result}.of,"
-        yield f"            retry={retried},"
-        if method.name == sign_in_method:
-            yield "            authenticated=False,"
-        yield "        )"
+        built = f"request_of({', '.join([request_class, 'request', *arguments])})"
+        return ", ".join(parameters), built
 
     def argument_type(self, field_proto: FieldDescriptorProto) -> str:
         """A request field's keyword: its value as the request message takes it, or None."""

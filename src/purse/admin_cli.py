@@ -6,7 +6,8 @@ own. The request is protobuf's JSON (an argument, or `-` for stdin), with `--set
 path=value` for single fields (`--set point_of_sale.name=Kyiv`; a value that reads as
 JSON — a number, true, a list — is taken as such). Answers print as lines a person
 reads (money in the currency's decimals, points and product units in theirs); `--json`
-prints the API's answer as it is, for scripts.
+prints the API's answer as it is, for scripts. A call answered with a file in pieces
+(`export-customers`) writes the file to stdout as it comes (`> customers.csv`).
 
 `purse admin watch-operation ID` follows a bulk operation (GetOperation) with a progress
 bar until it succeeds or is cancelled; Ctrl-C stops watching, not the operation.
@@ -44,6 +45,7 @@ from rich.progress import (
 )
 
 from purse.admin.v1 import admin_service_pb2, bulk_actions_pb2
+from purse.api.http.downloads import DOWNLOADS
 from purse.cli_output import render
 from purse.client import PurseError
 from purse.config import load_settings
@@ -133,6 +135,24 @@ async def _call(target: str, method: MethodDescriptor, request: Message, credent
         return await call(request, metadata=metadata, timeout=call_seconds_max)
 
 
+async def _download(
+    target: str, method: MethodDescriptor, request: Message, credential: str
+) -> None:
+    """Writes the file a method answers in pieces (an export) to stdout as it comes."""
+    response_class = GetMessageClass(method.output_type)
+    download = DOWNLOADS[f"/{_service.full_name}/{method.name}"]
+    output = sys.stdout.buffer
+    async with grpc.aio.insecure_channel(target) as channel:
+        call: Any = channel.unary_stream(
+            f"/{_service.full_name}/{method.name}",
+            request_serializer=lambda message: message.SerializeToString(),
+            response_deserializer=response_class.FromString,
+        )
+        async for response in call(request, metadata=(("authorization", f"Bearer {credential}"),)):
+            output.write(getattr(response, download.field))
+    output.flush()
+
+
 def _print(answer: Message, as_json: bool, currency: str) -> None:
     if as_json:
         print(json.dumps(json_format.MessageToDict(answer), indent=2, ensure_ascii=False))
@@ -198,6 +218,9 @@ def run(arguments: argparse.Namespace) -> int:
 
     async def act() -> int:
         target, credential = _target(arguments), _credential(arguments)
+        if method.server_streaming:
+            await _download(target, method, request, credential)
+            return 0
         answer = await _call(target, method, request, credential)
         currency = "" if arguments.json else await _currency(target, credential)
         _print(answer, arguments.json, currency)

@@ -55,6 +55,7 @@ from purse.service.admin.administrators import Administrators
 from purse.service.admin.bulk_actions import BulkActions
 from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.customer_export import CustomerExport
 from purse.service.admin.customer_list import CustomerList
 from purse.service.admin.customer_operations import CustomerOperations, generated_coupon_code
 from purse.service.admin.customers import CustomerCards
@@ -103,6 +104,7 @@ from purse.store.postgres.catalogue import CatalogueStore
 from purse.store.postgres.catalogue_setup import CatalogueSetupStore
 from purse.store.postgres.categories import CategoryStore
 from purse.store.postgres.customer_card import CustomerCardStore
+from purse.store.postgres.customer_export import CustomerExportStore
 from purse.store.postgres.customer_list import CustomerListStore, selection_sql
 from purse.store.postgres.customer_operations import CustomerOperationStore
 from purse.store.postgres.customers import CustomerStore
@@ -437,6 +439,10 @@ class Application:
                 self.changes,
             ),
             customer_list=CustomerList(CustomerListStore(pool), segments),
+            customer_export=CustomerExport(
+                CustomerExportStore(pool, settings.export_seconds_max),
+                settings.exports_concurrent_max,
+            ),
             segments=segments,
             news=news,
             operations=CustomerOperations(

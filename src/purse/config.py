@@ -85,6 +85,11 @@ class Settings:
     # Password hashes (scrypt) verified at once by this process; more are refused at once
     # (RESOURCE_EXHAUSTED, SIGN_IN_BUSY). Unknown logins compute no hash.
     password_checks_concurrent_max: int = 4
+    # Customer list exports (ExportCustomers) running at once in this process, each
+    # holding a database connection (more are refused at once: RESOURCE_EXHAUSTED,
+    # EXPORTS_BUSY), and how long one may stream (its statement timeout).
+    exports_concurrent_max: int = 2
+    export_seconds_max: float = 900.0
     # Identification.
     steward_code_lifetime_seconds: int = 300
     # Steward codes a terminal may try that redeem nothing, per window.

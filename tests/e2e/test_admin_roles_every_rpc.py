@@ -27,7 +27,12 @@ async def _call(channel: grpc.aio.Channel, name: str, credential: str | None) ->
     request = GetMessageClass(method.input_type)()
     stub: Any = AdminServiceStub(channel)
     metadata = bearer(credential) if credential is not None else ()
-    await getattr(stub, name)(request, metadata=metadata)
+    call = getattr(stub, name)(request, metadata=metadata)
+    if method.server_streaming:
+        async for _ in call:
+            continue
+    else:
+        await call
 
 
 @pytest.mark.parametrize("name", [method.name for method in _methods])

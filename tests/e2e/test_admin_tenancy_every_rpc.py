@@ -29,7 +29,7 @@ _scoped_by_the_credential = {
     "ListAccountTypes", "ListCouponSeries", "ListCertificates", "CreateCustomerCategory",
     "CreateProgram", "CreateGoodsCategory", "CreateGoods", "UpsertGoods",
     "CreateAccountType", "CreateCouponSeries", "CreateCertificate", "ListOperations",
-    "ListSavedSegments", "ListNewsItems", "CreateSavedSegment",
+    "ListSavedSegments", "ListNewsItems", "CreateSavedSegment", "ExportCustomers",
 }  # fmt: skip
 _resources = {
     "Program": "program",

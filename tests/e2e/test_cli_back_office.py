@@ -60,6 +60,11 @@ async def test_an_owner_founded_on_the_command_line_signs_in_and_sets_up_by_name
         assert created["category"]["name"] == "Gold"
         listed = await purse("admin", "list-customer-categories")
         assert "name: Gold" in listed and "name: New customers" in listed
+        exported = await purse(
+            "admin", "export-customers", "--set", "sort.direction=SORT_DIRECTION_DESCENDING"
+        )
+        assert exported.startswith("\ufeffcustomer_id,phone,given_name,")
+        assert exported.count("\n") == 1  # a business without customers: the header
         refused = await purse(
             "admin", "create-customer-category", '{"category": {"name": ""}}', status=1
         )

@@ -104,6 +104,17 @@ def test_the_stream_is_ndjson_lines_of_its_messages() -> None:
     assert {"$ref": "#/components/schemas/StreamError"} in answer["anyOf"]
 
 
+def test_the_export_takes_a_json_request_and_answers_a_csv_file_to_save() -> None:
+    operation = openapi.document()["paths"]["/purse.admin.v1.AdminService/ExportCustomers"]["post"]
+
+    request = operation["requestBody"]["content"]["application/json"]["schema"]
+    answer = operation["responses"]["200"]
+    assert request == {"$ref": "#/components/schemas/purse.admin.v1.ExportCustomersRequest"}
+    assert answer["content"] == {"text/csv": {"schema": {"type": "string"}}}
+    assert "attachment" in answer["headers"]["Content-Disposition"]["description"]
+    assert operation["responses"]["400"]["$ref"].endswith("Status400")
+
+
 def test_a_comment_written_in_a_proto_reaches_the_document() -> None:
     # The comment of TerminalService.SignIn as the packaged descriptor set holds it.
     data = openapi.packaged_descriptor_set()

@@ -852,6 +852,21 @@ ERROR_REASONS: Final[Mapping[str, Reason]] = {
         Retry.AT_ONCE,
         final=False,
     ),
+    "EXPORTS_BUSY": Reason(
+        Status.RESOURCE_EXHAUSTED,
+        "the server is running as many exports as it runs at once",
+        "export again after RetryInfo's delay, or once another export has finished",
+        Retry.LATER,
+        final=False,
+    ),
+    "EXPORT_TOO_LONG": Reason(
+        Status.DEADLINE_EXCEEDED,
+        "the export streamed for longer than the server allows one to, or its reader stopped"
+        " reading; the file ends short",
+        "read the stream as it comes; narrow the selection (a filter, a scope) and export again",
+        Retry.AFTER_FIX,
+        final=False,
+    ),
     "DEPENDENCY_UNAVAILABLE": Reason(
         Status.UNAVAILABLE,
         "PostgreSQL or Redis is unavailable",

@@ -1,4 +1,5 @@
-"""The HTTP port: every RPC as HTTP/JSON (`rpc.py`), and `/metrics` for Prometheus.
+"""The HTTP port: every RPC as HTTP/JSON (`rpc.py`; an export as a file to save,
+`downloads.py`), and `/metrics` for Prometheus.
 
 An ASGI application; `server.py` serves it. Routes are not written per method: every
 method of the services given is served at its gRPC path, from the handlers the gRPC server
@@ -9,9 +10,12 @@ take, 413 for a body over `request_bytes_max`), so a client sees one error shape
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing, suppress
 from typing import Any
 
 import grpc
@@ -21,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from purse.api.grpc.common.surface import Refused
 from purse.api.http import json_requests
+from purse.api.http.downloads import DOWNLOADS, Download
 from purse.api.http.json_answers import message_to_dict
 from purse.api.http.rpc import (
     HttpCallContext,
@@ -39,6 +44,7 @@ from purse.api.http.rpc import (
 
 # Connect-Timeout-Ms longer than this many digits is refused (it is at most 10 digits).
 _timeout_digits_max = 10
+_logger = logging.getLogger(__name__)
 Document = tuple[bytes, str]
 
 
@@ -53,6 +59,8 @@ class HttpSurface:
         call_seconds_max: float,
         documents: Callable[[str], Document | None] = lambda path: None,
     ) -> None:
+        streamed = {path for path, method in methods.items() if method.answered_by_stream}
+        assert streamed <= DOWNLOADS.keys(), f"answered by streams, not downloads: {streamed}"
         self._methods = methods
         self._metrics = metrics
         self._request_bytes_max = request_bytes_max
@@ -84,6 +92,9 @@ class HttpSurface:
             return
         if media_type not in (json_content_type, proto_content_type):
             await _unsupported(send, method, json_content_type, proto_content_type)
+            return
+        if method.answered_by_stream:
+            await self._download(method, scope, receive, send, media_type)
             return
         await self._unary(method, scope, receive, send, media_type)
 
@@ -118,16 +129,9 @@ class HttpSurface:
             )
             return
         context = HttpCallContext(metadata_of(scope), time.monotonic() + seconds)
-        body = await _body(scope, receive, self._request_bytes_max)
-        if body is None:
-            await _too_large(send, self._request_bytes_max)
+        request = await self._request(method, scope, receive, send, media_type)
+        if request is None:
             return
-        request: Message | Refused
-        if media_type == json_content_type:
-            request = json_requests.decode(body, method.request_class)
-        else:
-            deserializer: Any = method.handler.request_deserializer
-            request = deserializer(body)
         status, error, response = await run_unary(method, request, context)
         if response is None:
             await _answer(send, status, error)
@@ -135,6 +139,45 @@ class HttpSurface:
             await _answer(send, 200, _json(response))
         else:
             await _answer(send, 200, response.SerializeToString(), proto_content_type.decode())
+
+    async def _request(
+        self, method: RpcMethod, scope: Scope, receive: Receive, send: Send, media_type: bytes
+    ) -> Message | Refused | None:
+        """The request message of the body (or its refusal); None when the body was too
+        large, which is answered here."""
+        body = await _body(scope, receive, self._request_bytes_max)
+        if body is None:
+            await _too_large(send, self._request_bytes_max)
+            return None
+        if media_type == json_content_type:
+            return json_requests.decode(body, method.request_class)
+        deserializer: Any = method.handler.request_deserializer
+        decoded: Message | Refused = deserializer(body)
+        return decoded
+
+    async def _download(
+        self, method: RpcMethod, scope: Scope, receive: Receive, send: Send, media_type: bytes
+    ) -> None:
+        """A method answered by a stream, as the file its responses' pieces make
+        (downloads.py). The call ends when the client goes away: the stream is closed, and
+        whatever produces it stops."""
+        request = await self._request(method, scope, receive, send, media_type)
+        if request is None:
+            return
+        context = HttpCallContext(metadata_of(scope), math.inf)
+        behavior: Any = method.handler.unary_stream
+        download = DOWNLOADS[method.path]
+        pieces = _pieces(behavior(request, context), download.field)
+        sending = asyncio.create_task(_send_file(pieces, context, send, method.path, download))
+        gone = asyncio.create_task(_disconnected(receive))
+        try:
+            await asyncio.wait((sending, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not sending.done():
+                sending.cancel()
+            with suppress(asyncio.CancelledError):
+                await sending
 
     async def _stream(self, method: RpcMethod, scope: Scope, receive: Receive, send: Send) -> None:
         context = HttpCallContext(metadata_of(scope), math.inf)
@@ -155,6 +198,53 @@ class HttpSurface:
             await _start(send, 200, ndjson_content_type.decode())
         last = b"" if error is None else b'{"error":' + error[1] + b"}\n"
         await send({"type": "http.response.body", "body": last, "more_body": False})
+
+
+async def _pieces(responses: AsyncGenerator[Any, None], field: str) -> AsyncGenerator[bytes, None]:
+    async with aclosing(responses):
+        async for response in responses:
+            piece: bytes = getattr(response, field)
+            yield piece
+
+
+async def _send_file(
+    pieces: AsyncGenerator[bytes, None],
+    context: HttpCallContext,
+    send: Send,
+    path: str,
+    download: Download,
+) -> None:
+    """The pieces as one body. A refusal before the first is the call's error response;
+    one after it leaves the body without its last chunk (uvicorn then closes the
+    connection), so that no client takes a file cut short for a whole one."""
+    sent = 0
+    async with aclosing(pieces):
+        async for piece in pieces:
+            if not sent:
+                await _start(send, 200, download.media_type, download.headers())
+            sent += len(piece)
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+    error = context.error()
+    if error is not None and not sent:
+        await _answer(send, *error)
+        return
+    if error is not None:
+        _logger.warning(
+            "the download of %s ended after %d bytes: %s; its connection is closed",
+            path,
+            sent,
+            error[1].decode(),
+        )
+        return
+    if not sent:
+        await _start(send, 200, download.media_type, download.headers())
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client has gone (the request's body has been read before)."""
+    while (await receive())["type"] != "http.disconnect":
+        continue
 
 
 def _json(message: Message) -> bytes:

@@ -3,8 +3,9 @@
 The contract is the FileDescriptorSet `make protos` writes beside this module
 (`descriptors.binpb`, with the protos' comments); every unary RPC of the public services is
 `POST /{full service name}/{Method}` with the request message in protobuf's canonical JSON
-mapping, answered 200 with the response message (the Connect protocol's unary form), and
-`TerminalService/ProcessChecks` is a stream of NDJSON lines. Message and enum schemas
+mapping, answered 200 with the response message (the Connect protocol's unary form),
+`TerminalService/ProcessChecks` is a stream of NDJSON lines, and a method answering with
+pieces of a file (`downloads.py`) answers with the file. Message and enum schemas
 follow that mapping (`purse.api.http.schemas`); summaries and descriptions are the RPCs'
 comments, so the document says what the protos say. Refusals answer with their HTTP
 status and a Connect error body, whose `google.rpc.ErrorInfo` reasons are
@@ -27,6 +28,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FileDescriptor
 from google.rpc import error_details_pb2
 
+from purse.api.http.downloads import DOWNLOADS, Download
 from purse.api.http.schemas import COMPONENTS_PREFIX, Contract, Schema, SchemaBuilder, full_name
 from purse.domain.reasons import ERROR_REASONS, Status
 
@@ -119,6 +121,14 @@ Besides: 404 for a path that names no method, 405 for an HTTP method other than 
 `ProcessChecksRequest` in canonical JSON. The answer, also `application/x-ndjson`, has one
 `ProcessChecksResponse` a line; an error that ends the stream is a last line
 `{"error": <Connect error>}`.
+
+## Downloads
+
+`POST /purse.admin.v1.AdminService/ExportCustomers` takes its request as any call does
+and answers 200 with the file itself, `text/csv` (`Content-Disposition: attachment`),
+streamed as it is written: `curl -o customers.csv`. A refusal before the first byte is
+the call's error response; a failure after it closes the connection before the body's
+last chunk, so that a file cut short is never taken for a whole one.
 """
 
 
@@ -242,6 +252,21 @@ def _stream_content(line: Schema) -> dict[str, Any]:
     return {NDJSON: {"schema": {**line, "description": "Each line is one of these."}}}
 
 
+def _download_answer(download: Download) -> dict[str, Any]:
+    """The 200 answer of a download: the file itself."""
+    media_type = download.media_type.split(";", 1)[0]
+    return {
+        "description": "The file, streamed as it is written (see Downloads above).",
+        "headers": {
+            "Content-Disposition": {
+                "description": f'`attachment; filename="{download.file_name}"`: a file to save.',
+                "schema": {"type": "string"},
+            }
+        },
+        "content": {media_type: {"schema": {"type": "string"}}},
+    }
+
+
 def _operation(
     builder: SchemaBuilder,
     service_name: str,
@@ -252,11 +277,18 @@ def _operation(
     comment = builder.contract.comment(method_name)
     request = builder.reference(full_name(method.input_type))
     response = builder.reference(full_name(method.output_type))
-    if method.client_streaming or method.server_streaming:
+    download = DOWNLOADS.get(f"/{service_name}/{method.name}")
+    success: dict[str, Any] = {"description": "The call succeeded."}
+    if download is not None:
+        request_content = _unary_content(request)
+        success = _download_answer(download)
+    elif method.client_streaming or method.server_streaming:
         stream_line = {"anyOf": [response, {"$ref": COMPONENTS_PREFIX + "StreamError"}]}
-        request_content, response_content = _stream_content(request), _stream_content(stream_line)
+        request_content = _stream_content(request)
+        success["content"] = _stream_content(stream_line)
     else:
-        request_content, response_content = _unary_content(request), _unary_content(response)
+        request_content = _unary_content(request)
+        success["content"] = _unary_content(response)
     operation: dict[str, Any] = {
         "tags": [service_name],
         "operationId": f"{service_name.rsplit('.', 1)[-1]}_{method.name}",
@@ -266,7 +298,7 @@ def _operation(
         operation["description"] = comment
     operation["requestBody"] = {"required": True, "content": request_content}
     operation["responses"] = {
-        "200": {"description": "The call succeeded.", "content": response_content},
+        "200": success,
         **{
             str(status): {"$ref": f"#/components/responses/{_response_name(status)}"}
             for status in error_statuses

@@ -20,6 +20,7 @@ from google.protobuf.descriptor_pb2 import (
 )
 
 from purse.api.http import openapi
+from purse.api.http.downloads import DOWNLOADS
 from purse.api.http.schemas import Contract, full_name, json_name
 
 _Field = FieldDescriptorProto
@@ -94,7 +95,13 @@ def _service(contract: Contract, name: str) -> Iterator[str]:
     for method in contract.services[name].method:
         yield f"### {method.name}\n"
         yield _anchor(f"{name}.{method.name}")
-        streaming = " (a stream each way; HTTP/JSON: NDJSON)" if method.client_streaming else ""
+        download = DOWNLOADS.get(f"/{name}/{method.name}")
+        if method.client_streaming:
+            streaming = " (a stream each way; HTTP/JSON: NDJSON)"
+        elif download is not None:
+            streaming = f" (a stream of pieces of a file; HTTP: the file, {download.media_type})"
+        else:
+            streaming = ""
         yield (
             f"`POST /{name}/{method.name}`{streaming} · "
             f"{_link(full_name(method.input_type))} → {_link(full_name(method.output_type))}\n"

@@ -8,6 +8,8 @@ Connect clients of other languages speak it as they are. The bidirectional
 `ProcessChecks` takes `application/x-ndjson`: one request message a line, answered by one
 response message a line as each is ready; a failure that ends the stream after answers
 were sent is a last line `{"error": {...}}`, before that it is the call's error response.
+A method answering one request with a stream of pieces of a file (`ExportCustomers`) is
+a download: the request as for a unary call, the answer the file itself (downloads.py).
 
 A call runs the handler the gRPC server runs (the servicer method behind the same
 interceptors: authentication from `Authorization: Bearer`, validation, idempotency,
@@ -176,7 +178,13 @@ class RpcMethod:
 
     @property
     def streaming(self) -> bool:
+        """A stream each way (NDJSON over HTTP)."""
         return self.handler.stream_stream is not None
+
+    @property
+    def answered_by_stream(self) -> bool:
+        """One request answered by a stream (a download over HTTP: downloads.py)."""
+        return self.handler.unary_stream is not None
 
 
 def rpc_method(descriptor: MethodDescriptor, handler: Handler) -> RpcMethod:

@@ -182,15 +182,15 @@ class CustomerListStore:
         digest_scope = scope.digest_parts(business_id)
         start = page_start(token, tree, sort, digest_scope)
         moment = now if start is None else start.now
-        selection = _selection(business_id, scope, tree, moment)
-        page = compile_page(sort, columns_sql, start, 1 + len(selection.parameters))
+        selected = selection(business_id, scope, tree, moment)
+        page = compile_page(sort, columns_sql, start, 1 + len(selected.parameters))
         # One row more than the page tells whether another page follows.
         statement = (
-            f"SELECT {_select_list}{selection.text}\n   AND {page.after}"
+            f"SELECT {_select_list}{selected.text}\n   AND {page.after}"
             f"\n ORDER BY {page.order_by}\n LIMIT {page_size + 1}"
         )
         async with self._pool.acquire() as connection:
-            records = await connection.fetch(statement, *selection.parameters, *page.parameters)
+            records = await connection.fetch(statement, *selected.parameters, *page.parameters)
         rows = [_row(record) for record in records[:page_size]]
         if len(records) <= page_size:
             return CustomerPage(rows, "")
@@ -202,10 +202,10 @@ class CustomerListStore:
         self, business_id: int, scope: ListScope, tree: Filter | None, now: datetime
     ) -> int:
         """How many memberships the selection holds, relative moments as of `now`."""
-        selection = _selection(business_id, scope, tree, now)
+        selected = selection(business_id, scope, tree, now)
         async with self._pool.acquire() as connection:
             counted: int = await connection.fetchval(
-                f"SELECT count(*){selection.text}", *selection.parameters
+                f"SELECT count(*){selected.text}", *selected.parameters
             )
         return counted
 
@@ -215,14 +215,16 @@ def selection_sql(
 ) -> CompiledSql:
     """A statement of the customer ids the selection holds (a bulk action freezes it):
     its first parameter is the business, the rest follow."""
-    selection = _selection(business_id, scope, tree, now)
-    return CompiledSql(f"SELECT m.customer_id{selection.text}", selection.parameters)
+    selected = selection(business_id, scope, tree, now)
+    return CompiledSql(f"SELECT m.customer_id{selected.text}", selected.parameters)
 
 
-def _selection(
+def selection(
     business_id: int, scope: ListScope, tree: Filter | None, now: datetime
 ) -> CompiledSql:
-    """FROM and WHERE of the business's memberships in `scope` that `tree` selects."""
+    """FROM and WHERE of the business's memberships in `scope` that `tree` selects
+    (memberships `m`, customers `c`, the points pocket `p`, its soonest lot `e`): the text
+    and its parameters, numbered from $1."""
     if len(scope.customer_ids) > selected_customers_max:
         raise invalid("customer_ids", f"at most {selected_customers_max} customers")
     parameters: list[object] = [business_id, now]

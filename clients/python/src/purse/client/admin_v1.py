@@ -4,7 +4,7 @@ clients/python/generate.py from protos/ (`make protos`): do not edit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -1518,6 +1518,25 @@ class CountCustomersResponse:
     def of(cls, raw: admin_v1_admin_service_pb2.CountCustomersResponse) -> CountCustomersResponse:
         """The CountCustomersResponse `raw` reads as."""
         return cls(raw, raw.count)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportCustomersResponse:
+    """A piece of the CSV file, in order.
+
+    `raw` is the purse.admin.v1.ExportCustomersResponse message read.
+    """
+
+    raw: admin_v1_admin_service_pb2.ExportCustomersResponse = field(repr=False, compare=False)
+    csv: bytes
+    """At most 65,536 bytes, ending at a line break (so each piece is UTF-8 on its own); the
+    first begins with the byte order mark and the header row.
+    """
+
+    @classmethod
+    def of(cls, raw: admin_v1_admin_service_pb2.ExportCustomersResponse) -> ExportCustomersResponse:
+        """The ExportCustomersResponse `raw` reads as."""
+        return cls(raw, raw.csv)
 
 
 @dataclass(frozen=True, slots=True)
@@ -5154,6 +5173,50 @@ class AdminClient(ServiceClient):
             ),
             CountCustomersResponse.of,
             retry=False,
+        )
+
+    def export_customers(
+        self,
+        request: admin_v1_admin_service_pb2.ExportCustomersRequest | None = None,
+        /,
+        *,
+        filter: admin_v1_customers_pb2.Filter | None = None,
+        sort: admin_v1_customers_pb2.CustomerSort | None = None,
+        scope: admin_v1_customers_pb2.CustomerListScope | None = None,
+    ) -> AsyncIterator[ExportCustomersResponse]:
+        """The business's customers that `filter` selects within `scope`, in `sort`'s order, as
+        one CSV file sent in pieces: the selection as of one moment (sales committed while it
+        streams are not in it), in constant memory however many rows it has. The pieces' `csv`
+        bytes, concatenated in order, are the file: UTF-8 with a byte order mark (for
+        spreadsheets), a header row, then a row per membership with the columns of
+        CustomerListRow. RFC 4180 quoting, lines ending in LF; money as a decimal in the
+        business's currency with its minor digits, the header naming the currency
+        (`sales_sum_UAH`: 1234.50); points as a decimal with two digits; moments in ISO 8601,
+        UTC (`2024-05-01T09:30:00Z`); yes or no as `true` or `false`; access types as words;
+        an absent value as an empty cell. A name that begins with = + - @, a tab or a carriage
+        return (or a full-width = + - @) is written with a `'` before it, so that a
+        spreadsheet shows it as text instead of running it as a formula. A server process runs
+        a few exports at once (RESOURCE_EXHAUSTED EXPORTS_BUSY past that), each for a limited
+        time (15 minutes unless configured otherwise; past it DEADLINE_EXCEEDED
+        EXPORT_TOO_LONG). Over HTTP: POST the request as to any call; the answer is the file
+        itself, `text/csv` to save (`Content-Disposition: attachment`). A refusal before the
+        first byte is the call's error response. A failure after the file has begun ends it
+        short: over gRPC the call ends with its status after the pieces sent; over HTTP the
+        connection is closed before the body's last chunk (curl exits with 18, a browser marks
+        the download failed), so a cut file is never taken for a whole one. Errors:
+        INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+        TIMESTAMP_OUT_OF_RANGE, EXPORTS_BUSY, EXPORT_TOO_LONG.
+        """
+        return self._server_stream(
+            self._stub.ExportCustomers,
+            request_of(
+                admin_v1_admin_service_pb2.ExportCustomersRequest,
+                request,
+                filter=filter,
+                sort=sort,
+                scope=scope,
+            ),
+            ExportCustomersResponse.of,
         )
 
     async def dry_run_bulk_action(

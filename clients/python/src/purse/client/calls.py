@@ -6,7 +6,8 @@ when a call is refused TOKEN_EXPIRED (the refused call did nothing, so sending i
 is safe). Every unary call has a deadline. A call is retried on UNAVAILABLE, with
 exponential backoff and jitter, only where its RPC is marked retried: where a retry
 cannot apply anything twice. Streams have no deadline (one lives as long as its work) and
-are never retried: when one fails, open another and send what has no result yet.
+are never retried: when one fails, open another and send what has no result yet (a
+stream of answers to one request, such as an export: call again).
 
 A refusal raises `PurseError`. `request_of` builds a request from a method's keyword
 arguments, so that each generated method takes the message or its fields.
@@ -176,6 +177,24 @@ class ServiceClient:
                 raise failure
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, retry_backoff_seconds_max)
+
+    async def _server_stream(
+        self,
+        method: grpc.aio.UnaryStreamMultiCallable[RequestT, ResponseT],
+        request: RequestT,
+        convert: Callable[[ResponseT], ResultT],
+    ) -> AsyncIterator[ResultT]:
+        """The answers to one request as they arrive. Leaving the loop early ends the
+        call; a failure raises PurseError after the answers before it."""
+        credential = await self._credential()
+        call = method(request, metadata=(("authorization", f"Bearer {credential}"),))
+        try:
+            async for response in call:
+                yield convert(response)
+        except grpc.aio.AioRpcError as error:
+            raise PurseError(error) from error
+        finally:
+            call.cancel()
 
     def _stream(
         self,

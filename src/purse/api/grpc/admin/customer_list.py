@@ -1,5 +1,5 @@
-"""AdminService: the customer list, its filter tree mapped from the contract onto
-`purse.domain.segments`.
+"""AdminService: the customer list (pages, counts, the CSV export), its filter tree mapped
+from the contract onto `purse.domain.segments`.
 
 A wrong part of a filter is named by its path in the request's own field names
 (`filter.all[1].condition.value`), as the domain names what it validates: the shape
@@ -8,13 +8,14 @@ A wrong part of a filter is named by its path in the request's own field names
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from datetime import datetime
 from typing import Final
 
 from purse.admin.v1 import admin_service_pb2 as pb
 from purse.admin.v1 import customers_pb2
-from purse.api.grpc.admin.calls import administrator_call
+from purse.api.grpc.admin.calls import administrator_call, administrator_stream
 from purse.api.grpc.common.calls import Context
 from purse.api.grpc.common.mapping import ACCESS_TYPES, moment_from_proto, timestamp
 from purse.domain.administrators import Access, AdministratorContext
@@ -33,6 +34,7 @@ from purse.domain.segments import (
     Value,
     filter_depth_max,
 )
+from purse.service.admin.customer_export import CustomerExport
 from purse.service.admin.customer_list import CustomerList
 from purse.store.postgres.customer_list import CustomerRow, ListScope, selected_customers_max
 
@@ -208,12 +210,15 @@ def row_to_proto(row: CustomerRow) -> customers_pb2.CustomerListRow:
     )
 
 
-def _optional_filter(request: pb.ListCustomersRequest | pb.CountCustomersRequest) -> Filter | None:
+def _optional_filter(
+    request: pb.ListCustomersRequest | pb.CountCustomersRequest | pb.ExportCustomersRequest,
+) -> Filter | None:
     return filter_from_proto(request.filter) if request.HasField("filter") else None
 
 
 class CustomerListCalls:
     customer_list: CustomerList
+    customer_export: CustomerExport
 
     @administrator_call(Access.READ)
     async def ListCustomers(
@@ -243,3 +248,17 @@ class CustomerListCalls:
             request.segment_id,
         )
         return pb.CountCustomersResponse(count=count)
+
+    @administrator_stream(Access.READ)
+    async def ExportCustomers(
+        self, request: pb.ExportCustomersRequest, context: Context, caller: AdministratorContext
+    ) -> AsyncGenerator[pb.ExportCustomersResponse, None]:
+        chunks = self.customer_export.chunks(
+            caller.business_id,
+            scope_from_proto(request.scope),
+            _optional_filter(request),
+            sort_from_proto(request.sort),
+        )
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                yield pb.ExportCustomersResponse(csv=chunk)

@@ -32,6 +32,7 @@ from purse.service.admin.administrators import Administrators
 from purse.service.admin.bulk_actions import BulkActions
 from purse.service.admin.business import Businesses
 from purse.service.admin.categories import CustomerCategories
+from purse.service.admin.customer_export import CustomerExport
 from purse.service.admin.customer_list import CustomerList
 from purse.service.admin.customer_operations import CustomerOperations
 from purse.service.admin.customers import CustomerCards
@@ -64,6 +65,7 @@ class AdminUseCases:
     customer_list: CustomerList
     segments: SavedSegments
     news: NewsItems
+    customer_export: CustomerExport
     operations: CustomerOperations
     loyalty_programs: LoyaltyPrograms
     points_of_sale: PointsOfSale
@@ -107,6 +109,7 @@ class AdminServicer(
         self.customer_list = use_cases.customer_list
         self.segments = use_cases.segments
         self.news = use_cases.news
+        self.customer_export = use_cases.customer_export
         self.operations = use_cases.operations
         self.loyalty_programs = use_cases.loyalty_programs
         self.points_of_sale = use_cases.points_of_sale

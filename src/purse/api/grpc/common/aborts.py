@@ -11,18 +11,19 @@ server log); a flood of refused sign-ins left a thousand aborted calls waiting f
 collection, and the connection refused everything for as long as nothing allocated
 enough to start one (tens of seconds after the flood).
 
-`AbortRelease`, the outermost interceptor, catches the AbortError of a unary or
-bidirectional handler, drops its traceback and chained exceptions (the only way back to
-the call), and returns: grpc raises the abort it finds on the call's state again itself
-(a suppressed abort still ends the call with the status already sent), through its own
-frames, which hold no Python locals. The call is then freed by reference counting the
-moment it ends. Every abort is covered, whoever raised it (servicers, the request
-surface, health checking).
+`AbortRelease`, the outermost interceptor, catches the AbortError of every handler
+(unary, answered by a stream, bidirectional), drops its traceback and chained exceptions
+(the only way back to the call), and returns: grpc raises the abort it finds on the
+call's state again itself (a suppressed abort still ends the call with the status already
+sent), through its own frames, which hold no Python locals. The call is then freed by
+reference counting the moment it ends. Every abort is covered, whoever raised it
+(servicers, the request surface, health checking).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from typing import Any
 
 import grpc
@@ -40,7 +41,7 @@ def forget_frames(aborted: BaseException) -> None:
 
 
 class AbortRelease(WrappingInterceptor):
-    """Wraps unary and bidirectional handlers so that an abort leaves no cycle."""
+    """Wraps every handler so that an abort leaves no cycle."""
 
     def wrap(self, method: str, handler: Handler) -> Handler:
         # grpc.aio hands async behaviors over; the stubs type them as the sync API's.
@@ -59,21 +60,31 @@ class AbortRelease(WrappingInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _released(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         if handler.stream_stream is not None:
-            stream: Any = handler.stream_stream
-
-            async def released_stream(
-                requests: AsyncIterator[Any], context: Context
-            ) -> AsyncIterator[Any]:
-                try:
-                    async for response in stream(requests, context):
-                        yield response
-                except grpc.aio.AbortError as aborted:
-                    forget_frames(aborted)
-
             return grpc.stream_stream_rpc_method_handler(
-                released_stream,
+                _released(handler.stream_stream),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+
+def _released(behavior: Any) -> Callable[[Any, Context], AsyncGenerator[Any, None]]:
+    """A handler that answers with a stream (to a request, or to a stream of them) whose
+    abort is released (see the module's docstring)."""
+
+    async def released(request_or_requests: Any, context: Context) -> AsyncGenerator[Any, None]:
+        try:
+            async with aclosing(behavior(request_or_requests, context)) as responses:
+                async for response in responses:
+                    yield response
+        except grpc.aio.AbortError as aborted:
+            forget_frames(aborted)
+
+    return released

@@ -1,8 +1,9 @@
 """Prometheus metrics for every gRPC method: calls by status code, and latency.
 
-A unary call is counted when it ends, with its latency. A stream is counted once, as one
-call, when it ends, with the status it ended with (its duration says nothing about the
-server, so it has no latency); the messages it received are counted as they arrive
+A unary call is counted when it ends, with its latency. A stream (bidirectional, or of
+answers to one request) is counted once, as one call, when it ends, with the status it
+ended with (its duration says nothing about the server, so it has no latency); the
+messages a bidirectional stream received are counted as they arrive
 (`purse_grpc_stream_messages_total`), so a long stream is visible while it runs.
 
 Label values are bound once per method (and per status code on first sight), so a call
@@ -13,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from purse.api.grpc.common.interceptors import Handler, WrappingInterceptor
+
+Context = grpc.aio.ServicerContext[Any, Any]
 
 # Latency buckets in seconds: from 0.25 ms to 2.5 s.
 latency_buckets_seconds = (
@@ -58,7 +62,7 @@ class _MethodMetrics:
 
 
 class MetricsInterceptor(WrappingInterceptor):
-    """Wraps each unary and stream-stream handler once."""
+    """Wraps each method's handler once (unary, answered by a stream, or bidirectional)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         super().__init__()
@@ -86,38 +90,29 @@ class MetricsInterceptor(WrappingInterceptor):
         metrics = _MethodMetrics(method, self._calls, self._latency, self._messages)
         if handler.unary_unary is not None:
             return self._wrap_unary(handler, metrics)
+        if handler.unary_stream is not None:
+            return self._wrap_answers(handler, metrics)
         if handler.stream_stream is not None:
             return self._wrap_stream(handler, metrics)
         return handler
 
     @staticmethod
     def _wrap_stream(handler: Handler, metrics: _MethodMetrics) -> Handler:
-        behavior: Any = handler.stream_stream
-
         async def counted(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
             async for request in requests:
                 metrics.messages.inc()
                 yield request
 
-        async def observed(
-            requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
-        ) -> AsyncIterator[Any]:
-            code: Any = grpc.StatusCode.UNKNOWN
-            try:
-                async for response in behavior(counted(requests), context):
-                    yield response
-                code = context.code() or grpc.StatusCode.OK
-            except (asyncio.CancelledError, GeneratorExit):
-                code = context.code() or grpc.StatusCode.CANCELLED
-                raise
-            except BaseException:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            finally:
-                metrics.count(code if isinstance(code, grpc.StatusCode) else _code_from(code))
-
         return grpc.stream_stream_rpc_method_handler(
-            observed,
+            _counted_when_ended(handler.stream_stream, metrics, counted),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    @staticmethod
+    def _wrap_answers(handler: Handler, metrics: _MethodMetrics) -> Handler:
+        return grpc.unary_stream_rpc_method_handler(
+            _counted_when_ended(handler.unary_stream, metrics, lambda request: request),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -127,7 +122,7 @@ class MetricsInterceptor(WrappingInterceptor):
         # grpc.aio hands async behaviors over; the stubs type them as the sync API's.
         behavior: Any = handler.unary_unary
 
-        async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        async def observed(request: Any, context: Context) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.UNKNOWN
             try:
@@ -146,6 +141,31 @@ class MetricsInterceptor(WrappingInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _counted_when_ended(
+    behavior: Any, metrics: _MethodMetrics, received: Callable[[Any], Any]
+) -> Callable[[Any, Context], AsyncGenerator[Any, None]]:
+    """A handler that answers with a stream (to a request, or to a stream of them, which
+    `received` counts), counted once as a call with the status it ended with."""
+
+    async def observed(request_or_requests: Any, context: Context) -> AsyncGenerator[Any, None]:
+        code: Any = grpc.StatusCode.UNKNOWN
+        try:
+            async with aclosing(behavior(received(request_or_requests), context)) as responses:
+                async for response in responses:
+                    yield response
+            code = context.code() or grpc.StatusCode.OK
+        except (asyncio.CancelledError, GeneratorExit):
+            code = context.code() or grpc.StatusCode.CANCELLED
+            raise
+        except BaseException:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        finally:
+            metrics.count(code if isinstance(code, grpc.StatusCode) else _code_from(code))
+
+    return observed
 
 
 _codes_by_number = {code.value[0]: code for code in grpc.StatusCode}

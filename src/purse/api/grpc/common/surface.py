@@ -11,9 +11,10 @@ INVALID_ARGUMENT (`REQUEST_UNDECODABLE`), naming no internals. Every service und
 undecodable JSON over as the same refusal object, so a method left unguarded would pass
 that object to its servicer as if it were the request.
 
-The same deserializer refuses NUL characters in any string field, anywhere in a unary
-request (a stream's servicer refuses them item by item, so that one bad check never
-ends its stream) (`STRING_HAS_NUL`, the field path in proto names, `check.lines[2].title`):
+The same deserializer refuses NUL characters in any string field, anywhere in a method's
+one request (unary, or answered by a stream; a bidirectional stream's servicer refuses
+them item by item, so that one bad check never ends its stream) (`STRING_HAS_NUL`, the
+field path in proto names, `check.lines[2].title`):
 PostgreSQL cannot store them, and one check in one place is surer than a check at every
 field that reaches the database. Protobuf already refuses text that is not UTF-8 when it
 parses, so a NUL is the only character left that no layer below can take. A NUL can only
@@ -24,6 +25,7 @@ then; the common request costs one `in` over its bytes.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from typing import Any
 
 import grpc
@@ -148,6 +150,21 @@ def _guarded(handler: Handler) -> Handler:
             request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
+    if handler.unary_stream is not None:
+        answers: Any = handler.unary_stream
+
+        async def answers_behavior(request: Any, context: Context) -> Any:
+            if isinstance(request, Refused):
+                await _abort(context, request)
+            async with aclosing(answers(request, context)) as responses:
+                async for response in responses:
+                    yield response
+
+        return grpc.unary_stream_rpc_method_handler(
+            answers_behavior,
+            request_deserializer=deserializer,
+            response_serializer=handler.response_serializer,
+        )
     if handler.stream_stream is not None:
         streaming: Any = handler.stream_stream
         # One bad check must not end a stream: its servicer refuses NULs check by check.
@@ -162,4 +179,4 @@ def _guarded(handler: Handler) -> Handler:
             request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
-    raise AssertionError("Purse defines unary-unary and stream-stream methods only")
+    raise AssertionError("Purse defines no client-only streams")

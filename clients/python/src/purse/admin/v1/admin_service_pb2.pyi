@@ -2430,6 +2430,66 @@ class CountCustomersResponse(_message.Message):
 Global___CountCustomersResponse: _TypeAlias = CountCustomersResponse  # noqa: Y015
 
 @_typing.final
+class ExportCustomersRequest(_message.Message):
+    """ExportCustomers input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    SORT_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def filter(self) -> _customers_pb2.Filter:
+        """Unset: every customer in the scope."""
+
+    @_builtins.property
+    def sort(self) -> _customers_pb2.CustomerSort:
+        """Unset: by customer id, ascending."""
+
+    @_builtins.property
+    def scope(self) -> _customers_pb2.CustomerListScope:
+        """Unset: the whole business."""
+
+    def __init__(
+        self,
+        *,
+        filter: _customers_pb2.Filter | None = ...,
+        sort: _customers_pb2.CustomerSort | None = ...,
+        scope: _customers_pb2.CustomerListScope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope", "sort", b"sort"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope", "sort", b"sort"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportCustomersRequest: _TypeAlias = ExportCustomersRequest  # noqa: Y015
+
+@_typing.final
+class ExportCustomersResponse(_message.Message):
+    """A piece of the CSV file, in order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CSV_FIELD_NUMBER: _builtins.int
+    csv: _builtins.bytes
+    """At most 65,536 bytes, ending at a line break (so each piece is UTF-8 on its own);
+    the first begins with the byte order mark and the header row.
+    """
+    def __init__(
+        self,
+        *,
+        csv: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["csv", b"csv"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportCustomersResponse: _TypeAlias = ExportCustomersResponse  # noqa: Y015
+
+@_typing.final
 class DryRunBulkActionRequest(_message.Message):
     """DryRunBulkAction input."""
 

@@ -391,6 +391,11 @@ class AdminServiceStub(object):
                 request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersRequest.SerializeToString,
                 response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersResponse.FromString,
                 _registered_method=True)
+        self.ExportCustomers = channel.unary_stream(
+                '/purse.admin.v1.AdminService/ExportCustomers',
+                request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ExportCustomersRequest.SerializeToString,
+                response_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ExportCustomersResponse.FromString,
+                _registered_method=True)
         self.DryRunBulkAction = channel.unary_unary(
                 '/purse.admin.v1.AdminService/DryRunBulkAction',
                 request_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.DryRunBulkActionRequest.SerializeToString,
@@ -1122,6 +1127,35 @@ class AdminServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportCustomers(self, request, context):
+        """The business's customers that `filter` selects within `scope`, in `sort`'s order, as
+        one CSV file sent in pieces: the selection as of one moment (sales committed while it
+        streams are not in it), in constant memory however many rows it has. The pieces'
+        `csv` bytes, concatenated in order, are the file: UTF-8 with a byte order mark (for
+        spreadsheets), a header row, then a row per membership with the columns of
+        CustomerListRow. RFC 4180 quoting, lines ending in LF; money as a decimal in the
+        business's currency with its minor digits, the header naming the currency
+        (`sales_sum_UAH`: 1234.50); points as a decimal with two digits; moments in ISO 8601,
+        UTC (`2024-05-01T09:30:00Z`); yes or no as `true` or `false`; access types as words;
+        an absent value as an empty cell. A name that begins with = + - @, a tab or a
+        carriage return (or a full-width = + - @) is written with a `'` before it, so that a
+        spreadsheet shows it as text instead of running it as a formula.
+        A server process runs a few exports at once (RESOURCE_EXHAUSTED EXPORTS_BUSY past
+        that), each for a limited time (15 minutes unless configured otherwise; past it
+        DEADLINE_EXCEEDED EXPORT_TOO_LONG).
+        Over HTTP: POST the request as to any call; the answer is the file itself,
+        `text/csv` to save (`Content-Disposition: attachment`). A refusal before the first
+        byte is the call's error response. A failure after the file has begun ends it short:
+        over gRPC the call ends with its status after the pieces sent; over HTTP the
+        connection is closed before the body's last chunk (curl exits with 18, a browser
+        marks the download failed), so a cut file is never taken for a whole one.
+        Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+        TIMESTAMP_OUT_OF_RANGE, EXPORTS_BUSY, EXPORT_TOO_LONG.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DryRunBulkAction(self, request, context):
         """--- Bulk actions ------------------------------------------------------------------
         Freezes the selection and counts what the action would do (customers, amounts,
@@ -1695,6 +1729,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.CountCustomers,
                     request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersRequest.FromString,
                     response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersResponse.SerializeToString,
+            ),
+            'ExportCustomers': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportCustomers,
+                    request_deserializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ExportCustomersRequest.FromString,
+                    response_serializer=purse_dot_admin_dot_v1_dot_admin__service__pb2.ExportCustomersResponse.SerializeToString,
             ),
             'DryRunBulkAction': grpc.unary_unary_rpc_method_handler(
                     servicer.DryRunBulkAction,
@@ -3683,6 +3722,33 @@ class AdminService(object):
             '/purse.admin.v1.AdminService/CountCustomers',
             purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersRequest.SerializeToString,
             purse_dot_admin_dot_v1_dot_admin__service__pb2.CountCustomersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportCustomers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/purse.admin.v1.AdminService/ExportCustomers',
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.ExportCustomersRequest.SerializeToString,
+            purse_dot_admin_dot_v1_dot_admin__service__pb2.ExportCustomersResponse.FromString,
             options,
             channel_credentials,
             insecure,

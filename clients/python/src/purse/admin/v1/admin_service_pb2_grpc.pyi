@@ -392,6 +392,31 @@ class AdminServiceStub:
     Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
     TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND.
     """
+    ExportCustomers: _grpc.UnaryStreamMultiCallable[_admin_service_pb2.ExportCustomersRequest, _admin_service_pb2.ExportCustomersResponse]
+    """The business's customers that `filter` selects within `scope`, in `sort`'s order, as
+    one CSV file sent in pieces: the selection as of one moment (sales committed while it
+    streams are not in it), in constant memory however many rows it has. The pieces'
+    `csv` bytes, concatenated in order, are the file: UTF-8 with a byte order mark (for
+    spreadsheets), a header row, then a row per membership with the columns of
+    CustomerListRow. RFC 4180 quoting, lines ending in LF; money as a decimal in the
+    business's currency with its minor digits, the header naming the currency
+    (`sales_sum_UAH`: 1234.50); points as a decimal with two digits; moments in ISO 8601,
+    UTC (`2024-05-01T09:30:00Z`); yes or no as `true` or `false`; access types as words;
+    an absent value as an empty cell. A name that begins with = + - @, a tab or a
+    carriage return (or a full-width = + - @) is written with a `'` before it, so that a
+    spreadsheet shows it as text instead of running it as a formula.
+    A server process runs a few exports at once (RESOURCE_EXHAUSTED EXPORTS_BUSY past
+    that), each for a limited time (15 minutes unless configured otherwise; past it
+    DEADLINE_EXCEEDED EXPORT_TOO_LONG).
+    Over HTTP: POST the request as to any call; the answer is the file itself,
+    `text/csv` to save (`Content-Disposition: attachment`). A refusal before the first
+    byte is the call's error response. A failure after the file has begun ends it short:
+    over gRPC the call ends with its status after the pieces sent; over HTTP the
+    connection is closed before the body's last chunk (curl exits with 18, a browser
+    marks the download failed), so a cut file is never taken for a whole one.
+    Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+    TIMESTAMP_OUT_OF_RANGE, EXPORTS_BUSY, EXPORT_TOO_LONG.
+    """
     DryRunBulkAction: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.DryRunBulkActionRequest, _admin_service_pb2.DryRunBulkActionResponse]
     """--- Bulk actions ------------------------------------------------------------------
     Freezes the selection and counts what the action would do (customers, amounts,
@@ -866,6 +891,31 @@ class AdminServiceAsyncStub(AdminServiceStub):
     segment selects, now.
     Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
     TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND.
+    """
+    ExportCustomers: _aio.UnaryStreamMultiCallable[_admin_service_pb2.ExportCustomersRequest, _admin_service_pb2.ExportCustomersResponse]  # type: ignore[assignment]
+    """The business's customers that `filter` selects within `scope`, in `sort`'s order, as
+    one CSV file sent in pieces: the selection as of one moment (sales committed while it
+    streams are not in it), in constant memory however many rows it has. The pieces'
+    `csv` bytes, concatenated in order, are the file: UTF-8 with a byte order mark (for
+    spreadsheets), a header row, then a row per membership with the columns of
+    CustomerListRow. RFC 4180 quoting, lines ending in LF; money as a decimal in the
+    business's currency with its minor digits, the header naming the currency
+    (`sales_sum_UAH`: 1234.50); points as a decimal with two digits; moments in ISO 8601,
+    UTC (`2024-05-01T09:30:00Z`); yes or no as `true` or `false`; access types as words;
+    an absent value as an empty cell. A name that begins with = + - @, a tab or a
+    carriage return (or a full-width = + - @) is written with a `'` before it, so that a
+    spreadsheet shows it as text instead of running it as a formula.
+    A server process runs a few exports at once (RESOURCE_EXHAUSTED EXPORTS_BUSY past
+    that), each for a limited time (15 minutes unless configured otherwise; past it
+    DEADLINE_EXCEEDED EXPORT_TOO_LONG).
+    Over HTTP: POST the request as to any call; the answer is the file itself,
+    `text/csv` to save (`Content-Disposition: attachment`). A refusal before the first
+    byte is the call's error response. A failure after the file has begun ends it short:
+    over gRPC the call ends with its status after the pieces sent; over HTTP the
+    connection is closed before the body's last chunk (curl exits with 18, a browser
+    marks the download failed), so a cut file is never taken for a whole one.
+    Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+    TIMESTAMP_OUT_OF_RANGE, EXPORTS_BUSY, EXPORT_TOO_LONG.
     """
     DryRunBulkAction: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.DryRunBulkActionRequest, _admin_service_pb2.DryRunBulkActionResponse]  # type: ignore[assignment]
     """--- Bulk actions ------------------------------------------------------------------
@@ -1752,6 +1802,37 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         segment selects, now.
         Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
         TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportCustomers(
+        self,
+        request: _admin_service_pb2.ExportCustomersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_admin_service_pb2.ExportCustomersResponse], _abc.AsyncIterator[_admin_service_pb2.ExportCustomersResponse]]:
+        """The business's customers that `filter` selects within `scope`, in `sort`'s order, as
+        one CSV file sent in pieces: the selection as of one moment (sales committed while it
+        streams are not in it), in constant memory however many rows it has. The pieces'
+        `csv` bytes, concatenated in order, are the file: UTF-8 with a byte order mark (for
+        spreadsheets), a header row, then a row per membership with the columns of
+        CustomerListRow. RFC 4180 quoting, lines ending in LF; money as a decimal in the
+        business's currency with its minor digits, the header naming the currency
+        (`sales_sum_UAH`: 1234.50); points as a decimal with two digits; moments in ISO 8601,
+        UTC (`2024-05-01T09:30:00Z`); yes or no as `true` or `false`; access types as words;
+        an absent value as an empty cell. A name that begins with = + - @, a tab or a
+        carriage return (or a full-width = + - @) is written with a `'` before it, so that a
+        spreadsheet shows it as text instead of running it as a formula.
+        A server process runs a few exports at once (RESOURCE_EXHAUSTED EXPORTS_BUSY past
+        that), each for a limited time (15 minutes unless configured otherwise; past it
+        DEADLINE_EXCEEDED EXPORT_TOO_LONG).
+        Over HTTP: POST the request as to any call; the answer is the file itself,
+        `text/csv` to save (`Content-Disposition: attachment`). A refusal before the first
+        byte is the call's error response. A failure after the file has begun ends it short:
+        over gRPC the call ends with its status after the pieces sent; over HTTP the
+        connection is closed before the body's last chunk (curl exits with 18, a browser
+        marks the download failed), so a cut file is never taken for a whole one.
+        Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+        TIMESTAMP_OUT_OF_RANGE, EXPORTS_BUSY, EXPORT_TOO_LONG.
         """
 
     @_abc_1.abstractmethod
