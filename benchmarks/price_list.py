@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,14 +29,8 @@ from typing import Any
 
 import grpc
 
-from benchmarks.load.run import (
-    ChildServer,
-    _health_serving,
-    cpu_seconds,
-    database_pids,
-    log,
-    purse_server,
-)
+from benchmarks.load.run import cpu_seconds, log
+from benchmarks.real_server import run_in_a_folder, served
 
 goods_default = 10_000
 rounds_default = 5
@@ -136,50 +129,25 @@ def report(ways: list[Way], goods: int) -> str:
 
 
 def run(arguments: argparse.Namespace, data_dir: Path) -> str:
-    from purse.bootstrap import Infrastructure
-    from purse.config import load_settings
-    from purse.store.embedded import free_port
-    from purse.store.postgres import database
-
-    infrastructure = Infrastructure(load_settings(environment=None, data_dir=data_dir))
-    server: ChildServer | None = None
-    try:
-        settings = infrastructure.start()
-        asyncio.run(database.migrate(settings.database_url))
-        key = asyncio.run(provision(settings.database_url))
-        port = free_port()
-        server = purse_server(settings, data_dir, port, free_port())
-        target = f"127.0.0.1:{port}"
-        server.start(lambda: _health_serving(target))
-        pids = (server.pid, database_pids(infrastructure))
+    with served(data_dir, lambda url: asyncio.run(provision(url))) as (purse, key):
+        pids = (purse.server.pid, purse.databases)
         count, rounds = arguments.goods, arguments.rounds
-        log(f"sending {rounds} × 3 calls of {count:,} goods to {target}")
+        log(f"sending {rounds} × 3 calls of {count:,} goods to {purse.target}")
         created = [price_list(f"R{round_}", count, 100) for round_ in range(rounds)]
         changed = [price_list(f"R{round_}", count, 200) for round_ in range(rounds)]
         ways = [
-            measure("create", created, target, key, pids),
-            measure("update", changed, target, key, pids),
-            measure("unchanged", changed, target, key, pids),
+            measure("create", created, purse.target, key, pids),
+            measure("update", changed, purse.target, key, pids),
+            measure("unchanged", changed, purse.target, key, pids),
         ]
         return report(ways, count)
-    finally:
-        if server is not None:
-            server.stop()
-        infrastructure.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--goods", type=int, default=goods_default)
     parser.add_argument("--rounds", type=int, default=rounds_default)
-    arguments = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="purse-price-list-") as folder:
-        try:
-            print(run(arguments, Path(folder)), flush=True)
-        except Exception as error:
-            log(f"the benchmark broke: {error!r}")
-            return 1
-    return 0
+    return run_in_a_folder(run, parser.parse_args(argv), "purse-price-list-")
 
 
 if __name__ == "__main__":
