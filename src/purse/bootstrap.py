@@ -441,6 +441,7 @@ class Application:
             customer_list=CustomerList(CustomerListStore(pool), segments),
             customer_export=CustomerExport(
                 CustomerExportStore(pool, settings.export_seconds_max),
+                segments,
                 settings.exports_concurrent_max,
             ),
             segments=segments,

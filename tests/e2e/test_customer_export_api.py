@@ -1,7 +1,8 @@
 """The customer list's CSV export through the API: the issue's filter exported over gRPC in
 the sort's order with its header row, names quoted and kept from running as formulas, the
 scope respected, another business's customers never in it, a wrong filter refused by its
-path before any byte, and the same file downloaded over HTTP."""
+path before any byte, a saved segment exported, and the same file downloaded over
+HTTP."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from test_http_json import headers, http, reason_of, violations_of  # noqa: F401
 
 from purse.admin.v1 import admin_service_pb2 as admin
 from purse.admin.v1 import customers_pb2 as lists
+from purse.admin.v1 import segments_pb2 as segments
 from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
 from purse.client import AdminClient, PurseError
 from purse.v1 import terminal_service_pb2 as terminal
@@ -99,20 +101,38 @@ async def test_the_issue_s_filter_is_exported_in_order_with_names_that_cannot_ru
     assert _rows(theirs) == [] and theirs.startswith("\ufeffcustomer_id,".encode())
 
 
-async def test_a_scope_narrows_the_export_to_the_customers_who_bought_at_a_terminal(
+async def test_a_scope_or_a_saved_segment_narrows_the_export(
     channel: grpc.aio.Channel, terminal_stub: TerminalServiceAsyncStub, business: Tenant
 ) -> None:
     buyer = await customer_with_sales(channel, terminal_stub, business, 1, 0)
+    loyal = await customer_with_sales(channel, terminal_stub, business, 6, 150_00)
     await customer_with_sales(channel, terminal_stub, business, 0, 100_00)
+    key = business.administrator_api_key
+    stub: AdminServiceAsyncStub = AdminServiceStub(channel)
+    segment = await stub.CreateSavedSegment(
+        segments.CreateSavedSegmentRequest(
+            segment=segments.SavedSegment(name="Loyal but away", filter=loyal_but_away)
+        ),
+        metadata=bearer(key),
+    )
     scope = lists.CustomerListScope(terminal_id=business.cash_desk.terminal_id)
 
-    file = b"".join(
-        await _exported(
-            channel, business.administrator_api_key, admin.ExportCustomersRequest(scope=scope)
-        )
+    at_the_till = await _exported(channel, key, admin.ExportCustomersRequest(scope=scope))
+    by_segment = await _exported(
+        channel, key, admin.ExportCustomersRequest(segment_id=segment.segment.segment_id)
     )
+    with pytest.raises(grpc.aio.AioRpcError) as both:
+        await _exported(
+            channel,
+            key,
+            admin.ExportCustomersRequest(
+                segment_id=segment.segment.segment_id, filter=loyal_but_away
+            ),
+        )
 
-    assert [int(row["customer_id"]) for row in _rows(file)] == [buyer]
+    assert [int(row["customer_id"]) for row in _rows(b"".join(at_the_till))] == [buyer, loyal]
+    assert [int(row["customer_id"]) for row in _rows(b"".join(by_segment))] == [loyal]
+    assert_refused(both.value, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", "filter")
 
 
 async def test_a_wrong_filter_is_refused_by_its_path_before_any_byte(

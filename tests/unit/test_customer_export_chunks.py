@@ -13,6 +13,7 @@ import pytest
 from purse.domain.errors import InvalidArgument, RateLimited, invalid
 from purse.domain.segments import CustomerColumn, Filter, Sort
 from purse.service.admin.customer_export import CustomerExport
+from purse.service.admin.segments import SegmentSelection
 from purse.store.postgres.customer_export import Write
 from purse.store.postgres.customer_export import header as store_header
 from purse.store.postgres.customer_list import ListScope
@@ -58,9 +59,18 @@ class Store:
         return self.rows
 
 
+class NoSegments:
+    async def selection(self, business_id: int, segment_id: int) -> SegmentSelection:
+        raise AssertionError("no segment is named")
+
+
 def exporter(store: Store, concurrent_max: int = 2) -> CustomerExport:
     return CustomerExport(
-        store, concurrent_max, lambda: datetime(2024, 5, 1, tzinfo=UTC), chunk_bytes_max
+        store,
+        NoSegments(),
+        concurrent_max,
+        lambda: datetime(2024, 5, 1, tzinfo=UTC),
+        chunk_bytes_max,
     )
 
 

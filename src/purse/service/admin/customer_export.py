@@ -2,11 +2,12 @@
 
 Contract:
 
-* `chunks(business_id, scope, tree, sort)` yields the file the store writes (header, then
-  rows) in chunks of at most `export_chunk_bytes_max` bytes, each ending at a line break,
-  so that each chunk is UTF-8 on its own (a line longer than the limit, which no row can
-  be, would be cut at the limit). Always scoped by the business given, whatever the scope
-  names; relative moments resolve against this use case's clock.
+* `chunks(business_id, scope, tree, sort, segment_id)` yields the file the store writes
+  (header, then rows) in chunks of at most `export_chunk_bytes_max` bytes, each ending at
+  a line break, so that each chunk is UTF-8 on its own (a line longer than the limit,
+  which no row can be, would be cut at the limit). The selection is the customer list's
+  (`customer_list.selected`: the scope and filter, or a saved segment's), always scoped
+  by the business given; relative moments resolve against this use case's clock.
 * Nothing is yielded before the store has begun writing rows (or finished): a refusal or a
   failure of the query comes before the first chunk, so a caller can still answer it as
   an error. One after it ends the iteration with that exception.
@@ -28,6 +29,7 @@ from typing import Final, Protocol
 
 from purse.domain.errors import RateLimited
 from purse.domain.segments import Filter, Sort
+from purse.service.admin.customer_list import SegmentSelections, selected
 from purse.store.postgres.customer_export import Write
 from purse.store.postgres.customer_list import ListScope
 
@@ -82,20 +84,28 @@ class CustomerExport:
     def __init__(
         self,
         store: CustomerExportWrites,
+        segments: SegmentSelections,
         concurrent_max: int,
         clock: Callable[[], datetime] = _now,
         chunk_bytes_max: int = export_chunk_bytes_max,
     ) -> None:
         assert concurrent_max > 0
         self._store = store
+        self._segments = segments
         self._concurrent_max = concurrent_max
         self._clock = clock
         self._chunk_bytes_max = chunk_bytes_max
         self._running = 0
 
     async def chunks(
-        self, business_id: int, scope: ListScope, tree: Filter | None, sort: Sort
+        self,
+        business_id: int,
+        scope: ListScope,
+        tree: Filter | None,
+        sort: Sort,
+        segment_id: int = 0,
     ) -> AsyncGenerator[bytes, None]:
+        scope, tree = await selected(self._segments, business_id, scope, tree, segment_id)
         if self._running >= self._concurrent_max:
             raise RateLimited(
                 f"{self._concurrent_max} exports are running; try again shortly",

@@ -91,12 +91,23 @@ class CustomerList:
     async def _selected(
         self, business_id: int, scope: ListScope, tree: Filter | None, segment_id: int
     ) -> tuple[ListScope, Filter | None]:
-        """The scope and filter that select: the request's, or the segment's."""
-        if not segment_id:
-            return scope, tree
-        if tree is not None:
-            raise invalid("filter", "set segment_id or filter, not both: the segment has one")
-        if scope != ListScope():
-            raise invalid("scope", "set segment_id or scope, not both: the segment has one")
-        chosen = await self._segments.selection(business_id, segment_id)
-        return chosen.scope, chosen.filter
+        return await selected(self._segments, business_id, scope, tree, segment_id)
+
+
+async def selected(
+    segments: SegmentSelections,
+    business_id: int,
+    scope: ListScope,
+    tree: Filter | None,
+    segment_id: int,
+) -> tuple[ListScope, Filter | None]:
+    """The scope and filter that select: the request's, or the segment's (see the module's
+    docstring)."""
+    if not segment_id:
+        return scope, tree
+    if tree is not None:
+        raise invalid("filter", "set segment_id or filter, not both: the segment has one")
+    if scope != ListScope():
+        raise invalid("scope", "set segment_id or scope, not both: the segment has one")
+    chosen = await segments.selection(business_id, segment_id)
+    return chosen.scope, chosen.filter

@@ -5183,29 +5183,30 @@ class AdminClient(ServiceClient):
         filter: admin_v1_customers_pb2.Filter | None = None,
         sort: admin_v1_customers_pb2.CustomerSort | None = None,
         scope: admin_v1_customers_pb2.CustomerListScope | None = None,
+        segment_id: int | None = None,
     ) -> AsyncIterator[ExportCustomersResponse]:
-        """The business's customers that `filter` selects within `scope`, in `sort`'s order, as
-        one CSV file sent in pieces: the selection as of one moment (sales committed while it
-        streams are not in it), in constant memory however many rows it has. The pieces' `csv`
-        bytes, concatenated in order, are the file: UTF-8 with a byte order mark (for
-        spreadsheets), a header row, then a row per membership with the columns of
-        CustomerListRow. RFC 4180 quoting, lines ending in LF; money as a decimal in the
-        business's currency with its minor digits, the header naming the currency
-        (`sales_sum_UAH`: 1234.50); points as a decimal with two digits; moments in ISO 8601,
-        UTC (`2024-05-01T09:30:00Z`); yes or no as `true` or `false`; access types as words;
-        an absent value as an empty cell. A name that begins with = + - @, a tab or a carriage
-        return (or a full-width = + - @) is written with a `'` before it, so that a
-        spreadsheet shows it as text instead of running it as a formula. A server process runs
-        a few exports at once (RESOURCE_EXHAUSTED EXPORTS_BUSY past that), each for a limited
-        time (15 minutes unless configured otherwise; past it DEADLINE_EXCEEDED
-        EXPORT_TOO_LONG). Over HTTP: POST the request as to any call; the answer is the file
-        itself, `text/csv` to save (`Content-Disposition: attachment`). A refusal before the
-        first byte is the call's error response. A failure after the file has begun ends it
-        short: over gRPC the call ends with its status after the pieces sent; over HTTP the
-        connection is closed before the body's last chunk (curl exits with 18, a browser marks
-        the download failed), so a cut file is never taken for a whole one. Errors:
-        INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
-        TIMESTAMP_OUT_OF_RANGE, EXPORTS_BUSY, EXPORT_TOO_LONG.
+        """The business's customers that `filter` selects within `scope` (or a saved segment
+        does, as in ListCustomers), in `sort`'s order, as one CSV file sent in pieces: the
+        selection as of one moment (sales committed while it streams are not in it), in
+        constant memory however many rows it has. The pieces' `csv` bytes, concatenated in
+        order, are the file: UTF-8 with a byte order mark (for spreadsheets), a header row,
+        then a row per membership with the columns of CustomerListRow. RFC 4180 quoting, lines
+        ending in LF; money as a decimal in the business's currency with its minor digits, the
+        header naming the currency (`sales_sum_UAH`: 1234.50); points as a decimal with two
+        digits; moments in ISO 8601, UTC (`2024-05-01T09:30:00Z`); yes or no as `true` or
+        `false`; access types as words; an absent value as an empty cell. A name that begins
+        with = + - @, a tab or a carriage return (or a full-width = + - @) is written with a
+        `'` before it, so that a spreadsheet shows it as text instead of running it as a
+        formula. A server process runs a few exports at once (RESOURCE_EXHAUSTED EXPORTS_BUSY
+        past that), each for a limited time (15 minutes unless configured otherwise; past it
+        DEADLINE_EXCEEDED EXPORT_TOO_LONG). Over HTTP: POST the request as to any call; the
+        answer is the file itself, `text/csv` to save (`Content-Disposition: attachment`). A
+        refusal before the first byte is the call's error response. A failure after the file
+        has begun ends it short: over gRPC the call ends with its status after the pieces
+        sent; over HTTP the connection is closed before the body's last chunk (curl exits with
+        18, a browser marks the download failed), so a cut file is never taken for a whole
+        one. Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
+        TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND, EXPORTS_BUSY, EXPORT_TOO_LONG.
         """
         return self._server_stream(
             self._stub.ExportCustomers,
@@ -5215,6 +5216,7 @@ class AdminClient(ServiceClient):
                 filter=filter,
                 sort=sort,
                 scope=scope,
+                segment_id=segment_id,
             ),
             ExportCustomersResponse.of,
         )

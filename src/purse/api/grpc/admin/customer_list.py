@@ -258,6 +258,7 @@ class CustomerListCalls:
             scope_from_proto(request.scope),
             _optional_filter(request),
             sort_from_proto(request.sort),
+            request.segment_id,
         )
         async with aclosing(chunks):
             async for chunk in chunks:

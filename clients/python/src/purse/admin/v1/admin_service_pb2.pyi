@@ -2438,6 +2438,11 @@ class ExportCustomersRequest(_message.Message):
     FILTER_FIELD_NUMBER: _builtins.int
     SORT_FIELD_NUMBER: _builtins.int
     SCOPE_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    segment_id: _builtins.int
+    """A live saved segment of the business, instead of `filter` and `scope`, as in
+    ListCustomers. 0 = none.
+    """
     @_builtins.property
     def filter(self) -> _customers_pb2.Filter:
         """Unset: every customer in the scope."""
@@ -2456,10 +2461,11 @@ class ExportCustomersRequest(_message.Message):
         filter: _customers_pb2.Filter | None = ...,
         sort: _customers_pb2.CustomerSort | None = ...,
         scope: _customers_pb2.CustomerListScope | None = ...,
+        segment_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope", "sort", b"sort"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope", "sort", b"sort"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope", "segment_id", b"segment_id", "sort", b"sort"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

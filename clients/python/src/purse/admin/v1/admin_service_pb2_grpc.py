@@ -1128,8 +1128,8 @@ class AdminServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ExportCustomers(self, request, context):
-        """The business's customers that `filter` selects within `scope`, in `sort`'s order, as
-        one CSV file sent in pieces: the selection as of one moment (sales committed while it
+        """The business's customers that `filter` selects within `scope` (or a saved segment
+        does, as in ListCustomers), in `sort`'s order, as one CSV file sent in pieces: the selection as of one moment (sales committed while it
         streams are not in it), in constant memory however many rows it has. The pieces'
         `csv` bytes, concatenated in order, are the file: UTF-8 with a byte order mark (for
         spreadsheets), a header row, then a row per membership with the columns of
@@ -1150,7 +1150,7 @@ class AdminServiceServicer(object):
         connection is closed before the body's last chunk (curl exits with 18, a browser
         marks the download failed), so a cut file is never taken for a whole one.
         Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
-        TIMESTAMP_OUT_OF_RANGE, EXPORTS_BUSY, EXPORT_TOO_LONG.
+        TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND, EXPORTS_BUSY, EXPORT_TOO_LONG.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -393,8 +393,8 @@ class AdminServiceStub:
     TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND.
     """
     ExportCustomers: _grpc.UnaryStreamMultiCallable[_admin_service_pb2.ExportCustomersRequest, _admin_service_pb2.ExportCustomersResponse]
-    """The business's customers that `filter` selects within `scope`, in `sort`'s order, as
-    one CSV file sent in pieces: the selection as of one moment (sales committed while it
+    """The business's customers that `filter` selects within `scope` (or a saved segment
+    does, as in ListCustomers), in `sort`'s order, as one CSV file sent in pieces: the selection as of one moment (sales committed while it
     streams are not in it), in constant memory however many rows it has. The pieces'
     `csv` bytes, concatenated in order, are the file: UTF-8 with a byte order mark (for
     spreadsheets), a header row, then a row per membership with the columns of
@@ -415,7 +415,7 @@ class AdminServiceStub:
     connection is closed before the body's last chunk (curl exits with 18, a browser
     marks the download failed), so a cut file is never taken for a whole one.
     Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
-    TIMESTAMP_OUT_OF_RANGE, EXPORTS_BUSY, EXPORT_TOO_LONG.
+    TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND, EXPORTS_BUSY, EXPORT_TOO_LONG.
     """
     DryRunBulkAction: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.DryRunBulkActionRequest, _admin_service_pb2.DryRunBulkActionResponse]
     """--- Bulk actions ------------------------------------------------------------------
@@ -893,8 +893,8 @@ class AdminServiceAsyncStub(AdminServiceStub):
     TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND.
     """
     ExportCustomers: _aio.UnaryStreamMultiCallable[_admin_service_pb2.ExportCustomersRequest, _admin_service_pb2.ExportCustomersResponse]  # type: ignore[assignment]
-    """The business's customers that `filter` selects within `scope`, in `sort`'s order, as
-    one CSV file sent in pieces: the selection as of one moment (sales committed while it
+    """The business's customers that `filter` selects within `scope` (or a saved segment
+    does, as in ListCustomers), in `sort`'s order, as one CSV file sent in pieces: the selection as of one moment (sales committed while it
     streams are not in it), in constant memory however many rows it has. The pieces'
     `csv` bytes, concatenated in order, are the file: UTF-8 with a byte order mark (for
     spreadsheets), a header row, then a row per membership with the columns of
@@ -915,7 +915,7 @@ class AdminServiceAsyncStub(AdminServiceStub):
     connection is closed before the body's last chunk (curl exits with 18, a browser
     marks the download failed), so a cut file is never taken for a whole one.
     Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
-    TIMESTAMP_OUT_OF_RANGE, EXPORTS_BUSY, EXPORT_TOO_LONG.
+    TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND, EXPORTS_BUSY, EXPORT_TOO_LONG.
     """
     DryRunBulkAction: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.DryRunBulkActionRequest, _admin_service_pb2.DryRunBulkActionResponse]  # type: ignore[assignment]
     """--- Bulk actions ------------------------------------------------------------------
@@ -1810,8 +1810,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.ExportCustomersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_admin_service_pb2.ExportCustomersResponse], _abc.AsyncIterator[_admin_service_pb2.ExportCustomersResponse]]:
-        """The business's customers that `filter` selects within `scope`, in `sort`'s order, as
-        one CSV file sent in pieces: the selection as of one moment (sales committed while it
+        """The business's customers that `filter` selects within `scope` (or a saved segment
+        does, as in ListCustomers), in `sort`'s order, as one CSV file sent in pieces: the selection as of one moment (sales committed while it
         streams are not in it), in constant memory however many rows it has. The pieces'
         `csv` bytes, concatenated in order, are the file: UTF-8 with a byte order mark (for
         spreadsheets), a header row, then a row per membership with the columns of
@@ -1832,7 +1832,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         connection is closed before the body's last chunk (curl exits with 18, a browser
         marks the download failed), so a cut file is never taken for a whole one.
         Errors: INVALID_ARGUMENT, FILTER_INVALID, FILTER_TOO_DEEP, FILTER_TOO_LARGE,
-        TIMESTAMP_OUT_OF_RANGE, EXPORTS_BUSY, EXPORT_TOO_LONG.
+        TIMESTAMP_OUT_OF_RANGE, SEGMENT_NOT_FOUND, EXPORTS_BUSY, EXPORT_TOO_LONG.
         """
 
     @_abc_1.abstractmethod
