@@ -102,7 +102,7 @@ async def test_members_written_before_a_crash_are_answered_from_their_transactio
     run = await runner._prepared(row)
     async with store.locked(business.business_id, operation_id) as session:
         assert session is not None
-        first = await session.pending_chunk(chunk)
+        first = await store.pending_chunk(business.business_id, operation_id, 0, chunk)
         # The crash: the chunk's transactions committed, its members never settled.
         await writer.submit_background(
             business.business_id, [runner._sale(run, member) for member in first]

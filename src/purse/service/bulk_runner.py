@@ -162,16 +162,32 @@ class BulkRunner:
             if row is None or row.state is not OperationState.RUNNING:
                 return
             run = await self._prepared(row)
-            while not self._stopping.is_set():
-                chunk = await session.pending_chunk(self._chunk_customers_max)
-                if not chunk:
-                    await session.finish(self._now())
-                    return
-                state = await self._apply(session, run, chunk)
-                if state is not OperationState.RUNNING:
-                    return
-                if self._chunk_pause_seconds:
-                    await asyncio.sleep(self._chunk_pause_seconds)
+            following = self._chunk_after(run, 0)
+            try:
+                while not self._stopping.is_set():
+                    chunk = await following
+                    if not chunk:
+                        await session.finish(self._now())
+                        return
+                    # The next chunk is read while this one is written and settled.
+                    following = self._chunk_after(run, chunk[-1].customer_id)
+                    state = await self._apply(session, run, chunk)
+                    if state is not OperationState.RUNNING:
+                        return
+                    if self._chunk_pause_seconds:
+                        await asyncio.sleep(self._chunk_pause_seconds)
+            finally:
+                following.cancel()
+
+    def _chunk_after(self, run: _Run, customer_id: int) -> asyncio.Task[list[MemberFacts]]:
+        return asyncio.ensure_future(
+            self._store.pending_chunk(
+                run.row.business_id,
+                run.row.operation_id,
+                customer_id,
+                self._chunk_customers_max,
+            )
+        )
 
     async def _prepared(self, row: OperationRow) -> _Run:
         point_of_sale_id = 0

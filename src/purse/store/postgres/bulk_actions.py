@@ -209,6 +209,22 @@ class BulkActionStore:
                     connection.terminate()
                     raise
 
+    async def pending_chunk(
+        self, business_id: int, operation_id: int, after_customer_id: int, limit: int
+    ) -> list[MemberFacts]:
+        """The next `limit` pending members after that customer, in customer order, with
+        their facts now. On a connection of its own: the runner reads the next chunk
+        while the one before is written and settled."""
+        async with self._pool.acquire() as connection:
+            records = await connection.fetch(
+                f"{_member_facts} AND b.state = 'pending' ORDER BY b.customer_id LIMIT $4",
+                business_id,
+                operation_id,
+                after_customer_id,
+                limit,
+            )
+        return [_facts(record) for record in records]
+
     async def set_estimate(
         self, business_id: int, operation_id: int, estimate: dict[str, int]
     ) -> OperationRow:
@@ -344,17 +360,6 @@ class OperationSession:
         self._connection = connection
         self._business_id = business_id
         self._operation_id = operation_id
-
-    async def pending_chunk(self, limit: int) -> list[MemberFacts]:
-        """The next `limit` pending members, in customer order, with their facts now."""
-        records = await self._connection.fetch(
-            f"{_member_facts} AND b.state = 'pending' ORDER BY b.customer_id LIMIT $4",
-            self._business_id,
-            self._operation_id,
-            0,
-            limit,
-        )
-        return [_facts(record) for record in records]
 
     async def settle(self, settled: Sequence[tuple[int, MemberState, str]]) -> OperationState:
         return await settle_members(
