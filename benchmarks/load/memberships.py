@@ -12,16 +12,17 @@ Purse, and nothing else:
   confirmed, no statistics, profile version 1), as enrolment without a questionnaire;
 - `pockets`: the points pocket (account type 0), empty.
 
-Ids come from the tables' own identity sequences, reserved as one block each (under a lock
-that keeps inserts out for that moment), so enrolments after the build carry on after
-them. Rows go in with COPY (binary, through asyncpg),
+Ids come from the tables' own identity sequences, reserved as one block each
+(`purse.generation.copying.reserve_ids`, as `purse generate` reserves them), so enrolments
+after the build carry on after them. Rows go in with COPY (binary, through asyncpg),
 straight into the tables, constraints and foreign keys checked as for any insert. Every
 phone must be new to Purse and well formed: a known one fails the whole build (the unique
 phone), and nothing is written.
 
-`settle(connection)` then does what time would have done to a business that grew to that
-size: VACUUM (ANALYZE) of the three tables (planner statistics, visibility map, hint
-bits) and a CHECKPOINT, so that measuring starts with none of the build's writes pending.
+`settle_memberships(connection)` then does what time would have done to a business that
+grew to that size: VACUUM (ANALYZE) of the three tables (planner statistics, visibility
+map, hint bits) and a CHECKPOINT, so that measuring starts with none of the build's
+writes pending.
 """
 
 from __future__ import annotations
@@ -32,17 +33,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from purse.generation.copying import reserve_ids, settle
+
 # (business) -> its default category, as enrolment picks it.
 _default_category = (
     "SELECT category_id FROM customer_categories WHERE business_id = $1 AND is_default"
 )
-# ($1 table, $2 identity column, $3 how many) -> the first of that many ids, reserved: the
-# sequence moved past them in one step. The caller holds a lock that keeps every insert
-# into the table (the only user of the sequence) out meanwhile.
-_reserve_ids = """
-WITH sequence AS (SELECT pg_get_serial_sequence($1, $2)::regclass AS name)
-SELECT setval(name, coalesce(pg_sequence_last_value(name), 0) + $3) - $3 + 1 FROM sequence
-"""
 _points_account_type_id = 0
 settled_tables = ("customers", "memberships", "pockets")
 
@@ -53,17 +49,6 @@ class Built:
 
     customer_ids: range
     seconds: float
-
-
-async def _reserve(connection: asyncpg.Connection, count: int) -> tuple[range, range]:
-    """Customer and pocket ids for `count` memberships, taken from the identity sequences
-    in one short transaction, so that no concurrent enrolment can draw one of them (ids
-    left unused by a build that fails are a gap, as an aborted insert leaves)."""
-    async with connection.transaction():
-        await connection.execute("LOCK TABLE customers, pockets IN SHARE ROW EXCLUSIVE MODE")
-        customers = await connection.fetchval(_reserve_ids, "customers", "customer_id", count)
-        pockets = await connection.fetchval(_reserve_ids, "pockets", "pocket_id", count)
-    return range(customers, customers + count), range(pockets, pockets + count)
 
 
 async def copy_memberships(
@@ -77,7 +62,12 @@ async def copy_memberships(
     category_id = await connection.fetchval(_default_category, business_id)
     if category_id is None:
         raise ValueError(f"business {business_id} has no default customer category")
-    customer_ids, pocket_ids = await _reserve(connection, len(phones))
+    first_customer, first_pocket = await reserve_ids(
+        connection,
+        [("customers", "customer_id", len(phones)), ("pockets", "pocket_id", len(phones))],
+    )
+    customer_ids = range(first_customer, first_customer + len(phones))
+    pocket_ids = range(first_pocket, first_pocket + len(phones))
     async with connection.transaction():
         await connection.copy_records_to_table(
             "customers",
@@ -102,8 +92,6 @@ async def copy_memberships(
     return Built(customer_ids, time.perf_counter() - started)
 
 
-async def settle(connection: asyncpg.Connection) -> None:
+async def settle_memberships(connection: asyncpg.Connection) -> None:
     """VACUUM (ANALYZE) the tables a build wrote, then CHECKPOINT."""
-    for table in settled_tables:
-        await connection.execute(f"VACUUM (ANALYZE) {table}")
-    await connection.execute("CHECKPOINT")
+    await settle(connection, settled_tables)

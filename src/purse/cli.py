@@ -3,6 +3,7 @@
     purse serve                      the server on the embedded PostgreSQL and Redis
     purse migrate                    apply database migrations
     purse demo                       create a demo business and print its credentials
+    purse generate --members 1000000 a demo business of that many members with history
     purse terminal identify --phone +380501234567
     purse terminal calculate --phone +380501234567 --line ESPRESSO:45.00:2 --explain
     purse terminal process --check-number 1001 --phone ... --line ... --points 150
@@ -43,6 +44,10 @@ _logger = logging.getLogger("purse")
 demo_credentials_file = "demo-terminal.json"
 # How long `purse demo` waits for the server to answer before saying how to start one.
 demo_server_wait_seconds = 5.0
+generated_credentials_file = "generated-business.json"
+# `purse generate` says how far it got every this many members.
+generate_progress_members = 100_000
+_purse_command = ".venv/bin/purse"
 
 
 def _settings(arguments: argparse.Namespace) -> Settings:
@@ -192,12 +197,7 @@ def _demo(arguments: argparse.Namespace) -> int:
 
     async def exists() -> bool:
         async with grpc.aio.insecure_channel(target) as channel:
-            try:
-                await asyncio.wait_for(channel.channel_ready(), demo_server_wait_seconds)
-            except TimeoutError:
-                raise SystemExit(
-                    f"no Purse server answers at {target}: start one with `make serve`"
-                ) from None
+            await _server_answers(channel, target)
             return bool(saved) and await _demo_exists(channel, saved)
 
     async def create(operator_key: str) -> dict[str, Any]:
@@ -218,6 +218,69 @@ def _demo(arguments: argparse.Namespace) -> int:
         print(f"Created the demo business; credentials saved to {path} (mode 0600):")
     _print_demo(saved)
     return 0
+
+
+async def _server_answers(channel: Any, target: str) -> None:
+    """SystemExit, saying how to start one, when no server answers at `target`."""
+    try:
+        await asyncio.wait_for(channel.channel_ready(), demo_server_wait_seconds)
+    except TimeoutError:
+        raise SystemExit(
+            f"no Purse server answers at {target}: start one with `make serve`"
+        ) from None
+
+
+def _generate(arguments: argparse.Namespace) -> int:
+    """A demo business of --members members with their history: founded through the
+    running server's API, its members written by COPY into the server's database."""
+    import time
+
+    import grpc
+
+    from purse.generation.founding import Generated, generate
+    from purse.store.data_directory import read_server_target
+
+    settings = _settings(arguments)
+    target = read_server_target(settings.data_dir) or f"{settings.grpc_host}:{settings.grpc_port}"
+    started = time.perf_counter()
+
+    def progress(written: int) -> None:
+        if written % generate_progress_members == 0 or written == arguments.members:
+            seconds = time.perf_counter() - started
+            print(f"  {written:,} of {arguments.members:,} members written ({seconds:.0f} s)")
+
+    async def run(operator_key: str, database_url: str) -> Generated:
+        async with grpc.aio.insecure_channel(target) as channel:
+            return await generate(
+                channel, operator_key, database_url, arguments.members, arguments.seed, progress
+            )
+
+    asyncio.run(_answering(target))
+    with _operator_key_for_once(settings) as operator_key, _LocalDatabase(settings) as resolved:
+        generated = asyncio.run(run(operator_key, resolved.database_url))
+    path = Path(settings.data_dir) / generated_credentials_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(dataclasses.asdict(generated.demo), indent=2))
+    copied = generated.copied
+    print(
+        f"Generated {copied.rows['memberships']:,} members with"
+        f" {copied.rows['transactions']:,} transactions and {copied.rows['ledger_entries']:,}"
+        f" ledger entries in {copied.seconds:.0f} s (phones {generated.phone_prefix}…), then"
+        f" settled the tables in {generated.settling_seconds:.0f} s."
+    )
+    print(f"Credentials saved to {path} (mode 0600):")
+    _print_demo(dataclasses.asdict(generated.demo))
+    print(f"  {_purse_command} admin sign-in --login {generated.demo.owner_login}")
+    print(f"  {_purse_command} admin count-customers")
+    return 0
+
+
+async def _answering(target: str) -> None:
+    import grpc
+
+    async with grpc.aio.insecure_channel(target) as channel:
+        await _server_answers(channel, target)
 
 
 async def _demo_exists(channel: Any, saved: dict[str, Any]) -> bool:
@@ -275,7 +338,7 @@ def _operator_key_for_once(settings: Settings) -> Iterator[str]:
 def _print_demo(demo: dict[str, Any]) -> None:
     from purse.demo import demo_customer_card, demo_customer_phone
 
-    purse = ".venv/bin/purse"
+    purse = _purse_command
     print(f"  business    {demo['business_name']!r} (id {demo['business_id']})")
     print(f"  cash desk   login {demo['cash_desk_login']}  password {demo['cash_desk_password']}")
     print(f"  cash desk   API key {demo['cash_desk_api_key']}  (used by `purse terminal`)")
@@ -684,6 +747,7 @@ def _parser() -> argparse.ArgumentParser:
         command.set_defaults(handler=handler)
         if name == "audit":
             command.add_argument("--business-id", type=int, help="only this business")
+    _generate_parser(commands)
     token = commands.add_parser("app-token", help="the customer app's current QR token")
     token.add_argument("--phone", required=True)
     token.add_argument("--data-dir", type=Path)
@@ -727,6 +791,27 @@ def _parser() -> argparse.ArgumentParser:
     _terminal_parser(commands)
     _admin_parser(commands)
     return parser
+
+
+def _generate_parser(commands: Any) -> None:
+    from purse.generation import members_default, seed_default
+
+    generate = commands.add_parser(
+        "generate",
+        help="a demo business of many members with their history (for trying it at size)",
+        description="Found the demo's coffee shop through the running server's API (three"
+        " points of sale, four categories), then write its members with their sales, points"
+        " and special points straight into the server's database by COPY (a million in"
+        " about two minutes), and print the credentials `purse demo` prints.",
+    )
+    generate.add_argument(
+        "--members", type=int, default=members_default, help="how many (default 1,000,000)"
+    )
+    generate.add_argument(
+        "--seed", type=int, default=seed_default, help="the same seed makes the same members"
+    )
+    generate.add_argument("--data-dir", type=Path, help="embedded data directory")
+    generate.set_defaults(handler=_generate)
 
 
 def _admin_parser(commands: Any) -> None:

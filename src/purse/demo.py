@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 demo_customer_phone = "+380501234567"
 demo_customer_card = "DEMO0001"
+demo_business_name = "Demo Coffee"
 _coffee = ["ESPRESSO", "CAPPUCCINO", "LATTE"]
 Metadata = tuple[tuple[str, str]]
 
@@ -56,7 +57,7 @@ class DemoBusiness:
     certificate_code: str
 
 
-def _bearer(credential: str) -> Metadata:
+def bearer(credential: str) -> Metadata:
     return (("authorization", f"Bearer {credential}"),)
 
 
@@ -95,18 +96,20 @@ def demo_rules() -> admin.ProgramRules:
     )  # fmt: skip
 
 
-async def create_demo(channel: grpc.aio.Channel, operator_key: str) -> DemoBusiness:
-    """Found and set up the demo business through the API at `channel`."""
+async def create_demo(
+    channel: grpc.aio.Channel, operator_key: str, name: str = demo_business_name
+) -> DemoBusiness:
+    """Found and set up the demo business, called `name`, through the API at `channel`."""
     owner_login, owner_password = f"demo-owner-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
     founded = await PlatformServiceStub(channel).CreateBusiness(
         platform.CreateBusinessRequest(
-            name="Demo Coffee", currency="UAH", languages=["en", "uk"], time_zone="Europe/Kyiv",
+            name=name, currency="UAH", languages=["en", "uk"], time_zone="Europe/Kyiv",
             phone_prefix="+380", owner_login=owner_login, owner_password=owner_password,
             owner_name="Demo owner",
         ),
-        metadata=_bearer(operator_key),
+        metadata=bearer(operator_key),
     )  # fmt: skip
-    owner = _bearer(founded.owner_api_key)
+    owner = bearer(founded.owner_api_key)
     stub: AdminServiceAsyncStub = AdminServiceStub(channel)
     await _goods(stub, owner)  # the rules name its goods categories
     program_id = await _program(stub, owner)
@@ -130,11 +133,15 @@ async def create_demo(channel: grpc.aio.Channel, operator_key: str) -> DemoBusin
         metadata=owner,
     )  # fmt: skip
     business_id, shop_id = founded.business_id, shop.point_of_sale.point_of_sale_id
-    cash = await _terminal(stub, owner, business_id, shop_id, terminal.TERMINAL_KIND_CASH_DESK)
-    steward = await _terminal(stub, owner, business_id, shop_id, terminal.TERMINAL_KIND_STEWARD)
+    cash = await create_terminal(
+        stub, owner, shop_id, terminal.TERMINAL_KIND_CASH_DESK, f"demo-{business_id}-cash"
+    )
+    steward = await create_terminal(
+        stub, owner, shop_id, terminal.TERMINAL_KIND_STEWARD, f"demo-{business_id}-steward"
+    )
     coupon_code, certificate_code = await _customer(channel, stub, owner, business_id, cash, cups)
     return DemoBusiness(
-        business_id, "Demo Coffee", program_id, cash[1], cash[2], cash[3], steward[1],
+        business_id, name, program_id, cash[1], cash[2], cash[3], steward[1],
         steward[2], founded.owner_api_key, owner_login, owner_password, coupon_code,
         certificate_code,
     )  # fmt: skip
@@ -214,12 +221,11 @@ async def _accounts(stub: AdminServiceAsyncStub, owner: Metadata) -> int:
     return made[0]
 
 
-async def _terminal(
-    stub: AdminServiceAsyncStub, owner: Metadata, business_id: int, shop_id: int, kind: int
+async def create_terminal(
+    stub: AdminServiceAsyncStub, owner: Metadata, shop_id: int, kind: int, login: str
 ) -> tuple[int, str, str, str]:
-    """(terminal id, login, password, API key) of a new terminal."""
+    """(terminal id, login, password, API key) of a new terminal at the point of sale."""
     cash = kind == terminal.TERMINAL_KIND_CASH_DESK
-    login = f"demo-{business_id}-{'cash' if cash else 'steward'}"
     password = secrets.token_urlsafe(12)
     created = await stub.CreateTerminal(
         setup.CreateTerminalRequest(
@@ -253,7 +259,7 @@ async def _customer(
         terminal.IdentifyCustomerRequest(
             identifier=common_pb2.CustomerIdentifier(phone=demo_customer_phone)
         ),
-        metadata=_bearer(cash[3]),
+        metadata=bearer(cash[3]),
     )
     customer_id = identified.membership.customer_id
     await stub.AddCustomerCard(
