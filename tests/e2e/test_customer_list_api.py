@@ -12,13 +12,15 @@ import grpc
 import httpx
 from admin_support import assert_refused, credit_points, enrol, refused
 from google.protobuf import json_format
-from support import Tenant, bearer, found_business
+from support import Tenant, bearer, found_business, make_terminal_through_api
 from test_http_json import headers, http  # noqa: F401  (the fixture)
 from test_transactions import sale
 
 from purse.admin.v1 import admin_service_pb2 as admin
 from purse.admin.v1 import customers_pb2 as lists
+from purse.admin.v1 import setup_pb2 as setup
 from purse.admin.v1.admin_service_pb2_grpc import AdminServiceStub
+from purse.v1 import terminal_service_pb2 as terminal_pb
 
 if TYPE_CHECKING:
     from purse.admin.v1.admin_service_pb2_grpc import AdminServiceAsyncStub
@@ -186,3 +188,60 @@ async def test_the_list_is_served_over_http_json_as_over_grpc(
         headers=headers(business.administrator_api_key),
     )
     assert counted.json() == {"count": "1"}
+
+
+async def test_scoped_by_a_point_of_sale_the_list_shows_its_figures_and_a_refund_keeps_them(
+    channel: grpc.aio.Channel, terminal_stub: TerminalServiceAsyncStub, business: Tenant
+) -> None:
+    stub: AdminServiceAsyncStub = AdminServiceStub(channel)
+    owner = bearer(business.administrator_api_key)
+    shop = await stub.CreatePointOfSale(
+        setup.CreatePointOfSaleRequest(
+            point_of_sale=setup.PointOfSale(
+                program_id=business.program_id, name="Second shop", time_zone="UTC"
+            )
+        ),
+        metadata=owner,
+    )
+    second_shop = shop.point_of_sale.point_of_sale_id
+    second_till = await make_terminal_through_api(
+        channel, business.administrator_api_key, second_shop, terminal_pb.TERMINAL_KIND_CASH_DESK
+    )
+    phone = (await enrol(channel, business)).phone
+    first_till = bearer(business.cash_desk.api_key)
+    sold = [
+        await terminal_stub.ProcessCheck(sale(number, phone, amount=amount), metadata=till)
+        for number, amount, till in (
+            ("PS-1", 10_000, first_till),
+            ("PS-2", 20_001, first_till),
+            ("PS-3", 5_000, bearer(second_till.api_key)),
+        )
+    ]
+
+    async def figures() -> list[tuple[int, int, int]]:
+        found = []
+        for point_of_sale_id in (business.point_of_sale_id, second_shop, 0):
+            answer = await stub.ListCustomers(
+                admin.ListCustomersRequest(
+                    scope=lists.CustomerListScope(point_of_sale_id=point_of_sale_id)
+                ),
+                metadata=owner,
+            )
+            [row] = answer.rows
+            found.append(
+                (row.sales_count, row.sales_sum_minor_units, row.average_check_minor_units)
+            )
+        return found
+
+    before = await figures()
+    await terminal_stub.RefundTransaction(
+        terminal_pb.RefundTransactionRequest(
+            transaction_id=sold[0].transaction.transaction_id, refund_number="PS-1-R"
+        ),
+        metadata=first_till,
+    )
+    after = await figures()
+
+    assert before == [(2, 30_001, 15_001), (1, 5_000, 5_000), (3, 35_001, 11_667)]
+    # A refund takes nothing back, from the membership or its point of sale.
+    assert after == before

@@ -1,7 +1,7 @@
 """The customer list on the real tables: memberships with sales written by the batch
 store, selected by the issue's example filter, paged in both directions, counted, scoped
-to the business, a point of sale and a manual selection; and the first visit the sale
-path keeps."""
+to the business, a point of sale and a manual selection; the first visit the sale path
+keeps; and the statistics it keeps per point of sale, which the list scoped by one shows."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from purse.domain.segments import (
 from purse.domain.settlement import Statistics
 from purse.domain.terminals import TerminalKind
 from purse.domain.transactions import Effects, LedgerKind, PocketChange, TransactionStatus
-from purse.service.operations import Sale
+from purse.service.operations import Sale, Transition
 from purse.store.postgres.batches import BatchStore
 from purse.store.postgres.customer_list import CustomerListStore, CustomerRow, ListScope
 from purse.store.postgres.customers import CustomerStore
@@ -106,13 +106,17 @@ def sale(
 
 
 async def make_members(
-    pool: asyncpg.Pool, business: Tenant, wanted: list[Member], terminal_id: int | None = None
+    pool: asyncpg.Pool,
+    business: Tenant,
+    wanted: list[Member],
+    till: tuple[int, int] | None = None,
 ) -> dict[int, Member]:
-    """The members by customer id, their sales and points written in one batch."""
+    """The members by customer id, their sales and points written in one batch, at `till`
+    (terminal id, its point of sale id; the business's cash desk by default)."""
     customers = CustomerStore(pool)
     made: dict[int, Member] = {}
     sales: list[Sale] = []
-    terminal = business.cash_desk.terminal_id if terminal_id is None else terminal_id
+    terminal, shop = till or (business.cash_desk.terminal_id, business.point_of_sale_id)
     for member in wanted:
         customer_id, _ = await customers.enrol(business.business_id, new_phone(), AccessType.FULL)
         made[customer_id] = member
@@ -120,7 +124,7 @@ async def make_members(
         sales += [
             sale(
                 terminal,
-                business.point_of_sale_id,
+                shop,
                 customer_id,
                 sum_minor_units=1_000 + number,
                 visit=last_visit - timedelta(days=number),
@@ -130,7 +134,7 @@ async def make_members(
         sales.append(
             sale(
                 terminal,
-                business.point_of_sale_id,
+                shop,
                 customer_id,
                 sum_minor_units=0,
                 visit=None,
@@ -248,7 +252,7 @@ async def test_a_point_of_sale_and_a_manual_selection_narrow_the_list(
         provisioning, business.business_id, second_shop, TerminalKind.CASH_DESK
     )
     at_first = await make_members(pool, business, members[:24])
-    at_second = await make_members(pool, business, members[24:], till.terminal_id)
+    at_second = await make_members(pool, business, members[24:], (till.terminal_id, second_shop))
     store = CustomerListStore(pool)
     buyers_at_second = sorted(id for id, member in at_second.items() if member.sales)
     chosen = sorted(at_first)[::2] + sorted(at_second)[::2]
@@ -306,3 +310,170 @@ async def test_the_first_visit_is_set_by_the_first_sale_and_stays_there(
     assert before == (None, None)
     assert after_first == (first, first)
     assert after_second == (first, later)
+
+
+@pytest.mark.parametrize("direction", list(Direction))
+async def test_sorted_by_the_soonest_lot_or_the_phone_every_member_comes_once_in_order(
+    pool: asyncpg.Pool, business: Tenant, direction: Direction
+) -> None:
+    made = await make_members(pool, business, [Member(1, 5, 300_00)] * 6)
+    provisioning = Provisioning(pool)
+    expiring = {}
+    for days, customer_id in enumerate(sorted(made)[:4], start=1):
+        await provisioning.points_lot(
+            business.business_id, customer_id, days * 10_00, now + timedelta(days=days)
+        )
+        # A later lot of the same member never shows: the soonest does.
+        await provisioning.points_lot(
+            business.business_id, customer_id, 1_00, now + timedelta(days=30)
+        )
+        expiring[customer_id] = (days * 10_00, now + timedelta(days=days))
+    store = CustomerListStore(pool)
+    by_lot = Sort(CustomerColumn.POINTS_EXPIRING_AT, direction)
+    soon = Condition(CustomerColumn.POINTS_EXPIRING_AMOUNT, Operator.MORE_THAN, 15_00)
+
+    rows = await every_page(store, business.business_id, by_lot)
+    chosen = await every_page(store, business.business_id, by_lot, soon)
+    by_phone = await every_page(store, business.business_id, Sort(CustomerColumn.PHONE, direction))
+
+    with_lots = sorted(expiring, key=lambda id: expiring[id][1])
+    if direction is Direction.DESCENDING:
+        with_lots.reverse()
+    without = sorted(set(made) - set(expiring), reverse=direction is Direction.DESCENDING)
+    assert [row.customer_id for row in rows] == with_lots + without
+    assert {row.customer_id: (row.points_expiring_amount, row.points_expiring_at)
+            for row in rows if row.customer_id in expiring} == expiring  # fmt: skip
+    assert [row.customer_id for row in chosen] == [
+        id for id in with_lots if expiring[id][0] > 15_00
+    ]
+    assert await store.count(business.business_id, ListScope(), soon, now) == 3
+    phones = [row.phone for row in by_phone]
+    assert phones == sorted(phones, reverse=direction is Direction.DESCENDING)
+    assert sorted(row.customer_id for row in by_phone) == sorted(made)
+
+
+async def second_till(pool: asyncpg.Pool, business: Tenant) -> tuple[int, int]:
+    """(terminal id, point of sale id) of a cash desk at a new point of sale."""
+    provisioning = Provisioning(pool)
+    shop = await provisioning.point_of_sale(
+        business.business_id, business.program_id, f"Shop {next(check_numbers)}", "UTC"
+    )
+    till = await make_terminal(provisioning, business.business_id, shop, TerminalKind.CASH_DESK)
+    return till.terminal_id, shop
+
+
+async def test_scoped_by_a_point_of_sale_a_customer_shows_the_figures_of_that_point_of_sale(
+    pool: asyncpg.Pool, business: Tenant
+) -> None:
+    customers = CustomerStore(pool)
+    both, second_only = [
+        (await customers.enrol(business.business_id, new_phone(), AccessType.FULL))[0]
+        for _ in range(2)
+    ]
+    first = (business.cash_desk.terminal_id, business.point_of_sale_id)
+    second = await second_till(pool, business)
+    day = timedelta(days=1)
+    sales = [
+        sale(*first, both, sum_minor_units=1_000, visit=now - 10 * day),
+        sale(*first, both, sum_minor_units=3_001, visit=now - 8 * day),
+        sale(*second, both, sum_minor_units=500, visit=now - 3 * day),
+        sale(*second, second_only, sum_minor_units=9_000, visit=now - 40 * day),
+        sale(*second, second_only, sum_minor_units=7_000, visit=now - 35 * day),
+    ]
+    # Two batches: the second adds to the rows the first wrote.
+    await BatchStore(pool, text).apply(business.business_id, sales[:3], [])
+    await BatchStore(pool, text).apply(business.business_id, sales[3:], [])
+    store = CustomerListStore(pool)
+
+    async def listed(shop: int | None, tree: Filter | None = None) -> list[CustomerRow]:
+        scope = ListScope(point_of_sale_id=shop)
+        return await every_page(store, business.business_id, Sort(), tree, scope)
+
+    at_first, at_second, everywhere = (
+        await listed(first[1]),
+        await listed(second[1]),
+        await listed(None),
+    )
+
+    figures = [
+        (row.customer_id, row.sales_count, row.sales_sum, row.average_check)
+        for row in at_first + at_second + everywhere
+    ]
+    assert figures == [
+        (both, 2, 4_001, 2_001),
+        (both, 1, 500, 500),
+        (second_only, 2, 16_000, 8_000),
+        (both, 3, 4_501, 1_500),
+        (second_only, 2, 16_000, 8_000),
+    ]
+    assert (at_first[0].first_visit, at_first[0].last_visit) == (now - 10 * day, now - 8 * day)
+    assert (at_second[0].first_visit, at_second[0].last_visit) == (now - 3 * day, now - 3 * day)
+    assert at_second[0].points_balance == everywhere[0].points_balance
+    # Filters and sorts read the point of sale's figures too.
+    two_sales = Condition(CustomerColumn.SALES_COUNT, Operator.MORE_THAN, 1)
+    away = Condition(CustomerColumn.LAST_VISIT, Operator.LESS_THAN, days_ago(30))
+    assert [row.customer_id for row in await listed(second[1], two_sales)] == [second_only]
+    assert [row.customer_id for row in await listed(first[1], two_sales)] == [both]
+    assert [row.customer_id for row in await listed(None, away)] == [second_only]
+    by_sum = Sort(CustomerColumn.SALES_SUM, Direction.ASCENDING)
+    page = await store.page(
+        business.business_id, ListScope(point_of_sale_id=second[1]), None, by_sum, 1, "", now
+    )
+    assert [row.customer_id for row in page.rows] == [both]
+    after = await store.page(
+        business.business_id,
+        ListScope(point_of_sale_id=second[1]),
+        None,
+        by_sum,
+        1,
+        page.next_page_token,
+        now,
+    )
+    assert [row.customer_id for row in after.rows] == [second_only]
+    counted = await store.count(
+        business.business_id, ListScope(point_of_sale_id=second[1]), two_sales, now
+    )
+    assert counted == 1
+
+
+async def test_a_confirmed_pending_sale_counts_at_the_point_of_sale_it_was_made_at(
+    pool: asyncpg.Pool, business: Tenant
+) -> None:
+    customer_id, _ = await CustomerStore(pool).enrol(
+        business.business_id, new_phone(), AccessType.FULL
+    )
+    terminal, shop = await second_till(pool, business)
+    number = f"P-{next(check_numbers)}"
+    pending = Sale(
+        terminal_id=terminal,
+        point_of_sale_id=shop,
+        check_number=number,
+        request_digest=number.encode(),
+        customer_id=customer_id,
+        status=TransactionStatus.PENDING,
+        receipt=None,
+        sum_minor_units=2_500,
+        effects=Effects(),
+    )
+    batches = BatchStore(pool, text)
+    outcomes, _ = await batches.apply(business.business_id, [pending], [])
+    confirmed = Transition(
+        transaction_id=outcomes[0].transaction_id,
+        expected=TransactionStatus.PENDING,
+        status=TransactionStatus.COMPLETED,
+        effects=Effects(),
+        customer_id=customer_id,
+        statistics=Statistics(customer_id, 1, 2_500, confirmed=True),
+    )
+    store = CustomerListStore(pool)
+    scope = ListScope(point_of_sale_id=shop)
+    before = await store.count(business.business_id, scope, None, now)
+
+    _, transition_outcomes = await batches.apply(business.business_id, [], [confirmed])
+
+    assert transition_outcomes[0].refusal is None
+    rows = await every_page(store, business.business_id, Sort(), None, scope)
+    assert before == 0
+    assert [(row.customer_id, row.sales_count, row.sales_sum) for row in rows] == [
+        (customer_id, 1, 2_500)
+    ]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from support import Tenant, legacy_document, make_business
+from support import Tenant, legacy_document, make_business, make_terminal
 
 from purse.api.grpc.terminal.receipts import receipt_to_proto
 from purse.api.grpc.terminal.stored_receipts import StoredReceipts, decode, encode
@@ -32,6 +32,7 @@ from purse.domain.customer_operations import PointsCredit, operation_document
 from purse.domain.customers import AccessType
 from purse.domain.engine import calculate
 from purse.domain.program import Program, Rule, RuleKind, RuleScope, ValueKind, compile_program
+from purse.domain.terminals import TerminalKind
 from purse.domain.transactions import SaleReceipt, TransactionStatus
 from purse.service.admin.programs import Programs
 from purse.service.terminal.calculation import Calculation
@@ -339,3 +340,63 @@ async def test_a_migration_numbered_below_one_applied_is_still_applied(
     monkeypatch.setattr(database, "migration_files", lambda: sorted([*files, landed_later]))
     assert await database.migrate(empty_database_url) == ["0013_landed_later"]
     assert await database.migrate(empty_database_url) == []
+
+
+async def test_migration_0021_adds_up_the_sales_before_it_by_customer_and_point_of_sale(
+    empty_database_url: str,
+) -> None:
+    await database.migrate(empty_database_url, through=20)
+    pool = await database.create_pool(empty_database_url, 1, 4, 10_000, 10.0)
+    try:
+        business = await make_business(pool)
+        provisioning = Provisioning(pool)
+        other_shop = await provisioning.point_of_sale(
+            business.business_id, business.program_id, "Other shop", "UTC"
+        )
+        other_till = await make_terminal(
+            provisioning, business.business_id, other_shop, TerminalKind.CASH_DESK
+        )
+        customer_id, _ = await CustomerStore(pool).enrol(
+            business.business_id, "+380991230201", AccessType.FULL
+        )
+        first, second = datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 2, 7, tzinfo=UTC)
+        insert = (
+            "INSERT INTO transactions (business_id, terminal_id, point_of_sale_id,"
+            " check_number, request_digest, customer_id, status, sum_minor_units, created_at,"
+            " finished_at, sale_time, operation)"
+            " VALUES ($1, $2, $3, $4, '\\x00', $5, $6, $7, $8, $8, $9, $10)"
+        )
+        shop, till = business.point_of_sale_id, business.cash_desk.terminal_id
+        for values in (
+            (till, shop, "A", "completed", 1_000, first, None, None),
+            (till, shop, "B", "refunded", 3_001, second, None, None),
+            # Offline: its sale time is when it was made.
+            (till, shop, "C", "partially_refunded", 500, second, first, None),
+            # Recorded before transactions named their point of sale: its terminal's.
+            (other_till.terminal_id, 0, "D", "completed", 700, second, None, None),
+            (till, shop, "E", "rejected", 9_000, second, None, None),
+            (till, shop, "F", "cancelled", 9_000, second, None, None),
+            (till, shop, "G", "completed", 0, second, None, '{"kind": "points_credit"}'),
+        ):
+            terminal, point_of_sale, number, status, total, at, sold, operation = values
+            await pool.execute(
+                insert, business.business_id, terminal, point_of_sale, number, customer_id,
+                status, total, at, sold, operation,
+            )  # fmt: skip
+
+        assert await database.migrate(empty_database_url) == ["0021_customer_list_at_scale"]
+
+        rows = await pool.fetch(
+            "SELECT point_of_sale_id, sales_count, sales_sum_minor_units,"
+            " average_check_minor_units, first_visit_at, last_visit_at"
+            " FROM point_of_sale_statistics WHERE business_id = $1 AND customer_id = $2"
+            " ORDER BY point_of_sale_id",
+            business.business_id,
+            customer_id,
+        )
+        assert [tuple(row) for row in rows] == [
+            (shop, 3, 4_501, 1_500, first, second),
+            (other_shop, 1, 700, 700, second, second),
+        ]
+    finally:
+        await pool.close()

@@ -160,3 +160,39 @@ def test_what_the_batch_writes_is_what_settled(operations: list[tuple[PocketChan
         if pocket_id in ids:
             assert (amounts[ids.index(pocket_id)], helds[ids.index(pocket_id)]) == (amount, held)
         assert after[key] == Balance(start[pocket_id][0] + amount, start[pocket_id][1] + held)
+
+
+def test_applied_sales_add_up_by_customer_and_point_of_sale_refused_and_unplaced_ones_not() -> None:
+    other = customer_id + 1
+    earlier, later = now - timedelta(days=2), now - timedelta(days=1)
+    settlement = settlement_of(
+        memberships=[(customer_id, 0, 0, None, False), (other, 0, 0, None, False)]
+    )
+
+    def sold(who: int, total: int, shop: int, at: datetime | None = None) -> None:
+        settlement.settle(Effects(), Statistics(who, 1, total, visit_time=at), who, True, shop)
+
+    sold(customer_id, 100, 3, later)
+    sold(customer_id, 250, 3, earlier)
+    sold(customer_id, 40, 4)  # at the batch's now
+    sold(other, statistics_sum_max, 3)
+    sold(other, 1, 3)
+    sold(other, 700, 0)  # no point of sale known: the membership counts it alone
+    settlement.settle(  # refused: counted nowhere
+        Effects(pockets=(PocketChange(points, LedgerKind.REDEEM, -5_000),)),
+        Statistics(customer_id, 1, 999),
+        customer_id,
+        True,
+        3,
+    )
+    sold(customer_id + 9, 500, 3)  # no membership: counted nowhere
+
+    assert settlement.point_of_sale_columns() == (
+        [customer_id, customer_id, other],
+        [3, 4, 3],
+        [2, 1, 2],
+        [350, 40, statistics_sum_max],
+        [earlier, now, now],
+        [later, now, now],
+    )
+    assert settlement.statistics_columns()[1] == [3, 3]

@@ -143,3 +143,18 @@ def test_phones_are_distinct_well_formed_and_not_in_member_order() -> None:
 @pytest.mark.parametrize("index", [0, 1, histories.members_max - 1])
 def test_a_phone_keeps_its_prefix(index: int) -> None:
     assert histories.phone("+38097", index).startswith("+38097")
+
+
+def test_the_points_of_sale_statistics_add_up_to_the_membership_s() -> None:
+    tables = rows(planned())
+    by_customer: dict[object, list[dict[str, object]]] = defaultdict(list)
+    for statistics in tables["point_of_sale_statistics"]:
+        by_customer[statistics["customer_id"]].append(statistics)
+    assert any(len(points) > 1 for points in by_customer.values()), "some buy at several"
+    for membership in tables["memberships"]:
+        points = by_customer[membership["customer_id"]]
+        assert membership["sales_count"] == sum(int(str(p["sales_count"])) for p in points)
+        assert membership["sales_sum_minor_units"] == sum(
+            int(str(p["sales_sum_minor_units"])) for p in points
+        )
+        assert {p["point_of_sale_id"] for p in points} <= {till[0] for till in business.tills}

@@ -313,6 +313,15 @@ def _is_moment(value: object) -> bool:
     )
 
 
+def filter_columns(tree: Filter | None) -> frozenset[CustomerColumn]:
+    """The columns a filter reads (none for no filter)."""
+    if tree is None:
+        return frozenset()
+    if isinstance(tree, Condition):
+        return frozenset((tree.column,))
+    return frozenset().union(*(filter_columns(member) for member in tree.members))
+
+
 class CompiledSql(NamedTuple):
     """SQL text with `$n` placeholders, and the values they stand for, in order."""
 

@@ -4,7 +4,9 @@ writes — pure.
 The batch writer (`purse.store.postgres.batches`) claims and locks, in one statement,
 every row a batch touches. What it read goes into a `Settlement`, which decides the
 operations one by one, in order (`purse.domain.transactions.settle`), and reports after
-each the customer's balances and membership statistics as they stand right after it.
+each the customer's balances and membership statistics as they stand right after it;
+it also adds up the applied sales by customer and point of sale, for the statistics the
+store keeps per point of sale.
 The operations that applied then go into `Writes`, which adds up what the write
 statement changes: pocket deltas and ledger entries, points taken from and given back to
 lots (and new lots of special points), certificate deltas, coupon statuses and coupons
@@ -92,6 +94,20 @@ class MembershipTotals(Record):
         self.participation_confirmed: Final = participation_confirmed
 
 
+class PointOfSaleVisits:
+    """A batch's applied sales of one customer at one point of sale, added up."""
+
+    __slots__ = ("first_visit", "last_visit", "sales", "sales_sum")
+
+    def __init__(
+        self, sales: int, sales_sum: int, first_visit: datetime, last_visit: datetime
+    ) -> None:
+        self.sales = sales
+        self.sales_sum = sales_sum
+        self.first_visit = first_visit
+        self.last_visit = last_visit
+
+
 class Settled:
     """What settlement made of one operation: `refusal` None when it applied; the
     customer's locked pockets (balances as settled so far, and their ids) and statistics
@@ -123,8 +139,8 @@ class Settlement:
     """
 
     __slots__ = (
-        "_earliest_visits", "_keys_by_customer", "_now", "_totals", "changed", "expiries",
-        "lots", "pocket_ids", "state",
+        "_by_point_of_sale", "_earliest_visits", "_keys_by_customer", "_now", "_totals",
+        "changed", "expiries", "lots", "pocket_ids", "state",
     )  # fmt: skip
 
     def __init__(
@@ -164,6 +180,9 @@ class Settlement:
         # The earliest visit of the batch's applied sales, by customer: the store keeps
         # the earlier of it and the first visit it holds.
         self._earliest_visits: dict[int, datetime] = {}
+        # The applied sales by (customer id, point of sale id): the store adds them to
+        # the statistics it keeps per point of sale.
+        self._by_point_of_sale: dict[tuple[int, int], PointOfSaleVisits] = {}
 
     def settle(
         self,
@@ -171,12 +190,14 @@ class Settlement:
         statistics: Statistics | None,
         customer_id: int | None,
         decide: bool = True,
+        point_of_sale_id: int = 0,
     ) -> Settled:
-        """Apply `effects` unless settlement refuses them, and `statistics` with them;
-        without `decide` (a sale stored as rejected already) only the statistics."""
+        """Apply `effects` unless settlement refuses them, and `statistics` with them (the
+        sales counted at `point_of_sale_id` too, unless it is 0: not known); without
+        `decide` (a sale stored as rejected already) only the statistics."""
         refusal = settle(self.state, effects) if decide else None
         if refusal is None and statistics is not None:
-            self._count(statistics)
+            self._count(statistics, point_of_sale_id)
         return self.after(customer_id, refusal)
 
     def after(self, customer_id: int | None, refusal: Refusal | None = None) -> Settled:
@@ -192,7 +213,7 @@ class Settlement:
             pocket_ids[key] = self.pocket_ids[key]
         return Settled(refusal, balances, pocket_ids, self._totals.get(customer_id))
 
-    def _count(self, statistics: Statistics) -> None:
+    def _count(self, statistics: Statistics, point_of_sale_id: int) -> None:
         customer_id = statistics.customer_id
         before = self._totals.get(customer_id)
         if before is None:  # no membership: nothing to count (pockets need one)
@@ -204,6 +225,8 @@ class Settlement:
             earliest = self._earliest_visits.get(customer_id)
             if earliest is None or visit < earliest:
                 self._earliest_visits[customer_id] = visit
+            if point_of_sale_id:
+                self._count_at(customer_id, point_of_sale_id, statistics, visit)
         self._totals[customer_id] = MembershipTotals(
             before.sales_count + statistics.sales,
             min(before.sales_sum + statistics.sales_sum, statistics_sum_max),
@@ -211,6 +234,37 @@ class Settlement:
             before.participation_confirmed or statistics.confirmed,
         )
         self.changed.add(customer_id)
+
+    def _count_at(
+        self, customer_id: int, point_of_sale_id: int, statistics: Statistics, visit: datetime
+    ) -> None:
+        key = (customer_id, point_of_sale_id)
+        visits = self._by_point_of_sale.get(key)
+        if visits is None:
+            self._by_point_of_sale[key] = PointOfSaleVisits(
+                statistics.sales, min(statistics.sales_sum, statistics_sum_max), visit, visit
+            )
+            return
+        visits.sales += statistics.sales
+        visits.sales_sum = min(visits.sales_sum + statistics.sales_sum, statistics_sum_max)
+        visits.first_visit = min(visits.first_visit, visit)
+        visits.last_visit = max(visits.last_visit, visit)
+
+    def point_of_sale_columns(
+        self,
+    ) -> tuple[list[int], list[int], list[int], list[int], list[datetime], list[datetime]]:
+        """The applied sales added up by customer and point of sale, in that order:
+        (customer ids, point of sale ids, sales, sales sums, earliest and latest visits)."""
+        keys = sorted(self._by_point_of_sale)
+        visits = [self._by_point_of_sale[key] for key in keys]
+        return (
+            [key[0] for key in keys],
+            [key[1] for key in keys],
+            [each.sales for each in visits],
+            [each.sales_sum for each in visits],
+            [each.first_visit for each in visits],
+            [each.last_visit for each in visits],
+        )
 
     def statistics_columns(
         self,

@@ -55,6 +55,7 @@ written_tables: Final = (
     "transactions",
     "ledger_entries",
     "points_lots",
+    "point_of_sale_statistics",
 )
 
 

@@ -15,7 +15,7 @@ Contract:
     the last `span_days`); sales fall between the first and the last visit, each a
     completed transaction at the cash desk of one of the business's points of sale (the
     member's usual one, mostly); the membership's statistics and those of each point of
-    sale are the sums of those sales;
+    sale (`point_of_sale_statistics`) are the sums of those sales;
   - each sale accrues `accrual_basis_points` of what was paid as points, and some redeem
     points first (never more than the balance): ledger entries of the sale's transaction
     on the member's points pocket, whose balance is their sum, so `purse audit` holds;
@@ -322,6 +322,10 @@ columns: Final[dict[str, tuple[str, ...]]] = {
         "expires_at", "created_at",
     ),
     "points_lots": ("business_id", "lot_id", "pocket_id", "remaining", "expires_at", "created_at"),
+    "point_of_sale_statistics": (
+        "business_id", "point_of_sale_id", "customer_id", "sales_count",
+        "sales_sum_minor_units", "first_visit_at", "last_visit_at",
+    ),
 }  # fmt: skip
 
 
@@ -364,7 +368,29 @@ def chunk_rows(plans: Sequence[MemberPlan], business: Business, first: RowCounts
             )
         )  # fmt: skip
         tables["memberships"].append(_membership_row(business, plan, customer_id))
+        tables["point_of_sale_statistics"] += _point_of_sale_rows(business, plan, customer_id)
     return ChunkRows(tables)
+
+
+def _point_of_sale_rows(
+    business: Business, plan: MemberPlan, customer_id: int
+) -> list[tuple[Any, ...]]:
+    """The member's sales added up by point of sale, as the sale path keeps them."""
+    by_till: dict[int, list[PlannedSale]] = {}
+    for sale in plan.sales:
+        by_till.setdefault(sale.till, []).append(sale)
+    return [
+        (
+            business.business_id,
+            business.tills[till][0],
+            customer_id,
+            len(sales),
+            sum(sale.check_minor_units for sale in sales),
+            sales[0].moment,
+            sales[-1].moment,
+        )
+        for till, sales in sorted(by_till.items())
+    ]
 
 
 def _membership_row(business: Business, plan: MemberPlan, customer_id: int) -> tuple[Any, ...]:

@@ -75,7 +75,7 @@ SELECT
   ARRAY(SELECT ROW(terminal_id, check_number, transaction_id, created_at) FROM claimed)
     AS claimed,
   -- Transactions first, then pockets and lots: a refund locks in the same order.
-  ARRAY(SELECT ROW(transaction_id, status)
+  ARRAY(SELECT ROW(transaction_id, status, point_of_sale_id)
           FROM transactions WHERE business_id = $12 AND transaction_id = ANY($18::bigint[])
          ORDER BY transaction_id FOR UPDATE) AS transitions,
   ARRAY(SELECT ROW(p.customer_id, p.account_type_id, p.pocket_id, p.balance, p.held)
@@ -150,6 +150,21 @@ WITH pocket_rows AS (
                 $25::boolean[], $40::timestamptz[])
          AS d(customer_id, sales_count, sales_sum, last_visit, confirmed, first_visit)
    WHERE m.business_id = $1 AND m.customer_id = ANY($21::bigint[]) AND m.customer_id = d.customer_id
+), point_of_sale_rows AS (
+  -- The batch's sales added up by customer and point of sale, added to what each point
+  -- of sale holds (the batch locked these customers' memberships: no other batch writes
+  -- their rows meanwhile); sums saturate as the membership's do.
+  INSERT INTO point_of_sale_statistics AS s (business_id, customer_id, point_of_sale_id,
+              sales_count, sales_sum_minor_units, first_visit_at, last_visit_at)
+  SELECT $1, * FROM unnest($41::bigint[], $42::bigint[], $43::bigint[], $44::bigint[],
+                           $45::timestamptz[], $46::timestamptz[])
+  ON CONFLICT (business_id, point_of_sale_id, customer_id) DO UPDATE
+     SET sales_count = s.sales_count + excluded.sales_count,
+         sales_sum_minor_units = least(s.sales_sum_minor_units::numeric
+                                       + excluded.sales_sum_minor_units,
+                                       9223372036854775807)::bigint,
+         first_visit_at = least(s.first_visit_at, excluded.first_visit_at),
+         last_visit_at = greatest(s.last_visit_at, excluded.last_visit_at)
 ), reservation_rows AS (
   UPDATE transactions t SET lot_reservations = d.reservations
     FROM unnest($34::bigint[], $35::jsonb[]) AS d(transaction_id, reservations)
@@ -236,8 +251,11 @@ class BatchStore:
             )
             claimed = {(row[0], row[1]): (row[2], row[3]) for row in locked["claimed"]}
             statuses = {row[0]: row[1] for row in locked["transitions"]}
+            points_of_sale = {row[0]: row[2] for row in locked["transitions"]}
             sale_outcomes = await _settle_sales(connection, business_id, sales, claimed, settlement)
-            transition_outcomes = _settle_transitions(transitions, statuses, settlement)
+            transition_outcomes = _settle_transitions(
+                transitions, statuses, points_of_sale, settlement
+            )
             writes = _Writes(business_id, Writes(settlement, lot_ids), self._notice_text)
             writes.add_sales(sales, sale_outcomes)
             writes.add_transitions(transitions, transition_outcomes)
@@ -370,6 +388,7 @@ async def _settle_sales(
             sale.statistics,
             sale.customer_id,
             decide=sale.status is not TransactionStatus.REJECTED,
+            point_of_sale_id=sale.point_of_sale_id,
         )
         outcomes.append(
             Outcome(
@@ -403,8 +422,11 @@ async def _stored_sales(
 def _settle_transitions(
     transitions: Sequence[Transition],
     statuses: dict[int, str],
+    points_of_sale: dict[int, int],
     settlement: Settlement,
 ) -> list[Outcome]:
+    """Each transition against the status its transaction had when locked; a confirmed
+    sale counts at the point of sale the transaction was made at."""
     outcomes = []
     for transition in transitions:
         current = statuses.get(transition.transaction_id)
@@ -412,7 +434,10 @@ def _settle_transitions(
             outcomes.append(Outcome(transition.transaction_id, refusal="TRANSACTION_NOT_PENDING"))
             continue
         settled = settlement.settle(
-            transition.effects, transition.statistics, transition.customer_id
+            transition.effects,
+            transition.statistics,
+            transition.customer_id,
+            point_of_sale_id=points_of_sale.get(transition.transaction_id, 0),
         )
         if settled.refusal is None:
             statuses[transition.transaction_id] = transition.status.value
@@ -530,6 +555,7 @@ class _Writes:
             [status for status, _ in self.message_states],
             [reason for _, reason in self.message_states],
             first_visits,
+            *settlement.point_of_sale_columns(),
         ]
 
     def administered_arguments(self) -> list[Any] | None:

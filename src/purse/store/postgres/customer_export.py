@@ -44,7 +44,7 @@ import asyncpg
 from purse.domain.errors import DomainError, NotFound, TimedOut
 from purse.domain.segments import CustomerColumn, Filter, Sort, compile_page
 from purse.store.postgres.back_office import Connection
-from purse.store.postgres.customer_list import ListScope, columns_sql, selection
+from purse.store.postgres.customer_list import ListScope, columns_of, selection
 
 # What the export is written to: a coroutine function, awaited before more is read.
 Write = Callable[[bytes], Coroutine[Any, Any, None]]
@@ -79,25 +79,23 @@ def _utc(expression: str) -> str:
     return f"""to_char({expression} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
 
 
-# `{money}` is the parameter of the currency's minor unit (0.01 for 2 digits).
+# Each cell from its column's expression in the list (`{column}`: the membership's, or
+# scoped by a point of sale the statistics there); `{money}` is the parameter of the
+# currency's minor unit (0.01 for 2 digits).
 _cells: Final[Mapping[CustomerColumn, str]] = {
-    CustomerColumn.CUSTOMER_ID: "m.customer_id",
-    CustomerColumn.PHONE: "c.phone",
-    CustomerColumn.GIVEN_NAME: _spreadsheet_text("NULLIF(m.given_name, '')"),
-    CustomerColumn.FAMILY_NAME: _spreadsheet_text("NULLIF(m.family_name, '')"),
-    CustomerColumn.CATEGORY_ID: "m.category_id",
-    CustomerColumn.ACCESS_TYPE: "m.access_type",
-    CustomerColumn.PERSONAL_DATA_CONSENT: "m.personal_data_consent::text",
-    CustomerColumn.PARTICIPATION_CONFIRMED: "m.participation_confirmed::text",
-    CustomerColumn.SALES_COUNT: "m.sales_count",
-    CustomerColumn.SALES_SUM: "m.sales_sum_minor_units * {money}",
-    CustomerColumn.AVERAGE_CHECK: "m.average_check_minor_units * {money}",
-    CustomerColumn.FIRST_VISIT: _utc("m.first_visit_at"),
-    CustomerColumn.LAST_VISIT: _utc("m.last_visit_at"),
-    CustomerColumn.POINTS_BALANCE: f"coalesce(p.balance, 0) * {_hundredth}",
-    CustomerColumn.POINTS_EXPIRING_AMOUNT: f"e.remaining * {_hundredth}",
-    CustomerColumn.POINTS_EXPIRING_AT: _utc("e.expires_at"),
-    CustomerColumn.CREATED_AT: _utc("m.created_at"),
+    **{column: "{column}" for column in CustomerColumn},
+    CustomerColumn.GIVEN_NAME: _spreadsheet_text("{column}"),
+    CustomerColumn.FAMILY_NAME: _spreadsheet_text("{column}"),
+    CustomerColumn.PERSONAL_DATA_CONSENT: "{column}::text",
+    CustomerColumn.PARTICIPATION_CONFIRMED: "{column}::text",
+    CustomerColumn.SALES_SUM: "{column} * {money}",
+    CustomerColumn.AVERAGE_CHECK: "{column} * {money}",
+    CustomerColumn.FIRST_VISIT: _utc("{column}"),
+    CustomerColumn.LAST_VISIT: _utc("{column}"),
+    CustomerColumn.POINTS_BALANCE: f"{{column}} * {_hundredth}",
+    CustomerColumn.POINTS_EXPIRING_AMOUNT: f"{{column}} * {_hundredth}",
+    CustomerColumn.POINTS_EXPIRING_AT: _utc("{column}"),
+    CustomerColumn.CREATED_AT: _utc("{column}"),
 }
 # The header's names: the contract's (CustomerListRow) where the unit does not change.
 _headers: Final[Mapping[CustomerColumn, str]] = {
@@ -211,11 +209,12 @@ def _query(
 ) -> tuple[str, list[object]]:
     """The export's SELECT and its parameters but the last, the currency's minor unit."""
     selected = selection(business_id, scope, tree, now)
+    columns = columns_of(scope)
     money = f"${len(selected.parameters) + 1}::numeric"
     cells = ",\n       ".join(
-        f"{expression.format(money=money)} AS {column.value}"
+        f"{expression.format(money=money, column=columns[column])} AS {column.value}"
         for column, expression in _cells.items()
     )
     # The first page's order: no keyset predicate, so no parameters of its own.
-    order = compile_page(sort, columns_sql, None, len(selected.parameters) + 2)
+    order = compile_page(sort, columns, None, len(selected.parameters) + 2)
     return f"SELECT {cells}{selected.text}\n ORDER BY {order.order_by}", selected.parameters

@@ -3174,7 +3174,10 @@ class CustomerListScope:
     program_id: int
     """0: any program."""
     point_of_sale_id: int
-    """0: any point of sale."""
+    """0: any point of sale. Set, the statistic columns (sales count and sum, average check,
+    first and last visit) are the customer's at that point of sale, in filters and sorts as in
+    the rows: a customer who bought at several is in the list of each with its own.
+    """
     terminal_id: int
     """0: any terminal."""
     customer_ids: tuple[int, ...]
