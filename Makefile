@@ -161,7 +161,7 @@ bench-export: $(STAMP)
 	$(BIN)/python -m benchmarks.customer_export --customers $(CUSTOMERS)
 
 # The customer list on a generated business of a million members: pages, counts and every
-# sort through ListCustomers and CountCustomers (about 10 min, 4 GB of disk; BENCH_LIST_DIR
+# sort through ListCustomers and CountCustomers (about 7 min, 7 GB of disk; BENCH_LIST_DIR
 # keeps the data directory and its business for the next run).
 bench-list: $(STAMP)
 	mkdir -p build

@@ -12,7 +12,10 @@
 -- reads those rows whole. That alone took the issue's page ("more than 5 sales, no
 -- visit in 30 days, more than 100 points", by average check) from 87 to 65 ms, its count
 -- from 280 to 120 ms, and a page sorted by sales count from 300 to 90 ms (EXPLAIN
--- ANALYZE: the sort of a million rows had spilled 30 MB to disk).
+-- ANALYZE: the sort of a million rows had spilled 30 MB to disk). Pages sorted by the
+-- points balance or the soonest lot still join every membership with its pocket (0.3 to
+-- 0.6 s): an index on the balance would make every sale's pocket update non-HOT, and
+-- more work_mem (64 MB: the hash in one batch instead of eight) did not make it faster.
 --
 -- Sorted by phone, a page read and sorted every customer (230 ms): customers are never
 -- updated by a sale, so an index in the list's byte order costs the sale path nothing
@@ -32,6 +35,15 @@ CREATE INDEX customers_by_phone_bytes ON customers ((phone COLLATE "C"), custome
 -- Keyed by point of sale first: the list scoped by one reads its rows in a range. Filled
 -- to 70 % like memberships (0016), so that a sale's update of its row stays HOT (no index
 -- holds a statistic). No foreign keys, as on every row a sale writes (0014).
+--
+-- What it costs a sale: batches of 100 sales of 5,000 members at three points of sale
+-- applied straight through the batch store, with and without the upsert alternately
+-- (400 each): 48.5 -> 55.5 us a sale (median), of which about 2 us building and sending
+-- its six arrays and 5 us PostgreSQL's upsert. process-stream on the shared machine
+-- moved more from run to run than that (four alternating runs each way: 3,308 checks/s
+-- before, 3,062 after on average, 2,276 to 3,962 in all).
+-- On a business of a million members and 3.8 million sales the backfill below takes
+-- about 7 s.
 CREATE TABLE point_of_sale_statistics (
     business_id bigint NOT NULL,
     point_of_sale_id bigint NOT NULL,
