@@ -81,9 +81,11 @@ def sale(
     sum_minor_units: int,
     visit: datetime | None,
     points: int = 0,
+    status: TransactionStatus = TransactionStatus.COMPLETED,
 ) -> Sale:
     """A completed check with `points` accrued; a sale counted at `visit` (None: only the
-    points, as an administrator's credit would be, no sale)."""
+    points, as an administrator's credit would be, no sale); a pending one counts nothing
+    until it is confirmed."""
     number = f"L-{next(check_numbers)}"
     return Sale(
         terminal_id=terminal_id,
@@ -91,7 +93,7 @@ def sale(
         check_number=number,
         request_digest=number.encode(),
         customer_id=customer_id,
-        status=TransactionStatus.COMPLETED,
+        status=status,
         receipt=None,
         sum_minor_units=sum_minor_units,
         effects=Effects(pockets=(PocketChange((customer_id, 0), LedgerKind.ACCRUE, points),))
@@ -99,7 +101,7 @@ def sale(
         else Effects(),
         sale_time=visit,
         statistics=None
-        if visit is None
+        if visit is None or status is not TransactionStatus.COMPLETED
         else Statistics(customer_id, 1, sum_minor_units, visit_time=visit),
         operation={"credit": points} if visit is None else None,
     )
@@ -443,18 +445,10 @@ async def test_a_confirmed_pending_sale_counts_at_the_point_of_sale_it_was_made_
         business.business_id, new_phone(), AccessType.FULL
     )
     terminal, shop = await second_till(pool, business)
-    number = f"P-{next(check_numbers)}"
-    pending = Sale(
-        terminal_id=terminal,
-        point_of_sale_id=shop,
-        check_number=number,
-        request_digest=number.encode(),
-        customer_id=customer_id,
+    pending = sale(
+        terminal, shop, customer_id, sum_minor_units=2_500, visit=now,
         status=TransactionStatus.PENDING,
-        receipt=None,
-        sum_minor_units=2_500,
-        effects=Effects(),
-    )
+    )  # fmt: skip
     batches = BatchStore(pool, text)
     outcomes, _ = await batches.apply(business.business_id, [pending], [])
     confirmed = Transition(
