@@ -19,10 +19,9 @@ straight into the tables, constraints and foreign keys checked as for any insert
 phone must be new to Purse and well formed: a known one fails the whole build (the unique
 phone), and nothing is written.
 
-`settle_memberships(connection)` then does what time would have done to a business that
-grew to that size: VACUUM (ANALYZE) of the three tables (planner statistics, visibility
-map, hint bits) and a CHECKPOINT, so that measuring starts with none of the build's
-writes pending.
+`settle(connection)` then does what time would have done to a business that grew to
+that size: VACUUM (ANALYZE) of the three tables (planner statistics, visibility map, hint
+bits) and a CHECKPOINT, so that measuring starts with none of the build's writes pending.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from purse.generation.copying import reserve_ids, settle
+from purse.generation import copying
 
 # (business) -> its default category, as enrolment picks it.
 _default_category = (
@@ -62,7 +61,7 @@ async def copy_memberships(
     category_id = await connection.fetchval(_default_category, business_id)
     if category_id is None:
         raise ValueError(f"business {business_id} has no default customer category")
-    first_customer, first_pocket = await reserve_ids(
+    first_customer, first_pocket = await copying.reserve_ids(
         connection,
         [("customers", "customer_id", len(phones)), ("pockets", "pocket_id", len(phones))],
     )
@@ -92,6 +91,6 @@ async def copy_memberships(
     return Built(customer_ids, time.perf_counter() - started)
 
 
-async def settle_memberships(connection: asyncpg.Connection) -> None:
+async def settle(connection: asyncpg.Connection) -> None:
     """VACUUM (ANALYZE) the tables a build wrote, then CHECKPOINT."""
-    await settle(connection, settled_tables)
+    await copying.settle(connection, settled_tables)

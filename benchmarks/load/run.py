@@ -1067,7 +1067,7 @@ async def provision_large(
         )
         started = time.perf_counter()
         try:
-            await memberships.settle_memberships(connection)
+            await memberships.settle(connection)
             settle_seconds: float | None = time.perf_counter() - started
         except asyncpg.InsufficientPrivilegeError as error:
             log(f"{large_stream_workload}: tables not settled ({error}); measuring anyway")
