@@ -4,6 +4,8 @@ path, another business seeing none of them, and the same call over HTTP/JSON."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -234,6 +236,17 @@ async def test_scoped_by_a_point_of_sale_the_list_shows_its_figures_and_a_refund
         return found
 
     before = await figures()
+    exported = b"".join(
+        [
+            piece.csv
+            async for piece in stub.ExportCustomers(
+                admin.ExportCustomersRequest(
+                    scope=lists.CustomerListScope(point_of_sale_id=second_shop)
+                ),
+                metadata=owner,
+            )
+        ]
+    )
     await terminal_stub.RefundTransaction(
         terminal_pb.RefundTransactionRequest(
             transaction_id=sold[0].transaction.transaction_id, refund_number="PS-1-R"
@@ -243,5 +256,8 @@ async def test_scoped_by_a_point_of_sale_the_list_shows_its_figures_and_a_refund
     after = await figures()
 
     assert before == [(2, 30_001, 15_001), (1, 5_000, 5_000), (3, 35_001, 11_667)]
+    # The export of a point of sale shows its figures too.
+    [row] = list(csv.DictReader(io.StringIO(exported.decode("utf-8-sig"))))
+    assert (row["sales_count"], row["sales_sum_UAH"]) == ("1", "50.00")
     # A refund takes nothing back, from the membership or its point of sale.
     assert after == before
