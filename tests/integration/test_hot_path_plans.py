@@ -1,10 +1,12 @@
 """The write path's statements find their rows by primary key, whatever the size of the
 business and however the planner's statistics look: the batch's UPDATEs of pockets and
-memberships never scan every pocket of a business, and the outbox dispatcher's results
-never probe the `due` index (every message of a claim shares one lease, so each probe
-would return them all: the cost would grow with the square of the claim). And no foreign
-key is checked for the rows a sale inserts (`purse audit` finds orphans instead), and the
-rows every sale updates have room on their page for their next version (a HOT update)."""
+memberships never scan every pocket of a business, nor does its lock of the customers'
+points lots scan every lot of a business with a lot for each member; the outbox
+dispatcher's results never probe the `due` index (every message of a claim shares one
+lease, so each probe would return them all: the cost would grow with the square of the
+claim). And no foreign key is checked for the rows a sale inserts (`purse audit` finds
+orphans instead), and the rows every sale updates have room on their page for their next
+version (a HOT update)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from support import Tenant
 
 from purse.store.postgres import batches, outbox
@@ -60,25 +63,30 @@ async def _explained(connection: Any, statement: str, *arguments: Any) -> list[d
     return _plan_nodes(document[0]["Plan"])
 
 
+async def _fill_large_business(connection: Any, business_id: int) -> None:
+    """`pockets_in_a_large_business` members with their points pockets, analysed."""
+    await connection.execute(
+        "WITH customers AS ("
+        "  INSERT INTO customers (phone)"
+        "  SELECT '+38097' || lpad(n::text, 7, '0') FROM generate_series(1, $2) n"
+        "  ON CONFLICT (phone) DO UPDATE SET phone = EXCLUDED.phone RETURNING customer_id"
+        "), members AS ("
+        "  INSERT INTO memberships (business_id, customer_id, category_id, access_type)"
+        "  SELECT $1, customer_id, (SELECT category_id FROM customer_categories"
+        "                            WHERE business_id = $1 AND is_default), 'full'"
+        "    FROM customers RETURNING customer_id"
+        ") INSERT INTO pockets (business_id, customer_id) SELECT $1, customer_id FROM members",
+        business_id,
+        pockets_in_a_large_business,
+    )
+    await connection.execute("ANALYZE pockets; ANALYZE memberships")
+
+
 async def test_a_batch_updates_pockets_and_memberships_by_key_in_a_large_business(
     pool: asyncpg.Pool, business: Tenant
 ) -> None:
     async with pool.acquire() as connection:
-        await connection.execute(
-            "WITH customers AS ("
-            "  INSERT INTO customers (phone)"
-            "  SELECT '+38097' || lpad(n::text, 7, '0') FROM generate_series(1, $2) n"
-            "  ON CONFLICT (phone) DO UPDATE SET phone = EXCLUDED.phone RETURNING customer_id"
-            "), members AS ("
-            "  INSERT INTO memberships (business_id, customer_id, category_id, access_type)"
-            "  SELECT $1, customer_id, (SELECT category_id FROM customer_categories"
-            "                            WHERE business_id = $1 AND is_default), 'full'"
-            "    FROM customers RETURNING customer_id"
-            ") INSERT INTO pockets (business_id, customer_id) SELECT $1, customer_id FROM members",
-            business.business_id,
-            pockets_in_a_large_business,
-        )
-        await connection.execute("ANALYZE pockets; ANALYZE memberships")
+        await _fill_large_business(connection, business.business_id)
         pocket_ids = [
             row["pocket_id"]
             for row in await connection.fetch(
@@ -92,6 +100,38 @@ async def test_a_batch_updates_pockets_and_memberships_by_key_in_a_large_busines
         nodes = await _explained(connection, batches._write, *arguments)
     for table in _keyed_tables:
         _found_by_key(nodes, table)
+
+
+@pytest.mark.ledger_set_by_hand  # lots without their credits' ledger entries
+async def test_a_batch_locks_its_customers_points_lots_by_index_in_a_business_of_many(
+    pool: asyncpg.Pool, business: Tenant
+) -> None:
+    async with pool.acquire() as connection:
+        await _fill_large_business(connection, business.business_id)
+        # A lot for every member, as a bulk credit of special points leaves them.
+        await connection.execute(
+            "INSERT INTO points_lots (business_id, pocket_id, remaining, expires_at)"
+            " SELECT business_id, pocket_id, 5000, now() + interval '14 days'"
+            "   FROM pockets WHERE business_id = $1 AND account_type_id = 0",
+            business.business_id,
+        )
+        await connection.execute("ANALYZE points_lots")
+        customer_ids = [
+            row["customer_id"]
+            for row in await connection.fetch(
+                "SELECT customer_id FROM pockets WHERE business_id = $1 LIMIT 50",
+                business.business_id,
+            )
+        ]
+        statement = batches._claim_and_lock
+        parameters = max(int(number) for number in re.findall(r"\$(\d+)", statement))
+        arguments: list[Any] = [[] for _ in range(parameters)]
+        arguments[11], arguments[14] = business.business_id, customer_ids  # $12, $15
+        nodes = await _explained(connection, statement, *arguments)
+    for table in ("points_lots", "pockets"):
+        scans = [node for node in nodes if node.get("Relation Name") == table]
+        assert scans, f"{table} is not in the plan"
+        assert all(node["Node Type"] != "Seq Scan" for node in scans), f"{table} is scanned whole"
 
 
 async def test_the_dispatcher_records_results_by_primary_key_not_by_lease(

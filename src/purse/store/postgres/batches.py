@@ -83,12 +83,20 @@ SELECT
          WHERE p.business_id = $12 AND (p.customer_id, p.account_type_id) IN
                (SELECT * FROM unnest($13::bigint[], $14::bigint[]))
          ORDER BY p.pocket_id FOR UPDATE) AS pockets,
+  -- The customers' live lots and the lots named (a pending sale's), as two branches each
+  -- on an index: one OR of the two scanned every lot and pocket of the business.
   ARRAY(SELECT ROW(p.customer_id, l.lot_id, l.remaining, l.expires_at, l.expires_at > now())
           FROM points_lots l
           JOIN pockets p ON p.business_id = l.business_id AND p.pocket_id = l.pocket_id
          WHERE l.business_id = $12 AND p.account_type_id = 0
-           AND ((l.remaining > 0 AND l.expires_at > now() AND p.customer_id = ANY($15::bigint[]))
-                OR l.lot_id = ANY($20::bigint[]))
+           AND l.lot_id IN (
+               SELECT live.lot_id FROM pockets own
+                 JOIN points_lots live
+                   ON live.business_id = own.business_id AND live.pocket_id = own.pocket_id
+                WHERE own.business_id = $12 AND own.account_type_id = 0
+                  AND own.customer_id = ANY($15::bigint[])
+                  AND live.remaining > 0 AND live.expires_at > now()
+               UNION ALL SELECT unnest($20::bigint[]))
          ORDER BY l.lot_id FOR UPDATE OF l) AS lots,
   ARRAY(SELECT ROW(certificate_id, balance_minor_units, held_minor_units)
           FROM certificates WHERE business_id = $12 AND certificate_id = ANY($16::bigint[])
