@@ -13,6 +13,7 @@
 #   make bench-price-list  UpsertGoods of 10,000 goods a call against a real server
 #   make bench-export  ExportCustomers of 200,000 memberships against a real server
 #   make bench-list  the customer list on a business of 1,000,000 members with history
+#   make bench-bulk  a bulk credit to 100,000 customers, alone and while sales run
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -43,7 +44,8 @@ client_modules = modules=$$($(BIN)/python $(CLIENT)/generate.py $(1) $(2)) \
 	&& $(BIN)/ruff check --quiet --select I --fix $$modules && $(BIN)/ruff format --quiet $$modules
 
 .PHONY: serve test test-pure node-tools check protos protos-check lint-protos breaking-protos reference-docs \
-	errors-docs bench bench-load bench-soak bench-price-list bench-export bench-list load-tools clean install
+	errors-docs bench bench-load bench-soak bench-price-list bench-export bench-list bench-bulk \
+	load-tools clean install
 
 install: $(STAMP)
 
@@ -167,6 +169,12 @@ bench-list: $(STAMP)
 	mkdir -p build
 	$(BIN)/python -m benchmarks.customer_list --markdown build/bench-list.md \
 		$(if $(BENCH_LIST_DIR),--data-dir $(BENCH_LIST_DIR))
+
+# A bulk credit of special points to 100,000 customers, alone and while a steady load of
+# sales runs: customers/s and the sales' p99 against their p99 alone (about 2 min).
+bench-bulk: $(STAMP)
+	mkdir -p build
+	$(BIN)/python -m benchmarks.bulk.run --markdown build/bench-bulk.md
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

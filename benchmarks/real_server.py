@@ -1,4 +1,5 @@
-"""What the benchmarks against a real server share (the price list, the customer export).
+"""What the benchmarks against a real server share (the price list, the customer export,
+the bulk credit).
 
 Contract. `served(data_dir, prepare)` starts PostgreSQL and Redis on 127.0.0.1 (the
 embedded ones under `data_dir`, or those PURSE_DATABASE_URL / PURSE_REDIS_URL name),
@@ -20,7 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from benchmarks.load.run import ChildServer, _health_serving, database_pids, log, purse_server
+from benchmarks.load.run import (
+    ChildServer,
+    _health_serving,
+    log,
+    postgres_pid,
+    purse_server,
+    redis_pid,
+)
 
 Prepared = TypeVar("Prepared")
 
@@ -28,12 +36,17 @@ Prepared = TypeVar("Prepared")
 @dataclass(frozen=True)
 class Served:
     """`purse serve` running: its gRPC target and HTTP port, and the PostgreSQL and Redis
-    processes this run started (for their CPU)."""
+    processes this run started (for their CPU; None when it uses servers of its own)."""
 
     server: ChildServer
     target: str
     http_port: int
-    databases: list[int]
+    postgres_pid: int | None
+    redis_pid: int | None
+
+    @property
+    def databases(self) -> list[int]:
+        return [pid for pid in (self.postgres_pid, self.redis_pid) if pid]
 
 
 @contextmanager
@@ -53,7 +66,8 @@ def served(data_dir: Path, prepare: Callable[[str], Prepared]) -> Iterator[tuple
         server = purse_server(settings, data_dir, port, http_port)
         target = f"127.0.0.1:{port}"
         server.start(lambda: _health_serving(target))
-        yield Served(server, target, http_port, database_pids(infrastructure)), prepared
+        pids = postgres_pid(infrastructure), redis_pid(infrastructure)
+        yield Served(server, target, http_port, *pids), prepared
     finally:
         if server is not None:
             server.stop()

@@ -23,7 +23,8 @@ Contract:
   `outstanding_calls_max` calls per worker are in flight; a due call waits for a slot
   (over HTTP/1.1, for a connection) and the wait counts in its latency. Calls still
   unsent `backlog_grace_seconds` after the
-  end are not sent and are counted as CLIENT_BACKLOG errors.
+  end are not sent and are counted as CLIENT_BACKLOG errors. A run given a `stop` event
+  sends no call due after the event is set (the run then ends early, uncounted).
 - Throughput mode is a closed loop: `concurrency` calls in flight (streams, for the
   stream workload), each slot starting its next call when the previous one answers;
   latency runs from the actual send.
@@ -609,14 +610,18 @@ async def open_loop(
     rate_per_second: float,
     duration_seconds: float,
     offset_seconds: float,
+    stop: Any = None,
 ) -> float:
-    """Calls due at a fixed rate for the duration; returns the seconds measured."""
+    """Calls due at a fixed rate for the duration, or until `stop` (an Event) is set;
+    returns the seconds measured."""
     slots = asyncio.Semaphore(outstanding_calls_max)
     in_flight: set[asyncio.Task[None]] = set()
     start = time.perf_counter() + offset_seconds
     total = math.floor(duration_seconds * rate_per_second)
     stop_sending = start + duration_seconds + backlog_grace_seconds
     for sequence in range(total):
+        if stop is not None and stop.is_set():
+            break
         due = start + sequence / rate_per_second
         delay = due - time.perf_counter()
         if delay > 0:
@@ -663,7 +668,7 @@ def _share(total: int, parts: int, index: int) -> int:
 
 
 async def _worker(
-    index: int, spec: LoadSpec, target: Target, barrier: Any, progress: Any
+    index: int, spec: LoadSpec, target: Target, barrier: Any, progress: Any, stop: Any
 ) -> dict[str, Any]:
     requests = Requests(
         spec.workload, target, spec.run_id, index, spec.workers, spec.checks_per_message
@@ -686,6 +691,7 @@ async def _worker(
                 spec.rate_per_second / spec.workers,
                 spec.duration_seconds,
                 offset_seconds,
+                stop,
             )
         else:
             elapsed = await closed_loop(caller, recorder, concurrency, spec.duration_seconds)
@@ -701,13 +707,19 @@ async def _worker(
 
 
 def _worker_main(
-    index: int, spec: LoadSpec, target: Target, barrier: Any, progress: Any, reports: Any
+    index: int,
+    spec: LoadSpec,
+    target: Target,
+    barrier: Any,
+    progress: Any,
+    reports: Any,
+    stop: Any,
 ) -> None:
     """Entry point of a worker process: its own uvloop event loop and channel."""
     import uvloop
 
     try:
-        report = uvloop.run(_worker(index, spec, target, barrier, progress))
+        report = uvloop.run(_worker(index, spec, target, barrier, progress, stop))
     except BaseException as error:
         barrier.abort()  # the parent stops waiting for a worker that will never be ready
         report = {"worker": index, "failure": f"{type(error).__name__}: {error}"}
@@ -743,16 +755,24 @@ class LoadResult:
 ProgressCallback = Callable[[float, int, int], None]
 
 
+def stop_event() -> Any:
+    """An Event for `run_load`'s `stop`, to be set from any thread of this process."""
+    return multiprocessing.get_context("spawn").Event()
+
+
 def run_load(
     spec: LoadSpec,
     target: Target,
     on_start: Callable[[], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    stop: Any = None,
 ) -> LoadResult:
     """Run `spec` against `target` from `spec.workers` processes and merge their results.
 
     `on_start` is called once every worker has connected and warmed up, as measurement
-    begins; `on_progress(seconds, items_ok, errors)` about once a second after that.
+    begins; `on_progress(seconds, items_ok, errors)` about once a second after that. In
+    latency mode, `stop` (a `stop_event()`), once set, ends the sending before the
+    duration is up: the calls already sent are answered and measured, no others.
     """
     context = multiprocessing.get_context("spawn")  # grpc does not survive fork
     barrier = context.Barrier(spec.workers + 1)
@@ -761,7 +781,7 @@ def run_load(
     workers = [
         context.Process(
             target=_worker_main,
-            args=(index, spec, target, barrier, progress, reports),
+            args=(index, spec, target, barrier, progress, reports, stop),
             name=f"load-{spec.workload}-{index}",
             daemon=True,
         )
@@ -857,4 +877,5 @@ __all__ = [
     "new_run_id",
     "probe",
     "run_load",
+    "stop_event",
 ]

@@ -53,7 +53,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -765,9 +765,11 @@ def run_generator(
     rate_per_second: float = 0.0,
     seconds: float | None = None,
     on_start: Callable[[], None] | None = None,
+    stop: Any = None,
 ) -> tuple[Row, LoadResult]:
     """Throughput (closed loop) or latency (fixed arrival rate) with the Python generator,
-    for `seconds` (default: --phase-seconds); `on_start` as measuring begins."""
+    for `seconds` (default: --phase-seconds) or, in latency mode, until `stop` (a
+    `generator.stop_event()`) is set; `on_start` as measuring begins."""
     arguments = bench.arguments
     streaming = shape(workload) in generator.STREAMING_WORKLOADS
     spec = LoadSpec(
@@ -807,6 +809,7 @@ def run_generator(
         bench.target(workload),
         on_start=started,
         on_progress=Progress(label, bench.memory, bench.server(workload), unit),
+        stop=stop,
     )
     after = observed.snapshot()
     row = Row(workload, mode, per_second=result.items_per_second)
@@ -989,10 +992,12 @@ def build_large_business(bench: Bench) -> Target:
 
 @dataclass(frozen=True)
 class Provisioned:
-    api_key: str
+    api_key: str  # the cash desk's
     currency: str
     phones: generator.PhoneNumbers
     postgres_version: str
+    business_id: int
+    administrator_api_key: str  # the owner's
 
 
 async def _found_demo(pool: Any, purse_address: str) -> Any:
@@ -1030,7 +1035,10 @@ async def provision(database_url: str, purse_address: str, customers: int) -> Pr
         version = str(await pool.fetchval("SHOW server_version"))
     finally:
         await pool.close()
-    return Provisioned(demo.cash_desk_api_key, "UAH", phones, version)
+    return Provisioned(
+        demo.cash_desk_api_key, "UAH", phones, version, demo.business_id,
+        demo.administrator_api_key,
+    )  # fmt: skip
 
 
 async def _free_phone_prefix(connection: Any) -> str:
@@ -1042,15 +1050,48 @@ async def _free_phone_prefix(connection: Any) -> str:
     raise RuntimeError("every phone prefix of the large business is taken: use a new --data-dir")
 
 
-async def provision_large(
-    database_url: str, purse_address: str, customers: int
-) -> tuple[str, generator.PhoneNumbers, LargeBusiness]:
-    """A second demo business with `customers` memberships built by COPY, then the tables
-    vacuumed, analysed and checkpointed; its cash desk's API key, its phones, and what
-    building it took."""
+@dataclass(frozen=True)
+class Copied:
+    """Memberships built by COPY into a business, and what building them took."""
+
+    phones: generator.PhoneNumbers
+    customer_ids: range  # in the order of the phones
+    build_seconds: float
+    settle_seconds: float | None  # None: the role may not VACUUM or CHECKPOINT
+
+
+async def copy_members(database_url: str, business_id: int, customers: int) -> Copied:
+    """`customers` memberships of the business built by COPY (`memberships`), phones of
+    the first free `large_phone_prefixes`, then the tables vacuumed, analysed and
+    checkpointed (left as they are, with a line saying so, where the role may not)."""
     import asyncpg
 
     from purse.domain.customers import AccessType
+
+    # A connection of its own: no statement timeout for a COPY of a million rows.
+    connection = await asyncpg.connect(database_url, timeout=metrics_timeout_seconds)
+    try:
+        phones = generator.PhoneNumbers(await _free_phone_prefix(connection), customers)
+        built = await memberships.copy_memberships(
+            connection, business_id, phones, AccessType.FULL.value
+        )
+        started = time.perf_counter()
+        try:
+            await memberships.settle(connection)
+            settle_seconds: float | None = time.perf_counter() - started
+        except asyncpg.InsufficientPrivilegeError as error:
+            log(f"the tables built by COPY are not settled ({error}); measuring anyway")
+            settle_seconds = None
+    finally:
+        await connection.close()
+    return Copied(phones, built.customer_ids, built.seconds, settle_seconds)
+
+
+async def provision_large(
+    database_url: str, purse_address: str, customers: int
+) -> tuple[str, generator.PhoneNumbers, LargeBusiness]:
+    """A second demo business with `customers` memberships built by COPY (`copy_members`);
+    its cash desk's API key, its phones, and what building it took."""
     from purse.store.postgres import database
 
     pool = await database.create_pool(database_url, 1, 1, 60_000, 10.0)
@@ -1058,23 +1099,9 @@ async def provision_large(
         demo = await _found_demo(pool, purse_address)
     finally:
         await pool.close()
-    # A connection of its own: no statement timeout for a COPY of a million rows.
-    connection = await asyncpg.connect(database_url, timeout=metrics_timeout_seconds)
-    try:
-        phones = generator.PhoneNumbers(await _free_phone_prefix(connection), customers)
-        built = await memberships.copy_memberships(
-            connection, demo.business_id, phones, AccessType.FULL.value
-        )
-        started = time.perf_counter()
-        try:
-            await memberships.settle(connection)
-            settle_seconds: float | None = time.perf_counter() - started
-        except asyncpg.InsufficientPrivilegeError as error:
-            log(f"{large_stream_workload}: tables not settled ({error}); measuring anyway")
-            settle_seconds = None
-    finally:
-        await connection.close()
-    return demo.cash_desk_api_key, phones, LargeBusiness(customers, built.seconds, settle_seconds)
+    copied = await copy_members(database_url, demo.business_id, customers)
+    large = LargeBusiness(customers, copied.build_seconds, copied.settle_seconds)
+    return demo.cash_desk_api_key, copied.phones, large
 
 
 def _pid_in(path: Path) -> int | None:
@@ -1342,20 +1369,28 @@ def _summary(report: Report) -> list[str]:
     return [*lines, *(f"{name}: {value}" for name, value in report.machine.items())]
 
 
-def render_text(report: Report) -> str:
-    table = [list(columns), *(_cells(row) for row in report.rows)]
-    widths = [max(len(line[index]) for line in table) for index in range(len(columns))]
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool) -> list[str]:
+    """A table's lines: Markdown, or plain text in columns padded to their widest cell."""
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return lines + ["| " + " | ".join(row) + " |" for row in rows]
+    cells = [list(header), *(list(row) for row in rows)]
+    widths = [max(len(line[index]) for line in cells) for index in range(len(header))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
-        for line in table
+        for line in cells
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    return lines
+
+
+def render_text(report: Report) -> str:
+    lines = table(columns, [_cells(row) for row in report.rows], markdown=False)
     return "\n".join([*lines, "", *_targets(report), "", *_summary(report)])
 
 
 def render_markdown(report: Report) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cells(row)) + " |" for row in report.rows]
+    lines = table(columns, [_cells(row) for row in report.rows], markdown=True)
     lines += ["", *(f"- {line}" for line in _targets(report)), ""]
     lines += [f"- {line}" for line in _summary(report)]
     return "\n".join(lines) + "\n"
@@ -1366,20 +1401,32 @@ def render_markdown(report: Report) -> str:
 repository_root = Path(__file__).resolve().parents[2]
 
 
+def add_generator_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags `run_generator` reads for unary calls, and the demo business's customers."""
+    add = parser.add_argument
+    add("--phase-seconds", type=float, default=phase_seconds_default, help="each phase")
+    add("--warm-up-seconds", type=float, default=warm_up_seconds_default, help="before each")
+    add("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="processes")
+    add("--concurrency", type=int, default=throughput_concurrency_default, help="closed loop")
+    add("--latency-rate-fraction", type=float, default=latency_rate_fraction_default)
+    add("--customers", type=int, default=customers_default, help="phones enrolled and used")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--markdown", type=Path, help="also write the report here as Markdown")
+    add("--data-dir", type=Path, help="kept afterwards; default: a temporary one, removed")
+
+
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.load.run", description=__doc__.splitlines()[0]
     )
     add = parser.add_argument
     add("--workloads", default=",".join(WORKLOADS), help="comma-separated, in order")
-    add("--phase-seconds", type=float, default=phase_seconds_default, help="each phase")
-    add("--warm-up-seconds", type=float, default=warm_up_seconds_default, help="before each")
-    add("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="processes")
-    add("--concurrency", type=int, default=throughput_concurrency_default, help="closed loop")
+    add_generator_arguments(parser)
     add("--stream-concurrency", type=int, default=stream_concurrency_default, help="streams")
     add("--checks-per-message", type=int, default=checks_per_message_default)
-    add("--latency-rate-fraction", type=float, default=latency_rate_fraction_default)
-    add("--customers", type=int, default=customers_default, help="phones enrolled and used")
     add("--large-customers", type=int, default=large_customers_default, help=large_help)
     add("--soak-seconds", type=float, default=0.0, help="process-stream at half load; 0: none")
     add("--h2load-clients", type=int, default=h2load_clients_default, help="connections")
@@ -1389,8 +1436,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     add("--pgbench-seconds", type=float, default=pgbench_seconds_default)
     add("--pgbench-clients", type=int, default=pgbench_clients_default)
     add("--no-pgbench", action="store_true")
-    add("--markdown", type=Path, help="also write the report here as Markdown")
-    add("--data-dir", type=Path, help="kept afterwards; default: a temporary one, removed")
+    add_output_arguments(parser)
     arguments = parser.parse_args(argv)
     arguments.workloads = [name.strip() for name in arguments.workloads.split(",") if name]
     unknown = [name for name in arguments.workloads if name not in WORKLOADS]
@@ -1573,44 +1619,62 @@ def raise_if_interrupted() -> None:
         raise Interrupted(f"stopped by {_stop_signal[0]}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    arguments = parse_arguments(argv)
+def run_reported(
+    arguments: argparse.Namespace,
+    measure: Callable[[Path], None],
+    render: Callable[[bool], str],
+    measured: Callable[[], bool],
+) -> int:
+    """`measure` in `--data-dir` (a temporary one, removed after, when none is given),
+    then the report `render(markdown)` printed and, with `--markdown`, written there.
+    SIGTERM and SIGHUP stop it as Ctrl-C does, every server stopped (exit 130); a
+    failure prints what was measured before it (`measured()`) and exits 1."""
     # Turned into an exception so that every `finally` runs: the servers, PostgreSQL and
     # Redis started for the run are stopped, as on Ctrl-C.
     for signal_number in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signal_number, _interrupt)
     # SIGUSR1 prints where every thread is: a run that seems stuck can say where.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    if not arguments.no_h2load and shutil.which("h2load") is None:
-        log(f"h2load is missing; install it with:  {h2load_install_command}")
-        log("(or run with --no-h2load to measure throughput with the Python generator only)")
-        return 2
     temporary = arguments.data_dir is None
     data_dir = arguments.data_dir or Path(tempfile.mkdtemp(prefix="purse-bench-"))
     data_dir.mkdir(parents=True, exist_ok=True)
-    report = Report()
     started = time.monotonic()
     try:
-        run_benchmark(arguments, data_dir, report)
+        measure(data_dir)
     except (Interrupted, KeyboardInterrupt) as error:
         log(f"\n{error or 'interrupted'}; the servers it started are stopped")
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)
         return 130
     except Exception as error:
-        if report.rows:
-            log("\nmeasured before the failure:\n" + render_text(report))
+        if measured():
+            log("\nmeasured before the failure:\n" + render(False))
         log(f"\nthe benchmark failed: {error}\nlogs are kept in {data_dir}")
         return 1
     log(f"\nfinished in {time.monotonic() - started:.0f} s\n")
-    log(render_text(report))
+    log(render(False))
     if arguments.markdown is not None:
         arguments.markdown.parent.mkdir(parents=True, exist_ok=True)
-        arguments.markdown.write_text(render_markdown(report))
+        arguments.markdown.write_text(render(True))
         log(f"\nMarkdown written to {arguments.markdown}")
     if temporary:
         shutil.rmtree(data_dir, ignore_errors=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    if not arguments.no_h2load and shutil.which("h2load") is None:
+        log(f"h2load is missing; install it with:  {h2load_install_command}")
+        log("(or run with --no-h2load to measure throughput with the Python generator only)")
+        return 2
+    report = Report()
+    return run_reported(
+        arguments,
+        lambda data_dir: run_benchmark(arguments, data_dir, report),
+        lambda markdown: render_markdown(report) if markdown else render_text(report),
+        lambda: bool(report.rows),
+    )
 
 
 if __name__ == "__main__":

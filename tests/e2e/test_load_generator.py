@@ -87,6 +87,23 @@ async def test_latency_mode_sends_every_scheduled_call_and_records_each_once(
     assert after - before == scheduled
 
 
+async def test_a_latency_run_stops_sending_once_its_stop_event_is_set(echo_server: str) -> None:
+    spec = LoadSpec(
+        "empty", "latency", duration_seconds=60.0, workers=2, rate_per_second=100.0,
+        warm_up_seconds=0.0,
+    )  # fmt: skip
+    stop = generator.stop_event()
+
+    # Set at the first progress report, about a second in: 6,000 calls were scheduled.
+    result = await asyncio.to_thread(
+        generator.run_load, spec, Target(echo_server), None, lambda *_: stop.set(), stop
+    )
+
+    assert not result.errors  # the calls never sent are not counted as a backlog
+    assert 50 <= result.calls == result.calls_ok <= 300
+    assert result.histogram.get_total_count() == result.calls
+
+
 @pytest.mark.parametrize("workload", ["identify", "http-identify"])
 async def test_refusals_are_counted_by_status_code_and_kept_out_of_the_histogram(
     server: ServerProcess, workload: str
