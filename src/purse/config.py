@@ -110,7 +110,7 @@ class Settings:
     batch_concurrent_max: int = 1
     # A bulk action's share of every batch: at most this many of its operations, after
     # the tills' (see purse.service.coalescing).
-    batch_bulk_operations_max: int = 250
+    batch_bulk_operations_max: int = 100
     # Bulk actions: members a runner reads and applies at a time, and how often a
     # server looks for running operations (a start on the same process wakes it).
     bulk_chunk_customers_max: int = 500
