@@ -50,6 +50,7 @@ from purse.domain.bulk_actions import (
 )
 from purse.domain.checks import AccessType
 from purse.domain.customer_operations import (
+    AccountCredit,
     CouponIssue,
     PointsCredit,
     effects_of_operation,
@@ -274,8 +275,8 @@ class BulkRunner:
 
     def _sale(self, run: _Run, member: MemberFacts) -> Sale:
         change = run.action.change
-        assert isinstance(change, PointsCredit | CouponIssue) or run.action.kind.through_ledger
-        operation = change
+        assert isinstance(change, PointsCredit | AccountCredit | CouponIssue), "a ledger action"
+        operation: PointsCredit | AccountCredit | CouponIssue = change
         if isinstance(change, PointsCredit) and change.valid_days:
             # From the operation's start: every member's lot expires at the same moment,
             # whenever (and however many times) the runner reaches them.
@@ -285,7 +286,7 @@ class BulkRunner:
             operation = CouponIssue(change.series_id, self._new_coupon_code())
         operation_id, customer_id = run.row.operation_id, member.customer_id
         check_number = member_check_number(operation_id, customer_id)
-        document = operation_document(operation)  # type: ignore[arg-type]
+        document = operation_document(operation)
         assert run.row.terminal_id is not None
         return Sale(
             terminal_id=run.row.terminal_id,
@@ -296,12 +297,12 @@ class BulkRunner:
             status=TransactionStatus.COMPLETED,
             receipt=None,
             sum_minor_units=0,
-            effects=effects_of_operation(operation, customer_id),  # type: ignore[arg-type]
+            effects=effects_of_operation(operation, customer_id),
             operation=document,
             audit=AuditNote(
                 run.actor,
-                change.kind.value,  # type: ignore[union-attr]
-                change.kind.resource,  # type: ignore[union-attr]
+                change.kind.value,
+                change.kind.resource,
                 str(customer_id),
                 {
                     "operation": document,
@@ -310,12 +311,14 @@ class BulkRunner:
                     "bulk_operation_id": operation_id,
                 },
             ),
-            notice=_notice(run, member, operation),  # type: ignore[arg-type]
+            notice=_notice(run, member, operation),
             refusals_final=True,
         )
 
 
-def _notice(run: _Run, member: MemberFacts, operation: PointsCredit | CouponIssue) -> Notice | None:
+def _notice(
+    run: _Run, member: MemberFacts, operation: PointsCredit | AccountCredit | CouponIssue
+) -> Notice | None:
     message = run.action.message
     if message is None:
         return None
