@@ -54,6 +54,7 @@ def _runner(pool: asyncpg.Pool, writer: BatchWriter) -> BulkRunner:
         lambda: generated_coupon_code_alphabet[:12],
         chunk,
         60.0,
+        analyze_after_members=chunk,
     )
 
 
@@ -147,3 +148,15 @@ async def test_a_member_settled_once_is_not_settled_again(
         ids[0],
     )
     assert state == "failed"
+
+
+async def test_a_credit_analyses_the_tables_it_grows_once_it_reached_enough_members(
+    pool: asyncpg.Pool, business: Tenant, writer: BatchWriter
+) -> None:
+    await _started_credit(pool, business)
+    started = await pool.fetchval("SELECT clock_timestamp()")
+    await _runner(pool, writer).run_once()
+    analysed = await pool.fetchval(
+        "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'points_lots'"
+    )
+    assert analysed is not None and analysed >= started
