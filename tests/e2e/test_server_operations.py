@@ -42,7 +42,7 @@ async def test_health_reports_serving_for_the_server_and_the_terminal_service(
     channel: grpc.aio.Channel,
 ) -> None:
     stub = health_pb2_grpc.HealthStub(channel)
-    for service in ("", "purse.v1.TerminalService"):
+    for service in ("", "purse.v1.TerminalService", "purse.Process"):
         answer = await stub.Check(health_pb2.HealthCheckRequest(service=service))
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
