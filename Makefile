@@ -2,6 +2,7 @@
 #   make serve   install into .venv and serve on the embedded PostgreSQL and Redis
 #   make test    install into .venv and run the whole test suite (with the parity run)
 #   make test-pure  the parity run alone: unit and integration tests on the plain Python
+#   make test-deploy  build the image's wheels as deploy/Dockerfile does (about a minute)
 #   make check   formatting, lint and strict typing (src, tests, benchmarks and examples)
 #   make protos  regenerate the generated code (the contract's in clients/python/src/purse,
 #                purse/store's in src/purse/store/v1), the descriptor set the OpenAPI
@@ -43,7 +44,7 @@ protoc_to = $(PROTOC) --python_out=$(1) --grpc_python_out=$(1) --mypy_out=$(1) -
 client_modules = modules=$$($(BIN)/python $(CLIENT)/generate.py $(1) $(2)) \
 	&& $(BIN)/ruff check --quiet --select I --fix $$modules && $(BIN)/ruff format --quiet $$modules
 
-.PHONY: serve test test-pure node-tools check protos protos-check lint-protos breaking-protos reference-docs \
+.PHONY: serve test test-pure test-deploy node-tools check protos protos-check lint-protos breaking-protos reference-docs \
 	errors-docs bench bench-load bench-soak bench-price-list bench-export bench-list bench-bulk \
 	load-tools clean install
 
@@ -76,6 +77,11 @@ test: $(STAMP) node-tools
 # from (tests/pure_python.py), so the same tests show both give the same results.
 test-pure: $(STAMP)
 	PURSE_PURE_PYTHON=1 $(BIN)/python -m pytest tests/unit tests/integration
+
+# The image's install step, proven compiled without a container engine: the builder stage's
+# sources built by its own step, deploy/build-wheels.sh (tests/integration/test_image_build.py).
+test-deploy: $(STAMP)
+	PURSE_IMAGE_BUILD=1 $(BIN)/python -m pytest tests/integration/test_image_build.py
 
 check: $(STAMP) protos-check lint-protos breaking-protos
 	$(BIN)/ruff format --check $(LINTED)

@@ -140,6 +140,12 @@ def require_fast_protobuf() -> None:
         )
 
 
+# gRPC health's name for the process alone: SERVING from start until shutdown, whatever
+# PostgreSQL and Redis answer. A liveness probe asks it, so that a database outage takes the
+# servers out of balancing (readiness, the server's overall status) without restarting them.
+process_health_service = "purse.Process"
+
+
 @dataclass
 class Infrastructure:
     """Where PostgreSQL and Redis are; embedded servers started here are stopped here."""
@@ -350,6 +356,7 @@ class Application:
             )
         self._served = ("", *served)
         await self._set_health(serving=True)
+        await self.health.set(process_health_service, health_pb2.HealthCheckResponse.SERVING)
         self._background.append(asyncio.get_running_loop().create_task(self._probe_health()))
         self.http_port = await self.http.start()
         where = {

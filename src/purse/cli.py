@@ -13,6 +13,7 @@
     purse audit                      every pocket against its ledger, no row naming nothing
     purse app-token --phone ...      the customer app's current QR token (for trying it)
     purse reasons --markdown         the error catalogue as docs/errors.md has it (--json: rows)
+    purse health                     exit 0 when the local server's gRPC health is SERVING
 
 Settings come from `PURSE_*` environment variables; flags override them.
 """
@@ -48,6 +49,11 @@ generated_credentials_file = "generated-business.json"
 # `purse generate` says how far it got every this many members.
 generate_progress_members = 100_000
 _purse_command = ".venv/bin/purse"
+# How long `purse health` waits for the server's answer (a container health check runs it,
+# and a server that cannot answer within this is not healthy).
+health_answer_seconds_max = 3.0
+# Listen addresses that mean every interface: `purse health` dials loopback instead.
+_every_interface = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "[::]": "[::1]", "": "127.0.0.1"}
 
 
 def _settings(arguments: argparse.Namespace) -> Settings:
@@ -85,7 +91,7 @@ def _serve(arguments: argparse.Namespace) -> int:
     try:
         resolved = infrastructure.start()
         asyncio.run(wait_for_dependencies(resolved))
-        if settings.embedded or settings.migrate_on_start:
+        if settings.migrates_at_start:
             applied = asyncio.run(migrate(resolved.database_url))
             if applied:
                 _logger.info("migrated", extra={"applied": applied})
@@ -718,6 +724,35 @@ def _reasons(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _health(arguments: argparse.Namespace) -> int:
+    """Ask a server's gRPC health service (`grpc.health.v1`); 0 when SERVING, else 1.
+
+    Without --target it dials this machine's server as PURSE_GRPC_HOST and _PORT configure
+    it, which is what a container's health check needs.
+    """
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    target = arguments.target
+    if not target:
+        settings = load_settings()
+        host = _every_interface.get(settings.grpc_host, settings.grpc_host)
+        target = f"{host}:{settings.grpc_port}"
+    request = health_pb2.HealthCheckRequest(service=arguments.service)
+    with grpc.insecure_channel(target) as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                request, timeout=arguments.timeout_seconds
+            )
+        except grpc.RpcError as error:
+            print(f"{target}: {error.code().name}", file=sys.stderr)
+            return 1
+    serving = answer.status == health_pb2.HealthCheckResponse.SERVING
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+    print(f"{target}: {status}", file=sys.stdout if serving else sys.stderr)
+    return 0 if serving else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="purse", description="Purse loyalty processing core")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -781,6 +816,14 @@ def _parser() -> argparse.ArgumentParser:
     business.add_argument("--json", action="store_true", help="print the answer as JSON")
     business.add_argument("--data-dir", type=Path)
     business.set_defaults(handler=_business_create)
+    _operations_parsers(commands)
+    _terminal_parser(commands)
+    _admin_parser(commands)
+    return parser
+
+
+def _operations_parsers(commands: Any) -> None:
+    """`purse reasons` and `purse health`: what an operator asks of a running system."""
     catalogue = commands.add_parser(
         "reasons", help="the error catalogue: every ErrorInfo reason, its status and what to do"
     )
@@ -788,9 +831,18 @@ def _parser() -> argparse.ArgumentParser:
     form.add_argument("--markdown", action="store_true", help="docs/errors.md (the default)")
     form.add_argument("--json", action="store_true", help="one JSON object a reason")
     catalogue.set_defaults(handler=_reasons)
-    _terminal_parser(commands)
-    _admin_parser(commands)
-    return parser
+    health = commands.add_parser(
+        "health", help="exit 0 when the server's gRPC health is SERVING, else 1"
+    )
+    health.add_argument("--target", help="host:port (default: PURSE_GRPC_HOST and _PORT)")
+    health.add_argument("--service", default="", help="a service's name (default: the server)")
+    health.add_argument(
+        "--timeout-seconds",
+        type=float,
+        default=health_answer_seconds_max,
+        help="how long to wait for the answer (%(default)s)",
+    )
+    health.set_defaults(handler=_health)
 
 
 def _generate_parser(commands: Any) -> None:

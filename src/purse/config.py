@@ -30,6 +30,8 @@ class Settings:
     database_url: str = ""
     redis_url: str = ""
     # Apply missing migrations when the server starts (always done for the embedded default).
+    # Off where several servers share a database: a release's migration runs once, alone
+    # (`purse migrate`, deploy/kubernetes/migration-job.yaml), not in every replica at once.
     migrate_on_start: bool = True
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051
@@ -169,6 +171,12 @@ class Settings:
     def embedded(self) -> bool:
         """True when Purse starts PostgreSQL and/or Redis itself."""
         return not self.database_url or not self.redis_url
+
+    @property
+    def migrates_at_start(self) -> bool:
+        """True when `purse serve` applies missing migrations before it serves: always on
+        the embedded servers it started, else as PURSE_MIGRATE_ON_START says."""
+        return self.embedded or self.migrate_on_start
 
 
 _ENVIRONMENT_PREFIX = "PURSE_"

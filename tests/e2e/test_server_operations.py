@@ -29,6 +29,7 @@ from support import (
 )
 
 from purse.config import Settings
+from purse.store.embedded import free_port
 from purse.v1 import common_pb2
 from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
@@ -41,9 +42,44 @@ async def test_health_reports_serving_for_the_server_and_the_terminal_service(
     channel: grpc.aio.Channel,
 ) -> None:
     stub = health_pb2_grpc.HealthStub(channel)
-    for service in ("", "purse.v1.TerminalService"):
+    for service in ("", "purse.v1.TerminalService", "purse.Process"):
         answer = await stub.Check(health_pb2.HealthCheckRequest(service=service))
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_purse_health_exits_0_for_a_serving_server_found_as_its_settings_say(
+    server: ServerProcess,
+) -> None:
+    # As the image's HEALTHCHECK runs it: the server listens on every interface.
+    environment = {
+        **os.environ,
+        "PURSE_GRPC_HOST": "0.0.0.0",
+        "PURSE_GRPC_PORT": str(server.grpc_port),
+    }
+    answered = run_purse(environment, "health")
+    assert answered.returncode == 0, answered.stderr
+    assert answered.stdout.strip() == f"127.0.0.1:{server.grpc_port}: SERVING"
+    for_the_service = run_purse(
+        environment, "health", "--target", server.target, "--service", "purse.v1.TerminalService"
+    )
+    assert for_the_service.returncode == 0, for_the_service.stderr
+
+
+def test_purse_health_exits_1_when_no_server_answers() -> None:
+    target = f"127.0.0.1:{free_port()}"
+    answered = run_purse(dict(os.environ), "health", "--target", target, "--timeout-seconds", "1")
+    assert answered.returncode == 1
+    assert answered.stderr.strip() == f"{target}: UNAVAILABLE"
+
+
+def test_purse_health_exits_1_for_a_service_the_server_does_not_serve(
+    server: ServerProcess,
+) -> None:
+    answered = run_purse(
+        dict(os.environ), "health", "--target", server.target, "--service", "no.such.Service"
+    )
+    assert answered.returncode == 1
+    assert "NOT_FOUND" in answered.stderr
 
 
 async def test_reflection_lists_the_terminal_service(channel: grpc.aio.Channel) -> None:

@@ -77,6 +77,11 @@ def test_health_is_not_serving_while_postgres_is_down_and_serving_once_it_is_bac
     try:
         EmbeddedPostgres(tmp_path).stop()
         wait_for_health(server.target, NOT_SERVING, health_change_seconds_max)
+        # The process itself is alive: a liveness probe restarts nothing for an outage.
+        alive = run_purse(
+            _environment(), "health", "--target", server.target, "--service", "purse.Process"
+        )
+        assert alive.returncode == 0, alive.stderr
         EmbeddedPostgres(tmp_path).start()
         wait_for_health(server.target, SERVING, health_change_seconds_max)
         assert server.stop() == 0, server.log()

@@ -24,6 +24,20 @@ def test_settings_come_from_purse_variables_and_flags_override_them() -> None:
     assert settings.embedded
 
 
+def test_a_server_on_external_databases_migrates_at_start_unless_told_not_to() -> None:
+    external = {
+        "PURSE_DATABASE_URL": "postgresql://purse@db/purse",
+        "PURSE_REDIS_URL": "redis://cache:6379/0",
+    }
+    assert load_settings(external).migrates_at_start
+    told_not_to = load_settings({**external, "PURSE_MIGRATE_ON_START": "false"})
+    assert not told_not_to.migrates_at_start
+
+
+def test_the_embedded_servers_are_always_migrated_at_start() -> None:
+    assert load_settings({"PURSE_MIGRATE_ON_START": "false"}).migrates_at_start
+
+
 def test_a_malformed_setting_names_its_variable() -> None:
     with pytest.raises(ValueError, match="PURSE_GRPC_PORT"):
         load_settings({"PURSE_GRPC_PORT": "fifty"})
