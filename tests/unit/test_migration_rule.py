@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from migration_sql import Finding, destructive, findings_by_migration, statements
+from schema_sql import Finding, destructive, findings_by_migration, statements
 
 from purse.store.postgres import database
 
