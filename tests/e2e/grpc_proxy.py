@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from support import wait_until_serving
 
 from purse.store.embedded import free_port
 
@@ -62,27 +60,9 @@ class GrpcProxy:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
-        self._wait_until_passing()
+        # Passing a health check through, answered by an upstream.
+        wait_until_serving(self.target, self.process, proxy_start_seconds_max, self.log)
         return self
-
-    def _wait_until_passing(self) -> None:
-        """Until a health check through the proxy is answered SERVING by an upstream."""
-        deadline = time.monotonic() + proxy_start_seconds_max
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited early:\n{self.log()}")
-            with grpc.insecure_channel(self.target) as channel:
-                try:
-                    answer = health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(), timeout=0.5
-                    )
-                    if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-            time.sleep(0.1)
-        raise RuntimeError(f"the proxy passed no call in {proxy_start_seconds_max}s:\n{self.log()}")
 
     def log(self) -> str:
         logs = (self.prefix / "stderr.log", self.prefix / "error.log")
