@@ -46,7 +46,7 @@ client_modules = modules=$$($(BIN)/python $(CLIENT)/generate.py $(1) $(2)) \
 
 .PHONY: serve test test-pure test-deploy node-tools check protos protos-check lint-protos breaking-protos reference-docs \
 	errors-docs bench bench-load bench-soak bench-price-list bench-export bench-list bench-bulk \
-	load-tools clean install
+	load-tools proxy-tools clean install
 
 install: $(STAMP)
 
@@ -69,7 +69,7 @@ $(STAMP): pyproject.toml setup.py $(COMPILED) $(CLIENT)/pyproject.toml
 serve: $(STAMP)
 	$(BIN)/purse serve
 
-test: $(STAMP) node-tools
+test: $(STAMP) node-tools proxy-tools
 	$(BIN)/python -m pytest
 	$(MAKE) test-pure
 
@@ -140,6 +140,12 @@ bench: $(STAMP)
 # Node.js and npm for the TypeScript client's end-to-end test (from Debian when missing).
 node-tools:
 	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+
+# nginx (Debian's) is the gRPC-aware proxy in front of several servers in
+# tests/e2e/test_several_hosts.py, which runs nginx of its own (not the system service).
+proxy-tools:
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx \
+		|| (apt-get update -qq && apt-get install -y -qq nginx)
 
 # h2load (Debian's nghttp2-client) drives the throughput ceilings of the load benchmark.
 load-tools:

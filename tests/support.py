@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -323,22 +323,8 @@ class ServerProcess:
         return self
 
     def _wait_until_serving(self, wait_seconds: float) -> None:
-        deadline = time.monotonic() + wait_seconds
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            with grpc.insecure_channel(self.target) as channel:
-                try:
-                    answer = health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(), timeout=0.5
-                    )
-                    if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not start in {wait_seconds}s:\n{self.log()}")
+        assert self.process is not None
+        wait_until_serving(self.target, self.process, wait_seconds, self.log)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -363,6 +349,31 @@ class ServerProcess:
             self.process.kill()
             self.process.wait(server_stop_seconds_max)
             self.process = None
+
+
+def wait_until_serving(
+    target: str,
+    process: subprocess.Popen[bytes],
+    wait_seconds: float,
+    log: Callable[[], str],
+) -> None:
+    """Return once a health check at `target` is answered SERVING; RuntimeError with
+    `log()` when `process` exits first or the wait runs out."""
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited early:\n{log()}")
+        with grpc.insecure_channel(target) as channel:
+            try:
+                answer = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=0.5
+                )
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{target} was not serving in {wait_seconds}s:\n{log()}")
 
 
 def run_purse(

@@ -55,6 +55,41 @@ def external(infrastructure: Settings, **extra: str) -> dict[str, str]:
     }
 
 
+async def assert_acknowledged_are_stored(
+    pool: asyncpg.Pool, business: Tenant, prefix: str, acknowledged: dict[str, int]
+) -> None:
+    """I1: every check number answered with a transaction (those starting with `prefix`)
+    is stored with that transaction."""
+    stored: dict[str, int] = {
+        row["check_number"]: row["transaction_id"]
+        for row in await pool.fetch(
+            "SELECT check_number, transaction_id FROM transactions"
+            " WHERE business_id = $1 AND starts_with(check_number, $2)",
+            business.business_id,
+            prefix,
+        )
+    }
+    missing = {
+        number: transaction_id
+        for number, transaction_id in acknowledged.items()
+        if stored.get(number) != transaction_id
+    }
+    assert missing == {}
+
+
+async def assert_each_applied_once(pool: asyncpg.Pool, business: Tenant, prefix: str) -> int:
+    """I3: no check number starting with `prefix` made two transactions. Returns how many
+    check numbers made one."""
+    counts = await pool.fetch(
+        "SELECT check_number, count(*) FROM transactions"
+        " WHERE business_id = $1 AND starts_with(check_number, $2) GROUP BY check_number",
+        business.business_id,
+        prefix,
+    )
+    assert [row["check_number"] for row in counts if row["count"] != 1] == []
+    return len(counts)
+
+
 async def test_two_processes_let_exactly_the_covered_redemptions_through(
     infrastructure: Settings,
     server: ServerProcess,
@@ -151,15 +186,7 @@ async def test_acknowledged_checks_survive_sigkill_and_apply_once_after_restart(
     finally:
         server.kill()
     assert 100 <= len(acknowledged) < len(numbers)
-    stored: dict[str, int] = {
-        row["check_number"]: row["transaction_id"]
-        for row in await pool.fetch(
-            "SELECT check_number, transaction_id FROM transactions"
-            " WHERE business_id = $1 AND check_number LIKE 'I1-%'",
-            business.business_id,
-        )
-    }
-    assert all(stored.get(number) == tid for number, tid in acknowledged.items())
+    await assert_acknowledged_are_stored(pool, business, "I1-", acknowledged)
     restarted = ServerProcess(external(infrastructure), tmp_path).start()
     try:
         async with grpc.aio.insecure_channel(restarted.target) as side:
@@ -177,12 +204,7 @@ async def test_acknowledged_checks_survive_sigkill_and_apply_once_after_restart(
         for number, answer in zip(numbers, answers, strict=True)
         if number in acknowledged
     )
-    counts = await pool.fetch(
-        "SELECT check_number, count(*) FROM transactions"
-        " WHERE business_id = $1 AND check_number LIKE 'I1-%' GROUP BY check_number",
-        business.business_id,
-    )
-    assert len(counts) == len(numbers) and {row[1] for row in counts} == {1}
+    assert await assert_each_applied_once(pool, business, "I1-") == len(numbers)
     assert await points_of(pool, business, phone) == (len(numbers) * 500, 0)
     await assert_audit_is_clean(infrastructure.database_url, business.business_id)
 
