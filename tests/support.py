@@ -427,16 +427,22 @@ def stop_embedded_servers(data_dir: Path) -> None:
 
 
 def side_server(
-    database_url: str, redis_url: str, data_dir: Path, **settings: str
+    database_url: str,
+    redis_url: str,
+    data_dir: Path,
+    environment: dict[str, str] | None = None,
+    **settings: str,
 ) -> ServerProcess:
     """A second server on the session's PostgreSQL and Redis (not started), without the
-    notification dispatcher, with `settings` as PURSE_* variables (`WORKERS="2"`)."""
+    notification dispatcher, with `settings` as PURSE_* variables (`WORKERS="2"`) and any
+    other variables of `environment`."""
     return ServerProcess(
         {
             "PURSE_DATABASE_URL": database_url,
             "PURSE_REDIS_URL": redis_url,
             "PURSE_NOTIFY_ENABLED": "false",
             **{f"PURSE_{name}": value for name, value in settings.items()},
+            **(environment or {}),
         },
         data_dir,
     )

@@ -4,8 +4,11 @@ Nothing connects or starts at import time. `Infrastructure` resolves where Postg
 Redis are (starting the embedded ones when no URL is configured, under the data
 directory's lock: only its holder starts or stops them); `wait_for_dependencies` waits,
 bounded, for both to answer; `Application` builds everything that runs on the event loop,
-serves gRPC and the HTTP port (the same methods as HTTP/JSON, and `/metrics`), and keeps
-gRPC health NOT_SERVING while PostgreSQL or Redis does not answer.
+serves gRPC and the HTTP port (the same methods as HTTP/JSON, and `/metrics`), keeps
+gRPC health NOT_SERVING while PostgreSQL or Redis does not answer, and samples what is
+waiting (`Backlogs`) for the metrics. Given a `Tracing` (`purse.tracing`), it traces both
+ports, the batch writer and the unary ProcessCheck front, and runs its background loops
+untraced.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import gc
 import logging
 import time
 import warnings
+from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -72,6 +77,7 @@ from purse.service.authentication import (
     Authenticator,
     PasswordChecks,
 )
+from purse.service.backlogs import Backlogs
 from purse.service.batch_writer import BatchWriter
 from purse.service.bulk_runner import BulkRunner
 from purse.service.goods import GoodsCatalogue
@@ -122,6 +128,7 @@ from purse.store.redis.client import create_client
 from purse.store.redis.pins import PinStore
 from purse.store.redis.rate_limits import AttemptLimit
 from purse.store.redis.steward_codes import StewardCodes
+from purse.tracing import Tracing, untraced
 from purse.v1 import terminal_service_pb2, terminal_service_pb2_grpc
 
 _logger = logging.getLogger(__name__)
@@ -273,9 +280,11 @@ async def wait_for_dependencies(settings: Settings) -> None:
 class Application:
     """Everything on the event loop: pools, services, the gRPC server, metrics."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracing: Tracing | None = None) -> None:
         assert settings.database_url and settings.redis_url, "start the infrastructure first"
         self.settings = settings
+        self.tracing = tracing
+        self.tracer = None if tracing is None else tracing.tracer
         self.registry = CollectorRegistry()
         self.pool: asyncpg.Pool | None = None
         self.redis: redis.Redis | None = None
@@ -328,6 +337,7 @@ class Application:
         programs = Programs(ProgramStore(self.pool), versions=versions)
         self.server = self._grpc_server()
         self.http = self._serve_methods(self.pool, self.redis, secret, programs)
+        backlogs = self._backlogs(self.pool)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         served = (
             terminal_service_pb2.DESCRIPTOR.services_by_name["TerminalService"].full_name,
@@ -345,19 +355,16 @@ class Application:
         self.writer.start()
         self.unary.start()
         await self.server.start()
-        self._background.append(asyncio.get_running_loop().create_task(self._sweep_holds()))
+        self._run_in_background(self._sweep_holds())
         if self.bulk_runner is not None:
-            self._background.append(
-                asyncio.get_running_loop().create_task(self.bulk_runner.run(self._stopping))
-            )
+            self._run_in_background(self.bulk_runner.run(self._stopping))
         if settings.notify_enabled:
-            self._background.append(
-                asyncio.get_running_loop().create_task(self._dispatch(self.pool, secret))
-            )
+            self._run_in_background(self._dispatch(self.pool, secret))
         self._served = ("", *served)
         await self._set_health(serving=True)
         await self.health.set(process_health_service, health_pb2.HealthCheckResponse.SERVING)
-        self._background.append(asyncio.get_running_loop().create_task(self._probe_health()))
+        self._run_in_background(self._probe_health())
+        self._run_in_background(self._sample_backlogs(backlogs))
         self.http_port = await self.http.start()
         where = {
             "grpc": f"{settings.grpc_host}:{self.grpc_port}",
@@ -369,6 +376,23 @@ class Application:
         _logger.info("serving", extra=where)
         _tune_garbage_collector(settings.gc_allocations_per_collection)
         return self.grpc_port
+
+    def _run_in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """A loop of the server's own (not a call's): untraced, when tracing is on."""
+        if self.tracing is not None:
+            work = untraced(work)
+        self._background.append(asyncio.get_running_loop().create_task(work))
+
+    def _backlogs(self, pool: asyncpg.Pool) -> Backlogs:
+        """The gauges of what waits; the database's counted by the first worker alone."""
+        assert self.writer is not None
+        first = self.settings.worker_index == 0
+        return Backlogs(
+            self.registry,
+            self.writer.queued,
+            OutboxStore(pool).backlog if first else None,
+            TransactionStore(pool).pending_count if first else None,
+        )
 
     def _serve_methods(
         self, pool: asyncpg.Pool, client: redis.Redis, secret: bytes, programs: Programs
@@ -547,6 +571,7 @@ class Application:
             self.registry,
             changes,
             background_operations_max=settings.batch_bulk_operations_max,
+            tracer=self.tracer,
         )
         checkout, holds, refunds, history = self._transaction_use_cases(
             pool, client, secret, programs, calculation, changes
@@ -556,12 +581,13 @@ class Application:
             settings.process_group_checks_max,
             settings.batch_queue_operations_max,
             settings.process_groups_concurrent_max,
+            self.tracer,
         )
         catalogue = CatalogueStore(pool)
         return TerminalServicer(
             authenticator, identification, catalogue, GoodsCatalogue(catalogue), calculation,
             checkout, holds, refunds, history, self.unary, settings.stream_idle_seconds_max,
-            settings.stream_lifetime_seconds_max,
+            settings.stream_lifetime_seconds_max, self.tracer,
         )  # fmt: skip
 
     def _transaction_use_cases(
@@ -612,8 +638,11 @@ class Application:
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ]
+        # Tracing outermost: its span covers the whole call. AbortRelease needs only to be
+        # outside everything that may abort (aborts.py), and the tracing interceptor never does.
+        tracing = [] if self.tracing is None else [self.tracing.grpc_interceptor()]
         return grpc.aio.server(
-            interceptors=self.interceptors,
+            interceptors=[*tracing, *self.interceptors],
             options=options,
             maximum_concurrent_rpcs=settings.grpc_concurrent_calls_max,
         )
@@ -628,7 +657,7 @@ class Application:
             published,
         )
         return HttpServer(
-            surface,
+            surface if self.tracing is None else self.tracing.http_application(surface),
             settings.http_host,
             settings.http_port,
             connections_max=settings.http_connections_max,
@@ -720,6 +749,17 @@ class Application:
                 await asyncio.wait_for(
                     self._stopping.wait(), self.settings.health_probe_interval_seconds
                 )
+
+    async def _sample_backlogs(self, backlogs: Backlogs) -> None:
+        """Every `metrics_sample_seconds`, what is waiting, for the metrics (backlogs.py)."""
+        while not self._stopping.is_set():
+            try:
+                await backlogs.sample()
+            except Exception as error:
+                # PostgreSQL away: health says so; the gauges keep their last sample.
+                _logger.debug("sampling the backlogs failed: %s", _one_line(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.metrics_sample_seconds)
 
     async def _sweep_holds(self) -> None:
         """Void the holds of pending transactions whose PIN did not come in time, write off

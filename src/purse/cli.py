@@ -40,6 +40,7 @@ from purse.config import Settings, load_settings
 if TYPE_CHECKING:  # imported where used: commands load only what they need
     from purse.client import TerminalClient
     from purse.store.postgres.audit import AuditReport
+    from purse.tracing import Tracing
 
 _logger = logging.getLogger("purse")
 demo_credentials_file = "demo-terminal.json"
@@ -72,6 +73,9 @@ def _serve(arguments: argparse.Namespace) -> int:
     settings = _settings(arguments)
     if not 1 <= settings.workers <= settings.workers_max:
         raise SystemExit(f"--workers: from 1 to {settings.workers_max}")
+    from purse.tracing import traces_exporter
+
+    traces_exporter(os.environ)  # a tracing setting Purse cannot use stops it here
     if settings.workers > 1:
         from purse.workers import prepare_shared_metrics
 
@@ -108,13 +112,21 @@ def _serve(arguments: argparse.Namespace) -> int:
 def _serve_one(settings: Settings) -> None:
     import uvloop
 
-    uvloop.run(_run_until_signalled(settings))
+    from purse.tracing import start_tracing
+
+    # In each worker: the exporter's thread does not survive a fork.
+    tracing = start_tracing()
+    try:
+        uvloop.run(_run_until_signalled(settings, tracing))
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
 
 
-async def _run_until_signalled(settings: Settings) -> None:
+async def _run_until_signalled(settings: Settings, tracing: Tracing | None) -> None:
     from purse.bootstrap import Application
 
-    application = Application(settings)
+    application = Application(settings, tracing)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):

@@ -166,6 +166,9 @@ class Settings:
     # each probe may take; gRPC health is NOT_SERVING while one does not.
     health_probe_interval_seconds: float = 1.0
     health_probe_timeout_seconds: float = 2.0
+    # How often the gauges of what waits (the batch writer's queue, the outbox's unsent
+    # messages, pending holds) are sampled: two of them are counts in PostgreSQL.
+    metrics_sample_seconds: float = 5.0
 
     @property
     def embedded(self) -> bool:

@@ -24,7 +24,7 @@ from purse.v1 import common_pb2, terminal_service_pb2
 _source = Path(reasons.__file__).parents[1]
 _word = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
 # UPPER_SNAKE strings in the source that are names, not reasons: files, variables, and
-# the contract's enum values.
+# the contract's enum values (and, below, Purse's and OpenTelemetry's settings).
 _not_reasons = {
     "PG_VERSION",
     "PROMETHEUS_MULTIPROC_DIR",
@@ -44,6 +44,7 @@ _not_reasons = {
         for value in enum.values
     ),
 }
+_settings = ("PURSE_", "OTEL_")
 _catalogued = {
     *reasons.ERROR_REASONS,
     *reasons.NOT_APPLIED_REASONS,
@@ -70,7 +71,11 @@ def _words_in_source() -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 word = node.value
-                if _word.match(word) and word not in _not_reasons and not word.startswith("PURSE_"):
+                if (
+                    _word.match(word)
+                    and word not in _not_reasons
+                    and not word.startswith(_settings)
+                ):
                     found.setdefault(word, set()).add(str(path.relative_to(_source)))
     return found
 

@@ -22,17 +22,25 @@ Within a batch, operations of one business go in one database transaction; two s
 with the same idempotency key share the first one's outcome. A batch that fails on a
 deadlock is retried; one that fails for any other reason but an outage is split in
 halves, written in order, so that a bad operation fails alone and never its neighbours.
+
+Traced (when given a tracer, `purse.tracing`): each batch written is a span of its own,
+since it serves many calls' traces: linked to the span that handed each group of its
+operations over, which in turn is linked to the batch once it is settled. The statements
+of the batch are its children. Without a tracer, no span context is even looked at.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import asyncpg
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Histogram
 
 from purse.domain.errors import Overloaded
@@ -42,6 +50,7 @@ from purse.service.ports import BatchApply
 from purse.service.unit_of_work import UnitOfWork
 from purse.store.failures import DEPENDENCY_FAILURES
 from purse.store.postgres.conflicts import CONFLICT_FAILURES
+from purse.tracing import current_span_context, linked_span
 
 _logger = logging.getLogger(__name__)
 batch_retries_on_deadlock_max = 3
@@ -51,14 +60,17 @@ class _Group:
     """The outcomes of operations handed over together, and the one future that delivers
     them once every operation's batch has committed (or failed)."""
 
-    __slots__ = ("future", "left", "results")
+    __slots__ = ("batches", "future", "left", "origin", "results")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, origin: trace.SpanContext | None = None) -> None:
         self.results: list[Outcome | BaseException | None] = [None] * size
         self.left = size
         self.future: asyncio.Future[list[Outcome | BaseException | None]] = (
             asyncio.get_running_loop().create_future()
         )
+        # Traced only: the span that handed the operations over, and the batches'.
+        self.origin = origin
+        self.batches: list[trace.SpanContext] = []
 
     def settle(self, index: int, result: Outcome | BaseException) -> None:
         if self.results[index] is not None:
@@ -95,8 +107,10 @@ class BatchWriter:
         registry: CollectorRegistry | None = None,
         changes: UnitOfWork | None = None,
         background_operations_max: int = 0,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._store = store
+        self._tracer = tracer
         self._changes = changes or UnitOfWork()
         self._coalescer: Coalescer[_Pending] = Coalescer(
             self._flush,
@@ -122,6 +136,10 @@ class BatchWriter:
 
     def start(self) -> None:
         self._coalescer.start()
+
+    def queued(self) -> tuple[int, int]:
+        """Operations waiting for a batch: the calls', and the background lane's."""
+        return self._coalescer.queued()
 
     async def close(self) -> None:
         """Take nothing new; write everything accepted; return when it is committed."""
@@ -159,7 +177,8 @@ class BatchWriter:
         timeout_seconds: float | None,
         background: bool,
     ) -> list[Outcome | BaseException]:
-        group = _Group(len(operations))
+        traced = self._tracer is not None
+        group = _Group(len(operations), current_span_context() if traced else None)
         put = self._coalescer.put_background if background else self._coalescer.put
         for index, operation in enumerate(operations):
             try:
@@ -172,6 +191,10 @@ class BatchWriter:
         # The outcomes are awaited without a deadline of ours: once accepted, an operation
         # is written; a caller that gives up can retry and get the stored answer.
         results = await asyncio.shield(group.future)
+        if traced:
+            handing_over = trace.get_current_span()
+            for batch in group.batches:
+                handing_over.add_link(batch)
         return [result for result in results if result is not None]
 
     async def _flush(self, batch: list[_Pending]) -> None:
@@ -192,7 +215,7 @@ class BatchWriter:
         was committed by a failed batch, so its operations are simply written again."""
         self._sizes.observe(len(leaders))
         try:
-            with self._seconds.time():
+            with self._seconds.time(), self._batch_span(leaders):
                 await self._apply_with_retries(leaders)
         except (*DEPENDENCY_FAILURES, *CONFLICT_FAILURES) as error:
             # An outage, or deadlocks that outlasted the retries: no one operation's fault.
@@ -206,6 +229,20 @@ class BatchWriter:
             middle = len(leaders) // 2
             await self._write_isolated(leaders[:middle])
             await self._write_isolated(leaders[middle:])
+
+    def _batch_span(self, leaders: list[_Pending]) -> contextlib.AbstractContextManager[Any]:
+        """The batch's span, linked to the span of each group it carries (and each group
+        told of it); nothing when not traced."""
+        if self._tracer is None:
+            return contextlib.nullcontext()
+        groups = list({id(item.group): item.group for item in leaders}.values())
+        span = linked_span(
+            self._tracer,
+            "batch write",
+            (group.origin for group in groups),
+            {"purse.batch.operations": len(leaders), "purse.business_id": leaders[0].business_id},
+        )
+        return _telling(span, groups)
 
     async def _apply_with_retries(self, items: Sequence[_Pending]) -> None:
         sales = [item for item in items if isinstance(item.operation, Sale)]
@@ -229,6 +266,15 @@ class BatchWriter:
             [*sales, *transitions], [*sale_outcomes, *transition_outcomes], strict=True
         ):
             item.settle(outcome)
+
+
+@contextlib.contextmanager
+def _telling(span: contextlib.AbstractContextManager[trace.Span], groups: list[_Group]) -> Any:
+    with span as started:
+        written = started.get_span_context()
+        for group in groups:
+            group.batches.append(written)
+        yield started
 
 
 def _leaders(items: list[_Pending]) -> tuple[list[_Pending], list[tuple[_Pending, _Pending]]]:

@@ -56,6 +56,10 @@ class Coalescer(Generic[Item]):
     def start(self) -> None:
         self._runner = asyncio.get_running_loop().create_task(self._run())
 
+    def queued(self) -> tuple[int, int]:
+        """Items waiting to leave: on the first lane, and on the background lane."""
+        return self._queue.qsize(), self._background.qsize()
+
     async def put(self, item: Item, timeout_seconds: float | None) -> None:
         """Queue `item`; Overloaded if there is no room before the deadline or on shutdown."""
         if self._closing or self._runner is None:

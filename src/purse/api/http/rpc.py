@@ -98,6 +98,9 @@ class HttpCallContext:
     def code(self) -> grpc.StatusCode | None:
         return self._code
 
+    def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        return self._trailing
+
     async def abort(
         self,
         code: grpc.StatusCode,

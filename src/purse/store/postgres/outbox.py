@@ -181,6 +181,19 @@ class OutboxStore:
         rows = await self._pool.fetch(_claim_due, limit, lease_ms)
         return [_due_message(row) for row in rows]
 
+    async def backlog(self) -> tuple[int, float]:
+        """Messages of every business waiting to be sent, and how many seconds the most
+        overdue of them has been due (0 when none is due yet); read from the index of
+        pending messages."""
+        row = await self._pool.fetchrow(
+            "SELECT count(*) AS waiting,"
+            "       greatest(coalesce(extract(epoch FROM now() - min(next_attempt_at)), 0), 0)"
+            "         AS overdue_seconds"
+            "  FROM outbox_messages WHERE status = 'pending'"
+        )
+        assert row is not None
+        return int(row["waiting"]), float(row["overdue_seconds"])
+
     async def delete_finished(self, retention_days: int, limit: int) -> int:
         """Delete up to `limit` finished messages created more than `retention_days` ago."""
         assert retention_days > 0 and limit > 0

@@ -222,6 +222,14 @@ class TransactionStore:
         )
         return [record_from_row(row) for row in rows]
 
+    async def pending_count(self) -> int:
+        """Pending transactions of every business (holds waiting for a PIN), read from the
+        index of pending transactions."""
+        count: int = await self._pool.fetchval(
+            "SELECT count(*) FROM transactions WHERE status = 'pending'"
+        )
+        return count
+
     async def overdue_holds(self, limit: int) -> list[tuple[int, int]]:
         """(business id, transaction id) of pending transactions past their deadline."""
         rows = await self._pool.fetch(

@@ -5,7 +5,10 @@ servicer's `authenticator` turns the bearer credential into a terminal or an
 administrator), runs the method, and turns refusals into rich statuses through the one
 table in `errors.py`; `public_call` does the error mapping alone (sign-in). Refusals get
 their rich status, conflicts ABORTED, dependency failures UNAVAILABLE; anything else is a
-bug: it is logged with its traceback and the caller gets INTERNAL, no internals.
+bug: it is logged with its traceback and the caller gets INTERNAL, no internals. At
+DEBUG level every refusal is logged too (its status code and reason, not its message,
+which may name a customer), with the call's trace id when tracing is on: the line that
+says why a traced call failed.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ async def abort_for(context: Context, failure: BaseException) -> None:
     if status is None:
         _logger.error("unexpected failure", exc_info=failure)
         status = internal_status()
+    elif _logger.isEnabledFor(logging.DEBUG):
+        _logger.debug("refused %s (%s)", status.code.name, getattr(failure, "reason", ""))
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 

@@ -3,17 +3,24 @@
 Each method is wrapped by `authenticated_call` (`purse.api.grpc.common.calls`), which
 resolves the terminal from the `authorization` metadata, runs the method, and turns
 refusals into rich statuses through the one table in `common/errors.py`.
+
+Traced (when given a tracer, `purse.tracing`): each message of a ProcessChecks stream is
+a span that starts a trace of its own, linked to the stream's span. A stream may stay open
+for an hour; as one trace, its every statement would hang off one span.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import grpc
+from opentelemetry import trace
 
 from purse.api.grpc.common import mapping
 from purse.api.grpc.common.calls import (
@@ -60,6 +67,7 @@ from purse.service.terminal.refunds import Refunds
 from purse.service.terminal.unary_processing import UnaryProcessing
 from purse.store.failures import DEPENDENCY_FAILURES
 from purse.store.postgres.catalogue import CatalogueStore
+from purse.tracing import current_span_context, linked_span
 from purse.v1 import common_pb2, terminal_service_pb2_grpc
 from purse.v1 import terminal_service_pb2 as pb
 
@@ -84,8 +92,10 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         unary: UnaryProcessing,
         stream_idle_seconds_max: float,
         stream_lifetime_seconds_max: float,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.authenticator = authenticator
+        self._tracer = tracer
         self._identification = identification
         self._catalogue = catalogue
         self._goods = goods
@@ -229,21 +239,35 @@ class TerminalServicer(terminal_service_pb2_grpc.TerminalServiceServicer):
         credential = bearer_credential(context)
         opened = time.monotonic()
         messages = aiter(request_iterator)
+        stream = current_span_context() if self._tracer is not None else None
         try:
             while True:
                 message = await self._next_message(messages, opened)
                 if message is None:
                     return
-                terminal = await self.authenticator.authenticate(credential)
-                if len(message.checks) > checks_per_stream_message_max:
-                    raise invalid(
-                        "checks", f"at most {checks_per_stream_message_max} checks a message"
-                    )
-                yield await self._many(terminal, message.checks)
+                with self._message_span(stream, len(message.checks)):
+                    terminal = await self.authenticator.authenticate(credential)
+                    if len(message.checks) > checks_per_stream_message_max:
+                        raise invalid(
+                            "checks", f"at most {checks_per_stream_message_max} checks a message"
+                        )
+                    response = await self._many(terminal, message.checks)
+                # Outside the span: it is not current across a yield.
+                yield response
         except grpc.aio.AbortError:
             raise
         except Exception as failure:
             await abort_for(context, failure)
+
+    def _message_span(
+        self, stream: trace.SpanContext | None, checks: int
+    ) -> contextlib.AbstractContextManager[Any]:
+        """A stream message's span, linked to the stream's; nothing when not traced."""
+        if self._tracer is None:
+            return contextlib.nullcontext()
+        return linked_span(
+            self._tracer, "ProcessChecks message", (stream,), {"purse.checks": checks}
+        )
 
     async def _next_message(
         self, messages: AsyncIterator[pb.ProcessChecksRequest], opened: float
