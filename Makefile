@@ -44,9 +44,9 @@ protoc_to = $(PROTOC) --python_out=$(1) --grpc_python_out=$(1) --mypy_out=$(1) -
 client_modules = modules=$$($(BIN)/python $(CLIENT)/generate.py $(1) $(2)) \
 	&& $(BIN)/ruff check --quiet --select I --fix $$modules && $(BIN)/ruff format --quiet $$modules
 
-.PHONY: serve test test-pure test-deploy node-tools check protos protos-check lint-protos breaking-protos reference-docs \
-	errors-docs bench bench-load bench-soak bench-price-list bench-export bench-list bench-bulk \
-	load-tools proxy-tools clean install
+.PHONY: serve test test-pure test-deploy node-tools prom-tools check protos protos-check \
+	lint-protos breaking-protos reference-docs errors-docs bench bench-load bench-soak \
+	bench-price-list bench-export bench-list bench-bulk load-tools proxy-tools clean install
 
 install: $(STAMP)
 
@@ -69,7 +69,7 @@ $(STAMP): pyproject.toml setup.py $(COMPILED) $(CLIENT)/pyproject.toml
 serve: $(STAMP)
 	$(BIN)/purse serve
 
-test: $(STAMP) node-tools proxy-tools
+test: $(STAMP) node-tools proxy-tools prom-tools
 	$(BIN)/python -m pytest
 	$(MAKE) test-pure
 
@@ -146,6 +146,16 @@ node-tools:
 proxy-tools:
 	command -v nginx >/dev/null || test -x /usr/sbin/nginx \
 		|| (apt-get update -qq && apt-get install -y -qq nginx)
+
+# promtool checks the alert rules in deploy/prometheus (tests/e2e/test_dashboards.py): taken
+# from Debian's prometheus package into .venv/bin, since installing the package would also
+# install and start a Prometheus server.
+prom-tools: $(STAMP)
+	test -x $(BIN)/promtool || command -v promtool >/dev/null || ( \
+		unpacked=$$(mktemp -d) && cd $$unpacked && apt-get update -qq \
+		&& apt-get download -qq prometheus 2>/dev/null \
+		&& dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool \
+		&& mv usr/bin/promtool $(CURDIR)/$(BIN)/promtool && rm -rf $$unpacked)
 
 # h2load (Debian's nghttp2-client) drives the throughput ceilings of the load benchmark.
 load-tools:
