@@ -18,6 +18,7 @@ from admin_support import enrol
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 from support import (
     ServerProcess,
     Tenant,
@@ -129,6 +130,41 @@ async def test_metrics_count_calls_by_method_and_status_code(
     assert f'purse_grpc_calls_total{{code="OK",method="{method}"}}' in text
     assert f'purse_grpc_calls_total{{code="UNAUTHENTICATED",method="{method}"}}' in text
     assert f'purse_grpc_call_seconds_count{{method="{method}"}}' in text
+
+
+async def invalid_arguments_counted(server: ServerProcess) -> dict[str, float]:
+    """purse_errors_total of INVALID_ARGUMENT, by method name, as /metrics shows it now."""
+    url = f"http://127.0.0.1:{server.http_port}/metrics"
+    text = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
+    return {
+        sample.labels["method"].rsplit("/", 1)[-1]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "purse_errors_total"
+        and sample.labels["code"] == "INVALID_ARGUMENT"
+        and sample.labels["reason"] == "INVALID_ARGUMENT"
+    }
+
+
+async def test_metrics_count_errors_by_reason_and_each_check_a_stream_refuses(
+    server: ServerProcess, terminal_stub: TerminalServiceAsyncStub, business: Tenant
+) -> None:
+    before = await invalid_arguments_counted(server)
+    till = bearer(business.cash_desk.api_key)
+    refused = pb.ProcessCheckRequest(check_number="")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await terminal_stub.ProcessCheck(refused, metadata=till)
+    stream = terminal_stub.ProcessChecks(metadata=till, timeout=30)
+    await stream.write(pb.ProcessChecksRequest(checks=[refused, refused]))
+    answer = await stream.read()
+    assert isinstance(answer, pb.ProcessChecksResponse)
+    assert [result.error.reason for result in answer.results] == ["INVALID_ARGUMENT"] * 2
+    await stream.done_writing()
+    assert await stream.read() == grpc.aio.EOF
+    after = await invalid_arguments_counted(server)
+    # Other tests of the session may refuse checks at the same time: at least these.
+    assert after["ProcessCheck"] - before.get("ProcessCheck", 0) >= 1
+    assert after["ProcessChecks"] - before.get("ProcessChecks", 0) >= 2
 
 
 def test_the_server_refuses_the_slow_pure_python_protobuf(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from support import ServerProcess, bearer, make_business_through_api, new_phone,
 from test_transactions import sale
 
 from purse.config import Settings
+from purse.v1 import terminal_service_pb2 as pb
 from purse.v1.terminal_service_pb2_grpc import TerminalServiceStub
 
 if TYPE_CHECKING:
@@ -121,6 +122,7 @@ class TracedRun:
     sale: Caller
     refused: Caller
     over_http: Caller
+    stream: Caller
 
     def server_span(self, caller: Caller) -> Span:
         (span,) = [
@@ -136,8 +138,9 @@ def log_lines(server: ServerProcess) -> list[dict[str, Any]]:
 
 
 async def _traced_calls(server: ServerProcess, pool: asyncpg.Pool) -> tuple[Caller, ...]:
-    """A sale, a refused check and an HTTP call, each continuing a trace of its own."""
-    sale_call, refused, over_http = Caller.new(), Caller.new(), Caller.new()
+    """A sale, a refused check, an HTTP call and a stream of one message, each continuing
+    a trace of its own."""
+    sale_call, refused, over_http, stream = (Caller.new() for _ in range(4))
     async with grpc.aio.insecure_channel(server.target) as channel:
         business = await make_business_through_api(channel, pool)
         stub: TerminalServiceAsyncStub = TerminalServiceStub(channel)
@@ -147,6 +150,13 @@ async def _traced_calls(server: ServerProcess, pool: asyncpg.Pool) -> tuple[Call
         )
         with pytest.raises(grpc.aio.AioRpcError):
             await stub.ProcessCheck(sale(""), metadata=(*till, refused.metadata()))
+        checks = stub.ProcessChecks(metadata=(*till, stream.metadata()), timeout=30)
+        await checks.write(pb.ProcessChecksRequest(checks=[sale("traced-2", new_phone())]))
+        answer = await checks.read()
+        assert isinstance(answer, pb.ProcessChecksResponse)
+        assert answer.results[0].HasField("processed")
+        await checks.done_writing()
+        assert await checks.read() == grpc.aio.EOF
     request = urllib.request.Request(
         f"http://127.0.0.1:{server.http_port}{settings_path}",
         data=b"{}",
@@ -159,7 +169,7 @@ async def _traced_calls(server: ServerProcess, pool: asyncpg.Pool) -> tuple[Call
     answered = await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=5))
     with answered:
         assert answered.status == 200
-    return sale_call, refused, over_http
+    return sale_call, refused, over_http, stream
 
 
 @pytest.fixture(scope="module")
@@ -176,17 +186,10 @@ async def traced(
             LOG_LEVEL="DEBUG",
         ).start()
         try:
-            sale_call, refused, over_http = await _traced_calls(server, pool)
+            callers = await _traced_calls(server, pool)
         finally:
             assert server.stop() == 0, server.log()
-        yield TracedRun(
-            receiver.spans(),
-            receiver.service_names(),
-            log_lines(server),
-            sale_call,
-            refused,
-            over_http,
-        )
+        yield TracedRun(receiver.spans(), receiver.service_names(), log_lines(server), *callers)
 
 
 def descends_from(span: Span, ancestor: Span, spans: list[Span]) -> bool:
@@ -245,6 +248,26 @@ async def test_the_batch_that_wrote_a_process_check_is_a_span_linked_to_the_call
     written = [span for span in statements(traced.spans) if span.trace_id == batch.trace_id]
     assert written
     assert all(descends_from(span, batch, traced.spans) for span in written)
+
+
+async def test_a_stream_message_is_a_trace_of_its_own_linked_to_the_stream(
+    traced: TracedRun,
+) -> None:
+    stream = traced.server_span(traced.stream)
+    assert stream.name == "/purse.v1.TerminalService/ProcessChecks"
+    (message,) = [span for span in traced.spans if span.name == "ProcessChecks message"]
+    assert message.trace_id != stream.trace_id
+    assert not message.parent_span_id
+    # Its statements hang off the message; its batch links to it, and it to its batch.
+    mine = [span for span in statements(traced.spans) if span.trace_id == message.trace_id]
+    assert mine
+    assert all(descends_from(span, message, traced.spans) for span in mine)
+    (batch,) = [
+        span
+        for span in traced.spans
+        if span.name == "batch write" and [link.span_id for link in span.links] == [message.span_id]
+    ]
+    assert {link.span_id for link in message.links} == {stream.span_id, batch.span_id}
 
 
 async def test_a_refused_calls_log_line_carries_its_trace_and_span_ids(

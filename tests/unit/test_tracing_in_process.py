@@ -1,11 +1,14 @@
 """Tracing in-process, on the SDK's in-memory exporter: what turns it on, the log lines
-that carry a span's ids, and the batch writer's spans linked to the calls they carry."""
+that carry a span's ids, and the spans of the batch writer and of the unary front's
+groups, linked to the calls they carry."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from opentelemetry import trace
@@ -15,10 +18,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from purse.config import SettingError
 from purse.domain.settlement import Statistics
+from purse.domain.terminals import TerminalContext
 from purse.domain.transactions import Effects, TransactionStatus
 from purse.logs import JsonFormatter, TextFormatter
 from purse.service.batch_writer import BatchWriter
 from purse.service.operations import Outcome, Sale, Transition
+from purse.service.terminal.checkout import Checkout, ProcessRequest
+from purse.service.terminal.unary_processing import UnaryProcessing
 from purse.tracing import traces_exporter
 
 business_id = 7
@@ -194,3 +200,57 @@ async def test_without_a_tracer_the_batch_writer_makes_no_span(
     await writer.close()
     assert [span.name for span in exporter.get_finished_spans()] == ["call"]
     assert not exporter.get_finished_spans()[0].links
+
+
+class HeldCheckout:
+    """Checkout's part the unary front uses: the first group waits until it is let go; each
+    group records the span current while it works."""
+
+    def __init__(self) -> None:
+        self.let_go = asyncio.Event()
+        self.current: list[trace.Span] = []
+
+    def validate(self, request: ProcessRequest) -> None:
+        return
+
+    async def process_group(
+        self, terminal: TerminalContext, requests: Sequence[ProcessRequest]
+    ) -> list[object]:
+        self.current.append(trace.get_current_span())
+        await self.let_go.wait()
+        return [object() for _ in requests]
+
+
+async def test_a_group_of_unary_calls_works_in_its_one_calls_trace_or_under_a_linked_span(
+    exported: tuple[trace.Tracer, InMemorySpanExporter],
+) -> None:
+    tracer, exporter = exported
+    checkout = HeldCheckout()
+    unary = UnaryProcessing(cast(Checkout, checkout), 200, 1_000, 1, tracer)
+    unary.start()
+    terminal = cast(TerminalContext, SimpleNamespace(terminal_id=1))
+    calling: list[str] = []
+
+    async def call(number: str) -> None:
+        with tracer.start_as_current_span(f"call {number}"):
+            calling.append(number)
+            await unary.process(terminal, cast(ProcessRequest, object()), 5)
+
+    first = asyncio.create_task(call("1"))
+    await until(lambda: len(checkout.current) == 1)
+    others = [asyncio.create_task(call(number)) for number in ("2", "3")]
+    await until(lambda: len(calling) == 3)
+    checkout.let_go.set()
+    await asyncio.gather(first, *others)
+    await unary.close()
+
+    calls = {span.name: span for span in exporter.get_finished_spans() if span.name[:4] == "call"}
+    alone, together = checkout.current
+    assert alone.get_span_context() == calls["call 1"].context
+    (group,) = spans_named(exporter, "ProcessCheck group")
+    assert together.get_span_context() == group.context
+    assert {link.context.span_id for link in group.links} == {
+        calls["call 2"].context.span_id,
+        calls["call 3"].context.span_id,
+    }
+    assert group.parent is None
