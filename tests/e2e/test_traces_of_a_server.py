@@ -202,14 +202,19 @@ def descends_from(span: Span, ancestor: Span, spans: list[Span]) -> bool:
     return False
 
 
-def statements(spans: list[Span]) -> list[Span]:
-    """The client spans of asyncpg's instrumentation."""
-    return [
+def statements_under(root: Span, spans: list[Span]) -> list[Span]:
+    """The client spans of asyncpg's instrumentation in `root`'s trace; asserts there are
+    some, and that each descends from `root`."""
+    found = [
         span
         for span in spans
-        if span.kind == Span.SPAN_KIND_CLIENT
+        if span.trace_id == root.trace_id
+        and span.kind == Span.SPAN_KIND_CLIENT
         and any(attribute.key.startswith("db.") for attribute in span.attributes)
     ]
+    assert found
+    assert all(descends_from(span, root, spans) for span in found)
+    return found
 
 
 async def test_a_process_check_is_a_server_span_that_continues_the_callers_trace(
@@ -225,10 +230,7 @@ async def test_a_process_check_is_a_server_span_that_continues_the_callers_trace
 async def test_the_statements_of_a_process_check_are_spans_of_its_trace(
     traced: TracedRun,
 ) -> None:
-    call = traced.server_span(traced.sale)
-    mine = [span for span in statements(traced.spans) if span.trace_id == call.trace_id]
-    assert mine
-    assert all(descends_from(span, call, traced.spans) for span in mine)
+    statements_under(traced.server_span(traced.sale), traced.spans)
 
 
 async def test_the_batch_that_wrote_a_process_check_is_a_span_linked_to_the_call(
@@ -245,9 +247,7 @@ async def test_the_batch_that_wrote_a_process_check_is_a_span_linked_to_the_call
     assert not batch.parent_span_id
     assert [link.trace_id for link in batch.links] == [call.trace_id]
     assert batch.span_id in {link.span_id for link in call.links}
-    written = [span for span in statements(traced.spans) if span.trace_id == batch.trace_id]
-    assert written
-    assert all(descends_from(span, batch, traced.spans) for span in written)
+    statements_under(batch, traced.spans)
 
 
 async def test_a_stream_message_is_a_trace_of_its_own_linked_to_the_stream(
@@ -259,9 +259,7 @@ async def test_a_stream_message_is_a_trace_of_its_own_linked_to_the_stream(
     assert message.trace_id != stream.trace_id
     assert not message.parent_span_id
     # Its statements hang off the message; its batch links to it, and it to its batch.
-    mine = [span for span in statements(traced.spans) if span.trace_id == message.trace_id]
-    assert mine
-    assert all(descends_from(span, message, traced.spans) for span in mine)
+    statements_under(message, traced.spans)
     (batch,) = [
         span
         for span in traced.spans
