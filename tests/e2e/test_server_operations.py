@@ -162,7 +162,7 @@ async def test_metrics_count_errors_by_reason_and_each_check_a_stream_refuses(
     await stream.done_writing()
     assert await stream.read() == grpc.aio.EOF
     after = await invalid_arguments_counted(server)
-    # Other tests of the session may refuse checks at the same time: at least these.
+    # Other tests against the same server may refuse checks too: at least these.
     assert after["ProcessCheck"] - before.get("ProcessCheck", 0) >= 1
     assert after["ProcessChecks"] - before.get("ProcessChecks", 0) >= 2
 
