@@ -58,6 +58,11 @@ cross_business_statements = {
     ("outbox.py", "DELETE FROM outbox_messages"): "the outbox retention sweep",
     ("transactions.py", "confirmation_deadline < now()"): "the sweep of holds past their deadline",
     ("transactions.py", "l.remaining > 0 AND l.expires"): "the sweep of expired points lots",
+    ("outbox.py", "AS overdue_seconds"): "the metrics' count of unsent messages of every business",
+    (
+        "transactions.py",
+        "SELECT count(*) FROM transactions WHERE status = 'pending'",
+    ): "the metrics' count of pending holds of every business",
     (
         "receipts.py",
         "receipt_document IS NOT NULL",
