@@ -5,7 +5,7 @@ for a PIN, and that PIN confirmed after the master of the business's slot failed
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -43,38 +43,58 @@ def cluster_server(
     assert process.stop() == 0, process.log()
 
 
-@pytest.fixture(scope="module")
-async def cluster_channel(cluster_server: ServerProcess) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(cluster_server.target) as opened:
-        yield opened
-
-
 async def test_a_server_on_a_cluster_caches_identification_and_confirms_a_pin_across_a_failover(
     business: Tenant,
     cluster_server: ServerProcess,
-    cluster_channel: grpc.aio.Channel,
     redis_cluster: LocalRedisCluster,
     pool: asyncpg.Pool,
 ) -> None:
-    stub: TerminalServiceAsyncStub = TerminalServiceStub(cluster_channel)
+    async with grpc.aio.insecure_channel(cluster_server.target) as channel:
+        phone = await identified_from_the_cache(
+            channel, cluster_server, redis_cluster, business, pool
+        )
+        await confirmed_across_a_failover(channel, redis_cluster, business, pool, phone)
+
+
+async def identified_from_the_cache(
+    channel: grpc.aio.Channel,
+    server: ServerProcess,
+    redis_cluster: LocalRedisCluster,
+    business: Tenant,
+    pool: asyncpg.Pool,
+) -> str:
+    """A customer's phone, after their membership was cached on the cluster."""
+    stub: TerminalServiceAsyncStub = TerminalServiceStub(channel)
     await set_program(
-        cluster_channel,
+        channel,
         business,
         rules=(five_percent_back,),
         points_redemption_limit_without_pin=1_000,
     )
-    phone = await customer_with_points(cluster_channel, business, 10_000)
+    phone = await customer_with_points(channel, business, 10_000)
     assert await available_points(stub, business, phone=phone) == 10_000
-    hits = await cache_hits(cluster_server)
+    hits = await cache_hits(server)
     assert await available_points(stub, business, phone=phone) == 10_000
-    assert await cache_hits(cluster_server) == hits + 1
+    assert await cache_hits(server) == hits + 1
     customer_id = await customer_id_of(pool, phone)
     client = create_client(redis_cluster.url, 2, 5.0, cluster=True)
     try:
         assert await client.exists(keys.membership(business.business_id, customer_id)) == 1
     finally:
         await client.aclose()
+    return phone
 
+
+async def confirmed_across_a_failover(
+    channel: grpc.aio.Channel,
+    redis_cluster: LocalRedisCluster,
+    business: Tenant,
+    pool: asyncpg.Pool,
+    phone: str,
+) -> None:
+    """A sale held for a PIN, the master of the business's slot failed over, the PIN
+    confirmed; the next identification shows the sale."""
+    stub: TerminalServiceAsyncStub = TerminalServiceStub(channel)
     auth = bearer(business.cash_desk.api_key)
     pending = await stub.ProcessCheck(sale("CLUSTER-1", phone, redeem=2_000), metadata=auth)
     transaction_id = pending.transaction.transaction_id
