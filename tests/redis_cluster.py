@@ -53,7 +53,8 @@ def wait_until(condition: Callable[[], bool], what: str, seconds: float) -> None
 
 
 class LocalRedisCluster:
-    """`masters` masters with `replicas_per_master` replicas each, in `directory`."""
+    """`masters` masters with `replicas_per_master` replicas each, in `directory`
+    (`masters` are the nodes started as masters; `serving()` says which are now)."""
 
     def __init__(self, directory: Path, masters: int = 3, replicas_per_master: int = 1) -> None:
         self.directory = directory
@@ -159,14 +160,20 @@ class LocalRedisCluster:
         return True
 
     def wait_until_healthy(self, seconds: float = change_seconds_max) -> None:
-        """Every running node sees all slots served, and every replica is in sync."""
+        """Every running node sees all slots served and no running node failing, and every
+        replica is in sync (a node started again is flagged failing for a moment, and the
+        masters will not elect it then)."""
         wait_until(self._healthy, "the cluster serves every slot, replicas in sync", seconds)
 
     def _healthy(self) -> bool:
+        running = {node.node_id for node in self.running()}
         for node in self.running():
             with self.client(node) as admin:
                 info = _cluster_info(admin)
                 if info["cluster_state"] != "ok" or info["cluster_slots_ok"] != str(slots_count):
+                    return False
+                listed = admin.execute_command("CLUSTER", "NODES").decode().splitlines()
+                if any(line.split()[0] in running and "fail" in line.split()[2] for line in listed):
                     return False
                 replication = admin.info("replication")
                 if replication["role"] == "slave" and (
@@ -183,6 +190,12 @@ class LocalRedisCluster:
         assert len(owners) == 1, f"the nodes disagree on who serves slot {slot}: {owners}"
         port = owners.pop()
         return next(node for node in self.nodes if node.port == port)
+
+    def serving(self) -> list[Node]:
+        """The masters serving slots now (a failover changes which nodes they are)."""
+        with self.client(self.running()[0]) as admin:
+            ports = {int(owner[1]) for _, _, owner, *_ in admin.execute_command("CLUSTER", "SLOTS")}
+        return [node for node in self.nodes if node.port in ports]
 
     def _owner(self, node: Node, slot: int) -> int:
         """The port of the master serving `slot`, as `node` sees it."""
