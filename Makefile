@@ -44,8 +44,8 @@ protoc_to = $(PROTOC) --python_out=$(1) --grpc_python_out=$(1) --mypy_out=$(1) -
 client_modules = modules=$$($(BIN)/python $(CLIENT)/generate.py $(1) $(2)) \
 	&& $(BIN)/ruff check --quiet --select I --fix $$modules && $(BIN)/ruff format --quiet $$modules
 
-.PHONY: serve test test-pure test-deploy node-tools prom-tools check protos protos-check \
-	lint-protos breaking-protos reference-docs errors-docs bench bench-load bench-soak \
+.PHONY: serve test test-pure test-deploy node-tools prom-tools cluster-tools check protos \
+	protos-check lint-protos breaking-protos reference-docs errors-docs bench bench-load bench-soak \
 	bench-price-list bench-export bench-list bench-bulk load-tools proxy-tools clean install
 
 install: $(STAMP)
@@ -69,13 +69,13 @@ $(STAMP): pyproject.toml setup.py $(COMPILED) $(CLIENT)/pyproject.toml
 serve: $(STAMP)
 	$(BIN)/purse serve
 
-test: $(STAMP) node-tools proxy-tools prom-tools
+test: $(STAMP) node-tools proxy-tools prom-tools cluster-tools
 	$(BIN)/python -m pytest
 	$(MAKE) test-pure
 
 # The parity run: the modules setup.py compiles imported as the plain Python they are built
 # from (tests/pure_python.py), so the same tests show both give the same results.
-test-pure: $(STAMP)
+test-pure: $(STAMP) cluster-tools
 	PURSE_PURE_PYTHON=1 $(BIN)/python -m pytest tests/unit tests/integration
 
 # The image's install step, proven compiled without a container engine: the builder stage's
@@ -156,6 +156,11 @@ prom-tools: $(STAMP)
 		&& apt-get download -qq prometheus 2>/dev/null \
 		&& dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool \
 		&& mv usr/bin/promtool $(CURDIR)/$(BIN)/promtool && rm -rf $$unpacked)
+
+# redis-server (from Debian when missing) for the tests that run Purse on a real Redis
+# Cluster: tests/redis_cluster.py starts three masters and their replicas on 127.0.0.1.
+cluster-tools:
+	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 
 # h2load (Debian's nghttp2-client) drives the throughput ceilings of the load benchmark.
 load-tools:

@@ -14,11 +14,12 @@ import pure_python  # noqa: F401
 # isort: split
 import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
-import redis.asyncio as redis
+from redis_cluster import LocalRedisCluster
 from support import (
     Tenant,
     TerminalAccess,
@@ -32,7 +33,7 @@ from purse.config import Settings, load_settings
 from purse.domain.terminals import TerminalKind
 from purse.store.postgres import database
 from purse.store.postgres.provisioning import Provisioning
-from purse.store.redis.client import create_client
+from purse.store.redis.client import RedisClient, create_client
 
 
 @pytest.fixture(scope="session")
@@ -63,10 +64,25 @@ async def pool(infrastructure: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture(scope="session")
-async def redis_client(infrastructure: Settings) -> AsyncIterator[redis.Redis]:
+async def redis_client(infrastructure: Settings) -> AsyncIterator[RedisClient]:
     client = create_client(infrastructure.redis_url, 32, 5.0)
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A real Redis Cluster, three masters with a replica each (tests/redis_cluster.py),
+    started the first time a test asks for it. Tests may fail masters over: the cluster
+    is healthy again when each returns."""
+    assert shutil.which("redis-server"), (
+        "Debian's redis-server is needed: make cluster-tools (apt-get install redis-server)"
+    )
+    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

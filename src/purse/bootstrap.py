@@ -32,6 +32,7 @@ from google.protobuf.internal import api_implementation
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
+from redis.exceptions import RedisClusterException
 
 from purse import sealing
 from purse.admin.v1 import admin_service_pb2, admin_service_pb2_grpc
@@ -50,7 +51,7 @@ from purse.api.http.openapi import packaged_descriptor_set
 from purse.api.http.reference import published
 from purse.api.http.rpc import RpcMethod, rpc_method
 from purse.api.http.server import HttpServer
-from purse.config import Settings
+from purse.config import SettingError, Settings, environment_name
 from purse.domain import credentials
 from purse.notify import texts
 from purse.notify.dispatcher import OutboxDispatcher, pin_key_purpose
@@ -124,7 +125,7 @@ from purse.store.postgres.setup import SetupStore
 from purse.store.postgres.terminals import TerminalStore
 from purse.store.postgres.transactions import TransactionStore
 from purse.store.redis.balance_cache import BalanceCache
-from purse.store.redis.client import create_client
+from purse.store.redis.client import RedisClient, create_client, is_cluster_node
 from purse.store.redis.pins import PinStore
 from purse.store.redis.rate_limits import AttemptLimit
 from purse.store.redis.steward_codes import StewardCodes
@@ -235,14 +236,31 @@ async def _answers(settings: Settings) -> str:
         await connection.close(timeout=timeout)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
         return f"PostgreSQL at {_where(settings.database_url)}: {_one_line(error)}"
-    client = create_client(settings.redis_url, 1, settings.redis_timeout_seconds)
+    try:
+        await _redis_answers(settings)
+    except (OSError, redis.RedisError, RedisClusterException, TimeoutError) as error:
+        return f"Redis at {_where(settings.redis_url)}: {_one_line(error)}"
+    return ""
+
+
+async def _redis_answers(settings: Settings) -> None:
+    """Raises what keeps Redis from serving: SettingError at once when the server is a
+    cluster node and PURSE_REDIS_CLUSTER does not say so, or the other way round (a
+    client of the wrong kind would fail every command, or only some)."""
+    timeout = settings.redis_timeout_seconds
+    clustered = await is_cluster_node(settings.redis_url, timeout)
+    if clustered != settings.redis_cluster:
+        kind = "a node of a Redis Cluster" if clustered else "not a Redis Cluster node"
+        raise SettingError(
+            f"{environment_name('redis_cluster')}: Redis at {_where(settings.redis_url)}"
+            f" is {kind}: set it to {'true' if clustered else 'false'}"
+        )
+    # A cluster answers once every slot is served (the client refuses to start before).
+    client = create_client(settings.redis_url, 1, timeout, settings.redis_cluster)
     try:
         await client.ping()
-    except (OSError, redis.RedisError, TimeoutError) as error:
-        return f"Redis at {_where(settings.redis_url)}: {_one_line(error)}"
     finally:
         await client.aclose()
-    return ""
 
 
 def _one_line(error: BaseException) -> str:
@@ -287,7 +305,7 @@ class Application:
         self.tracer = None if tracing is None else tracing.tracer
         self.registry = CollectorRegistry()
         self.pool: asyncpg.Pool | None = None
-        self.redis: redis.Redis | None = None
+        self.redis: RedisClient | None = None
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
         # AbortRelease first: outermost, it sees every abort (aborts.py says why). HTTP
@@ -322,7 +340,10 @@ class Application:
             settings.database_connect_timeout_seconds,
         )
         self.redis = create_client(
-            settings.redis_url, settings.redis_connections_max, settings.redis_timeout_seconds
+            settings.redis_url,
+            settings.redis_connections_max,
+            settings.redis_timeout_seconds,
+            settings.redis_cluster,
         )
         secret = await database.load_instance_secret(self.pool)
         versions = AnnouncedVersions(settings.program_version_trust_seconds, compiled_programs_max)
@@ -395,7 +416,7 @@ class Application:
         )
 
     def _serve_methods(
-        self, pool: asyncpg.Pool, client: redis.Redis, secret: bytes, programs: Programs
+        self, pool: asyncpg.Pool, client: RedisClient, secret: bytes, programs: Programs
     ) -> HttpServer:
         """Adds Purse's services to the gRPC server, and returns the HTTP server of the same
         handlers behind the same interceptors."""
@@ -436,7 +457,7 @@ class Application:
         )
 
     def _admin_use_cases(
-        self, pool: asyncpg.Pool, client: redis.Redis, secret: bytes, programs: Programs
+        self, pool: asyncpg.Pool, client: RedisClient, secret: bytes, programs: Programs
     ) -> AdminUseCases:
         settings = self.settings
         assert self.writer is not None, "the terminal's use cases (and the writer) come first"
@@ -524,7 +545,7 @@ class Application:
         )
 
     def _terminal_servicer(
-        self, pool: asyncpg.Pool, client: redis.Redis, secret: bytes, programs: Programs
+        self, pool: asyncpg.Pool, client: RedisClient, secret: bytes, programs: Programs
     ) -> TerminalServicer:
         settings = self.settings
         authenticator = Authenticator(
@@ -593,7 +614,7 @@ class Application:
     def _transaction_use_cases(
         self,
         pool: asyncpg.Pool,
-        client: redis.Redis,
+        client: RedisClient,
         secret: bytes,
         programs: Programs,
         calculation: CheckCalculation,

@@ -29,6 +29,8 @@ class Settings:
     # External servers; empty means "start the embedded ones under data_dir".
     database_url: str = ""
     redis_url: str = ""
+    # PURSE_REDIS_URL names a node of a Redis Cluster (the others are learnt from it).
+    redis_cluster: bool = False
     # Apply missing migrations when the server starts (always done for the embedded default).
     # Off where several servers share a database: a release's migration runs once, alone
     # (`purse migrate`, deploy/kubernetes/migration-job.yaml), not in every replica at once.
@@ -283,10 +285,29 @@ def validate(settings: Settings) -> None:
                 f"{environment_name(low)}: {getattr(settings, low)} is more than "
                 f"{environment_name(high)} ({getattr(settings, high)})"
             )
+    _validate_redis_cluster(settings)
     if settings.notify_provider == "webhook" and not settings.notify_webhook_url:
         raise SettingError(
             f"{environment_name('notify_webhook_url')}: required when "
             f"{environment_name('notify_provider')} is webhook"
+        )
+
+
+def _validate_redis_cluster(settings: Settings) -> None:
+    """A cluster is reached over TCP, in its only database (0), at a URL of its own."""
+    if not settings.redis_cluster:
+        return
+    name = environment_name("redis_cluster")
+    if not settings.redis_url:
+        raise SettingError(
+            f"{name}: needs {environment_name('redis_url')} (the embedded Redis is one server)"
+        )
+    parts = urlsplit(settings.redis_url)
+    if parts.scheme == "unix":
+        raise SettingError(f"{name}: a Redis Cluster is reached over TCP, not a unix socket")
+    if parts.path.strip("/") not in ("", "0"):
+        raise SettingError(
+            f"{name}: a Redis Cluster has database 0 only, not {parts.path.strip('/')!r}"
         )
 
 

@@ -15,7 +15,7 @@ from purse.service.unit_of_work import UnitOfWork
 from purse.store.embedded import free_port
 from purse.store.redis import keys
 from purse.store.redis.balance_cache import BalanceCache, hint
-from purse.store.redis.client import create_client
+from purse.store.redis.client import RedisClient, create_client
 
 _businesses = itertools.count(70_000)
 
@@ -36,7 +36,7 @@ def membership(customer_id: int = 5, balance: int = 1_000, **pocket: object) -> 
     )
 
 
-def new_cache(client: redis.Redis, lifetime_seconds: int = 60) -> BalanceCache:
+def new_cache(client: RedisClient, lifetime_seconds: int = 60) -> BalanceCache:
     return BalanceCache(client, lifetime_seconds, 1.0, CollectorRegistry())
 
 
@@ -89,6 +89,45 @@ async def test_a_removed_card_no_longer_finds_the_customer(redis_client: redis.R
     assert await cache.remember(business, membership(), 5, refill.ticket)
     assert (await cache.lookup(business, card)).membership is None
     assert (await cache.lookup(business, 5)).membership == membership()
+
+
+async def test_a_hint_moved_by_another_server_is_a_miss_then_found_afresh(
+    redis_client: redis.Redis,
+) -> None:
+    cache, business = new_cache(redis_client), next(_businesses)
+    card = hint("card_number", "4000123412341234")
+    for customer, by in ((5, card), (6, 6)):
+        missed = await cache.lookup(business, by)
+        assert await cache.remember(business, membership(customer), by, missed.ticket)
+    # Another server filled the card after it moved to customer 6: this one still
+    # remembers customer 5 for it, and its lookup checks the card in Redis.
+    await redis_client.set(keys.customer_by(business, "card_number", "4000123412341234"), b"6")
+    moved = await cache.lookup(business, card)
+    assert moved.membership is None and moved.ticket is not None
+    assert (await cache.lookup(business, card)).membership == membership(6)
+
+
+async def test_a_hint_this_server_has_read_takes_one_call_to_redis(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    card = hint("card_number", "4000123412341234")
+    business = next(_businesses)
+    filling = new_cache(redis_client)
+    missed = await filling.lookup(business, card)
+    assert await filling.remember(business, membership(5), card, missed.ticket)
+    cache = new_cache(redis_client)  # another server's: it has not read the card yet
+    calls: list[list[str]] = []
+    lookup = cache._lookup
+
+    async def counted(keys: list[str], args: list[str]) -> object:
+        calls.append(keys)
+        return await lookup(keys=keys, args=args)
+
+    monkeypatch.setattr(cache, "_lookup", counted)
+    for _ in range(3):
+        assert (await cache.lookup(business, card)).membership == membership(5)
+    # The first lookup reads the card, then the value; the next two only the value.
+    assert [len(keys) for keys in calls] == [2, 3, 3, 3]
 
 
 async def test_losing_the_clock_refuses_fills_begun_before_and_hides_older_values(

@@ -73,6 +73,27 @@ def test_the_webhook_provider_needs_a_webhook_url() -> None:
     assert settings.notify_provider == "webhook"
 
 
+@pytest.mark.parametrize(
+    ("redis_url", "problem"),
+    [
+        ("", "PURSE_REDIS_URL"),
+        ("unix:///run/redis.sock", "unix socket"),
+        ("redis://cache:6379/3", "database 0 only"),
+    ],
+)
+def test_a_redis_cluster_needs_a_tcp_url_of_database_zero(redis_url: str, problem: str) -> None:
+    with pytest.raises(SettingError, match=f"PURSE_REDIS_CLUSTER: .*{problem}"):
+        load_settings({"PURSE_REDIS_CLUSTER": "true", "PURSE_REDIS_URL": redis_url})
+
+
+def test_a_redis_cluster_is_named_by_a_node_and_the_cluster_setting() -> None:
+    settings = load_settings(
+        {"PURSE_REDIS_CLUSTER": "yes", "PURSE_REDIS_URL": "rediss://:secret@cache-1:6379"}
+    )
+    assert settings.redis_cluster
+    assert not load_settings({"PURSE_REDIS_URL": "redis://cache:6379/3"}).redis_cluster
+
+
 def test_a_refused_url_is_named_without_its_password() -> None:
     with pytest.raises(SettingError) as refused:
         load_settings({"PURSE_DATABASE_URL": "mysql://user:hunter2@db/purse"})
@@ -86,6 +107,14 @@ def test_cache_entries_expire_after_their_lifetime() -> None:
     now[0] = 104.9
     assert cache.get("a") == "alpha"
     now[0] = 105.0
+    assert cache.get("a") is None
+
+
+def test_a_popped_cache_entry_is_gone_and_popping_a_missing_one_is_harmless() -> None:
+    cache: ExpiringCache[str] = ExpiringCache(60.0, 10)
+    cache.put("a", "alpha")
+    cache.pop("a")
+    cache.pop("b")
     assert cache.get("a") is None
 
 

@@ -40,5 +40,9 @@ class ExpiringCache(Generic[Value]):
             del self._entries[next(iter(self._entries))]
         self._entries[key] = (self._clock() + self._lifetime_seconds, value)
 
+    def pop(self, key: Hashable) -> None:
+        """Forget `key` (nothing happens when it is not there)."""
+        self._entries.pop(key, None)
+
     def clear(self) -> None:
         self._entries.clear()

@@ -19,4 +19,10 @@ DEPENDENCY_FAILURES: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
+    # A Redis Cluster in a failover: the slot's master is down or not yet replaced, or no
+    # node answered when the client read the map of slots again.
+    redis.exceptions.ClusterError,
+    redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.RedisClusterUnreachableError,
+    redis.exceptions.TryAgainError,
 )

@@ -38,11 +38,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import redis.asyncio as redis
 from prometheus_client import CollectorRegistry, Counter
 
 from purse.domain.customers import AccessType, Membership, Pocket, PocketKind
+from purse.service.cache import ExpiringCache
 from purse.store.redis import keys
+from purse.store.redis.client import RedisClient
 
 _logger = logging.getLogger(__name__)
 
@@ -52,23 +53,28 @@ fill_seconds_max = 10.0
 # Markers must outlive every fill that may still be running.
 changed_marker_seconds = 60
 assert changed_marker_seconds > fill_seconds_max * 2
+# Hints whose customer a process remembers (a few hundred bytes each).
+hints_remembered_max = 20_000
 
+# KEYS[1] the business's clock; KEYS[2] what is read: a membership, or a hint (its value
+# is a customer id); KEYS[3], when reading a membership found through a hint, that hint,
+# which must still name that customer (ARGV[2]), else nothing is read: the customer came
+# from an earlier call (or this process's memory of one), and a change may have moved the
+# hint since. The fourth answer is what the hint names now. Every key is given, none
+# built here: a script may touch only the keys it declares (in a cluster, they are what
+# routes it to its slot's node).
 _lookup_script = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
-  epoch = ARGV[3]
+  epoch = ARGV[1]
   redis.call('HSET', KEYS[1], 'epoch', epoch)
   redis.call('HSETNX', KEYS[1], 'tick', 0)
 end
 local tick = redis.call('HGET', KEYS[1], 'tick')
-local value_key = KEYS[2]
-if ARGV[2] == 'hint' then
-  local customer = redis.call('GET', KEYS[2])
-  if not customer then return {epoch, tick, ''} end
-  -- Same hash tag, so the same slot: legal in a cluster although not declared.
-  value_key = ARGV[1] .. customer
-end
-return {epoch, tick, redis.call('GET', value_key) or ''}
+if not KEYS[3] then return {epoch, tick, redis.call('GET', KEYS[2]) or '', ''} end
+local named = redis.call('GET', KEYS[3]) or ''
+if named ~= ARGV[2] then return {epoch, tick, '', named} end
+return {epoch, tick, redis.call('GET', KEYS[2]) or '', named}
 """
 
 _remember_script = """
@@ -117,7 +123,7 @@ class BalanceCache:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         lifetime_seconds: int,
         timeout_seconds: float,
         registry: CollectorRegistry | None = None,
@@ -130,6 +136,9 @@ class BalanceCache:
         self._monotonic = monotonic
         self._now = now
         self._lookup = client.register_script(_lookup_script)
+        # The customer each hint named when last read here: a lookup by a hint it holds
+        # takes one call instead of two (the call checks the hint still names them).
+        self._hinted: ExpiringCache[bytes] = ExpiringCache(lifetime_seconds, hints_remembered_max)
         self._remember = client.register_script(_remember_script)
         self._forget = client.register_script(_forget_script)
         self._lookups = Counter(
@@ -149,18 +158,10 @@ class BalanceCache:
 
     async def lookup(self, business_id: int, by: str | int) -> Lookup:
         """The cached membership (by customer id or by a `hint`), or a ticket to fill it."""
-        if isinstance(by, int):
-            target, mode = keys.membership(business_id, by), "customer"
-        else:
-            target, mode = _hint_key(business_id, by), "hint"
         started = self._monotonic()
         try:
             epoch, tick, value = await asyncio.wait_for(
-                self._lookup(
-                    keys=[keys.membership_clock(business_id), target],
-                    args=[keys.membership_prefix(business_id), mode, secrets.token_hex(8)],
-                ),
-                self._timeout_seconds,
+                self._read(business_id, by), self._timeout_seconds
             )
         # Whatever went wrong (Redis away or slow), the database answers: the cache must
         # never fail an identification.
@@ -174,6 +175,33 @@ class BalanceCache:
             return Lookup(found, None)
         self._misses.inc()
         return Lookup(None, Ticket(epoch, int(tick), started))
+
+    async def _read(self, business_id: int, by: str | int) -> tuple[bytes, bytes, bytes]:
+        """(epoch, tick, value). By a hint: the customer it names, remembered by this
+        process or read by a first call, then the value with the hint checked again (each
+        call declares the keys it reads)."""
+        clock = keys.membership_clock(business_id)
+        token = secrets.token_hex(8)
+        if isinstance(by, int):
+            epoch, tick, value, _ = await self._lookup(
+                keys=[clock, keys.membership(business_id, by)], args=[token]
+            )
+            return epoch, tick, value
+        hint_key = _hint_key(business_id, by)
+        customer = self._hinted.get(hint_key)
+        if customer is None:
+            epoch, tick, customer, _ = await self._lookup(keys=[clock, hint_key], args=[token])
+            if not customer.isdigit():  # no hint (or a damaged one: the fill replaces it)
+                return epoch, tick, b""
+        epoch, tick, value, named = await self._lookup(
+            keys=[clock, keys.membership(business_id, int(customer)), hint_key],
+            args=[token, customer],
+        )
+        if named == customer:
+            self._hinted.put(hint_key, customer)
+        else:  # the hint moved or expired: read afresh next time
+            self._hinted.pop(hint_key)
+        return epoch, tick, value
 
     async def remember(
         self, business_id: int, membership: Membership, by: str | int, ticket: Ticket | None
@@ -203,6 +231,8 @@ class BalanceCache:
             )
         except Exception:  # as for a lookup: the answer is already in hand
             return False
+        if stored and isinstance(by, str):
+            self._hinted.put(cache_keys[-1], str(customer_id).encode())
         return bool(stored)
 
     async def forget(
@@ -213,11 +243,14 @@ class BalanceCache:
         if not customer_ids and not hints:
             return
         ordered = sorted(set(customer_ids))
+        hint_keys = [_hint_key(business_id, each) for each in hints]
+        for hint_key in hint_keys:
+            self._hinted.pop(hint_key)
         cache_keys = [
             keys.membership_clock(business_id),
             *(keys.membership(business_id, customer) for customer in ordered),
             *(keys.membership_changed(business_id, customer) for customer in ordered),
-            *(_hint_key(business_id, each) for each in hints),
+            *hint_keys,
         ]
         try:
             await asyncio.wait_for(

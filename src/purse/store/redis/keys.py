@@ -47,11 +47,6 @@ def membership(business_id: int, customer_id: int) -> str:
     return f"{business_tag(business_id)}:membership:{customer_id}"
 
 
-def membership_prefix(business_id: int) -> str:
-    """What `membership` puts before the customer id (for a script that finds the id)."""
-    return f"{business_tag(business_id)}:membership:"
-
-
 def membership_changed(business_id: int, customer_id: int) -> str:
     return f"{business_tag(business_id)}:membership-changed:{customer_id}"
 

@@ -18,9 +18,8 @@ import hashlib
 import hmac
 import secrets
 
-import redis.asyncio as redis
-
 from purse.store.redis import keys
+from purse.store.redis.client import RedisClient
 
 pin_digits = 6
 # Wrong PINs a transaction takes before it is locked.
@@ -62,7 +61,7 @@ def new_pin() -> str:
 class PinStore:
     """PINs of one business's transactions."""
 
-    def __init__(self, client: redis.Redis, key: bytes) -> None:
+    def __init__(self, client: RedisClient, key: bytes) -> None:
         self._client = client
         self._key = key
         self._check = client.register_script(_check_script)

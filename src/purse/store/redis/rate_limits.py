@@ -17,9 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import redis.asyncio as redis
-
 from purse.domain.errors import RateLimited
+from purse.store.redis.client import RedisClient
 
 _reserve_script = """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -57,7 +56,7 @@ class Reservation:
 class AttemptLimit:
     """At most `attempts_max` attempts per key within `window_seconds` (see the module)."""
 
-    def __init__(self, client: redis.Redis, attempts_max: int, window_seconds: int) -> None:
+    def __init__(self, client: RedisClient, attempts_max: int, window_seconds: int) -> None:
         assert attempts_max > 0 and window_seconds > 0
         self._client = client
         self.attempts_max = attempts_max

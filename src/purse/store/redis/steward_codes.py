@@ -12,10 +12,9 @@ from __future__ import annotations
 import secrets
 import time
 
-import redis.asyncio as redis
-
 from purse.domain.identifiers import steward_code_digits
 from purse.store.redis import keys
+from purse.store.redis.client import RedisClient
 
 steward_code_memory_seconds = 3_600
 steward_code_issue_attempts_max = 20
@@ -36,7 +35,7 @@ return {'ok', customer}
 class StewardCodes:
     """Issues and redeems steward codes of a business."""
 
-    def __init__(self, client: redis.Redis, lifetime_seconds: int) -> None:
+    def __init__(self, client: RedisClient, lifetime_seconds: int) -> None:
         assert lifetime_seconds < steward_code_memory_seconds
         self._client = client
         self._lifetime_seconds = lifetime_seconds
