@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -85,7 +85,7 @@ class BulkStore(Protocol):
 
     def members(
         self, business_id: int, operation_id: int, pending_only: bool
-    ) -> Any: ...  # an async iterator of lists of MemberFacts
+    ) -> AsyncIterator[list[MemberFacts]]: ...
 
     async def set_estimate(
         self, business_id: int, operation_id: int, estimate: dict[str, int]

@@ -359,6 +359,19 @@ class BulkActionStore:
         return int(status.rsplit(" ", 1)[1])
 
 
+@dataclass(frozen=True, slots=True)
+class BulkMessageRow:
+    customer_id: int
+    channel: str
+    phone: str
+    language: str
+    body: str
+    # 'pending', or 'rejected' (with its reason) for a customer the message cannot reach:
+    # kept as a record, at no cost.
+    status: str = "pending"
+    reason: str = ""
+
+
 class OperationSession:
     """One running operation's statements, on the connection that holds its lock."""
 
@@ -368,46 +381,10 @@ class OperationSession:
         self._operation_id = operation_id
 
     async def settle(self, settled: Sequence[tuple[int, MemberState, str]]) -> OperationState:
-        return await settle_members(
-            self._connection, self._business_id, self._operation_id, settled
-        )
-
-    async def finish(self, now: datetime) -> bool:
-        return await finish(self._connection, self._business_id, self._operation_id, now)
-
-    async def change(
-        self, column: str, value: object, customer_ids: Sequence[int], actor_name: str
-    ) -> OperationState:
-        return await change_members(
-            self._connection,
-            self._business_id,
-            self._operation_id,
-            column,
-            value,
-            customer_ids,
-            actor_name,
-        )
-
-    async def message(
-        self,
-        messages: Sequence[BulkMessageRow],
-        settled: Sequence[tuple[int, MemberState, str]],
-    ) -> OperationState:
-        return await message_members(
-            self._connection, self._business_id, self._operation_id, messages, settled
-        )
-
-
-async def settle_members(
-    connection: Connection,
-    business_id: int,
-    operation_id: int,
-    settled: Sequence[tuple[int, MemberState, str]],
-) -> OperationState:
-    """Move pending members to their states (customer, state, reason), counting only
-    those moved; the operation's state after (cancelled meanwhile, say)."""
-    state: str = await connection.fetchval(
-        """
+        """Move pending members to their states (customer, state, reason), counting only
+        those moved; the operation's state after (cancelled meanwhile, say)."""
+        state: str = await self._connection.fetchval(
+            """
 WITH moved AS (
     UPDATE bulk_operation_members b SET state = s.state, reason = s.reason
       FROM unnest($3::bigint[], $4::text[], $5::text[]) AS s(customer_id, state, reason)
@@ -420,38 +397,104 @@ UPDATE bulk_operations SET
        rejected = rejected + (SELECT count(*) FROM moved WHERE state = 'rejected')
  WHERE business_id = $1 AND operation_id = $2
 RETURNING state""",
-        business_id,
-        operation_id,
-        [customer_id for customer_id, _, _ in settled],
-        [state.value for _, state, _ in settled],
-        [reason for _, _, reason in settled],
-    )
-    return OperationState(state)
-
-
-async def finish(
-    connection: Connection, business_id: int, operation_id: int, now: datetime
-) -> bool:
-    """Running with no member pending → succeeded, with the audit entry; whether it did."""
-    async with connection.transaction():
-        record = await connection.fetchrow(
-            "UPDATE bulk_operations o SET state = 'succeeded', finished_at = $3"
-            " WHERE o.business_id = $1 AND o.operation_id = $2 AND o.state = 'running'"
-            "   AND NOT EXISTS (SELECT 1 FROM bulk_operation_members b"
-            "                    WHERE b.business_id = $1 AND b.operation_id = $2"
-            "                      AND b.state = 'pending')"
-            " RETURNING administrator_id, actor, done, failed, rejected",
-            business_id,
-            operation_id,
-            now,
+            self._business_id,
+            self._operation_id,
+            [customer_id for customer_id, _, _ in settled],
+            [state.value for _, state, _ in settled],
+            [reason for _, _, reason in settled],
         )
-        if record is None:
-            return False
-        # In the name of who started it: the runner finishes on their behalf.
-        actor = Actor(business_id, record["administrator_id"], record["actor"])
-        after = {key: record[key] for key in ("done", "failed", "rejected")}
-        await _record(connection, actor, "finish_bulk_action", operation_id, None, after)
-    return True
+        return OperationState(state)
+
+    async def finish(self, now: datetime) -> bool:
+        """Running with no member pending → succeeded, with the audit entry; whether it
+        did."""
+        business_id, operation_id = self._business_id, self._operation_id
+        async with self._connection.transaction():
+            record = await self._connection.fetchrow(
+                "UPDATE bulk_operations o SET state = 'succeeded', finished_at = $3"
+                " WHERE o.business_id = $1 AND o.operation_id = $2 AND o.state = 'running'"
+                "   AND NOT EXISTS (SELECT 1 FROM bulk_operation_members b"
+                "                    WHERE b.business_id = $1 AND b.operation_id = $2"
+                "                      AND b.state = 'pending')"
+                " RETURNING administrator_id, actor, done, failed, rejected",
+                business_id,
+                operation_id,
+                now,
+            )
+            if record is None:
+                return False
+            # In the name of who started it: the runner finishes on their behalf.
+            actor = Actor(business_id, record["administrator_id"], record["actor"])
+            after = {key: record[key] for key in ("done", "failed", "rejected")}
+            await _record(self._connection, actor, "finish_bulk_action", operation_id, None, after)
+        return True
+
+    async def change(
+        self, column: str, value: object, customer_ids: Sequence[int], actor_name: str
+    ) -> OperationState:
+        """Set `column` ("category_id" or "access_type": the code's, never input) to
+        `value` on these pending members' memberships, with one audit entry each, and
+        settle them done — one transaction."""
+        assert column in ("category_id", "access_type")
+        async with self._connection.transaction():
+            await self._connection.execute(
+                f"""
+WITH changed AS (
+    UPDATE memberships m SET {column} = $4, profile_version = m.profile_version + 1
+      FROM bulk_operation_members b
+     WHERE b.business_id = $1 AND b.operation_id = $2 AND b.customer_id = ANY($3::bigint[])
+       AND b.state = 'pending'
+       AND m.business_id = $1 AND m.customer_id = b.customer_id
+ RETURNING m.customer_id)
+INSERT INTO audit_log (business_id, administrator_id, actor, action, resource, resource_id,
+                       before, after)
+SELECT $1, o.administrator_id, $5, 'update_customer', 'memberships', c.customer_id::text,
+       NULL, jsonb_build_object('{column}', $4::text, 'bulk_operation_id', $2::bigint)
+  FROM changed c
+  JOIN bulk_operations o ON o.business_id = $1 AND o.operation_id = $2""",
+                self._business_id,
+                self._operation_id,
+                list(customer_ids),
+                value,
+                actor_name,
+            )
+            return await self.settle(
+                [(customer_id, MemberState.DONE, "") for customer_id in customer_ids]
+            )
+
+    async def message(
+        self,
+        messages: Sequence[BulkMessageRow],
+        settled: Sequence[tuple[int, MemberState, str]],
+    ) -> OperationState:
+        """Write the messages of these pending members to the outbox and settle them — one
+        transaction; a member settled before gets no second message (and the outbox's key
+        on the operation and customer refuses one all the same)."""
+        async with self._connection.transaction():
+            await self._connection.execute(
+                """
+INSERT INTO outbox_messages (business_id, customer_id, channel, purpose, phone, language,
+                             body, status, reason, bulk_operation_id)
+SELECT $1, s.customer_id, s.channel, 'bulk', s.phone, s.language, s.body, s.status,
+       s.reason, $2
+  FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+              $9::text[])
+       AS s(customer_id, channel, phone, language, body, status, reason)
+  JOIN bulk_operation_members b
+    ON b.business_id = $1 AND b.operation_id = $2 AND b.customer_id = s.customer_id
+   AND b.state = 'pending'
+ON CONFLICT DO NOTHING""",
+                self._business_id,
+                self._operation_id,
+                [message.customer_id for message in messages],
+                [message.channel for message in messages],
+                [message.phone for message in messages],
+                [message.language for message in messages],
+                [message.body for message in messages],
+                [message.status for message in messages],
+                [message.reason for message in messages],
+            )
+            return await self.settle(settled)
 
 
 async def _record(
@@ -473,96 +516,3 @@ async def _record(
         before,
         after,
     )
-
-
-async def change_members(
-    connection: Connection,
-    business_id: int,
-    operation_id: int,
-    column: str,
-    value: object,
-    customer_ids: Sequence[int],
-    actor_name: str,
-) -> OperationState:
-    """Set `column` ("category_id" or "access_type": the code's, never input) to `value`
-    on these pending members' memberships, with one audit entry each, and settle them
-    done — one transaction."""
-    assert column in ("category_id", "access_type")
-    async with connection.transaction():
-        await connection.execute(
-            f"""
-WITH changed AS (
-    UPDATE memberships m SET {column} = $4, profile_version = m.profile_version + 1
-      FROM bulk_operation_members b
-     WHERE b.business_id = $1 AND b.operation_id = $2 AND b.customer_id = ANY($3::bigint[])
-       AND b.state = 'pending'
-       AND m.business_id = $1 AND m.customer_id = b.customer_id
- RETURNING m.customer_id)
-INSERT INTO audit_log (business_id, administrator_id, actor, action, resource, resource_id,
-                       before, after)
-SELECT $1, o.administrator_id, $5, 'update_customer', 'memberships', c.customer_id::text,
-       NULL, jsonb_build_object('{column}', $4::text, 'bulk_operation_id', $2::bigint)
-  FROM changed c
-  JOIN bulk_operations o ON o.business_id = $1 AND o.operation_id = $2""",
-            business_id,
-            operation_id,
-            list(customer_ids),
-            value,
-            actor_name,
-        )
-        return await settle_members(
-            connection,
-            business_id,
-            operation_id,
-            [(customer_id, MemberState.DONE, "") for customer_id in customer_ids],
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class BulkMessageRow:
-    customer_id: int
-    channel: str
-    phone: str
-    language: str
-    body: str
-    # 'pending', or 'rejected' (with its reason) for a customer the message cannot reach:
-    # kept as a record, at no cost.
-    status: str = "pending"
-    reason: str = ""
-
-
-async def message_members(
-    connection: Connection,
-    business_id: int,
-    operation_id: int,
-    messages: Sequence[BulkMessageRow],
-    settled: Sequence[tuple[int, MemberState, str]],
-) -> OperationState:
-    """Write the messages of these pending members to the outbox and settle them — one
-    transaction; a member settled before gets no second message (and the outbox's key
-    on the operation and customer refuses one all the same)."""
-    async with connection.transaction():
-        await connection.execute(
-            """
-INSERT INTO outbox_messages (business_id, customer_id, channel, purpose, phone, language,
-                             body, status, reason, bulk_operation_id)
-SELECT $1, s.customer_id, s.channel, 'bulk', s.phone, s.language, s.body, s.status,
-       s.reason, $2
-  FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-              $9::text[])
-       AS s(customer_id, channel, phone, language, body, status, reason)
-  JOIN bulk_operation_members b
-    ON b.business_id = $1 AND b.operation_id = $2 AND b.customer_id = s.customer_id
-   AND b.state = 'pending'
-ON CONFLICT DO NOTHING""",
-            business_id,
-            operation_id,
-            [message.customer_id for message in messages],
-            [message.channel for message in messages],
-            [message.phone for message in messages],
-            [message.language for message in messages],
-            [message.body for message in messages],
-            [message.status for message in messages],
-            [message.reason for message in messages],
-        )
-        return await settle_members(connection, business_id, operation_id, settled)
